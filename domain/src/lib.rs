@@ -1,0 +1,25 @@
+//! fixahead's shared vocabulary.
+//!
+//! Every other crate depends on this one, so it holds types and pure functions only:
+//! no sockets, files, clocks or threads. Decoding a wire payload is here because it is a
+//! pure function of (topic, bytes, profiles); where the bytes came from is ingest's
+//! business.
+
+mod error;
+mod id;
+pub mod prediction;
+pub mod profile;
+pub mod ticket;
+pub mod time;
+pub mod wire;
+
+pub use error::{DomainError, Result};
+pub use id::DeviceId;
+pub use prediction::{Contribution, Prediction};
+pub use profile::{Channel, Component, FaultDef, Profile, ProfileSet, Severity};
+pub use ticket::{Diagnosis, FaultNote, LogEntry, Priority, Ticket, TicketSource, TicketStatus};
+pub use time::Timestamp;
+pub use wire::{
+    decode, FaultMessage, FaultState, Message, MessageKind, RejectReason, Rejection, StatusMessage,
+    Telemetry, MAX_PAYLOAD_BYTES,
+};

@@ -1,0 +1,327 @@
+//! Device profiles: a device type is data, not code.
+//!
+//! A profile declares a type's channels (name, unit, physical range), its components and
+//! its fault catalogue. The profiles for the kinds fixahead ships are compiled in
+//! ([`ProfileSet::builtin`]); more are loaded from TOML files at run time by the binary
+//! and handed over through [`Profile::from_toml`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DomainError, Result};
+
+/// One measured quantity of a device type.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channel {
+    /// Name used as the key in a telemetry payload's `readings`.
+    pub name: String,
+    /// Unit, for people (`A`, `degC`, `s`, `ratio`).
+    pub unit: String,
+    /// Lowest physically possible value; anything below is a dead letter.
+    pub min: f64,
+    /// Highest physically possible value; anything above is a dead letter.
+    pub max: f64,
+    /// What the channel measures.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A replaceable part of a device type that can fail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    /// Identifier used in predictions, tickets and history events.
+    pub name: String,
+    /// Human title.
+    #[serde(default)]
+    pub title: String,
+    /// Engineer skills a repair needs.
+    #[serde(default)]
+    pub skills: Vec<String>,
+}
+
+/// How serious a fault code is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// Informational: usually the user's doing.
+    Info,
+    /// A minor fault: the appliance works.
+    Minor,
+    /// A major fault: degraded operation or a worsening problem.
+    Major,
+    /// Core function lost: the appliance is down.
+    Critical,
+}
+
+impl Severity {
+    /// The lowercase name used on the wire and in profiles.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Info => "info",
+            Self::Minor => "minor",
+            Self::Major => "major",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of a device type's fault catalogue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultDef {
+    /// The code the device sends (`E21`).
+    pub code: String,
+    /// Short title.
+    pub title: String,
+    /// What it means, for a technician.
+    #[serde(default)]
+    pub description: String,
+    /// The component it points at, if any (nuisance codes point at none).
+    #[serde(default)]
+    pub component: Option<String>,
+    /// How serious it is.
+    pub severity: Severity,
+    /// Parts an engineer should bring.
+    #[serde(default)]
+    pub likely_parts: Vec<String>,
+    /// Checks an engineer can do remotely before a visit.
+    #[serde(default)]
+    pub remote_checks: Vec<String>,
+}
+
+/// The on-disk form of a profile.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileFile {
+    #[serde(rename = "type")]
+    device_type: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    channels: Vec<Channel>,
+    #[serde(default)]
+    components: Vec<Component>,
+    #[serde(default)]
+    faults: Vec<FaultDef>,
+}
+
+/// A validated device profile with lookup indices.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    device_type: String,
+    title: String,
+    channels: Vec<Channel>,
+    components: Vec<Component>,
+    faults: Vec<FaultDef>,
+    channel_index: HashMap<String, usize>,
+    fault_index: HashMap<String, usize>,
+}
+
+impl Profile {
+    /// Parses and validates a profile from TOML. `source_name` labels errors.
+    pub fn from_toml(source_name: &str, text: &str) -> Result<Self> {
+        let file: ProfileFile = toml::from_str(text).map_err(|e| DomainError::InvalidProfile {
+            source_name: source_name.to_owned(),
+            message: e.to_string(),
+        })?;
+        Self::validate(source_name, file)
+    }
+
+    fn validate(source_name: &str, file: ProfileFile) -> Result<Self> {
+        let bad = |message: String| DomainError::InvalidProfile {
+            source_name: source_name.to_owned(),
+            message,
+        };
+        if !is_identifier(&file.device_type) {
+            return Err(bad(format!(
+                "type {:?} must be 1-64 characters of a-z, 0-9 and '_'",
+                file.device_type
+            )));
+        }
+        if file.channels.is_empty() {
+            return Err(bad("a profile needs at least one channel".into()));
+        }
+        if file.components.is_empty() {
+            return Err(bad("a profile needs at least one component".into()));
+        }
+        let mut channel_index = HashMap::new();
+        for (i, c) in file.channels.iter().enumerate() {
+            if !is_identifier(&c.name) {
+                return Err(bad(format!("channel name {:?} is not an identifier", c.name)));
+            }
+            if !(c.min.is_finite() && c.max.is_finite() && c.min < c.max) {
+                return Err(bad(format!("channel {}: need finite min < max", c.name)));
+            }
+            if channel_index.insert(c.name.clone(), i).is_some() {
+                return Err(bad(format!("channel {} declared twice", c.name)));
+            }
+        }
+        let mut component_names = std::collections::HashSet::new();
+        for c in &file.components {
+            if !is_identifier(&c.name) {
+                return Err(bad(format!("component name {:?} is not an identifier", c.name)));
+            }
+            if !component_names.insert(c.name.as_str()) {
+                return Err(bad(format!("component {} declared twice", c.name)));
+            }
+        }
+        let mut fault_index = HashMap::new();
+        for (i, f) in file.faults.iter().enumerate() {
+            if f.code.is_empty() || f.code.len() > 32 {
+                return Err(bad(format!("fault code {:?} must be 1-32 characters", f.code)));
+            }
+            if let Some(comp) = &f.component {
+                if !component_names.contains(comp.as_str()) {
+                    return Err(bad(format!(
+                        "fault {} names unknown component {comp}",
+                        f.code
+                    )));
+                }
+            }
+            if fault_index.insert(f.code.clone(), i).is_some() {
+                return Err(bad(format!("fault {} declared twice", f.code)));
+            }
+        }
+        Ok(Self {
+            device_type: file.device_type,
+            title: file.title,
+            channels: file.channels,
+            components: file.components,
+            faults: file.faults,
+            channel_index,
+            fault_index,
+        })
+    }
+
+    /// The device type this profile describes (`washer`).
+    pub fn device_type(&self) -> &str {
+        &self.device_type
+    }
+
+    /// Human title.
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// Channels in declaration order (the order features use).
+    pub fn channels(&self) -> &[Channel] {
+        &self.channels
+    }
+
+    /// Components in declaration order.
+    pub fn components(&self) -> &[Component] {
+        &self.components
+    }
+
+    /// The fault catalogue.
+    pub fn faults(&self) -> &[FaultDef] {
+        &self.faults
+    }
+
+    /// Position of a channel in [`Profile::channels`].
+    pub fn channel_index(&self, name: &str) -> Option<usize> {
+        self.channel_index.get(name).copied()
+    }
+
+    /// Catalogue entry of a fault code.
+    pub fn fault(&self, code: &str) -> Option<&FaultDef> {
+        self.fault_index.get(code).map(|&i| &self.faults[i])
+    }
+
+    /// A component by name.
+    pub fn component(&self, name: &str) -> Option<&Component> {
+        self.components.iter().find(|c| c.name == name)
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Profiles by device type.
+#[derive(Clone, Debug, Default)]
+pub struct ProfileSet {
+    by_type: BTreeMap<String, Arc<Profile>>,
+}
+
+/// The profile files compiled into the binary, as (file name, text).
+pub const BUILTIN_PROFILES: &[(&str, &str)] = &[
+    ("washer.toml", include_str!("../../profiles/washer.toml")),
+    ("refrigerator.toml", include_str!("../../profiles/refrigerator.toml")),
+];
+
+impl ProfileSet {
+    /// The profiles fixahead ships.
+    pub fn builtin() -> Self {
+        let mut set = Self::default();
+        for (name, text) in BUILTIN_PROFILES {
+            // The built-in files are part of the source tree and covered by a unit test,
+            // so failing here is a broken build, not bad input.
+            let profile = Profile::from_toml(name, text).expect("built-in profile is valid");
+            set.insert(profile);
+        }
+        set
+    }
+
+    /// Adds or replaces the profile for its device type.
+    pub fn insert(&mut self, profile: Profile) {
+        self.by_type
+            .insert(profile.device_type().to_owned(), Arc::new(profile));
+    }
+
+    /// The profile of a device type.
+    pub fn get(&self, device_type: &str) -> Option<&Arc<Profile>> {
+        self.by_type.get(device_type)
+    }
+
+    /// All profiles, ordered by type.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Profile>> {
+        self.by_type.values()
+    }
+
+    /// Known device types, ordered.
+    pub fn types(&self) -> impl Iterator<Item = &str> {
+        self.by_type.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_profiles_are_valid_and_complete() {
+        let set = ProfileSet::builtin();
+        let washer = set.get("washer").unwrap();
+        assert!(washer.channels().len() >= 5);
+        assert!(washer.components().len() >= 2);
+        assert_eq!(washer.fault("E21").unwrap().component.as_deref(), Some("drain_pump"));
+        let fridge = set.get("refrigerator").unwrap();
+        assert!(fridge.channel_index("compressor_duty").is_some());
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_dangling_components() {
+        let unknown_key = "type = \"x\"\ncolour = 1\n[[channels]]\nname=\"a\"\nunit=\"V\"\nmin=0.0\nmax=1.0\n[[components]]\nname=\"c\"\n";
+        assert!(Profile::from_toml("t", unknown_key).is_err());
+        let dangling = "type = \"x\"\n[[channels]]\nname=\"a\"\nunit=\"V\"\nmin=0.0\nmax=1.0\n[[components]]\nname=\"c\"\n[[faults]]\ncode=\"E1\"\ntitle=\"t\"\ncomponent=\"nope\"\nseverity=\"major\"\n";
+        let err = Profile::from_toml("t", dangling).unwrap_err().to_string();
+        assert!(err.contains("unknown component nope"), "{err}");
+        let inverted = "type = \"x\"\n[[channels]]\nname=\"a\"\nunit=\"V\"\nmin=2.0\nmax=1.0\n[[components]]\nname=\"c\"\n";
+        assert!(Profile::from_toml("t", inverted).is_err());
+    }
+}
