@@ -158,7 +158,10 @@ impl Profile {
         let mut channel_index = HashMap::new();
         for (i, c) in file.channels.iter().enumerate() {
             if !is_identifier(&c.name) {
-                return Err(bad(format!("channel name {:?} is not an identifier", c.name)));
+                return Err(bad(format!(
+                    "channel name {:?} is not an identifier",
+                    c.name
+                )));
             }
             if !(c.min.is_finite() && c.max.is_finite() && c.min < c.max) {
                 return Err(bad(format!("channel {}: need finite min < max", c.name)));
@@ -170,7 +173,10 @@ impl Profile {
         let mut component_names = std::collections::HashSet::new();
         for c in &file.components {
             if !is_identifier(&c.name) {
-                return Err(bad(format!("component name {:?} is not an identifier", c.name)));
+                return Err(bad(format!(
+                    "component name {:?} is not an identifier",
+                    c.name
+                )));
             }
             if !component_names.insert(c.name.as_str()) {
                 return Err(bad(format!("component {} declared twice", c.name)));
@@ -179,7 +185,10 @@ impl Profile {
         let mut fault_index = HashMap::new();
         for (i, f) in file.faults.iter().enumerate() {
             if f.code.is_empty() || f.code.len() > 32 {
-                return Err(bad(format!("fault code {:?} must be 1-32 characters", f.code)));
+                return Err(bad(format!(
+                    "fault code {:?} must be 1-32 characters",
+                    f.code
+                )));
             }
             if let Some(comp) = &f.component {
                 if !component_names.contains(comp.as_str()) {
@@ -261,7 +270,10 @@ pub struct ProfileSet {
 /// The profile files compiled into the binary, as (file name, text).
 pub const BUILTIN_PROFILES: &[(&str, &str)] = &[
     ("washer.toml", include_str!("../../profiles/washer.toml")),
-    ("refrigerator.toml", include_str!("../../profiles/refrigerator.toml")),
+    (
+        "refrigerator.toml",
+        include_str!("../../profiles/refrigerator.toml"),
+    ),
 ];
 
 impl ProfileSet {
@@ -309,7 +321,10 @@ mod tests {
         let washer = set.get("washer").unwrap();
         assert!(washer.channels().len() >= 5);
         assert!(washer.components().len() >= 2);
-        assert_eq!(washer.fault("E21").unwrap().component.as_deref(), Some("drain_pump"));
+        assert_eq!(
+            washer.fault("E21").unwrap().component.as_deref(),
+            Some("drain_pump")
+        );
         let fridge = set.get("refrigerator").unwrap();
         assert!(fridge.channel_index("compressor_duty").is_some());
     }

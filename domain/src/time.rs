@@ -73,7 +73,9 @@ pub fn parse_duration_ms(s: &str) -> Result<i64> {
         value: s.to_owned(),
         expected: "a number followed by ms, s, m, h or d (e.g. 30h, 14d)",
     };
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').ok_or_else(err)?;
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .ok_or_else(err)?;
     let (num, unit) = s.split_at(split);
     let n: f64 = num.parse().map_err(|_| err())?;
     let unit_ms = match unit {

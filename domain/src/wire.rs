@@ -307,7 +307,10 @@ pub fn decode(topic: &str, payload: &[u8], profiles: &ProfileSet) -> Result<Mess
         ));
     }
     if payload.is_empty() {
-        return Err(reject(RejectReason::EmptyPayload, "payload is empty".into()));
+        return Err(reject(
+            RejectReason::EmptyPayload,
+            "payload is empty".into(),
+        ));
     }
     let text = std::str::from_utf8(payload).map_err(|e| {
         reject(
@@ -355,7 +358,9 @@ pub fn decode(topic: &str, payload: &[u8], profiles: &ProfileSet) -> Result<Mess
     fields
         .check_device_id(&device_id)
         .and_then(|()| match kind {
-            MessageKind::Telemetry => fields.telemetry(&device_id, profiles).map(Message::Telemetry),
+            MessageKind::Telemetry => fields
+                .telemetry(&device_id, profiles)
+                .map(Message::Telemetry),
             MessageKind::Fault => fields.fault(&device_id, profiles).map(Message::Fault),
             MessageKind::Status => fields.status(&device_id).map(Message::Status),
         })
@@ -401,10 +406,7 @@ impl Fields<'_> {
             Value::String(s) if !s.is_empty() && s.len() <= max_len => Ok(s.clone()),
             Value::String(s) => Err((
                 RejectReason::InvalidValue,
-                format!(
-                    "`{name}` must be 1-{max_len} bytes, got {} bytes",
-                    s.len()
-                ),
+                format!("`{name}` must be 1-{max_len} bytes, got {} bytes", s.len()),
             )),
             other => Err(wrong_type(name, "a string", other)),
         }
@@ -419,8 +421,9 @@ impl Fields<'_> {
 
     fn ts(&self) -> FieldResult<Timestamp> {
         match self.required("ts")? {
-            Value::String(s) => Timestamp::parse(s)
-                .map_err(|e| (RejectReason::InvalidTimestamp, e.to_string())),
+            Value::String(s) => {
+                Timestamp::parse(s).map_err(|e| (RejectReason::InvalidTimestamp, e.to_string()))
+            }
             Value::Number(n) => n.as_i64().map(Timestamp).ok_or_else(|| {
                 (
                     RejectReason::InvalidTimestamp,
@@ -471,7 +474,13 @@ impl Fields<'_> {
         let fw = self.optional_string("fw", 64)?;
         let readings_obj = match self.required("readings")? {
             Value::Object(m) => m,
-            other => return Err(wrong_type("readings", "an object of channel -> number", other)),
+            other => {
+                return Err(wrong_type(
+                    "readings",
+                    "an object of channel -> number",
+                    other,
+                ))
+            }
         };
         if readings_obj.is_empty() {
             return Err((
@@ -496,29 +505,36 @@ impl Fields<'_> {
             if name.is_empty() || name.len() > 64 {
                 return Err((
                     RejectReason::InvalidValue,
-                    format!("channel names must be 1-64 bytes, got {:?}", truncate(name, 64)),
+                    format!(
+                        "channel names must be 1-64 bytes, got {:?}",
+                        truncate(name, 64)
+                    ),
                 ));
             }
-            let x = match value {
-                Value::Number(n) => n.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
-                    (
+            let x =
+                match value {
+                    Value::Number(n) => n.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+                        (
+                            RejectReason::NonFiniteReading,
+                            format!("reading `{name}` = {n} is not a finite number"),
+                        )
+                    })?,
+                    Value::Null if self.had_non_finite => return Err((
                         RejectReason::NonFiniteReading,
-                        format!("reading `{name}` = {n} is not a finite number"),
-                    )
-                })?,
-                Value::Null if self.had_non_finite => {
-                    return Err((
-                        RejectReason::NonFiniteReading,
-                        format!("reading `{name}` is NaN or infinite; readings must be finite numbers"),
-                    ))
-                }
-                other => {
-                    return Err((
-                        RejectReason::WrongType,
-                        format!("reading `{name}` must be a number, got {}", json_type(other)),
-                    ))
-                }
-            };
+                        format!(
+                            "reading `{name}` is NaN or infinite; readings must be finite numbers"
+                        ),
+                    )),
+                    other => {
+                        return Err((
+                            RejectReason::WrongType,
+                            format!(
+                                "reading `{name}` must be a number, got {}",
+                                json_type(other)
+                            ),
+                        ))
+                    }
+                };
             if let Some(i) = profile.channel_index(name) {
                 let ch = &profile.channels()[i];
                 if x < ch.min || x > ch.max {
@@ -734,14 +750,21 @@ mod tests {
         let f = r#"{"ts": 1795500000000, "seq": 2, "type": "washer", "model": "WM-500", "code": "E21", "state": "raised"}"#;
         assert!(matches!(
             decode("fixahead/v1/wm-1/fault", f.as_bytes(), &profiles()),
-            Ok(Message::Fault(FaultMessage { state: FaultState::Raised, .. }))
+            Ok(Message::Fault(FaultMessage {
+                state: FaultState::Raised,
+                ..
+            }))
         ));
         assert!(matches!(
             decode("fixahead/v1/wm-1/status", b"offline", &profiles()),
             Ok(Message::Status(StatusMessage { online: false, .. }))
         ));
         assert!(matches!(
-            decode("fixahead/v1/wm-1/status", br#"{"state":"online"}"#, &profiles()),
+            decode(
+                "fixahead/v1/wm-1/status",
+                br#"{"state":"online"}"#,
+                &profiles()
+            ),
             Ok(Message::Status(StatusMessage { online: true, .. }))
         ));
     }
@@ -750,31 +773,83 @@ mod tests {
     fn every_rejection_has_its_own_reason() {
         let ok = r#""ts": 1, "seq": 1, "type": "washer", "model": "M""#;
         let cases = [
-            ("fixahead/v1/bad.id/telemetry", format!("{{{ok}, \"readings\": {{\"vibration_g\": 1}}}}"), RejectReason::InvalidTopic),
+            (
+                "fixahead/v1/bad.id/telemetry",
+                format!("{{{ok}, \"readings\": {{\"vibration_g\": 1}}}}"),
+                RejectReason::InvalidTopic,
+            ),
             (TOPIC, "{\"ts\": 1,".into(), RejectReason::MalformedJson),
             (TOPIC, "[1,2]".into(), RejectReason::NotAnObject),
             (TOPIC, "".into(), RejectReason::EmptyPayload),
             (TOPIC, format!("{{{ok}}}"), RejectReason::MissingField),
-            (TOPIC, format!("{{{ok}, \"readings\": {{\"vibration_g\": \"high\"}}}}"), RejectReason::WrongType),
-            (TOPIC, format!("{{{ok}, \"readings\": {{\"vibration_g\": NaN}}}}"), RejectReason::NonFiniteReading),
-            (TOPIC, format!("{{{ok}, \"readings\": {{\"vibration_g\": -Infinity}}}}"), RejectReason::NonFiniteReading),
-            (TOPIC, format!("{{{ok}, \"readings\": {{\"vibration_g\": 1e999}}}}"), RejectReason::NonFiniteReading),
-            (TOPIC, format!("{{{ok}, \"readings\": {{\"vibration_g\": 99}}}}"), RejectReason::OutOfRange),
-            (TOPIC, format!("{{{ok}, \"device_id\": \"other\", \"readings\": {{\"vibration_g\": 1}}}}"), RejectReason::DeviceMismatch),
-            (TOPIC, r#"{"ts": 1, "seq": 1, "type": "toaster", "model": "M", "readings": {"a": 1}}"#.into(), RejectReason::UnknownDeviceType),
-            (TOPIC, r#"{"ts": "soon", "seq": 1, "type": "washer", "model": "M", "readings": {"a": 1}}"#.into(), RejectReason::InvalidTimestamp),
-            (TOPIC, r#"{"ts": 1, "seq": -4, "type": "washer", "model": "M", "readings": {"a": 1}}"#.into(), RejectReason::InvalidValue),
-            (TOPIC, r#"{"ts": 1, "seq": "4", "type": "washer", "model": "M", "readings": {"a": 1}}"#.into(), RejectReason::WrongType),
+            (
+                TOPIC,
+                format!("{{{ok}, \"readings\": {{\"vibration_g\": \"high\"}}}}"),
+                RejectReason::WrongType,
+            ),
+            (
+                TOPIC,
+                format!("{{{ok}, \"readings\": {{\"vibration_g\": NaN}}}}"),
+                RejectReason::NonFiniteReading,
+            ),
+            (
+                TOPIC,
+                format!("{{{ok}, \"readings\": {{\"vibration_g\": -Infinity}}}}"),
+                RejectReason::NonFiniteReading,
+            ),
+            (
+                TOPIC,
+                format!("{{{ok}, \"readings\": {{\"vibration_g\": 1e999}}}}"),
+                RejectReason::NonFiniteReading,
+            ),
+            (
+                TOPIC,
+                format!("{{{ok}, \"readings\": {{\"vibration_g\": 99}}}}"),
+                RejectReason::OutOfRange,
+            ),
+            (
+                TOPIC,
+                format!("{{{ok}, \"device_id\": \"other\", \"readings\": {{\"vibration_g\": 1}}}}"),
+                RejectReason::DeviceMismatch,
+            ),
+            (
+                TOPIC,
+                r#"{"ts": 1, "seq": 1, "type": "toaster", "model": "M", "readings": {"a": 1}}"#
+                    .into(),
+                RejectReason::UnknownDeviceType,
+            ),
+            (
+                TOPIC,
+                r#"{"ts": "soon", "seq": 1, "type": "washer", "model": "M", "readings": {"a": 1}}"#
+                    .into(),
+                RejectReason::InvalidTimestamp,
+            ),
+            (
+                TOPIC,
+                r#"{"ts": 1, "seq": -4, "type": "washer", "model": "M", "readings": {"a": 1}}"#
+                    .into(),
+                RejectReason::InvalidValue,
+            ),
+            (
+                TOPIC,
+                r#"{"ts": 1, "seq": "4", "type": "washer", "model": "M", "readings": {"a": 1}}"#
+                    .into(),
+                RejectReason::WrongType,
+            ),
         ];
         for (topic, payload, want) in cases {
             assert_eq!(reason(topic, &payload), want, "{payload}");
         }
         assert_eq!(
-            decode(TOPIC, &[b'{'; MAX_PAYLOAD_BYTES + 1], &profiles()).unwrap_err().reason,
+            decode(TOPIC, &[b'{'; MAX_PAYLOAD_BYTES + 1], &profiles())
+                .unwrap_err()
+                .reason,
             RejectReason::PayloadTooLarge
         );
         assert_eq!(
-            decode(TOPIC, &[0xff, 0xfe], &profiles()).unwrap_err().reason,
+            decode(TOPIC, &[0xff, 0xfe], &profiles())
+                .unwrap_err()
+                .reason,
             RejectReason::InvalidUtf8
         );
     }

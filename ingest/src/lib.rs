@@ -1,1 +1,20 @@
-//! ingest
+//! Ingest: MQTT in, the hot store out.
+//!
+//! * [`broker`] runs the embedded MQTT broker (rumqttd) for the all-in-one mode.
+//! * [`source`] connects to a broker (embedded or external) with rumqttc: QoS 1,
+//!   persistent session, manual acknowledgements.
+//! * [`pipeline`] batches received messages, decodes and validates them
+//!   ([`domain::decode`]), commits valid ones to the [`store`] and rejected ones to its
+//!   dead-letter table in one transaction, and only then acknowledges them to the broker.
+//! * [`store`] is the SQLite hot store: telemetry, faults, the device registry and
+//!   dead letters, with a writer ([`store::HotStore`]) and a reader ([`store::StoreReader`]).
+//! * [`metrics`] counts what happened, for `/metrics`.
+
+pub mod broker;
+mod error;
+pub mod metrics;
+pub mod pipeline;
+pub mod source;
+pub mod store;
+
+pub use error::{Error, Result};

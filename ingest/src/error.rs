@@ -1,0 +1,32 @@
+use thiserror::Error;
+
+/// Errors of the ingest crate.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The SQLite hot store failed.
+    #[error("hot store: {0}")]
+    Store(#[from] rusqlite::Error),
+    /// A file-system operation on the data directory failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The embedded broker could not start.
+    #[error("embedded MQTT broker: {0}")]
+    Broker(String),
+    /// The MQTT client was misconfigured or its request channel closed.
+    #[error("MQTT client: {0}")]
+    Mqtt(String),
+    /// Stored data could not be decoded (a bug or a corrupted file).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// A background task panicked or was cancelled.
+    #[error("ingest task failed: {0}")]
+    Task(String),
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

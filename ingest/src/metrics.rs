@@ -1,0 +1,173 @@
+//! Ingest counters. Labels are low-cardinality (message kind, reject reason), never a
+//! device id.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use domain::RejectReason;
+use serde::Serialize;
+
+/// Counters updated by the pipeline; cheap to share behind an `Arc`.
+#[derive(Debug, Default)]
+pub struct IngestMetrics {
+    /// Messages received from the broker.
+    pub received: AtomicU64,
+    /// Telemetry messages stored.
+    pub stored_telemetry: AtomicU64,
+    /// Fault messages stored.
+    pub stored_faults: AtomicU64,
+    /// Status messages applied.
+    pub stored_status: AtomicU64,
+    /// Messages already stored (same device and seq), acknowledged and dropped.
+    pub duplicates: AtomicU64,
+    /// Messages acknowledged to the broker.
+    pub acked: AtomicU64,
+    /// Transactions committed.
+    pub batches: AtomicU64,
+    /// Commits that failed and were retried.
+    pub commit_errors: AtomicU64,
+    /// Connections (and reconnections) to the broker.
+    pub connects: AtomicU64,
+    /// Broker connection errors.
+    pub connection_errors: AtomicU64,
+    rejected: [AtomicU64; RejectReason::ALL.len()],
+}
+
+/// A point-in-time copy of [`IngestMetrics`], for JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestSnapshot {
+    /// Messages received.
+    pub received: u64,
+    /// Telemetry stored.
+    pub stored_telemetry: u64,
+    /// Faults stored.
+    pub stored_faults: u64,
+    /// Status messages applied.
+    pub stored_status: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Messages acknowledged.
+    pub acked: u64,
+    /// Dead letters by reason.
+    pub dead_letters: std::collections::BTreeMap<&'static str, u64>,
+    /// Transactions committed.
+    pub batches: u64,
+    /// Failed commits.
+    pub commit_errors: u64,
+    /// Broker connections made.
+    pub connects: u64,
+    /// Broker connection errors.
+    pub connection_errors: u64,
+}
+
+impl IngestMetrics {
+    /// Counts one rejected message.
+    pub fn count_rejected(&self, reason: RejectReason) {
+        self.rejected[reason.index()].fetch_add(1, Relaxed);
+    }
+
+    /// Rejected messages of one reason.
+    pub fn rejected(&self, reason: RejectReason) -> u64 {
+        self.rejected[reason.index()].load(Relaxed)
+    }
+
+    /// Copies the counters.
+    pub fn snapshot(&self) -> IngestSnapshot {
+        IngestSnapshot {
+            received: self.received.load(Relaxed),
+            stored_telemetry: self.stored_telemetry.load(Relaxed),
+            stored_faults: self.stored_faults.load(Relaxed),
+            stored_status: self.stored_status.load(Relaxed),
+            duplicates: self.duplicates.load(Relaxed),
+            acked: self.acked.load(Relaxed),
+            dead_letters: RejectReason::ALL
+                .iter()
+                .map(|r| (r.as_str(), self.rejected(*r)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+            batches: self.batches.load(Relaxed),
+            commit_errors: self.commit_errors.load(Relaxed),
+            connects: self.connects.load(Relaxed),
+            connection_errors: self.connection_errors.load(Relaxed),
+        }
+    }
+
+    /// Prometheus text exposition of the counters.
+    pub fn render_prometheus(&self, out: &mut String) {
+        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        };
+        counter(
+            out,
+            "fixahead_ingest_received_total",
+            "MQTT messages received.",
+            self.received.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP fixahead_ingest_stored_total Messages committed to the hot store.\n# TYPE fixahead_ingest_stored_total counter"
+        );
+        for (kind, v) in [
+            ("telemetry", &self.stored_telemetry),
+            ("fault", &self.stored_faults),
+            ("status", &self.stored_status),
+        ] {
+            let _ = writeln!(
+                out,
+                "fixahead_ingest_stored_total{{kind=\"{kind}\"}} {}",
+                v.load(Relaxed)
+            );
+        }
+        counter(
+            out,
+            "fixahead_ingest_duplicates_total",
+            "Redelivered messages already stored.",
+            self.duplicates.load(Relaxed),
+        );
+        counter(
+            out,
+            "fixahead_ingest_acked_total",
+            "Messages acknowledged to the broker after commit.",
+            self.acked.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP fixahead_ingest_dead_letters_total Rejected messages, by reason.\n# TYPE fixahead_ingest_dead_letters_total counter"
+        );
+        for r in RejectReason::ALL {
+            let _ = writeln!(
+                out,
+                "fixahead_ingest_dead_letters_total{{reason=\"{}\"}} {}",
+                r.as_str(),
+                self.rejected(r)
+            );
+        }
+        counter(
+            out,
+            "fixahead_ingest_batches_total",
+            "Hot-store transactions committed.",
+            self.batches.load(Relaxed),
+        );
+        counter(
+            out,
+            "fixahead_ingest_commit_errors_total",
+            "Hot-store commits that failed and were retried.",
+            self.commit_errors.load(Relaxed),
+        );
+        counter(
+            out,
+            "fixahead_mqtt_connects_total",
+            "Connections to the MQTT broker.",
+            self.connects.load(Relaxed),
+        );
+        counter(
+            out,
+            "fixahead_mqtt_connection_errors_total",
+            "MQTT connection errors.",
+            self.connection_errors.load(Relaxed),
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! The ingest pipeline: batch, decode, commit, acknowledge, forward.
+//!
+//! ```text
+//! MqttSource --(bounded Received)--> writer: decode + validate -> one SQLite transaction
+//!                                            -> ack each message -> (bounded Message) --> downstream
+//! ```
+//!
+//! * Acknowledge after commit (invariant 1): a message is acknowledged only after its
+//!   row (or its dead letter) is committed. A failed commit is retried with backoff and
+//!   nothing of the batch is acknowledged meanwhile.
+//! * Store once (invariant 2): a redelivered `(device_id, seq)` is acknowledged but not
+//!   stored or forwarded again.
+//! * One order (invariant 3): a single writer handles messages in arrival order and
+//!   forwards them in that order.
+//! * Bounded (invariant 8): both channels are bounded; a slow store or a slow
+//!   downstream makes the writer wait, the source's channel fills, and the source stops
+//!   polling the broker.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::{decode, Message, ProfileSet, Rejection};
+use rumqttc::AsyncClient;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::IngestMetrics;
+use crate::source::Received;
+use crate::store::{HotStore, Outcome, StoreItem};
+use crate::{Error, Result};
+
+/// Batching settings.
+#[derive(Clone, Debug)]
+pub struct PipelineSettings {
+    /// Most messages per transaction.
+    pub batch_max: usize,
+    /// Longest a message waits for its batch to fill before the batch is committed.
+    /// This bounds both ack latency and what the embedded broker can lose in a crash.
+    pub batch_interval: Duration,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        Self {
+            batch_max: 512,
+            batch_interval: Duration::from_millis(20),
+        }
+    }
+}
+
+/// The writer stage and everything it needs.
+pub struct Writer {
+    /// The hot store (the single writer).
+    pub store: HotStore,
+    /// The MQTT client handle that acknowledges.
+    pub client: AsyncClient,
+    /// Profiles used to validate payloads.
+    pub profiles: Arc<ProfileSet>,
+    /// Receives every newly stored telemetry and fault message, in order.
+    pub downstream: mpsc::Sender<Message>,
+    /// Counters.
+    pub metrics: Arc<IngestMetrics>,
+    /// Batching.
+    pub settings: PipelineSettings,
+}
+
+impl Writer {
+    /// Runs until the source's channel closes, then returns the store.
+    ///
+    /// `stop` only interrupts retries of a failing commit; a normal shutdown closes `rx`.
+    pub async fn run(
+        self,
+        rx: mpsc::Receiver<Received>,
+        stop: CancellationToken,
+    ) -> Result<HotStore> {
+        run_writer(self, rx, stop).await
+    }
+}
+
+async fn run_writer(
+    writer: Writer,
+    mut rx: mpsc::Receiver<Received>,
+    stop: CancellationToken,
+) -> Result<HotStore> {
+    let Writer {
+        store,
+        client,
+        profiles,
+        downstream,
+        metrics,
+        settings,
+    } = writer;
+    let mut store = Some(store);
+    let mut downstream = Some(downstream);
+    while let Some(first) = rx.recv().await {
+        let mut batch = Vec::with_capacity(settings.batch_max);
+        batch.push(first);
+        let deadline = Instant::now() + settings.batch_interval;
+        while batch.len() < settings.batch_max {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(r)) => batch.push(r),
+                Ok(None) | Err(_) => break,
+            }
+        }
+
+        let mut decoded: Vec<Result<Message, Rejection>> = batch
+            .iter()
+            .map(|r| decode(&r.publish.topic, &r.publish.payload, &profiles))
+            .collect();
+
+        let mut backoff = Duration::from_millis(50);
+        let (outcomes, batch, decoded) = loop {
+            let s = store
+                .take()
+                .ok_or_else(|| Error::Task("store lost".into()))?;
+            let (s, batch_back, decoded_back, res) = commit_blocking(s, batch, decoded).await?;
+            store = Some(s);
+            match res {
+                Ok(outcomes) => break (outcomes, batch_back, decoded_back),
+                Err(e) => {
+                    metrics.commit_errors.fetch_add(1, Relaxed);
+                    tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64,
+                        "Hot-store commit failed; batch not acknowledged, retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.cancelled() => {
+                            tracing::warn!("Stopping with an uncommitted batch; the broker still holds it");
+                            return store.take().ok_or_else(|| Error::Task("store lost".into()));
+                        }
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    batch = batch_back;
+                    decoded = decoded_back;
+                }
+            }
+        };
+        metrics.batches.fetch_add(1, Relaxed);
+
+        for r in &batch {
+            if let Err(e) = client.ack(&r.publish).await {
+                // Only happens when the connection task is gone: we are shutting down.
+                tracing::warn!(error = %e, "Could not acknowledge; the broker will redeliver");
+                break;
+            }
+            metrics.acked.fetch_add(1, Relaxed);
+        }
+
+        for (outcome, result) in outcomes.into_iter().zip(decoded) {
+            match (outcome, result) {
+                (Outcome::Stored, Ok(message)) => {
+                    match &message {
+                        Message::Telemetry(_) => metrics.stored_telemetry.fetch_add(1, Relaxed),
+                        Message::Fault(_) => metrics.stored_faults.fetch_add(1, Relaxed),
+                        Message::Status(_) => metrics.stored_status.fetch_add(1, Relaxed),
+                    };
+                    if matches!(message, Message::Status(_)) {
+                        continue;
+                    }
+                    if let Some(tx) = &downstream {
+                        if tx.send(message).await.is_err() {
+                            tracing::warn!("Downstream stage is gone; storing without scoring");
+                            downstream = None;
+                        }
+                    }
+                }
+                (Outcome::Duplicate, _) => {
+                    metrics.duplicates.fetch_add(1, Relaxed);
+                }
+                (Outcome::DeadLettered, Err(rejection)) => {
+                    metrics.count_rejected(rejection.reason);
+                    tracing::debug!(reason = %rejection.reason, detail = %rejection.detail, "Message dead-lettered");
+                }
+                (outcome, _) => {
+                    tracing::error!(?outcome, "Store outcome does not match the decode result");
+                }
+            }
+        }
+    }
+    store.ok_or_else(|| Error::Task("store lost".into()))
+}
+
+type CommitResult = (
+    HotStore,
+    Vec<Received>,
+    Vec<Result<Message, Rejection>>,
+    Result<Vec<Outcome>>,
+);
+
+/// Commits on a blocking thread, handing ownership back with the result.
+async fn commit_blocking(
+    mut store: HotStore,
+    batch: Vec<Received>,
+    decoded: Vec<Result<Message, Rejection>>,
+) -> Result<CommitResult> {
+    tokio::task::spawn_blocking(move || {
+        let items: Vec<StoreItem<'_>> = batch
+            .iter()
+            .zip(&decoded)
+            .map(|(r, d)| match d {
+                Ok(message) => StoreItem::Message {
+                    message,
+                    received_at: r.received_at,
+                },
+                Err(rejection) => StoreItem::DeadLetter {
+                    topic: &r.publish.topic,
+                    payload: &r.publish.payload,
+                    rejection,
+                    received_at: r.received_at,
+                },
+            })
+            .collect();
+        let res = store.commit(&items);
+        drop(items);
+        (store, batch, decoded, res)
+    })
+    .await
+    .map_err(|e| Error::Task(format!("commit task: {e}")))
+}

@@ -1,0 +1,781 @@
+//! The SQLite hot store.
+//!
+//! One writer ([`HotStore`], owned by the pipeline) and any number of readers
+//! ([`StoreReader`], used by the API and by warm-up). WAL mode lets readers run while
+//! the writer commits. Every batch is one transaction; the pipeline acknowledges a
+//! batch's MQTT messages only after [`HotStore::commit`] returns.
+//!
+//! Tables (the API reads them through [`StoreReader`] only):
+//! * `devices`: the registry, one row per device that sent a valid telemetry or fault
+//!   message (type, model, firmware, first/last seen, message count).
+//! * `device_status`: the last online/offline status per device.
+//! * `telemetry`, `faults`: primary key `(device_id, seq)`, so a redelivered message is
+//!   stored once. `seq` is a u64 on the wire and is stored bit-cast into SQLite's i64.
+//! * `dead_letters`: every rejected message with its topic, reason, detail and the first
+//!   [`DEAD_LETTER_PAYLOAD_BYTES`] bytes of its payload.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use domain::{FaultMessage, Message, Rejection, StatusMessage, Telemetry, Timestamp};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde::Serialize;
+
+use crate::{Error, Result};
+
+/// Payload bytes kept per dead letter; the full length is recorded beside it.
+pub const DEAD_LETTER_PAYLOAD_BYTES: usize = 4096;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS devices (
+    device_id     TEXT PRIMARY KEY,
+    device_type   TEXT NOT NULL,
+    model         TEXT NOT NULL,
+    fw            TEXT,
+    first_seen    INTEGER NOT NULL,
+    last_seen     INTEGER NOT NULL,
+    last_event_ts INTEGER NOT NULL,
+    messages      INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS device_status (
+    device_id TEXT PRIMARY KEY,
+    online    INTEGER NOT NULL,
+    status_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS telemetry (
+    device_id   TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    ts          INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    readings    TEXT NOT NULL,
+    PRIMARY KEY (device_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS telemetry_by_time ON telemetry (device_id, ts);
+CREATE TABLE IF NOT EXISTS faults (
+    device_id   TEXT NOT NULL,
+    seq         INTEGER NOT NULL,
+    ts          INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    code        TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    PRIMARY KEY (device_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS faults_by_time ON faults (device_id, ts);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at   INTEGER NOT NULL,
+    topic         TEXT NOT NULL,
+    device_id     TEXT,
+    reason        TEXT NOT NULL,
+    detail        TEXT NOT NULL,
+    payload       BLOB NOT NULL,
+    payload_bytes INTEGER NOT NULL
+);
+"#;
+
+/// How hard SQLite syncs a commit to disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Synchronous {
+    /// fsync on every commit: an acknowledged message survives a power cut.
+    #[default]
+    Full,
+    /// fsync at checkpoints only: survives a process crash (`kill -9`), not a power cut.
+    Normal,
+}
+
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+/// One item of a batch to commit.
+#[derive(Debug)]
+pub enum StoreItem<'a> {
+    /// A valid message.
+    Message {
+        /// The decoded message.
+        message: &'a Message,
+        /// Wall-clock receive time.
+        received_at: Timestamp,
+    },
+    /// A rejected message.
+    DeadLetter {
+        /// Topic it arrived on.
+        topic: &'a str,
+        /// Raw payload (truncated to [`DEAD_LETTER_PAYLOAD_BYTES`] when stored).
+        payload: &'a [u8],
+        /// Why it was rejected.
+        rejection: &'a Rejection,
+        /// Wall-clock receive time.
+        received_at: Timestamp,
+    },
+}
+
+/// What happened to one item of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Newly stored.
+    Stored,
+    /// `(device_id, seq)` was already stored: a redelivery.
+    Duplicate,
+    /// Stored as a dead letter.
+    DeadLettered,
+}
+
+/// The hot store's single writer.
+pub struct HotStore {
+    conn: Connection,
+}
+
+impl HotStore {
+    /// Opens (creating if needed) the hot store file in WAL mode.
+    pub fn open(path: &Path, synchronous: Synchronous) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+                context: format!("creating {}", dir.display()),
+                source,
+            })?;
+        }
+        let conn = open_connection(path, false)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(
+            None,
+            "synchronous",
+            match synchronous {
+                Synchronous::Full => "FULL",
+                Synchronous::Normal => "NORMAL",
+            },
+        )?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self { conn })
+    }
+
+    /// Commits a batch in one transaction and reports what happened to each item,
+    /// in order. On error nothing of the batch is stored.
+    pub fn commit(&mut self, items: &[StoreItem<'_>]) -> Result<Vec<Outcome>> {
+        let tx = self.conn.transaction()?;
+        let mut outcomes = Vec::with_capacity(items.len());
+        {
+            let mut ins_tel = tx.prepare_cached(
+                "INSERT OR IGNORE INTO telemetry (device_id, seq, ts, received_at, readings) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            let mut ins_fault = tx.prepare_cached(
+                "INSERT OR IGNORE INTO faults (device_id, seq, ts, received_at, code, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut upsert_device = tx.prepare_cached(
+                "INSERT INTO devices (device_id, device_type, model, fw, first_seen, last_seen, last_event_ts, messages)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 1)
+                 ON CONFLICT (device_id) DO UPDATE SET
+                     device_type = excluded.device_type,
+                     model = excluded.model,
+                     fw = COALESCE(excluded.fw, devices.fw),
+                     last_seen = MAX(devices.last_seen, excluded.last_seen),
+                     last_event_ts = MAX(devices.last_event_ts, excluded.last_event_ts),
+                     messages = devices.messages + 1",
+            )?;
+            let mut upsert_status = tx.prepare_cached(
+                "INSERT INTO device_status (device_id, online, status_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, status_at = excluded.status_at",
+            )?;
+            let mut ins_dead = tx.prepare_cached(
+                "INSERT INTO dead_letters (received_at, topic, device_id, reason, detail, payload, payload_bytes)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            let mut readings_json = String::with_capacity(256);
+            for item in items {
+                let outcome = match item {
+                    StoreItem::Message {
+                        message: Message::Telemetry(t),
+                        received_at,
+                    } => {
+                        write_readings(&mut readings_json, t);
+                        let n = ins_tel.execute(params![
+                            t.device_id.as_str(),
+                            t.seq as i64,
+                            t.ts.millis(),
+                            received_at.millis(),
+                            readings_json
+                        ])?;
+                        if n == 1 {
+                            upsert_device.execute(params![
+                                t.device_id.as_str(),
+                                t.device_type,
+                                t.model,
+                                t.fw,
+                                received_at.millis(),
+                                t.ts.millis()
+                            ])?;
+                            Outcome::Stored
+                        } else {
+                            Outcome::Duplicate
+                        }
+                    }
+                    StoreItem::Message {
+                        message: Message::Fault(f),
+                        received_at,
+                    } => {
+                        let FaultMessage {
+                            device_id,
+                            ts,
+                            seq,
+                            device_type,
+                            model,
+                            fw,
+                            code,
+                            state,
+                        } = f;
+                        let n = ins_fault.execute(params![
+                            device_id.as_str(),
+                            *seq as i64,
+                            ts.millis(),
+                            received_at.millis(),
+                            code,
+                            state.as_str()
+                        ])?;
+                        if n == 1 {
+                            upsert_device.execute(params![
+                                device_id.as_str(),
+                                device_type,
+                                model,
+                                fw,
+                                received_at.millis(),
+                                ts.millis()
+                            ])?;
+                            Outcome::Stored
+                        } else {
+                            Outcome::Duplicate
+                        }
+                    }
+                    StoreItem::Message {
+                        message:
+                            Message::Status(StatusMessage {
+                                device_id,
+                                online,
+                                ts,
+                            }),
+                        received_at,
+                    } => {
+                        let at = ts.unwrap_or(*received_at);
+                        upsert_status.execute(params![device_id.as_str(), *online, at.millis()])?;
+                        Outcome::Stored
+                    }
+                    StoreItem::DeadLetter {
+                        topic,
+                        payload,
+                        rejection,
+                        received_at,
+                    } => {
+                        let kept = &payload[..payload.len().min(DEAD_LETTER_PAYLOAD_BYTES)];
+                        let topic: String = topic.chars().take(256).collect();
+                        ins_dead.execute(params![
+                            received_at.millis(),
+                            topic,
+                            rejection.device_id.as_ref().map(|d| d.as_str()),
+                            rejection.reason.as_str(),
+                            rejection.detail,
+                            kept,
+                            payload.len() as i64
+                        ])?;
+                        Outcome::DeadLettered
+                    }
+                };
+                outcomes.push(outcome);
+            }
+        }
+        tx.commit()?;
+        Ok(outcomes)
+    }
+}
+
+fn write_readings(out: &mut String, t: &Telemetry) {
+    use std::fmt::Write as _;
+    out.clear();
+    out.push('{');
+    for (i, (name, value)) in t.readings.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        // Channel names were checked to be at most 64 bytes; serde_json escapes them.
+        let _ = write!(
+            out,
+            "{}:{}",
+            serde_json::Value::String(name.clone()),
+            serde_json::Value::from(*value)
+        );
+    }
+    out.push('}');
+}
+
+/// A registered device, as the API shows it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeviceRecord {
+    /// Device id.
+    pub device_id: String,
+    /// Device type (profile).
+    #[serde(rename = "type")]
+    pub device_type: String,
+    /// Product model.
+    pub model: String,
+    /// Latest firmware reported.
+    pub fw: Option<String>,
+    /// Wall-clock time of the first stored message.
+    pub first_seen: Timestamp,
+    /// Wall-clock time of the latest stored message.
+    pub last_seen: Timestamp,
+    /// Latest event time the device reported.
+    pub last_event_ts: Timestamp,
+    /// Messages stored.
+    pub messages: u64,
+    /// Last online/offline status, if the device published one.
+    pub online: Option<bool>,
+    /// When that status was set.
+    pub status_at: Option<Timestamp>,
+}
+
+/// One stored telemetry message.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TelemetryRecord {
+    /// Device id.
+    pub device_id: String,
+    /// Device sequence number.
+    pub seq: u64,
+    /// Event time.
+    pub ts: Timestamp,
+    /// Wall-clock receive time.
+    pub received_at: Timestamp,
+    /// Readings by channel.
+    pub readings: BTreeMap<String, f64>,
+}
+
+/// One stored fault message.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FaultRecord {
+    /// Device id.
+    pub device_id: String,
+    /// Device sequence number.
+    pub seq: u64,
+    /// Event time.
+    pub ts: Timestamp,
+    /// Wall-clock receive time.
+    pub received_at: Timestamp,
+    /// Fault code.
+    pub code: String,
+    /// `raised` or `cleared`.
+    pub state: String,
+}
+
+/// One dead letter.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeadLetterRecord {
+    /// Store id (increasing).
+    pub id: i64,
+    /// Wall-clock receive time.
+    pub received_at: Timestamp,
+    /// Topic it arrived on.
+    pub topic: String,
+    /// Device id, when the topic named a valid one.
+    pub device_id: Option<String>,
+    /// Stable reason code (see docs/protocol.md).
+    pub reason: String,
+    /// What exactly was wrong.
+    pub detail: String,
+    /// The stored payload prefix, as UTF-8 (invalid bytes replaced).
+    pub payload: String,
+    /// Full payload length in bytes.
+    pub payload_bytes: u64,
+    /// Whether `payload` is only a prefix.
+    pub truncated: bool,
+}
+
+/// Row counts, for health and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StoreCounts {
+    /// Registered devices.
+    pub devices: u64,
+    /// Stored telemetry messages.
+    pub telemetry: u64,
+    /// Stored fault messages.
+    pub faults: u64,
+    /// Dead letters.
+    pub dead_letters: u64,
+}
+
+/// A message read back for replay, in event-time order per device.
+#[derive(Clone, Debug)]
+pub enum StoredMessage {
+    /// Telemetry.
+    Telemetry(TelemetryRecord),
+    /// A fault.
+    Fault(FaultRecord),
+}
+
+/// Read access to the hot store. Cheap to clone; blocking (call from
+/// `spawn_blocking` in async code).
+#[derive(Clone)]
+pub struct StoreReader {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl StoreReader {
+    /// Opens a read-only connection. The writer must have created the file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let conn = open_connection(path, true)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| Error::Task("store reader lock poisoned".into()))?;
+        Ok(f(&conn)?)
+    }
+
+    /// Devices ordered by id, after `after` (cursor), optionally of one type.
+    pub fn list_devices(
+        &self,
+        device_type: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DeviceRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "{DEVICE_SELECT} WHERE (?1 IS NULL OR d.device_type = ?1) AND (?2 IS NULL OR d.device_id > ?2)
+                 ORDER BY d.device_id LIMIT ?3"
+            ))?;
+            let rows = st.query_map(params![device_type, after, limit as i64], device_row)?;
+            rows.collect()
+        })
+    }
+
+    /// One device.
+    pub fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>> {
+        self.with(|c| {
+            c.prepare_cached(&format!("{DEVICE_SELECT} WHERE d.device_id = ?1"))?
+                .query_row(params![device_id], device_row)
+                .optional()
+        })
+    }
+
+    /// Telemetry of a device with `from <= ts < to`, oldest first, at most `limit` rows.
+    pub fn telemetry(
+        &self,
+        device_id: &str,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        limit: usize,
+    ) -> Result<Vec<TelemetryRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT device_id, seq, ts, received_at, readings FROM telemetry
+                 WHERE device_id = ?1 AND ts >= ?2 AND ts < ?3 ORDER BY ts, seq LIMIT ?4",
+            )?;
+            let rows = st.query_map(
+                params![
+                    device_id,
+                    from.map_or(i64::MIN, Timestamp::millis),
+                    to.map_or(i64::MAX, Timestamp::millis),
+                    limit as i64
+                ],
+                telemetry_row,
+            )?;
+            rows.collect()
+        })
+    }
+
+    /// The latest telemetry message of a device (by event time).
+    pub fn latest_telemetry(&self, device_id: &str) -> Result<Option<TelemetryRecord>> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT device_id, seq, ts, received_at, readings FROM telemetry
+                 WHERE device_id = ?1 ORDER BY ts DESC, seq DESC LIMIT 1",
+            )?
+            .query_row(params![device_id], telemetry_row)
+            .optional()
+        })
+    }
+
+    /// The latest value of every channel a device reported, with its event time: a
+    /// message may carry a subset of channels, so this looks back until each channel
+    /// has been seen (bounded to the last `lookback` messages).
+    pub fn latest_readings(
+        &self,
+        device_id: &str,
+        lookback: usize,
+    ) -> Result<BTreeMap<String, (f64, Timestamp)>> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT device_id, seq, ts, received_at, readings FROM telemetry
+                 WHERE device_id = ?1 ORDER BY ts DESC, seq DESC LIMIT ?2",
+            )?;
+            let mut latest = BTreeMap::new();
+            for row in st.query_map(params![device_id, lookback as i64], telemetry_row)? {
+                let row = row?;
+                for (name, value) in row.readings {
+                    latest.entry(name).or_insert((value, row.ts));
+                }
+            }
+            Ok(latest)
+        })
+    }
+
+    /// The newest faults of a device, newest first.
+    pub fn recent_faults(&self, device_id: &str, limit: usize) -> Result<Vec<FaultRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT device_id, seq, ts, received_at, code, state FROM faults
+                 WHERE device_id = ?1 ORDER BY ts DESC, seq DESC LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![device_id, limit as i64], fault_row)?;
+            rows.collect()
+        })
+    }
+
+    /// Dead letters, newest first, with ids below `before` (cursor).
+    pub fn dead_letters(&self, before: Option<i64>, limit: usize) -> Result<Vec<DeadLetterRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, received_at, topic, device_id, reason, detail, payload, payload_bytes
+                 FROM dead_letters WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+            )?;
+            let rows = st.query_map(params![before.unwrap_or(i64::MAX), limit as i64], |r| {
+                let payload: Vec<u8> = r.get(6)?;
+                let payload_bytes: i64 = r.get(7)?;
+                Ok(DeadLetterRecord {
+                    id: r.get(0)?,
+                    received_at: Timestamp(r.get(1)?),
+                    topic: r.get(2)?,
+                    device_id: r.get(3)?,
+                    reason: r.get(4)?,
+                    detail: r.get(5)?,
+                    truncated: (payload.len() as i64) < payload_bytes,
+                    payload: String::from_utf8_lossy(&payload).into_owned(),
+                    payload_bytes: payload_bytes.max(0) as u64,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Row counts.
+    pub fn counts(&self) -> Result<StoreCounts> {
+        self.with(|c| {
+            let count = |table: &str| -> rusqlite::Result<u64> {
+                c.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n.max(0) as u64)
+            };
+            Ok(StoreCounts {
+                devices: count("devices")?,
+                telemetry: count("telemetry")?,
+                faults: count("faults")?,
+                dead_letters: count("dead_letters")?,
+            })
+        })
+    }
+
+    /// The newest event time any device reported, if any device is registered.
+    pub fn newest_event_ts(&self) -> Result<Option<Timestamp>> {
+        self.with(|c| {
+            c.query_row("SELECT MAX(last_event_ts) FROM devices", [], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .map(|v| v.map(Timestamp))
+        })
+    }
+
+    /// Every stored telemetry and fault message with event time `>= since`, in event-time
+    /// order (ties by seq), passed to `f` one at a time. Used to rebuild feature state
+    /// after a restart.
+    pub fn replay_since(&self, since: Timestamp, mut f: impl FnMut(StoredMessage)) -> Result<u64> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT 0 AS kind, device_id, seq, ts, received_at, readings, NULL, NULL FROM telemetry WHERE ts >= ?1
+                 UNION ALL
+                 SELECT 1 AS kind, device_id, seq, ts, received_at, NULL, code, state FROM faults WHERE ts >= ?1
+                 ORDER BY 4, 3",
+            )?;
+            let mut rows = st.query(params![since.millis()])?;
+            let mut n = 0;
+            while let Some(r) = rows.next()? {
+                let kind: i64 = r.get(0)?;
+                let device_id: String = r.get(1)?;
+                let seq = r.get::<_, i64>(2)? as u64;
+                let ts = Timestamp(r.get(3)?);
+                let received_at = Timestamp(r.get(4)?);
+                let msg = if kind == 0 {
+                    let text: String = r.get(5)?;
+                    StoredMessage::Telemetry(TelemetryRecord {
+                        device_id,
+                        seq,
+                        ts,
+                        received_at,
+                        readings: parse_readings(&text)?,
+                    })
+                } else {
+                    StoredMessage::Fault(FaultRecord {
+                        device_id,
+                        seq,
+                        ts,
+                        received_at,
+                        code: r.get(6)?,
+                        state: r.get(7)?,
+                    })
+                };
+                f(msg);
+                n += 1;
+            }
+            Ok(n)
+        })
+    }
+}
+
+const DEVICE_SELECT: &str =
+    "SELECT d.device_id, d.device_type, d.model, d.fw, d.first_seen, d.last_seen,
+        d.last_event_ts, d.messages, s.online, s.status_at
+     FROM devices d LEFT JOIN device_status s ON s.device_id = d.device_id";
+
+fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
+    Ok(DeviceRecord {
+        device_id: r.get(0)?,
+        device_type: r.get(1)?,
+        model: r.get(2)?,
+        fw: r.get(3)?,
+        first_seen: Timestamp(r.get(4)?),
+        last_seen: Timestamp(r.get(5)?),
+        last_event_ts: Timestamp(r.get(6)?),
+        messages: r.get::<_, i64>(7)?.max(0) as u64,
+        online: r.get(8)?,
+        status_at: r.get::<_, Option<i64>>(9)?.map(Timestamp),
+    })
+}
+
+fn parse_readings(text: &str) -> rusqlite::Result<BTreeMap<String, f64>> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn telemetry_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TelemetryRecord> {
+    let text: String = r.get(4)?;
+    Ok(TelemetryRecord {
+        device_id: r.get(0)?,
+        seq: r.get::<_, i64>(1)? as u64,
+        ts: Timestamp(r.get(2)?),
+        received_at: Timestamp(r.get(3)?),
+        readings: parse_readings(&text)?,
+    })
+}
+
+fn fault_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FaultRecord> {
+    Ok(FaultRecord {
+        device_id: r.get(0)?,
+        seq: r.get::<_, i64>(1)? as u64,
+        ts: Timestamp(r.get(2)?),
+        received_at: Timestamp(r.get(3)?),
+        code: r.get(4)?,
+        state: r.get(5)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{decode, ProfileSet};
+
+    fn msg(seq: u64, vib: f64) -> Message {
+        let p = format!(
+            r#"{{"ts": {}, "seq": {seq}, "type": "washer", "model": "WM-500", "fw": "1.0", "readings": {{"vibration_g": {vib}, "x_new": 1}}}}"#,
+            1_795_500_000_000i64 + seq as i64 * 1000
+        );
+        decode(
+            "fixahead/v1/wm-1/telemetry",
+            p.as_bytes(),
+            &ProfileSet::builtin(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn stores_once_and_registers_the_device() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hot.db");
+        let mut store = HotStore::open(&path, Synchronous::Normal).unwrap();
+        let (a, b) = (msg(1, 0.1), msg(2, 0.2));
+        let now = Timestamp(1);
+        let items = [
+            StoreItem::Message {
+                message: &a,
+                received_at: now,
+            },
+            StoreItem::Message {
+                message: &b,
+                received_at: now,
+            },
+            StoreItem::Message {
+                message: &a,
+                received_at: now,
+            },
+        ];
+        let out = store.commit(&items).unwrap();
+        assert_eq!(
+            out,
+            vec![Outcome::Stored, Outcome::Stored, Outcome::Duplicate]
+        );
+        let reader = StoreReader::open(&path).unwrap();
+        let dev = reader.device("wm-1").unwrap().unwrap();
+        assert_eq!(dev.messages, 2);
+        assert_eq!(dev.fw.as_deref(), Some("1.0"));
+        let tel = reader.telemetry("wm-1", None, None, 10).unwrap();
+        assert_eq!(tel.len(), 2);
+        assert_eq!(tel[1].readings["vibration_g"], 0.2);
+        assert_eq!(tel[1].readings["x_new"], 1.0);
+        assert_eq!(reader.counts().unwrap().telemetry, 2);
+    }
+
+    #[test]
+    fn dead_letters_keep_a_bounded_payload() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hot.db");
+        let mut store = HotStore::open(&path, Synchronous::Normal).unwrap();
+        let payload = vec![b'x'; 10_000];
+        let rej = decode(
+            "fixahead/v1/wm-1/telemetry",
+            &payload,
+            &ProfileSet::builtin(),
+        )
+        .unwrap_err();
+        store
+            .commit(&[StoreItem::DeadLetter {
+                topic: "fixahead/v1/wm-1/telemetry",
+                payload: &payload,
+                rejection: &rej,
+                received_at: Timestamp(5),
+            }])
+            .unwrap();
+        let dl = StoreReader::open(&path)
+            .unwrap()
+            .dead_letters(None, 10)
+            .unwrap();
+        assert_eq!(dl.len(), 1);
+        assert_eq!(dl[0].reason, "malformed_json");
+        assert_eq!(dl[0].payload.len(), DEAD_LETTER_PAYLOAD_BYTES);
+        assert_eq!(dl[0].payload_bytes, 10_000);
+        assert!(dl[0].truncated);
+        assert_eq!(dl[0].device_id.as_deref(), Some("wm-1"));
+    }
+}
