@@ -1,1 +1,48 @@
-fn main() {}
+//! The `fixahead` binary: thin glue over the library crates.
+
+mod app;
+mod cli;
+mod commands;
+mod config;
+mod scoring;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: cli::Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("fixahead")
+        .build()?;
+    match cli.command {
+        cli::Command::Run(args) => runtime.block_on(commands::run(args)),
+        cli::Command::Demo(args) => runtime.block_on(commands::demo(args)),
+        cli::Command::Simulate(args) => runtime.block_on(commands::simulate(args)),
+        cli::Command::Train(args) => commands::train(args),
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default level. rumqttd logs every
+/// connection at info, so it is quieter by default.
+fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn,rumqttc=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

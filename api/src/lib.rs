@@ -1,1 +1,22 @@
-//! api
+//! The API crate: the ticket service and store, and the HTTP API.
+//!
+//! * [`tickets`] turns model predictions into service tickets: one active ticket per
+//!   (device, component), enforced by a unique index in its own SQLite file, priority
+//!   tiers with SLA response clocks, a diagnosis snapshot and a progress log. It also
+//!   keeps the current risk per (device, component).
+//! * [`http`] is the axum application: tickets, devices, telemetry, dead letters,
+//!   health and metrics, with one JSON error format.
+//!
+//! Everything here that touches SQLite is blocking; async callers use
+//! `tokio::task::spawn_blocking` (the HTTP handlers do).
+
+mod error;
+pub mod http;
+pub mod tickets;
+
+pub use error::{ApiError, Error, Result};
+pub use http::{router, serve, AppState, HealthReporter, MetricsRenderer};
+pub use tickets::{
+    DiagnosisContext, RiskRecord, TicketChange, TicketChangeKind, TicketConfig, TicketQuery,
+    TicketService, TicketStats,
+};

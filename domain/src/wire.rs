@@ -511,30 +511,31 @@ impl Fields<'_> {
                     ),
                 ));
             }
-            let x =
-                match value {
-                    Value::Number(n) => n.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
-                        (
-                            RejectReason::NonFiniteReading,
-                            format!("reading `{name}` = {n} is not a finite number"),
-                        )
-                    })?,
-                    Value::Null if self.had_non_finite => return Err((
+            let x = match value {
+                Value::Number(n) => n.as_f64().filter(|x| x.is_finite()).ok_or_else(|| {
+                    (
+                        RejectReason::NonFiniteReading,
+                        format!("reading `{name}` = {n} is not a finite number"),
+                    )
+                })?,
+                Value::Null if self.had_non_finite => {
+                    return Err((
                         RejectReason::NonFiniteReading,
                         format!(
                             "reading `{name}` is NaN or infinite; readings must be finite numbers"
                         ),
-                    )),
-                    other => {
-                        return Err((
-                            RejectReason::WrongType,
-                            format!(
-                                "reading `{name}` must be a number, got {}",
-                                json_type(other)
-                            ),
-                        ))
-                    }
-                };
+                    ))
+                }
+                other => {
+                    return Err((
+                        RejectReason::WrongType,
+                        format!(
+                            "reading `{name}` must be a number, got {}",
+                            json_type(other)
+                        ),
+                    ))
+                }
+            };
             if let Some(i) = profile.channel_index(name) {
                 let ch = &profile.channels()[i];
                 if x < ch.min || x > ch.max {

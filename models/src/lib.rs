@@ -1,1 +1,88 @@
-//! models
+//! Feature engine, training, model artefacts, model registry and live scoring.
+//!
+//! # Features ([`features`])
+//! One implementation serves training, evaluation and the live pipeline (train/serve
+//! parity): training replays a history through the same [`DeviceState`] that
+//! [`Scorer::observe`] updates, message by message. The [`FeatureSchema`] is derived
+//! from the device profile, so a new device type needs no code:
+//!
+//! * per channel: `ewma_fast` and `ewma_slow` (time-aware EWMAs with time constants of
+//!   1 and 7 days of event time, `alpha = 1 - exp(-dt/tau)`), `std_slow` (exponentially
+//!   weighted spread), `trend` (fast minus slow), `last`, and decaying `min_7d`/`max_7d`;
+//! * per component: decayed counts of raised fault codes whose catalogue entry points at
+//!   the component (`count_1d`, `count_7d`) and `hours_since` the last one (capped at 30
+//!   days);
+//! * per device: `fault.all.count_7d`, `device.age_days`, `device.messages_log1p`.
+//!
+//! State is O(1) per channel and stored as `f32`: a washer takes about 300 bytes.
+//! A message older than the device's latest applied message is not applied: features
+//! only move forward in event time. A channel never reported yields `NaN` features,
+//! which models treat as the training mean.
+//!
+//! # Labels ([`train()`])
+//! Rows are sampled from the replay at most once per device per `sample_interval_ms`
+//! (default 6 h). A row at time `t` is positive for component `c` if `events.jsonl`
+//! records a failure of `c` in `(t, t + horizon]`. Rows after a failure of `c` and
+//! before its repair are excluded for `c` (the device is broken, not at risk); rows whose
+//! horizon runs past the end of the history are excluded unless already positive
+//! (their label is unknown).
+//!
+//! The split is by time, never shuffled: the last `validation_share` (default 30%) of the
+//! history's time range validates. Training rows must have their whole horizon before
+//! the split; rows within one horizon before it are dropped, so no training label
+//! peeks into the validation period.
+//!
+//! # Model and imbalance
+//! One binary logistic regression (linfa-logistic, L-BFGS, L2) per (device type,
+//! component) on features standardised with the training mean and standard deviation.
+//! Failures are rare, so the training split keeps every positive row and a seeded random
+//! sample of `negatives_per_positive` (default 4) negatives per positive. The intercept
+//! is then shifted by `ln(share of negatives kept)` (prior correction), so the risk is
+//! again an estimate of the real-world probability. A fit uses at most `max_fit_rows`
+//! (40,000) rows; above that positives are subsampled as well and the correction
+//! becomes `ln(r_neg / r_pos)`. linfa's loss is a sum over rows, so the solver's gradient
+//! tolerance is scaled by the row count (1e-3 on the mean gradient); otherwise every
+//! fit would run all `max_iterations`. linfa reports the probability of
+//! whichever class is larger, so the fitted coefficients are oriented by the model's
+//! `labels()` and copied into our own artefact: scoring does not depend on linfa.
+//! Components with fewer than `min_positives` (5) positive training rows are skipped,
+//! and the artefact says why.
+//!
+//! # Thresholds and metrics
+//! Per component on the validation split: among the thresholds whose precision reaches
+//! `target_precision` (default 0.6) with at least one true positive, the one with the
+//! highest recall, and of those the highest threshold (rule `target_precision`); if no
+//! threshold reaches the target, the F1-maximising one (`max_f1`). If the validation split has
+//! no positive rows, the threshold is chosen on the training rows (suffix `_training`).
+//! Metrics recorded: rows, positives, base rate, precision, recall and F1 at the
+//! threshold, average precision, and event-level recall (failures with at least one
+//! above-threshold row within the horizon before them). A flag needs `persistence`
+//! (default 3) consecutive scores at or above the threshold, so one noisy reading never
+//! flags.
+//!
+//! # Artefacts ([`artifact`], [`registry`])
+//! `{model_dir}/{device_type}/{version}.json` (pretty JSON [`ModelArtifact`]: feature
+//! names, mean/std, 5th/95th percentiles as normal ranges, per-component weights,
+//! intercept, threshold, persistence, metrics or skip reason, training summary) and
+//! `{model_dir}/{device_type}/ACTIVE` naming the active version. Both are written
+//! atomically (temporary file + rename). [`ModelRegistry`] holds the active artefact per
+//! type and swaps all of them at once on [`ModelRegistry::reload`]; a [`Scorer`] picks up
+//! the new version on its next message and restarts that type's persistence counters.
+
+pub mod artifact;
+mod error;
+pub mod features;
+pub mod history;
+pub mod registry;
+pub mod scorer;
+pub mod train;
+
+#[cfg(test)]
+mod tests;
+
+pub use artifact::{ComponentMetrics, ComponentModel, ModelArtifact, TrainingSummary};
+pub use error::{Error, Result};
+pub use features::{DeviceState, FeatureSchema};
+pub use registry::ModelRegistry;
+pub use scorer::{replay_history, Scorer};
+pub use train::{train, TrainParams, TrainProgress};

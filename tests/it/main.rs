@@ -1,1 +1,13 @@
+//! End-to-end tests of the whole pipeline through its public interfaces: the
+//! `fixahead` binary, a real MQTT connection over TCP, real SQLite files in a
+//! temporary data directory, and the HTTP API.
+//!
+//! One test binary (matklad, "Delete Cargo Integration Tests"). Set `TEST_LOG=1` to
+//! see the server's logs. Tests that need Debian services run only with
+//! `FIXAHEAD_IT=1` (see DEVELOPERS.md).
 
+mod dead_letters;
+mod harness;
+mod mosquitto;
+mod pipeline;
+mod restart;

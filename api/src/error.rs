@@ -1,0 +1,53 @@
+use thiserror::Error;
+
+/// Errors of the api crate.
+///
+/// The same enum is the HTTP error type ([`ApiError`]): its `IntoResponse` impl (in
+/// [`crate::http`]) maps each variant to a status code and a JSON body
+/// `{"error": {"code": ..., "message": ...}}`. Client errors carry a message meant for
+/// the client; everything else is logged and answered with a generic message.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// The ticket store (SQLite) failed.
+    #[error("ticket store: {0}")]
+    Store(#[from] rusqlite::Error),
+    /// The ingest hot store failed.
+    #[error("hot store: {0}")]
+    Ingest(#[from] ingest::Error),
+    /// A file-system or socket operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A value could not be encoded as JSON for storage.
+    #[error("JSON encoding: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The ticket configuration is inconsistent.
+    #[error("invalid ticket configuration: {0}")]
+    Config(String),
+    /// The request is malformed (HTTP 400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The requested resource does not exist (HTTP 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The request conflicts with the current state, e.g. reopening a ticket while
+    /// another one is active for the same (device, component) (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Stored data could not be decoded (a bug or a corrupted file).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// A blocking task panicked or was cancelled.
+    #[error("task failed: {0}")]
+    Task(String),
+}
+
+/// The HTTP error type: the crate's [`enum@Error`], which implements `IntoResponse`.
+pub type ApiError = Error;
+
+/// Result with [`enum@Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

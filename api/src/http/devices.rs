@@ -1,0 +1,233 @@
+//! Device endpoints: registry, detail, telemetry.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+use domain::{DeviceId, Priority, TicketStatus, Timestamp};
+use ingest::store::{DeviceRecord, TelemetryRecord};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::extract::{ApiPath, ApiQuery};
+use super::{blocking, page_limit, AppState};
+use crate::tickets::{RiskRecord, TicketQuery};
+use crate::{Error, Result};
+
+/// Telemetry messages searched back for each channel's latest value.
+const READINGS_LOOKBACK: usize = 50;
+/// Fault messages shown on a device.
+const RECENT_FAULTS: usize = 20;
+
+/// Query of `GET /api/v1/devices`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListParams {
+    #[serde(rename = "type")]
+    device_type: Option<String>,
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+/// `GET /api/v1/devices`.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> Result<Json<Value>> {
+    let limit = page_limit(q.limit, 100, 1000)?;
+    let mut devices = blocking(move || {
+        Ok(state
+            .store
+            .list_devices(q.device_type.as_deref(), q.after.as_deref(), limit + 1)?)
+    })
+    .await?;
+    let next = if devices.len() > limit {
+        devices.truncate(limit);
+        devices.last().map(|d| d.device_id.clone())
+    } else {
+        None
+    };
+    Ok(Json(json!({"devices": devices, "next": next})))
+}
+
+fn parse_device_id(raw: &str) -> Result<DeviceId> {
+    DeviceId::parse(raw).map_err(|e| Error::BadRequest(e.to_string()))
+}
+
+/// The latest value of one channel.
+#[derive(Debug, Serialize)]
+struct LatestReading {
+    value: f64,
+    ts: Timestamp,
+    unit: Option<String>,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+/// An active ticket, as listed on a device.
+#[derive(Debug, Serialize)]
+struct TicketSummary {
+    id: i64,
+    number: String,
+    component: String,
+    status: TicketStatus,
+    priority: Priority,
+    risk: f64,
+    respond_by: Timestamp,
+}
+
+/// A fault message with its catalogue text.
+#[derive(Debug, Serialize)]
+struct FaultView {
+    code: String,
+    state: String,
+    ts: Timestamp,
+    seq: u64,
+    title: Option<String>,
+    severity: Option<&'static str>,
+    component: Option<String>,
+}
+
+/// The body of `GET /api/v1/devices/{device_id}`.
+#[derive(Debug, Serialize)]
+pub(crate) struct DeviceDetail {
+    #[serde(flatten)]
+    device: DeviceRecord,
+    latest_readings: BTreeMap<String, LatestReading>,
+    risk: Vec<RiskRecord>,
+    open_tickets: Vec<TicketSummary>,
+    recent_faults: Vec<FaultView>,
+}
+
+/// `GET /api/v1/devices/{device_id}`.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<Json<DeviceDetail>> {
+    let id = parse_device_id(&raw)?;
+    let detail = blocking(move || {
+        let Some(device) = state.store.device(id.as_str())? else {
+            return Ok(None);
+        };
+        let profile = state.profiles.get(&device.device_type).cloned();
+        let latest_readings = state
+            .store
+            .latest_readings(id.as_str(), READINGS_LOOKBACK)?
+            .into_iter()
+            .map(|(name, (value, ts))| {
+                let channel = profile
+                    .as_ref()
+                    .and_then(|p| p.channel_index(&name).map(|i| &p.channels()[i]));
+                let reading = LatestReading {
+                    value,
+                    ts,
+                    unit: channel.map(|c| c.unit.clone()),
+                    min: channel.map(|c| c.min),
+                    max: channel.map(|c| c.max),
+                };
+                (name, reading)
+            })
+            .collect();
+        let risk = state.tickets.device_risk(id.as_str())?;
+        let open_tickets = state
+            .tickets
+            .list(&TicketQuery {
+                statuses: TicketQuery::active_statuses(),
+                device_id: Some(id.clone()),
+                ..TicketQuery::default()
+            })?
+            .into_iter()
+            .map(|t| TicketSummary {
+                id: t.id,
+                number: t.number,
+                component: t.component,
+                status: t.status,
+                priority: t.priority,
+                risk: t.risk,
+                respond_by: t.respond_by,
+            })
+            .collect();
+        let recent_faults = state
+            .store
+            .recent_faults(id.as_str(), RECENT_FAULTS)?
+            .into_iter()
+            .map(|f| {
+                let def = profile.as_ref().and_then(|p| p.fault(&f.code));
+                FaultView {
+                    title: def.map(|d| d.title.clone()),
+                    severity: def.map(|d| d.severity.as_str()),
+                    component: def.and_then(|d| d.component.clone()),
+                    code: f.code,
+                    state: f.state,
+                    ts: f.ts,
+                    seq: f.seq,
+                }
+            })
+            .collect();
+        Ok(Some(DeviceDetail {
+            device,
+            latest_readings,
+            risk,
+            open_tickets,
+            recent_faults,
+        }))
+    })
+    .await?;
+    detail
+        .map(Json)
+        .ok_or_else(|| Error::NotFound(format!("device {raw} not found")))
+}
+
+/// Query of `GET /api/v1/devices/{device_id}/telemetry`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct TelemetryParams {
+    from: Option<String>,
+    to: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The body of `GET /api/v1/devices/{device_id}/telemetry`.
+#[derive(Debug, Serialize)]
+pub(crate) struct TelemetryPage {
+    device_id: DeviceId,
+    telemetry: Vec<TelemetryRecord>,
+}
+
+fn parse_time(name: &str, raw: Option<&str>) -> Result<Option<Timestamp>> {
+    raw.map(|s| {
+        Timestamp::parse(s).map_err(|e| Error::BadRequest(format!("parameter {name}: {e}")))
+    })
+    .transpose()
+}
+
+/// `GET /api/v1/devices/{device_id}/telemetry`.
+pub(crate) async fn telemetry(
+    State(state): State<AppState>,
+    ApiPath(raw): ApiPath<String>,
+    ApiQuery(q): ApiQuery<TelemetryParams>,
+) -> Result<Json<TelemetryPage>> {
+    let id = parse_device_id(&raw)?;
+    let from = parse_time("from", q.from.as_deref())?;
+    let to = parse_time("to", q.to.as_deref())?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(Error::BadRequest(format!(
+                "from ({f}) is later than to ({t})"
+            )));
+        }
+    }
+    let limit = page_limit(q.limit, 100, 10_000)?;
+    let rows = blocking(move || {
+        if state.store.device(id.as_str())?.is_none() {
+            return Err(Error::NotFound(format!("device {id} not found")));
+        }
+        let rows = state.store.telemetry(id.as_str(), from, to, limit)?;
+        Ok(TelemetryPage {
+            device_id: id,
+            telemetry: rows,
+        })
+    })
+    .await?;
+    Ok(Json(rows))
+}

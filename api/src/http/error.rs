@@ -1,0 +1,100 @@
+//! The one place where errors become HTTP responses.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use crate::Error;
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// The JSON error body.
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let busy = match &self {
+            Error::Store(e) | Error::Ingest(ingest::Error::Store(e)) => is_busy(e),
+            _ => false,
+        };
+        match self {
+            Error::BadRequest(m) => error_response(StatusCode::BAD_REQUEST, "bad_request", &m),
+            Error::NotFound(m) => error_response(StatusCode::NOT_FOUND, "not_found", &m),
+            Error::Conflict(m) => error_response(StatusCode::CONFLICT, "conflict", &m),
+            e if busy => {
+                tracing::warn!(error = %e, "Store busy");
+                error_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the store is busy; retry later",
+                )
+            }
+            e => {
+                tracing::error!(error = %e, "Request failed");
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error",
+                )
+            }
+        }
+    }
+}
+
+/// Fallback for unknown routes.
+pub(crate) async fn not_found(uri: axum::http::Uri) -> Error {
+    Error::NotFound(format!("no route for {}", uri.path()))
+}
+
+/// Fallback for known routes with an unsupported method.
+pub(crate) async fn method_not_allowed(method: axum::http::Method) -> Response {
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("method {method} is not allowed here"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(e: Error) -> (StatusCode, serde_json::Value) {
+        let response = e.into_response();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn server_errors_hide_their_detail() {
+        let (status, b) = body(Error::Corrupt("secret path /var/x".into())).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(b["error"]["code"], "internal");
+        assert!(!b.to_string().contains("secret"));
+        let busy = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            Some("database is locked".into()),
+        );
+        let (status, b) = body(Error::Store(busy)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(b["error"]["code"], "unavailable");
+        let (status, b) = body(Error::Conflict("already closed".into())).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(b["error"]["message"], "already closed");
+    }
+}

@@ -1,0 +1,257 @@
+//! The HTTP API (axum): JSON over HTTP/1.1, version prefix `/api/v1`.
+//!
+//! Build the application with [`router`] from an [`AppState`] and run it with
+//! [`serve`]. Every handler that reads SQLite runs on tokio's blocking pool.
+//!
+//! # Conventions
+//!
+//! * Times in responses are integer epoch milliseconds (UTC). Time parameters (`from`,
+//!   `to`) accept RFC 3339 (`2026-11-24T06:00:00Z`) or integer epoch milliseconds.
+//! * Lists are paged with a cursor: each list response carries `next`, the value to
+//!   pass as the cursor parameter (`after` or `before`) for the next page, or `null`
+//!   on the last page. `limit` must be between 1 and the endpoint's maximum.
+//! * Unknown or malformed query parameters are rejected with 400, never ignored.
+//! * Every error has the body `{"error": {"code": "...", "message": "..."}}` with
+//!   `code` one of:
+//!
+//!   | status | code | when |
+//!   |---|---|---|
+//!   | 400 | `bad_request` | malformed or unknown parameter, invalid device id, non-numeric ticket id |
+//!   | 404 | `not_found` | unknown ticket, device or route |
+//!   | 405 | `method_not_allowed` | the route exists but not for this method |
+//!   | 409 | `conflict` | the request contradicts the current state |
+//!   | 503 | `unavailable` | a store is busy; retry later |
+//!   | 500 | `internal` | anything else; details are logged server-side, never sent |
+//!
+//! # Endpoints
+//!
+//! ## `GET /health`
+//! 200 `{"status": "ok", "tickets": {"active": 3}, ...}`; the process adds its own
+//! fields (ingest counters, active model versions) at the top level. 503 with
+//! `"status": "unavailable"` when the ticket store cannot be read.
+//!
+//! ## `GET /metrics`
+//! Prometheus text format: the process's metrics followed by the API's own:
+//! `fixahead_api_requests_total{class="2xx"|"3xx"|"4xx"|"5xx"}`,
+//! `fixahead_tickets_opened_total`, `fixahead_tickets_updated_total`,
+//! `fixahead_ticket_predictions_total` (counters since start) and
+//! `fixahead_tickets_active` (gauge).
+//!
+//! ## `GET /api/v1/tickets`
+//! Tickets, newest first (descending id). Parameters, all optional:
+//!
+//! | name | meaning |
+//! |---|---|
+//! | `status` | a status (`open`, `acknowledged`, `scheduled`, `in_progress`, `resolved`, `closed`, `dismissed`), `active` (the first four), or a comma-separated list |
+//! | `device_id` | only this device's tickets |
+//! | `component` | only tickets for this component |
+//! | `priority` | `urgent`, `important` or `normal` |
+//! | `limit` | page size, default 100, at most 1000 |
+//! | `after` | cursor: the `next` of the previous page |
+//!
+//! 200 `{"tickets": [Ticket...], "next": 41 | null}`. A ticket:
+//! ```json
+//! {"id": 42, "number": "20261124000042", "device_id": "wm-0001", "device_type": "washer",
+//!  "component": "drain_pump", "source": "proactive", "status": "open",
+//!  "priority": "important", "risk": 0.81, "peak_risk": 0.84, "model_version": "washer-v3",
+//!  "opened_at": 1795500000000, "updated_at": 1795503600000, "respond_by": 1795514400000,
+//!  "signals": 7,
+//!  "diagnosis": {"top_features": [{"feature": "drain_time_s.ewma_fast", "value": 41.0,
+//!                                  "contribution": 1.2, "normal_range": [10.0, 20.0]}],
+//!                "recent_faults": [{"code": "E21", "ts": 1795490000000,
+//!                                   "title": "Drain timeout", "severity": "major"}],
+//!                "likely_parts": ["drain pump assembly", "pump filter"],
+//!                "remote_checks": ["Ask the customer to clean the pump filter"]},
+//!  "log": [{"at": 1795500000000, "actor": "fixahead", "action": "opened",
+//!           "note": "Risk 0.81 (threshold 0.60) for drain_pump by model washer-v3; priority important"}]}
+//! ```
+//!
+//! ## `GET /api/v1/tickets/{id}`
+//! One ticket (as above) with its diagnosis and full log. 400 if `id` is not an
+//! integer, 404 if there is no such ticket.
+//!
+//! ## `GET /api/v1/devices`
+//! Registered devices ordered by id. Parameters: `type` (device type), `limit`
+//! (default 100, at most 1000), `after` (cursor: a device id).
+//! 200 `{"devices": [Device...], "next": "wm-0100" | null}`, where a device is
+//! `{"device_id", "type", "model", "fw", "first_seen", "last_seen", "last_event_ts",
+//! "messages", "online", "status_at"}`.
+//!
+//! ## `GET /api/v1/devices/{device_id}`
+//! The device's registry fields (as in the list) and:
+//! * `latest_readings`: channel -> `{"value", "ts", "unit", "min", "max"}` (unit and
+//!   physical range from the profile; `null` for channels the profile does not know);
+//! * `risk`: the current risk per component, `[{"component", "risk", "threshold",
+//!   "flagged", "model_version", "ts", "top_features", ...}]`;
+//! * `open_tickets`: `[{"id", "number", "component", "status", "priority", "risk",
+//!   "respond_by"}]` (active tickets);
+//! * `recent_faults`: the newest 20 fault messages, `[{"code", "state", "ts", "seq",
+//!   "title", "severity", "component"}]` with catalogue text when known.
+//!
+//! 400 if the id is not 1-64 characters of `[A-Za-z0-9_-]`, 404 if unknown.
+//!
+//! ## `GET /api/v1/devices/{device_id}/telemetry`
+//! Telemetry with `from <= ts < to`, oldest first. Parameters: `from`, `to` (RFC 3339
+//! or epoch ms), `limit` (default 100, at most 10000).
+//! 200 `{"device_id": "wm-0001", "telemetry": [{"device_id", "seq", "ts", "received_at",
+//! "readings": {"drain_time_s": 12.5, ...}}...]}`. 400 on a malformed parameter or
+//! `from > to`, 404 for an unknown device.
+//!
+//! ## `GET /api/v1/dead-letters`
+//! Rejected messages, newest first. Parameters: `limit` (default 100, at most 1000),
+//! `before` (cursor: a dead-letter id).
+//! 200 `{"dead_letters": [{"id", "received_at", "topic", "device_id", "reason",
+//! "detail", "payload", "payload_bytes", "truncated"}...], "next": 17 | null}`.
+
+mod devices;
+mod error;
+mod extract;
+mod metrics;
+mod system;
+mod tickets;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use domain::ProfileSet;
+use ingest::store::StoreReader;
+use tower_http::trace::TraceLayer;
+
+use crate::tickets::TicketService;
+use crate::{Error, Result};
+use metrics::ApiMetrics;
+
+/// Renders the process's metrics in the Prometheus text format.
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Returns extra health information (ingest counters, active model versions) as a
+/// JSON object whose fields are merged into the `/health` response.
+pub type HealthReporter = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// What the handlers share. Cheap to clone.
+///
+/// ```no_run
+/// # use std::sync::Arc;
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let data = std::path::Path::new("data");
+/// let tickets = api::TicketService::open(&data.join("tickets.db"), api::TicketConfig::default())?;
+/// let store = ingest::store::StoreReader::open(&data.join("hot.db"))?;
+/// let state = api::AppState::new(
+///     tickets,
+///     store,
+///     domain::ProfileSet::builtin(),
+///     Arc::new(|| "# the process's own metrics\n".to_owned()),
+///     Arc::new(|| serde_json::json!({"ingest": {"messages_total": 0}})),
+/// );
+/// let app: axum::Router = api::router(state);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AppState {
+    tickets: TicketService,
+    store: StoreReader,
+    profiles: Arc<ProfileSet>,
+    metrics: MetricsRenderer,
+    health: HealthReporter,
+    api_metrics: Arc<ApiMetrics>,
+}
+
+impl AppState {
+    /// The handlers' state:
+    /// * `tickets`: the ticket service;
+    /// * `store`: a reader of the ingest hot store;
+    /// * `profiles`: device profiles (a `ProfileSet` or an `Arc` of one);
+    /// * `metrics`: renders the process's metrics in the Prometheus text format;
+    ///   `/metrics` serves it followed by the API's own metrics;
+    /// * `health`: extra health information; the fields of the JSON object it returns
+    ///   are merged into `/health` (`status` excepted; a non-object value appears under
+    ///   `details`, `null` adds nothing).
+    ///
+    /// Both functions are called on the blocking pool, so they may read SQLite.
+    pub fn new(
+        tickets: TicketService,
+        store: StoreReader,
+        profiles: impl Into<Arc<ProfileSet>>,
+        metrics: MetricsRenderer,
+        health: HealthReporter,
+    ) -> Self {
+        Self {
+            tickets,
+            store,
+            profiles: profiles.into(),
+            metrics,
+            health,
+            api_metrics: Arc::default(),
+        }
+    }
+
+    /// The ticket service.
+    pub fn tickets(&self) -> &TicketService {
+        &self.tickets
+    }
+}
+
+/// The whole application: every endpoint in the module docs, a JSON 404 for unknown
+/// routes, request counting and a tracing layer.
+pub fn router(state: AppState) -> Router {
+    let api_metrics = Arc::clone(&state.api_metrics);
+    Router::new()
+        .route("/health", get(system::health))
+        .route("/metrics", get(system::metrics))
+        .route("/api/v1/tickets", get(tickets::list))
+        .route("/api/v1/tickets/{id}", get(tickets::get))
+        .route("/api/v1/devices", get(devices::list))
+        .route("/api/v1/devices/{device_id}", get(devices::get))
+        .route(
+            "/api/v1/devices/{device_id}/telemetry",
+            get(devices::telemetry),
+        )
+        .route("/api/v1/dead-letters", get(system::dead_letters))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            api_metrics,
+            metrics::count_requests,
+        ))
+        .layer(TraceLayer::new_for_http())
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets in-flight
+/// requests finish.
+pub async fn serve<F>(listener: tokio::net::TcpListener, router: Router, shutdown: F) -> Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| Error::Io {
+            context: "serving HTTP".into(),
+            source,
+        })
+}
+
+/// Runs blocking work (SQLite) on tokio's blocking pool.
+async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> Result<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Task(format!("blocking task: {e}")))?
+}
+
+/// Checks a `limit` parameter: `default` when absent, 1..=`max` otherwise.
+fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize> {
+    match limit {
+        None => Ok(default),
+        Some(n) if (1..=max).contains(&n) => Ok(n),
+        Some(n) => Err(Error::BadRequest(format!(
+            "limit {n} is out of range: expected 1 to {max}"
+        ))),
+    }
+}

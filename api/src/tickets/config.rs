@@ -1,0 +1,242 @@
+use std::fmt;
+
+use domain::{Priority, Severity};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// A duration in a configuration file, written as a number and a unit:
+/// `90s`, `15m`, `4h`, `7d` (also `ms`). Serialised the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ConfigDuration(i64);
+
+impl ConfigDuration {
+    /// A duration of `ms` milliseconds.
+    pub const fn from_millis(ms: i64) -> Self {
+        Self(ms)
+    }
+
+    /// A duration of `m` minutes.
+    pub const fn from_minutes(m: i64) -> Self {
+        Self(m * 60_000)
+    }
+
+    /// A duration of `h` hours.
+    pub const fn from_hours(h: i64) -> Self {
+        Self(h * 3_600_000)
+    }
+
+    /// Milliseconds.
+    pub const fn millis(self) -> i64 {
+        self.0
+    }
+}
+
+impl TryFrom<String> for ConfigDuration {
+    type Error = domain::DomainError;
+    fn try_from(s: String) -> std::result::Result<Self, Self::Error> {
+        domain::time::parse_duration_ms(&s).map(Self)
+    }
+}
+
+impl From<ConfigDuration> for String {
+    fn from(d: ConfigDuration) -> String {
+        d.to_string()
+    }
+}
+
+impl fmt::Display for ConfigDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(i64, &str); 4] = [
+            (86_400_000, "d"),
+            (3_600_000, "h"),
+            (60_000, "m"),
+            (1_000, "s"),
+        ];
+        for (unit, name) in UNITS {
+            if self.0 % unit == 0 && self.0 != 0 {
+                return write!(f, "{}{name}", self.0 / unit);
+            }
+        }
+        write!(f, "{}ms", self.0)
+    }
+}
+
+/// How predictions become tickets: priority rules, SLA response times and how often a
+/// risk change is written to a ticket's log. Embeddable in the TOML config as
+/// `[tickets]`; every field is optional and unknown keys are rejected.
+///
+/// **Priority rules** (applied when a ticket opens, and again on every update, where
+/// a priority is only ever raised, never lowered automatically):
+/// 1. `urgent` if the risk is at least `urgent_risk`, or the device raised a fault code
+///    of `critical` severity that the catalogue links to the ticket's component within
+///    `critical_fault_window` before the prediction's event time;
+/// 2. `important` if the risk is at least `important_risk`;
+/// 3. `normal` otherwise.
+///
+/// **SLA**: a ticket must be responded to by `opened_at + <tier>_response`. When the
+/// priority is raised, the deadline moves to `min(respond_by, now + <new tier>_response)`.
+///
+/// | key | default | meaning |
+/// |---|---|---|
+/// | `urgent_risk` | `0.9` | risk at or above which a ticket is urgent |
+/// | `important_risk` | `0.7` | risk at or above which a ticket is important |
+/// | `urgent_response` | `"1h"` | response time of urgent tickets |
+/// | `important_response` | `"4h"` | response time of important tickets |
+/// | `normal_response` | `"24h"` | response time of normal tickets |
+/// | `critical_fault_window` | `"7d"` | how far back a critical fault code makes a ticket urgent |
+/// | `risk_log_delta` | `0.05` | a `risk_updated` log entry needs the risk to move at least this much from the last logged risk |
+/// | `risk_log_interval` | `"1h"` | and at least this long since the last `risk_updated` entry |
+///
+/// Durations are a number and a unit: `ms`, `s`, `m`, `h` or `d` (`"15m"`, `"2h"`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TicketConfig {
+    /// Risk at or above which a ticket is urgent (default 0.9).
+    pub urgent_risk: f64,
+    /// Risk at or above which a ticket is important (default 0.7).
+    pub important_risk: f64,
+    /// Response time of urgent tickets (default 1 h).
+    pub urgent_response: ConfigDuration,
+    /// Response time of important tickets (default 4 h).
+    pub important_response: ConfigDuration,
+    /// Response time of normal tickets (default 24 h).
+    pub normal_response: ConfigDuration,
+    /// How far back (in event time) a critical fault code of the component makes a
+    /// ticket urgent (default 7 d).
+    pub critical_fault_window: ConfigDuration,
+    /// Minimum change from the last logged risk for a `risk_updated` log entry
+    /// (default 0.05).
+    pub risk_log_delta: f64,
+    /// Minimum time between two `risk_updated` log entries of a ticket (default 1 h).
+    pub risk_log_interval: ConfigDuration,
+}
+
+impl TicketConfig {
+    const fn default_const() -> Self {
+        Self {
+            urgent_risk: 0.9,
+            important_risk: 0.7,
+            urgent_response: ConfigDuration::from_hours(1),
+            important_response: ConfigDuration::from_hours(4),
+            normal_response: ConfigDuration::from_hours(24),
+            critical_fault_window: ConfigDuration::from_hours(7 * 24),
+            risk_log_delta: 0.05,
+            risk_log_interval: ConfigDuration::from_hours(1),
+        }
+    }
+
+    /// Checks that thresholds are in [0, 1] with `important_risk <= urgent_risk`, that
+    /// `risk_log_delta` is in [0, 1] and that durations are positive.
+    pub fn validate(&self) -> Result<()> {
+        let unit = |x: f64| (0.0..=1.0).contains(&x);
+        if !unit(self.urgent_risk) || !unit(self.important_risk) {
+            return Err(Error::Config(
+                "urgent_risk and important_risk must be between 0 and 1".into(),
+            ));
+        }
+        if self.important_risk > self.urgent_risk {
+            return Err(Error::Config(format!(
+                "important_risk ({}) must not exceed urgent_risk ({})",
+                self.important_risk, self.urgent_risk
+            )));
+        }
+        if !unit(self.risk_log_delta) {
+            return Err(Error::Config(
+                "risk_log_delta must be between 0 and 1".into(),
+            ));
+        }
+        for (name, d) in [
+            ("urgent_response", self.urgent_response),
+            ("important_response", self.important_response),
+            ("normal_response", self.normal_response),
+            ("critical_fault_window", self.critical_fault_window),
+            ("risk_log_interval", self.risk_log_interval),
+        ] {
+            if d.millis() <= 0 {
+                return Err(Error::Config(format!("{name} must be positive")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The priority tier of a risk, given whether a critical fault code of the
+    /// component was raised recently (see the rules above).
+    pub fn priority(&self, risk: f64, critical_fault: bool) -> Priority {
+        if critical_fault || risk >= self.urgent_risk {
+            Priority::Urgent
+        } else if risk >= self.important_risk {
+            Priority::Important
+        } else {
+            Priority::Normal
+        }
+    }
+
+    /// The SLA response time of a tier, in milliseconds.
+    pub fn response_ms(&self, priority: Priority) -> i64 {
+        match priority {
+            Priority::Urgent => self.urgent_response.millis(),
+            Priority::Important => self.important_response.millis(),
+            Priority::Normal => self.normal_response.millis(),
+        }
+    }
+
+    /// Whether a fault severity triggers the urgent rule.
+    pub(crate) fn is_critical(severity: Severity) -> bool {
+        severity == Severity::Critical
+    }
+}
+
+impl Default for TicketConfig {
+    fn default() -> Self {
+        Self::default_const()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_partial_toml() {
+        let c: TicketConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(c, TicketConfig::default());
+        assert_eq!(c.response_ms(Priority::Urgent), 3_600_000);
+        assert_eq!(c.response_ms(Priority::Important), 4 * 3_600_000);
+        assert_eq!(c.response_ms(Priority::Normal), 24 * 3_600_000);
+        let c: TicketConfig =
+            serde_json::from_str(r#"{"urgent_response": "15m", "important_response": "2h"}"#)
+                .unwrap();
+        assert_eq!(c.urgent_response.millis(), 15 * 60_000);
+        assert_eq!(c.important_response.to_string(), "2h");
+        assert!(serde_json::from_str::<TicketConfig>(r#"{"urgent": 1}"#).is_err());
+        assert!(serde_json::from_str::<TicketConfig>(r#"{"urgent_response": "soon"}"#).is_err());
+    }
+
+    #[test]
+    fn priority_rules() {
+        let c = TicketConfig::default();
+        assert_eq!(c.priority(0.95, false), Priority::Urgent);
+        assert_eq!(c.priority(0.9, false), Priority::Urgent);
+        assert_eq!(c.priority(0.89, false), Priority::Important);
+        assert_eq!(c.priority(0.7, false), Priority::Important);
+        assert_eq!(c.priority(0.5, false), Priority::Normal);
+        assert_eq!(c.priority(0.5, true), Priority::Urgent);
+    }
+
+    #[test]
+    fn validation() {
+        assert!(TicketConfig::default().validate().is_ok());
+        let bad = TicketConfig {
+            important_risk: 0.95,
+            ..TicketConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = TicketConfig {
+            urgent_risk: f64::NAN,
+            ..TicketConfig::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+}

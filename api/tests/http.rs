@@ -1,0 +1,419 @@
+//! The HTTP API against real stores in a temporary directory, without a socket.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use api::{router, AppState, DiagnosisContext, TicketConfig, TicketService};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use axum::Router;
+use domain::{decode, Contribution, DeviceId, Prediction, ProfileSet, Timestamp};
+use ingest::store::{HotStore, StoreItem, StoreReader, Synchronous};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// 2026-11-24T06:00:00Z
+const T0: i64 = 1_795_500_000_000;
+
+struct App {
+    _dir: tempfile::TempDir,
+    router: Router,
+    tickets: TicketService,
+}
+
+fn fill_hot_store(path: &Path, profiles: &ProfileSet) {
+    let mut store = HotStore::open(path, Synchronous::Normal).unwrap();
+    let telemetry = |device: &str, seq: u64, readings: &str| {
+        let payload = format!(
+            r#"{{"ts": {}, "seq": {seq}, "type": "washer", "model": "WM-500", "fw": "2.4.1", "readings": {readings}}}"#,
+            T0 + seq as i64 * 60_000
+        );
+        decode(
+            &format!("fixahead/v1/{device}/telemetry"),
+            payload.as_bytes(),
+            profiles,
+        )
+        .unwrap()
+    };
+    let messages = [
+        telemetry("wm-1", 1, r#"{"drain_time_s": 12.5, "vibration_g": 0.11}"#),
+        telemetry("wm-1", 2, r#"{"drain_time_s": 31.0, "x_new": 7}"#),
+        telemetry("wm-2", 1, r#"{"drain_time_s": 11.0}"#),
+        decode(
+            "fixahead/v1/wm-1/fault",
+            format!(
+                r#"{{"ts": {}, "seq": 3, "type": "washer", "model": "WM-500", "code": "E21", "state": "raised"}}"#,
+                T0 + 180_000
+            )
+            .as_bytes(),
+            profiles,
+        )
+        .unwrap(),
+    ];
+    let mut items: Vec<StoreItem<'_>> = messages
+        .iter()
+        .map(|m| StoreItem::Message {
+            message: m,
+            received_at: Timestamp(T0 + 1),
+        })
+        .collect();
+    let bad = b"{not json";
+    let rejection = decode("fixahead/v1/wm-3/telemetry", bad, profiles).unwrap_err();
+    items.push(StoreItem::DeadLetter {
+        topic: "fixahead/v1/wm-3/telemetry",
+        payload: bad,
+        rejection: &rejection,
+        received_at: Timestamp(T0 + 2),
+    });
+    items.push(StoreItem::DeadLetter {
+        topic: "fixahead/v1/wm-3/telemetry",
+        payload: bad,
+        rejection: &rejection,
+        received_at: Timestamp(T0 + 3),
+    });
+    store.commit(&items).unwrap();
+}
+
+fn prediction(device: &str, component: &str, risk: f64, flagged: bool) -> Prediction {
+    Prediction {
+        device_id: DeviceId::parse(device).unwrap(),
+        device_type: "washer".into(),
+        component: component.into(),
+        ts: Timestamp(T0 + 240_000),
+        risk,
+        threshold: 0.6,
+        flagged,
+        model_version: "washer-v1".into(),
+        top_features: vec![Contribution {
+            feature: "drain_time_s.ewma_fast".into(),
+            value: 31.0,
+            contribution: 1.4,
+            normal_range: Some((10.0, 20.0)),
+        }],
+    }
+}
+
+fn app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = ProfileSet::builtin();
+    let hot = dir.path().join("hot.db");
+    fill_hot_store(&hot, &profiles);
+    let store = StoreReader::open(&hot).unwrap();
+    let tickets =
+        TicketService::open(&dir.path().join("tickets.db"), TicketConfig::default()).unwrap();
+
+    let faults = store.recent_faults("wm-1", 20).unwrap();
+    let ctx = DiagnosisContext::from_records(profiles.get("washer").cloned(), &faults);
+    tickets
+        .record_predictions(
+            &[
+                prediction("wm-1", "drain_pump", 0.95, true),
+                prediction("wm-1", "heater", 0.72, true),
+                prediction("wm-1", "motor_bearing", 0.1, false),
+            ],
+            &ctx,
+        )
+        .unwrap();
+    tickets
+        .record_predictions(
+            &[prediction("wm-2", "drain_pump", 0.65, true)],
+            &DiagnosisContext::default(),
+        )
+        .unwrap();
+
+    let state = AppState::new(
+        tickets.clone(),
+        store,
+        profiles,
+        Arc::new(|| "# HELP lead_metric_total x\nlead_metric_total 3".to_owned()),
+        Arc::new(|| serde_json::json!({"ingest": {"messages": 4}, "status": "ignored"})),
+    );
+    App {
+        _dir: dir,
+        router: router(state),
+        tickets,
+    }
+}
+
+impl App {
+    async fn request(&self, method: Method, uri: &str) -> (StatusCode, String) {
+        let response = self
+            .router
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri(uri)
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        let (status, text) = self.request(Method::GET, uri).await;
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{uri}: body is not JSON ({e}): {text}"));
+        (status, body)
+    }
+
+    /// Asserts the JSON error format and returns the message.
+    async fn error(&self, uri: &str, status: StatusCode, code: &str) -> String {
+        let (got, body) = self.get(uri).await;
+        assert_eq!(got, status, "{uri}: {body}");
+        assert_eq!(body["error"]["code"], code, "{uri}: {body}");
+        body["error"]["message"].as_str().unwrap().to_owned()
+    }
+}
+
+fn ids(body: &Value, key: &str) -> Vec<i64> {
+    body[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn health_merges_the_process_report() {
+    let app = app();
+    let (status, body) = app.get("/health").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["tickets"]["active"], 3);
+    assert_eq!(body["ingest"]["messages"], 4);
+}
+
+#[tokio::test]
+async fn metrics_append_the_api_counters() {
+    let app = app();
+    app.get("/api/v1/tickets/nope").await;
+    let (status, text) = app.request(Method::GET, "/metrics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        text.starts_with("# HELP lead_metric_total x\nlead_metric_total 3\n"),
+        "{text}"
+    );
+    assert!(text.contains("fixahead_tickets_opened_total 3\n"), "{text}");
+    assert!(text.contains("fixahead_tickets_active 3\n"), "{text}");
+    assert!(
+        text.contains("fixahead_api_requests_total{class=\"4xx\"} 1\n"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn tickets_list_filters_and_pages() {
+    let app = app();
+    let (status, body) = app.get("/api/v1/tickets").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ids(&body, "tickets"), [3, 2, 1]);
+    assert_eq!(body["next"], Value::Null);
+
+    let (_, body) = app.get("/api/v1/tickets?device_id=wm-1").await;
+    assert_eq!(ids(&body, "tickets"), [2, 1]);
+    let (_, body) = app.get("/api/v1/tickets?priority=urgent").await;
+    assert_eq!(ids(&body, "tickets"), [1]);
+    assert_eq!(body["tickets"][0]["component"], "drain_pump");
+    let (_, body) = app
+        .get("/api/v1/tickets?component=drain_pump&status=active")
+        .await;
+    assert_eq!(ids(&body, "tickets"), [3, 1]);
+
+    app.tickets
+        .set_status(3, domain::TicketStatus::Closed, "planner", "")
+        .unwrap();
+    let (_, body) = app.get("/api/v1/tickets?status=open,acknowledged").await;
+    assert_eq!(ids(&body, "tickets"), [2, 1]);
+    let (_, body) = app.get("/api/v1/tickets?status=closed").await;
+    assert_eq!(ids(&body, "tickets"), [3]);
+
+    let (_, page1) = app.get("/api/v1/tickets?limit=2").await;
+    assert_eq!(ids(&page1, "tickets"), [3, 2]);
+    assert_eq!(page1["next"], 2);
+    let (_, page2) = app.get("/api/v1/tickets?limit=2&after=2").await;
+    assert_eq!(ids(&page2, "tickets"), [1]);
+    assert_eq!(page2["next"], Value::Null);
+}
+
+#[tokio::test]
+async fn ticket_detail_has_diagnosis_and_log() {
+    let app = app();
+    let (status, t) = app.get("/api/v1/tickets/1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(t["device_id"], "wm-1");
+    assert_eq!(t["priority"], "urgent");
+    assert_eq!(t["source"], "proactive");
+    assert_eq!(t["status"], "open");
+    assert_eq!(t["number"].as_str().unwrap().len(), 14);
+    assert_eq!(t["diagnosis"]["recent_faults"][0]["code"], "E21");
+    assert_eq!(t["diagnosis"]["recent_faults"][0]["title"], "Drain timeout");
+    assert_eq!(t["diagnosis"]["likely_parts"][0], "drain pump assembly");
+    assert_eq!(t["log"][0]["action"], "opened");
+    assert_eq!(t["log"][0]["actor"], "fixahead");
+}
+
+#[tokio::test]
+async fn bad_query_parameters_are_400_json() {
+    let app = app();
+    for uri in [
+        "/api/v1/tickets?bogus=1",
+        "/api/v1/tickets?limit=abc",
+        "/api/v1/tickets?limit=0",
+        "/api/v1/tickets?limit=1001",
+        "/api/v1/tickets?after=x",
+        "/api/v1/tickets?priority=severe",
+        "/api/v1/tickets?status=nope",
+        "/api/v1/tickets?device_id=a%2Fb",
+        "/api/v1/devices?kind=washer",
+        "/api/v1/devices?limit=-1",
+        "/api/v1/devices/wm-1/telemetry?from=yesterday",
+        "/api/v1/devices/wm-1/telemetry?to=2026-13-01T00:00:00Z",
+        "/api/v1/devices/wm-1/telemetry?limit=10001",
+        "/api/v1/devices/wm-1/telemetry?from=1795500200000&to=1795500100000",
+        "/api/v1/devices/wm-1/telemetry?form=1",
+        "/api/v1/dead-letters?before=last",
+        "/api/v1/tickets/abc",
+        "/api/v1/tickets/1.5",
+        "/api/v1/devices/bad.id",
+        "/api/v1/devices/bad%20id/telemetry",
+    ] {
+        let message = app.error(uri, StatusCode::BAD_REQUEST, "bad_request").await;
+        assert!(!message.is_empty(), "{uri}");
+    }
+    let message = app
+        .error(
+            "/api/v1/tickets?bogus=1",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        )
+        .await;
+    assert!(message.contains("bogus"), "{message}");
+}
+
+#[tokio::test]
+async fn unknown_things_are_404_json() {
+    let app = app();
+    for uri in [
+        "/api/v1/tickets/999",
+        "/api/v1/devices/wm-404",
+        "/api/v1/devices/wm-404/telemetry",
+        "/api/v1/nothing",
+        "/",
+    ] {
+        app.error(uri, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    let (status, text) = app.request(Method::POST, "/api/v1/tickets").await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    let body: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn device_detail_has_readings_risk_tickets_and_faults() {
+    let app = app();
+    let (status, d) = app.get("/api/v1/devices/wm-1").await;
+    assert_eq!(status, StatusCode::OK, "{d}");
+    assert_eq!(d["device_id"], "wm-1");
+    assert_eq!(d["type"], "washer");
+    assert_eq!(d["model"], "WM-500");
+    assert_eq!(d["messages"], 3);
+
+    let drain = &d["latest_readings"]["drain_time_s"];
+    assert_eq!(drain["value"], 31.0);
+    assert_eq!(drain["ts"], T0 + 120_000);
+    assert_eq!(drain["unit"], "s");
+    assert_eq!(drain["min"], 0.0);
+    assert_eq!(drain["max"], 1800.0);
+    // From the older message, since the newest did not carry it.
+    assert_eq!(d["latest_readings"]["vibration_g"]["value"], 0.11);
+    assert_eq!(d["latest_readings"]["x_new"]["unit"], Value::Null);
+
+    let risk = d["risk"].as_array().unwrap();
+    let components: Vec<_> = risk
+        .iter()
+        .map(|r| r["component"].as_str().unwrap())
+        .collect();
+    assert_eq!(components, ["drain_pump", "heater", "motor_bearing"]);
+    assert_eq!(risk[0]["risk"], 0.95);
+    assert_eq!(risk[2]["flagged"], false);
+
+    let open = d["open_tickets"].as_array().unwrap();
+    assert_eq!(open.len(), 2);
+    assert_eq!(open[1]["component"], "drain_pump");
+    assert_eq!(open[1]["priority"], "urgent");
+
+    assert_eq!(d["recent_faults"][0]["code"], "E21");
+    assert_eq!(d["recent_faults"][0]["title"], "Drain timeout");
+    assert_eq!(d["recent_faults"][0]["component"], "drain_pump");
+}
+
+#[tokio::test]
+async fn devices_list_and_telemetry() {
+    let app = app();
+    let (status, body) = app.get("/api/v1/devices?type=washer&limit=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["devices"][0]["device_id"], "wm-1");
+    assert_eq!(body["next"], "wm-1");
+    let (_, body) = app.get("/api/v1/devices?after=wm-1").await;
+    assert_eq!(body["devices"][0]["device_id"], "wm-2");
+    assert_eq!(body["next"], Value::Null);
+    let (_, body) = app.get("/api/v1/devices?type=refrigerator").await;
+    assert_eq!(body["devices"].as_array().unwrap().len(), 0);
+
+    let (status, body) = app.get("/api/v1/devices/wm-1/telemetry").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["device_id"], "wm-1");
+    assert_eq!(body["telemetry"].as_array().unwrap().len(), 2);
+    let (_, body) = app
+        .get("/api/v1/devices/wm-1/telemetry?from=2026-11-24T06:01:30Z")
+        .await;
+    let rows = body["telemetry"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["seq"], 2);
+    assert_eq!(rows[0]["readings"]["drain_time_s"], 31.0);
+    let (_, body) = app
+        .get(&format!(
+            "/api/v1/devices/wm-1/telemetry?to={}&limit=5",
+            T0 + 90_000
+        ))
+        .await;
+    assert_eq!(body["telemetry"][0]["seq"], 1);
+    assert_eq!(body["telemetry"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn dead_letters_page_newest_first() {
+    let app = app();
+    let (status, body) = app.get("/api/v1/dead-letters?limit=1").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["dead_letters"][0]["id"], 2);
+    assert_eq!(body["dead_letters"][0]["reason"], "malformed_json");
+    assert_eq!(body["next"], 2);
+    let (_, body) = app.get("/api/v1/dead-letters?before=2").await;
+    assert_eq!(ids(&body, "dead_letters"), [1]);
+    assert_eq!(body["next"], Value::Null);
+}
+
+#[tokio::test]
+async fn serve_shuts_down_gracefully() {
+    let app = app();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(api::serve(listener, app.router.clone(), async {
+        let _ = rx.await;
+    }));
+    tx.send(()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}

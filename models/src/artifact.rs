@@ -1,0 +1,355 @@
+//! Model artefacts: versioned, self-describing JSON files, one active per device type.
+//!
+//! Layout of a model directory:
+//!
+//! ```text
+//! {model_dir}/{device_type}/{version}.json   one file per trained version
+//! {model_dir}/{device_type}/ACTIVE           the active version's name, one line
+//! ```
+//!
+//! Both are written atomically (temporary file in the same directory, fsync, rename),
+//! so a reader sees either the old or the new file, never half of one.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use domain::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::train::TrainParams;
+use crate::{Error, Result};
+
+/// The artefact format this crate writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+/// Name of the file that holds a device type's active version.
+pub const ACTIVE_FILE: &str = "ACTIVE";
+
+/// A trained model for one device type: everything needed to score, explain and audit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelArtifact {
+    /// [`FORMAT_VERSION`] at the time of writing.
+    pub format_version: u32,
+    /// `{device_type}-{created, UTC, YYYYMMDDTHHMMSSZ}-{8 hex digits of a content hash}`.
+    pub version: String,
+    /// The device type the model scores.
+    pub device_type: String,
+    /// When training finished (wall clock, RFC 3339).
+    pub created_at: String,
+    /// Label horizon: a score is the risk of failing within this many milliseconds.
+    pub horizon_ms: i64,
+    /// Feature names, in vector order ([`crate::FeatureSchema::names`] at training time).
+    pub feature_schema: Vec<String>,
+    /// Training mean of each feature (also the value substituted for an unknown one).
+    pub feature_mean: Vec<f64>,
+    /// Training standard deviation of each feature (1 where the feature was constant).
+    pub feature_std: Vec<f64>,
+    /// 5th percentile of each feature in the training data.
+    pub feature_p05: Vec<f64>,
+    /// 95th percentile of each feature in the training data.
+    pub feature_p95: Vec<f64>,
+    /// One model per component of the device type, in profile order.
+    pub components: Vec<ComponentModel>,
+    /// What the model was trained on.
+    pub training_summary: TrainingSummary,
+}
+
+/// A logistic model for one component: `risk = sigmoid(intercept + weights · z)` with
+/// `z` the standardised features. Oriented so that `risk` is P(failure within horizon).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComponentModel {
+    /// Component name from the profile.
+    pub component: String,
+    /// One weight per feature (empty when skipped).
+    pub weights: Vec<f64>,
+    /// Log-odds offset, corrected for the negative undersampling.
+    pub intercept: f64,
+    /// A score at or above this counts toward a flag.
+    pub threshold: f64,
+    /// Consecutive scores at or above the threshold needed to flag.
+    pub persistence: u32,
+    /// How the threshold was chosen: `target_precision`, `max_f1` or `max_f1_training`.
+    pub threshold_rule: String,
+    /// Validation metrics at the threshold, when the component was trained.
+    pub metrics: Option<ComponentMetrics>,
+    /// Why no model was trained for this component (too few positives, ...).
+    pub skipped_reason: Option<String>,
+}
+
+impl ComponentModel {
+    /// Whether this component has a usable model.
+    pub fn is_trained(&self) -> bool {
+        self.skipped_reason.is_none() && !self.weights.is_empty()
+    }
+}
+
+/// Metrics of one component model on the validation period.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComponentMetrics {
+    /// Rows scored.
+    pub rows: u64,
+    /// Positive rows among them.
+    pub positives: u64,
+    /// Share of positive rows: the precision of a coin flip.
+    pub base_rate: f64,
+    /// Precision at the threshold.
+    pub precision: f64,
+    /// Recall at the threshold (row level).
+    pub recall: f64,
+    /// F1 at the threshold.
+    pub f1: f64,
+    /// Average precision (area under the precision-recall curve).
+    pub average_precision: f64,
+    /// Failures with at least one validation row in the horizon before them.
+    pub events: u64,
+    /// Those failures with at least one such row at or above the threshold.
+    pub events_detected: u64,
+}
+
+/// What a model was trained on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSummary {
+    /// Devices of this type in the history.
+    pub devices: u64,
+    /// Feature rows sampled for this type (before exclusions).
+    pub rows: u64,
+    /// Rows in the training period.
+    pub train_rows: u64,
+    /// Rows in the validation period.
+    pub validation_rows: u64,
+    /// Positive rows per component in the training period.
+    pub positives: BTreeMap<String, u64>,
+    /// First and last message time of the whole history.
+    pub time_range: (Timestamp, Timestamp),
+    /// Rows at or before this time train; later rows validate.
+    pub split_ts: Timestamp,
+    /// Lines in `telemetry.jsonl`.
+    pub history_lines: u64,
+    /// Lines of `telemetry.jsonl` that did not decode and were skipped.
+    pub rejected_lines: u64,
+    /// Skipped lines by rejection reason.
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Lines of `events.jsonl` that were unusable and skipped.
+    pub rejected_events: u64,
+    /// The parameters used.
+    pub params: TrainParams,
+}
+
+impl ModelArtifact {
+    /// Checks internal consistency: vector lengths, finite numbers, a safe version name.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "format_version {} is not supported (expected {FORMAT_VERSION})",
+                self.format_version
+            ));
+        }
+        if !is_safe_name(&self.version) {
+            return Err(format!(
+                "version {:?} is not a safe file name",
+                self.version
+            ));
+        }
+        if !is_safe_name(&self.device_type) {
+            return Err(format!(
+                "device_type {:?} is not a safe name",
+                self.device_type
+            ));
+        }
+        let n = self.feature_schema.len();
+        for (what, v) in [
+            ("feature_mean", &self.feature_mean),
+            ("feature_std", &self.feature_std),
+            ("feature_p05", &self.feature_p05),
+            ("feature_p95", &self.feature_p95),
+        ] {
+            if v.len() != n {
+                return Err(format!("{what} has {} values for {n} features", v.len()));
+            }
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(format!("{what} holds a non-finite value"));
+            }
+        }
+        if self.feature_std.iter().any(|s| *s <= 0.0) {
+            return Err("feature_std holds a non-positive value".into());
+        }
+        for c in &self.components {
+            if !c.is_trained() {
+                continue;
+            }
+            if c.weights.len() != n {
+                return Err(format!(
+                    "component {} has {} weights for {n} features",
+                    c.component,
+                    c.weights.len()
+                ));
+            }
+            if c.weights
+                .iter()
+                .chain([&c.intercept, &c.threshold])
+                .any(|x| !x.is_finite())
+            {
+                return Err(format!(
+                    "component {} holds a non-finite number",
+                    c.component
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Standardises a raw feature vector into `z` (unknown, i.e. `NaN`, features become 0).
+    pub fn standardize(&self, raw: &[f64], z: &mut [f64]) {
+        for (i, (out, x)) in z.iter_mut().zip(raw).enumerate() {
+            let (Some(m), Some(s)) = (self.feature_mean.get(i), self.feature_std.get(i)) else {
+                *out = 0.0;
+                continue;
+            };
+            *out = if x.is_finite() { (x - m) / s } else { 0.0 };
+        }
+    }
+
+    /// The content hash used in version names: FNV-1a 64 of the JSON with `version`
+    /// and `created_at` blanked, as 8 hex digits.
+    pub fn content_hash(&self) -> String {
+        let mut copy = self.clone();
+        copy.version.clear();
+        copy.created_at.clear();
+        let bytes = serde_json::to_vec(&copy).unwrap_or_default();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{:08x}", h >> 32)
+    }
+}
+
+/// `risk = sigmoid(x)`, numerically safe at both ends.
+pub fn sigmoid(x: f64) -> f64 {
+    if x >= 0.0 {
+        1.0 / (1.0 + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (1.0 + e)
+    }
+}
+
+fn is_safe_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+/// Writes `bytes` to `path` atomically: temporary file in the same directory, fsync,
+/// rename over the target.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        // Make the rename itself durable where the platform allows it.
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        Error::io(path, e)
+    })
+}
+
+/// Saves an artefact as `{model_dir}/{device_type}/{version}.json`, then makes it the
+/// active version of its type. Returns the artefact's path.
+pub fn save(artifact: &ModelArtifact, model_dir: &Path) -> Result<PathBuf> {
+    let dir = model_dir.join(&artifact.device_type);
+    let path = dir.join(format!("{}.json", artifact.version));
+    artifact
+        .validate()
+        .map_err(|message| Error::InvalidArtifact {
+            path: path.clone(),
+            message,
+        })?;
+    fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let json = serde_json::to_vec_pretty(artifact).map_err(|e| Error::InvalidArtifact {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    write_atomic(&path, &json)?;
+    activate(model_dir, &artifact.device_type, &artifact.version)?;
+    Ok(path)
+}
+
+/// Makes an already saved version the active one of its device type (also a rollback).
+pub fn activate(model_dir: &Path, device_type: &str, version: &str) -> Result<()> {
+    let dir = model_dir.join(device_type);
+    let path = dir.join(format!("{version}.json"));
+    if !is_safe_name(device_type) || !is_safe_name(version) {
+        return Err(Error::InvalidArtifact {
+            path,
+            message: "device type and version must be safe file names".into(),
+        });
+    }
+    // Refuse to point ACTIVE at something that would not load.
+    let artifact = load(&path)?;
+    if artifact.device_type != device_type || artifact.version != version {
+        return Err(Error::InvalidArtifact {
+            path,
+            message: format!(
+                "file holds {}/{}, not {device_type}/{version}",
+                artifact.device_type, artifact.version
+            ),
+        });
+    }
+    write_atomic(&dir.join(ACTIVE_FILE), format!("{version}\n").as_bytes())
+}
+
+/// Reads and validates one artefact file.
+pub fn load(path: &Path) -> Result<ModelArtifact> {
+    let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    let artifact: ModelArtifact =
+        serde_json::from_slice(&bytes).map_err(|e| Error::InvalidArtifact {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    artifact
+        .validate()
+        .map_err(|message| Error::InvalidArtifact {
+            path: path.to_owned(),
+            message,
+        })?;
+    Ok(artifact)
+}
+
+/// The versions saved for a device type, oldest name first.
+pub fn list_versions(model_dir: &Path, device_type: &str) -> Result<Vec<String>> {
+    let dir = model_dir.join(device_type);
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(&dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(&dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(v) = name.strip_suffix(".json") {
+            if !name.starts_with('.') {
+                out.push(v.to_owned());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}

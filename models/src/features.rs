@@ -1,0 +1,581 @@
+//! The feature engine: one implementation for training, evaluation and live scoring.
+//!
+//! A [`FeatureSchema`] is derived from a device profile, so a new device type needs no
+//! code. A [`DeviceState`] is the O(1) running summary of one device: every message
+//! updates it in constant time and memory, and [`DeviceState::write_features`] turns it
+//! into the feature vector the schema names.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use domain::{FaultState, Message, Profile, Timestamp};
+
+/// Time constant of the fast windows (EWMA, fault counts): one day of event time.
+pub const TAU_FAST_MS: f64 = Timestamp::DAY_MS as f64;
+/// Time constant of the slow windows (EWMA, spread, min/max, fault counts): seven days.
+pub const TAU_SLOW_MS: f64 = 7.0 * Timestamp::DAY_MS as f64;
+/// `fault.{component}.hours_since` never exceeds this (and is this when the component
+/// never faulted): 30 days.
+pub const HOURS_SINCE_CAP: f64 = 720.0;
+
+/// Per-channel features, in order; names are `{channel}.{feature}`.
+///
+/// * `ewma_fast`, `ewma_slow`: time-aware EWMAs, `alpha = 1 - exp(-dt / tau)` with `tau`
+///   [`TAU_FAST_MS`] and [`TAU_SLOW_MS`].
+/// * `std_slow`: exponentially weighted standard deviation with the slow constant.
+/// * `trend`: `ewma_fast - ewma_slow`.
+/// * `last`: the latest reading.
+/// * `min_7d`, `max_7d`: decaying extremes: a new reading replaces the extreme if it
+///   exceeds it, otherwise the extreme relaxes toward `ewma_slow` with the slow constant.
+pub const CHANNEL_FEATURES: [&str; 7] = [
+    "ewma_fast",
+    "ewma_slow",
+    "std_slow",
+    "trend",
+    "last",
+    "min_7d",
+    "max_7d",
+];
+
+/// Per-component features, in order; names are `fault.{component}.{feature}`.
+///
+/// * `count_1d`, `count_7d`: exponentially decayed counts of raised fault codes whose
+///   catalogue entry points at the component (time constants one and seven days).
+/// * `hours_since`: hours since the last such fault, capped at [`HOURS_SINCE_CAP`].
+pub const COMPONENT_FEATURES: [&str; 3] = ["count_1d", "count_7d", "hours_since"];
+
+/// Device-wide features, in order, after the channel and component features.
+///
+/// * `fault.all.count_7d`: decayed count of every raised fault code (catalogued or not).
+/// * `device.age_days`: days from the device's first message to its latest.
+/// * `device.messages_log1p`: `ln(1 + messages applied)`.
+pub const DEVICE_FEATURES: [&str; 3] = [
+    "fault.all.count_7d",
+    "device.age_days",
+    "device.messages_log1p",
+];
+
+#[derive(Debug)]
+struct SchemaInner {
+    device_type: String,
+    names: Vec<String>,
+    channel_index: HashMap<String, usize>,
+    n_channels: usize,
+    components: Vec<String>,
+    /// Raised code -> index of the component its catalogue entry points at.
+    fault_component: HashMap<String, usize>,
+}
+
+/// The named features of one device type, derived from its profile.
+///
+/// Cheap to clone (an `Arc` inside). The order is: [`CHANNEL_FEATURES`] for each channel
+/// in profile order, [`COMPONENT_FEATURES`] for each component in profile order, then
+/// [`DEVICE_FEATURES`].
+#[derive(Clone, Debug)]
+pub struct FeatureSchema {
+    inner: Arc<SchemaInner>,
+}
+
+impl FeatureSchema {
+    /// Derives the schema of a profile.
+    pub fn for_profile(profile: &Profile) -> FeatureSchema {
+        let mut names = Vec::new();
+        for ch in profile.channels() {
+            for f in CHANNEL_FEATURES {
+                names.push(format!("{}.{f}", ch.name));
+            }
+        }
+        let components: Vec<String> = profile
+            .components()
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        for c in &components {
+            for f in COMPONENT_FEATURES {
+                names.push(format!("fault.{c}.{f}"));
+            }
+        }
+        names.extend(DEVICE_FEATURES.iter().map(|s| (*s).to_owned()));
+        let channel_index = profile
+            .channels()
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect();
+        let fault_component = profile
+            .faults()
+            .iter()
+            .filter_map(|f| {
+                let comp = f.component.as_deref()?;
+                let idx = components.iter().position(|c| c == comp)?;
+                Some((f.code.clone(), idx))
+            })
+            .collect();
+        FeatureSchema {
+            inner: Arc::new(SchemaInner {
+                device_type: profile.device_type().to_owned(),
+                names,
+                channel_index,
+                n_channels: profile.channels().len(),
+                components,
+                fault_component,
+            }),
+        }
+    }
+
+    /// The device type the schema belongs to.
+    pub fn device_type(&self) -> &str {
+        &self.inner.device_type
+    }
+
+    /// Feature names, in vector order.
+    pub fn names(&self) -> &[String] {
+        &self.inner.names
+    }
+
+    /// Number of features.
+    pub fn len(&self) -> usize {
+        self.inner.names.len()
+    }
+
+    /// Whether the schema has no features (never true for a valid profile).
+    pub fn is_empty(&self) -> bool {
+        self.inner.names.is_empty()
+    }
+
+    /// Components in profile order.
+    pub fn components(&self) -> &[String] {
+        &self.inner.components
+    }
+}
+
+/// Marks a channel or component that has not been seen yet.
+const NEVER: u32 = u32::MAX;
+
+/// Running statistics of one channel: 28 bytes.
+#[derive(Clone, Copy, Debug)]
+struct ChannelState {
+    fast: f32,
+    slow: f32,
+    var: f32,
+    last: f32,
+    min: f32,
+    max: f32,
+    /// Seconds from the device's first message to this channel's latest reading.
+    at_s: u32,
+}
+
+impl ChannelState {
+    const EMPTY: ChannelState = ChannelState {
+        fast: 0.0,
+        slow: 0.0,
+        var: 0.0,
+        last: 0.0,
+        min: 0.0,
+        max: 0.0,
+        at_s: NEVER,
+    };
+
+    fn update(&mut self, x: f64, dt_ms: f64, at_s: u32) {
+        if self.at_s == NEVER {
+            *self = ChannelState {
+                fast: x as f32,
+                slow: x as f32,
+                var: 0.0,
+                last: x as f32,
+                min: x as f32,
+                max: x as f32,
+                at_s,
+            };
+            return;
+        }
+        let dt = dt_ms.max(0.0);
+        let a_fast = 1.0 - (-dt / TAU_FAST_MS).exp();
+        let keep_slow = (-dt / TAU_SLOW_MS).exp();
+        let a_slow = 1.0 - keep_slow;
+        let fast = f64::from(self.fast);
+        let mut slow = f64::from(self.slow);
+        let var = f64::from(self.var);
+        let diff = x - slow;
+        let incr = a_slow * diff;
+        slow += incr;
+        let var = (1.0 - a_slow) * (var + diff * incr);
+        let max = x.max(slow + (f64::from(self.max) - slow) * keep_slow);
+        let min = x.min(slow + (f64::from(self.min) - slow) * keep_slow);
+        *self = ChannelState {
+            fast: (fast + a_fast * (x - fast)) as f32,
+            slow: slow as f32,
+            var: var.max(0.0) as f32,
+            last: x as f32,
+            min: min as f32,
+            max: max as f32,
+            at_s,
+        };
+    }
+}
+
+/// Fault statistics of one component: 12 bytes.
+#[derive(Clone, Copy, Debug)]
+struct ComponentState {
+    count_1d: f32,
+    count_7d: f32,
+    /// Seconds from the device's first message to the component's latest fault.
+    last_fault_s: u32,
+}
+
+/// The running feature state of one device.
+///
+/// O(1) in time and memory per message and per channel: a washer (7 channels, 3
+/// components) takes [`DeviceState::size_bytes`] = 296 bytes on a 64-bit target.
+///
+/// **Event-time rule.** Features only move forward in event time: a message whose `ts`
+/// is older than the latest `ts` this state has applied is *not* applied
+/// ([`DeviceState::update`] returns `false`). Ingest still stores such a message; it just
+/// does not move the features, so replaying a history and scoring live give the same
+/// features whatever the arrival order of late data. Messages with an equal `ts` are
+/// applied. Readings of channels the profile does not know are ignored; channels a
+/// message does not carry keep their previous state. Status messages are ignored.
+#[derive(Clone, Debug)]
+pub struct DeviceState {
+    schema: FeatureSchema,
+    origin_ms: i64,
+    last_ms: i64,
+    messages: u32,
+    all_faults_7d: f32,
+    channels: Box<[ChannelState]>,
+    components: Box<[ComponentState]>,
+}
+
+impl DeviceState {
+    /// An empty state for a device of the schema's type.
+    pub fn new(schema: &FeatureSchema) -> DeviceState {
+        DeviceState {
+            schema: schema.clone(),
+            origin_ms: 0,
+            last_ms: 0,
+            messages: 0,
+            all_faults_7d: 0.0,
+            channels: vec![ChannelState::EMPTY; schema.inner.n_channels].into_boxed_slice(),
+            components: vec![
+                ComponentState {
+                    count_1d: 0.0,
+                    count_7d: 0.0,
+                    last_fault_s: NEVER,
+                };
+                schema.inner.components.len()
+            ]
+            .into_boxed_slice(),
+        }
+    }
+
+    /// The schema this state computes.
+    pub fn schema(&self) -> &FeatureSchema {
+        &self.schema
+    }
+
+    /// Event time of the latest applied message, if any.
+    pub fn last_ts(&self) -> Option<Timestamp> {
+        (self.messages > 0).then_some(Timestamp(self.last_ms))
+    }
+
+    /// Number of messages applied.
+    pub fn messages(&self) -> u32 {
+        self.messages
+    }
+
+    /// Bytes this state occupies (inline part plus its two boxed slices; the shared
+    /// schema is not counted).
+    pub fn size_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + std::mem::size_of_val(&*self.channels)
+            + std::mem::size_of_val(&*self.components)
+    }
+
+    /// Whether a message with event time `ts` would be applied (see the event-time rule).
+    pub fn accepts(&self, ts: Timestamp) -> bool {
+        self.messages == 0 || ts.0 >= self.last_ms
+    }
+
+    /// Applies a telemetry or fault message. Returns whether it was applied: `false` for
+    /// status messages and for messages older than the latest applied one.
+    pub fn update(&mut self, msg: &Message) -> bool {
+        let ts = match msg {
+            Message::Telemetry(t) => t.ts,
+            Message::Fault(f) => f.ts,
+            Message::Status(_) => return false,
+        };
+        if !self.accepts(ts) {
+            return false;
+        }
+        if self.messages == 0 {
+            self.origin_ms = ts.0;
+            self.last_ms = ts.0;
+        }
+        let dt = ts.0.saturating_sub(self.last_ms) as f64;
+        if dt > 0.0 {
+            let k_fast = (-dt / TAU_FAST_MS).exp() as f32;
+            let k_slow = (-dt / TAU_SLOW_MS).exp() as f32;
+            for c in self.components.iter_mut() {
+                c.count_1d *= k_fast;
+                c.count_7d *= k_slow;
+            }
+            self.all_faults_7d *= k_slow;
+        }
+        self.last_ms = ts.0;
+        self.messages = self.messages.saturating_add(1);
+        let at_s = self.seconds_since_origin(ts.0);
+        match msg {
+            Message::Telemetry(t) => {
+                for (name, x) in &t.readings {
+                    let Some(&i) = self.schema.inner.channel_index.get(name) else {
+                        continue;
+                    };
+                    if !x.is_finite() {
+                        continue;
+                    }
+                    let ch = &mut self.channels[i];
+                    let prev_ms = self.origin_ms.saturating_add(i64::from(ch.at_s) * 1000);
+                    ch.update(*x, ts.0.saturating_sub(prev_ms) as f64, at_s);
+                }
+            }
+            Message::Fault(f) if f.state == FaultState::Raised => {
+                self.all_faults_7d += 1.0;
+                if let Some(&i) = self.schema.inner.fault_component.get(&f.code) {
+                    let c = &mut self.components[i];
+                    c.count_1d += 1.0;
+                    c.count_7d += 1.0;
+                    c.last_fault_s = at_s;
+                }
+            }
+            _ => {}
+        }
+        true
+    }
+
+    fn seconds_since_origin(&self, ts_ms: i64) -> u32 {
+        (ts_ms.saturating_sub(self.origin_ms) / 1000).clamp(0, i64::from(NEVER - 1)) as u32
+    }
+
+    /// Writes the feature vector into `out` (length [`FeatureSchema::len`]; extra slots
+    /// are left alone, a shorter slice gets a prefix).
+    ///
+    /// Features of a channel the device has never reported are `NaN`: models treat `NaN`
+    /// as "unknown" and substitute the training mean (a standardised value of 0).
+    pub fn write_features(&self, out: &mut [f64]) {
+        let mut slots = out.iter_mut();
+        let mut put = |v: f64| {
+            if let Some(slot) = slots.next() {
+                *slot = v;
+            }
+        };
+        for ch in self.channels.iter() {
+            if ch.at_s == NEVER {
+                for _ in CHANNEL_FEATURES {
+                    put(f64::NAN);
+                }
+                continue;
+            }
+            put(f64::from(ch.fast));
+            put(f64::from(ch.slow));
+            put(f64::from(ch.var).sqrt());
+            put(f64::from(ch.fast) - f64::from(ch.slow));
+            put(f64::from(ch.last));
+            put(f64::from(ch.min));
+            put(f64::from(ch.max));
+        }
+        for c in self.components.iter() {
+            put(f64::from(c.count_1d));
+            put(f64::from(c.count_7d));
+            let hours = if c.last_fault_s == NEVER {
+                HOURS_SINCE_CAP
+            } else {
+                let at_ms = self
+                    .origin_ms
+                    .saturating_add(i64::from(c.last_fault_s) * 1000);
+                (self.last_ms.saturating_sub(at_ms) as f64 / Timestamp::HOUR_MS as f64)
+                    .clamp(0.0, HOURS_SINCE_CAP)
+            };
+            put(hours);
+        }
+        put(f64::from(self.all_faults_7d));
+        put(self.last_ms.saturating_sub(self.origin_ms) as f64 / Timestamp::DAY_MS as f64);
+        put(f64::from(self.messages).ln_1p());
+    }
+
+    /// The feature vector as a new `Vec` (see [`DeviceState::write_features`]).
+    pub fn features(&self) -> Vec<f64> {
+        let mut out = vec![0.0; self.schema.len()];
+        self.write_features(&mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{DeviceId, FaultMessage, ProfileSet, Telemetry};
+
+    fn washer() -> FeatureSchema {
+        let profiles = ProfileSet::builtin();
+        FeatureSchema::for_profile(profiles.get("washer").unwrap())
+    }
+
+    fn telemetry(ts_ms: i64, readings: &[(&str, f64)]) -> Message {
+        Message::Telemetry(Telemetry {
+            device_id: DeviceId::parse("wm-1").unwrap(),
+            ts: Timestamp(ts_ms),
+            seq: 1,
+            device_type: "washer".into(),
+            model: "WM-500".into(),
+            fw: None,
+            readings: readings
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), *v))
+                .collect(),
+        })
+    }
+
+    fn fault(ts_ms: i64, code: &str) -> Message {
+        Message::Fault(FaultMessage {
+            device_id: DeviceId::parse("wm-1").unwrap(),
+            ts: Timestamp(ts_ms),
+            seq: 1,
+            device_type: "washer".into(),
+            model: "WM-500".into(),
+            fw: None,
+            code: code.into(),
+            state: FaultState::Raised,
+        })
+    }
+
+    fn feature(state: &DeviceState, name: &str) -> f64 {
+        let i = state
+            .schema()
+            .names()
+            .iter()
+            .position(|n| n == name)
+            .unwrap();
+        state.features()[i]
+    }
+
+    #[test]
+    fn schema_is_derived_from_the_profile() {
+        let s = washer();
+        assert_eq!(s.len(), 7 * 7 + 3 * 3 + 3);
+        assert!(s.names().contains(&"drain_time_s.ewma_fast".to_owned()));
+        assert!(s.names().contains(&"fault.drain_pump.count_7d".to_owned()));
+        assert_eq!(s.names().last().unwrap(), "device.messages_log1p");
+    }
+
+    #[test]
+    fn state_is_compact_and_constant_size() {
+        let s = washer();
+        let mut st = DeviceState::new(&s);
+        let before = st.size_bytes();
+        for i in 0..10_000 {
+            st.update(&telemetry(
+                i * 60_000,
+                &[("drain_time_s", 12.0 + (i % 7) as f64)],
+            ));
+        }
+        assert_eq!(st.size_bytes(), before, "state must not grow with messages");
+        assert!(before < 2048, "washer state is {before} bytes");
+        assert!(before <= 400, "washer state is {before} bytes");
+        let profiles = ProfileSet::builtin();
+        let fridge = DeviceState::new(&FeatureSchema::for_profile(
+            profiles.get("refrigerator").unwrap(),
+        ));
+        eprintln!(
+            "state bytes: washer {before}, refrigerator {}",
+            fridge.size_bytes()
+        );
+        assert!(fridge.size_bytes() < 2048);
+    }
+
+    #[test]
+    fn ewma_is_time_aware_and_tracks_a_step() {
+        let s = washer();
+        let mut st = DeviceState::new(&s);
+        let h = Timestamp::HOUR_MS;
+        for i in 0..100 {
+            st.update(&telemetry(i * h, &[("drain_time_s", 10.0)]));
+        }
+        assert!((feature(&st, "drain_time_s.ewma_fast") - 10.0).abs() < 1e-4);
+        assert!(feature(&st, "drain_time_s.std_slow") < 1e-3);
+        // A step to 20 for two days: the fast EWMA moves most of the way, the slow one less.
+        for i in 100..148 {
+            st.update(&telemetry(i * h, &[("drain_time_s", 20.0)]));
+        }
+        let fast = feature(&st, "drain_time_s.ewma_fast");
+        let slow = feature(&st, "drain_time_s.ewma_slow");
+        assert!(fast > 18.0 && fast < 20.0, "{fast}");
+        assert!(slow > 12.0 && slow < 16.0, "{slow}");
+        assert!(feature(&st, "drain_time_s.trend") > 3.0);
+        assert!(feature(&st, "drain_time_s.std_slow") > 1.0);
+        assert_eq!(feature(&st, "drain_time_s.max_7d"), 20.0);
+        let min = feature(&st, "drain_time_s.min_7d");
+        assert!((10.0..slow).contains(&min), "{min}");
+        // A channel never reported is unknown, not zero.
+        assert!(feature(&st, "vibration_g.ewma_fast").is_nan());
+    }
+
+    #[test]
+    fn late_messages_are_not_applied() {
+        let s = washer();
+        let mut st = DeviceState::new(&s);
+        assert!(st.update(&telemetry(10_000_000, &[("drain_time_s", 10.0)])));
+        let before = st.features();
+        assert!(!st.update(&telemetry(9_000_000, &[("drain_time_s", 500.0)])));
+        assert!(!st.update(&fault(9_000_000, "E21")));
+        let after = st.features();
+        assert_eq!(
+            before.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            after.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+        assert_eq!(st.messages(), 1);
+        assert!(
+            st.update(&telemetry(10_000_000, &[("drain_time_s", 11.0)])),
+            "equal ts applies"
+        );
+    }
+
+    #[test]
+    fn extreme_timestamps_do_not_panic() {
+        let s = washer();
+        let mut st = DeviceState::new(&s);
+        assert!(st.update(&telemetry(i64::MIN + 1, &[("drain_time_s", 10.0)])));
+        assert!(st.update(&fault(0, "E21")));
+        assert!(st.update(&telemetry(i64::MAX, &[("drain_time_s", 20.0)])));
+        let f = st.features();
+        assert!(f.iter().all(|v| v.is_finite() || v.is_nan()), "{f:?}");
+        assert_eq!(feature(&st, "drain_time_s.last"), 20.0);
+    }
+
+    #[test]
+    fn fault_counts_decay_and_unknown_channels_are_ignored() {
+        let s = washer();
+        let mut st = DeviceState::new(&s);
+        let d = Timestamp::DAY_MS;
+        st.update(&telemetry(
+            0,
+            &[("drain_time_s", 10.0), ("new_sensor", 3.0)],
+        ));
+        st.update(&fault(d, "E21"));
+        st.update(&fault(d, "E23"));
+        st.update(&fault(d, "E41")); // points at no component
+        assert!((feature(&st, "fault.drain_pump.count_1d") - 2.0).abs() < 1e-6);
+        assert!((feature(&st, "fault.all.count_7d") - 3.0).abs() < 1e-6);
+        assert_eq!(feature(&st, "fault.drain_pump.hours_since"), 0.0);
+        assert_eq!(feature(&st, "fault.heater.hours_since"), HOURS_SINCE_CAP);
+        st.update(&telemetry(2 * d, &[("vibration_g", 0.1)]));
+        let c1 = feature(&st, "fault.drain_pump.count_1d");
+        assert!((c1 - 2.0 * (-1.0f64).exp()).abs() < 1e-4, "{c1}");
+        assert!((feature(&st, "fault.drain_pump.hours_since") - 24.0).abs() < 1e-9);
+        assert!((feature(&st, "device.age_days") - 2.0).abs() < 1e-9);
+        assert_eq!(
+            feature(&st, "drain_time_s.last"),
+            10.0,
+            "missing channels keep state"
+        );
+    }
+}

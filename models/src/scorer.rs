@@ -1,0 +1,276 @@
+//! Live scoring: messages in, one [`Prediction`] per modelled component out.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use domain::{Contribution, DeviceId, Message, Prediction, ProfileSet};
+
+use crate::artifact::{sigmoid, ModelArtifact};
+use crate::features::{DeviceState, FeatureSchema};
+use crate::history;
+use crate::registry::ModelRegistry;
+use crate::Result;
+
+/// How many contributions a prediction explains itself with.
+pub const TOP_FEATURES: usize = 5;
+
+struct TypeCtx {
+    schema: FeatureSchema,
+    /// The active model, when one exists and its feature schema matches the profile's.
+    model: Option<Arc<ModelArtifact>>,
+    /// Changes whenever `model` changes; devices reset their persistence counters then.
+    epoch: u32,
+}
+
+struct DeviceEntry {
+    type_idx: u32,
+    epoch: u32,
+    state: DeviceState,
+    /// Consecutive scores at or above the threshold, per component model.
+    streaks: Box<[u16]>,
+}
+
+/// Keeps every device's feature state and scores it with the active model of its type.
+///
+/// Feed it each device's messages in order (one worker per device partition, invariant
+/// 3). A new model version activated in the [`ModelRegistry`] is used from the next
+/// message on; the persistence counters of that type start over.
+pub struct Scorer {
+    registry: ModelRegistry,
+    profiles: ProfileSet,
+    seen_generation: u64,
+    types: Vec<TypeCtx>,
+    type_index: HashMap<String, u32>,
+    devices: HashMap<DeviceId, DeviceEntry>,
+    raw: Vec<f64>,
+    z: Vec<f64>,
+}
+
+impl Scorer {
+    /// A scorer over a registry handle (clone it to keep reloading) and the profiles.
+    pub fn new(registry: ModelRegistry, profiles: ProfileSet) -> Scorer {
+        Scorer {
+            seen_generation: registry.generation(),
+            registry,
+            profiles,
+            types: Vec::new(),
+            type_index: HashMap::new(),
+            devices: HashMap::new(),
+            raw: Vec::new(),
+            z: Vec::new(),
+        }
+    }
+
+    /// Devices with state.
+    pub fn device_count(&self) -> usize {
+        self.devices.len()
+    }
+
+    /// Estimated bytes of per-device state (feature state, counters, map entry).
+    pub fn state_bytes(&self) -> usize {
+        self.devices
+            .iter()
+            .map(|(id, e)| {
+                std::mem::size_of::<(DeviceId, DeviceEntry)>()
+                    + id.as_str().len()
+                    + e.state.size_bytes()
+                    + std::mem::size_of_val(&*e.streaks)
+            })
+            .sum()
+    }
+
+    /// The feature state of a device, if it has one.
+    pub fn device_state(&self, device_id: &DeviceId) -> Option<&DeviceState> {
+        self.devices.get(device_id).map(|e| &e.state)
+    }
+
+    fn type_ctx(&mut self, device_type: &str) -> Option<u32> {
+        if let Some(&i) = self.type_index.get(device_type) {
+            return Some(i);
+        }
+        let profile = self.profiles.get(device_type)?;
+        let schema = FeatureSchema::for_profile(profile);
+        let model = compatible(self.registry.get(device_type), &schema);
+        let i = self.types.len() as u32;
+        self.types.push(TypeCtx {
+            schema,
+            model,
+            epoch: 0,
+        });
+        self.type_index.insert(device_type.to_owned(), i);
+        Some(i)
+    }
+
+    fn refresh_models(&mut self) {
+        let generation = self.registry.generation();
+        if generation == self.seen_generation {
+            return;
+        }
+        self.seen_generation = generation;
+        for (device_type, &i) in &self.type_index {
+            let ctx = &mut self.types[i as usize];
+            let new = compatible(self.registry.get(device_type), &ctx.schema);
+            let same = match (&ctx.model, &new) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                ctx.model = new;
+                ctx.epoch = ctx.epoch.wrapping_add(1);
+            }
+        }
+    }
+
+    /// Applies a message to its device's state and scores the device.
+    ///
+    /// Returns one prediction per trained component of the device type's active model;
+    /// nothing for status messages, unknown types, types without a model, and messages
+    /// older than the device's latest (see [`DeviceState`]'s event-time rule).
+    pub fn observe(&mut self, msg: &Message) -> Vec<Prediction> {
+        let (device_type, ts) = match msg {
+            Message::Telemetry(t) => (t.device_type.as_str(), t.ts),
+            Message::Fault(f) => (f.device_type.as_str(), f.ts),
+            Message::Status(_) => return Vec::new(),
+        };
+        self.refresh_models();
+        let Some(type_idx) = self.type_ctx(device_type) else {
+            return Vec::new();
+        };
+        let ctx = &self.types[type_idx as usize];
+        let entry = match self.devices.get_mut(msg.device_id()) {
+            Some(e) => e,
+            None => self
+                .devices
+                .entry(msg.device_id().clone())
+                .or_insert_with(|| DeviceEntry {
+                    type_idx,
+                    epoch: ctx.epoch,
+                    state: DeviceState::new(&ctx.schema),
+                    streaks: Box::new([]),
+                }),
+        };
+        if entry.type_idx != type_idx {
+            *entry = DeviceEntry {
+                type_idx,
+                epoch: ctx.epoch,
+                state: DeviceState::new(&ctx.schema),
+                streaks: Box::new([]),
+            };
+        }
+        if !entry.state.update(msg) {
+            return Vec::new();
+        }
+        let Some(model) = &ctx.model else {
+            return Vec::new();
+        };
+        if entry.epoch != ctx.epoch || entry.streaks.len() != model.components.len() {
+            entry.epoch = ctx.epoch;
+            entry.streaks = vec![0u16; model.components.len()].into_boxed_slice();
+        }
+        let d = model.feature_schema.len();
+        self.raw.resize(d, 0.0);
+        self.z.resize(d, 0.0);
+        entry.state.write_features(&mut self.raw);
+        model.standardize(&self.raw, &mut self.z);
+
+        let mut out = Vec::with_capacity(model.components.len());
+        for (ci, comp) in model.components.iter().enumerate() {
+            if !comp.is_trained() {
+                continue;
+            }
+            let logit = comp.intercept
+                + comp
+                    .weights
+                    .iter()
+                    .zip(&self.z)
+                    .map(|(w, z)| w * z)
+                    .sum::<f64>();
+            let risk = sigmoid(logit);
+            let streak = &mut entry.streaks[ci];
+            *streak = if risk >= comp.threshold {
+                streak.saturating_add(1)
+            } else {
+                0
+            };
+            let flagged = u32::from(*streak) >= comp.persistence.max(1);
+            out.push(Prediction {
+                device_id: msg.device_id().clone(),
+                device_type: device_type.to_owned(),
+                component: comp.component.clone(),
+                ts,
+                risk,
+                threshold: comp.threshold,
+                flagged,
+                model_version: model.version.clone(),
+                top_features: top_contributions(model, &comp.weights, &self.raw, &self.z),
+            });
+        }
+        out
+    }
+}
+
+/// The model if its feature schema is the profile's; otherwise none (and a warning):
+/// scoring with misaligned features would be silently wrong.
+fn compatible(
+    model: Option<Arc<ModelArtifact>>,
+    schema: &FeatureSchema,
+) -> Option<Arc<ModelArtifact>> {
+    let model = model?;
+    if model.feature_schema.as_slice() == schema.names() {
+        Some(model)
+    } else {
+        tracing::warn!(
+            device_type = schema.device_type(),
+            version = %model.version,
+            "Model feature schema differs from the profile's; not scoring this type"
+        );
+        None
+    }
+}
+
+/// The largest positive contributions `w_i * z_i`, most important first.
+fn top_contributions(
+    model: &ModelArtifact,
+    weights: &[f64],
+    raw: &[f64],
+    z: &[f64],
+) -> Vec<Contribution> {
+    let mut top: [(f64, usize); TOP_FEATURES] = [(0.0, usize::MAX); TOP_FEATURES];
+    for (i, (w, zi)) in weights.iter().zip(z).enumerate() {
+        let c = w * zi;
+        if c > top[TOP_FEATURES - 1].0 {
+            top[TOP_FEATURES - 1] = (c, i);
+            top.sort_by(|a, b| b.0.total_cmp(&a.0));
+        }
+    }
+    top.iter()
+        .filter(|(_, i)| *i != usize::MAX)
+        .filter_map(|&(c, i)| {
+            Some(Contribution {
+                feature: model.feature_schema.get(i)?.clone(),
+                value: raw.get(i).copied().filter(|v| v.is_finite())?,
+                contribution: c,
+                normal_range: Some((*model.feature_p05.get(i)?, *model.feature_p95.get(i)?)),
+            })
+        })
+        .collect()
+}
+
+/// Replays a history directory through a fresh [`Scorer`], calling `f` with every
+/// decoded message and its predictions (for `fixahead predict` and evaluation).
+/// Profiles under `{history_dir}/profiles` override `profiles`, as in training.
+pub fn replay_history(
+    history_dir: &Path,
+    profiles: &ProfileSet,
+    registry: ModelRegistry,
+    mut f: impl FnMut(&Message, Vec<Prediction>),
+) -> Result<history::HistoryStats> {
+    let profiles = history::load_profiles(history_dir, profiles)?;
+    let mut scorer = Scorer::new(registry, profiles.clone());
+    history::for_each_message(history_dir, &profiles, |msg| {
+        let preds = scorer.observe(&msg);
+        f(&msg, preds);
+    })
+}

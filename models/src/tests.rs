@@ -1,0 +1,571 @@
+//! Crate-level tests: a synthetic history generator, training, scoring, artefacts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use domain::{DeviceId, FaultMessage, FaultState, Message, ProfileSet, Telemetry, Timestamp};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::artifact::{self, ComponentModel, ModelArtifact, TrainingSummary, FORMAT_VERSION};
+use crate::{train, FeatureSchema, ModelRegistry, Scorer, TrainParams};
+
+const DAY: i64 = Timestamp::DAY_MS;
+const HOUR: i64 = Timestamp::HOUR_MS;
+const T0: i64 = 1_790_000_000_000;
+
+/// A tiny washer fleet: `drain_time_s` climbs over the 10 days before each drain-pump
+/// failure, with some E21 faults; the pump is repaired a day after failing.
+struct Synth {
+    devices: usize,
+    days: i64,
+    every_h: i64,
+    seed: u64,
+}
+
+/// Writes the history; returns the failure times per device.
+fn write_history(dir: &Path, s: &Synth) -> BTreeMap<String, Vec<i64>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
+    let mut failures: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    let mut events = String::new();
+    for d in 0..s.devices {
+        let id = format!("wm-{d:04}");
+        let mut list = Vec::new();
+        if rng.gen_bool(0.6) {
+            let mut day = rng.gen_range(12..30);
+            while day < s.days - 3 {
+                list.push(T0 + day * DAY + rng.gen_range(0..DAY));
+                day += rng.gen_range(25..45);
+            }
+        }
+        for &f in &list {
+            let _ = writeln!(
+                events,
+                r#"{{"device_id":"{id}","ts":"{}","event":"failure","component":"drain_pump","mode":"clog"}}"#,
+                Timestamp(f)
+            );
+            let _ = writeln!(
+                events,
+                r#"{{"device_id":"{id}","ts":{},"event":"repair","component":"drain_pump"}}"#,
+                f + DAY
+            );
+        }
+        failures.insert(id, list);
+    }
+    events.push_str("not json\n");
+    std::fs::write(dir.join("events.jsonl"), events).unwrap();
+
+    let mut lines = String::new();
+    let mut seq = 0u64;
+    let steps = s.days * 24 / s.every_h;
+    let noise = |rng: &mut ChaCha8Rng, sd: f64| {
+        (rng.gen::<f64>() + rng.gen::<f64>() + rng.gen::<f64>() - 1.5) * 2.0 * sd
+    };
+    for step in 0..steps {
+        for (id, fails) in &failures {
+            seq += 1;
+            let t = T0 + step * s.every_h * HOUR + rng.gen_range(0..HOUR);
+            // Degradation: 0 -> 1 over the 10 days before the next failure, until repair.
+            let mut wear = 0.0f64;
+            for &f in fails {
+                if t > f - 10 * DAY && t <= f + DAY {
+                    wear = (1.0 - (f - t) as f64 / (10 * DAY) as f64).clamp(0.0, 1.0);
+                }
+            }
+            let drain = 12.0 + 25.0 * wear * wear + noise(&mut rng, 1.0);
+            let _ = writeln!(
+                lines,
+                r#"{{"device_id":"{id}","msg":"telemetry","ts":"{}","seq":{seq},"type":"washer","model":"WM-500","fw":"2.4.1","readings":{{"motor_current_a":{:.3},"vibration_g":{:.4},"water_temp_c":{:.2},"heat_time_s":{:.1},"drain_time_s":{:.2},"fill_time_s":{:.1},"supply_voltage_v":{:.1}}}}}"#,
+                Timestamp(t),
+                3.4 + noise(&mut rng, 0.2),
+                0.12 + noise(&mut rng, 0.02),
+                40.0 + noise(&mut rng, 1.0),
+                900.0 + noise(&mut rng, 50.0),
+                drain.max(0.0),
+                60.0 + noise(&mut rng, 5.0),
+                230.0 + noise(&mut rng, 3.0),
+            );
+            if wear > 0.5 && rng.gen_bool(0.2) {
+                seq += 1;
+                let _ = writeln!(
+                    lines,
+                    r#"{{"device_id":"{id}","msg":"fault","ts":{},"seq":{seq},"type":"washer","model":"WM-500","code":"E21","state":"raised"}}"#,
+                    t + 1000
+                );
+            }
+        }
+        if step == 10 {
+            // Three lines that must be skipped and counted, never fatal.
+            lines.push_str("{not json\n");
+            lines.push_str(r#"{"device_id":"wm-0000","msg":"telemetry","ts":"2026-01-01T00:00:00Z","seq":1,"type":"toaster","model":"T","readings":{"x":1}}"#);
+            lines.push('\n');
+            lines.push_str(r#"{"device_id":"wm-0000","msg":"telemetry","ts":"2026-01-01T00:00:00Z","seq":1,"type":"washer","model":"WM-500","readings":{"drain_time_s":99999}}"#);
+            lines.push('\n');
+        }
+    }
+    std::fs::write(dir.join("telemetry.jsonl"), lines).unwrap();
+    failures
+}
+
+fn params() -> TrainParams {
+    TrainParams {
+        horizon_ms: 7 * DAY,
+        sample_interval_ms: 12 * HOUR,
+        // The solver is monomorphised in this crate, which tests build unoptimised.
+        max_iterations: 40,
+        ..TrainParams::default()
+    }
+}
+
+fn telemetry(id: &str, t: i64, drain: f64) -> Message {
+    Message::Telemetry(Telemetry {
+        device_id: DeviceId::parse(id).unwrap(),
+        ts: Timestamp(t),
+        seq: 1,
+        device_type: "washer".into(),
+        model: "WM-500".into(),
+        fw: None,
+        readings: vec![
+            ("motor_current_a".into(), 3.4),
+            ("vibration_g".into(), 0.12),
+            ("water_temp_c".into(), 40.0),
+            ("heat_time_s".into(), 900.0),
+            ("drain_time_s".into(), drain),
+            ("fill_time_s".into(), 60.0),
+            ("supply_voltage_v".into(), 230.0),
+        ],
+    })
+}
+
+#[test]
+fn training_learns_a_drifting_channel() {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(
+        dir.path(),
+        &Synth {
+            devices: 30,
+            days: 150,
+            every_h: 4,
+            seed: 7,
+        },
+    );
+    let started = Instant::now();
+    let mut reports = Vec::new();
+    let artifacts = train(dir.path(), &ProfileSet::builtin(), &params(), &mut |p| {
+        reports.push(p)
+    })
+    .unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(artifacts.len(), 1);
+    let a = &artifacts[0];
+    assert_eq!(a.device_type, "washer");
+    assert!(a.version.starts_with("washer-"), "{}", a.version);
+    a.validate().unwrap();
+
+    let s = &a.training_summary;
+    assert_eq!(s.rejected_lines, 3, "{:?}", s.rejected_by_reason);
+    assert_eq!(s.rejected_by_reason.get("invalid_line"), Some(&1));
+    assert_eq!(s.rejected_by_reason.get("unknown_device_type"), Some(&1));
+    assert_eq!(s.rejected_by_reason.get("out_of_range"), Some(&1));
+    assert_eq!(s.rejected_events, 1);
+    assert_eq!(s.devices, 30);
+
+    let pump = a
+        .components
+        .iter()
+        .find(|c| c.component == "drain_pump")
+        .unwrap();
+    assert!(pump.is_trained(), "{:?}", pump.skipped_reason);
+    let m = pump.metrics.as_ref().unwrap();
+    eprintln!(
+        "trained in {elapsed:?}: {m:?}, rule {}, summary rows {} train {} val {}",
+        pump.threshold_rule, s.rows, s.train_rows, s.validation_rows
+    );
+    assert!(m.positives > 20, "{m:?}");
+    assert!(
+        m.average_precision > 2.0 * m.base_rate && m.average_precision > m.base_rate + 0.2,
+        "AP {} vs base rate {}",
+        m.average_precision,
+        m.base_rate
+    );
+    assert!(m.events > 0 && m.events_detected > 0, "{m:?}");
+    let bearing = a
+        .components
+        .iter()
+        .find(|c| c.component == "motor_bearing")
+        .unwrap();
+    assert!(!bearing.is_trained());
+    assert!(bearing
+        .skipped_reason
+        .as_deref()
+        .unwrap()
+        .contains("too few positive"));
+
+    // Orientation: the risk rises with the drifting channel.
+    let registry = ModelRegistry::from_artifacts(artifacts.clone());
+    let mut scorer = Scorer::new(registry, ProfileSet::builtin());
+    let mut healthy = 0.0;
+    let mut degrading = 0.0;
+    for i in 0..120 {
+        let t = T0 + i * 4 * HOUR;
+        let drift = if i > 60 { (i - 60) as f64 * 0.4 } else { 0.0 };
+        for (id, drain, out) in [
+            ("wm-h", 12.0, &mut healthy),
+            ("wm-d", 12.0 + drift, &mut degrading),
+        ] {
+            let preds = scorer.observe(&telemetry(id, t, drain));
+            let p = preds.iter().find(|p| p.component == "drain_pump").unwrap();
+            *out = p.risk;
+            assert_eq!(p.model_version, a.version);
+            assert!(p.top_features.len() <= crate::scorer::TOP_FEATURES);
+        }
+    }
+    eprintln!("healthy risk {healthy:.4}, degrading risk {degrading:.4}");
+    assert!(
+        degrading > healthy + 0.3,
+        "healthy {healthy}, degrading {degrading}"
+    );
+    let preds = scorer.observe(&telemetry("wm-d", T0 + 121 * 4 * HOUR, 40.0));
+    let p = preds.iter().find(|p| p.component == "drain_pump").unwrap();
+    assert!(p.flagged);
+    assert!(
+        p.top_features
+            .iter()
+            .any(|c| c.feature.starts_with("drain_time_s.")),
+        "{:?}",
+        p.top_features
+    );
+    assert!(p
+        .top_features
+        .iter()
+        .all(|c| c.contribution > 0.0 && c.normal_range.is_some()));
+    assert_eq!(scorer.device_count(), 2);
+    assert!(scorer.state_bytes() < 2 * 1024);
+
+    // Deterministic apart from the clock: same data, same seed, same numbers.
+    let again = train(dir.path(), &ProfileSet::builtin(), &params(), &mut |_| {}).unwrap();
+    assert_eq!(again[0].components, a.components);
+    assert!(reports
+        .iter()
+        .any(|r| matches!(r, crate::TrainProgress::Loaded { rejected: 3, .. })));
+}
+
+#[test]
+fn replay_scores_every_message() {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(
+        dir.path(),
+        &Synth {
+            devices: 4,
+            days: 10,
+            every_h: 12,
+            seed: 1,
+        },
+    );
+    let registry = ModelRegistry::from_artifacts([handmade("washer-a", 1.0)]);
+    let mut n = 0;
+    let stats = crate::replay_history(dir.path(), &ProfileSet::builtin(), registry, |_, preds| {
+        n += preds.len();
+    })
+    .unwrap();
+    assert_eq!(stats.rejected, 3);
+    assert_eq!(n as u64, stats.decoded, "every decoded message is scored");
+}
+
+/// A hand-made washer model: drain-pump risk driven by `drain_time_s.last`.
+fn handmade(version: &str, weight: f64) -> ModelArtifact {
+    let profiles = ProfileSet::builtin();
+    let schema = FeatureSchema::for_profile(profiles.get("washer").unwrap());
+    let n = schema.len();
+    let i = schema
+        .names()
+        .iter()
+        .position(|f| f == "drain_time_s.last")
+        .unwrap();
+    let mut mean = vec![0.0; n];
+    let mut std = vec![1.0; n];
+    mean[i] = 12.0;
+    std[i] = 2.0;
+    let mut weights = vec![0.0; n];
+    weights[i] = weight;
+    let components = schema
+        .components()
+        .iter()
+        .map(|c| ComponentModel {
+            component: c.clone(),
+            weights: if c == "drain_pump" {
+                weights.clone()
+            } else {
+                Vec::new()
+            },
+            intercept: -4.0,
+            threshold: 0.5,
+            persistence: 3,
+            threshold_rule: "target_precision".into(),
+            metrics: None,
+            skipped_reason: (c != "drain_pump").then(|| "test".to_owned()),
+        })
+        .collect();
+    ModelArtifact {
+        format_version: FORMAT_VERSION,
+        version: version.into(),
+        device_type: "washer".into(),
+        created_at: Timestamp(T0).to_rfc3339(),
+        horizon_ms: 7 * DAY,
+        feature_schema: schema.names().to_vec(),
+        feature_mean: mean.clone(),
+        feature_std: std,
+        feature_p05: mean.clone(),
+        feature_p95: mean,
+        components,
+        training_summary: TrainingSummary {
+            devices: 0,
+            rows: 0,
+            train_rows: 0,
+            validation_rows: 0,
+            positives: BTreeMap::new(),
+            time_range: (Timestamp(T0), Timestamp(T0)),
+            split_ts: Timestamp(T0),
+            history_lines: 0,
+            rejected_lines: 0,
+            rejected_by_reason: BTreeMap::new(),
+            rejected_events: 0,
+            params: TrainParams::default(),
+        },
+    }
+}
+
+fn drain_pump(scorer: &mut Scorer, t: i64, drain: f64) -> (f64, bool) {
+    let preds = scorer.observe(&telemetry("wm-1", t, drain));
+    assert_eq!(preds.len(), 1, "only the trained component is scored");
+    (preds[0].risk, preds[0].flagged)
+}
+
+#[test]
+fn persistence_needs_consecutive_high_scores() {
+    let mut scorer = Scorer::new(
+        ModelRegistry::from_artifacts([handmade("washer-a", 1.0)]),
+        ProfileSet::builtin(),
+    );
+    let (low, flagged) = drain_pump(&mut scorer, T0, 12.0);
+    assert!(low < 0.05 && !flagged);
+    // One spike: high risk, no flag; back to normal resets the streak.
+    let (high, flagged) = drain_pump(&mut scorer, T0 + HOUR, 40.0);
+    assert!(high > 0.99 && !flagged, "{high}");
+    assert!(!drain_pump(&mut scorer, T0 + 2 * HOUR, 12.0).1);
+    assert!(!drain_pump(&mut scorer, T0 + 3 * HOUR, 40.0).1);
+    assert!(!drain_pump(&mut scorer, T0 + 4 * HOUR, 40.0).1);
+    assert!(
+        drain_pump(&mut scorer, T0 + 5 * HOUR, 40.0).1,
+        "third consecutive high score flags"
+    );
+    // A late message is neither applied nor scored.
+    assert!(scorer.observe(&telemetry("wm-1", T0, 12.0)).is_empty());
+    let status = Message::Status(domain::StatusMessage {
+        device_id: DeviceId::parse("wm-1").unwrap(),
+        online: false,
+        ts: None,
+    });
+    assert!(scorer.observe(&status).is_empty());
+    // Faults move the state and are scored too.
+    let fault = Message::Fault(FaultMessage {
+        device_id: DeviceId::parse("wm-1").unwrap(),
+        ts: Timestamp(T0 + 6 * HOUR),
+        seq: 9,
+        device_type: "washer".into(),
+        model: "WM-500".into(),
+        fw: None,
+        code: "E21".into(),
+        state: FaultState::Raised,
+    });
+    assert_eq!(scorer.observe(&fault).len(), 1);
+}
+
+#[test]
+fn artifacts_round_trip_and_the_registry_hot_swaps() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models");
+    assert!(
+        ModelRegistry::load_dir(&models)
+            .unwrap()
+            .versions()
+            .is_empty(),
+        "missing dir = empty"
+    );
+
+    let a = handmade("washer-20261125T013000Z-aaaaaaaa", 1.0);
+    let path = artifact::save(&a, &models).unwrap();
+    assert_eq!(
+        path,
+        models
+            .join("washer")
+            .join("washer-20261125T013000Z-aaaaaaaa.json")
+    );
+    assert_eq!(artifact::load(&path).unwrap(), a);
+    let active = std::fs::read_to_string(models.join("washer").join("ACTIVE")).unwrap();
+    assert_eq!(active.trim(), a.version);
+
+    let registry = ModelRegistry::load_dir(&models).unwrap();
+    assert_eq!(registry.get("washer").unwrap().version, a.version);
+    assert!(registry.get("refrigerator").is_none());
+    let mut scorer = Scorer::new(registry.clone(), ProfileSet::builtin());
+    drain_pump(&mut scorer, T0, 40.0);
+    drain_pump(&mut scorer, T0 + HOUR, 40.0);
+    assert!(drain_pump(&mut scorer, T0 + 2 * HOUR, 40.0).1);
+
+    // Nothing changed on disk: nothing swaps.
+    assert!(registry.reload().unwrap().is_empty());
+
+    // A new version: saved, activated, reloaded; the scorer switches on its next message
+    // and restarts the persistence count.
+    let b = handmade("washer-20261126T013000Z-bbbbbbbb", 2.0);
+    artifact::save(&b, &models).unwrap();
+    assert_eq!(
+        registry.get("washer").unwrap().version,
+        a.version,
+        "not before reload"
+    );
+    assert_eq!(registry.reload().unwrap(), vec!["washer".to_owned()]);
+    assert_eq!(registry.get("washer").unwrap().version, b.version);
+    let preds = scorer.observe(&telemetry("wm-1", T0 + 3 * HOUR, 40.0));
+    assert_eq!(preds[0].model_version, b.version);
+    assert!(!preds[0].flagged, "counters restart with a new model");
+    assert_eq!(
+        artifact::list_versions(&models, "washer").unwrap(),
+        vec![a.version.clone(), b.version.clone()]
+    );
+
+    // Rollback, and a corrupt file that must not replace the working model.
+    artifact::activate(&models, "washer", &a.version).unwrap();
+    assert_eq!(registry.reload().unwrap(), vec!["washer".to_owned()]);
+    assert_eq!(registry.versions().get("washer"), Some(&a.version));
+    std::fs::write(models.join("washer").join("broken.json"), "{").unwrap();
+    std::fs::write(models.join("washer").join("ACTIVE"), "broken\n").unwrap();
+    assert!(registry.reload().is_err());
+    assert_eq!(
+        registry.get("washer").unwrap().version,
+        a.version,
+        "failed reload keeps the old model"
+    );
+    assert!(artifact::activate(&models, "washer", "../escape").is_err());
+}
+
+#[test]
+fn a_model_with_another_schema_is_not_used() {
+    let mut a = handmade("washer-a", 1.0);
+    a.feature_schema[0] = "renamed".into();
+    let mut scorer = Scorer::new(ModelRegistry::from_artifacts([a]), ProfileSet::builtin());
+    assert!(scorer.observe(&telemetry("wm-1", T0, 40.0)).is_empty());
+    assert_eq!(scorer.device_count(), 1, "the state still moves");
+}
+
+#[test]
+fn invalid_params_and_missing_history_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = TrainParams {
+        validation_share: 1.5,
+        ..TrainParams::default()
+    };
+    assert!(matches!(
+        train(dir.path(), &ProfileSet::builtin(), &bad, &mut |_| {}),
+        Err(crate::Error::InvalidParams(_))
+    ));
+    let err = train(
+        dir.path(),
+        &ProfileSet::builtin(),
+        &TrainParams::default(),
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("events.jsonl"), "{err}");
+}
+
+/// The performance target: 200 devices, 180 days. Run it optimised:
+/// `cargo test -p models --release -- --ignored --nocapture`.
+#[test]
+#[ignore = "performance check; run with --release"]
+fn perf_train_200_devices_180_days() {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(
+        dir.path(),
+        &Synth {
+            devices: 200,
+            days: 180,
+            every_h: 4,
+            seed: 11,
+        },
+    );
+    let started = Instant::now();
+    let artifacts = train(
+        dir.path(),
+        &ProfileSet::builtin(),
+        &TrainParams::default(),
+        &mut |p| eprintln!("{:>8.2?} {p:?}", started.elapsed()),
+    )
+    .unwrap();
+    let elapsed = started.elapsed();
+    let s = &artifacts[0].training_summary;
+    for c in &artifacts[0].components {
+        eprintln!("{} {} {:?}", c.component, c.threshold_rule, c.metrics);
+    }
+    eprintln!(
+        "trained {} lines, {} rows in {elapsed:?}",
+        s.history_lines, s.rows
+    );
+    let registry = ModelRegistry::from_artifacts(artifacts);
+    let started = Instant::now();
+    let mut scored = 0usize;
+    let stats = crate::replay_history(dir.path(), &ProfileSet::builtin(), registry, |_, p| {
+        scored += p.len()
+    })
+    .unwrap();
+    eprintln!(
+        "replayed {} messages ({scored} predictions) in {:?}",
+        stats.decoded,
+        started.elapsed()
+    );
+    assert!(elapsed.as_secs() < 30, "{elapsed:?}");
+}
+
+/// Trains on a real history (e.g. the simulator's) and prints what came out:
+/// `FIXAHEAD_HISTORY=DIR cargo test -p models --release -- --ignored --nocapture external`.
+#[test]
+#[ignore = "needs FIXAHEAD_HISTORY; run with --release"]
+fn external_history_trains() {
+    let Ok(dir) = std::env::var("FIXAHEAD_HISTORY") else {
+        return;
+    };
+    let started = Instant::now();
+    let params = TrainParams::default();
+    let artifacts = train(Path::new(&dir), &ProfileSet::builtin(), &params, &mut |p| {
+        eprintln!("{:>8.2?} {p:?}", started.elapsed())
+    })
+    .unwrap();
+    for a in &artifacts {
+        let s = &a.training_summary;
+        eprintln!(
+            "{}: {} devices, {} rows ({} train, {} validation), {} rejected lines",
+            a.version, s.devices, s.rows, s.train_rows, s.validation_rows, s.rejected_lines
+        );
+        for c in &a.components {
+            match &c.metrics {
+                Some(m) => eprintln!(
+                    "  {:<16} thr {:.3} ({}) P {:.2} R {:.2} AP {:.3} base {:.3} events {}/{}",
+                    c.component,
+                    c.threshold,
+                    c.threshold_rule,
+                    m.precision,
+                    m.recall,
+                    m.average_precision,
+                    m.base_rate,
+                    m.events_detected,
+                    m.events
+                ),
+                None => eprintln!("  {:<16} skipped: {:?}", c.component, c.skipped_reason),
+            }
+        }
+    }
+    eprintln!("total {:?}", started.elapsed());
+}

@@ -1,0 +1,821 @@
+//! Training: history directory in, one [`ModelArtifact`] per device type out.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use domain::{DeviceId, Message, ProfileSet, Timestamp};
+use linfa::prelude::*;
+use linfa_logistic::LogisticRegression;
+use ndarray::{Array1, Array2};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::{
+    sigmoid, ComponentMetrics, ComponentModel, ModelArtifact, TrainingSummary, FORMAT_VERSION,
+};
+use crate::features::{DeviceState, FeatureSchema};
+use crate::history::{self, EventKind, HistoryEvent};
+use crate::{Error, Result};
+
+/// Training hyper-parameters.
+///
+/// | name | default | purpose | range |
+/// |---|---|---|---|
+/// | `horizon_ms` | 14 days | a row is positive if the component fails within this | > 0 |
+/// | `sample_interval_ms` | 6 h | at most one feature row per device per interval | > 0 |
+/// | `validation_share` | 0.3 | last share of the history's time range used for validation | (0, 1) |
+/// | `target_precision` | 0.6 | thresholds aim for this precision on validation | (0, 1] |
+/// | `persistence` | 3 | consecutive scores over the threshold needed to flag | >= 1 |
+/// | `seed` | 42 | seeds negative undersampling | any |
+/// | `max_iterations` | 150 | L-BFGS iterations per component model | >= 1 |
+/// | `negatives_per_positive` | 4 | negatives kept per positive in the training split | > 0 |
+/// | `l2` | 10.0 | L2 penalty (linfa `alpha`, on a loss summed over rows) | >= 0 |
+/// | `min_positives` | 5 | fewer positive training rows skip the component | >= 1 |
+/// | `max_fit_rows` | 40,000 | cap on rows per fit (positives are subsampled too above it) | >= 10 |
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainParams {
+    /// Label horizon in milliseconds.
+    pub horizon_ms: i64,
+    /// Emit at most one feature row per device per this much event time.
+    pub sample_interval_ms: i64,
+    /// The last share of the history's time range that is validation (split by time).
+    pub validation_share: f64,
+    /// Precision the per-component thresholds aim for on the validation split.
+    pub target_precision: f64,
+    /// Consecutive scores at or above the threshold needed to flag.
+    pub persistence: u32,
+    /// Seed of the negative undersampling.
+    pub seed: u64,
+    /// Solver iterations per model.
+    pub max_iterations: u64,
+    /// Negatives kept per positive row when undersampling the training split.
+    pub negatives_per_positive: f64,
+    /// L2 regularisation strength.
+    pub l2: f64,
+    /// Components with fewer positive training rows are skipped.
+    pub min_positives: u64,
+    /// Most rows one component fit uses; above it positives are subsampled as well
+    /// (keeps training in seconds; the intercept correction accounts for both rates).
+    pub max_fit_rows: u64,
+}
+
+impl Default for TrainParams {
+    fn default() -> Self {
+        Self {
+            horizon_ms: 14 * Timestamp::DAY_MS,
+            sample_interval_ms: 6 * Timestamp::HOUR_MS,
+            validation_share: 0.3,
+            target_precision: 0.6,
+            persistence: 3,
+            seed: 42,
+            max_iterations: 150,
+            negatives_per_positive: 4.0,
+            // On the simulator's history, 1.0 let small washer sets saturate the sigmoid
+            // (threshold 1.000); 10 keeps thresholds meaningful at the same AP.
+            l2: 10.0,
+            min_positives: 5,
+            max_fit_rows: 40_000,
+        }
+    }
+}
+
+impl TrainParams {
+    /// Checks every parameter's range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::InvalidParams(m.to_owned()));
+        if self.horizon_ms <= 0 {
+            return bad("horizon_ms must be positive");
+        }
+        if self.sample_interval_ms <= 0 {
+            return bad("sample_interval_ms must be positive");
+        }
+        if !(self.validation_share > 0.0 && self.validation_share < 1.0) {
+            return bad("validation_share must lie strictly between 0 and 1");
+        }
+        if !(self.target_precision > 0.0 && self.target_precision <= 1.0) {
+            return bad("target_precision must lie in (0, 1]");
+        }
+        if self.persistence == 0 {
+            return bad("persistence must be at least 1");
+        }
+        if self.max_iterations == 0 {
+            return bad("max_iterations must be at least 1");
+        }
+        if !(self.negatives_per_positive.is_finite() && self.negatives_per_positive > 0.0) {
+            return bad("negatives_per_positive must be positive");
+        }
+        if !(self.l2.is_finite() && self.l2 >= 0.0) {
+            return bad("l2 must be a non-negative number");
+        }
+        if self.min_positives == 0 {
+            return bad("min_positives must be at least 1");
+        }
+        if self.max_fit_rows < 10 {
+            return bad("max_fit_rows must be at least 10");
+        }
+        Ok(())
+    }
+}
+
+/// Progress reports of [`train`], for a progress bar or a log.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrainProgress {
+    /// Messages decoded so far (reported every 100,000).
+    Reading {
+        /// Messages decoded.
+        messages: u64,
+    },
+    /// The history is read.
+    Loaded {
+        /// Lines read.
+        lines: u64,
+        /// Lines that did not decode and were skipped.
+        rejected: u64,
+        /// Devices seen.
+        devices: u64,
+        /// Feature rows sampled.
+        rows: u64,
+    },
+    /// One component model is done (trained or skipped).
+    Component {
+        /// Device type.
+        device_type: String,
+        /// Component.
+        component: String,
+        /// `trained`, or why it was skipped.
+        outcome: String,
+    },
+}
+
+/// Feature rows of one device type, stored compactly (f32 row-major).
+struct TypeRows {
+    schema: FeatureSchema,
+    feats: Vec<f32>,
+    ts: Vec<i64>,
+    dev: Vec<u32>,
+    devices: HashSet<u32>,
+}
+
+impl TypeRows {
+    fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    fn row(&self, i: usize) -> &[f32] {
+        let d = self.schema.len();
+        &self.feats[i * d..(i + 1) * d]
+    }
+}
+
+struct Device {
+    type_name: String,
+    state: DeviceState,
+    last_row_ms: Option<i64>,
+    idx: u32,
+}
+
+/// Trains one artefact per device type found in the history (see the crate docs for
+/// features, labels, imbalance handling and thresholds). Types without enough data for
+/// any training rows are reported through `progress` and left out.
+pub fn train(
+    history_dir: &Path,
+    profiles: &ProfileSet,
+    params: &TrainParams,
+    progress: &mut dyn FnMut(TrainProgress),
+) -> Result<Vec<ModelArtifact>> {
+    params.validate()?;
+    let profiles = history::load_profiles(history_dir, profiles)?;
+    let (events, rejected_events) = history::load_events(history_dir)?;
+
+    // 1. Replay the history through the feature engine, sampling rows.
+    let mut schemas: HashMap<String, FeatureSchema> = HashMap::new();
+    let mut types: BTreeMap<String, TypeRows> = BTreeMap::new();
+    let mut devices: HashMap<DeviceId, Device> = HashMap::new();
+    let mut device_ids: Vec<DeviceId> = Vec::new();
+    let mut scratch: Vec<f64> = Vec::new();
+    let mut messages = 0u64;
+    let mut next_report = 100_000u64;
+    let stats = history::for_each_message(history_dir, &profiles, |msg| {
+        messages += 1;
+        if messages >= next_report {
+            next_report += 100_000;
+            progress(TrainProgress::Reading { messages });
+        }
+        let (device_type, ts) = match &msg {
+            Message::Telemetry(t) => (t.device_type.as_str(), t.ts),
+            Message::Fault(f) => (f.device_type.as_str(), f.ts),
+            Message::Status(_) => return,
+        };
+        let Some(profile) = profiles.get(device_type) else {
+            return;
+        };
+        let schema = schemas
+            .entry(device_type.to_owned())
+            .or_insert_with(|| FeatureSchema::for_profile(profile));
+        let dev = match devices.get_mut(msg.device_id()) {
+            Some(d) => d,
+            None => {
+                let idx = device_ids.len() as u32;
+                device_ids.push(msg.device_id().clone());
+                devices.entry(msg.device_id().clone()).or_insert(Device {
+                    type_name: device_type.to_owned(),
+                    state: DeviceState::new(schema),
+                    last_row_ms: None,
+                    idx,
+                })
+            }
+        };
+        if dev.type_name != device_type {
+            // A device that changes type starts over with the new type's features.
+            dev.type_name = device_type.to_owned();
+            dev.state = DeviceState::new(schema);
+            dev.last_row_ms = None;
+        }
+        if !dev.state.update(&msg) {
+            return;
+        }
+        if dev
+            .last_row_ms
+            .is_some_and(|last| ts.0.saturating_sub(last) < params.sample_interval_ms)
+        {
+            return;
+        }
+        dev.last_row_ms = Some(ts.0);
+        let rows = types
+            .entry(device_type.to_owned())
+            .or_insert_with(|| TypeRows {
+                schema: schema.clone(),
+                feats: Vec::new(),
+                ts: Vec::new(),
+                dev: Vec::new(),
+                devices: HashSet::new(),
+            });
+        scratch.resize(schema.len(), 0.0);
+        dev.state.write_features(&mut scratch);
+        rows.feats.extend(scratch.iter().map(|&x| x as f32));
+        rows.ts.push(ts.0);
+        rows.dev.push(dev.idx);
+        rows.devices.insert(dev.idx);
+    })?;
+    let total_rows: usize = types.values().map(TypeRows::len).sum();
+    progress(TrainProgress::Loaded {
+        lines: stats.lines,
+        rejected: stats.rejected,
+        devices: devices.len() as u64,
+        rows: total_rows as u64,
+    });
+    let Some((t_min, t_max)) = stats.time_range else {
+        return Err(Error::InvalidHistory {
+            path: history_dir.to_owned(),
+            message: format!(
+                "no decodable messages ({} lines, {} rejected)",
+                stats.lines, stats.rejected
+            ),
+        });
+    };
+    let span = t_max.0.saturating_sub(t_min.0) as f64;
+    let split = Timestamp(
+        t_min
+            .0
+            .saturating_add((span * (1.0 - params.validation_share)) as i64),
+    );
+
+    // 2. Ground truth per device and component.
+    let mut by_device: HashMap<u32, Vec<&HistoryEvent>> = HashMap::new();
+    let index: HashMap<&DeviceId, u32> = device_ids
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d, i as u32))
+        .collect();
+    for e in &events {
+        if let Some(&i) = index.get(&e.device_id) {
+            by_device.entry(i).or_default().push(e);
+        }
+    }
+
+    let ctx = TrainContext {
+        params,
+        split,
+        t_min,
+        t_max,
+        rejected_events,
+        stats: &stats,
+    };
+    let mut out = Vec::new();
+    for (device_type, rows) in &types {
+        match train_type(&ctx, device_type, rows, &by_device, progress)? {
+            Some(a) => out.push(a),
+            None => progress(TrainProgress::Component {
+                device_type: device_type.clone(),
+                component: "*".into(),
+                outcome: "skipped: no training rows before the validation period".into(),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+struct TrainContext<'a> {
+    params: &'a TrainParams,
+    split: Timestamp,
+    t_min: Timestamp,
+    t_max: Timestamp,
+    rejected_events: u64,
+    stats: &'a history::HistoryStats,
+}
+
+/// Which split a row belongs to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Split {
+    Train,
+    /// Within one horizon before the split: its label would peek into validation.
+    Gap,
+    Validation,
+}
+
+/// Label of row `t` for one component's event list (sorted by time).
+/// `Some((true, failure_ts))` positive, `Some((false, _))` negative, `None` excluded.
+fn label(events: &[(i64, EventKind)], t: i64, horizon: i64, t_max: i64) -> Option<(bool, i64)> {
+    // Broken: the latest event at or before t is a failure (no repair since).
+    let upto = events.partition_point(|(ts, _)| *ts <= t);
+    let broken = upto > 0 && events[upto - 1].1 == EventKind::Failure;
+    if broken {
+        return None;
+    }
+    let next_failure = events[upto..]
+        .iter()
+        .find(|(_, k)| *k == EventKind::Failure)
+        .map(|(ts, _)| *ts);
+    match next_failure {
+        Some(f) if f <= t.saturating_add(horizon) => Some((true, f)),
+        // Censored: the horizon runs past the end of the history.
+        _ if t.saturating_add(horizon) > t_max => None,
+        _ => Some((false, 0)),
+    }
+}
+
+fn train_type(
+    ctx: &TrainContext<'_>,
+    device_type: &str,
+    rows: &TypeRows,
+    by_device: &HashMap<u32, Vec<&HistoryEvent>>,
+    progress: &mut dyn FnMut(TrainProgress),
+) -> Result<Option<ModelArtifact>> {
+    let p = ctx.params;
+    let d = rows.schema.len();
+    let n = rows.len();
+    let split_of: Vec<Split> = rows
+        .ts
+        .iter()
+        .map(|&t| {
+            if t > ctx.split.0 {
+                Split::Validation
+            } else if t.saturating_add(p.horizon_ms) > ctx.split.0 {
+                Split::Gap
+            } else {
+                Split::Train
+            }
+        })
+        .collect();
+    let train_idx: Vec<usize> = (0..n).filter(|&i| split_of[i] == Split::Train).collect();
+    if train_idx.is_empty() {
+        return Ok(None);
+    }
+
+    // Standardisation and normal ranges from the training split (NaN = unknown, skipped).
+    let (mean, std) = mean_std(rows, &train_idx, d);
+    let (p05, p95) = percentiles(rows, &train_idx, d, &mean);
+
+    let components = rows.schema.components().to_vec();
+    let mut models = Vec::with_capacity(components.len());
+    let mut positives_summary = BTreeMap::new();
+    for component in &components {
+        // Per-device sorted (ts, kind) lists for this component.
+        let mut ev: HashMap<u32, Vec<(i64, EventKind)>> = HashMap::new();
+        for (&dev, list) in by_device {
+            let v: Vec<(i64, EventKind)> = list
+                .iter()
+                .filter(|e| &e.component == component)
+                .map(|e| (e.ts.0, e.kind))
+                .collect();
+            if !v.is_empty() {
+                ev.insert(dev, v);
+            }
+        }
+        let labels: Vec<Option<(bool, i64)>> = (0..n)
+            .map(|i| match ev.get(&rows.dev[i]) {
+                Some(list) => label(list, rows.ts[i], p.horizon_ms, ctx.t_max.0),
+                None if rows.ts[i].saturating_add(p.horizon_ms) > ctx.t_max.0 => None,
+                None => Some((false, 0)),
+            })
+            .collect();
+        let mut pos = Vec::new();
+        let mut neg = Vec::new();
+        for &i in &train_idx {
+            match labels[i] {
+                Some((true, _)) => pos.push(i),
+                Some((false, _)) => neg.push(i),
+                None => {}
+            }
+        }
+        positives_summary.insert(component.clone(), pos.len() as u64);
+        let skip = |reason: String| ComponentModel {
+            component: component.clone(),
+            weights: Vec::new(),
+            intercept: 0.0,
+            threshold: 1.0,
+            persistence: p.persistence,
+            threshold_rule: "none".into(),
+            metrics: None,
+            skipped_reason: Some(reason),
+        };
+        let model = if (pos.len() as u64) < p.min_positives {
+            skip(format!(
+                "too few positive training rows: {} (need {})",
+                pos.len(),
+                p.min_positives
+            ))
+        } else if neg.is_empty() {
+            skip("no negative training rows".into())
+        } else {
+            let seed =
+                p.seed ^ fnv(device_type.as_bytes()) ^ fnv(component.as_bytes()).rotate_left(17);
+            match fit_component(rows, &pos, &neg, &mean, &std, p, seed) {
+                Err(message) => skip(format!("solver failed: {message}")),
+                Ok((weights, intercept)) => {
+                    let score = |i: usize| {
+                        let mut s = intercept;
+                        for (j, (&x, w)) in rows.row(i).iter().zip(&weights).enumerate() {
+                            let x = f64::from(x);
+                            if x.is_finite() {
+                                s += w * (x - mean[j]) / std[j];
+                            }
+                        }
+                        sigmoid(s)
+                    };
+                    let val: Vec<(f64, bool, u32, i64)> = (0..n)
+                        .filter(|&i| split_of[i] == Split::Validation)
+                        .filter_map(|i| labels[i].map(|(y, f)| (score(i), y, rows.dev[i], f)))
+                        .collect();
+                    let (set, suffix) = if val.iter().any(|r| r.1) {
+                        (val, "")
+                    } else {
+                        let tr: Vec<(f64, bool, u32, i64)> = pos
+                            .iter()
+                            .chain(&neg)
+                            .filter_map(|&i| labels[i].map(|(y, f)| (score(i), y, rows.dev[i], f)))
+                            .collect();
+                        (tr, "_training")
+                    };
+                    let (threshold, rule, metrics) = evaluate(&set, p.target_precision);
+                    ComponentModel {
+                        component: component.clone(),
+                        weights,
+                        intercept,
+                        threshold,
+                        persistence: p.persistence,
+                        threshold_rule: format!("{rule}{suffix}"),
+                        metrics: Some(metrics),
+                        skipped_reason: None,
+                    }
+                }
+            }
+        };
+        progress(TrainProgress::Component {
+            device_type: device_type.to_owned(),
+            component: component.clone(),
+            outcome: match &model.skipped_reason {
+                Some(r) => format!("skipped: {r}"),
+                None => format!(
+                    "trained (threshold {:.3}, {})",
+                    model.threshold, model.threshold_rule
+                ),
+            },
+        });
+        models.push(model);
+    }
+
+    let summary = TrainingSummary {
+        devices: rows.devices.len() as u64,
+        rows: n as u64,
+        train_rows: train_idx.len() as u64,
+        validation_rows: split_of.iter().filter(|s| **s == Split::Validation).count() as u64,
+        positives: positives_summary,
+        time_range: (ctx.t_min, ctx.t_max),
+        split_ts: ctx.split,
+        history_lines: ctx.stats.lines,
+        rejected_lines: ctx.stats.rejected,
+        rejected_by_reason: ctx.stats.rejected_by_reason.clone(),
+        rejected_events: ctx.rejected_events,
+        params: p.clone(),
+    };
+    let now = chrono::Utc::now();
+    let mut artifact = ModelArtifact {
+        format_version: FORMAT_VERSION,
+        version: String::new(),
+        device_type: device_type.to_owned(),
+        created_at: Timestamp::from(now).to_rfc3339(),
+        horizon_ms: p.horizon_ms,
+        feature_schema: rows.schema.names().to_vec(),
+        feature_mean: mean,
+        feature_std: std,
+        feature_p05: p05,
+        feature_p95: p95,
+        components: models,
+        training_summary: summary,
+    };
+    artifact.version = format!(
+        "{device_type}-{}-{}",
+        now.format("%Y%m%dT%H%M%SZ"),
+        artifact.content_hash()
+    );
+    Ok(Some(artifact))
+}
+
+fn fnv(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+fn mean_std(rows: &TypeRows, idx: &[usize], d: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut sum = vec![0.0f64; d];
+    let mut sq = vec![0.0f64; d];
+    let mut cnt = vec![0u64; d];
+    for &i in idx {
+        for (j, &x) in rows.row(i).iter().enumerate() {
+            if x.is_finite() {
+                let x = f64::from(x);
+                sum[j] += x;
+                sq[j] += x * x;
+                cnt[j] += 1;
+            }
+        }
+    }
+    let mut mean = vec![0.0; d];
+    let mut std = vec![1.0; d];
+    for j in 0..d {
+        if cnt[j] > 0 {
+            let m = sum[j] / cnt[j] as f64;
+            let var = (sq[j] / cnt[j] as f64 - m * m).max(0.0);
+            mean[j] = m;
+            let s = var.sqrt();
+            // A (near) constant feature keeps std 1 so it standardises to ~0.
+            if s > 1e-9 * m.abs().max(1.0) {
+                std[j] = s;
+            }
+        }
+    }
+    (mean, std)
+}
+
+/// 5th and 95th percentiles per feature over at most 50,000 evenly spaced training rows.
+fn percentiles(rows: &TypeRows, idx: &[usize], d: usize, mean: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let step = idx.len().div_ceil(50_000).max(1);
+    let mut p05 = Vec::with_capacity(d);
+    let mut p95 = Vec::with_capacity(d);
+    let mut col = Vec::with_capacity(idx.len() / step + 1);
+    for (j, m) in mean.iter().enumerate().take(d) {
+        col.clear();
+        col.extend(
+            idx.iter()
+                .step_by(step)
+                .map(|&i| f64::from(rows.row(i)[j]))
+                .filter(|x| x.is_finite()),
+        );
+        if col.is_empty() {
+            p05.push(*m);
+            p95.push(*m);
+            continue;
+        }
+        col.sort_by(f64::total_cmp);
+        let at = |q: f64| col[((col.len() - 1) as f64 * q).round() as usize];
+        p05.push(at(0.05));
+        p95.push(at(0.95));
+    }
+    (p05, p95)
+}
+
+/// Fits one component: all positives (at most `max_fit_rows / (1 + ratio)` of them),
+/// `negatives_per_positive` times as many negatives, drawn with the seed, on standardised
+/// features; returns oriented weights and the intercept corrected for the sampling.
+fn fit_component(
+    rows: &TypeRows,
+    pos: &[usize],
+    neg: &[usize],
+    mean: &[f64],
+    std: &[f64],
+    p: &TrainParams,
+    seed: u64,
+) -> std::result::Result<(Vec<f64>, f64), String> {
+    let d = rows.schema.len();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let ratio = p.negatives_per_positive;
+    let cap = ((p.max_fit_rows as f64 / (1.0 + ratio)).floor() as usize).max(1);
+    let pos_keep = pos.len().min(cap);
+    let neg_keep = ((pos_keep as f64 * ratio).ceil() as usize).clamp(1, neg.len());
+    let mut sample = |from: &[usize], k: usize| -> Vec<usize> {
+        if k >= from.len() {
+            return from.to_vec();
+        }
+        let mut v: Vec<usize> = rand::seq::index::sample(&mut rng, from.len(), k)
+            .into_iter()
+            .map(|j| from[j])
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let pos = sample(pos, pos_keep);
+    let chosen = sample(neg, neg_keep);
+    // Prior correction: sampling keeps positives at rate r_pos and negatives at r_neg,
+    // which multiplies the odds by r_pos / r_neg.
+    let correction =
+        (neg_keep as f64 / neg.len() as f64).ln() - (pos_keep as f64 / pos.len() as f64).ln();
+
+    let m = pos.len() + chosen.len();
+    let mut x = Array2::<f64>::zeros((m, d));
+    let mut y = Array1::<bool>::from_elem(m, false);
+    for (r, &i) in pos.iter().chain(&chosen).enumerate() {
+        for (j, &v) in rows.row(i).iter().enumerate() {
+            let v = f64::from(v);
+            x[[r, j]] = if v.is_finite() {
+                (v - mean[j]) / std[j]
+            } else {
+                0.0
+            };
+        }
+        y[r] = r < pos.len();
+    }
+    let dataset = Dataset::new(x, y);
+    let fit_started = std::time::Instant::now();
+    let fitted = LogisticRegression::default()
+        .alpha(p.l2)
+        .max_iterations(p.max_iterations)
+        // linfa's loss is a sum over rows, so a fixed gradient tolerance is never reached
+        // on large data and every fit would run all iterations: scale it with the rows
+        // (a tolerance of 1e-3 on the mean gradient).
+        .gradient_tolerance(1e-3 * m as f64)
+        .fit(&dataset)
+        .map_err(|e| e.to_string())?;
+    tracing::debug!(
+        rows = m,
+        elapsed_ms = fit_started.elapsed().as_millis() as u64,
+        "Component model fitted"
+    );
+    // linfa reports the probability of the class it calls positive, which is the
+    // *larger* class, so it can be "no failure": orient by its labels.
+    let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
+    let weights: Vec<f64> = fitted.params().iter().map(|w| sign * w).collect();
+    let intercept = sign * fitted.intercept() + correction;
+    if weights.iter().any(|w| !w.is_finite()) || !intercept.is_finite() {
+        return Err("non-finite coefficients".into());
+    }
+    Ok((weights, intercept))
+}
+
+/// Chooses a threshold on `(score, label, device, failure_ts)` rows and measures it.
+///
+/// Rule: among thresholds whose precision (over rows scoring at least the threshold)
+/// reaches `target` with at least one true positive, the one with the highest recall,
+/// and of those the highest threshold (`target_precision`); otherwise the threshold with
+/// the best F1 (`max_f1`).
+pub(crate) fn evaluate(
+    rows: &[(f64, bool, u32, i64)],
+    target: f64,
+) -> (f64, &'static str, ComponentMetrics) {
+    let mut sorted: Vec<(f64, bool)> = rows.iter().map(|r| (r.0, r.1)).collect();
+    sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let total_pos = sorted.iter().filter(|r| r.1).count() as f64;
+    let (mut tp, mut fp) = (0.0f64, 0.0f64);
+    let mut ap = 0.0;
+    let mut prev_recall = 0.0;
+    let mut target_pick: Option<(f64, f64)> = None;
+    let mut best_f1 = (f64::NEG_INFINITY, 1.0);
+    let mut i = 0;
+    while i < sorted.len() {
+        let s = sorted[i].0;
+        while i < sorted.len() && sorted[i].0 == s {
+            if sorted[i].1 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            i += 1;
+        }
+        let precision = tp / (tp + fp);
+        let recall = if total_pos > 0.0 { tp / total_pos } else { 0.0 };
+        ap += (recall - prev_recall) * precision;
+        prev_recall = recall;
+        // Sweeping down, recall only grows: keep the highest threshold of each new
+        // recall level, so ties in recall resolve to the more precise threshold.
+        if tp >= 1.0 && precision >= target && target_pick.is_none_or(|(_, r)| recall > r) {
+            target_pick = Some((s, recall));
+        }
+        let f1 = if precision + recall > 0.0 {
+            2.0 * precision * recall / (precision + recall)
+        } else {
+            0.0
+        };
+        if f1 > best_f1.0 {
+            best_f1 = (f1, s);
+        }
+    }
+    let (threshold, rule) = match target_pick {
+        Some((s, _)) => (s, "target_precision"),
+        None => (best_f1.1, "max_f1"),
+    };
+    let (mut tp, mut fp) = (0u64, 0u64);
+    let mut events: HashSet<(u32, i64)> = HashSet::new();
+    let mut detected: HashSet<(u32, i64)> = HashSet::new();
+    for &(s, y, dev, f) in rows {
+        if y {
+            events.insert((dev, f));
+        }
+        if s >= threshold {
+            if y {
+                tp += 1;
+                detected.insert((dev, f));
+            } else {
+                fp += 1;
+            }
+        }
+    }
+    let positives = total_pos as u64;
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let precision = ratio(tp, tp + fp);
+    let recall = ratio(tp, positives);
+    let f1 = if precision + recall > 0.0 {
+        2.0 * precision * recall / (precision + recall)
+    } else {
+        0.0
+    };
+    let metrics = ComponentMetrics {
+        rows: rows.len() as u64,
+        positives,
+        base_rate: ratio(positives, rows.len() as u64),
+        precision,
+        recall,
+        f1,
+        average_precision: ap,
+        events: events.len() as u64,
+        events_detected: detected.len() as u64,
+    };
+    (threshold, rule, metrics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_follow_the_horizon_and_skip_broken_periods() {
+        let h = 10;
+        let ev = [(100, EventKind::Failure), (105, EventKind::Repair)];
+        assert_eq!(label(&ev, 80, h, 1000), Some((false, 0)));
+        assert_eq!(label(&ev, 90, h, 1000), Some((true, 100)));
+        assert_eq!(label(&ev, 99, h, 1000), Some((true, 100)));
+        assert_eq!(
+            label(&ev, 100, h, 1000),
+            None,
+            "failed: broken, not at risk"
+        );
+        assert_eq!(label(&ev, 104, h, 1000), None);
+        assert_eq!(label(&ev, 105, h, 1000), Some((false, 0)), "repaired");
+        assert_eq!(label(&ev, 995, h, 1000), None, "censored at the end");
+    }
+
+    #[test]
+    fn threshold_reaches_the_target_precision() {
+        // Scores 0.9 (pos), 0.8 (pos), 0.7 (neg), 0.6 (pos), 0.5 (neg), 0.1 (neg) ...
+        let rows: Vec<(f64, bool, u32, i64)> = [
+            (0.9, true),
+            (0.8, true),
+            (0.7, false),
+            (0.6, true),
+            (0.5, false),
+            (0.1, false),
+        ]
+        .iter()
+        .enumerate()
+        .map(|(i, &(s, y))| (s, y, i as u32, 0))
+        .collect();
+        let (t, rule, m) = evaluate(&rows, 0.7);
+        assert_eq!(rule, "target_precision");
+        assert_eq!(t, 0.6, "precision at 0.6 is 3/4");
+        assert!((m.precision - 0.75).abs() < 1e-12 && (m.recall - 1.0).abs() < 1e-12);
+        let ap = 1.0 / 3.0 + 1.0 / 3.0 + 0.75 / 3.0;
+        assert!((m.average_precision - ap).abs() < 1e-12);
+        let (t, _, _) = evaluate(&rows, 0.5);
+        assert_eq!(t, 0.6, "full recall already at 0.6: no lower threshold");
+        let (_, rule, _) = evaluate(&rows, 1.0);
+        assert_eq!(rule, "target_precision");
+        let none: Vec<_> = rows.iter().map(|r| (r.0, false, r.2, 0)).collect();
+        let (_, rule, _) = evaluate(&none, 0.5);
+        assert_eq!(rule, "max_f1");
+    }
+}

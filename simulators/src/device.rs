@@ -1,0 +1,728 @@
+//! What every simulated device shares, whatever its kind: identity, random stream,
+//! sequence numbers, component wear and failure, fault-code bookkeeping, and an outbox
+//! that releases messages in event-time order.
+//!
+//! A kind (washer, refrigerator, ...) is a module that provides a [`KindSpec`] and an
+//! [`Appliance`] implementation; [`crate::fleet::KINDS`] lists them.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap};
+
+use domain::{DeviceId, FaultState, MessageKind, Timestamp};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use crate::{DeviceInfo, FleetConfig, GroundTruthEvent, GroundTruthKind, SimEvent, WireMessage};
+
+/// Milliseconds per minute, hour and day.
+pub(crate) const MINUTE_MS: i64 = 60_000;
+pub(crate) const HOUR_MS: i64 = Timestamp::HOUR_MS;
+pub(crate) const DAY_MS: i64 = Timestamp::DAY_MS;
+
+/// A simulated kind of appliance: its identity and what it emits.
+pub(crate) struct KindSpec {
+    /// Device type, the profile key.
+    pub(crate) name: &'static str,
+    /// Device id prefix (`wm`).
+    pub(crate) id_prefix: &'static str,
+    /// Product models, picked uniformly.
+    pub(crate) models: &'static [&'static str],
+    /// Firmware versions, picked uniformly.
+    pub(crate) firmware: &'static [&'static str],
+    /// Channels, in the order [`Appliance`] implementations pass values.
+    pub(crate) channels: &'static [&'static str],
+    /// Wearing components, indexed as [`DeviceCore::components`].
+    pub(crate) components: &'static [ComponentSpec],
+    /// Every fault code the kind raises.
+    pub(crate) fault_codes: &'static [&'static str],
+    /// Builds the kind's per-device model; may draw from the device's random stream.
+    pub(crate) build: fn(&mut DeviceCore, &FleetConfig) -> Box<dyn Appliance>,
+}
+
+/// A component that wears out.
+pub(crate) struct ComponentSpec {
+    /// Component name from the profile.
+    pub(crate) name: &'static str,
+    /// Failure mode of a failure with a precursor.
+    pub(crate) mode: &'static str,
+    /// Range of the precursor's length, in days.
+    pub(crate) onset_days: (f64, f64),
+    /// Fault codes that a repair of this component clears.
+    pub(crate) codes: &'static [&'static str],
+}
+
+/// A kind's per-device physics.
+pub(crate) trait Appliance: Send {
+    /// Event time (ms) of the next step; never earlier than the previous step.
+    fn next_step(&self) -> i64;
+    /// Runs the step at [`Appliance::next_step`], emitting through `core` at times at or
+    /// after that step.
+    fn step(&mut self, core: &mut DeviceCore);
+}
+
+/// A sales region: sets mains voltage, inlet water and room temperature.
+pub(crate) struct Region {
+    pub(crate) name: &'static str,
+    pub(crate) supply_v: f64,
+    pub(crate) inlet_water_c: f64,
+    pub(crate) room_offset_c: f64,
+}
+
+pub(crate) const REGIONS: &[Region] = &[
+    Region {
+        name: "north",
+        supply_v: 229.0,
+        inlet_water_c: 10.0,
+        room_offset_c: -1.0,
+    },
+    Region {
+        name: "south",
+        supply_v: 232.0,
+        inlet_water_c: 17.0,
+        room_offset_c: 1.5,
+    },
+    Region {
+        name: "east",
+        supply_v: 226.0,
+        inlet_water_c: 12.0,
+        room_offset_c: 0.0,
+    },
+    Region {
+        name: "west",
+        supply_v: 231.0,
+        inlet_water_c: 13.0,
+        room_offset_c: 0.3,
+    },
+    Region {
+        name: "central",
+        supply_v: 230.0,
+        inlet_water_c: 12.5,
+        room_offset_c: 0.5,
+    },
+];
+
+enum ComponentState {
+    Healthy {
+        fail_at: i64,
+        onset_ms: i64,
+        sudden: bool,
+    },
+    Failed {
+        repair_at: i64,
+        mode: &'static str,
+    },
+}
+
+/// One component's wear state.
+pub(crate) struct ComponentSim {
+    spec: &'static ComponentSpec,
+    state: ComponentState,
+}
+
+impl ComponentSim {
+    /// Wear from 0 (healthy) to 1 (about to fail, or failed). Sudden failures show none.
+    pub(crate) fn severity(&self, t: i64) -> f64 {
+        match self.state {
+            ComponentState::Healthy {
+                fail_at,
+                onset_ms,
+                sudden,
+            } => {
+                if sudden || onset_ms <= 0 {
+                    return 0.0;
+                }
+                let into = t.saturating_sub(fail_at.saturating_sub(onset_ms));
+                (into as f64 / onset_ms as f64).clamp(0.0, 1.0).powf(1.5)
+            }
+            ComponentState::Failed { .. } => 1.0,
+        }
+    }
+
+    /// Whether the component has failed and awaits repair.
+    pub(crate) fn is_failed(&self) -> bool {
+        matches!(self.state, ComponentState::Failed { .. })
+    }
+
+    /// Whether a healthy component's failure time has come.
+    pub(crate) fn is_due(&self, t: i64) -> bool {
+        matches!(self.state, ComponentState::Healthy { fail_at, .. } if t >= fail_at)
+    }
+
+    fn repair_at(&self) -> Option<i64> {
+        match self.state {
+            ComponentState::Failed { repair_at, .. } => Some(repair_at),
+            ComponentState::Healthy { .. } => None,
+        }
+    }
+}
+
+enum Pending {
+    Telemetry(Vec<f64>),
+    Fault {
+        code: &'static str,
+        state: FaultState,
+    },
+    Truth {
+        event: GroundTruthKind,
+        component: &'static str,
+        mode: &'static str,
+    },
+}
+
+struct Scheduled {
+    ts: i64,
+    order: u64,
+    item: Pending,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.ts, self.order) == (other.ts, other.order)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    // Reversed: `BinaryHeap` is a max-heap and the outbox wants the earliest first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.ts, other.order).cmp(&(self.ts, self.order))
+    }
+}
+
+/// A released event with its sort key for the fleet-wide merge.
+pub(crate) struct Released {
+    pub(crate) ts: i64,
+    pub(crate) order: u64,
+    pub(crate) raw: Raw,
+}
+
+/// A released event in compact form; [`DeviceCore::payload`] and
+/// [`DeviceCore::to_event`] turn it into wire payloads and public events.
+pub(crate) enum Raw {
+    /// A message with its sequence number.
+    Message { seq: u64, body: Body },
+    /// A failure or repair.
+    Truth {
+        event: GroundTruthKind,
+        component: &'static str,
+        mode: &'static str,
+    },
+}
+
+/// What a message says.
+pub(crate) enum Body {
+    Telemetry(Vec<f64>),
+    Fault {
+        code: &'static str,
+        state: FaultState,
+    },
+}
+
+/// A v1 wire payload, serialised directly (history files) or into a `Value`.
+#[derive(Serialize)]
+pub(crate) struct Payload<'a> {
+    /// Only in history lines: the device the topic names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) device_id: Option<&'a str>,
+    /// Only in history lines: `telemetry` or `fault`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) msg: Option<&'static str>,
+    ts: String,
+    seq: u64,
+    #[serde(rename = "type")]
+    device_type: &'a str,
+    model: &'a str,
+    fw: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    readings: Option<Readings<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'static str>,
+}
+
+/// Readings as a JSON object of channel -> value.
+pub(crate) struct Readings<'a> {
+    names: &'static [&'static str],
+    values: &'a [f64],
+}
+
+impl Serialize for Readings<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.values.len()))?;
+        for (name, value) in self.names.iter().zip(self.values) {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
+}
+
+/// State every device has, whatever its kind.
+pub(crate) struct DeviceCore {
+    pub(crate) info: DeviceInfo,
+    pub(crate) region: &'static Region,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) components: Vec<ComponentSim>,
+    kind: &'static KindSpec,
+    /// Clamp range of each of `kind.channels`, from the profile.
+    ranges: Vec<(f64, f64)>,
+    /// Active fault codes and until when they stay active (`i64::MAX`: until repaired).
+    active_faults: BTreeMap<&'static str, i64>,
+    outbox: BinaryHeap<Scheduled>,
+    next_order: u64,
+    seq: u64,
+    failure_rate_per_year: f64,
+    sudden_share: f64,
+}
+
+impl DeviceCore {
+    /// Creates device number `index` (0-based) of the fleet. `ranges` align with
+    /// `kind.channels`.
+    pub(crate) fn new(
+        index: usize,
+        kind: &'static KindSpec,
+        ranges: Vec<(f64, f64)>,
+        config: &FleetConfig,
+    ) -> crate::Result<Self> {
+        let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+        rng.set_stream(index as u64 + 1);
+        let device_id = DeviceId::parse(&format!("{}-{:04}", kind.id_prefix, index + 1))?;
+        let model = pick(&mut rng, kind.models).to_string();
+        let fw = pick(&mut rng, kind.firmware).to_string();
+        let region = &REGIONS[rng.gen_range(0..REGIONS.len())];
+        let start = config.start.millis();
+        let installed_at = start - rng.gen_range(30..1500) * DAY_MS;
+        let batch = Timestamp(installed_at - rng.gen_range(10..90) * DAY_MS)
+            .to_datetime()
+            .map(|d| d.format("B%Y-%m").to_string())
+            .unwrap_or_else(|| "B0000-00".into());
+        let info = DeviceInfo {
+            device_id,
+            device_type: kind.name.to_owned(),
+            model,
+            fw,
+            region: region.name.to_owned(),
+            batch,
+            installed_at: Timestamp(installed_at),
+        };
+        let mut core = Self {
+            info,
+            region,
+            rng,
+            components: Vec::with_capacity(kind.components.len()),
+            kind,
+            ranges,
+            active_faults: BTreeMap::new(),
+            outbox: BinaryHeap::new(),
+            next_order: 0,
+            seq: 0,
+            failure_rate_per_year: config.failure_rate_per_year,
+            sudden_share: config.sudden_failure_share,
+        };
+        for spec in kind.components {
+            let state = core.sample_failure(spec, start);
+            core.components.push(ComponentSim { spec, state });
+        }
+        if !kind.components.is_empty() && core.rng.gen_bool(config.early_degradation_share) {
+            let i = core.rng.gen_range(0..kind.components.len());
+            let fail_at = start + (core.rng.gen_range(3.0..10.0) * DAY_MS as f64) as i64;
+            let onset_ms = fail_at - start + (core.rng.gen_range(3.0..12.0) * DAY_MS as f64) as i64;
+            core.components[i].state = ComponentState::Healthy {
+                fail_at,
+                onset_ms,
+                sudden: false,
+            };
+        }
+        Ok(core)
+    }
+
+    fn sample_failure(&mut self, spec: &ComponentSpec, from: i64) -> ComponentState {
+        const MAX_AHEAD_MS: f64 = 100.0 * 365.25 * DAY_MS as f64;
+        let ahead = if self.failure_rate_per_year > 0.0 {
+            let u: f64 = self.rng.gen();
+            let years = -(1.0 - u).ln() / self.failure_rate_per_year;
+            (years * 365.25 * DAY_MS as f64).min(MAX_AHEAD_MS)
+        } else {
+            MAX_AHEAD_MS
+        };
+        let sudden = self.rng.gen_bool(self.sudden_share);
+        let (lo, hi) = spec.onset_days;
+        let onset_days = if sudden {
+            0.0
+        } else {
+            self.rng.gen_range(lo..=hi)
+        };
+        ComponentState::Healthy {
+            fail_at: from.saturating_add(ahead as i64),
+            onset_ms: (onset_days * DAY_MS as f64) as i64,
+            sudden,
+        }
+    }
+
+    /// Wear of component `i` at `t`, 0-1.
+    pub(crate) fn severity(&self, i: usize, t: i64) -> f64 {
+        self.components.get(i).map_or(0.0, |c| c.severity(t))
+    }
+
+    /// Whether component `i` has failed and awaits repair.
+    pub(crate) fn is_failed(&self, i: usize) -> bool {
+        self.components.get(i).is_some_and(ComponentSim::is_failed)
+    }
+
+    /// Indices of healthy components whose failure time has come by `t`.
+    pub(crate) fn due_failures(&self, t: i64) -> Vec<usize> {
+        (0..self.components.len())
+            .filter(|&i| self.components[i].is_due(t))
+            .collect()
+    }
+
+    /// Fails component `i` at `t`, records ground truth and schedules the repair 1-4
+    /// days later.
+    pub(crate) fn fail(&mut self, i: usize, t: i64) {
+        let Some(c) = self.components.get(i) else {
+            return;
+        };
+        let mode = match c.state {
+            ComponentState::Healthy { sudden: true, .. } => "sudden",
+            _ => c.spec.mode,
+        };
+        let name = c.spec.name;
+        let repair_at = t + (self.rng.gen_range(1.0..4.0) * DAY_MS as f64) as i64;
+        self.components[i].state = ComponentState::Failed { repair_at, mode };
+        self.schedule(
+            t,
+            Pending::Truth {
+                event: GroundTruthKind::Failure,
+                component: name,
+                mode,
+            },
+        );
+    }
+
+    /// The earliest pending repair, as (component index, time).
+    pub(crate) fn next_repair(&self) -> Option<(usize, i64)> {
+        self.components
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| c.repair_at().map(|t| (i, t)))
+            .min_by_key(|&(i, t)| (t, i))
+    }
+
+    /// Repairs component `i` at `t`: ground truth, its fault codes cleared, and a fresh
+    /// time to failure.
+    pub(crate) fn repair(&mut self, i: usize, t: i64) {
+        let Some(c) = self.components.get(i) else {
+            return;
+        };
+        let ComponentState::Failed { mode, .. } = c.state else {
+            return;
+        };
+        let spec = c.spec;
+        self.schedule(
+            t,
+            Pending::Truth {
+                event: GroundTruthKind::Repair,
+                component: spec.name,
+                mode,
+            },
+        );
+        for code in spec.codes {
+            self.clear_fault(code, t);
+        }
+        let state = self.sample_failure(spec, t);
+        self.components[i].state = state;
+    }
+
+    /// Emits a telemetry message at `t`; `values` align with the kind's channels and are
+    /// rounded and clamped into the profile's ranges.
+    pub(crate) fn telemetry(&mut self, t: i64, values: &[f64]) {
+        let values = values
+            .iter()
+            .zip(&self.ranges)
+            .map(|(&x, &(min, max))| {
+                let x = if x.is_finite() { x } else { min };
+                ((x * 1000.0).round() / 1000.0).clamp(min, max)
+            })
+            .collect();
+        self.schedule(t, Pending::Telemetry(values));
+    }
+
+    /// Whether `code` is active at `t`.
+    pub(crate) fn fault_active(&self, code: &str, t: i64) -> bool {
+        self.active_faults.get(code).is_some_and(|&until| until > t)
+    }
+
+    /// Raises `code` at `t` unless it is active; it clears by itself after `clear_after_ms`,
+    /// or stays until [`DeviceCore::clear_fault`] (or a repair) when that is `None`.
+    /// Raising a persistent fault while the code is active with a pending clear makes it
+    /// persistent.
+    pub(crate) fn raise_fault(&mut self, code: &'static str, t: i64, clear_after_ms: Option<i64>) {
+        match (self.fault_active(code, t), clear_after_ms) {
+            (true, Some(_)) => {}
+            (true, None) => {
+                self.cancel_pending_clear(code);
+                self.active_faults.insert(code, i64::MAX);
+            }
+            (false, Some(after)) => {
+                let until = t + after.max(1);
+                self.schedule(t, fault(code, FaultState::Raised));
+                self.schedule(until, fault(code, FaultState::Cleared));
+                self.active_faults.insert(code, until);
+            }
+            (false, None) => {
+                self.schedule(t, fault(code, FaultState::Raised));
+                self.active_faults.insert(code, i64::MAX);
+            }
+        }
+    }
+
+    /// Clears `code` at `t` if it is active.
+    pub(crate) fn clear_fault(&mut self, code: &'static str, t: i64) {
+        if !self.fault_active(code, t) {
+            return;
+        }
+        self.cancel_pending_clear(code);
+        self.schedule(t, fault(code, FaultState::Cleared));
+        self.active_faults.insert(code, t);
+    }
+
+    /// Removes the scheduled clear of an active code (the one at its `active_until`);
+    /// clears of earlier activations stay, even if not yet released.
+    fn cancel_pending_clear(&mut self, code: &str) {
+        let Some(&until) = self.active_faults.get(code) else {
+            return;
+        };
+        if until == i64::MAX {
+            return;
+        }
+        self.outbox.retain(|s| {
+            !(s.ts == until
+                && matches!(s.item, Pending::Fault { code: c, state: FaultState::Cleared } if c == code))
+        });
+    }
+
+    fn schedule(&mut self, ts: i64, item: Pending) {
+        let order = self.next_order;
+        self.next_order += 1;
+        self.outbox.push(Scheduled { ts, order, item });
+    }
+
+    /// Moves every scheduled event at or before `until` into `out`, assigning sequence
+    /// numbers in event-time order.
+    pub(crate) fn release(&mut self, until: i64, out: &mut Vec<Released>) {
+        while self.outbox.peek().is_some_and(|s| s.ts <= until) {
+            let Some(s) = self.outbox.pop() else { break };
+            let raw = match s.item {
+                Pending::Telemetry(values) => self.numbered(Body::Telemetry(values)),
+                Pending::Fault { code, state } => self.numbered(Body::Fault { code, state }),
+                Pending::Truth {
+                    event,
+                    component,
+                    mode,
+                } => Raw::Truth {
+                    event,
+                    component,
+                    mode,
+                },
+            };
+            out.push(Released {
+                ts: s.ts,
+                order: s.order,
+                raw,
+            });
+        }
+    }
+
+    fn numbered(&mut self, body: Body) -> Raw {
+        self.seq += 1;
+        Raw::Message {
+            seq: self.seq,
+            body,
+        }
+    }
+
+    /// The wire payload of a released message, without the history file's `device_id`
+    /// and `msg` fields.
+    pub(crate) fn payload<'a>(
+        &'a self,
+        ts: i64,
+        seq: u64,
+        body: &'a Body,
+    ) -> (MessageKind, Payload<'a>) {
+        let (kind, readings, code, state) = match body {
+            Body::Telemetry(values) => (
+                MessageKind::Telemetry,
+                Some(Readings {
+                    names: self.kind.channels,
+                    values,
+                }),
+                None,
+                None,
+            ),
+            Body::Fault { code, state } => {
+                (MessageKind::Fault, None, Some(*code), Some(state.as_str()))
+            }
+        };
+        let payload = Payload {
+            device_id: None,
+            msg: None,
+            ts: Timestamp(ts).to_rfc3339(),
+            seq,
+            device_type: &self.info.device_type,
+            model: &self.info.model,
+            fw: &self.info.fw,
+            readings,
+            code,
+            state,
+        };
+        (kind, payload)
+    }
+
+    /// The public form of a released event.
+    pub(crate) fn to_event(&self, released: &Released) -> SimEvent {
+        let ts = Timestamp(released.ts);
+        match &released.raw {
+            Raw::Message { seq, body } => {
+                let (kind, payload) = self.payload(released.ts, *seq, body);
+                SimEvent::Message(WireMessage {
+                    device_id: self.info.device_id.clone(),
+                    kind,
+                    ts,
+                    // Strings and finite numbers always convert.
+                    payload: serde_json::to_value(payload).unwrap_or_default(),
+                })
+            }
+            Raw::Truth {
+                event,
+                component,
+                mode,
+            } => SimEvent::GroundTruth(self.ground_truth(ts, *event, component, mode)),
+        }
+    }
+
+    pub(crate) fn ground_truth(
+        &self,
+        ts: Timestamp,
+        event: GroundTruthKind,
+        component: &str,
+        mode: &str,
+    ) -> GroundTruthEvent {
+        GroundTruthEvent {
+            device_id: self.info.device_id.clone(),
+            ts,
+            event,
+            component: component.to_owned(),
+            mode: mode.to_owned(),
+        }
+    }
+
+    /// A normal sample with the given mean and standard deviation.
+    pub(crate) fn gauss(&mut self, mean: f64, sd: f64) -> f64 {
+        let z: f64 = self.rng.sample(StandardNormal);
+        mean + sd * z
+    }
+
+    /// A uniform sample from `[lo, hi)`; `lo` if the range is empty.
+    pub(crate) fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        if hi > lo {
+            self.rng.gen_range(lo..hi)
+        } else {
+            lo
+        }
+    }
+
+    /// True with probability `p` (clamped to 0-1).
+    pub(crate) fn chance(&mut self, p: f64) -> bool {
+        let p = if p.is_finite() {
+            p.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self.rng.gen_bool(p)
+    }
+
+    /// A uniform duration in `[lo_min, hi_min)` minutes, in ms.
+    pub(crate) fn minutes(&mut self, lo_min: f64, hi_min: f64) -> i64 {
+        (self.uniform(lo_min, hi_min) * MINUTE_MS as f64) as i64
+    }
+}
+
+fn fault(code: &'static str, state: FaultState) -> Pending {
+    Pending::Fault { code, state }
+}
+
+fn pick<'a>(rng: &mut ChaCha8Rng, items: &[&'a str]) -> &'a str {
+    if items.is_empty() {
+        return "unknown";
+    }
+    items[rng.gen_range(0..items.len())]
+}
+
+/// A device: the shared core plus its kind's physics.
+pub(crate) struct Device {
+    pub(crate) core: DeviceCore,
+    model: Box<dyn Appliance>,
+}
+
+impl Device {
+    pub(crate) fn new(mut core: DeviceCore, config: &FleetConfig) -> Self {
+        let model = (core.kind.build)(&mut core, config);
+        Self { core, model }
+    }
+
+    /// Runs every repair and kind step up to and including `until`.
+    pub(crate) fn run_until(&mut self, until: i64) {
+        loop {
+            let step = self.model.next_step();
+            match self.core.next_repair() {
+                Some((i, t)) if t <= step && t <= until => self.core.repair(i, t),
+                _ if step <= until => self.model.step(&mut self.core),
+                _ => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static SPEC: ComponentSpec = ComponentSpec {
+        name: "part",
+        mode: "wear",
+        onset_days: (10.0, 10.0),
+        codes: &["X1"],
+    };
+
+    #[test]
+    fn severity_ramps_over_the_onset_and_sudden_shows_none() {
+        let c = ComponentSim {
+            spec: &SPEC,
+            state: ComponentState::Healthy {
+                fail_at: 20 * DAY_MS,
+                onset_ms: 10 * DAY_MS,
+                sudden: false,
+            },
+        };
+        assert_eq!(c.severity(5 * DAY_MS), 0.0);
+        let mid = c.severity(15 * DAY_MS);
+        assert!(mid > 0.2 && mid < 0.5, "{mid}");
+        assert_eq!(c.severity(25 * DAY_MS), 1.0);
+        let s = ComponentSim {
+            spec: &SPEC,
+            state: ComponentState::Healthy {
+                fail_at: 20 * DAY_MS,
+                onset_ms: 0,
+                sudden: true,
+            },
+        };
+        assert_eq!(s.severity(19 * DAY_MS), 0.0);
+    }
+}

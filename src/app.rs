@@ -1,0 +1,279 @@
+//! Wiring: one process with the broker (or a client of an external one), ingest,
+//! scoring, tickets and the HTTP API. Nothing here knows SQL or the wire format.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use domain::{DeviceId, Message, ProfileSet, Telemetry, Timestamp};
+use ingest::metrics::IngestMetrics;
+use ingest::source::{MqttSettings, MqttSource};
+use ingest::store::{HotStore, StoreReader, StoredMessage};
+use models::{ModelRegistry, Scorer};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::scoring::{self, ScoringStage};
+
+/// Event time replayed into the feature engine at start-up: longer than the slowest
+/// feature window (7 days), so restored features match uninterrupted ones.
+const WARM_UP_WINDOW_MS: i64 = 30 * Timestamp::DAY_MS;
+
+/// A running fixahead.
+pub(crate) struct Running {
+    /// Where MQTT clients connect (the embedded broker, or the external one).
+    pub(crate) mqtt_addr: String,
+    /// Where the HTTP API listens.
+    pub(crate) http_addr: SocketAddr,
+    stop: CancellationToken,
+    ingest_task: JoinHandle<anyhow::Result<()>>,
+    scoring_task: JoinHandle<()>,
+    http_task: JoinHandle<anyhow::Result<()>>,
+    reload_task: JoinHandle<()>,
+}
+
+impl Running {
+    /// A token that stops everything when cancelled.
+    pub(crate) fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Stops taking messages, commits and acknowledges what was received, lets the
+    /// scorer finish, and closes the HTTP server.
+    pub(crate) async fn shutdown(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        self.wait().await
+    }
+
+    /// Waits until stopped (by [`Running::stop_token`] or a fatal error).
+    pub(crate) async fn wait(self) -> anyhow::Result<()> {
+        let ingest = self.ingest_task.await.context("ingest task")?;
+        // The writer has dropped the scoring channel; the scorer drains it and ends.
+        self.scoring_task.await.context("scoring task")?;
+        self.stop.cancel();
+        self.reload_task.abort();
+        let http = self.http_task.await.context("HTTP task")?;
+        ingest.and(http)
+    }
+}
+
+/// Starts everything and returns once the broker and the HTTP listener are up.
+pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Result<Running> {
+    let profiles = Arc::new(profiles);
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let hot_path = config.data_dir.join("hot.db");
+    let store = HotStore::open(&hot_path, config.ingest.synchronous)
+        .with_context(|| format!("opening hot store {}", hot_path.display()))?;
+    let reader = StoreReader::open(&hot_path)?;
+    let tickets =
+        api::TicketService::open(&config.data_dir.join("tickets.db"), config.tickets.clone())
+            .context("opening ticket store")?;
+    let model_dir = config.model_dir();
+    let registry = ModelRegistry::load_dir(&model_dir)
+        .with_context(|| format!("loading models from {}", model_dir.display()))?;
+    let versions = registry.versions();
+    if versions.is_empty() {
+        tracing::warn!(dir = %model_dir.display(), "No active model: devices are stored but not scored until `fixahead train --out` writes one");
+    } else {
+        tracing::info!(?versions, "Active models");
+    }
+
+    // Broker: embedded unless an external URL is configured.
+    let (host, port, mqtt_addr) = match &config.mqtt.url {
+        Some(url) => {
+            let (host, port) = ingest::source::parse_mqtt_url(url)?;
+            (host, port, url.clone())
+        }
+        None => {
+            let broker =
+                ingest::broker::start(&ingest::broker::BrokerSettings::new(config.mqtt.listen))?;
+            let addr = broker.addr();
+            (addr.ip().to_string(), addr.port(), format!("mqtt://{addr}"))
+        }
+    };
+
+    // Rebuild feature state from the hot store before taking new messages, so a
+    // restart scores exactly as an uninterrupted run would.
+    let mut scorer = Scorer::new(registry.clone(), (*profiles).clone());
+    let replayed = tokio::task::block_in_place(|| warm_up(&reader, &mut scorer))?;
+    if replayed > 0 {
+        tracing::info!(
+            messages = replayed,
+            devices = scorer.device_count(),
+            "Feature state rebuilt from the hot store"
+        );
+    }
+
+    let metrics = Arc::new(IngestMetrics::default());
+    let stop = CancellationToken::new();
+
+    // HTTP first, so the address is known and health answers during start-up.
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP listener on {}", config.http.listen))?;
+    let http_addr = listener.local_addr()?;
+    let state = api::AppState::new(
+        tickets.clone(),
+        reader.clone(),
+        (*profiles).clone(),
+        {
+            let metrics = metrics.clone();
+            Arc::new(move || {
+                let mut out = String::new();
+                metrics.render_prometheus(&mut out);
+                out
+            })
+        },
+        {
+            let metrics = metrics.clone();
+            let registry = registry.clone();
+            Arc::new(move || {
+                serde_json::json!({
+                    "ingest": metrics.snapshot(),
+                    "models": registry.versions(),
+                })
+            })
+        },
+    );
+    let http_stop = stop.clone();
+    let http_task = tokio::spawn(async move {
+        api::serve(listener, api::router(state), async move {
+            http_stop.cancelled().await
+        })
+        .await
+        .context("HTTP server")
+    });
+    tracing::info!(%http_addr, "HTTP API listening");
+
+    // Ingest: source -> writer -> scoring.
+    let mut mqtt = MqttSettings::new(host, port);
+    mqtt.client_id = config.mqtt.client_id.clone();
+    mqtt.username = config.mqtt.username.clone();
+    mqtt.password = config.mqtt.password.clone();
+    mqtt.keep_alive = Duration::from_secs(config.mqtt.keep_alive_s.max(5));
+    let request_capacity = config.ingest.queue_capacity + config.ingest.batch_max + 64;
+    let source = MqttSource::new(&mqtt, request_capacity);
+    let (tx, rx) = mpsc::channel(config.ingest.queue_capacity);
+    let (scoring_tx, scoring_rx) = mpsc::channel::<Message>(1024);
+    let writer = ingest::pipeline::Writer {
+        store,
+        client: source.client(),
+        profiles: profiles.clone(),
+        downstream: scoring_tx,
+        metrics: metrics.clone(),
+        settings: ingest::pipeline::PipelineSettings {
+            batch_max: config.ingest.batch_max,
+            batch_interval: config.batch_interval(),
+        },
+    };
+    let drained = CancellationToken::new();
+    let source_task = tokio::spawn(source.run(tx, metrics.clone(), stop.clone(), drained.clone()));
+    let writer_stop = stop.clone();
+    let ingest_task = tokio::spawn(async move {
+        let result = writer.run(rx, writer_stop).await;
+        // Everything the writer will acknowledge has been handed to the client.
+        drained.cancel();
+        let _ = source_task.await;
+        result.map(drop).context("ingest writer")
+    });
+
+    let stage = ScoringStage {
+        scorer,
+        tickets,
+        reader,
+        profiles,
+    };
+    let scoring_task = tokio::spawn(scoring::run(stage, scoring_rx));
+
+    let reload_every = config.models.reload_interval_s.unwrap_or(5);
+    let reload_task = tokio::spawn(async move {
+        if reload_every == 0 {
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(reload_every));
+        loop {
+            tick.tick().await;
+            let registry = registry.clone();
+            match tokio::task::spawn_blocking(move || registry.reload()).await {
+                Ok(Ok(changed)) if !changed.is_empty() => {
+                    tracing::info!(?changed, "Switched to newly activated models");
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "Model reload failed; keeping the current models")
+                }
+                _ => {}
+            }
+        }
+    });
+
+    Ok(Running {
+        mqtt_addr,
+        http_addr,
+        stop,
+        ingest_task,
+        scoring_task,
+        http_task,
+        reload_task,
+    })
+}
+
+/// Replays recent stored messages into the scorer, oldest first.
+fn warm_up(reader: &StoreReader, scorer: &mut Scorer) -> anyhow::Result<u64> {
+    let devices: HashMap<String, (String, String)> = reader
+        .list_devices(None, None, usize::MAX >> 1)?
+        .into_iter()
+        .map(|d| (d.device_id, (d.device_type, d.model)))
+        .collect();
+    let Some(newest) = reader.newest_event_ts()? else {
+        return Ok(0);
+    };
+    let since = Timestamp(newest.millis().saturating_sub(WARM_UP_WINDOW_MS));
+    let mut n = 0;
+    reader.replay_since(since, |stored| {
+        let (device_id, ts, seq) = match &stored {
+            StoredMessage::Telemetry(t) => (&t.device_id, t.ts, t.seq),
+            StoredMessage::Fault(f) => (&f.device_id, f.ts, f.seq),
+        };
+        let (Some((device_type, model)), Ok(id)) =
+            (devices.get(device_id), DeviceId::parse(device_id))
+        else {
+            return;
+        };
+        let message = match stored {
+            StoredMessage::Telemetry(t) => Message::Telemetry(Telemetry {
+                device_id: id,
+                ts,
+                seq,
+                device_type: device_type.clone(),
+                model: model.clone(),
+                fw: None,
+                readings: t.readings.into_iter().collect(),
+            }),
+            StoredMessage::Fault(f) => {
+                let state = if f.state == "cleared" {
+                    domain::FaultState::Cleared
+                } else {
+                    domain::FaultState::Raised
+                };
+                Message::Fault(domain::FaultMessage {
+                    device_id: id,
+                    ts,
+                    seq,
+                    device_type: device_type.clone(),
+                    model: model.clone(),
+                    fw: None,
+                    code: f.code,
+                    state,
+                })
+            }
+        };
+        scorer.observe(&message);
+        n += 1;
+    })?;
+    Ok(n)
+}

@@ -1,0 +1,143 @@
+//! Command-line interface. Flags are a public contract (see README.md).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// fixahead: fix appliances before they break.
+///
+/// Appliances report telemetry and fault codes over MQTT; fixahead stores them, scores
+/// every device with a linfa model and opens one proactive service ticket per credible
+/// risk, served over an HTTP API.
+#[derive(Debug, Parser)]
+#[command(name = "fixahead", version, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the pipeline: embedded MQTT broker (unless --mqtt-url), ingest, scoring, tickets, HTTP API.
+    Run(RunArgs),
+    /// Everything `run` does, plus a simulated fleet and a model trained on the fly if none exists.
+    Demo(DemoArgs),
+    /// Simulate a fleet: publish live over MQTT, or write a history directory with --out.
+    Simulate(SimulateArgs),
+    /// Train one model per device type from a history directory.
+    Train(TrainArgs),
+}
+
+/// Options shared by `run` and `demo`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServeArgs {
+    /// TOML configuration file; flags override its values.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Directory for all state (hot store, tickets, models) [default: ./data].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Where the embedded MQTT broker listens [default: 127.0.0.1:1883].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) mqtt_listen: Option<SocketAddr>,
+    /// Use an external MQTT broker (mqtt://host:port) instead of the embedded one.
+    #[arg(long, value_name = "URL")]
+    pub(crate) mqtt_url: Option<String>,
+    /// Where the HTTP API listens [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http_listen: Option<SocketAddr>,
+    /// Model directory [default: DATA_DIR/models].
+    #[arg(long, value_name = "DIR")]
+    pub(crate) model_dir: Option<PathBuf>,
+    /// Directory of extra device profile TOML files.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) profiles: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+    /// Simulated devices.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) devices: usize,
+    /// Simulated seconds per wall-clock second.
+    #[arg(long, default_value_t = 7200.0)]
+    pub(crate) speed: f64,
+    /// Random seed of the simulated fleet.
+    #[arg(long, default_value_t = 7)]
+    pub(crate) seed: u64,
+    /// Stop after this many wall-clock seconds (default: run until Ctrl-C).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) duration: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SimulateArgs {
+    /// Number of devices (washers and refrigerators, alternating).
+    #[arg(long, default_value_t = 20)]
+    pub(crate) devices: usize,
+    /// Simulated seconds per wall-clock second (live mode).
+    #[arg(long, default_value_t = 3600.0)]
+    pub(crate) speed: f64,
+    /// Random seed; the same seed gives the same fleet and the same messages.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Broker to publish to (live mode).
+    #[arg(long, value_name = "URL", default_value = "mqtt://127.0.0.1:1883")]
+    pub(crate) mqtt_url: String,
+    /// MQTT username (live mode).
+    #[arg(long)]
+    pub(crate) username: Option<String>,
+    /// MQTT password (live mode).
+    #[arg(long)]
+    pub(crate) password: Option<String>,
+    /// Share of devices that start with a component already degrading (0-1).
+    #[arg(long, default_value_t = 0.0)]
+    pub(crate) early_degradation: f64,
+    /// Append the ground-truth failures and repairs (events.jsonl lines) to this file (live mode).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ground_truth: Option<PathBuf>,
+    /// Stop after this many wall-clock seconds (live mode).
+    #[arg(long, value_name = "SECONDS")]
+    pub(crate) duration: Option<u64>,
+    /// Write a history directory instead of publishing (see docs/history-format.md).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: Option<PathBuf>,
+    /// Simulated days of history to write with --out.
+    #[arg(long, default_value_t = 180)]
+    pub(crate) days: u32,
+    /// Simulated seconds between two refrigerator reports. A longer interval keeps
+    /// training histories small; failures do not depend on it.
+    #[arg(long, default_value_t = 900, value_name = "SECONDS")]
+    pub(crate) refrigerator_interval: u64,
+    /// Simulated start time, RFC 3339 or epoch ms [default: --days before now].
+    #[arg(long)]
+    pub(crate) start: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TrainArgs {
+    /// History directory (see docs/history-format.md).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) history: PathBuf,
+    /// Label horizon: a row is positive when the component fails within it (e.g. 14d, 30h).
+    #[arg(long, default_value = "14d")]
+    pub(crate) horizon: String,
+    /// Model directory to write to; the new versions become active.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Target precision for choosing thresholds on the validation period.
+    #[arg(long, default_value_t = 0.6)]
+    pub(crate) target_precision: f64,
+    /// Random seed (negative undersampling).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+}

@@ -1,0 +1,392 @@
+//! The subcommands.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use domain::{time::parse_duration_ms, ProfileSet, Timestamp};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use crate::app;
+use crate::cli::{DemoArgs, RunArgs, ServeArgs, SimulateArgs, TrainArgs};
+use crate::config::{load_profiles, Config};
+
+/// Builds the effective configuration: file, then flags.
+pub(crate) fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(d) = &args.data_dir {
+        config.data_dir = d.clone();
+    }
+    if let Some(a) = args.mqtt_listen {
+        config.mqtt.listen = a;
+    }
+    if let Some(u) = &args.mqtt_url {
+        config.mqtt.url = Some(u.clone());
+    }
+    if let Some(a) = args.http_listen {
+        config.http.listen = a;
+    }
+    if let Some(d) = &args.model_dir {
+        config.models.dir = Some(d.clone());
+    }
+    if let Some(d) = &args.profiles {
+        config.profiles.dir = Some(d.clone());
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// `fixahead run`
+pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let config = effective_config(&args.serve)?;
+    let profiles = load_profiles(config.profiles.dir.as_deref())?;
+    let running = app::start(&config, profiles).await?;
+    println!("fixahead is running");
+    println!(
+        "  MQTT     {}   (topics fixahead/v1/{{device_id}}/telemetry|fault|status)",
+        running.mqtt_addr
+    );
+    println!("  HTTP     http://{}/health", running.http_addr);
+    println!("  data     {}", config.data_dir.display());
+    let stop = running.stop_token();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("Shutting down: committing and acknowledging what was received");
+        stop.cancel();
+    });
+    running.wait().await?;
+    tracing::info!("Stopped cleanly");
+    Ok(())
+}
+
+/// `fixahead train`
+pub(crate) fn train(args: TrainArgs) -> anyhow::Result<()> {
+    let horizon_ms = parse_duration_ms(&args.horizon)?;
+    let params = models::TrainParams {
+        horizon_ms,
+        target_precision: args.target_precision,
+        seed: args.seed,
+        ..models::TrainParams::default()
+    };
+    train_into(&args.history, &args.out, &params, true)?;
+    Ok(())
+}
+
+/// Trains from a history directory into a model directory, printing a summary.
+fn train_into(
+    history: &Path,
+    out: &Path,
+    params: &models::TrainParams,
+    verbose: bool,
+) -> anyhow::Result<Vec<String>> {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_message(format!("reading {}", history.display()));
+    let mut on_progress = |p: models::TrainProgress| match p {
+        models::TrainProgress::Reading { messages } => {
+            bar.set_message(format!("reading history: {messages} messages"))
+        }
+        models::TrainProgress::Loaded {
+            lines,
+            rejected,
+            devices,
+            rows,
+        } => {
+            bar.println(format!("history: {lines} lines ({rejected} rejected), {devices} devices, {rows} feature rows"));
+            bar.set_message("training");
+        }
+        models::TrainProgress::Component {
+            device_type,
+            component,
+            outcome,
+        } => {
+            bar.set_message(format!("trained {device_type}/{component}: {outcome}"));
+        }
+    };
+    let artifacts = models::train(history, &ProfileSet::builtin(), params, &mut on_progress)
+        .with_context(|| format!("training from {}", history.display()))?;
+    bar.finish_and_clear();
+    if artifacts.is_empty() {
+        bail!(
+            "the history at {} produced no model (no device type had enough failures)",
+            history.display()
+        );
+    }
+    let mut versions = Vec::new();
+    for artifact in &artifacts {
+        let path = models::artifact::save(artifact, out)?;
+        if verbose {
+            println!("{} -> {}", artifact.version, path.display());
+            for c in &artifact.components {
+                match (&c.metrics, &c.skipped_reason) {
+                    (_, Some(why)) => println!("  {:<16} skipped: {why}", c.component),
+                    (Some(m), None) => println!(
+                        "  {:<16} threshold {:.3}  precision {:.2}  recall {:.2}  AP {:.3} (base rate {:.3})  failures caught {}/{}",
+                        c.component, c.threshold, m.precision, m.recall, m.average_precision, m.base_rate, m.events_detected, m.events
+                    ),
+                    (None, None) => println!("  {:<16} no validation metrics", c.component),
+                }
+            }
+        }
+        versions.push(artifact.version.clone());
+    }
+    Ok(versions)
+}
+
+fn simulator_config(
+    devices: usize,
+    seed: u64,
+    start: Timestamp,
+    early: f64,
+) -> simulators::FleetConfig {
+    simulators::FleetConfig {
+        devices,
+        seed,
+        start,
+        early_degradation_share: early,
+        ..simulators::FleetConfig::default()
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp(ingest::source::now_ms())
+}
+
+/// `fixahead simulate`
+pub(crate) async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+    let profiles = ProfileSet::builtin();
+    if let Some(out) = &args.out {
+        let duration_ms = i64::from(args.days.max(1)) * Timestamp::DAY_MS;
+        let start = match &args.start {
+            Some(s) => Timestamp::parse(s)?,
+            None => Timestamp(now().millis() - duration_ms),
+        };
+        let config = simulators::FleetConfig {
+            refrigerator_interval_s: args.refrigerator_interval,
+            ..simulator_config(args.devices, args.seed, start, args.early_degradation)
+        };
+        let out = out.clone();
+        let summary = tokio::task::spawn_blocking(move || {
+            simulators::write_history(&out, config, &profiles, duration_ms)
+        })
+        .await??;
+        println!("{summary:?}");
+        return Ok(());
+    }
+    let start = match &args.start {
+        Some(s) => Timestamp::parse(s)?,
+        None => now(),
+    };
+    let (host, port) = ingest::source::parse_mqtt_url(&args.mqtt_url)?;
+    let config = simulators::FleetConfig {
+        refrigerator_interval_s: args.refrigerator_interval,
+        ..simulator_config(args.devices, args.seed, start, args.early_degradation)
+    };
+    let fleet = simulators::Fleet::new(config, &profiles)?;
+    let live = simulators::LiveConfig {
+        host,
+        port,
+        client_id: format!("fixahead-sim-{}", args.seed),
+        username: args.username,
+        password: args.password,
+        speed: args.speed,
+        ground_truth_path: args.ground_truth,
+        max_duration: args.duration.map(Duration::from_secs),
+    };
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        c.cancel();
+    });
+    let summary = simulators::publish_live(live, fleet, cancel).await?;
+    println!("{summary:?}");
+    Ok(())
+}
+
+/// `fixahead demo`
+pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let config = effective_config(&args.serve)?;
+    let profiles = load_profiles(config.profiles.dir.as_deref())?;
+    let model_dir = config.model_dir();
+    let registry = models::ModelRegistry::load_dir(&model_dir)?;
+    if registry.versions().is_empty() {
+        println!("No model in {} yet: simulating a training history and training one (about a minute)...", model_dir.display());
+        let history = config.data_dir.join("training-history");
+        let start = Timestamp(now().millis() - 240 * Timestamp::DAY_MS);
+        let sim = simulators::FleetConfig {
+            failure_rate_per_year: 1.0,
+            // Hourly fridge reports: training samples one row per 6 h anyway, and a
+            // quarter of the messages makes the history four times faster to read.
+            refrigerator_interval_s: 3600,
+            ..simulator_config(300, args.seed.wrapping_add(1000), start, 0.0)
+        };
+        let h = history.clone();
+        let p = profiles.clone();
+        let summary = tokio::task::spawn_blocking(move || {
+            simulators::write_history(&h, sim, &p, 240 * Timestamp::DAY_MS)
+        })
+        .await??;
+        println!(
+            "  simulated {} devices, {} messages, {} failures",
+            summary.devices, summary.messages, summary.failures
+        );
+        let out = model_dir.clone();
+        let versions = tokio::task::spawn_blocking(move || {
+            train_into(&history, &out, &models::TrainParams::default(), true)
+        })
+        .await??;
+        println!("  trained {}", versions.join(", "));
+    }
+
+    let running = app::start(&config, profiles.clone()).await?;
+    let http = running.http_addr;
+    println!();
+    println!(
+        "fixahead demo is running: {} simulated appliances at {}x speed",
+        args.devices, args.speed
+    );
+    println!("  MQTT broker   {}", running.mqtt_addr);
+    println!("  devices       curl -s http://{http}/api/v1/devices");
+    println!("  tickets       curl -s http://{http}/api/v1/tickets");
+    println!("  dead letters  curl -s http://{http}/api/v1/dead-letters");
+    println!("  health        curl -s http://{http}/health");
+    println!("  metrics       curl -s http://{http}/metrics");
+    println!("Ctrl-C stops it.");
+    println!();
+
+    let (host, port) = match running
+        .mqtt_addr
+        .strip_prefix("mqtt://")
+        .and_then(|a| a.rsplit_once(':'))
+    {
+        Some((h, p)) => (h.to_owned(), p.parse().context("broker port")?),
+        None => bail!("unexpected broker address {}", running.mqtt_addr),
+    };
+    let fleet = simulators::Fleet::new(
+        simulator_config(args.devices, args.seed, now(), 0.3),
+        &profiles,
+    )?;
+    let live = simulators::LiveConfig {
+        host,
+        port,
+        client_id: "fixahead-demo-fleet".into(),
+        username: None,
+        password: None,
+        speed: args.speed,
+        ground_truth_path: Some(config.data_dir.join("demo-ground-truth.jsonl")),
+        max_duration: args.duration.map(Duration::from_secs),
+    };
+    let sim_cancel = running.stop_token().child_token();
+    let sim = tokio::spawn(simulators::publish_live(live, fleet, sim_cancel.clone()));
+
+    let stop = running.stop_token();
+    let reporter = tokio::spawn(report_progress(http, stop.clone()));
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = stop.cancelled() => {}
+        res = sim => {
+            match res {
+                Ok(Ok(summary)) => println!("Simulation finished: {summary:?}"),
+                Ok(Err(e)) => tracing::error!(error = %e, "Simulator failed"),
+                Err(e) => tracing::error!(error = %e, "Simulator task failed"),
+            }
+        }
+    }
+    sim_cancel.cancel();
+    reporter.abort();
+    running.shutdown().await
+}
+
+/// Prints a one-line status every few seconds, from the public API.
+async fn report_progress(http: std::net::SocketAddr, stop: CancellationToken) {
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let health = fetch_json(http, "/health").await;
+        let tickets = fetch_json(http, "/api/v1/tickets?limit=100").await;
+        let received = health
+            .as_ref()
+            .and_then(|h| h.pointer("/ingest/received"))
+            .and_then(|v| v.as_u64())
+            .unwrap_or(0);
+        let n_tickets = tickets
+            .as_ref()
+            .and_then(|t| t.get("tickets"))
+            .and_then(|t| t.as_array())
+            .map_or(0, Vec::len);
+        println!(
+            "[{:>4}s] messages received: {received:>7}   open tickets: {n_tickets}",
+            started.elapsed().as_secs()
+        );
+        if let Some(list) = tickets
+            .as_ref()
+            .and_then(|t| t.get("tickets"))
+            .and_then(|t| t.as_array())
+        {
+            for t in list.iter().take(3) {
+                println!(
+                    "         ticket {} {} {} risk {:.2} ({})",
+                    t["number"].as_str().unwrap_or("?"),
+                    t["device_id"].as_str().unwrap_or("?"),
+                    t["component"].as_str().unwrap_or("?"),
+                    t["risk"].as_f64().unwrap_or(0.0),
+                    t["priority"].as_str().unwrap_or("?"),
+                );
+            }
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET for the demo's own status line (no client library needed).
+async fn fetch_json(addr: std::net::SocketAddr, path: &str) -> Option<serde_json::Value> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.ok()?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let (_, body) = text.split_once("\r\n\r\n")?;
+    serde_json::from_str(body).ok()
+}

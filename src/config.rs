@@ -1,0 +1,218 @@
+//! Typed configuration: a TOML file (`--config`), then command-line flags on top.
+//!
+//! Every section rejects unknown keys, so a typo is an error at start-up rather than a
+//! setting silently ignored. docs/configuration.md documents every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    /// Directory for all state: hot store, tickets, models. Default `./data`.
+    pub(crate) data_dir: PathBuf,
+    /// MQTT broker and client.
+    pub(crate) mqtt: MqttConfig,
+    /// HTTP API.
+    pub(crate) http: HttpConfig,
+    /// Ingest batching and durability.
+    pub(crate) ingest: IngestConfig,
+    /// Models and scoring.
+    pub(crate) models: ModelsConfig,
+    /// Extra device profiles.
+    pub(crate) profiles: ProfilesConfig,
+    /// Ticket priority rules and SLA clocks.
+    pub(crate) tickets: api::TicketConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            mqtt: MqttConfig::default(),
+            http: HttpConfig::default(),
+            ingest: IngestConfig::default(),
+            models: ModelsConfig::default(),
+            profiles: ProfilesConfig::default(),
+            tickets: api::TicketConfig::default(),
+        }
+    }
+}
+
+/// `[mqtt]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MqttConfig {
+    /// Where the embedded broker listens. Ignored when `url` is set.
+    pub(crate) listen: SocketAddr,
+    /// An external broker, `mqtt://host:port`. Unset: run the embedded broker.
+    pub(crate) url: Option<String>,
+    /// The ingestor's client id; keep it stable so the broker keeps its session.
+    pub(crate) client_id: String,
+    /// Username for the external broker.
+    pub(crate) username: Option<String>,
+    /// Password for the external broker.
+    pub(crate) password: Option<String>,
+    /// MQTT keep-alive in seconds.
+    pub(crate) keep_alive_s: u64,
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
+            url: None,
+            client_id: "fixahead-ingest".into(),
+            username: None,
+            password: None,
+            keep_alive_s: 30,
+        }
+    }
+}
+
+/// `[http]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HttpConfig {
+    /// Where the API listens.
+    pub(crate) listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        }
+    }
+}
+
+/// `[ingest]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct IngestConfig {
+    /// Most messages per hot-store transaction.
+    pub(crate) batch_max: usize,
+    /// Longest a message waits for its batch, in milliseconds.
+    pub(crate) batch_interval_ms: u64,
+    /// Messages buffered between the MQTT source and the writer.
+    pub(crate) queue_capacity: usize,
+    /// `full` (fsync every commit) or `normal` (survives a process crash, not a power cut).
+    pub(crate) synchronous: ingest::store::Synchronous,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            batch_max: 512,
+            batch_interval_ms: 20,
+            queue_capacity: 2048,
+            synchronous: ingest::store::Synchronous::Full,
+        }
+    }
+}
+
+/// `[models]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ModelsConfig {
+    /// Model directory. Default `{data_dir}/models`.
+    pub(crate) dir: Option<PathBuf>,
+    /// How often to look for a newly activated model version, in seconds (0 = never).
+    pub(crate) reload_interval_s: Option<u64>,
+}
+
+/// `[profiles]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ProfilesConfig {
+    /// A directory of profile TOML files, added to (or replacing) the built-in ones.
+    pub(crate) dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads a config file.
+    pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// Checks values serde cannot.
+    pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        if self.ingest.batch_max == 0 || self.ingest.batch_max > 100_000 {
+            bail!("ingest.batch_max must be 1-100000");
+        }
+        if self.ingest.queue_capacity == 0 || self.ingest.queue_capacity > 1_000_000 {
+            bail!("ingest.queue_capacity must be 1-1000000");
+        }
+        if self.ingest.batch_interval_ms > 10_000 {
+            bail!("ingest.batch_interval_ms must be at most 10000");
+        }
+        if let Some(url) = &self.mqtt.url {
+            ingest::source::parse_mqtt_url(url)?;
+        }
+        Ok(())
+    }
+
+    /// The model directory.
+    pub(crate) fn model_dir(&self) -> PathBuf {
+        self.models
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("models"))
+    }
+
+    /// The batch interval.
+    pub(crate) fn batch_interval(&self) -> Duration {
+        Duration::from_millis(self.ingest.batch_interval_ms)
+    }
+}
+
+/// Loads the built-in profiles plus any in `dir`.
+pub(crate) fn load_profiles(dir: Option<&Path>) -> anyhow::Result<domain::ProfileSet> {
+    let mut set = domain::ProfileSet::builtin();
+    if let Some(dir) = dir {
+        let entries = std::fs::read_dir(dir)
+            .with_context(|| format!("reading profile directory {}", dir.display()))?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        paths.sort();
+        for path in paths {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading profile {}", path.display()))?;
+            let profile = domain::Profile::from_toml(&path.display().to_string(), &text)?;
+            set.insert(profile);
+        }
+    }
+    Ok(set)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_unknown_keys() {
+        let err =
+            toml::from_str::<Config>("[mqtt]\nlisten = \"127.0.0.1:1\"\nlistn = 2\n").unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn reads_a_full_file() {
+        let cfg: Config = toml::from_str(
+            "data_dir = \"/tmp/x\"\n[mqtt]\nurl = \"mqtt://broker:1883\"\n[http]\nlisten = \"0.0.0.0:9000\"\n[ingest]\nsynchronous = \"normal\"\n",
+        )
+        .unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.http.listen.port(), 9000);
+        assert_eq!(cfg.model_dir(), PathBuf::from("/tmp/x/models"));
+    }
+}

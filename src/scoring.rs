@@ -1,0 +1,149 @@
+//! The scoring stage: newly stored messages in, predictions and tickets out.
+//!
+//! Messages arrive in the order the writer stored them, so each device's messages are
+//! scored in order by this single task (invariant 3). Predictions are recorded in
+//! batches: per (device, component) only the latest score of a batch is kept as the
+//! current risk, while every flagged score still reaches the ticket service, which
+//! opens at most one ticket per pair (invariant 4).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use domain::{Message, Prediction, ProfileSet};
+use ingest::store::StoreReader;
+use models::Scorer;
+use tokio::sync::mpsc;
+
+/// Most messages scored before their predictions are recorded.
+const MAX_BATCH: usize = 512;
+/// Recent faults put into a ticket's diagnosis.
+const RECENT_FAULTS: usize = 20;
+
+/// What the stage owns.
+pub(crate) struct ScoringStage {
+    pub(crate) scorer: Scorer,
+    pub(crate) tickets: api::TicketService,
+    pub(crate) reader: StoreReader,
+    pub(crate) profiles: Arc<ProfileSet>,
+}
+
+/// Runs until the writer closes the channel.
+pub(crate) async fn run(mut stage: ScoringStage, mut rx: mpsc::Receiver<Message>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.recv().await {
+        batch.clear();
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let mut by_device: BTreeMap<String, Vec<Prediction>> = BTreeMap::new();
+        for message in &batch {
+            for p in stage.scorer.observe(message) {
+                by_device
+                    .entry(p.device_id.as_str().to_owned())
+                    .or_default()
+                    .push(p);
+            }
+        }
+        if by_device.is_empty() {
+            continue;
+        }
+        let tickets = stage.tickets.clone();
+        let reader = stage.reader.clone();
+        let profiles = stage.profiles.clone();
+        let recorded =
+            tokio::task::spawn_blocking(move || record(&tickets, &reader, &profiles, by_device))
+                .await;
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "Recording predictions panicked");
+        }
+    }
+    tracing::info!("Scoring stage stopped");
+}
+
+/// Keeps the latest prediction per component, plus every flagged one (in order).
+fn condense(predictions: Vec<Prediction>) -> Vec<Prediction> {
+    let mut latest: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, p) in predictions.iter().enumerate() {
+        latest.insert(p.component.clone(), i);
+    }
+    predictions
+        .into_iter()
+        .enumerate()
+        .filter(|(i, p)| p.flagged || latest.get(&p.component) == Some(i))
+        .map(|(_, p)| p)
+        .collect()
+}
+
+fn record(
+    tickets: &api::TicketService,
+    reader: &StoreReader,
+    profiles: &ProfileSet,
+    by_device: BTreeMap<String, Vec<Prediction>>,
+) {
+    for (device_id, predictions) in by_device {
+        let predictions = condense(predictions);
+        let flagged = predictions.iter().any(|p| p.flagged);
+        let mut ctx = api::DiagnosisContext::default();
+        if flagged {
+            ctx.profile = predictions
+                .first()
+                .and_then(|p| profiles.get(&p.device_type).cloned());
+            match reader.recent_faults(&device_id, RECENT_FAULTS) {
+                Ok(faults) => {
+                    ctx.recent_faults = faults
+                        .into_iter()
+                        .filter(|f| f.state == "raised")
+                        .map(|f| (f.code, f.ts))
+                        .collect();
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, %device_id, "Could not read recent faults for a diagnosis")
+                }
+            }
+        }
+        match tickets.record_predictions(&predictions, &ctx) {
+            Ok(changes) => {
+                for change in changes {
+                    tracing::info!(%device_id, ticket = %change.number, kind = ?change.kind, "Ticket {:?}", change.kind);
+                }
+            }
+            Err(e) => tracing::error!(error = %e, %device_id, "Recording predictions failed"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{DeviceId, Timestamp};
+
+    fn p(component: &str, risk: f64, flagged: bool) -> Prediction {
+        Prediction {
+            device_id: DeviceId::parse("d").unwrap(),
+            device_type: "washer".into(),
+            component: component.into(),
+            ts: Timestamp(0),
+            risk,
+            threshold: 0.5,
+            flagged,
+            model_version: "v".into(),
+            top_features: vec![],
+        }
+    }
+
+    #[test]
+    fn condense_keeps_latest_and_flagged() {
+        let out = condense(vec![
+            p("a", 0.1, false),
+            p("a", 0.9, true),
+            p("b", 0.2, false),
+            p("a", 0.3, false),
+        ]);
+        let risks: Vec<f64> = out.iter().map(|p| p.risk).collect();
+        assert_eq!(risks, vec![0.9, 0.2, 0.3]);
+    }
+}

@@ -1,0 +1,293 @@
+//! Spawning the binary, publishing over MQTT, polling the API.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use serde_json::Value;
+
+/// The binary under test.
+pub(crate) fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_fixahead")
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn quiet() -> bool {
+    std::env::var_os("TEST_LOG").is_none()
+}
+
+/// Runs a `fixahead` subcommand to completion and returns its stdout.
+pub(crate) fn run_cli(args: &[&str]) -> String {
+    let out = Command::new(bin())
+        .args(args)
+        .stderr(if quiet() {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        })
+        .output()
+        .expect("spawn fixahead");
+    assert!(
+        out.status.success(),
+        "fixahead {args:?} failed: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A model directory trained once per test run from a simulated history, through
+/// the public commands `fixahead simulate --out` and `fixahead train`.
+pub(crate) fn trained_models() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = std::env::temp_dir().join(format!("fixahead-it-models-{}", std::process::id()));
+        let history = root.join("history");
+        let models = root.join("models");
+        let _ = std::fs::remove_dir_all(&root);
+        run_cli(&[
+            "simulate",
+            "--out",
+            history.to_str().unwrap(),
+            "--devices",
+            "200",
+            "--days",
+            "240",
+            "--seed",
+            "11",
+            "--start",
+            "2026-01-01T00:00:00Z",
+            "--refrigerator-interval",
+            "3600",
+        ]);
+        run_cli(&[
+            "train",
+            "--history",
+            history.to_str().unwrap(),
+            "--horizon",
+            "14d",
+            "--out",
+            models.to_str().unwrap(),
+        ]);
+        models
+    })
+}
+
+/// A running `fixahead run`, killed on drop.
+pub(crate) struct Server {
+    child: Option<Child>,
+    /// HTTP API address.
+    pub(crate) http: SocketAddr,
+    /// MQTT port devices connect to.
+    pub(crate) mqtt_port: u16,
+}
+
+impl Server {
+    /// Starts the embedded-broker pipeline on free ports.
+    pub(crate) async fn start(data_dir: &Path, model_dir: Option<&Path>) -> Server {
+        Self::start_with(data_dir, model_dir, free_port(), &[]).await
+    }
+
+    /// Starts with an explicit MQTT port (the embedded broker's, or an external broker's
+    /// when `extra` holds `--mqtt-url`).
+    pub(crate) async fn start_with(
+        data_dir: &Path,
+        model_dir: Option<&Path>,
+        mqtt_port: u16,
+        extra: &[&str],
+    ) -> Server {
+        let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut cmd = Command::new(bin());
+        cmd.arg("run")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--mqtt-listen")
+            .arg(format!("127.0.0.1:{mqtt_port}"))
+            .arg("--http-listen")
+            .arg(http.to_string())
+            .args(extra)
+            .stdout(Stdio::null());
+        if let Some(m) = model_dir {
+            cmd.arg("--model-dir").arg(m);
+        } else {
+            cmd.arg("--model-dir").arg(data_dir.join("no-models"));
+        }
+        if quiet() {
+            cmd.stderr(Stdio::null());
+        }
+        let child = cmd.spawn().expect("spawn fixahead run");
+        let server = Server {
+            child: Some(child),
+            http,
+            mqtt_port,
+        };
+        wait_for(
+            Duration::from_secs(60),
+            "the server to answer /health",
+            || async {
+                get(http, "/health")
+                    .await
+                    .map(|(s, _)| s == 200)
+                    .unwrap_or(false)
+            },
+        )
+        .await;
+        server
+    }
+
+    /// GET a path, expecting JSON; returns status and body.
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
+        get(self.http, path)
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// Stops with SIGTERM (a clean shutdown) and waits for the exit status.
+    pub(crate) fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// GET returning status and JSON body (non-JSON bodies become a JSON string).
+pub(crate) async fn get(http: SocketAddr, path: &str) -> Result<(u16, Value), reqwest::Error> {
+    let resp = reqwest::Client::new()
+        .get(format!("http://{http}{path}"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let text = resp.text().await?;
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Ok((status, body))
+}
+
+/// Polls `check` until it is true; panics with `what` after `timeout`.
+pub(crate) async fn wait_for<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// An MQTT publisher that waits for the broker's PUBACK of everything it sent.
+pub(crate) struct Publisher {
+    client: AsyncClient,
+    eventloop: EventLoop,
+    sent: u64,
+    acked: u64,
+}
+
+impl Publisher {
+    /// Connects to 127.0.0.1:`port`.
+    pub(crate) async fn connect(port: u16, client_id: &str) -> Publisher {
+        let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
+        opts.set_keep_alive(Duration::from_secs(30))
+            .set_max_packet_size(1024 * 1024, 1024 * 1024)
+            .set_inflight(100);
+        let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match tokio::time::timeout(Duration::from_secs(5), eventloop.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::ConnAck(_)))) => break,
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "MQTT connect to port {port} failed: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                Err(_) => panic!("MQTT connect to port {port} timed out"),
+            }
+        }
+        Publisher {
+            client,
+            eventloop,
+            sent: 0,
+            acked: 0,
+        }
+    }
+
+    /// Queues a QoS 1 publish.
+    pub(crate) async fn publish(&mut self, topic: &str, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, false, payload.into())
+            .await
+            .expect("queue publish");
+        self.sent += 1;
+        // Keep the event loop moving so the request channel never fills up.
+        if self.sent - self.acked > 500 {
+            self.flush().await;
+        }
+    }
+
+    /// Drives the connection until the broker acknowledged every publish.
+    pub(crate) async fn flush(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.acked < self.sent {
+            assert!(
+                Instant::now() < deadline,
+                "broker did not acknowledge {} publishes",
+                self.sent - self.acked
+            );
+            match tokio::time::timeout(Duration::from_secs(10), self.eventloop.poll()).await {
+                Ok(Ok(Event::Incoming(Packet::PubAck(_)))) => self.acked += 1,
+                Ok(Ok(Event::Outgoing(Outgoing::Publish(_)))) | Ok(Ok(_)) => {}
+                Ok(Err(e)) => panic!("MQTT publisher connection failed: {e}"),
+                Err(_) => panic!("no progress publishing for 10 s"),
+            }
+        }
+    }
+}
+
+/// A v1 telemetry payload.
+pub(crate) fn telemetry(seq: u64, ts_ms: i64, readings: &str) -> String {
+    format!(
+        r#"{{"ts": {ts_ms}, "seq": {seq}, "type": "washer", "model": "WM-500", "fw": "2.4.1", "readings": {readings}}}"#
+    )
+}
