@@ -36,11 +36,14 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Logs to stderr; `RUST_LOG` overrides the default level. rumqttd logs every
-/// connection at info, so it is quieter by default.
+/// Logs to stderr; `RUST_LOG` overrides the default level.
+///
+/// The embedded broker (rumqttd) is silent by default: it logs ordinary events such as
+/// a client closing its socket, or our own start-up probe, as errors. Set
+/// `RUST_LOG=info,rumqttd=warn` to see it.
 fn init_tracing() {
     let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=warn,rumqttc=warn"));
+        .unwrap_or_else(|_| EnvFilter::new("info,rumqttd=off,rumqttc=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -108,7 +108,15 @@ fn record(
         match tickets.record_predictions(&predictions, &ctx) {
             Ok(changes) => {
                 for change in changes {
-                    tracing::info!(%device_id, ticket = %change.number, kind = ?change.kind, "Ticket {:?}", change.kind);
+                    match change.kind {
+                        api::TicketChangeKind::Opened => tracing::info!(
+                            %device_id, ticket = %change.number, component = %change.component,
+                            priority = ?change.priority, "Ticket opened"
+                        ),
+                        api::TicketChangeKind::Updated => tracing::debug!(
+                            %device_id, ticket = %change.number, "Ticket updated by a new flag"
+                        ),
+                    }
                 }
             }
             Err(e) => tracing::error!(error = %e, %device_id, "Recording predictions failed"),

@@ -328,7 +328,7 @@ async fn device_detail_has_readings_risk_tickets_and_faults() {
 
     let drain = &d["latest_readings"]["drain_time_s"];
     assert_eq!(drain["value"], 31.0);
-    assert_eq!(drain["ts"], T0 + 120_000);
+    assert_eq!(drain["ts"], Timestamp(T0 + 120_000).to_rfc3339());
     assert_eq!(drain["unit"], "s");
     assert_eq!(drain["min"], 0.0);
     assert_eq!(drain["max"], 1800.0);

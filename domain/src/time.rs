@@ -8,10 +8,35 @@ use crate::{DomainError, Result};
 /// An instant as milliseconds since the Unix epoch, UTC.
 ///
 /// Event times come from devices, so this type never reads a clock itself; callers
-/// that need "now" pass it in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
+/// that need "now" pass it in. In JSON it is written as RFC 3339 with milliseconds
+/// (`2026-11-24T06:00:00.000Z`) and read from either RFC 3339 or integer epoch
+/// milliseconds, like the wire protocol's `ts`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self.to_datetime() {
+            Some(dt) => s.serialize_str(&dt.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            None => s.serialize_i64(self.0),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Millis(i64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Millis(ms) => Ok(Timestamp(ms)),
+            Raw::Text(s) => Timestamp::parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
+}
 
 impl Timestamp {
     /// Milliseconds in one hour.
@@ -105,6 +130,23 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.to_rfc3339(), "2026-11-24T06:00:00.000Z");
         assert!(Timestamp::parse("yesterday").is_err());
+    }
+
+    #[test]
+    fn json_is_rfc3339_and_reads_both_forms() {
+        let t = Timestamp(1_795_500_000_000);
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"2026-11-24T06:00:00.000Z\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Timestamp>("\"2026-11-24T06:00:00Z\"").unwrap(),
+            t
+        );
+        assert_eq!(
+            serde_json::from_str::<Timestamp>("1795500000000").unwrap(),
+            t
+        );
     }
 
     #[test]

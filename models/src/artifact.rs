@@ -69,6 +69,11 @@ pub struct ComponentModel {
     pub threshold: f64,
     /// Consecutive scores at or above the threshold needed to flag.
     pub persistence: u32,
+    /// Event time, in milliseconds, the risk must have stayed at or above the threshold
+    /// (from the first score of the streak) before a flag, on top of `persistence`.
+    /// A device that reports every few minutes would otherwise flag on a short burst.
+    #[serde(default)]
+    pub hold_ms: i64,
     /// How the threshold was chosen: `target_precision`, `max_f1` or `max_f1_training`.
     pub threshold_rule: String,
     /// Validation metrics at the threshold, when the component was trained.

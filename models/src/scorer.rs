@@ -29,6 +29,8 @@ struct DeviceEntry {
     state: DeviceState,
     /// Consecutive scores at or above the threshold, per component model.
     streaks: Box<[u16]>,
+    /// Event time (epoch seconds) of the first score of each current streak.
+    streak_since: Box<[i64]>,
 }
 
 /// Keeps every device's feature state and scores it with the active model of its type.
@@ -76,6 +78,7 @@ impl Scorer {
                     + id.as_str().len()
                     + e.state.size_bytes()
                     + std::mem::size_of_val(&*e.streaks)
+                    + std::mem::size_of_val(&*e.streak_since)
             })
             .sum()
     }
@@ -149,6 +152,7 @@ impl Scorer {
                     epoch: ctx.epoch,
                     state: DeviceState::new(&ctx.schema),
                     streaks: Box::new([]),
+                    streak_since: Box::new([]),
                 }),
         };
         if entry.type_idx != type_idx {
@@ -157,6 +161,7 @@ impl Scorer {
                 epoch: ctx.epoch,
                 state: DeviceState::new(&ctx.schema),
                 streaks: Box::new([]),
+                streak_since: Box::new([]),
             };
         }
         if !entry.state.update(msg) {
@@ -168,6 +173,7 @@ impl Scorer {
         if entry.epoch != ctx.epoch || entry.streaks.len() != model.components.len() {
             entry.epoch = ctx.epoch;
             entry.streaks = vec![0u16; model.components.len()].into_boxed_slice();
+            entry.streak_since = vec![0i64; model.components.len()].into_boxed_slice();
         }
         let d = model.feature_schema.len();
         self.raw.resize(d, 0.0);
@@ -194,7 +200,13 @@ impl Scorer {
             } else {
                 0
             };
-            let flagged = u32::from(*streak) >= comp.persistence.max(1);
+            if *streak == 1 {
+                entry.streak_since[ci] = ts.millis() / 1000;
+            }
+            let held_ms = (ts.millis() / 1000)
+                .saturating_sub(entry.streak_since[ci])
+                .saturating_mul(1000);
+            let flagged = u32::from(*streak) >= comp.persistence.max(1) && held_ms >= comp.hold_ms;
             out.push(Prediction {
                 device_id: msg.device_id().clone(),
                 device_type: device_type.to_owned(),

@@ -303,6 +303,7 @@ fn handmade(version: &str, weight: f64) -> ModelArtifact {
             intercept: -4.0,
             threshold: 0.5,
             persistence: 3,
+            hold_ms: 0,
             threshold_rule: "target_precision".into(),
             metrics: None,
             skipped_reason: (c != "drain_pump").then(|| "test".to_owned()),
@@ -381,6 +382,29 @@ fn persistence_needs_consecutive_high_scores() {
         state: FaultState::Raised,
     });
     assert_eq!(scorer.observe(&fault).len(), 1);
+}
+
+#[test]
+fn a_flag_also_needs_the_hold_time() {
+    let mut artifact = handmade("washer-a", 1.0);
+    for c in &mut artifact.components {
+        c.hold_ms = 12 * HOUR;
+    }
+    let mut scorer = Scorer::new(
+        ModelRegistry::from_artifacts([artifact]),
+        ProfileSet::builtin(),
+    );
+    assert!(!drain_pump(&mut scorer, T0, 12.0).1);
+    // A burst of high scores within an hour: persistence is met, the hold time is not.
+    for i in 1..=6 {
+        assert!(
+            !drain_pump(&mut scorer, T0 + i * HOUR / 6, 40.0).1,
+            "burst score {i} flagged"
+        );
+    }
+    // Still high 12 hours after the streak began: now it flags.
+    assert!(!drain_pump(&mut scorer, T0 + 11 * HOUR, 40.0).1);
+    assert!(drain_pump(&mut scorer, T0 + HOUR / 6 + 12 * HOUR, 40.0).1);
 }
 
 #[test]
@@ -480,92 +504,4 @@ fn invalid_params_and_missing_history_are_errors() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("events.jsonl"), "{err}");
-}
-
-/// The performance target: 200 devices, 180 days. Run it optimised:
-/// `cargo test -p models --release -- --ignored --nocapture`.
-#[test]
-#[ignore = "performance check; run with --release"]
-fn perf_train_200_devices_180_days() {
-    let dir = tempfile::tempdir().unwrap();
-    write_history(
-        dir.path(),
-        &Synth {
-            devices: 200,
-            days: 180,
-            every_h: 4,
-            seed: 11,
-        },
-    );
-    let started = Instant::now();
-    let artifacts = train(
-        dir.path(),
-        &ProfileSet::builtin(),
-        &TrainParams::default(),
-        &mut |p| eprintln!("{:>8.2?} {p:?}", started.elapsed()),
-    )
-    .unwrap();
-    let elapsed = started.elapsed();
-    let s = &artifacts[0].training_summary;
-    for c in &artifacts[0].components {
-        eprintln!("{} {} {:?}", c.component, c.threshold_rule, c.metrics);
-    }
-    eprintln!(
-        "trained {} lines, {} rows in {elapsed:?}",
-        s.history_lines, s.rows
-    );
-    let registry = ModelRegistry::from_artifacts(artifacts);
-    let started = Instant::now();
-    let mut scored = 0usize;
-    let stats = crate::replay_history(dir.path(), &ProfileSet::builtin(), registry, |_, p| {
-        scored += p.len()
-    })
-    .unwrap();
-    eprintln!(
-        "replayed {} messages ({scored} predictions) in {:?}",
-        stats.decoded,
-        started.elapsed()
-    );
-    assert!(elapsed.as_secs() < 30, "{elapsed:?}");
-}
-
-/// Trains on a real history (e.g. the simulator's) and prints what came out:
-/// `FIXAHEAD_HISTORY=DIR cargo test -p models --release -- --ignored --nocapture external`.
-#[test]
-#[ignore = "needs FIXAHEAD_HISTORY; run with --release"]
-fn external_history_trains() {
-    let Ok(dir) = std::env::var("FIXAHEAD_HISTORY") else {
-        return;
-    };
-    let started = Instant::now();
-    let params = TrainParams::default();
-    let artifacts = train(Path::new(&dir), &ProfileSet::builtin(), &params, &mut |p| {
-        eprintln!("{:>8.2?} {p:?}", started.elapsed())
-    })
-    .unwrap();
-    for a in &artifacts {
-        let s = &a.training_summary;
-        eprintln!(
-            "{}: {} devices, {} rows ({} train, {} validation), {} rejected lines",
-            a.version, s.devices, s.rows, s.train_rows, s.validation_rows, s.rejected_lines
-        );
-        for c in &a.components {
-            match &c.metrics {
-                Some(m) => eprintln!(
-                    "  {:<16} thr {:.3} ({}) P {:.2} R {:.2} AP {:.3} base {:.3} events {}/{}",
-                    c.component,
-                    c.threshold,
-                    c.threshold_rule,
-                    m.precision,
-                    m.recall,
-                    m.average_precision,
-                    m.base_rate,
-                    m.events_detected,
-                    m.events
-                ),
-                None => eprintln!("  {:<16} skipped: {:?}", c.component, c.skipped_reason),
-            }
-        }
-    }
-    eprintln!("total {:?}", started.elapsed());
 }

@@ -27,6 +27,7 @@ use crate::{Error, Result};
 /// | `validation_share` | 0.3 | last share of the history's time range used for validation | (0, 1) |
 /// | `target_precision` | 0.6 | thresholds aim for this precision on validation | (0, 1] |
 /// | `persistence` | 3 | consecutive scores over the threshold needed to flag | >= 1 |
+/// | `hold_ms` | 12 h | event time the risk must stay over the threshold before a flag | >= 0 |
 /// | `seed` | 42 | seeds negative undersampling | any |
 /// | `max_iterations` | 150 | L-BFGS iterations per component model | >= 1 |
 /// | `negatives_per_positive` | 4 | negatives kept per positive in the training split | > 0 |
@@ -46,6 +47,8 @@ pub struct TrainParams {
     pub target_precision: f64,
     /// Consecutive scores at or above the threshold needed to flag.
     pub persistence: u32,
+    /// Event time the risk must stay at or above the threshold before a flag.
+    pub hold_ms: i64,
     /// Seed of the negative undersampling.
     pub seed: u64,
     /// Solver iterations per model.
@@ -69,6 +72,7 @@ impl Default for TrainParams {
             validation_share: 0.3,
             target_precision: 0.6,
             persistence: 3,
+            hold_ms: 12 * Timestamp::HOUR_MS,
             seed: 42,
             max_iterations: 150,
             negatives_per_positive: 4.0,
@@ -96,6 +100,9 @@ impl TrainParams {
         }
         if !(self.target_precision > 0.0 && self.target_precision <= 1.0) {
             return bad("target_precision must lie in (0, 1]");
+        }
+        if self.hold_ms < 0 {
+            return bad("hold_ms must not be negative");
         }
         if self.persistence == 0 {
             return bad("persistence must be at least 1");
@@ -427,6 +434,7 @@ fn train_type(
             intercept: 0.0,
             threshold: 1.0,
             persistence: p.persistence,
+            hold_ms: p.hold_ms,
             threshold_rule: "none".into(),
             metrics: None,
             skipped_reason: Some(reason),
@@ -476,6 +484,7 @@ fn train_type(
                         intercept,
                         threshold,
                         persistence: p.persistence,
+                        hold_ms: p.hold_ms,
                         threshold_rule: format!("{rule}{suffix}"),
                         metrics: Some(metrics),
                         skipped_reason: None,

@@ -180,6 +180,18 @@ pub(crate) async fn run_scenario(server: &Server, publish_port: u16) {
         "exactly one ticket for the degrading device: {tickets:#?}"
     );
     let ticket = &tickets[0];
+    eprintln!(
+        "scenario: {} ({} messages) failed {}; ticket {} priority {} risk {:.2} after {} flags; healthy {} ({} messages)",
+        s.failing_id,
+        s.failing_messages.len(),
+        s.failing_component,
+        ticket["number"],
+        ticket["priority"],
+        ticket["risk"].as_f64().unwrap_or(0.0),
+        ticket["signals"],
+        s.healthy_id,
+        s.healthy_messages.len()
+    );
     assert_eq!(
         ticket["component"],
         s.failing_component.as_str(),
