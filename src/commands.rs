@@ -198,11 +198,16 @@ pub(crate) async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
             ..simulator_config(args.devices, args.seed, start, args.early_degradation)
         };
         let out = out.clone();
+        let dir = out.clone();
         let summary = tokio::task::spawn_blocking(move || {
             simulators::write_history(&out, config, &profiles, duration_ms)
         })
         .await??;
-        println!("{summary:?}");
+        println!(
+            "wrote {} devices, {} messages ({} telemetry, {} faults), {} failures and {} repairs, {} to {}, into {}",
+            summary.devices, summary.messages, summary.telemetry, summary.faults, summary.failures, summary.repairs,
+            summary.start, summary.end, dir.display()
+        );
         return Ok(());
     }
     let start = match &args.start {
@@ -232,7 +237,10 @@ pub(crate) async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         c.cancel();
     });
     let summary = simulators::publish_live(live, fleet, cancel).await?;
-    println!("{summary:?}");
+    println!(
+        "published {} messages ({} telemetry, {} faults, {} status), {} acknowledged by the broker, {} ground-truth events; simulated time reached {}",
+        summary.published, summary.telemetry, summary.faults, summary.status, summary.acked, summary.ground_truth, summary.simulated_until
+    );
     Ok(())
 }
 
@@ -319,7 +327,10 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         _ = stop.cancelled() => {}
         res = sim => {
             match res {
-                Ok(Ok(summary)) => println!("Simulation finished: {summary:?}"),
+                Ok(Ok(summary)) => println!(
+                    "Simulation finished: {} messages published, simulated time reached {}",
+                    summary.published, summary.simulated_until
+                ),
                 Ok(Err(e)) => tracing::error!(error = %e, "Simulator failed"),
                 Err(e) => tracing::error!(error = %e, "Simulator task failed"),
             }

@@ -206,6 +206,21 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let doc = include_str!("../docs/configuration.md");
+        let start = doc
+            .find("```toml\n")
+            .expect("an example in docs/configuration.md")
+            + 8;
+        let end = start + doc[start..].find("```").expect("closed code block");
+        let cfg: Config =
+            toml::from_str(&doc[start..end]).expect("docs/configuration.md example parses");
+        cfg.validate().unwrap();
+        assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/fixahead"));
+        assert_eq!(cfg.ingest.batch_interval_ms, 20);
+    }
+
+    #[test]
     fn reads_a_full_file() {
         let cfg: Config = toml::from_str(
             "data_dir = \"/tmp/x\"\n[mqtt]\nurl = \"mqtt://broker:1883\"\n[http]\nlisten = \"0.0.0.0:9000\"\n[ingest]\nsynchronous = \"normal\"\n",

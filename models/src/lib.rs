@@ -57,8 +57,9 @@
 //! Metrics recorded: rows, positives, base rate, precision, recall and F1 at the
 //! threshold, average precision, and event-level recall (failures with at least one
 //! above-threshold row within the horizon before them). A flag needs `persistence`
-//! (default 3) consecutive scores at or above the threshold, so one noisy reading never
-//! flags.
+//! (default 3) consecutive scores at or above the threshold, held for at least
+//! `hold_ms` (default 12 h) of event time, so neither one noisy reading nor a short
+//! burst from a device that reports every few minutes can flag.
 //!
 //! # Artefacts ([`artifact`], [`registry`])
 //! `{model_dir}/{device_type}/{version}.json` (pretty JSON [`ModelArtifact`]: feature

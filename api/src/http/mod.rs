@@ -5,8 +5,8 @@
 //!
 //! # Conventions
 //!
-//! * Times in responses are integer epoch milliseconds (UTC). Time parameters (`from`,
-//!   `to`) accept RFC 3339 (`2026-11-24T06:00:00Z`) or integer epoch milliseconds.
+//! * Times in responses are RFC 3339 strings in UTC with milliseconds
+//!   (`2026-11-24T06:00:00.000Z`). Time parameters (`from`, `to`) accept RFC 3339 (`2026-11-24T06:00:00Z`) or integer epoch milliseconds.
 //! * Lists are paged with a cursor: each list response carries `next`, the value to
 //!   pass as the cursor parameter (`after` or `before`) for the next page, or `null`
 //!   on the last page. `limit` must be between 1 and the endpoint's maximum.
