@@ -155,13 +155,15 @@ impl MqttSource {
         let mut tx = Some(tx);
         let mut backoff = Duration::from_millis(100);
         loop {
-            if stop.is_cancelled() {
-                // Closing the channel lets the pipeline finish its last batch.
-                tx = None;
-            }
             let event = tokio::select! {
                 biased;
                 _ = drained.cancelled() => break,
+                // Stopping: close the channel so the pipeline finishes its last batch,
+                // but keep polling so its acknowledgements still reach the broker.
+                _ = stop.cancelled(), if tx.is_some() => {
+                    tx = None;
+                    continue;
+                }
                 ev = self.eventloop.poll() => ev,
             };
             match event {

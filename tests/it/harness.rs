@@ -153,20 +153,24 @@ impl Server {
     }
 
     /// Stops with SIGTERM (a clean shutdown) and waits for the exit status.
+    ///
+    /// The bound is a liveness check, not a speed target: a clean stop commits at most
+    /// one batch, and 10 s is well under the 30 s MQTT keep-alive, so a shutdown that
+    /// waits for the next broker event instead of acting on the signal fails here.
     pub(crate) fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("server running");
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(child.id().to_string())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
                 return status;
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("server did not stop within 30 s of SIGTERM");
+                panic!("server did not stop within 10 s of SIGTERM");
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -92,3 +92,18 @@ async fn restart_keeps_acknowledged_data_and_does_not_duplicate_tickets() {
         "every redelivered message was recognised as a duplicate: {health:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_server_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), None).await;
+    // Let the ingestor connect and settle into waiting for broker traffic.
+    wait_for(
+        Duration::from_secs(30),
+        "the ingestor to connect",
+        || async { server.get("/health").await.1["ingest"]["connects"].as_u64() == Some(1) },
+    )
+    .await;
+    let status = server.stop();
+    assert!(status.success(), "clean shutdown: {status}");
+}
