@@ -1,16 +1,15 @@
 //! Wiring: one process with the broker (or a client of an external one), ingest,
 //! scoring, tickets and the HTTP API. Nothing here knows SQL or the wire format.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use domain::{DeviceId, Message, ProfileSet, Telemetry, Timestamp};
+use domain::{Message, ProfileSet, Timestamp};
 use ingest::metrics::IngestMetrics;
 use ingest::source::{MqttSettings, MqttSource};
-use ingest::store::{HotStore, StoreReader, StoredMessage};
+use ingest::store::{HotStore, StoreReader};
 use models::{ModelRegistry, Scorer};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -224,56 +223,11 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
 
 /// Replays recent stored messages into the scorer, oldest first.
 fn warm_up(reader: &StoreReader, scorer: &mut Scorer) -> anyhow::Result<u64> {
-    let devices: HashMap<String, (String, String)> = reader
-        .list_devices(None, None, usize::MAX >> 1)?
-        .into_iter()
-        .map(|d| (d.device_id, (d.device_type, d.model)))
-        .collect();
     let Some(newest) = reader.newest_event_ts()? else {
         return Ok(0);
     };
     let since = Timestamp(newest.millis().saturating_sub(WARM_UP_WINDOW_MS));
-    let mut n = 0;
-    reader.replay_since(since, |stored| {
-        let (device_id, ts, seq) = match &stored {
-            StoredMessage::Telemetry(t) => (&t.device_id, t.ts, t.seq),
-            StoredMessage::Fault(f) => (&f.device_id, f.ts, f.seq),
-        };
-        let (Some((device_type, model)), Ok(id)) =
-            (devices.get(device_id), DeviceId::parse(device_id))
-        else {
-            return;
-        };
-        let message = match stored {
-            StoredMessage::Telemetry(t) => Message::Telemetry(Telemetry {
-                device_id: id,
-                ts,
-                seq,
-                device_type: device_type.clone(),
-                model: model.clone(),
-                fw: None,
-                readings: t.readings.into_iter().collect(),
-            }),
-            StoredMessage::Fault(f) => {
-                let state = if f.state == "cleared" {
-                    domain::FaultState::Cleared
-                } else {
-                    domain::FaultState::Raised
-                };
-                Message::Fault(domain::FaultMessage {
-                    device_id: id,
-                    ts,
-                    seq,
-                    device_type: device_type.clone(),
-                    model: model.clone(),
-                    fw: None,
-                    code: f.code,
-                    state,
-                })
-            }
-        };
+    Ok(reader.replay_since(since, |message| {
         scorer.observe(&message);
-        n += 1;
-    })?;
-    Ok(n)
+    })?)
 }

@@ -19,7 +19,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use domain::{FaultMessage, Message, Rejection, StatusMessage, Telemetry, Timestamp};
+use domain::{
+    DeviceId, FaultMessage, FaultState, Message, Rejection, StatusMessage, Telemetry, Timestamp,
+};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::Serialize;
 
@@ -411,15 +413,6 @@ pub struct StoreCounts {
     pub dead_letters: u64,
 }
 
-/// A message read back for replay, in event-time order per device.
-#[derive(Clone, Debug)]
-pub enum StoredMessage {
-    /// Telemetry.
-    Telemetry(TelemetryRecord),
-    /// A fault.
-    Fault(FaultRecord),
-}
-
 /// Read access to the hot store. Cheap to clone; blocking (call from
 /// `spawn_blocking` in async code).
 #[derive(Clone)]
@@ -598,45 +591,63 @@ impl StoreReader {
         })
     }
 
-    /// Every stored telemetry and fault message with event time `>= since`, in event-time
-    /// order (ties by seq), passed to `f` one at a time. Used to rebuild feature state
-    /// after a restart.
-    pub fn replay_since(&self, since: Timestamp, mut f: impl FnMut(StoredMessage)) -> Result<u64> {
+    /// Every stored telemetry and fault message with event time `>= since`, as the
+    /// messages they were decoded from, in event-time order (ties by seq), passed to
+    /// `f` one at a time. Used to rebuild feature state after a restart. The device's
+    /// current type, model and firmware from the registry stand in for the original
+    /// payload's.
+    pub fn replay_since(&self, since: Timestamp, mut f: impl FnMut(Message)) -> Result<u64> {
         self.with(|c| {
             let mut st = c.prepare(
-                "SELECT 0 AS kind, device_id, seq, ts, received_at, readings, NULL, NULL FROM telemetry WHERE ts >= ?1
+                "SELECT 0, t.device_id, t.seq, t.ts, t.readings, NULL, NULL, d.device_type, d.model, d.fw
+                   FROM telemetry t JOIN devices d ON d.device_id = t.device_id WHERE t.ts >= ?1
                  UNION ALL
-                 SELECT 1 AS kind, device_id, seq, ts, received_at, NULL, code, state FROM faults WHERE ts >= ?1
+                 SELECT 1, f.device_id, f.seq, f.ts, NULL, f.code, f.state, d.device_type, d.model, d.fw
+                   FROM faults f JOIN devices d ON d.device_id = f.device_id WHERE f.ts >= ?1
                  ORDER BY 4, 3",
             )?;
             let mut rows = st.query(params![since.millis()])?;
             let mut n = 0;
             while let Some(r) = rows.next()? {
-                let kind: i64 = r.get(0)?;
-                let device_id: String = r.get(1)?;
+                let id: String = r.get(1)?;
+                // Ids were validated before they were stored; skip rather than fail on
+                // a file edited by hand.
+                let Ok(device_id) = DeviceId::parse(&id) else {
+                    continue;
+                };
                 let seq = r.get::<_, i64>(2)? as u64;
                 let ts = Timestamp(r.get(3)?);
-                let received_at = Timestamp(r.get(4)?);
-                let msg = if kind == 0 {
-                    let text: String = r.get(5)?;
-                    StoredMessage::Telemetry(TelemetryRecord {
+                let (device_type, model, fw): (String, String, Option<String>) =
+                    (r.get(7)?, r.get(8)?, r.get(9)?);
+                let message = if r.get::<_, i64>(0)? == 0 {
+                    let text: String = r.get(4)?;
+                    Message::Telemetry(Telemetry {
                         device_id,
-                        seq,
                         ts,
-                        received_at,
-                        readings: parse_readings(&text)?,
+                        seq,
+                        device_type,
+                        model,
+                        fw,
+                        readings: parse_readings(&text)?.into_iter().collect(),
                     })
                 } else {
-                    StoredMessage::Fault(FaultRecord {
+                    let state: String = r.get(6)?;
+                    Message::Fault(FaultMessage {
                         device_id,
-                        seq,
                         ts,
-                        received_at,
-                        code: r.get(6)?,
-                        state: r.get(7)?,
+                        seq,
+                        device_type,
+                        model,
+                        fw,
+                        code: r.get(5)?,
+                        state: if state == "cleared" {
+                            FaultState::Cleared
+                        } else {
+                            FaultState::Raised
+                        },
                     })
                 };
-                f(msg);
+                f(message);
                 n += 1;
             }
             Ok(n)
@@ -745,6 +756,69 @@ mod tests {
         assert_eq!(tel[1].readings["vibration_g"], 0.2);
         assert_eq!(tel[1].readings["x_new"], 1.0);
         assert_eq!(reader.counts().unwrap().telemetry, 2);
+    }
+
+    #[test]
+    fn replay_gives_back_the_stored_messages_in_event_time_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hot.db");
+        let mut store = HotStore::open(&path, Synchronous::Normal).unwrap();
+        let late = msg(1, 0.1); // seq 1 has the earliest event time but arrives last
+        let newer = msg(3, 0.3);
+        let fault = decode(
+            "fixahead/v1/wm-1/fault",
+            br#"{"ts": 1795500002000, "seq": 2, "type": "washer", "model": "WM-500", "fw": "1.0", "code": "E21", "state": "raised"}"#,
+            &ProfileSet::builtin(),
+        )
+        .unwrap();
+        let now = Timestamp(1);
+        store
+            .commit(&[
+                StoreItem::Message {
+                    message: &newer,
+                    received_at: now,
+                },
+                StoreItem::Message {
+                    message: &fault,
+                    received_at: now,
+                },
+                StoreItem::Message {
+                    message: &late,
+                    received_at: now,
+                },
+            ])
+            .unwrap();
+        let reader = StoreReader::open(&path).unwrap();
+        assert_eq!(
+            reader.newest_event_ts().unwrap(),
+            Some(Timestamp(1_795_500_003_000))
+        );
+        let mut replayed = Vec::new();
+        let n = reader
+            .replay_since(Timestamp(0), |m| replayed.push(m))
+            .unwrap();
+        assert_eq!(n, 3);
+        let seqs: Vec<u64> = replayed
+            .iter()
+            .map(|m| match m {
+                Message::Telemetry(t) => t.seq,
+                Message::Fault(f) => f.seq,
+                Message::Status(_) => 0,
+            })
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+        assert_eq!(replayed[1], fault);
+        let Message::Telemetry(t) = &replayed[2] else {
+            panic!("telemetry")
+        };
+        assert_eq!(
+            t.readings
+                .iter()
+                .find(|(k, _)| k == "vibration_g")
+                .map(|(_, v)| *v),
+            Some(0.3)
+        );
+        assert_eq!(t.fw.as_deref(), Some("1.0"));
     }
 
     #[test]
