@@ -27,6 +27,65 @@ pub(crate) enum Command {
     Simulate(SimulateArgs),
     /// Train one model per device type from a history directory.
     Train(TrainArgs),
+    /// Publish a history directory (simulated or recorded) to a broker, keeping per-device order.
+    Replay(ReplayArgs),
+    /// Benchmarks that print numbers (see docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// History directory (see docs/history-format.md).
+    #[arg(value_name = "DIR")]
+    pub(crate) dir: PathBuf,
+    /// Broker to publish to.
+    #[arg(long, value_name = "URL", default_value = "mqtt://127.0.0.1:1883")]
+    pub(crate) mqtt_url: String,
+    /// Simulated seconds per wall-clock second, or `max` for as fast as the broker takes them.
+    #[arg(long, default_value = "max")]
+    pub(crate) speed: String,
+    /// MQTT connections to spread devices over (a device always uses the same one).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) connections: usize,
+    /// MQTT username.
+    #[arg(long)]
+    pub(crate) username: Option<String>,
+    /// MQTT password.
+    #[arg(long)]
+    pub(crate) password: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Time writing a simulated history offline.
+    SimulateOffline {
+        /// Devices.
+        #[arg(long, default_value_t = 10_000)]
+        devices: usize,
+        /// Simulated days.
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        /// Where to write (default: a temporary directory, removed afterwards).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Publish a large simulated fleet to an embedded broker as fast as it goes.
+    SimulateLive {
+        /// Devices.
+        #[arg(long, default_value_t = 100_000)]
+        devices: usize,
+        /// Wall-clock seconds to publish for.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// MQTT connections.
+        #[arg(long, default_value_t = 4)]
+        connections: usize,
+        /// Publish to this broker instead of an embedded one started in this process,
+        /// so the peak memory printed is the publisher's alone.
+        #[arg(long, value_name = "URL")]
+        mqtt_url: Option<String>,
+    },
 }
 
 /// Options shared by `run` and `demo`.
@@ -102,6 +161,18 @@ pub(crate) struct SimulateArgs {
     /// Share of devices that start with a component already degrading (0-1).
     #[arg(long, default_value_t = 0.0)]
     pub(crate) early_degradation: f64,
+    /// Appliance kinds, comma separated [default: all five].
+    #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
+    pub(crate) kinds: Vec<String>,
+    /// Mark a production batch defective: BATCH[:COMPONENT[:MULTIPLIER]] (multiplier default 5).
+    #[arg(long, value_name = "SPEC")]
+    pub(crate) defective_batch: Option<String>,
+    /// Fault injection (live mode), e.g. `malformed_json=0.01,duplicate=0.02` (see docs/simulator.md).
+    #[arg(long, value_name = "SPEC")]
+    pub(crate) inject: Option<String>,
+    /// MQTT connections to spread devices over (live mode).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) connections: usize,
     /// Append the ground-truth failures and repairs (events.jsonl lines) to this file (live mode).
     #[arg(long, value_name = "FILE")]
     pub(crate) ground_truth: Option<PathBuf>,

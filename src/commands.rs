@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::app;
-use crate::cli::{DemoArgs, RunArgs, ServeArgs, SimulateArgs, TrainArgs};
+use crate::cli::{DemoArgs, RunArgs, ServeArgs, TrainArgs};
 use crate::config::{load_profiles, Config};
 
 /// Builds the effective configuration: file, then flags.
@@ -41,7 +41,7 @@ pub(crate) fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -165,7 +165,7 @@ fn train_into(
     Ok(versions)
 }
 
-fn simulator_config(
+pub(crate) fn simulator_config(
     devices: usize,
     seed: u64,
     start: Timestamp,
@@ -180,68 +180,8 @@ fn simulator_config(
     }
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp(ingest::source::now_ms())
-}
-
-/// `fixahead simulate`
-pub(crate) async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
-    let profiles = ProfileSet::builtin();
-    if let Some(out) = &args.out {
-        let duration_ms = i64::from(args.days.max(1)) * Timestamp::DAY_MS;
-        let start = match &args.start {
-            Some(s) => Timestamp::parse(s)?,
-            None => Timestamp(now().millis() - duration_ms),
-        };
-        let config = simulators::FleetConfig {
-            refrigerator_interval_s: args.refrigerator_interval,
-            ..simulator_config(args.devices, args.seed, start, args.early_degradation)
-        };
-        let out = out.clone();
-        let dir = out.clone();
-        let summary = tokio::task::spawn_blocking(move || {
-            simulators::write_history(&out, config, &profiles, duration_ms)
-        })
-        .await??;
-        println!(
-            "wrote {} devices, {} messages ({} telemetry, {} faults), {} failures and {} repairs, {} to {}, into {}",
-            summary.devices, summary.messages, summary.telemetry, summary.faults, summary.failures, summary.repairs,
-            summary.start, summary.end, dir.display()
-        );
-        return Ok(());
-    }
-    let start = match &args.start {
-        Some(s) => Timestamp::parse(s)?,
-        None => now(),
-    };
-    let (host, port) = ingest::source::parse_mqtt_url(&args.mqtt_url)?;
-    let config = simulators::FleetConfig {
-        refrigerator_interval_s: args.refrigerator_interval,
-        ..simulator_config(args.devices, args.seed, start, args.early_degradation)
-    };
-    let fleet = simulators::Fleet::new(config, &profiles)?;
-    let live = simulators::LiveConfig {
-        host,
-        port,
-        client_id: format!("fixahead-sim-{}", args.seed),
-        username: args.username,
-        password: args.password,
-        speed: args.speed,
-        ground_truth_path: args.ground_truth,
-        max_duration: args.duration.map(Duration::from_secs),
-    };
-    let cancel = CancellationToken::new();
-    let c = cancel.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        c.cancel();
-    });
-    let summary = simulators::publish_live(live, fleet, cancel).await?;
-    println!(
-        "published {} messages ({} telemetry, {} faults, {} status), {} acknowledged by the broker, {} ground-truth events; simulated time reached {}",
-        summary.published, summary.telemetry, summary.faults, summary.status, summary.acked, summary.ground_truth, summary.simulated_until
-    );
-    Ok(())
 }
 
 /// `fixahead demo`
@@ -316,6 +256,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         speed: args.speed,
         ground_truth_path: Some(config.data_dir.join("demo-ground-truth.jsonl")),
         max_duration: args.duration.map(Duration::from_secs),
+        ..simulators::LiveConfig::default()
     };
     let sim_cancel = running.stop_token().child_token();
     let sim = tokio::spawn(simulators::publish_live(live, fleet, sim_cancel.clone()));

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod config;
 mod scoring;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -31,7 +32,9 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Run(args) => runtime.block_on(commands::run(args)),
         cli::Command::Demo(args) => runtime.block_on(commands::demo(args)),
-        cli::Command::Simulate(args) => runtime.block_on(commands::simulate(args)),
+        cli::Command::Simulate(args) => runtime.block_on(simulate::simulate(args)),
+        cli::Command::Replay(args) => runtime.block_on(simulate::replay(args)),
+        cli::Command::Bench(command) => runtime.block_on(simulate::bench(command)),
         cli::Command::Train(args) => commands::train(args),
     }
 }

@@ -271,8 +271,20 @@ pub struct ProfileSet {
 pub const BUILTIN_PROFILES: &[(&str, &str)] = &[
     ("washer.toml", include_str!("../../profiles/washer.toml")),
     (
+        "dishwasher.toml",
+        include_str!("../../profiles/dishwasher.toml"),
+    ),
+    (
         "refrigerator.toml",
         include_str!("../../profiles/refrigerator.toml"),
+    ),
+    (
+        "air_conditioner.toml",
+        include_str!("../../profiles/air_conditioner.toml"),
+    ),
+    (
+        "water_heater.toml",
+        include_str!("../../profiles/water_heater.toml"),
     ),
 ];
 
@@ -327,6 +339,43 @@ mod tests {
         );
         let fridge = set.get("refrigerator").unwrap();
         assert!(fridge.channel_index("compressor_duty").is_some());
+        let types: Vec<&str> = set.types().collect();
+        assert_eq!(
+            types,
+            [
+                "air_conditioner",
+                "dishwasher",
+                "refrigerator",
+                "washer",
+                "water_heater"
+            ]
+        );
+        for profile in set.iter() {
+            let t = profile.device_type();
+            assert!(profile.channels().len() >= 5, "{t}: channels");
+            assert!(profile.components().len() >= 2, "{t}: components");
+            for c in profile.components() {
+                assert!(!c.title.is_empty(), "{t}: {} has no title", c.name);
+                let codes: Vec<_> = profile
+                    .faults()
+                    .iter()
+                    .filter(|f| f.component.as_deref() == Some(c.name.as_str()))
+                    .collect();
+                assert!(!codes.is_empty(), "{t}: no fault code for {}", c.name);
+                assert!(
+                    codes.iter().any(|f| f.severity >= Severity::Major),
+                    "{t}: no major or critical code for {}",
+                    c.name
+                );
+            }
+            for f in profile.faults() {
+                assert!(!f.description.is_empty(), "{t} {}: description", f.code);
+                assert!(!f.remote_checks.is_empty(), "{t} {}: remote checks", f.code);
+                if f.component.is_some() {
+                    assert!(!f.likely_parts.is_empty(), "{t} {}: likely parts", f.code);
+                }
+            }
+        }
     }
 
     #[test]

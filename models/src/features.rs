@@ -14,6 +14,9 @@ use domain::{FaultState, Message, Profile, Timestamp};
 pub const TAU_FAST_MS: f64 = Timestamp::DAY_MS as f64;
 /// Time constant of the slow windows (EWMA, spread, min/max, fault counts): seven days.
 pub const TAU_SLOW_MS: f64 = 7.0 * Timestamp::DAY_MS as f64;
+/// Event time a device must have reported for before its features are used: one slow
+/// time constant (see [`DeviceState::is_warm`]).
+pub const WARM_UP_MS: i64 = 7 * Timestamp::DAY_MS;
 /// `fault.{component}.hours_since` never exceeds this (and is this when the component
 /// never faulted): 30 days.
 pub const HOURS_SINCE_CAP: f64 = 720.0;
@@ -289,6 +292,14 @@ impl DeviceState {
         std::mem::size_of::<Self>()
             + std::mem::size_of_val(&*self.channels)
             + std::mem::size_of_val(&*self.components)
+    }
+
+    /// Whether the features are settled: the device has reported for at least
+    /// [`WARM_UP_MS`] of event time. Before that the slow averages still lean on the
+    /// first readings and `trend`/`std_slow` swing with the warm-up itself, so training
+    /// takes no rows from this period and the scorer does not score it.
+    pub fn is_warm(&self) -> bool {
+        self.messages > 0 && self.last_ms.saturating_sub(self.origin_ms) >= WARM_UP_MS
     }
 
     /// Whether a message with event time `ts` would be applied (see the event-time rule).

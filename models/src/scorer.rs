@@ -164,7 +164,7 @@ impl Scorer {
                 streak_since: Box::new([]),
             };
         }
-        if !entry.state.update(msg) {
+        if !entry.state.update(msg) || !entry.state.is_warm() {
             return Vec::new();
         }
         let Some(model) = &ctx.model else {

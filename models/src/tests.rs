@@ -216,6 +216,10 @@ fn training_learns_a_drifting_channel() {
             ("wm-d", 12.0 + drift, &mut degrading),
         ] {
             let preds = scorer.observe(&telemetry(id, t, drain));
+            if t - T0 < crate::features::WARM_UP_MS {
+                assert!(preds.is_empty(), "scored before the warm-up week");
+                continue;
+            }
             let p = preds.iter().find(|p| p.component == "drain_pump").unwrap();
             *out = p.risk;
             assert_eq!(p.model_version, a.version);
@@ -266,12 +270,23 @@ fn replay_scores_every_message() {
     );
     let registry = ModelRegistry::from_artifacts([handmade("washer-a", 1.0)]);
     let mut n = 0;
-    let stats = crate::replay_history(dir.path(), &ProfileSet::builtin(), registry, |_, preds| {
+    let mut expected = 0;
+    let mut first: std::collections::HashMap<DeviceId, i64> = Default::default();
+    let stats = crate::replay_history(dir.path(), &ProfileSet::builtin(), registry, |m, preds| {
+        let ts = m.ts().unwrap().millis();
+        let start = *first.entry(m.device_id().clone()).or_insert(ts);
+        if ts - start >= crate::features::WARM_UP_MS {
+            expected += 1;
+        }
         n += preds.len();
     })
     .unwrap();
     assert_eq!(stats.rejected, 3);
-    assert_eq!(n as u64, stats.decoded, "every decoded message is scored");
+    assert!(expected > 0);
+    assert_eq!(
+        n, expected,
+        "every decoded message after the warm-up week is scored"
+    );
 }
 
 /// A hand-made washer model: drain-pump risk driven by `drain_time_s.last`.
@@ -338,6 +353,17 @@ fn handmade(version: &str, weight: f64) -> ModelArtifact {
     }
 }
 
+/// A scorer whose device `wm-1` has a normal week behind it, so it is scored from T0.
+fn warmed(registry: ModelRegistry) -> Scorer {
+    let mut scorer = Scorer::new(registry, ProfileSet::builtin());
+    let mut t = T0 - crate::features::WARM_UP_MS - HOUR;
+    while t < T0 {
+        scorer.observe(&telemetry("wm-1", t, 12.0));
+        t += 6 * HOUR;
+    }
+    scorer
+}
+
 fn drain_pump(scorer: &mut Scorer, t: i64, drain: f64) -> (f64, bool) {
     let preds = scorer.observe(&telemetry("wm-1", t, drain));
     assert_eq!(preds.len(), 1, "only the trained component is scored");
@@ -346,10 +372,7 @@ fn drain_pump(scorer: &mut Scorer, t: i64, drain: f64) -> (f64, bool) {
 
 #[test]
 fn persistence_needs_consecutive_high_scores() {
-    let mut scorer = Scorer::new(
-        ModelRegistry::from_artifacts([handmade("washer-a", 1.0)]),
-        ProfileSet::builtin(),
-    );
+    let mut scorer = warmed(ModelRegistry::from_artifacts([handmade("washer-a", 1.0)]));
     let (low, flagged) = drain_pump(&mut scorer, T0, 12.0);
     assert!(low < 0.05 && !flagged);
     // One spike: high risk, no flag; back to normal resets the streak.
@@ -390,10 +413,7 @@ fn a_flag_also_needs_the_hold_time() {
     for c in &mut artifact.components {
         c.hold_ms = 12 * HOUR;
     }
-    let mut scorer = Scorer::new(
-        ModelRegistry::from_artifacts([artifact]),
-        ProfileSet::builtin(),
-    );
+    let mut scorer = warmed(ModelRegistry::from_artifacts([artifact]));
     assert!(!drain_pump(&mut scorer, T0, 12.0).1);
     // A burst of high scores within an hour: persistence is met, the hold time is not.
     for i in 1..=6 {
@@ -434,7 +454,7 @@ fn artifacts_round_trip_and_the_registry_hot_swaps() {
     let registry = ModelRegistry::load_dir(&models).unwrap();
     assert_eq!(registry.get("washer").unwrap().version, a.version);
     assert!(registry.get("refrigerator").is_none());
-    let mut scorer = Scorer::new(registry.clone(), ProfileSet::builtin());
+    let mut scorer = warmed(registry.clone());
     drain_pump(&mut scorer, T0, 40.0);
     drain_pump(&mut scorer, T0 + HOUR, 40.0);
     assert!(drain_pump(&mut scorer, T0 + 2 * HOUR, 40.0).1);

@@ -240,7 +240,7 @@ pub fn train(
             dev.state = DeviceState::new(schema);
             dev.last_row_ms = None;
         }
-        if !dev.state.update(&msg) {
+        if !dev.state.update(&msg) || !dev.state.is_warm() {
             return;
         }
         if dev

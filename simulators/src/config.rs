@@ -13,7 +13,8 @@ pub struct FleetConfig {
     pub seed: u64,
     /// Simulated time at which the fleet starts (history begins here).
     pub start: Timestamp,
-    /// Appliance kinds to simulate (`washer`, `refrigerator`).
+    /// Appliance kinds to simulate (`washer`, `dishwasher`, `refrigerator`,
+    /// `air_conditioner`, `water_heater`; all five by default).
     pub kinds: Vec<String>,
     /// Share of failures, 0-1, that come without any precursor (mode `sudden`).
     pub sudden_failure_share: f64,
@@ -22,8 +23,56 @@ pub struct FleetConfig {
     /// Share of devices, 0-1, that start with one component already degrading and fail
     /// within the first 3-10 simulated days (useful for demos).
     pub early_degradation_share: f64,
-    /// Simulated seconds between two refrigerator telemetry messages.
+    /// Simulated seconds between two refrigerator telemetry messages; air conditioners
+    /// use it too while switched on (and report at least hourly in standby).
     pub refrigerator_interval_s: u64,
+    /// A production batch whose components fail more often (ground truth for "is this
+    /// batch bad?"); `None` for none. [`crate::Fleet::new`] checks that the batch exists
+    /// in the fleet ([`crate::Fleet::batches`]).
+    pub defective_batch: Option<DefectiveBatch>,
+    /// Share of devices, 0-1, with one sensor fault episode (a stuck, dropping-out or
+    /// spiking channel for 1-14 days) that is not a component failure.
+    pub sensor_fault_share: f64,
+    /// Share of devices, 0-1, with a poor installation (a sagging drain hose, low supply
+    /// voltage, a badly ventilated niche) that shifts readings without a failure.
+    pub poor_installation_share: f64,
+}
+
+/// A production batch with a defect: its devices' components fail `multiplier` times as
+/// often as the rest of the fleet's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DefectiveBatch {
+    /// Batch name as in `devices.jsonl` (`B2025-03`).
+    pub batch: String,
+    /// The defective component (`drain_pump`); `None` means every component.
+    pub component: Option<String>,
+    /// Failure-rate multiplier, finite and at least 1 ([`DefectiveBatch::DEFAULT_MULTIPLIER`]).
+    pub multiplier: f64,
+}
+
+impl DefectiveBatch {
+    /// The multiplier used when none is given: five times the normal failure rate.
+    pub const DEFAULT_MULTIPLIER: f64 = 5.0;
+
+    /// Every component of `batch` fails [`DefectiveBatch::DEFAULT_MULTIPLIER`] times as
+    /// often.
+    pub fn new(batch: impl Into<String>) -> Self {
+        Self {
+            batch: batch.into(),
+            component: None,
+            multiplier: Self::DEFAULT_MULTIPLIER,
+        }
+    }
+
+    /// The failure-rate multiplier for `component` of a device from `batch`.
+    pub(crate) fn multiplier_for(&self, batch: &str, component: &str) -> f64 {
+        let hit = self.batch == batch && self.component.as_deref().is_none_or(|c| c == component);
+        if hit {
+            self.multiplier
+        } else {
+            1.0
+        }
+    }
 }
 
 impl FleetConfig {
@@ -51,6 +100,8 @@ impl FleetConfig {
         for (name, share) in [
             ("sudden_failure_share", self.sudden_failure_share),
             ("early_degradation_share", self.early_degradation_share),
+            ("sensor_fault_share", self.sensor_fault_share),
+            ("poor_installation_share", self.poor_installation_share),
         ] {
             if !(0.0..=1.0).contains(&share) {
                 return bad(format!("{name} must be within 0-1, got {share}"));
@@ -74,6 +125,22 @@ impl FleetConfig {
                 self.refrigerator_interval_s
             ));
         }
+        if let Some(d) = &self.defective_batch {
+            if d.batch.trim().is_empty() {
+                return bad("defective_batch needs a batch name".into());
+            }
+            if d.component.as_deref().is_some_and(str::is_empty) {
+                return bad(
+                    "defective_batch component must not be empty (use None for all)".into(),
+                );
+            }
+            if !(d.multiplier.is_finite() && (1.0..=1000.0).contains(&d.multiplier)) {
+                return bad(format!(
+                    "defective_batch multiplier must be a finite number within 1-1000, got {}",
+                    d.multiplier
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -84,11 +151,14 @@ impl Default for FleetConfig {
             devices: 200,
             seed: 42,
             start: Self::DEFAULT_START,
-            kinds: vec!["washer".into(), "refrigerator".into()],
+            kinds: crate::known_kinds().into_iter().map(String::from).collect(),
             sudden_failure_share: 0.25,
             failure_rate_per_year: 0.5,
             early_degradation_share: 0.0,
             refrigerator_interval_s: 900,
+            defective_batch: None,
+            sensor_fault_share: 0.05,
+            poor_installation_share: 0.05,
         }
     }
 }
@@ -123,5 +193,35 @@ mod tests {
         }
         .validate()
         .is_err());
+        let bad_batch = FleetConfig {
+            defective_batch: Some(DefectiveBatch {
+                multiplier: f64::INFINITY,
+                ..DefectiveBatch::new("B2025-01")
+            }),
+            ..FleetConfig::default()
+        };
+        let err = bad_batch.validate().unwrap_err().to_string();
+        assert!(err.contains("multiplier"), "{err}");
+        let share = FleetConfig {
+            sensor_fault_share: -0.1,
+            ..FleetConfig::default()
+        };
+        let err = share.validate().unwrap_err().to_string();
+        assert!(err.contains("sensor_fault_share"), "{err}");
+    }
+
+    #[test]
+    fn a_defective_batch_multiplies_only_its_component() {
+        let d = DefectiveBatch {
+            component: Some("drain_pump".into()),
+            ..DefectiveBatch::new("B1")
+        };
+        assert_eq!(d.multiplier_for("B1", "drain_pump"), 5.0);
+        assert_eq!(d.multiplier_for("B1", "heater"), 1.0);
+        assert_eq!(d.multiplier_for("B2", "drain_pump"), 1.0);
+        assert_eq!(
+            DefectiveBatch::new("B1").multiplier_for("B1", "heater"),
+            5.0
+        );
     }
 }

@@ -15,7 +15,10 @@ use rand_distr::StandardNormal;
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-use crate::{DeviceInfo, FleetConfig, GroundTruthEvent, GroundTruthKind, SimEvent, WireMessage};
+use crate::{
+    DeviceInfo, FleetConfig, GroundTruthEvent, GroundTruthKind, SensorFaultInfo, SensorFaultKind,
+    SimEvent, WireMessage,
+};
 
 /// Milliseconds per minute, hour and day.
 pub(crate) const MINUTE_MS: i64 = 60_000;
@@ -38,6 +41,11 @@ pub(crate) struct KindSpec {
     pub(crate) components: &'static [ComponentSpec],
     /// Every fault code the kind raises.
     pub(crate) fault_codes: &'static [&'static str],
+    /// Poor installations the kind can have (`sagging_drain_hose`, `low_voltage`, ...);
+    /// the kind's physics reads [`DeviceCore::installation`].
+    pub(crate) installations: &'static [&'static str],
+    /// How some firmware versions report differently.
+    pub(crate) quirks: &'static [FirmwareQuirk],
     /// Builds the kind's per-device model; may draw from the device's random stream.
     pub(crate) build: fn(&mut DeviceCore, &FleetConfig) -> Box<dyn Appliance>,
 }
@@ -54,6 +62,30 @@ pub(crate) struct ComponentSpec {
     pub(crate) codes: &'static [&'static str],
 }
 
+/// A firmware version that reports one channel differently.
+pub(crate) struct FirmwareQuirk {
+    /// The firmware version (`2.6.3`).
+    pub(crate) fw: &'static str,
+    /// The channel it affects.
+    pub(crate) channel: &'static str,
+    /// What it does to the channel.
+    pub(crate) effect: QuirkEffect,
+}
+
+/// How a firmware quirk changes a channel.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum QuirkEffect {
+    /// Reports the value rounded to a multiple of this step.
+    RoundTo(f64),
+    /// Does not send the channel at all.
+    Omit,
+}
+
+/// The installation every device has unless it is a poor one.
+pub(crate) const INSTALLATION_OK: &str = "ok";
+/// Mains voltage at the socket of a `low_voltage` installation is this much lower (range).
+const LOW_VOLTAGE_DROP_V: (f64, f64) = (14.0, 24.0);
+
 /// A kind's per-device physics.
 pub(crate) trait Appliance: Send {
     /// Event time (ms) of the next step; never earlier than the previous step.
@@ -63,40 +95,69 @@ pub(crate) trait Appliance: Send {
     fn step(&mut self, core: &mut DeviceCore);
 }
 
-/// A sales region: sets mains voltage, inlet water and room temperature.
+/// A sales region: sets mains voltage, climate, inlet water and room temperature.
 pub(crate) struct Region {
+    /// Position in [`REGIONS`], a key of the region's weather.
+    pub(crate) index: u64,
     pub(crate) name: &'static str,
     pub(crate) supply_v: f64,
+    /// Yearly mean of the cold-water inlet temperature, °C.
     pub(crate) inlet_water_c: f64,
     pub(crate) room_offset_c: f64,
+    /// Yearly mean outdoor temperature, °C.
+    pub(crate) outdoor_mean_c: f64,
+    /// Half the difference between mid-summer and mid-winter means, K.
+    pub(crate) seasonal_amplitude_c: f64,
+    /// Half the difference between afternoon and night, K.
+    pub(crate) daily_amplitude_c: f64,
 }
 
 pub(crate) const REGIONS: &[Region] = &[
     Region {
+        index: 0,
+        outdoor_mean_c: 6.0,
+        seasonal_amplitude_c: 10.0,
+        daily_amplitude_c: 4.0,
         name: "north",
         supply_v: 229.0,
         inlet_water_c: 10.0,
         room_offset_c: -1.0,
     },
     Region {
+        index: 1,
+        outdoor_mean_c: 17.0,
+        seasonal_amplitude_c: 8.0,
+        daily_amplitude_c: 6.0,
         name: "south",
         supply_v: 232.0,
         inlet_water_c: 17.0,
         room_offset_c: 1.5,
     },
     Region {
+        index: 2,
+        outdoor_mean_c: 9.0,
+        seasonal_amplitude_c: 11.0,
+        daily_amplitude_c: 5.0,
         name: "east",
         supply_v: 226.0,
         inlet_water_c: 12.0,
         room_offset_c: 0.0,
     },
     Region {
+        index: 3,
+        outdoor_mean_c: 11.0,
+        seasonal_amplitude_c: 6.0,
+        daily_amplitude_c: 3.5,
         name: "west",
         supply_v: 231.0,
         inlet_water_c: 13.0,
         room_offset_c: 0.3,
     },
     Region {
+        index: 4,
+        outdoor_mean_c: 10.5,
+        seasonal_amplitude_c: 9.0,
+        daily_amplitude_c: 5.0,
         name: "central",
         supply_v: 230.0,
         inlet_water_c: 12.5,
@@ -120,6 +181,8 @@ enum ComponentState {
 pub(crate) struct ComponentSim {
     spec: &'static ComponentSpec,
     state: ComponentState,
+    /// Failure-rate multiplier (a defective batch's components fail more often).
+    rate_multiplier: f64,
 }
 
 impl ComponentSim {
@@ -234,7 +297,7 @@ pub(crate) struct Payload<'a> {
     /// Only in history lines: `telemetry` or `fault`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) msg: Option<&'static str>,
-    ts: String,
+    ts: Rfc3339,
     seq: u64,
     #[serde(rename = "type")]
     device_type: &'a str,
@@ -248,7 +311,70 @@ pub(crate) struct Payload<'a> {
     state: Option<&'static str>,
 }
 
-/// Readings as a JSON object of channel -> value.
+/// A timestamp formatted as RFC 3339 UTC with milliseconds
+/// (`2026-01-01T06:00:00.000Z`, as [`Timestamp::to_rfc3339`]) without allocating.
+pub(crate) enum Rfc3339 {
+    /// Years 0000-9999.
+    Fast([u8; 24]),
+    /// Anything else, formatted by `domain`.
+    Other(String),
+}
+
+impl Rfc3339 {
+    pub(crate) fn new(ms: i64) -> Self {
+        const MAX_MS: i64 = 253_402_300_799_999;
+        if !(0..=MAX_MS).contains(&ms) {
+            return Self::Other(Timestamp(ms).to_rfc3339());
+        }
+        let days = ms.div_euclid(DAY_MS);
+        let in_day = ms.rem_euclid(DAY_MS);
+        // Days to civil date (Howard Hinnant's algorithm), for days >= 0.
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (h, rest) = (in_day / HOUR_MS, in_day % HOUR_MS);
+        let (m, rest) = (rest / MINUTE_MS, rest % MINUTE_MS);
+        let (sec, milli) = (rest / 1000, rest % 1000);
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut v: i64| {
+            for i in (at..at + width).rev() {
+                b[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(0, 4, year);
+        put(5, 2, month);
+        put(8, 2, day);
+        put(11, 2, h);
+        put(14, 2, m);
+        put(17, 2, sec);
+        put(20, 3, milli);
+        Self::Fast(b)
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Only ASCII digits and separators are written.
+            Self::Fast(b) => std::str::from_utf8(b).unwrap_or(""),
+            Self::Other(s) => s,
+        }
+    }
+}
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Readings as a JSON object of channel -> value; a NaN value is a channel the device
+/// did not send (a sensor dropout or a firmware that omits it) and is left out.
 pub(crate) struct Readings<'a> {
     names: &'static [&'static str],
     values: &'a [f64],
@@ -256,12 +382,24 @@ pub(crate) struct Readings<'a> {
 
 impl Serialize for Readings<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.values.len()))?;
+        let mut map = s.serialize_map(None)?;
         for (name, value) in self.names.iter().zip(self.values) {
-            map.serialize_entry(name, value)?;
+            if !value.is_nan() {
+                map.serialize_entry(name, value)?;
+            }
         }
         map.end()
     }
+}
+
+/// A sensor fault episode: one channel reads wrong for a while; no component is at fault.
+struct SensorEpisode {
+    channel: usize,
+    kind: SensorFaultKind,
+    from: i64,
+    to: i64,
+    /// The value a stuck channel repeats, once the episode has begun.
+    stuck: Option<f64>,
 }
 
 /// State every device has, whatever its kind.
@@ -270,6 +408,17 @@ pub(crate) struct DeviceCore {
     pub(crate) region: &'static Region,
     pub(crate) rng: ChaCha8Rng,
     pub(crate) components: Vec<ComponentSim>,
+    /// Installation quality, [`INSTALLATION_OK`] or one of the kind's `installations`.
+    pub(crate) installation: &'static str,
+    /// Mean mains voltage at the socket (region, household wiring, installation), V.
+    pub(crate) supply_v: f64,
+    /// Multiplier of nuisance-code rates: some households trigger them far more often.
+    pub(crate) nuisance: f64,
+    /// The fleet's seed, which keys the regional weather.
+    pub(crate) seed: u64,
+    sensor: Option<SensorEpisode>,
+    /// Channel index and effect of this device's firmware quirks.
+    quirks: Vec<(usize, QuirkEffect)>,
     kind: &'static KindSpec,
     /// Clamp range of each of `kind.channels`, from the profile.
     ranges: Vec<(f64, f64)>,
@@ -303,6 +452,48 @@ impl DeviceCore {
             .to_datetime()
             .map(|d| d.format("B%Y-%m").to_string())
             .unwrap_or_else(|| "B0000-00".into());
+        let installation = if !kind.installations.is_empty()
+            && rng.gen_bool(config.poor_installation_share.clamp(0.0, 1.0))
+        {
+            pick(&mut rng, kind.installations)
+        } else {
+            INSTALLATION_OK
+        };
+        let z: f64 = rng.sample(StandardNormal);
+        let mut supply_v = region.supply_v + 1.5 * z;
+        if installation == "low_voltage" {
+            supply_v -= rng.gen_range(LOW_VOLTAGE_DROP_V.0..LOW_VOLTAGE_DROP_V.1);
+        }
+        let z: f64 = rng.sample(StandardNormal);
+        let nuisance = (0.8 * z - 0.32).exp();
+        let sensor = if rng.gen_bool(config.sensor_fault_share.clamp(0.0, 1.0)) {
+            let channel = rng.gen_range(0..kind.channels.len().max(1));
+            let kind_of = match rng.gen_range(0..3) {
+                0 => SensorFaultKind::Stuck,
+                1 => SensorFaultKind::Dropout,
+                _ => SensorFaultKind::Spike,
+            };
+            let from = start + (rng.gen_range(0.0..75.0) * DAY_MS as f64) as i64;
+            let to = from + (rng.gen_range(1.0..14.0) * DAY_MS as f64) as i64;
+            Some(SensorEpisode {
+                channel,
+                kind: kind_of,
+                from,
+                to,
+                stuck: None,
+            })
+        } else {
+            None
+        };
+        let quirks = kind
+            .quirks
+            .iter()
+            .filter(|q| q.fw == fw)
+            .filter_map(|q| {
+                let i = kind.channels.iter().position(|c| *c == q.channel)?;
+                Some((i, q.effect))
+            })
+            .collect();
         let info = DeviceInfo {
             device_id,
             device_type: kind.name.to_owned(),
@@ -311,12 +502,30 @@ impl DeviceCore {
             region: region.name.to_owned(),
             batch,
             installed_at: Timestamp(installed_at),
+            installation: installation.to_owned(),
+            sensor_fault: sensor.as_ref().map(|e| SensorFaultInfo {
+                channel: kind
+                    .channels
+                    .get(e.channel)
+                    .copied()
+                    .unwrap_or("")
+                    .to_owned(),
+                kind: e.kind,
+                from: Timestamp(e.from),
+                to: Timestamp(e.to),
+            }),
         };
         let mut core = Self {
             info,
             region,
             rng,
             components: Vec::with_capacity(kind.components.len()),
+            installation,
+            supply_v,
+            nuisance,
+            seed: config.seed,
+            sensor,
+            quirks,
             kind,
             ranges,
             active_faults: BTreeMap::new(),
@@ -327,8 +536,16 @@ impl DeviceCore {
             sudden_share: config.sudden_failure_share,
         };
         for spec in kind.components {
-            let state = core.sample_failure(spec, start);
-            core.components.push(ComponentSim { spec, state });
+            let rate_multiplier = config
+                .defective_batch
+                .as_ref()
+                .map_or(1.0, |d| d.multiplier_for(&core.info.batch, spec.name));
+            let state = core.sample_failure(spec, start, rate_multiplier);
+            core.components.push(ComponentSim {
+                spec,
+                state,
+                rate_multiplier,
+            });
         }
         if !kind.components.is_empty() && core.rng.gen_bool(config.early_degradation_share) {
             let i = core.rng.gen_range(0..kind.components.len());
@@ -343,11 +560,17 @@ impl DeviceCore {
         Ok(core)
     }
 
-    fn sample_failure(&mut self, spec: &ComponentSpec, from: i64) -> ComponentState {
+    fn sample_failure(
+        &mut self,
+        spec: &ComponentSpec,
+        from: i64,
+        rate_multiplier: f64,
+    ) -> ComponentState {
         const MAX_AHEAD_MS: f64 = 100.0 * 365.25 * DAY_MS as f64;
-        let ahead = if self.failure_rate_per_year > 0.0 {
+        let rate = self.failure_rate_per_year * rate_multiplier;
+        let ahead = if rate > 0.0 {
             let u: f64 = self.rng.gen();
-            let years = -(1.0 - u).ln() / self.failure_rate_per_year;
+            let years = -(1.0 - u).ln() / rate;
             (years * 365.25 * DAY_MS as f64).min(MAX_AHEAD_MS)
         } else {
             MAX_AHEAD_MS
@@ -436,22 +659,69 @@ impl DeviceCore {
         for code in spec.codes {
             self.clear_fault(code, t);
         }
-        let state = self.sample_failure(spec, t);
+        let multiplier = self.components[i].rate_multiplier;
+        let state = self.sample_failure(spec, t, multiplier);
         self.components[i].state = state;
     }
 
     /// Emits a telemetry message at `t`; `values` align with the kind's channels and are
-    /// rounded and clamped into the profile's ranges.
+    /// rounded and clamped into the profile's ranges. A sensor fault episode and the
+    /// firmware's quirks then change what is sent.
     pub(crate) fn telemetry(&mut self, t: i64, values: &[f64]) {
-        let values = values
+        let mut values: Vec<f64> = values
             .iter()
             .zip(&self.ranges)
             .map(|(&x, &(min, max))| {
                 let x = if x.is_finite() { x } else { min };
-                ((x * 1000.0).round() / 1000.0).clamp(min, max)
+                round3(x).clamp(min, max)
             })
             .collect();
+        self.apply_sensor_fault(t, &mut values);
+        for &(i, effect) in &self.quirks {
+            let (Some(x), Some(&(min, max))) = (values.get_mut(i), self.ranges.get(i)) else {
+                continue;
+            };
+            match effect {
+                QuirkEffect::RoundTo(step) if step > 0.0 && !x.is_nan() => {
+                    *x = round3((*x / step).round() * step).clamp(min, max);
+                }
+                QuirkEffect::RoundTo(_) => {}
+                QuirkEffect::Omit => *x = f64::NAN,
+            }
+        }
         self.schedule(t, Pending::Telemetry(values));
+    }
+
+    /// A stuck channel repeats its first reading of the episode, a dropout leaves it out
+    /// (NaN), a spike replaces one reading in six by a plausible but wrong value within
+    /// the channel's range.
+    fn apply_sensor_fault(&mut self, t: i64, values: &mut [f64]) {
+        let Some(ep) = self.sensor.as_mut() else {
+            return;
+        };
+        if t < ep.from || t >= ep.to {
+            return;
+        }
+        let (Some(x), Some(&(min, max))) =
+            (values.get_mut(ep.channel), self.ranges.get(ep.channel))
+        else {
+            return;
+        };
+        match ep.kind {
+            SensorFaultKind::Stuck => *x = *ep.stuck.get_or_insert(*x),
+            SensorFaultKind::Dropout => *x = f64::NAN,
+            SensorFaultKind::Spike => {
+                if self.rng.gen_bool(1.0 / 6.0) {
+                    let jump = self.rng.gen_range(0.15..0.4) * (max - min);
+                    let up = if *x + jump <= max {
+                        *x - jump < min || self.rng.gen_bool(0.5)
+                    } else {
+                        false
+                    };
+                    *x = round3(if up { *x + jump } else { *x - jump }).clamp(min, max);
+                }
+            }
+        }
     }
 
     /// Whether `code` is active at `t`.
@@ -573,7 +843,7 @@ impl DeviceCore {
         let payload = Payload {
             device_id: None,
             msg: None,
-            ts: Timestamp(ts).to_rfc3339(),
+            ts: Rfc3339::new(ts),
             seq,
             device_type: &self.info.device_type,
             model: &self.info.model,
@@ -654,6 +924,10 @@ impl DeviceCore {
     }
 }
 
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
 fn fault(code: &'static str, state: FaultState) -> Pending {
     Pending::Fault { code, state }
 }
@@ -702,6 +976,24 @@ mod tests {
     };
 
     #[test]
+    fn fast_timestamps_match_domain_formatting() {
+        let mut t: i64 = 0;
+        while t < 253_402_300_799_999 {
+            assert_eq!(Rfc3339::new(t).as_str(), Timestamp(t).to_rfc3339(), "{t}");
+            t += 7_777_777_777 + t / 3;
+        }
+        for t in [
+            0,
+            951_782_400_000,
+            1_767_225_600_000,
+            253_402_300_799_999,
+            -1,
+        ] {
+            assert_eq!(Rfc3339::new(t).as_str(), Timestamp(t).to_rfc3339(), "{t}");
+        }
+    }
+
+    #[test]
     fn severity_ramps_over_the_onset_and_sudden_shows_none() {
         let c = ComponentSim {
             spec: &SPEC,
@@ -710,6 +1002,7 @@ mod tests {
                 onset_ms: 10 * DAY_MS,
                 sudden: false,
             },
+            rate_multiplier: 1.0,
         };
         assert_eq!(c.severity(5 * DAY_MS), 0.0);
         let mid = c.severity(15 * DAY_MS);
@@ -722,6 +1015,7 @@ mod tests {
                 onset_ms: 0,
                 sudden: true,
             },
+            rate_multiplier: 1.0,
         };
         assert_eq!(s.severity(19 * DAY_MS), 0.0);
     }

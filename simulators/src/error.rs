@@ -36,6 +36,17 @@ pub enum Error {
     /// A [`crate::LiveConfig`] value that cannot work.
     #[error("invalid live config: {0}")]
     InvalidLiveConfig(String),
+    /// A fault-injection spec or [`crate::InjectConfig`] value that cannot work.
+    #[error("invalid fault injection: {0}")]
+    InvalidInject(String),
+    /// A history to replay that cannot be read (a missing `telemetry.jsonl`).
+    #[error("cannot replay {path}: {reason}")]
+    InvalidReplay {
+        /// The directory or file given.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// An MQTT URL that is not `mqtt://[user[:password]@]host[:port]`.
     #[error("invalid MQTT URL {url:?}: {reason}")]
     InvalidUrl {

@@ -119,6 +119,46 @@ pub struct DeviceInfo {
     /// When the appliance was installed (RFC 3339 in JSON).
     #[serde(with = "rfc3339")]
     pub installed_at: Timestamp,
+    /// Installation quality: `ok`, or a poor installation that shifts readings without
+    /// any component failing (`sagging_drain_hose`, `low_voltage`, `poor_ventilation`).
+    /// Ground truth for false alarms; a device does not report it.
+    #[serde(default = "installation_ok")]
+    pub installation: String,
+    /// The device's sensor fault episode, if it has one: a channel that reads wrong for
+    /// a while although no component is failing. Ground truth for false alarms.
+    #[serde(default)]
+    pub sensor_fault: Option<SensorFaultInfo>,
+}
+
+fn installation_ok() -> String {
+    "ok".to_owned()
+}
+
+/// How a faulty sensor misreports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SensorFaultKind {
+    /// The channel repeats one value.
+    Stuck,
+    /// The channel is missing from `readings`.
+    Dropout,
+    /// Some readings are plausible but wrong values, still within the physical range.
+    Spike,
+}
+
+/// A sensor fault episode, as written to `devices.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SensorFaultInfo {
+    /// The affected channel.
+    pub channel: String,
+    /// How it misreports.
+    pub kind: SensorFaultKind,
+    /// Start of the episode (RFC 3339 in JSON).
+    #[serde(with = "rfc3339")]
+    pub from: Timestamp,
+    /// End of the episode, exclusive (RFC 3339 in JSON).
+    #[serde(with = "rfc3339")]
+    pub to: Timestamp,
 }
 
 /// Serde helpers writing a [`Timestamp`] as RFC 3339 and reading RFC 3339 or epoch ms.

@@ -3,11 +3,20 @@
 use domain::{ProfileSet, Timestamp};
 
 use crate::device::{Device, DeviceCore, KindSpec, Released};
-use crate::{refrigerator, washer, DeviceInfo, Error, FleetConfig, Result, SimEvent};
+use crate::{
+    air_conditioner, dishwasher, refrigerator, washer, water_heater, DeviceInfo, Error,
+    FleetConfig, Result, SimEvent,
+};
 
 /// Every kind the simulator can simulate. A new kind is a module with a `SPEC` and an
 /// entry here.
-pub(crate) static KINDS: &[&KindSpec] = &[&washer::SPEC, &refrigerator::SPEC];
+pub(crate) static KINDS: &[&KindSpec] = &[
+    &washer::SPEC,
+    &dishwasher::SPEC,
+    &refrigerator::SPEC,
+    &air_conditioner::SPEC,
+    &water_heater::SPEC,
+];
 
 /// Names of the kinds the simulator can simulate.
 pub fn known_kinds() -> Vec<&'static str> {
@@ -59,6 +68,29 @@ impl Fleet {
             let core = DeviceCore::new(index, spec, ranges.clone(), &config)?;
             devices.push(Device::new(core, &config));
         }
+        if let Some(defect) = &config.defective_batch {
+            let batches = distinct_batches(&devices);
+            if !batches.contains(&defect.batch) {
+                return Err(Error::InvalidConfig(format!(
+                    "defective batch {:?} is not in the fleet; its batches are: {}",
+                    defect.batch,
+                    batches.join(", ")
+                )));
+            }
+            if let Some(component) = &defect.component {
+                let known: Vec<&str> = kinds
+                    .iter()
+                    .flat_map(|(spec, _)| spec.components.iter().map(|c| c.name))
+                    .collect();
+                if !known.contains(&component.as_str()) {
+                    return Err(Error::InvalidConfig(format!(
+                        "defective batch component {component:?} is not a component of the \
+                         simulated kinds; they have: {}",
+                        known.join(", ")
+                    )));
+                }
+            }
+        }
         // Nothing happens before the start, so "now" begins just before it.
         let now = Timestamp(config.start.millis() - 1);
         Ok(Fleet {
@@ -95,11 +127,6 @@ impl Fleet {
         out
     }
 
-    /// The shared state of device `index`.
-    pub(crate) fn core(&self, index: usize) -> Option<&DeviceCore> {
-        self.devices.get(index).map(|d| &d.core)
-    }
-
     /// The simulated time up to which events have been returned.
     pub fn now(&self) -> Timestamp {
         self.now
@@ -120,10 +147,26 @@ impl Fleet {
         self.devices.is_empty()
     }
 
+    /// The distinct production batches of the fleet's devices, sorted.
+    pub fn batches(&self) -> Vec<String> {
+        distinct_batches(&self.devices)
+    }
+
+    /// The devices, for the history writer's shards.
+    pub(crate) fn devices_mut(&mut self) -> &mut [Device] {
+        &mut self.devices
+    }
+
     /// Registry entries of all devices, in device order.
     pub fn devices(&self) -> Vec<DeviceInfo> {
         self.devices.iter().map(|d| d.core.info.clone()).collect()
     }
+}
+
+fn distinct_batches(devices: &[Device]) -> Vec<String> {
+    let set: std::collections::BTreeSet<&str> =
+        devices.iter().map(|d| d.core.info.batch.as_str()).collect();
+    set.into_iter().map(str::to_owned).collect()
 }
 
 /// The profile's range for each of the kind's channels, checking that the profile knows

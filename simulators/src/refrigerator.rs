@@ -23,6 +23,7 @@
 
 use std::f64::consts::TAU;
 
+use crate::climate;
 use crate::device::{Appliance, ComponentSpec, DeviceCore, KindSpec, DAY_MS, HOUR_MS};
 use crate::FleetConfig;
 
@@ -55,6 +56,8 @@ pub(crate) static SPEC: KindSpec = KindSpec {
         },
     ],
     fault_codes: &["F01", "F02", "F11", "F21"],
+    installations: &["poor_ventilation", "low_voltage"],
+    quirks: &[],
     build,
 };
 
@@ -78,6 +81,9 @@ struct Refrigerator {
     /// Duty per kelvin of ambient minus freezer set point, for a healthy compressor.
     duty_per_k: f64,
     current_a: f64,
+    /// Capacity of a healthy compressor relative to nominal (a badly ventilated niche
+    /// lowers it for good).
+    capacity: f64,
     defrost_base_min: f64,
     defrost_period_ms: i64,
     next_defrost: i64,
@@ -103,7 +109,13 @@ fn build(core: &mut DeviceCore, config: &FleetConfig) -> Box<dyn Appliance> {
         cabinet_set_c: core.uniform(3.0, 5.0),
         freezer_set_c: core.uniform(-20.0, -17.0),
         duty_per_k: core.uniform(0.0095, 0.0125) * if big { 1.05 } else { 1.0 },
-        current_a: core.gauss(if big { 1.25 } else { 1.0 }, 0.08),
+        // An induction motor under the same load draws more current at a lower voltage.
+        current_a: core.gauss(if big { 1.25 } else { 1.0 }, 0.08) * (230.0 / core.supply_v),
+        capacity: if core.installation == "poor_ventilation" {
+            core.uniform(0.78, 0.86)
+        } else {
+            1.0
+        },
         defrost_base_min,
         defrost_period_ms,
         next_defrost: start + defrost_phase,
@@ -117,6 +129,7 @@ impl Refrigerator {
     fn ambient_c(&mut self, core: &mut DeviceCore, t: i64) -> f64 {
         let hour = t.rem_euclid(DAY_MS) as f64 / HOUR_MS as f64;
         self.room_c
+            + climate::indoor_offset_c(core.seed, core.region, t)
             + self.daily_amplitude_c * (TAU * (hour - 15.0) / 24.0).cos()
             + core.gauss(0.0, 0.25)
     }
@@ -195,7 +208,7 @@ impl Refrigerator {
                 )
             }
             None => {
-                let capacity = (1.0 - 0.6 * s_comp) / (1.0 + 0.15 * ice);
+                let capacity = self.capacity * (1.0 - 0.6 * s_comp) / (1.0 + 0.15 * ice);
                 let needed = demand / capacity;
                 let duty = needed.min(1.0);
                 let deficit = (needed - 1.0).max(0.0);
@@ -239,7 +252,7 @@ impl Refrigerator {
                 core.raise_fault("F01", t, Some(clear));
             }
         }
-        if door_open {
+        if door_open && core.chance(core.nuisance.min(1.0)) {
             let at = t + core.minutes(0.0, 5.0);
             let clear = core.minutes(3.0, 10.0);
             core.raise_fault("F21", at, Some(clear));

@@ -11,3 +11,4 @@ mod harness;
 mod mosquitto;
 mod pipeline;
 mod restart;
+mod simulator;

@@ -19,30 +19,41 @@ pub(crate) struct Scenario {
     pub(crate) healthy_messages: Vec<(String, Vec<u8>)>,
 }
 
-/// Builds the scenario from the simulator: fleet A has every device degrading early
-/// (no sudden failures), fleet B never fails. Fleet B's messages are republished under
-/// another id so the two fleets' ids do not collide.
+/// Builds the scenario from the simulator: fleet A fails often (no sudden failures),
+/// and the scenario follows its first progressive failure that comes after at least
+/// three weeks of history (a device is not scored in its first week, see
+/// `models::features::WARM_UP_MS`). Fleet B never fails. Fleet B's messages are
+/// republished under another id so the two fleets' ids do not collide. Both report at
+/// the cadence the test model was trained on (refrigerators hourly).
 pub(crate) fn scenario() -> Scenario {
     let start = Timestamp::parse("2026-09-01T00:00:00Z").unwrap();
     let profiles = domain::ProfileSet::builtin();
     let mut degrading = Fleet::new(
         FleetConfig {
-            devices: 4,
+            devices: 8,
             seed: 5,
             start,
+            kinds: vec!["washer".into(), "refrigerator".into()],
             sudden_failure_share: 0.0,
-            early_degradation_share: 1.0,
+            failure_rate_per_year: 4.0,
+            early_degradation_share: 0.0,
+            sensor_fault_share: 0.0,
+            poor_installation_share: 0.0,
+            refrigerator_interval_s: 3600,
             ..FleetConfig::default()
         },
         &profiles,
     )
     .unwrap();
-    let events = degrading.advance(Timestamp(start.millis() + 20 * Timestamp::DAY_MS));
+    let events = degrading.advance(Timestamp(start.millis() + 90 * Timestamp::DAY_MS));
+    let earliest = start.millis() + 21 * Timestamp::DAY_MS;
     let failure = events
         .iter()
         .find_map(|e| match e {
             SimEvent::GroundTruth(g)
-                if format!("{:?}", g.event).to_lowercase() == "failure" && g.mode != "sudden" =>
+                if format!("{:?}", g.event).to_lowercase() == "failure"
+                    && g.mode != "sudden"
+                    && g.ts.millis() >= earliest =>
             {
                 Some(g.clone())
             }
@@ -70,8 +81,12 @@ pub(crate) fn scenario() -> Scenario {
             devices: 2,
             seed: 6,
             start,
+            kinds: vec!["washer".into(), "refrigerator".into()],
             failure_rate_per_year: 0.0,
             early_degradation_share: 0.0,
+            sensor_fault_share: 0.0,
+            poor_installation_share: 0.0,
+            refrigerator_interval_s: 3600,
             ..FleetConfig::default()
         },
         &profiles,
@@ -88,7 +103,7 @@ pub(crate) fn scenario() -> Scenario {
         .to_string();
     let healthy_id = format!("healthy-{healthy_source}");
     let healthy_messages = healthy
-        .advance(Timestamp(start.millis() + 20 * Timestamp::DAY_MS))
+        .advance(Timestamp(start.millis() + 45 * Timestamp::DAY_MS))
         .into_iter()
         .filter_map(|e| match e {
             SimEvent::Message(m) if m.device_id.as_str() == healthy_source => Some((
@@ -164,10 +179,16 @@ pub(crate) async fn run_scenario(server: &Server, publish_port: u16) {
     )
     .await;
 
-    let path = format!("/api/v1/tickets?device_id={}", s.failing_id);
+    // One ticket for the failing component, however often its flag was raised. Other
+    // components of the same device may be flagged too (a failing defrost system makes
+    // the compressor work harder); they get their own tickets and are printed below.
+    let path = format!(
+        "/api/v1/tickets?device_id={}&component={}",
+        s.failing_id, s.failing_component
+    );
     wait_for(
         Duration::from_secs(30),
-        "a ticket for the degrading device",
+        "a ticket for the failing component",
         || async { !tickets_for(&server.get(&path).await.1).is_empty() },
     )
     .await;
@@ -177,8 +198,23 @@ pub(crate) async fn run_scenario(server: &Server, publish_port: u16) {
     assert_eq!(
         tickets.len(),
         1,
-        "exactly one ticket for the degrading device: {tickets:#?}"
+        "exactly one ticket for the failing component: {tickets:#?}"
     );
+    let all_device_tickets = tickets_for(
+        &server
+            .get(&format!("/api/v1/tickets?device_id={}", s.failing_id))
+            .await
+            .1,
+    );
+    for t in &all_device_tickets {
+        eprintln!(
+            "scenario: ticket for {} {} (risk {:.3}, {} flags)",
+            t["device_id"],
+            t["component"],
+            t["risk"].as_f64().unwrap_or(0.0),
+            t["signals"]
+        );
+    }
     let ticket = &tickets[0];
     eprintln!(
         "scenario: {} ({} messages) failed {}; ticket {} priority {} risk {:.2} after {} flags; healthy {} ({} messages)",

@@ -18,7 +18,10 @@ async fn restart_keeps_acknowledged_data_and_does_not_duplicate_tickets() {
     let mqtt_port = free_port();
     let s = scenario();
     let telemetry_path = format!("/api/v1/devices/{}/telemetry?limit=10000", s.failing_id);
-    let tickets_path = format!("/api/v1/tickets?device_id={}", s.failing_id);
+    let tickets_path = format!(
+        "/api/v1/tickets?device_id={}&component={}",
+        s.failing_id, s.failing_component
+    );
 
     // Phase 1: publish until a ticket is open, then stop cleanly.
     let mut server = Server::start_with(dir.path(), Some(trained_models()), mqtt_port, &[]).await;
@@ -83,7 +86,7 @@ async fn restart_keeps_acknowledged_data_and_does_not_duplicate_tickets() {
     assert_eq!(
         count(&tickets, "tickets"),
         1,
-        "one ticket across the restart: {tickets:#}"
+        "one ticket for the failing component across the restart: {tickets:#}"
     );
     let (_, health) = server.get("/health").await;
     assert_eq!(
