@@ -186,14 +186,21 @@ pub(crate) fn now() -> Timestamp {
 
 /// `fixahead demo`
 pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let config = effective_config(&args.serve)?;
+    let mut config = effective_config(&args.serve)?;
+    if args.serve.data_dir.is_none() && args.serve.config.is_none() {
+        // Not ./data: `run`'s data must never be mistaken for the demo's.
+        config.data_dir = std::path::PathBuf::from("data/demo");
+    }
+    prepare_demo_dir(&config.data_dir)?;
     let profiles = load_profiles(config.profiles.dir.as_deref())?;
     let model_dir = config.model_dir();
     let registry = models::ModelRegistry::load_dir(&model_dir)?;
     if registry.versions().is_empty() {
-        println!("No model in {} yet: simulating a training history and training one (about a minute)...", model_dir.display());
+        println!("No model in {} yet: simulating a year of fleet history and training on it (under a minute)...", model_dir.display());
         let history = config.data_dir.join("training-history");
-        let start = Timestamp(now().millis() - 240 * Timestamp::DAY_MS);
+        // A full year: the fleet has seasons, and a model that never saw one raises
+        // false alarms in it.
+        let start = Timestamp(now().millis() - 365 * Timestamp::DAY_MS);
         let sim = simulators::FleetConfig {
             failure_rate_per_year: 1.0,
             // Hourly fridge reports: training samples one row per 6 h anyway, and a
@@ -204,7 +211,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         let h = history.clone();
         let p = profiles.clone();
         let summary = tokio::task::spawn_blocking(move || {
-            simulators::write_history(&h, sim, &p, 240 * Timestamp::DAY_MS)
+            simulators::write_history(&h, sim, &p, 365 * Timestamp::DAY_MS)
         })
         .await??;
         println!(
@@ -243,10 +250,46 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         Some((h, p)) => (h.to_owned(), p.parse().context("broker port")?),
         None => bail!("unexpected broker address {}", running.mqtt_addr),
     };
-    let fleet = simulators::Fleet::new(
-        simulator_config(args.devices, args.seed, now(), 0.3),
-        &profiles,
-    )?;
+    // Warm start: devices are scored only after a week of reports, so the fleet starts
+    // eight simulated days ago. That week is written as a history and replayed at full
+    // speed; the same (deterministic) fleet then continues live from there.
+    let warm_up_ms = 8 * Timestamp::DAY_MS;
+    let fleet_config = simulator_config(
+        args.devices,
+        args.seed,
+        Timestamp(now().millis() - warm_up_ms),
+        0.3,
+    );
+    let warm_dir = config.data_dir.join("demo-warm-up");
+    {
+        let (dir, cfg, p) = (warm_dir.clone(), fleet_config.clone(), profiles.clone());
+        tokio::task::spawn_blocking(move || simulators::write_history(&dir, cfg, &p, warm_up_ms))
+            .await??;
+    }
+    std::fs::copy(
+        warm_dir.join("events.jsonl"),
+        config.data_dir.join("demo-ground-truth.jsonl"),
+    )
+    .context("starting the demo's ground-truth log")?;
+    let replayed = simulators::replay::replay(
+        &warm_dir,
+        simulators::replay::ReplayConfig {
+            host: host.clone(),
+            port,
+            client_id: "fixahead-demo-warm-up".into(),
+            ..simulators::replay::ReplayConfig::default()
+        },
+        running.stop_token().child_token(),
+    )
+    .await?;
+    println!(
+        "Replayed the fleet's last {} days: {} messages.",
+        warm_up_ms / Timestamp::DAY_MS,
+        replayed.published
+    );
+    let mut fleet = simulators::Fleet::new(fleet_config.clone(), &profiles)?;
+    // Already published by the replay; the live run continues after them.
+    drop(fleet.advance(Timestamp(fleet_config.start.millis() + warm_up_ms)));
     let live = simulators::LiveConfig {
         host,
         port,
@@ -280,6 +323,45 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     sim_cancel.cancel();
     reporter.abort();
     running.shutdown().await
+}
+
+/// The demo starts from an empty store every time: its simulated devices restart their
+/// sequence numbers, which a kept store would drop as duplicates. It only resets a
+/// directory it created (marked by `DEMO_MARKER`), keeping trained models.
+fn prepare_demo_dir(dir: &Path) -> anyhow::Result<()> {
+    const DEMO_MARKER: &str = "fixahead-demo";
+    let marker = dir.join(DEMO_MARKER);
+    if dir.join("hot.db").exists() && !marker.exists() {
+        bail!(
+            "{} holds data that `fixahead demo` did not create; the demo resets its store on every start, so give it its own --data-dir",
+            dir.display()
+        );
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(
+        &marker,
+        "This directory belongs to `fixahead demo`, which resets its store on every start.\n",
+    )
+    .with_context(|| format!("writing {}", marker.display()))?;
+    for name in [
+        "hot.db",
+        "hot.db-wal",
+        "hot.db-shm",
+        "tickets.db",
+        "tickets.db-wal",
+        "tickets.db-shm",
+        "demo-ground-truth.jsonl",
+    ] {
+        match std::fs::remove_file(dir.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("resetting the demo store in {}", dir.display()))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Prints a one-line status every few seconds, from the public API.
