@@ -161,6 +161,12 @@ pub(crate) struct SimulateArgs {
     /// Share of devices that start with a component already degrading (0-1).
     #[arg(long, default_value_t = 0.0)]
     pub(crate) early_degradation: f64,
+    /// Failures per component per year.
+    #[arg(long, default_value_t = 0.5, value_name = "RATE")]
+    pub(crate) failure_rate: f64,
+    /// Share of failures with no precursor at all (0-1).
+    #[arg(long, default_value_t = 0.25, value_name = "SHARE")]
+    pub(crate) sudden_failures: f64,
     /// Appliance kinds, comma separated [default: all five].
     #[arg(long, value_delimiter = ',', value_name = "KIND,...")]
     pub(crate) kinds: Vec<String>,

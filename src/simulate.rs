@@ -43,6 +43,8 @@ fn fleet_config(args: &SimulateArgs, start: Timestamp) -> anyhow::Result<simulat
         refrigerator_interval_s: args.refrigerator_interval,
         ..simulator_config(args.devices, args.seed, start, args.early_degradation)
     };
+    config.failure_rate_per_year = args.failure_rate;
+    config.sudden_failure_share = args.sudden_failures;
     if !args.kinds.is_empty() {
         config.kinds = args.kinds.clone();
     }

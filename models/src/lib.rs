@@ -15,6 +15,9 @@
 //! * per device: `fault.all.count_7d`, `device.age_days`, `device.messages_log1p`.
 //!
 //! State is O(1) per channel and stored as `f32`: a washer takes about 300 bytes.
+//! A device is scored, and contributes training rows, only after it has reported for
+//! [`features::WARM_UP_MS`] (7 days): before that, the slow averages still lean on the
+//! first readings and `trend`/`std_slow` swing with the warm-up itself.
 //! A message older than the device's latest applied message is not applied: features
 //! only move forward in event time. A channel never reported yields `NaN` features,
 //! which models treat as the training mean.
