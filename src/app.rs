@@ -18,14 +18,19 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::scoring::{self, ScoringStage};
 
-/// Event time replayed into the feature engine at start-up: longer than the slowest
-/// feature window (7 days), so restored features match uninterrupted ones.
+/// Receive time replayed into the feature engine at start-up: longer than the slowest
+/// feature window (7 days), so the channel features are restored. (Device age and
+/// message count restart from this window: see docs/operations.md.)
 const WARM_UP_WINDOW_MS: i64 = 30 * Timestamp::DAY_MS;
 
 /// A running fixahead.
 pub(crate) struct Running {
     /// Where MQTT clients connect (the embedded broker, or the external one).
     pub(crate) mqtt_addr: String,
+    /// The broker's host, as the ingestor connects to it.
+    pub(crate) mqtt_host: String,
+    /// The broker's port.
+    pub(crate) mqtt_port: u16,
     /// Where the HTTP API listens.
     pub(crate) http_addr: SocketAddr,
     stop: CancellationToken,
@@ -150,11 +155,11 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
     tracing::info!(%http_addr, "HTTP API listening");
 
     // Ingest: source -> writer -> scoring.
-    let mut mqtt = MqttSettings::new(host, port);
+    let mut mqtt = MqttSettings::new(host.clone(), port);
     mqtt.client_id = config.mqtt.client_id.clone();
     mqtt.username = config.mqtt.username.clone();
     mqtt.password = config.mqtt.password.clone();
-    mqtt.keep_alive = Duration::from_secs(config.mqtt.keep_alive_s.max(5));
+    mqtt.keep_alive = Duration::from_secs(config.mqtt.keep_alive_s);
     let request_capacity = config.ingest.queue_capacity + config.ingest.batch_max + 64;
     let source = MqttSource::new(&mqtt, request_capacity);
     let (tx, rx) = mpsc::channel(config.ingest.queue_capacity);
@@ -168,6 +173,7 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
         settings: ingest::pipeline::PipelineSettings {
             batch_max: config.ingest.batch_max,
             batch_interval: config.batch_interval(),
+            max_future_ms: config.max_future_ms()?,
         },
     };
     let drained = CancellationToken::new();
@@ -181,10 +187,11 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
         result.map(drop).context("ingest writer")
     });
 
+    // Its own connection: API reads must not stall the scorer (and through it ingest).
     let stage = ScoringStage {
         scorer,
         tickets,
-        reader,
+        reader: StoreReader::open(&hot_path)?,
         profiles,
     };
     let scoring_task = tokio::spawn(scoring::run(stage, scoring_rx));
@@ -212,6 +219,8 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
 
     Ok(Running {
         mqtt_addr,
+        mqtt_host: host,
+        mqtt_port: port,
         http_addr,
         stop,
         ingest_task,
@@ -223,7 +232,7 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
 
 /// Replays recent stored messages into the scorer, oldest first.
 fn warm_up(reader: &StoreReader, scorer: &mut Scorer) -> anyhow::Result<u64> {
-    let Some(newest) = reader.newest_event_ts()? else {
+    let Some(newest) = reader.newest_received_at()? else {
         return Ok(0);
     };
     let since = Timestamp(newest.millis().saturating_sub(WARM_UP_WINDOW_MS));

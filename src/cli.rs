@@ -112,6 +112,10 @@ pub(crate) struct ServeArgs {
     /// Directory of extra device profile TOML files.
     #[arg(long, value_name = "DIR")]
     pub(crate) profiles: Option<PathBuf>,
+    /// Reject messages dated more than this after their arrival (e.g. 1d), or `off`
+    /// [default: 1d; `demo` turns it off].
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) max_future_skew: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -140,7 +144,7 @@ pub(crate) struct DemoArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct SimulateArgs {
-    /// Number of devices (washers and refrigerators, alternating).
+    /// Number of devices; kinds are assigned round-robin (see --kinds).
     #[arg(long, default_value_t = 20)]
     pub(crate) devices: usize,
     /// Simulated seconds per wall-clock second (live mode).

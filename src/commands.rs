@@ -36,6 +36,9 @@ pub(crate) fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(d) = &args.profiles {
         config.profiles.dir = Some(d.clone());
     }
+    if let Some(s) = &args.max_future_skew {
+        config.ingest.max_future_skew = s.clone();
+    }
     config.validate()?;
     Ok(config)
 }
@@ -192,6 +195,10 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         config.data_dir = std::path::PathBuf::from("data/demo");
     }
     prepare_demo_dir(&config.data_dir)?;
+    if args.serve.max_future_skew.is_none() {
+        // The simulated fleet runs at --speed, so its clocks run ahead of the wall clock.
+        config.ingest.max_future_skew = "off".into();
+    }
     let profiles = load_profiles(config.profiles.dir.as_deref())?;
     let model_dir = config.model_dir();
     let registry = models::ModelRegistry::load_dir(&model_dir)?;
@@ -242,14 +249,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     println!("Ctrl-C stops it.");
     println!();
 
-    let (host, port) = match running
-        .mqtt_addr
-        .strip_prefix("mqtt://")
-        .and_then(|a| a.rsplit_once(':'))
-    {
-        Some((h, p)) => (h.to_owned(), p.parse().context("broker port")?),
-        None => bail!("unexpected broker address {}", running.mqtt_addr),
-    };
+    let (host, port) = (running.mqtt_host.clone(), running.mqtt_port);
     // Warm start: devices are scored only after a week of reports, so the fleet starts
     // eight simulated days ago. That week is written as a history and replayed at full
     // speed; the same (deterministic) fleet then continues live from there.
@@ -375,7 +375,7 @@ async fn report_progress(http: std::net::SocketAddr, stop: CancellationToken) {
             _ = tick.tick() => {}
         }
         let health = fetch_json(http, "/health").await;
-        let tickets = fetch_json(http, "/api/v1/tickets?limit=100").await;
+        let tickets = fetch_json(http, "/api/v1/tickets?status=active&limit=1000").await;
         let received = health
             .as_ref()
             .and_then(|h| h.pointer("/ingest/received"))

@@ -103,6 +103,8 @@ pub(crate) struct IngestConfig {
     pub(crate) queue_capacity: usize,
     /// `full` (fsync every commit) or `normal` (survives a process crash, not a power cut).
     pub(crate) synchronous: ingest::store::Synchronous,
+    /// Reject messages dated more than this after their arrival (`1d`), or `off`.
+    pub(crate) max_future_skew: String,
 }
 
 impl Default for IngestConfig {
@@ -112,6 +114,7 @@ impl Default for IngestConfig {
             batch_interval_ms: 20,
             queue_capacity: 2048,
             synchronous: ingest::store::Synchronous::Full,
+            max_future_skew: "1d".into(),
         }
     }
 }
@@ -156,6 +159,14 @@ impl Config {
         if let Some(url) = &self.mqtt.url {
             ingest::source::parse_mqtt_url(url)?;
         }
+        self.max_future_ms()?;
+        let id = &self.mqtt.client_id;
+        if id.trim().is_empty() || id.trim() != id || id.len() > 128 {
+            bail!("mqtt.client_id must be 1-128 characters without surrounding spaces: the broker keeps the persistent session under it");
+        }
+        if !(5..=65_535).contains(&self.mqtt.keep_alive_s) {
+            bail!("mqtt.keep_alive_s must be 5-65535 seconds");
+        }
         Ok(())
     }
 
@@ -165,6 +176,16 @@ impl Config {
             .dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("models"))
+    }
+
+    /// The future-skew bound in milliseconds, `None` when `off`.
+    pub(crate) fn max_future_ms(&self) -> anyhow::Result<Option<i64>> {
+        match self.ingest.max_future_skew.as_str() {
+            "off" => Ok(None),
+            s => Ok(Some(domain::time::parse_duration_ms(s).map_err(|e| {
+                anyhow::anyhow!("ingest.max_future_skew: {e} (or \"off\")")
+            })?)),
+        }
     }
 
     /// The batch interval.
@@ -218,6 +239,20 @@ mod tests {
         cfg.validate().unwrap();
         assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/fixahead"));
         assert_eq!(cfg.ingest.batch_interval_ms, 20);
+    }
+
+    #[test]
+    fn rejects_values_serde_cannot() {
+        for bad in [
+            "[mqtt]\nclient_id = \"\"\n",
+            "[mqtt]\nkeep_alive_s = 1\n",
+            "[mqtt]\nkeep_alive_s = 70000\n",
+            "[ingest]\nbatch_max = 0\n",
+            "[mqtt]\nurl = \"http://x\"\n",
+        ] {
+            let cfg: Config = toml::from_str(bad).unwrap();
+            assert!(cfg.validate().is_err(), "{bad}");
+        }
     }
 
     #[test]

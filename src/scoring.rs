@@ -105,7 +105,7 @@ fn record(
                 }
             }
         }
-        match tickets.record_predictions(&predictions, &ctx) {
+        match record_with_retry(tickets, &predictions, &ctx) {
             Ok(changes) => {
                 for change in changes {
                     match change.kind {
@@ -123,6 +123,34 @@ fn record(
         }
     }
 }
+
+/// Records one device's predictions, retrying a failed transaction (a busy or
+/// briefly unavailable ticket store) with backoff before giving up: a dropped flag
+/// would be a ticket never opened. Blocking here is backpressure, like the writer's
+/// commit retries.
+fn record_with_retry(
+    tickets: &api::TicketService,
+    predictions: &[Prediction],
+    ctx: &api::DiagnosisContext,
+) -> api::Result<Vec<api::TicketChange>> {
+    let mut backoff = std::time::Duration::from_millis(100);
+    let mut attempt = 1;
+    loop {
+        match tickets.record_predictions(predictions, ctx) {
+            Ok(changes) => return Ok(changes),
+            Err(e) if attempt < RECORD_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, retry_in_ms = backoff.as_millis() as u64, "Recording predictions failed; retrying");
+                std::thread::sleep(backoff);
+                backoff *= 2;
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Attempts per batch of one device's predictions (about 3 s of backoff in all).
+const RECORD_ATTEMPTS: u32 = 5;
 
 #[cfg(test)]
 mod tests {

@@ -37,7 +37,7 @@ impl BrokerSettings {
     pub fn new(listen: SocketAddr) -> Self {
         Self {
             listen,
-            max_payload_bytes: 256 * 1024,
+            max_payload_bytes: 1024 * 1024,
             max_connections: 10_000,
             credentials: None,
         }

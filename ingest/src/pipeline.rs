@@ -39,6 +39,11 @@ pub struct PipelineSettings {
     /// Longest a message waits for its batch to fill before the batch is committed.
     /// This bounds both ack latency and what the embedded broker can lose in a crash.
     pub batch_interval: Duration,
+    /// Reject (as `invalid_timestamp`) a message whose event time is more than this
+    /// many milliseconds after its receive time. A device clock set years ahead would
+    /// otherwise freeze its features (they only move forward in event time). `None`
+    /// accepts any time: simulators that run faster than the clock need it.
+    pub max_future_ms: Option<i64>,
 }
 
 impl Default for PipelineSettings {
@@ -46,6 +51,7 @@ impl Default for PipelineSettings {
         Self {
             batch_max: 512,
             batch_interval: Duration::from_millis(20),
+            max_future_ms: Some(domain::Timestamp::DAY_MS),
         }
     }
 }
@@ -107,7 +113,10 @@ async fn run_writer(
 
         let mut decoded: Vec<Result<Message, Rejection>> = batch
             .iter()
-            .map(|r| decode(&r.publish.topic, &r.publish.payload, &profiles))
+            .map(|r| {
+                decode(&r.publish.topic, &r.publish.payload, &profiles)
+                    .and_then(|m| check_clock(m, r.received_at, settings.max_future_ms))
+            })
             .collect();
 
         let mut backoff = Duration::from_millis(50);
@@ -181,6 +190,28 @@ async fn run_writer(
     store.ok_or_else(|| Error::Task("store lost".into()))
 }
 
+/// Rejects a message dated too far after its arrival.
+fn check_clock(
+    message: Message,
+    received_at: domain::Timestamp,
+    max_future_ms: Option<i64>,
+) -> Result<Message, Rejection> {
+    let (Some(max), Some(ts)) = (max_future_ms, message.ts()) else {
+        return Ok(message);
+    };
+    if ts.millis() <= received_at.millis().saturating_add(max) {
+        return Ok(message);
+    }
+    Err(Rejection {
+        reason: domain::RejectReason::InvalidTimestamp,
+        detail: format!(
+            "ts {ts} is more than {} h after the receive time {received_at}; is the device clock wrong?",
+            max / domain::Timestamp::HOUR_MS
+        ),
+        device_id: Some(message.device_id().clone()),
+    })
+}
+
 type CommitResult = (
     HotStore,
     Vec<Received>,
@@ -217,4 +248,28 @@ async fn commit_blocking(
     })
     .await
     .map_err(|e| Error::Task(format!("commit task: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::{ProfileSet, RejectReason, Timestamp};
+
+    #[test]
+    fn a_clock_far_ahead_is_rejected_unless_allowed() {
+        let payload = br#"{"ts": "2099-01-01T00:00:00Z", "seq": 1, "type": "washer", "model": "M", "readings": {"vibration_g": 0.1}}"#;
+        let msg = decode(
+            "fixahead/v1/wm-1/telemetry",
+            payload,
+            &ProfileSet::builtin(),
+        )
+        .unwrap();
+        let now = Timestamp::parse("2026-11-25T00:00:00Z").unwrap();
+        let err = check_clock(msg.clone(), now, Some(Timestamp::DAY_MS)).unwrap_err();
+        assert_eq!(err.reason, RejectReason::InvalidTimestamp);
+        assert!(err.detail.contains("24 h"), "{}", err.detail);
+        assert!(check_clock(msg.clone(), now, None).is_ok());
+        let soon = Timestamp(now.millis() + Timestamp::HOUR_MS);
+        assert!(check_clock(msg, soon, Some(Timestamp::DAY_MS * 30_000)).is_ok());
+    }
 }

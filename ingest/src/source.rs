@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::IngestMetrics;
 use crate::{Error, Result};
 
+/// The largest packet MQTT can encode (the remaining length is at most 268,435,455).
+pub const MQTT_MAX_PACKET_BYTES: usize = 268_435_455;
+
 /// Where and how to connect.
 #[derive(Clone, Debug)]
 pub struct MqttSettings {
@@ -120,9 +123,11 @@ impl MqttSource {
         opts.set_keep_alive(settings.keep_alive)
             .set_clean_session(false)
             .set_manual_acks(true)
-            // Oversized payloads must arrive so that they can be dead-lettered; a
-            // packet above the client's limit would break the connection instead.
-            .set_max_packet_size(1024 * 1024, 1024 * 1024);
+            // Any payload must arrive so that it can be dead-lettered: a packet above
+            // the client's limit breaks the connection, and a persistent session would
+            // redeliver it forever, stopping ingest. So the limit is MQTT's own maximum;
+            // cap sizes at the broker to bound memory (docs/operations.md).
+            .set_max_packet_size(MQTT_MAX_PACKET_BYTES, 1024 * 1024);
         if let (Some(u), Some(p)) = (&settings.username, &settings.password) {
             opts.set_credentials(u, p);
         }

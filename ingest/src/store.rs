@@ -188,7 +188,8 @@ impl HotStore {
             )?;
             let mut upsert_status = tx.prepare_cached(
                 "INSERT INTO device_status (device_id, online, status_at) VALUES (?1, ?2, ?3)
-                 ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, status_at = excluded.status_at",
+                 ON CONFLICT (device_id) DO UPDATE SET online = excluded.online, status_at = excluded.status_at
+                 WHERE excluded.status_at >= device_status.status_at",
             )?;
             let mut ins_dead = tx.prepare_cached(
                 "INSERT INTO dead_letters (received_at, topic, device_id, reason, detail, payload, payload_bytes)
@@ -581,30 +582,31 @@ impl StoreReader {
         })
     }
 
-    /// The newest event time any device reported, if any device is registered.
-    pub fn newest_event_ts(&self) -> Result<Option<Timestamp>> {
+    /// The newest receive time of any stored message, if any device is registered.
+    pub fn newest_received_at(&self) -> Result<Option<Timestamp>> {
         self.with(|c| {
-            c.query_row("SELECT MAX(last_event_ts) FROM devices", [], |r| {
+            c.query_row("SELECT MAX(last_seen) FROM devices", [], |r| {
                 r.get::<_, Option<i64>>(0)
             })
             .map(|v| v.map(Timestamp))
         })
     }
 
-    /// Every stored telemetry and fault message with event time `>= since`, as the
-    /// messages they were decoded from, in event-time order (ties by seq), passed to
-    /// `f` one at a time. Used to rebuild feature state after a restart. The device's
-    /// current type, model and firmware from the registry stand in for the original
-    /// payload's.
+    /// Every stored telemetry and fault message received at or after `since`, as the
+    /// messages they were decoded from, in the order they arrived (then event time and
+    /// seq), passed to `f` one at a time. Used to rebuild feature state after a
+    /// restart: arrival order is the order the live pipeline applied them in, so a
+    /// message that arrived late is late again. The device's current type, model and
+    /// firmware from the registry stand in for the original payload's.
     pub fn replay_since(&self, since: Timestamp, mut f: impl FnMut(Message)) -> Result<u64> {
         self.with(|c| {
             let mut st = c.prepare(
-                "SELECT 0, t.device_id, t.seq, t.ts, t.readings, NULL, NULL, d.device_type, d.model, d.fw
-                   FROM telemetry t JOIN devices d ON d.device_id = t.device_id WHERE t.ts >= ?1
+                "SELECT 0, t.device_id, t.seq, t.ts, t.readings, NULL, NULL, d.device_type, d.model, d.fw, t.received_at
+                   FROM telemetry t JOIN devices d ON d.device_id = t.device_id WHERE t.received_at >= ?1
                  UNION ALL
-                 SELECT 1, f.device_id, f.seq, f.ts, NULL, f.code, f.state, d.device_type, d.model, d.fw
-                   FROM faults f JOIN devices d ON d.device_id = f.device_id WHERE f.ts >= ?1
-                 ORDER BY 4, 3",
+                 SELECT 1, f.device_id, f.seq, f.ts, NULL, f.code, f.state, d.device_type, d.model, d.fw, f.received_at
+                   FROM faults f JOIN devices d ON d.device_id = f.device_id WHERE f.received_at >= ?1
+                 ORDER BY 11, 4, 3",
             )?;
             let mut rows = st.query(params![since.millis()])?;
             let mut n = 0;
@@ -759,7 +761,7 @@ mod tests {
     }
 
     #[test]
-    fn replay_gives_back_the_stored_messages_in_event_time_order() {
+    fn replay_gives_back_the_stored_messages_in_arrival_order() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hot.db");
         let mut store = HotStore::open(&path, Synchronous::Normal).unwrap();
@@ -771,28 +773,24 @@ mod tests {
             &ProfileSet::builtin(),
         )
         .unwrap();
-        let now = Timestamp(1);
         store
             .commit(&[
                 StoreItem::Message {
                     message: &newer,
-                    received_at: now,
+                    received_at: Timestamp(10),
                 },
                 StoreItem::Message {
                     message: &fault,
-                    received_at: now,
+                    received_at: Timestamp(10),
                 },
                 StoreItem::Message {
                     message: &late,
-                    received_at: now,
+                    received_at: Timestamp(11),
                 },
             ])
             .unwrap();
         let reader = StoreReader::open(&path).unwrap();
-        assert_eq!(
-            reader.newest_event_ts().unwrap(),
-            Some(Timestamp(1_795_500_003_000))
-        );
+        assert_eq!(reader.newest_received_at().unwrap(), Some(Timestamp(11)));
         let mut replayed = Vec::new();
         let n = reader
             .replay_since(Timestamp(0), |m| replayed.push(m))
@@ -806,9 +804,11 @@ mod tests {
                 Message::Status(_) => 0,
             })
             .collect();
-        assert_eq!(seqs, vec![1, 2, 3]);
-        assert_eq!(replayed[1], fault);
-        let Message::Telemetry(t) = &replayed[2] else {
+        // Arrival order: the late seq 1 comes last, as it did live (messages received at
+        // the same instant keep event-time order).
+        assert_eq!(seqs, vec![2, 3, 1]);
+        assert_eq!(replayed[0], fault);
+        let Message::Telemetry(t) = &replayed[1] else {
             panic!("telemetry")
         };
         assert_eq!(

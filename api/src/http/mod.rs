@@ -54,15 +54,15 @@
 //! {"id": 42, "number": "20261124000042", "device_id": "wm-0001", "device_type": "washer",
 //!  "component": "drain_pump", "source": "proactive", "status": "open",
 //!  "priority": "important", "risk": 0.81, "peak_risk": 0.84, "model_version": "washer-v3",
-//!  "opened_at": 1795500000000, "updated_at": 1795503600000, "respond_by": 1795514400000,
+//!  "opened_at": "2026-11-24T06:00:00.000Z", "updated_at": "2026-11-24T07:00:00.000Z", "respond_by": "2026-11-24T10:00:00.000Z",
 //!  "signals": 7,
 //!  "diagnosis": {"top_features": [{"feature": "drain_time_s.ewma_fast", "value": 41.0,
 //!                                  "contribution": 1.2, "normal_range": [10.0, 20.0]}],
-//!                "recent_faults": [{"code": "E21", "ts": 1795490000000,
+//!                "recent_faults": [{"code": "E21", "ts": "2026-11-24T03:13:20.000Z",
 //!                                   "title": "Drain timeout", "severity": "major"}],
 //!                "likely_parts": ["drain pump assembly", "pump filter"],
 //!                "remote_checks": ["Ask the customer to clean the pump filter"]},
-//!  "log": [{"at": 1795500000000, "actor": "fixahead", "action": "opened",
+//!  "log": [{"at": "2026-11-24T06:00:00.000Z", "actor": "fixahead", "action": "opened",
 //!           "note": "Risk 0.81 (threshold 0.60) for drain_pump by model washer-v3; priority important"}]}
 //! ```
 //!
