@@ -29,9 +29,39 @@ pub(crate) enum Command {
     Train(TrainArgs),
     /// Publish a history directory (simulated or recorded) to a broker, keeping per-device order.
     Replay(ReplayArgs),
+    /// Replay a history through the live scoring code and score the flags against its failures.
+    Eval(EvalArgs),
+    /// Print every device's risk per component at its last observation, as JSON lines.
+    Predict(PredictArgs),
     /// Benchmarks that print numbers (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct EvalArgs {
+    /// History directory (see docs/history-format.md).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) history: PathBuf,
+    /// Model directory (the active version of each type is evaluated).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) model: PathBuf,
+    /// Where to write metrics.json, report.md and the charts.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) report: PathBuf,
+    /// Horizon for catching a failure [default: each model's training horizon].
+    #[arg(long)]
+    pub(crate) horizon: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PredictArgs {
+    /// History directory (see docs/history-format.md).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) history: PathBuf,
+    /// Model directory (the active version of each type is used).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) model: PathBuf,
 }
 
 #[derive(Debug, Args)]

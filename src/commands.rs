@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
 use crate::app;
-use crate::cli::{DemoArgs, RunArgs, ServeArgs, TrainArgs};
+use crate::cli::{DemoArgs, EvalArgs, PredictArgs, RunArgs, ServeArgs, TrainArgs};
 use crate::config::{load_profiles, Config};
 
 /// Builds the effective configuration: file, then flags.
@@ -100,6 +100,59 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<()> {
         ..models::TrainParams::default()
     };
     train_into(&args.history, &args.out, &params, true)?;
+    Ok(())
+}
+
+/// `fixahead eval`
+pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    let registry = models::ModelRegistry::load_dir(&args.model)
+        .with_context(|| format!("loading models from {}", args.model.display()))?;
+    let params = models::eval::EvalParams {
+        horizon_ms: args.horizon.as_deref().map(parse_duration_ms).transpose()?,
+        ..models::eval::EvalParams::default()
+    };
+    let report = models::eval::eval(
+        &args.history,
+        &ProfileSet::builtin(),
+        registry,
+        &params,
+        &args.report,
+    )
+    .with_context(|| format!("evaluating on {}", args.history.display()))?;
+    for t in &report.types_without_model {
+        eprintln!("no model for device type {t}: its devices were not evaluated");
+    }
+    let fmt = |x: Option<f64>| x.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}"));
+    for (name, m) in [
+        ("model", &report.model.overall),
+        ("baseline", &report.baseline.overall),
+    ] {
+        println!(
+            "{name:<9} failures caught {}/{} (with precursors {}/{}), flags {}, precision {}, recall {}, F1 {}, median lead {} days, false alarms per 1000 device-months {}",
+            m.caught, m.failures, m.caught_with_precursor, m.failures_with_precursor, m.flags,
+            fmt(m.precision), fmt(m.recall), fmt(m.f1), fmt(m.lead_time_days_median), fmt(m.false_alarms_per_1000_device_months)
+        );
+    }
+    println!("report: {}", args.report.join("report.md").display());
+    Ok(())
+}
+
+/// `fixahead predict`
+pub(crate) fn predict(args: PredictArgs) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let registry = models::ModelRegistry::load_dir(&args.model)
+        .with_context(|| format!("loading models from {}", args.model.display()))?;
+    let out = models::predict::predict(&args.history, &ProfileSet::builtin(), registry)
+        .with_context(|| format!("predicting on {}", args.history.display()))?;
+    for t in &out.types_without_model {
+        eprintln!("no model for device type {t}: its devices have no prediction");
+    }
+    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+    for line in &out.lines {
+        serde_json::to_writer(&mut w, line)?;
+        writeln!(w)?;
+    }
+    w.flush()?;
     Ok(())
 }
 
@@ -201,9 +254,19 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     }
     let profiles = load_profiles(config.profiles.dir.as_deref())?;
     let model_dir = config.model_dir();
-    let registry = models::ModelRegistry::load_dir(&model_dir)?;
-    if registry.versions().is_empty() {
-        println!("No model in {} yet: simulating a year of fleet history and training on it (under a minute)...", model_dir.display());
+    let usable = match models::ModelRegistry::load_dir(&model_dir) {
+        Ok(registry) => !registry.versions().is_empty(),
+        Err(e) => {
+            // The demo's own models, e.g. from an older fixahead: train new ones.
+            println!(
+                "The models in {} cannot be used ({e}).",
+                model_dir.display()
+            );
+            false
+        }
+    };
+    if !usable {
+        println!("No usable model in {}: simulating a year of fleet history and training on it (under a minute)...", model_dir.display());
         let history = config.data_dir.join("training-history");
         // A full year: the fleet has seasons, and a model that never saw one raises
         // false alarms in it.

@@ -36,6 +36,8 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Replay(args) => runtime.block_on(simulate::replay(args)),
         cli::Command::Bench(command) => runtime.block_on(simulate::bench(command)),
         cli::Command::Train(args) => commands::train(args),
+        cli::Command::Eval(args) => commands::eval(args),
+        cli::Command::Predict(args) => commands::predict(args),
     }
 }
 

@@ -22,7 +22,12 @@ use crate::train::TrainParams;
 use crate::{Error, Result};
 
 /// The artefact format this crate writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// * 1: logistic models only, uncalibrated.
+/// * 2: adds `family` (`logistic` or `bagged_trees`), `trees`, Platt calibration
+///   (`calibration_a`, `calibration_b`) and the compared `candidates`. A version 1 file
+///   would be misread (its risks are uncalibrated), so [`load`] refuses it.
+pub const FORMAT_VERSION: u32 = 2;
 /// Name of the file that holds a device type's active version.
 pub const ACTIVE_FILE: &str = "ACTIVE";
 
@@ -55,16 +60,39 @@ pub struct ModelArtifact {
     pub training_summary: TrainingSummary,
 }
 
-/// A logistic model for one component: `risk = sigmoid(intercept + weights · z)` with
-/// `z` the standardised features. Oriented so that `risk` is P(failure within horizon).
+/// A model for one component. With `z` the standardised features, the model's log-odds
+/// are `logit = intercept + weights · z` (family `logistic`) or
+/// `logit = intercept + ln(p / (1 - p))` with `p` the trees' mean leaf share of failures
+/// (family `bagged_trees`), and `risk = sigmoid(calibration_a * logit + calibration_b)`
+/// (Platt scaling). Oriented so that `risk` is P(failure within horizon).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ComponentModel {
     /// Component name from the profile.
     pub component: String,
-    /// One weight per feature (empty when skipped).
+    /// Model family used to score: `logistic` or `bagged_trees`.
+    #[serde(default = "default_family")]
+    pub family: String,
+    /// One weight per feature (empty when skipped). Family `logistic` scores with them;
+    /// for `bagged_trees` they are the logistic candidate's, kept for audit only.
     pub weights: Vec<f64>,
-    /// Log-odds offset, corrected for the negative undersampling.
+    /// Log-odds offset, corrected for the negative undersampling (both families).
     pub intercept: f64,
+    /// The trees of family `bagged_trees` (empty otherwise).
+    #[serde(default)]
+    pub trees: Vec<crate::trees::Tree>,
+    /// Platt scaling slope on the model's log-odds (1 = identity).
+    #[serde(default = "one")]
+    pub calibration_a: f64,
+    /// Platt scaling offset (0 = identity).
+    #[serde(default)]
+    pub calibration_b: f64,
+    /// Which rows fitted the calibration: `validation_first_half`, or `none` (identity)
+    /// when that half had no positive or no negative row.
+    #[serde(default)]
+    pub calibration_set: String,
+    /// The families compared for this component, with their average precision.
+    #[serde(default)]
+    pub candidates: Vec<CandidateMetrics>,
     /// A score at or above this counts toward a flag.
     pub threshold: f64,
     /// Consecutive scores at or above the threshold needed to flag.
@@ -82,10 +110,55 @@ pub struct ComponentModel {
     pub skipped_reason: Option<String>,
 }
 
+fn default_family() -> String {
+    FAMILY_LOGISTIC.to_owned()
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Family name of the L2 logistic regression.
+pub const FAMILY_LOGISTIC: &str = "logistic";
+/// Family name of the bagged decision trees.
+pub const FAMILY_TREES: &str = "bagged_trees";
+
+/// One candidate family's validation result for a component.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CandidateMetrics {
+    /// `logistic` or `bagged_trees`.
+    pub family: String,
+    /// Average precision on the rows that choose the family (the first half of the
+    /// validation period when it has positives; see `selection_set`).
+    pub selection_ap: f64,
+    /// Average precision on the rows that choose the threshold and report metrics.
+    pub validation_ap: f64,
+    /// `validation_first_half`, `validation` or `training`.
+    pub selection_set: String,
+}
+
 impl ComponentModel {
     /// Whether this component has a usable model.
     pub fn is_trained(&self) -> bool {
-        self.skipped_reason.is_none() && !self.weights.is_empty()
+        self.skipped_reason.is_none()
+            && match self.family.as_str() {
+                FAMILY_TREES => !self.trees.is_empty(),
+                _ => !self.weights.is_empty(),
+            }
+    }
+
+    /// The model's log-odds for standardised features `z` (before calibration).
+    pub fn logit(&self, z: &[f64]) -> f64 {
+        if self.family == FAMILY_TREES {
+            self.intercept + crate::trees::forest_logit(&self.trees, z)
+        } else {
+            self.intercept + self.weights.iter().zip(z).map(|(w, z)| w * z).sum::<f64>()
+        }
+    }
+
+    /// The calibrated risk for standardised features `z`.
+    pub fn risk(&self, z: &[f64]) -> f64 {
+        sigmoid(self.calibration_a * self.logit(z) + self.calibration_b)
     }
 }
 
@@ -106,6 +179,9 @@ pub struct ComponentMetrics {
     pub f1: f64,
     /// Average precision (area under the precision-recall curve).
     pub average_precision: f64,
+    /// Mean risk over the rows: close to `base_rate` when the risks are calibrated.
+    #[serde(default)]
+    pub mean_risk: f64,
     /// Failures with at least one validation row in the horizon before them.
     pub events: u64,
     /// Those failures with at least one such row at or above the threshold.
@@ -183,7 +259,17 @@ impl ModelArtifact {
             if !c.is_trained() {
                 continue;
             }
-            if c.weights.len() != n {
+            if c.family != FAMILY_LOGISTIC && c.family != FAMILY_TREES {
+                return Err(format!(
+                    "component {} has unknown model family {:?}",
+                    c.component, c.family
+                ));
+            }
+            if c.family == FAMILY_TREES {
+                crate::trees::validate(&c.trees, n)
+                    .map_err(|m| format!("component {}: {m}", c.component))?;
+            }
+            if c.family == FAMILY_LOGISTIC && c.weights.len() != n {
                 return Err(format!(
                     "component {} has {} weights for {n} features",
                     c.component,
@@ -192,7 +278,12 @@ impl ModelArtifact {
             }
             if c.weights
                 .iter()
-                .chain([&c.intercept, &c.threshold])
+                .chain([
+                    &c.intercept,
+                    &c.threshold,
+                    &c.calibration_a,
+                    &c.calibration_b,
+                ])
                 .any(|x| !x.is_finite())
             {
                 return Err(format!(
@@ -320,9 +411,14 @@ pub fn activate(model_dir: &Path, device_type: &str, version: &str) -> Result<()
     write_atomic(&dir.join(ACTIVE_FILE), format!("{version}\n").as_bytes())
 }
 
-/// Reads and validates one artefact file.
+/// Reads and validates one artefact file. A file of another [`FORMAT_VERSION`] is
+/// refused with a message naming both versions, before its layout is interpreted.
 pub fn load(path: &Path) -> Result<ModelArtifact> {
     let bytes = fs::read(path).map_err(|e| Error::io(path, e))?;
+    check_format_version(&bytes).map_err(|message| Error::InvalidArtifact {
+        path: path.to_owned(),
+        message,
+    })?;
     let artifact: ModelArtifact =
         serde_json::from_slice(&bytes).map_err(|e| Error::InvalidArtifact {
             path: path.to_owned(),
@@ -335,6 +431,35 @@ pub fn load(path: &Path) -> Result<ModelArtifact> {
             message,
         })?;
     Ok(artifact)
+}
+
+/// Reads only `format_version` and refuses any other than [`FORMAT_VERSION`].
+fn check_format_version(bytes: &[u8]) -> std::result::Result<(), String> {
+    #[derive(Deserialize)]
+    struct Header {
+        format_version: Option<serde_json::Value>,
+    }
+    let header: Header = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    match header
+        .format_version
+        .as_ref()
+        .and_then(serde_json::Value::as_u64)
+    {
+        Some(v) if v == u64::from(FORMAT_VERSION) => Ok(()),
+        Some(v) if v < u64::from(FORMAT_VERSION) => Err(format!(
+            "model format_version {v} was written by an older fixahead and is not \
+             supported by this build (format_version {FORMAT_VERSION}); retrain the model \
+             with `fixahead train`"
+        )),
+        Some(v) => Err(format!(
+            "model format_version {v} is newer than this build supports \
+             (format_version {FORMAT_VERSION}); upgrade fixahead or activate an older model"
+        )),
+        None => Err(format!(
+            "model file has no valid format_version (this build reads format_version \
+             {FORMAT_VERSION}); retrain the model with `fixahead train`"
+        )),
+    }
 }
 
 /// The versions saved for a device type, oldest name first.

@@ -74,12 +74,16 @@
 //! the new version on its next message and restarts that type's persistence counters.
 
 pub mod artifact;
+mod calibrate;
 mod error;
+pub mod eval;
 pub mod features;
 pub mod history;
+pub mod predict;
 pub mod registry;
 pub mod scorer;
 pub mod train;
+pub mod trees;
 
 #[cfg(test)]
 mod tests;

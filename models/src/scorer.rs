@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use domain::{Contribution, DeviceId, Message, Prediction, ProfileSet};
 
-use crate::artifact::{sigmoid, ModelArtifact};
+use crate::artifact::{ModelArtifact, FAMILY_TREES};
 use crate::features::{DeviceState, FeatureSchema};
 use crate::history;
 use crate::registry::ModelRegistry;
+use crate::trees;
 use crate::Result;
 
 /// How many contributions a prediction explains itself with.
@@ -47,6 +48,7 @@ pub struct Scorer {
     devices: HashMap<DeviceId, DeviceEntry>,
     raw: Vec<f64>,
     z: Vec<f64>,
+    contrib: Vec<f64>,
 }
 
 impl Scorer {
@@ -61,6 +63,7 @@ impl Scorer {
             devices: HashMap::new(),
             raw: Vec::new(),
             z: Vec::new(),
+            contrib: Vec::new(),
         }
     }
 
@@ -186,14 +189,7 @@ impl Scorer {
             if !comp.is_trained() {
                 continue;
             }
-            let logit = comp.intercept
-                + comp
-                    .weights
-                    .iter()
-                    .zip(&self.z)
-                    .map(|(w, z)| w * z)
-                    .sum::<f64>();
-            let risk = sigmoid(logit);
+            let risk = comp.risk(&self.z);
             let streak = &mut entry.streaks[ci];
             *streak = if risk >= comp.threshold {
                 streak.saturating_add(1)
@@ -216,7 +212,17 @@ impl Scorer {
                 threshold: comp.threshold,
                 flagged,
                 model_version: model.version.clone(),
-                top_features: top_contributions(model, &comp.weights, &self.raw, &self.z),
+                top_features: if comp.family == FAMILY_TREES {
+                    self.contrib.clear();
+                    self.contrib.resize(d, 0.0);
+                    trees::contributions(&comp.trees, &self.z, &mut self.contrib);
+                    top_contributions(model, &self.contrib, &self.raw)
+                } else {
+                    self.contrib.clear();
+                    self.contrib
+                        .extend(comp.weights.iter().zip(&self.z).map(|(w, z)| w * z));
+                    top_contributions(model, &self.contrib, &self.raw)
+                },
             });
         }
         out
@@ -242,16 +248,13 @@ fn compatible(
     }
 }
 
-/// The largest positive contributions `w_i * z_i`, most important first.
-fn top_contributions(
-    model: &ModelArtifact,
-    weights: &[f64],
-    raw: &[f64],
-    z: &[f64],
-) -> Vec<Contribution> {
+/// The largest positive contributions, most important first. For the logistic family a
+/// feature's contribution is `w_i * z_i` (log-odds); for bagged trees it is the change
+/// of the failure share along the decision paths at the feature's splits, averaged
+/// over the trees (see [`crate::trees`]).
+fn top_contributions(model: &ModelArtifact, contrib: &[f64], raw: &[f64]) -> Vec<Contribution> {
     let mut top: [(f64, usize); TOP_FEATURES] = [(0.0, usize::MAX); TOP_FEATURES];
-    for (i, (w, zi)) in weights.iter().zip(z).enumerate() {
-        let c = w * zi;
+    for (i, &c) in contrib.iter().enumerate() {
         if c > top[TOP_FEATURES - 1].0 {
             top[TOP_FEATURES - 1] = (c, i);
             top.sort_by(|a, b| b.0.total_cmp(&a.0));

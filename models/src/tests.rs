@@ -248,6 +248,19 @@ fn training_learns_a_drifting_channel() {
     assert_eq!(scorer.device_count(), 2);
     assert!(scorer.state_bytes() < 2 * 1024);
 
+    // Both families were compared; the winner is calibrated on the validation period's
+    // first half and its mean risk on the second half is close to the base rate.
+    assert_eq!(pump.candidates.len(), 2, "{:?}", pump.candidates);
+    assert!(pump.candidates.iter().any(|c| c.family == pump.family));
+    assert_eq!(pump.calibration_set, "validation_first_half");
+    assert!(pump.calibration_a > 0.0);
+    assert!(
+        m.mean_risk > 0.4 * m.base_rate && m.mean_risk < 2.5 * m.base_rate,
+        "mean risk {} vs base rate {}",
+        m.mean_risk,
+        m.base_rate
+    );
+
     // Deterministic apart from the clock: same data, same seed, same numbers.
     let again = train(dir.path(), &ProfileSet::builtin(), &params(), &mut |_| {}).unwrap();
     assert_eq!(again[0].components, a.components);
@@ -316,6 +329,12 @@ fn handmade(version: &str, weight: f64) -> ModelArtifact {
                 Vec::new()
             },
             intercept: -4.0,
+            family: "logistic".into(),
+            trees: Vec::new(),
+            calibration_a: 1.0,
+            calibration_b: 0.0,
+            calibration_set: "none".into(),
+            candidates: Vec::new(),
             threshold: 0.5,
             persistence: 3,
             hold_ms: 0,
@@ -524,4 +543,132 @@ fn invalid_params_and_missing_history_are_errors() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("events.jsonl"), "{err}");
+}
+
+#[test]
+fn a_model_file_from_another_format_version_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = handmade("washer-20261125T013000Z-aaaaaaaa", 1.0);
+    let path = artifact::save(&a, dir.path()).unwrap();
+    assert_eq!(artifact::load(&path).unwrap(), a);
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    // A version 1 file: no family, trees or calibration fields.
+    v["format_version"] = 1.into();
+    for c in v["components"].as_array_mut().unwrap() {
+        let c = c.as_object_mut().unwrap();
+        for k in [
+            "family",
+            "trees",
+            "calibration_a",
+            "calibration_b",
+            "calibration_set",
+        ] {
+            c.remove(k);
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let err = artifact::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("format_version 1") && err.contains("older") && err.contains("retrain"),
+        "{err}"
+    );
+    assert!(ModelRegistry::load_dir(dir.path()).is_err());
+    v["format_version"] = (FORMAT_VERSION + 1).into();
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let err = artifact::load(&path).unwrap_err().to_string();
+    assert!(err.contains("newer"), "{err}");
+    v.as_object_mut().unwrap().remove("format_version");
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let err = artifact::load(&path).unwrap_err().to_string();
+    assert!(err.contains("no valid format_version"), "{err}");
+}
+
+/// The hand-made washer model as bagged trees: two stumps on `drain_time_s.last`.
+fn handmade_trees() -> ModelArtifact {
+    use crate::trees::{Node, Tree};
+    let mut a = handmade("washer-t", 1.0);
+    let i = a
+        .feature_schema
+        .iter()
+        .position(|f| f == "drain_time_s.last")
+        .unwrap() as u32;
+    let leaf = |value| Node {
+        feature: None,
+        threshold: 0.0,
+        left: 0,
+        right: 0,
+        value,
+    };
+    let stump = |threshold, low, high| Tree {
+        nodes: vec![
+            Node {
+                feature: Some(i),
+                threshold,
+                left: 1,
+                right: 2,
+                value: 0.2,
+            },
+            leaf(low),
+            leaf(high),
+        ],
+    };
+    let c = a
+        .components
+        .iter_mut()
+        .find(|c| c.component == "drain_pump")
+        .unwrap();
+    c.family = "bagged_trees".into();
+    c.intercept = 0.0;
+    c.trees = vec![stump(2.0, 0.01, 0.99), stump(3.0, 0.01, 0.95)];
+    a
+}
+
+#[test]
+fn bagged_trees_score_explain_and_validate() {
+    let a = handmade_trees();
+    a.validate().unwrap();
+    let mut scorer = warmed(ModelRegistry::from_artifacts([a.clone()]));
+    // z = (drain - 12) / 2: 12 s is below both splits, 40 s above both.
+    let preds = scorer.observe(&telemetry("wm-1", T0, 12.0));
+    assert_eq!(preds.len(), 1);
+    assert!((preds[0].risk - 0.01).abs() < 1e-9, "{}", preds[0].risk);
+    assert!(
+        preds[0].top_features.is_empty(),
+        "nothing pushes the risk up"
+    );
+    let preds = scorer.observe(&telemetry("wm-1", T0 + HOUR, 40.0));
+    assert!((preds[0].risk - 0.97).abs() < 1e-9, "{}", preds[0].risk);
+    let top = &preds[0].top_features;
+    assert_eq!(top[0].feature, "drain_time_s.last");
+    // Path contributions add up to the share minus the root share.
+    assert!((top[0].contribution - (0.97 - 0.2)).abs() < 1e-9, "{top:?}");
+    // Platt scaling applies on the log-odds.
+    let mut c = a
+        .components
+        .iter()
+        .find(|c| c.component == "drain_pump")
+        .unwrap()
+        .clone();
+    c.calibration_a = 0.0;
+    c.calibration_b = -2.0;
+    assert!(
+        (c.risk(&vec![0.0; a.feature_schema.len()]) - crate::artifact::sigmoid(-2.0)).abs() < 1e-12
+    );
+    // A tree whose child points backwards (a loop) or to a missing feature is refused.
+    let mut bad = a.clone();
+    let pump = bad
+        .components
+        .iter_mut()
+        .find(|c| c.component == "drain_pump")
+        .unwrap();
+    pump.trees[0].nodes[0].left = 0;
+    assert!(bad.validate().unwrap_err().contains("malformed"));
+    let mut bad = a;
+    let pump = bad
+        .components
+        .iter_mut()
+        .find(|c| c.component == "drain_pump")
+        .unwrap();
+    pump.trees[1].nodes[0].feature = Some(10_000);
+    assert!(bad.validate().is_err());
 }

@@ -12,10 +12,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::{
-    sigmoid, ComponentMetrics, ComponentModel, ModelArtifact, TrainingSummary, FORMAT_VERSION,
+    sigmoid, CandidateMetrics, ComponentMetrics, ComponentModel, ModelArtifact, TrainingSummary,
+    FAMILY_LOGISTIC, FAMILY_TREES, FORMAT_VERSION,
 };
 use crate::features::{DeviceState, FeatureSchema};
 use crate::history::{self, EventKind, HistoryEvent};
+use crate::trees::Tree;
 use crate::{Error, Result};
 
 /// Training hyper-parameters.
@@ -34,6 +36,9 @@ use crate::{Error, Result};
 /// | `l2` | 10.0 | L2 penalty (linfa `alpha`, on a loss summed over rows) | >= 0 |
 /// | `min_positives` | 5 | fewer positive training rows skip the component | >= 1 |
 /// | `max_fit_rows` | 40,000 | cap on rows per fit (positives are subsampled too above it) | >= 10 |
+/// | `trees` | 20 | trees of the bagged-trees candidate (0 = logistic only) | >= 0 |
+/// | `tree_depth` | 7 | maximum depth of each tree | 1..=20 |
+/// | `tree_rows` | 6,000 | bootstrap rows per tree (drawn from the logistic fit's sample) | >= 10 |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainParams {
@@ -62,6 +67,12 @@ pub struct TrainParams {
     /// Most rows one component fit uses; above it positives are subsampled as well
     /// (keeps training in seconds; the intercept correction accounts for both rates).
     pub max_fit_rows: u64,
+    /// Trees of the bagged-trees candidate family; 0 trains the logistic family only.
+    pub trees: u32,
+    /// Maximum depth of each tree.
+    pub tree_depth: u32,
+    /// Bootstrap rows per tree.
+    pub tree_rows: u64,
 }
 
 impl Default for TrainParams {
@@ -81,6 +92,9 @@ impl Default for TrainParams {
             l2: 10.0,
             min_positives: 5,
             max_fit_rows: 40_000,
+            trees: 20,
+            tree_depth: 7,
+            tree_rows: 6_000,
         }
     }
 }
@@ -121,6 +135,12 @@ impl TrainParams {
         }
         if self.max_fit_rows < 10 {
             return bad("max_fit_rows must be at least 10");
+        }
+        if !(1..=20).contains(&self.tree_depth) {
+            return bad("tree_depth must lie in 1..=20");
+        }
+        if self.tree_rows < 10 {
+            return bad("tree_rows must be at least 10");
         }
         Ok(())
     }
@@ -430,8 +450,14 @@ fn train_type(
         positives_summary.insert(component.clone(), pos.len() as u64);
         let skip = |reason: String| ComponentModel {
             component: component.clone(),
+            family: FAMILY_LOGISTIC.into(),
             weights: Vec::new(),
             intercept: 0.0,
+            trees: Vec::new(),
+            calibration_a: 1.0,
+            calibration_b: 0.0,
+            calibration_set: "none".into(),
+            candidates: Vec::new(),
             threshold: 1.0,
             persistence: p.persistence,
             hold_ms: p.hold_ms,
@@ -452,43 +478,9 @@ fn train_type(
                 p.seed ^ fnv(device_type.as_bytes()) ^ fnv(component.as_bytes()).rotate_left(17);
             match fit_component(rows, &pos, &neg, &mean, &std, p, seed) {
                 Err(message) => skip(format!("solver failed: {message}")),
-                Ok((weights, intercept)) => {
-                    let score = |i: usize| {
-                        let mut s = intercept;
-                        for (j, (&x, w)) in rows.row(i).iter().zip(&weights).enumerate() {
-                            let x = f64::from(x);
-                            if x.is_finite() {
-                                s += w * (x - mean[j]) / std[j];
-                            }
-                        }
-                        sigmoid(s)
-                    };
-                    let val: Vec<(f64, bool, u32, i64)> = (0..n)
-                        .filter(|&i| split_of[i] == Split::Validation)
-                        .filter_map(|i| labels[i].map(|(y, f)| (score(i), y, rows.dev[i], f)))
-                        .collect();
-                    let (set, suffix) = if val.iter().any(|r| r.1) {
-                        (val, "")
-                    } else {
-                        let tr: Vec<(f64, bool, u32, i64)> = pos
-                            .iter()
-                            .chain(&neg)
-                            .filter_map(|&i| labels[i].map(|(y, f)| (score(i), y, rows.dev[i], f)))
-                            .collect();
-                        (tr, "_training")
-                    };
-                    let (threshold, rule, metrics) = evaluate(&set, p.target_precision);
-                    ComponentModel {
-                        component: component.clone(),
-                        weights,
-                        intercept,
-                        threshold,
-                        persistence: p.persistence,
-                        hold_ms: p.hold_ms,
-                        threshold_rule: format!("{rule}{suffix}"),
-                        metrics: Some(metrics),
-                        skipped_reason: None,
-                    }
+                Ok(fit) => {
+                    let ev = EvalRows::new(rows, &split_of, &labels, &pos, &neg, ctx, &mean, &std);
+                    choose_and_calibrate(component, fit, &ev, p)
                 }
             }
         };
@@ -498,8 +490,8 @@ fn train_type(
             outcome: match &model.skipped_reason {
                 Some(r) => format!("skipped: {r}"),
                 None => format!(
-                    "trained (threshold {:.3}, {})",
-                    model.threshold, model.threshold_rule
+                    "trained ({}, threshold {:.3}, {})",
+                    model.family, model.threshold, model.threshold_rule
                 ),
             },
         });
@@ -621,7 +613,7 @@ fn fit_component(
     std: &[f64],
     p: &TrainParams,
     seed: u64,
-) -> std::result::Result<(Vec<f64>, f64), String> {
+) -> std::result::Result<Fitted, String> {
     let d = rows.schema.len();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let ratio = p.negatives_per_positive;
@@ -684,7 +676,241 @@ fn fit_component(
     if weights.iter().any(|w| !w.is_finite()) || !intercept.is_finite() {
         return Err("non-finite coefficients".into());
     }
-    Ok((weights, intercept))
+    let trees = if p.trees == 0 {
+        Vec::new()
+    } else {
+        let started = std::time::Instant::now();
+        let labels: Vec<bool> = dataset.targets().iter().copied().collect();
+        let forest = crate::trees::fit_forest(
+            dataset.records().view(),
+            &labels,
+            &crate::trees::ForestParams {
+                trees: p.trees as usize,
+                max_depth: p.tree_depth as usize,
+                rows_per_tree: p.tree_rows as usize,
+                min_leaf: 5.0,
+            },
+            seed ^ 0x7ee5_5eed,
+        );
+        tracing::debug!(
+            rows = m,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Bagged trees fitted"
+        );
+        match forest {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "Bagged trees failed; logistic only");
+                Vec::new()
+            }
+        }
+    };
+    Ok(Fitted {
+        weights,
+        intercept,
+        trees,
+        correction,
+    })
+}
+
+/// Both candidate families fitted on the same sample; `intercept` is the logistic
+/// intercept (already prior-corrected) and `correction` the trees' prior correction.
+struct Fitted {
+    weights: Vec<f64>,
+    intercept: f64,
+    trees: Vec<Tree>,
+    correction: f64,
+}
+
+/// One labelled row to evaluate on: `(row index, label, device, failure time)`.
+type LabelledRow = (usize, bool, u32, i64);
+
+/// The labelled rows a component is evaluated on, split by time: the validation
+/// period's first half calibrates and chooses the family, its second half chooses the
+/// threshold and reports the metrics (never shuffled). Training rows are the fallback.
+struct EvalRows<'a> {
+    rows: &'a TypeRows,
+    mean: &'a [f64],
+    std: &'a [f64],
+    first_half: Vec<LabelledRow>,
+    second_half: Vec<LabelledRow>,
+    training: Vec<LabelledRow>,
+}
+
+impl<'a> EvalRows<'a> {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        rows: &'a TypeRows,
+        split_of: &[Split],
+        labels: &[Option<(bool, i64)>],
+        pos: &[usize],
+        neg: &[usize],
+        ctx: &TrainContext<'_>,
+        mean: &'a [f64],
+        std: &'a [f64],
+    ) -> EvalRows<'a> {
+        let mid = ctx.split.0 + ctx.t_max.0.saturating_sub(ctx.split.0) / 2;
+        let mut first_half = Vec::new();
+        let mut second_half = Vec::new();
+        for (i, s) in split_of.iter().enumerate() {
+            if *s != Split::Validation {
+                continue;
+            }
+            if let Some((y, f)) = labels[i] {
+                let r = (i, y, rows.dev[i], f);
+                if rows.ts[i] <= mid {
+                    first_half.push(r);
+                } else {
+                    second_half.push(r);
+                }
+            }
+        }
+        let training = pos
+            .iter()
+            .chain(neg)
+            .filter_map(|&i| labels[i].map(|(y, f)| (i, y, rows.dev[i], f)))
+            .collect();
+        EvalRows {
+            rows,
+            mean,
+            std,
+            first_half,
+            second_half,
+            training,
+        }
+    }
+
+    /// `(logit, label, device, failure time)` of `model` on `set`.
+    fn logits(&self, model: &ComponentModel, set: &[LabelledRow]) -> Vec<(f64, bool, u32, i64)> {
+        let mut z = vec![0.0; self.mean.len()];
+        set.iter()
+            .map(|&(i, y, dev, f)| {
+                for (j, (out, &x)) in z.iter_mut().zip(self.rows.row(i)).enumerate() {
+                    let x = f64::from(x);
+                    *out = if x.is_finite() {
+                        (x - self.mean[j]) / self.std[j]
+                    } else {
+                        0.0
+                    };
+                }
+                (model.logit(&z), y, dev, f)
+            })
+            .collect()
+    }
+}
+
+fn has_both(set: &[LabelledRow]) -> bool {
+    set.iter().any(|r| r.1) && set.iter().any(|r| !r.1)
+}
+
+/// Compares the candidate families by average precision, calibrates the winner (Platt
+/// scaling on the first half of the validation period) and chooses its threshold on the
+/// second half.
+fn choose_and_calibrate(
+    component: &str,
+    fit: Fitted,
+    ev: &EvalRows<'_>,
+    p: &TrainParams,
+) -> ComponentModel {
+    let logistic = ComponentModel {
+        component: component.to_owned(),
+        family: FAMILY_LOGISTIC.into(),
+        weights: fit.weights,
+        intercept: fit.intercept,
+        trees: Vec::new(),
+        calibration_a: 1.0,
+        calibration_b: 0.0,
+        calibration_set: "none".into(),
+        candidates: Vec::new(),
+        threshold: 1.0,
+        persistence: p.persistence,
+        hold_ms: p.hold_ms,
+        threshold_rule: "none".into(),
+        metrics: None,
+        skipped_reason: None,
+    };
+    let mut candidates = vec![logistic.clone()];
+    if !fit.trees.is_empty() {
+        candidates.push(ComponentModel {
+            family: FAMILY_TREES.into(),
+            intercept: fit.correction,
+            trees: fit.trees,
+            ..logistic
+        });
+    }
+    let all_validation: Vec<LabelledRow> = ev
+        .first_half
+        .iter()
+        .chain(&ev.second_half)
+        .copied()
+        .collect();
+    let any_pos = |set: &[LabelledRow]| set.iter().any(|r| r.1);
+    let (selection, selection_name): (&[LabelledRow], &str) = if has_both(&ev.first_half) {
+        (&ev.first_half, "validation_first_half")
+    } else if any_pos(&all_validation) {
+        (&all_validation, "validation")
+    } else {
+        (&ev.training, "training")
+    };
+    let (holdout, suffix): (&[LabelledRow], &str) = if any_pos(&ev.second_half) {
+        (&ev.second_half, "")
+    } else if any_pos(&all_validation) {
+        (&all_validation, "_whole_validation")
+    } else {
+        (&ev.training, "_training")
+    };
+    let ap =
+        |scored: &[(f64, bool, u32, i64)]| evaluate(scored, p.target_precision).2.average_precision;
+    let mut results = Vec::new();
+    let mut best = 0usize;
+    for (k, c) in candidates.iter().enumerate() {
+        let selection_ap = ap(&ev.logits(c, selection));
+        let holdout_logits = ev.logits(c, holdout);
+        let validation_ap = ap(&holdout_logits);
+        if selection_ap
+            > results
+                .get(best)
+                .map_or(f64::NEG_INFINITY, |r: &CandidateMetrics| r.selection_ap)
+        {
+            best = k;
+        }
+        results.push(CandidateMetrics {
+            family: c.family.clone(),
+            selection_ap,
+            validation_ap,
+            selection_set: selection_name.into(),
+        });
+    }
+    let mut model = candidates.swap_remove(best);
+    if has_both(&ev.first_half) {
+        let calib: Vec<(f64, bool)> = ev
+            .logits(&model, &ev.first_half)
+            .iter()
+            .map(|r| (r.0, r.1))
+            .collect();
+        let (a, b) = crate::calibrate::platt(&calib);
+        model.calibration_a = a;
+        model.calibration_b = b;
+        model.calibration_set = "validation_first_half".into();
+    }
+    let scored: Vec<(f64, bool, u32, i64)> = ev
+        .logits(&model, holdout)
+        .into_iter()
+        .map(|(s, y, dev, f)| {
+            (
+                sigmoid(model.calibration_a * s + model.calibration_b),
+                y,
+                dev,
+                f,
+            )
+        })
+        .collect();
+    let (threshold, rule, metrics) = evaluate(&scored, p.target_precision);
+    model.threshold = threshold;
+    model.threshold_rule = format!("{rule}{suffix}");
+    model.metrics = Some(metrics);
+    model.candidates = results;
+    model
 }
 
 /// Chooses a threshold on `(score, label, device, failure_ts)` rows and measures it.
@@ -771,6 +997,11 @@ pub(crate) fn evaluate(
         recall,
         f1,
         average_precision: ap,
+        mean_risk: if rows.is_empty() {
+            0.0
+        } else {
+            rows.iter().map(|r| r.0).sum::<f64>() / rows.len() as f64
+        },
         events: events.len() as u64,
         events_detected: detected.len() as u64,
     };

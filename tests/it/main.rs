@@ -8,6 +8,7 @@
 
 mod dead_letters;
 mod harness;
+mod models;
 mod mosquitto;
 mod pipeline;
 mod restart;
