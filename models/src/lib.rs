@@ -36,7 +36,9 @@
 //! peeks into the validation period.
 //!
 //! # Model and imbalance
-//! One binary logistic regression (linfa-logistic, L-BFGS, L2) per (device type,
+//! Two model families per (device type, component), the better kept (see the
+//! models documentation, "Two model families"); the logistic one is a binary
+//! logistic regression (linfa-logistic, L-BFGS, L2) per (device type,
 //! component) on features standardised with the training mean and standard deviation.
 //! Failures are rare, so the training split keeps every positive row and a seeded random
 //! sample of `negatives_per_positive` (default 4) negatives per positive. The intercept
@@ -52,7 +54,8 @@
 //! and the artefact says why.
 //!
 //! # Thresholds and metrics
-//! Per component on the validation split: among the thresholds whose precision reaches
+//! Per component on the second half of the validation split (the first half picks
+//! the family and fits the Platt calibration): among the thresholds whose precision reaches
 //! `target_precision` (default 0.6) with at least one true positive, the one with the
 //! highest recall, and of those the highest threshold (rule `target_precision`); if no
 //! threshold reaches the target, the F1-maximising one (`max_f1`). If the validation split has
