@@ -140,6 +140,64 @@ fn telemetry(id: &str, t: i64, drain: f64) -> Message {
 }
 
 #[test]
+fn a_component_whose_failures_have_no_precursor_gets_no_model() {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(
+        dir.path(),
+        &Synth {
+            devices: 30,
+            days: 150,
+            every_h: 4,
+            seed: 7,
+        },
+    );
+    // Heater failures at random times, with nothing in the readings announcing them.
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let mut extra = String::new();
+    for d in 0..30 {
+        let mut day = rng.gen_range(10..40);
+        while day < 147 {
+            let ts = T0 + day * DAY + rng.gen_range(0..DAY);
+            let _ = writeln!(
+                extra,
+                r#"{{"device_id":"wm-{d:04}","ts":{ts},"event":"failure","component":"heater","mode":"sudden"}}"#
+            );
+            let _ = writeln!(
+                extra,
+                r#"{{"device_id":"wm-{d:04}","ts":{},"event":"repair","component":"heater"}}"#,
+                ts + DAY
+            );
+            day += rng.gen_range(20..40);
+        }
+    }
+    let path = dir.path().join("events.jsonl");
+    let mut events = std::fs::read_to_string(&path).unwrap();
+    events.push_str(&extra);
+    std::fs::write(&path, events).unwrap();
+
+    let artifacts = train(dir.path(), &ProfileSet::builtin(), &params(), &mut |_| {}).unwrap();
+    let a = &artifacts[0];
+    let heater = a
+        .components
+        .iter()
+        .find(|c| c.component == "heater")
+        .unwrap();
+    let reason = heater.skipped_reason.as_deref().unwrap_or_default();
+    assert!(
+        reason.starts_with("no signal"),
+        "heater: {reason:?} {:?}",
+        heater.candidates
+    );
+    assert!(!heater.is_trained());
+    let drain = a
+        .components
+        .iter()
+        .find(|c| c.component == "drain_pump")
+        .unwrap();
+    assert!(drain.is_trained(), "{:?}", drain.skipped_reason);
+}
+
+#[test]
 fn training_learns_a_drifting_channel() {
     let dir = tempfile::tempdir().unwrap();
     write_history(

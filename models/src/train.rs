@@ -35,6 +35,7 @@ use crate::{Error, Result};
 /// | `negatives_per_positive` | 4 | negatives kept per positive in the training split | > 0 |
 /// | `l2` | 10.0 | L2 penalty (linfa `alpha`, on a loss summed over rows) | >= 0 |
 /// | `min_positives` | 5 | fewer positive training rows skip the component | >= 1 |
+/// | `min_lift` | 2 | a component whose better family's AP on the selection half is under this multiple of that half's base rate gets no model (it would only raise false alarms) | >= 0 |
 /// | `max_fit_rows` | 40,000 | cap on rows per fit (positives are subsampled too above it) | >= 10 |
 /// | `trees` | 20 | trees of the bagged-trees candidate (0 = logistic only) | >= 0 |
 /// | `tree_depth` | 7 | maximum depth of each tree | 1..=20 |
@@ -64,6 +65,9 @@ pub struct TrainParams {
     pub l2: f64,
     /// Components with fewer positive training rows are skipped.
     pub min_positives: u64,
+    /// Components whose best selection-half AP is under `min_lift` x the base rate are
+    /// left without a model.
+    pub min_lift: f64,
     /// Most rows one component fit uses; above it positives are subsampled as well
     /// (keeps training in seconds; the intercept correction accounts for both rates).
     pub max_fit_rows: u64,
@@ -91,6 +95,7 @@ impl Default for TrainParams {
             // (threshold 1.000); 10 keeps thresholds meaningful at the same AP.
             l2: 10.0,
             min_positives: 5,
+            min_lift: 2.0,
             max_fit_rows: 40_000,
             trees: 20,
             tree_depth: 7,
@@ -129,6 +134,9 @@ impl TrainParams {
         }
         if !(self.l2.is_finite() && self.l2 >= 0.0) {
             return bad("l2 must be a non-negative number");
+        }
+        if !(self.min_lift.is_finite() && self.min_lift >= 0.0) {
+            return bad("min_lift must be a finite number >= 0");
         }
         if self.min_positives == 0 {
             return bad("min_positives must be at least 1");
@@ -882,6 +890,19 @@ fn choose_and_calibrate(
         });
     }
     let mut model = candidates.swap_remove(best);
+    // A model that ranks the selection rows barely better than chance only floods
+    // planners with false alarms: leave the component without a model, and say why.
+    let selection_base =
+        selection.iter().filter(|r| r.1).count() as f64 / selection.len().max(1) as f64;
+    let best_ap = results.get(best).map_or(0.0, |r| r.selection_ap);
+    if selection_base > 0.0 && best_ap < p.min_lift * selection_base {
+        model.skipped_reason = Some(format!(
+            "no signal: best average precision {best_ap:.3} on the {selection_name} is under {} x its base rate {selection_base:.3}",
+            p.min_lift
+        ));
+        model.candidates = results;
+        return model;
+    }
     if has_both(&ev.first_half) {
         let calib: Vec<(f64, bool)> = ev
             .logits(&model, &ev.first_half)
@@ -906,10 +927,21 @@ fn choose_and_calibrate(
         })
         .collect();
     let (threshold, rule, metrics) = evaluate(&scored, p.target_precision);
+    model.candidates = results;
+    // The signal must hold on the threshold half too: a model that ranks those rows no
+    // better than chance gets a threshold from the best-F1 fallback that flags nearly
+    // every device.
+    if metrics.base_rate > 0.0 && metrics.average_precision < p.min_lift * metrics.base_rate {
+        model.skipped_reason = Some(format!(
+            "no signal: average precision {:.3} on the threshold half of validation is under {} x its base rate {:.3}",
+            metrics.average_precision, p.min_lift, metrics.base_rate
+        ));
+        model.metrics = Some(metrics);
+        return model;
+    }
     model.threshold = threshold;
     model.threshold_rule = format!("{rule}{suffix}");
     model.metrics = Some(metrics);
-    model.candidates = results;
     model
 }
 
