@@ -457,21 +457,8 @@ fn train_type(
         }
         positives_summary.insert(component.clone(), pos.len() as u64);
         let skip = |reason: String| ComponentModel {
-            component: component.clone(),
-            family: FAMILY_LOGISTIC.into(),
-            weights: Vec::new(),
-            intercept: 0.0,
-            trees: Vec::new(),
-            calibration_a: 1.0,
-            calibration_b: 0.0,
-            calibration_set: "none".into(),
-            candidates: Vec::new(),
-            threshold: 1.0,
-            persistence: p.persistence,
-            hold_ms: p.hold_ms,
-            threshold_rule: "none".into(),
-            metrics: None,
             skipped_reason: Some(reason),
+            ..untrained(component, p)
         };
         let model = if (pos.len() as u64) < p.min_positives {
             skip(format!(
@@ -821,21 +808,9 @@ fn choose_and_calibrate(
     p: &TrainParams,
 ) -> ComponentModel {
     let logistic = ComponentModel {
-        component: component.to_owned(),
-        family: FAMILY_LOGISTIC.into(),
         weights: fit.weights,
         intercept: fit.intercept,
-        trees: Vec::new(),
-        calibration_a: 1.0,
-        calibration_b: 0.0,
-        calibration_set: "none".into(),
-        candidates: Vec::new(),
-        threshold: 1.0,
-        persistence: p.persistence,
-        hold_ms: p.hold_ms,
-        threshold_rule: "none".into(),
-        metrics: None,
-        skipped_reason: None,
+        ..untrained(component, p)
     };
     let mut candidates = vec![logistic.clone()];
     if !fit.trees.is_empty() {
@@ -943,6 +918,28 @@ fn choose_and_calibrate(
     model.threshold_rule = format!("{rule}{suffix}");
     model.metrics = Some(metrics);
     model
+}
+
+/// A component model with nothing fitted yet: logistic family, identity calibration,
+/// the training parameters' persistence and hold time, no threshold.
+fn untrained(component: &str, p: &TrainParams) -> ComponentModel {
+    ComponentModel {
+        component: component.to_owned(),
+        family: FAMILY_LOGISTIC.into(),
+        weights: Vec::new(),
+        intercept: 0.0,
+        trees: Vec::new(),
+        calibration_a: 1.0,
+        calibration_b: 0.0,
+        calibration_set: "none".into(),
+        candidates: Vec::new(),
+        threshold: 1.0,
+        persistence: p.persistence,
+        hold_ms: p.hold_ms,
+        threshold_rule: "none".into(),
+        metrics: None,
+        skipped_reason: None,
+    }
 }
 
 /// Chooses a threshold on `(score, label, device, failure_ts)` rows and measures it.

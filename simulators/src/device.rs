@@ -6,12 +6,12 @@
 //! [`Appliance`] implementation; [`crate::fleet::KINDS`] lists them.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 
 use domain::{DeviceId, FaultState, MessageKind, Timestamp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
+use rand_distr::{Distribution, Poisson, StandardNormal};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
@@ -1018,5 +1018,61 @@ mod tests {
             rate_multiplier: 1.0,
         };
         assert_eq!(s.severity(19 * DAY_MS), 0.0);
+    }
+}
+
+/// When an appliance that runs programs (washer, dishwasher) starts them: a Poisson
+/// number per day, each at an hour the kind draws, generated one day at a time.
+#[derive(Debug)]
+pub(crate) struct ProgramSchedule {
+    per_day: f64,
+    /// Program start times not yet run, in order.
+    queue: VecDeque<i64>,
+    /// Start of the next day whose programs are not generated yet.
+    next_day: i64,
+    /// Programs before this time are skipped (the fleet's start).
+    not_before: i64,
+}
+
+impl ProgramSchedule {
+    /// A schedule of `per_day` programs a day on average, from `start_ms` on.
+    pub(crate) fn new(per_day: f64, start_ms: i64) -> Self {
+        Self {
+            per_day,
+            queue: VecDeque::new(),
+            next_day: start_ms.div_euclid(DAY_MS) * DAY_MS,
+            not_before: start_ms,
+        }
+    }
+
+    /// The next program's start (or, with none queued, the next day to generate).
+    pub(crate) fn next_start(&self) -> i64 {
+        self.queue.front().copied().unwrap_or(self.next_day)
+    }
+
+    /// Takes the next program's start time.
+    pub(crate) fn pop(&mut self) -> Option<i64> {
+        self.queue.pop_front()
+    }
+
+    /// Generates programs day by day until at least one is queued; `hour_of_day`
+    /// draws a program's start hour (0-24).
+    pub(crate) fn refill(
+        &mut self,
+        core: &mut DeviceCore,
+        mut hour_of_day: impl FnMut(&mut DeviceCore) -> f64,
+    ) {
+        while self.queue.is_empty() {
+            let n = Poisson::new(self.per_day)
+                .map(|p| p.sample(&mut core.rng) as usize)
+                .unwrap_or(0);
+            let mut times: Vec<i64> = (0..n)
+                .map(|_| self.next_day + (hour_of_day(core) * HOUR_MS as f64) as i64)
+                .filter(|&t| t >= self.not_before)
+                .collect();
+            times.sort_unstable();
+            self.queue.extend(times);
+            self.next_day += DAY_MS;
+        }
     }
 }

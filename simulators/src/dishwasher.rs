@@ -27,12 +27,8 @@
 //! during a program), `E17` (slow water supply, a half-closed tap), `E27` (supply
 //! voltage low, mostly with a `low_voltage` installation).
 
-use std::collections::VecDeque;
-
-use rand_distr::{Distribution, Poisson};
-
 use crate::climate;
-use crate::device::{Appliance, ComponentSpec, DeviceCore, KindSpec, DAY_MS, HOUR_MS, MINUTE_MS};
+use crate::device::{Appliance, ComponentSpec, DeviceCore, KindSpec, ProgramSchedule, MINUTE_MS};
 use crate::FleetConfig;
 
 pub(crate) static SPEC: KindSpec = KindSpec {
@@ -97,12 +93,9 @@ struct Dishwasher {
     water_kg: f64,
     pressure_kpa: f64,
     pump_a: f64,
-    programs_per_day: f64,
+    schedule: ProgramSchedule,
     /// How dirty this household's loads are (scales turbidity).
     soil: f64,
-    queue: VecDeque<i64>,
-    next_day: i64,
-    not_before: i64,
     busy_until: i64,
 }
 
@@ -121,11 +114,8 @@ fn build(core: &mut DeviceCore, config: &FleetConfig) -> Box<dyn Appliance> {
         water_kg: if big { 13.0 } else { 11.0 },
         pressure_kpa: core.gauss(if big { 32.0 } else { 28.0 }, 2.0),
         pump_a: core.gauss(if big { 1.1 } else { 0.95 }, 0.06),
-        programs_per_day: core.uniform(0.35, 1.1),
+        schedule: ProgramSchedule::new(core.uniform(0.35, 1.1), start),
         soil: core.uniform(0.6, 1.6),
-        queue: VecDeque::new(),
-        next_day: start.div_euclid(DAY_MS) * DAY_MS,
-        not_before: start,
         busy_until: start,
     };
     d.refill(core);
@@ -134,25 +124,12 @@ fn build(core: &mut DeviceCore, config: &FleetConfig) -> Box<dyn Appliance> {
 
 impl Dishwasher {
     fn refill(&mut self, core: &mut DeviceCore) {
-        while self.queue.is_empty() {
-            let n = Poisson::new(self.programs_per_day)
-                .map(|p| p.sample(&mut core.rng) as usize)
-                .unwrap_or(0);
-            let mut times: Vec<i64> = (0..n)
-                .map(|_| {
-                    let h = match core.uniform(0.0, 1.0) {
-                        x if x < 0.62 => core.uniform(18.0, 22.5),
-                        x if x < 0.85 => core.uniform(12.0, 15.0),
-                        _ => core.uniform(7.0, 10.0),
-                    };
-                    self.next_day + (h * HOUR_MS as f64) as i64
-                })
-                .filter(|&t| t >= self.not_before)
-                .collect();
-            times.sort_unstable();
-            self.queue.extend(times);
-            self.next_day += DAY_MS;
-        }
+        self.schedule
+            .refill(core, |core| match core.uniform(0.0, 1.0) {
+                x if x < 0.62 => core.uniform(18.0, 22.5),
+                x if x < 0.85 => core.uniform(12.0, 15.0),
+                _ => core.uniform(7.0, 10.0),
+            });
     }
 
     fn heat_time_s(&self, delta_c: f64, supply_v: f64, wear: f64) -> f64 {
@@ -271,11 +248,11 @@ impl Dishwasher {
 
 impl Appliance for Dishwasher {
     fn next_step(&self) -> i64 {
-        self.queue.front().copied().unwrap_or(self.next_day)
+        self.schedule.next_start()
     }
 
     fn step(&mut self, core: &mut DeviceCore) {
-        if let Some(t0) = self.queue.pop_front() {
+        if let Some(t0) = self.schedule.pop() {
             // A machine that stops with an error gets few further tries before the visit.
             let broken = core.is_failed(DRAIN) || core.is_failed(CIRCULATION);
             if !broken || core.chance(0.25) {

@@ -23,13 +23,9 @@
 //! failure). `E41` (door lock) is a rare nuisance code for everyone. A failure shows
 //! itself during the first program after its time has come.
 
-use std::collections::VecDeque;
-
-use rand_distr::{Distribution, Poisson};
-
 use crate::climate;
 use crate::device::{
-    Appliance, ComponentSpec, DeviceCore, FirmwareQuirk, KindSpec, QuirkEffect, DAY_MS, HOUR_MS,
+    Appliance, ComponentSpec, DeviceCore, FirmwareQuirk, KindSpec, ProgramSchedule, QuirkEffect,
     MINUTE_MS,
 };
 use crate::FleetConfig;
@@ -96,13 +92,7 @@ struct Washer {
     water_kg: f64,
     motor_a: f64,
     vibration_g: f64,
-    programs_per_day: f64,
-    /// Program start times not yet run, in order.
-    queue: VecDeque<i64>,
-    /// Start of the next day whose programs are not generated yet.
-    next_day: i64,
-    /// Programs before this time are skipped (the fleet's start).
-    not_before: i64,
+    schedule: ProgramSchedule,
     /// End of the last program: the next one cannot start earlier.
     busy_until: i64,
 }
@@ -124,10 +114,7 @@ fn build(core: &mut DeviceCore, config: &FleetConfig) -> Box<dyn Appliance> {
         water_kg: if big { 14.0 } else { 12.0 },
         motor_a: core.gauss(if big { 3.2 } else { 2.8 }, 0.15),
         vibration_g: core.uniform(0.08, 0.15),
-        programs_per_day: core.uniform(0.3, 1.5),
-        queue: VecDeque::new(),
-        next_day: start.div_euclid(DAY_MS) * DAY_MS,
-        not_before: start,
+        schedule: ProgramSchedule::new(core.uniform(0.3, 1.5), start),
         busy_until: start,
     };
     w.refill(core);
@@ -135,23 +122,9 @@ fn build(core: &mut DeviceCore, config: &FleetConfig) -> Box<dyn Appliance> {
 }
 
 impl Washer {
-    /// Generates program times day by day until at least one is queued.
     fn refill(&mut self, core: &mut DeviceCore) {
-        while self.queue.is_empty() {
-            let n = Poisson::new(self.programs_per_day)
-                .map(|p| p.sample(&mut core.rng) as usize)
-                .unwrap_or(0);
-            let mut times: Vec<i64> = (0..n)
-                .map(|_| {
-                    let h = core.uniform(DAY_WINDOW_H.0, DAY_WINDOW_H.1);
-                    self.next_day + (h * HOUR_MS as f64) as i64
-                })
-                .filter(|&t| t >= self.not_before)
-                .collect();
-            times.sort_unstable();
-            self.queue.extend(times);
-            self.next_day += DAY_MS;
-        }
+        self.schedule
+            .refill(core, |core| core.uniform(DAY_WINDOW_H.0, DAY_WINDOW_H.1));
     }
 
     fn run_program(&mut self, core: &mut DeviceCore, t0: i64) {
@@ -267,11 +240,11 @@ impl Washer {
 
 impl Appliance for Washer {
     fn next_step(&self) -> i64 {
-        self.queue.front().copied().unwrap_or(self.next_day)
+        self.schedule.next_start()
     }
 
     fn step(&mut self, core: &mut DeviceCore) {
-        if let Some(t0) = self.queue.pop_front() {
+        if let Some(t0) = self.schedule.pop() {
             // With water standing in the drum, most users wait for the engineer.
             if !core.is_failed(DRAIN) || core.chance(0.3) {
                 self.run_program(core, t0);
