@@ -10,7 +10,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use domain::{MessageKind, Timestamp};
+use domain::wire::TOPIC_PREFIX;
+use domain::Timestamp;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -54,15 +55,21 @@ impl MqttSettings {
         }
     }
 
-    /// The subscription filters, one per message kind.
+    /// The subscription filters: one, `fixahead/v1/+/+`, covering every message kind.
+    ///
+    /// Not one filter per kind: a broker may keep a separate queue per subscription
+    /// (rumqttd keeps one log per filter and serves them in chunks), so under a backlog
+    /// a device's faults would arrive after its later telemetry. The feature engine only
+    /// moves forward in event time, so those faults would be lost to scoring, and live
+    /// scores would differ from an offline replay (`tests/it/parity.rs` caught this).
+    /// One filter keeps each device's messages in publish order. A topic of an unknown
+    /// kind under the prefix becomes an `invalid_topic` dead letter.
     pub fn filters(&self) -> Vec<String> {
-        MessageKind::ALL
-            .iter()
-            .map(|k| match &self.shared_group {
-                Some(g) => format!("$share/{g}/{}", k.filter()),
-                None => k.filter(),
-            })
-            .collect()
+        let all = format!("{TOPIC_PREFIX}+/+");
+        vec![match &self.shared_group {
+            Some(g) => format!("$share/{g}/{all}"),
+            None => all,
+        }]
     }
 }
 
@@ -252,6 +259,7 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::MessageKind;
 
     #[test]
     fn parses_mqtt_urls() {
@@ -280,10 +288,17 @@ mod tests {
     }
 
     #[test]
-    fn shared_group_prefixes_filters() {
+    fn one_filter_covers_every_kind_and_shared_groups_prefix_it() {
         let mut s = MqttSettings::new("h", 1);
-        assert_eq!(s.filters()[0], "fixahead/v1/+/telemetry");
+        assert_eq!(s.filters(), vec!["fixahead/v1/+/+".to_owned()]);
+        for kind in MessageKind::ALL {
+            assert!(
+                kind.filter().starts_with("fixahead/v1/+/"),
+                "{}",
+                kind.filter()
+            );
+        }
         s.shared_group = Some("g".into());
-        assert_eq!(s.filters()[1], "$share/g/fixahead/v1/+/fault");
+        assert_eq!(s.filters(), vec!["$share/g/fixahead/v1/+/+".to_owned()]);
     }
 }
