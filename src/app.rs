@@ -127,9 +127,18 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
         (*profiles).clone(),
         {
             let metrics = metrics.clone();
+            let registry = registry.clone();
             Arc::new(move || {
                 let mut out = String::new();
                 metrics.render_prometheus(&mut out);
+                out.push_str(&format!(
+                    "# HELP fixahead_model_reloads_total Model reloads that switched to a newly activated version.\n\
+                     # TYPE fixahead_model_reloads_total counter\nfixahead_model_reloads_total {}\n\
+                     # HELP fixahead_model_reload_failures_total Model reloads refused (unreadable or half-written artefact); the models in use stayed.\n\
+                     # TYPE fixahead_model_reload_failures_total counter\nfixahead_model_reload_failures_total {}\n",
+                    registry.reloads(),
+                    registry.reload_failures()
+                ));
                 out
             })
         },

@@ -52,6 +52,10 @@ pub(crate) struct EvalArgs {
     /// Horizon for catching a failure [default: each model's training horizon].
     #[arg(long)]
     pub(crate) horizon: Option<String>,
+    /// Count only from this time on (RFC 3339 or epoch ms): the test period held out by
+    /// `fixahead train --test-from`. The replay still starts at the beginning.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) from: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +66,9 @@ pub(crate) struct PredictArgs {
     /// Model directory (the active version of each type is used).
     #[arg(long, value_name = "DIR")]
     pub(crate) model: PathBuf,
+    /// Add each line's full feature vector (`features`: name -> value, null when unknown).
+    #[arg(long)]
+    pub(crate) features: bool,
 }
 
 #[derive(Debug, Args)]
@@ -115,6 +122,39 @@ pub(crate) enum BenchCommand {
         /// so the peak memory printed is the publisher's alone.
         #[arg(long, value_name = "URL")]
         mqtt_url: Option<String>,
+    },
+    /// Time training (`models::train`, default parameters) on about --rows feature rows.
+    Train {
+        /// Feature rows to size the simulated fleet for (target: 1,000,000 in at most 60 s).
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Simulated days (the first 7 are warm-up and give no rows).
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// Train on this history instead of simulating one (--rows and --days are ignored).
+        #[arg(long, value_name = "DIR")]
+        history: Option<PathBuf>,
+        /// Keep the simulated history here (default: a temporary directory, removed afterwards).
+        #[arg(long, value_name = "DIR")]
+        keep_history: Option<PathBuf>,
+        /// Save the trained models here (for `bench score --model`); not timed.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Simulated seconds between two refrigerator reports.
+        #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+        refrigerator_interval: u64,
+    },
+    /// Time live scoring (`Scorer::observe`) per device update, and the feature state size.
+    Score {
+        /// Devices.
+        #[arg(long, default_value_t = 10_000)]
+        devices: usize,
+        /// Timed updates, after a 9-day warm-up that is not timed.
+        #[arg(long, default_value_t = 2_000_000)]
+        updates: u64,
+        /// Model directory (default: train one in-process on a small simulated history).
+        #[arg(long, value_name = "DIR")]
+        model: Option<PathBuf>,
     },
 }
 
@@ -245,10 +285,24 @@ pub(crate) struct TrainArgs {
     /// Model directory to write to; the new versions become active.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,
-    /// Target precision for choosing thresholds on the validation period.
-    #[arg(long, default_value_t = 0.6)]
+    /// Event-level precision the thresholds aim for on the validation period (the
+    /// share of flags followed by a failure of the component within the horizon).
+    #[arg(long, default_value_t = 0.85)]
     pub(crate) target_precision: f64,
+    /// False alarms per 1000 device-months each component's threshold may raise on the
+    /// validation period.
+    #[arg(long, default_value_t = 2.0)]
+    pub(crate) alert_budget: f64,
     /// Random seed (negative undersampling).
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
+    /// Hold out the history from this time on (RFC 3339 or epoch ms) as a test period:
+    /// training, validation and threshold selection never read it. Evaluate on it with
+    /// `fixahead eval --from` the same time.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) test_from: Option<String>,
+    /// TOML file of further training hyper-parameters (names and ranges: docs/models.md);
+    /// the flags above override it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) params: Option<PathBuf>,
 }

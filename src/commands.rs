@@ -90,14 +90,36 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Training parameters from a TOML text (unknown names are an error; missing ones take
+/// their defaults).
+fn parse_train_params(text: &str) -> anyhow::Result<models::TrainParams> {
+    let params: models::TrainParams = toml::from_str(text)?;
+    params.validate()?;
+    Ok(params)
+}
+
 /// `fixahead train`
 pub(crate) fn train(args: TrainArgs) -> anyhow::Result<()> {
     let horizon_ms = parse_duration_ms(&args.horizon)?;
+    let base = match &args.params {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            parse_train_params(&text)
+                .with_context(|| format!("parsing training parameters in {}", path.display()))?
+        }
+        None => models::TrainParams::default(),
+    };
     let params = models::TrainParams {
         horizon_ms,
         target_precision: args.target_precision,
+        alert_budget: args.alert_budget,
         seed: args.seed,
-        ..models::TrainParams::default()
+        test_from_ms: match &args.test_from {
+            Some(t) => Some(domain::Timestamp::parse(t)?.millis()),
+            None => base.test_from_ms,
+        },
+        ..base
     };
     train_into(&args.history, &args.out, &params, true)?;
     Ok(())
@@ -109,6 +131,12 @@ pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<()> {
         .with_context(|| format!("loading models from {}", args.model.display()))?;
     let params = models::eval::EvalParams {
         horizon_ms: args.horizon.as_deref().map(parse_duration_ms).transpose()?,
+        from_ms: args
+            .from
+            .as_deref()
+            .map(domain::Timestamp::parse)
+            .transpose()?
+            .map(domain::Timestamp::millis),
         ..models::eval::EvalParams::default()
     };
     let report = models::eval::eval(
@@ -142,8 +170,12 @@ pub(crate) fn predict(args: PredictArgs) -> anyhow::Result<()> {
     use std::io::Write as _;
     let registry = models::ModelRegistry::load_dir(&args.model)
         .with_context(|| format!("loading models from {}", args.model.display()))?;
-    let out = models::predict::predict(&args.history, &ProfileSet::builtin(), registry)
-        .with_context(|| format!("predicting on {}", args.history.display()))?;
+    let options = models::predict::PredictOptions {
+        features: args.features,
+    };
+    let out =
+        models::predict::predict_with(&args.history, &ProfileSet::builtin(), registry, options)
+            .with_context(|| format!("predicting on {}", args.history.display()))?;
     for t in &out.types_without_model {
         eprintln!("no model for device type {t}: its devices have no prediction");
     }
@@ -486,4 +518,24 @@ async fn fetch_json(addr: std::net::SocketAddr, path: &str) -> Option<serde_json
     let text = String::from_utf8_lossy(&buf);
     let (_, body) = text.split_once("\r\n\r\n")?;
     serde_json::from_str(body).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_train_params;
+
+    #[test]
+    fn the_documented_training_parameters_parse_and_typos_are_refused() {
+        let doc = include_str!("../docs/models.md");
+        let start = doc
+            .find("```toml\n# params.toml")
+            .expect("example in docs/models.md");
+        let body = &doc[start + "```toml\n".len()..];
+        let example = &body[..body.find("```").expect("end of the example")];
+        let p = parse_train_params(example).unwrap();
+        assert_eq!((p.trees, p.tree_depth, p.tree_rows), (40, 8, 10_000));
+        assert_eq!(p.alert_budget, models::TrainParams::default().alert_budget);
+        assert!(parse_train_params("tres = 40\n").is_err());
+        assert!(parse_train_params("tree_depth = 99\n").is_err());
+    }
 }

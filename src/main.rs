@@ -1,6 +1,7 @@
 //! The `fixahead` binary: thin glue over the library crates.
 
 mod app;
+mod bench;
 mod cli;
 mod commands;
 mod config;

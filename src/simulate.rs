@@ -115,7 +115,7 @@ pub(crate) async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 }
 
 /// Writes a history with a progress bar over simulated time.
-async fn write_history_with_bar(
+pub(crate) async fn write_history_with_bar(
     out: &Path,
     config: simulators::FleetConfig,
     profiles: ProfileSet,
@@ -173,7 +173,7 @@ pub(crate) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
 }
 
 /// Peak resident memory of this process, from /proc (Linux).
-fn peak_rss_bytes() -> Option<u64> {
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -183,6 +183,9 @@ fn peak_rss_bytes() -> Option<u64> {
 /// `fixahead bench ...`
 pub(crate) async fn bench(command: BenchCommand) -> anyhow::Result<()> {
     match command {
+        command @ (BenchCommand::Train { .. } | BenchCommand::Score { .. }) => {
+            crate::bench::run(command).await?;
+        }
         BenchCommand::SimulateOffline { devices, days, out } => {
             let tmp;
             let dir = match out {

@@ -27,7 +27,11 @@ use crate::{Error, Result};
 /// * 2: adds `family` (`logistic` or `bagged_trees`), `trees`, Platt calibration
 ///   (`calibration_a`, `calibration_b`) and the compared `candidates`. A version 1 file
 ///   would be misread (its risks are uncalibrated), so [`load`] refuses it.
-pub const FORMAT_VERSION: u32 = 2;
+/// * 3: the feature schema gains the device-baseline channel features (`ewma_30d`,
+///   `shift`, `shift_z`) and the component features `major_count_7d` and
+///   `hours_since_repair`; thresholds are chosen at event level (`validation_events`).
+///   A version 2 model would be fed vectors of another layout, so it is refused.
+pub const FORMAT_VERSION: u32 = 3;
 /// Name of the file that holds a device type's active version.
 pub const ACTIVE_FILE: &str = "ACTIVE";
 
@@ -160,6 +164,26 @@ impl ComponentModel {
     pub fn risk(&self, z: &[f64]) -> f64 {
         sigmoid(self.calibration_a * self.logit(z) + self.calibration_b)
     }
+
+    /// [`ComponentModel::risk`] (bit for bit) together with each feature's contribution
+    /// to it, written into `contrib` (cleared and resized to `z`'s length): log-odds
+    /// terms for logistic models, decision-path shares for trees. One pass serves both.
+    pub fn risk_and_contributions(&self, z: &[f64], contrib: &mut Vec<f64>) -> f64 {
+        contrib.clear();
+        contrib.resize(z.len(), 0.0);
+        let logit = if self.family == FAMILY_TREES {
+            self.intercept + crate::trees::contributions(&self.trees, z, contrib)
+        } else {
+            // The same products, summed in the same order, as `logit`.
+            let mut sum = -0.0f64;
+            for ((out, w), z) in contrib.iter_mut().zip(&self.weights).zip(z) {
+                *out = w * z;
+                sum += *out;
+            }
+            self.intercept + sum
+        };
+        sigmoid(self.calibration_a * logit + self.calibration_b)
+    }
 }
 
 /// Metrics of one component model on the validation period.
@@ -186,6 +210,33 @@ pub struct ComponentMetrics {
     pub events: u64,
     /// Those failures with at least one such row at or above the threshold.
     pub events_detected: u64,
+    /// Event-level counts at the chosen threshold, as `eval` counts them, on the rows the
+    /// threshold was chosen on (see `threshold_rule`).
+    #[serde(default)]
+    pub validation_events: Option<EventMetrics>,
+}
+
+/// Event-level outcome of a threshold on validation rows: flag episodes (a run of
+/// persistent scores at or above the threshold) against the failures that followed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventMetrics {
+    /// Flag episodes started.
+    pub flags: u64,
+    /// Episodes not followed by a failure of the component within the horizon.
+    pub false_alarms: u64,
+    /// Distinct failures with at least one row in the horizon before them.
+    pub failures: u64,
+    /// Those with an episode started within the horizon before them.
+    pub caught: u64,
+    /// `1 - false_alarms / flags` (0 without flags).
+    pub precision: f64,
+    /// `caught / failures` (0 without failures).
+    pub recall: f64,
+    /// False alarms per 1000 device-months of validation rows.
+    pub false_alarms_per_1000_device_months: f64,
+    /// Device-months the rows span.
+    pub device_months: f64,
 }
 
 /// What a model was trained on.
@@ -348,7 +399,11 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    // Unique per process *and* per call: two threads writing the same target must not
+    // share (and rename) one temporary file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.tmp-{}-{n}", std::process::id()));
     let result = (|| {
         let mut f = fs::File::create(&tmp)?;
         f.write_all(bytes)?;

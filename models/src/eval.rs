@@ -82,6 +82,11 @@ pub struct EvalParams {
     pub horizon_ms: Option<i64>,
     /// Skip the PNG charts (metrics and report only).
     pub no_charts: bool,
+    /// Count flags, failures, device-months and row-level scores only from this time
+    /// (epoch ms) on: the test period of a history whose earlier part trained the model
+    /// (`fixahead train --test-from`). The replay still starts at the beginning, so the
+    /// features are warm when the test period begins.
+    pub from_ms: Option<i64>,
 }
 
 /// One failure of one (device, component), as event scoring needs it.
@@ -519,6 +524,7 @@ pub fn eval(
         })
     };
 
+    let from = params.from_ms.unwrap_or(i64::MIN);
     let mut scorer = Scorer::new(registry.clone(), profiles.clone());
     let mut devices: HashMap<String, DeviceInfo> = HashMap::new();
     let mut model_eps: HashMap<(String, String), Episodes> = HashMap::new();
@@ -576,6 +582,9 @@ pub fn eval(
                     .entry(device_type.to_owned())
                     .or_default()
                     .insert(p.model_version.clone());
+            }
+            if ts < from {
+                continue;
             }
             // Row label: a failure in (ts, ts + h]; rows while failed are excluded.
             let fails = failures.get(&key);
@@ -690,32 +699,49 @@ pub fn eval(
         let Some(comps) = covered.get(&dev.device_type) else {
             continue;
         };
+        if dev.last < from {
+            continue;
+        }
         let td = type_devices.entry(dev.device_type.clone()).or_default();
         td.0 += 1;
-        td.1 += (dev.last - dev.first) as f64 / DEVICE_MONTH_MS;
+        td.1 += (dev.last - dev.first.max(from)) as f64 / DEVICE_MONTH_MS;
         let horizon = horizon_for(&dev.device_type);
         for comp in comps {
             let key = (id.clone(), comp.clone());
-            let fails: Vec<FailureEvent> = failures
-                .get(&key)
-                .map(|l| {
-                    l.iter()
-                        .map(|&(ts, repaired_at, sudden)| FailureEvent {
-                            ts,
-                            repaired_at,
-                            sudden,
-                            before_warm_up: ts < dev.first.saturating_add(WARM_UP_MS),
-                        })
-                        .collect()
+            let all: &[(i64, Option<i64>, bool)] = failures.get(&key).map_or(&[], |l| &l[..]);
+            let fails: Vec<FailureEvent> = all
+                .iter()
+                .filter(|f| f.0 >= from)
+                .map(|&(ts, repaired_at, sudden)| FailureEvent {
+                    ts,
+                    repaired_at,
+                    sudden,
+                    before_warm_up: ts < dev.first.saturating_add(WARM_UP_MS),
                 })
-                .unwrap_or_default();
+                .collect();
+            // Flags of the test period; one raised while a failure from before the
+            // period was still unrepaired is neither a catch nor a false alarm.
+            let in_period = |e: &Episodes| -> Vec<i64> {
+                e.starts
+                    .iter()
+                    .copied()
+                    .filter(|&s| {
+                        s >= from
+                            && !all
+                                .iter()
+                                .any(|f| f.0 < from && s >= f.0 && s <= f.1.unwrap_or(i64::MAX))
+                    })
+                    .collect()
+            };
             let tc = (dev.device_type.clone(), comp.clone());
-            let m = model_eps.get(&key).map_or(&[][..], |e| &e.starts[..]);
+            let m = model_eps.get(&key).map(in_period).unwrap_or_default();
+            let m = &m[..];
             model_counts
                 .entry(tc.clone())
                 .or_default()
                 .add(&score_events(m, &fails, horizon));
-            let b = base_eps.get(&key).map_or(&[][..], |e| &e.starts[..]);
+            let b = base_eps.get(&key).map(in_period).unwrap_or_default();
+            let b = &b[..];
             base_counts
                 .entry(tc)
                 .or_default()
@@ -728,10 +754,11 @@ pub fn eval(
         let is_covered = t
             .and_then(|t| covered.get(t))
             .is_some_and(|c| c.contains(comp));
-        if !is_covered {
+        let in_period = list.iter().filter(|f| f.0 >= from).count() as u64;
+        if !is_covered && in_period > 0 {
             *unscored_failures
                 .entry(format!("{}/{comp}", t.unwrap_or("unknown_device")))
-                .or_default() += list.len() as u64;
+                .or_default() += in_period;
         }
     }
 

@@ -8,12 +8,19 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use domain::{FaultState, Message, Profile, Timestamp};
+use domain::{FaultState, Message, Profile, Severity, Timestamp};
 
 /// Time constant of the fast windows (EWMA, fault counts): one day of event time.
 pub const TAU_FAST_MS: f64 = Timestamp::DAY_MS as f64;
 /// Time constant of the slow windows (EWMA, spread, min/max, fault counts): seven days.
 pub const TAU_SLOW_MS: f64 = 7.0 * Timestamp::DAY_MS as f64;
+/// Time constant of the device's own baseline (`ewma_30d`): thirty days. A precursor
+/// builds over days to weeks, so the fast average departs from this baseline while the
+/// baseline itself still reflects the device's normal; seasons move both together.
+pub const TAU_LONG_MS: f64 = 30.0 * Timestamp::DAY_MS as f64;
+/// `{channel}.shift_z` is clamped to this magnitude (a near-constant channel would
+/// otherwise turn a rounding step into an enormous score).
+pub const SHIFT_Z_CAP: f64 = 50.0;
 /// Event time a device must have reported for before its features are used: one slow
 /// time constant (see [`DeviceState::is_warm`]).
 pub const WARM_UP_MS: i64 = 7 * Timestamp::DAY_MS;
@@ -30,7 +37,13 @@ pub const HOURS_SINCE_CAP: f64 = 720.0;
 /// * `last`: the latest reading.
 /// * `min_7d`, `max_7d`: decaying extremes: a new reading replaces the extreme if it
 ///   exceeds it, otherwise the extreme relaxes toward `ewma_slow` with the slow constant.
-pub const CHANNEL_FEATURES: [&str; 7] = [
+/// * `ewma_30d`: the device's own baseline, an EWMA with [`TAU_LONG_MS`].
+/// * `shift`: `ewma_fast - ewma_30d`, the departure from the device's own normal. Units
+///   differ between devices of one type (a model's drain time, a room's temperature);
+///   the departure does not, so one threshold serves the whole fleet.
+/// * `shift_z`: `shift / std_slow`, clamped to +-[`SHIFT_Z_CAP`] (0 while the spread is
+///   still 0).
+pub const CHANNEL_FEATURES: [&str; 10] = [
     "ewma_fast",
     "ewma_slow",
     "std_slow",
@@ -38,6 +51,9 @@ pub const CHANNEL_FEATURES: [&str; 7] = [
     "last",
     "min_7d",
     "max_7d",
+    "ewma_30d",
+    "shift",
+    "shift_z",
 ];
 
 /// Per-component features, in order; names are `fault.{component}.{feature}`.
@@ -45,7 +61,19 @@ pub const CHANNEL_FEATURES: [&str; 7] = [
 /// * `count_1d`, `count_7d`: exponentially decayed counts of raised fault codes whose
 ///   catalogue entry points at the component (time constants one and seven days).
 /// * `hours_since`: hours since the last such fault, capped at [`HOURS_SINCE_CAP`].
-pub const COMPONENT_FEATURES: [&str; 3] = ["count_1d", "count_7d", "hours_since"];
+/// * `major_count_7d`: like `count_7d`, for codes of severity major or critical only
+///   (a technician's "this is real" as opposed to informational codes).
+/// * `hours_since_repair`: hours since the component was last seen repaired, capped at
+///   [`HOURS_SINCE_CAP`]. The wire protocol has no repair message, so a repair is read
+///   from the device itself: a *critical* code of the component being cleared (critical
+///   codes latch until a technician fixes the part; docs/protocol.md).
+pub const COMPONENT_FEATURES: [&str; 5] = [
+    "count_1d",
+    "count_7d",
+    "hours_since",
+    "major_count_7d",
+    "hours_since_repair",
+];
 
 /// Device-wide features, in order, after the channel and component features.
 ///
@@ -63,10 +91,13 @@ struct SchemaInner {
     device_type: String,
     names: Vec<String>,
     channel_index: HashMap<String, usize>,
+    /// Channel names in profile order, for the linear lookup of small profiles.
+    channel_names: Vec<String>,
     n_channels: usize,
     components: Vec<String>,
-    /// Raised code -> index of the component its catalogue entry points at.
-    fault_component: HashMap<String, usize>,
+    /// Raised code -> (index of the component its catalogue entry points at, its
+    /// severity is major or critical, it is critical).
+    fault_component: HashMap<String, (usize, bool, bool)>,
 }
 
 /// The named features of one device type, derived from its profile.
@@ -111,7 +142,14 @@ impl FeatureSchema {
             .filter_map(|f| {
                 let comp = f.component.as_deref()?;
                 let idx = components.iter().position(|c| c == comp)?;
-                Some((f.code.clone(), idx))
+                Some((
+                    f.code.clone(),
+                    (
+                        idx,
+                        f.severity >= Severity::Major,
+                        f.severity == Severity::Critical,
+                    ),
+                ))
             })
             .collect();
         FeatureSchema {
@@ -119,6 +157,7 @@ impl FeatureSchema {
                 device_type: profile.device_type().to_owned(),
                 names,
                 channel_index,
+                channel_names: profile.channels().iter().map(|c| c.name.clone()).collect(),
                 n_channels: profile.channels().len(),
                 components,
                 fault_component,
@@ -146,20 +185,36 @@ impl FeatureSchema {
         self.inner.names.is_empty()
     }
 
+    /// Index of a channel. A linear scan for up to [`LINEAR_LOOKUP`] channels (a few
+    /// string compares, cheaper than hashing the name on every reading), the hash map
+    /// above that.
+    fn channel(&self, name: &str) -> Option<usize> {
+        let inner = &self.inner;
+        if inner.channel_names.len() <= LINEAR_LOOKUP {
+            inner.channel_names.iter().position(|c| c == name)
+        } else {
+            inner.channel_index.get(name).copied()
+        }
+    }
+
     /// Components in profile order.
     pub fn components(&self) -> &[String] {
         &self.inner.components
     }
 }
 
+/// Profiles with at most this many channels look channels up by a linear scan.
+const LINEAR_LOOKUP: usize = 24;
+
 /// Marks a channel or component that has not been seen yet.
 const NEVER: u32 = u32::MAX;
 
-/// Running statistics of one channel: 28 bytes.
+/// Running statistics of one channel: 32 bytes.
 #[derive(Clone, Copy, Debug)]
 struct ChannelState {
     fast: f32,
     slow: f32,
+    long: f32,
     var: f32,
     last: f32,
     min: f32,
@@ -172,6 +227,7 @@ impl ChannelState {
     const EMPTY: ChannelState = ChannelState {
         fast: 0.0,
         slow: 0.0,
+        long: 0.0,
         var: 0.0,
         last: 0.0,
         min: 0.0,
@@ -179,11 +235,12 @@ impl ChannelState {
         at_s: NEVER,
     };
 
-    fn update(&mut self, x: f64, dt_ms: f64, at_s: u32) {
+    fn update(&mut self, x: f64, k: &Decay, at_s: u32) {
         if self.at_s == NEVER {
             *self = ChannelState {
                 fast: x as f32,
                 slow: x as f32,
+                long: x as f32,
                 var: 0.0,
                 last: x as f32,
                 min: x as f32,
@@ -192,11 +249,15 @@ impl ChannelState {
             };
             return;
         }
-        let dt = dt_ms.max(0.0);
-        let a_fast = 1.0 - (-dt / TAU_FAST_MS).exp();
-        let keep_slow = (-dt / TAU_SLOW_MS).exp();
-        let a_slow = 1.0 - keep_slow;
+        let Decay {
+            a_fast,
+            keep_slow,
+            a_slow,
+            a_long,
+            ..
+        } = *k;
         let fast = f64::from(self.fast);
+        let long = f64::from(self.long);
         let mut slow = f64::from(self.slow);
         let var = f64::from(self.var);
         let diff = x - slow;
@@ -208,6 +269,7 @@ impl ChannelState {
         *self = ChannelState {
             fast: (fast + a_fast * (x - fast)) as f32,
             slow: slow as f32,
+            long: (long + a_long * (x - long)) as f32,
             var: var.max(0.0) as f32,
             last: x as f32,
             min: min as f32,
@@ -217,19 +279,48 @@ impl ChannelState {
     }
 }
 
-/// Fault statistics of one component: 12 bytes.
+/// The EWMA weights for one time step `dt_ms`. The channels of one message usually share
+/// their step, so [`DeviceState::update`] computes these once per distinct step rather
+/// than three `exp` per channel.
+#[derive(Clone, Copy, Debug)]
+struct Decay {
+    dt_ms: f64,
+    a_fast: f64,
+    keep_slow: f64,
+    a_slow: f64,
+    a_long: f64,
+}
+
+impl Decay {
+    fn new(dt_ms: f64) -> Decay {
+        let dt = dt_ms.max(0.0);
+        let keep_slow = (-dt / TAU_SLOW_MS).exp();
+        Decay {
+            dt_ms,
+            a_fast: 1.0 - (-dt / TAU_FAST_MS).exp(),
+            keep_slow,
+            a_slow: 1.0 - keep_slow,
+            a_long: 1.0 - (-dt / TAU_LONG_MS).exp(),
+        }
+    }
+}
+
+/// Fault statistics of one component: 20 bytes.
 #[derive(Clone, Copy, Debug)]
 struct ComponentState {
     count_1d: f32,
     count_7d: f32,
+    major_7d: f32,
     /// Seconds from the device's first message to the component's latest fault.
     last_fault_s: u32,
+    /// Seconds from the device's first message to the component's latest repair.
+    last_repair_s: u32,
 }
 
 /// The running feature state of one device.
 ///
 /// O(1) in time and memory per message and per channel: a washer (7 channels, 3
-/// components) takes [`DeviceState::size_bytes`] = 296 bytes on a 64-bit target.
+/// components) takes [`DeviceState::size_bytes`] = 348 bytes on a 64-bit target.
 ///
 /// **Event-time rule.** Features only move forward in event time: a message whose `ts`
 /// is older than the latest `ts` this state has applied is *not* applied
@@ -263,7 +354,9 @@ impl DeviceState {
                 ComponentState {
                     count_1d: 0.0,
                     count_7d: 0.0,
+                    major_7d: 0.0,
                     last_fault_s: NEVER,
+                    last_repair_s: NEVER,
                 };
                 schema.inner.components.len()
             ]
@@ -329,6 +422,7 @@ impl DeviceState {
             for c in self.components.iter_mut() {
                 c.count_1d *= k_fast;
                 c.count_7d *= k_slow;
+                c.major_7d *= k_slow;
             }
             self.all_faults_7d *= k_slow;
         }
@@ -337,8 +431,9 @@ impl DeviceState {
         let at_s = self.seconds_since_origin(ts.0);
         match msg {
             Message::Telemetry(t) => {
+                let mut decay: Option<Decay> = None;
                 for (name, x) in &t.readings {
-                    let Some(&i) = self.schema.inner.channel_index.get(name) else {
+                    let Some(i) = self.schema.channel(name) else {
                         continue;
                     };
                     if !x.is_finite() {
@@ -346,21 +441,46 @@ impl DeviceState {
                     }
                     let ch = &mut self.channels[i];
                     let prev_ms = self.origin_ms.saturating_add(i64::from(ch.at_s) * 1000);
-                    ch.update(*x, ts.0.saturating_sub(prev_ms) as f64, at_s);
+                    let dt_ms = ts.0.saturating_sub(prev_ms) as f64;
+                    if decay.is_none_or(|d| d.dt_ms != dt_ms) {
+                        decay = Some(Decay::new(dt_ms));
+                    }
+                    if let Some(k) = &decay {
+                        ch.update(*x, k, at_s);
+                    }
                 }
             }
             Message::Fault(f) if f.state == FaultState::Raised => {
                 self.all_faults_7d += 1.0;
-                if let Some(&i) = self.schema.inner.fault_component.get(&f.code) {
+                if let Some(&(i, major, _)) = self.schema.inner.fault_component.get(&f.code) {
                     let c = &mut self.components[i];
                     c.count_1d += 1.0;
                     c.count_7d += 1.0;
+                    if major {
+                        c.major_7d += 1.0;
+                    }
                     c.last_fault_s = at_s;
                 }
             }
-            _ => {}
+            Message::Fault(f) => {
+                if let Some(&(i, _, true)) = self.schema.inner.fault_component.get(&f.code) {
+                    self.components[i].last_repair_s = at_s;
+                }
+            }
+            Message::Status(_) => {}
         }
         true
+    }
+
+    /// Hours from `at_s` (seconds since the origin, [`NEVER`] for never) to the latest
+    /// applied message, capped at [`HOURS_SINCE_CAP`].
+    fn hours_since(&self, at_s: u32) -> f64 {
+        if at_s == NEVER {
+            return HOURS_SINCE_CAP;
+        }
+        let at_ms = self.origin_ms.saturating_add(i64::from(at_s) * 1000);
+        (self.last_ms.saturating_sub(at_ms) as f64 / Timestamp::HOUR_MS as f64)
+            .clamp(0.0, HOURS_SINCE_CAP)
     }
 
     fn seconds_since_origin(&self, ts_ms: i64) -> u32 {
@@ -393,20 +513,22 @@ impl DeviceState {
             put(f64::from(ch.last));
             put(f64::from(ch.min));
             put(f64::from(ch.max));
+            let shift = f64::from(ch.fast) - f64::from(ch.long);
+            let sd = f64::from(ch.var).sqrt();
+            put(f64::from(ch.long));
+            put(shift);
+            put(if sd > 0.0 {
+                (shift / sd).clamp(-SHIFT_Z_CAP, SHIFT_Z_CAP)
+            } else {
+                0.0
+            });
         }
         for c in self.components.iter() {
             put(f64::from(c.count_1d));
             put(f64::from(c.count_7d));
-            let hours = if c.last_fault_s == NEVER {
-                HOURS_SINCE_CAP
-            } else {
-                let at_ms = self
-                    .origin_ms
-                    .saturating_add(i64::from(c.last_fault_s) * 1000);
-                (self.last_ms.saturating_sub(at_ms) as f64 / Timestamp::HOUR_MS as f64)
-                    .clamp(0.0, HOURS_SINCE_CAP)
-            };
-            put(hours);
+            put(self.hours_since(c.last_fault_s));
+            put(f64::from(c.major_7d));
+            put(self.hours_since(c.last_repair_s));
         }
         put(f64::from(self.all_faults_7d));
         put(self.last_ms.saturating_sub(self.origin_ms) as f64 / Timestamp::DAY_MS as f64);
@@ -472,7 +594,7 @@ mod tests {
     #[test]
     fn schema_is_derived_from_the_profile() {
         let s = washer();
-        assert_eq!(s.len(), 7 * 7 + 3 * 3 + 3);
+        assert_eq!(s.len(), 7 * 10 + 3 * 5 + 3);
         assert!(s.names().contains(&"drain_time_s.ewma_fast".to_owned()));
         assert!(s.names().contains(&"fault.drain_pump.count_7d".to_owned()));
         assert_eq!(s.names().last().unwrap(), "device.messages_log1p");
@@ -588,5 +710,67 @@ mod tests {
             10.0,
             "missing channels keep state"
         );
+    }
+
+    fn cleared(ts_ms: i64, code: &str) -> Message {
+        let Message::Fault(mut f) = fault(ts_ms, code) else {
+            unreachable!()
+        };
+        f.state = FaultState::Cleared;
+        Message::Fault(f)
+    }
+
+    #[test]
+    fn severity_counts_and_repairs_come_from_the_catalogue() {
+        let s = washer();
+        let mut st = DeviceState::new(&s);
+        let h = Timestamp::HOUR_MS;
+        st.update(&telemetry(0, &[("drain_time_s", 10.0)]));
+        st.update(&fault(h, "E52")); // info, motor bearing
+        st.update(&fault(h, "E51")); // major, motor bearing
+        st.update(&fault(h, "E23")); // critical, drain pump
+        assert!((feature(&st, "fault.motor_bearing.count_7d") - 2.0).abs() < 1e-6);
+        assert!((feature(&st, "fault.motor_bearing.major_count_7d") - 1.0).abs() < 1e-6);
+        assert!((feature(&st, "fault.drain_pump.major_count_7d") - 1.0).abs() < 1e-6);
+        assert_eq!(
+            feature(&st, "fault.drain_pump.hours_since_repair"),
+            HOURS_SINCE_CAP
+        );
+        // Clearing a major code is not a repair; clearing the critical one is.
+        st.update(&cleared(2 * h, "E51"));
+        assert_eq!(
+            feature(&st, "fault.motor_bearing.hours_since_repair"),
+            HOURS_SINCE_CAP
+        );
+        st.update(&cleared(3 * h, "E23"));
+        st.update(&telemetry(8 * h, &[("drain_time_s", 10.0)]));
+        assert!((feature(&st, "fault.drain_pump.hours_since_repair") - 5.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn shift_measures_the_departure_from_the_devices_own_baseline() {
+        let s = washer();
+        let h = Timestamp::HOUR_MS;
+        // Two devices with different normals (a 10 s and a 30 s drain), each drifting
+        // up by 50% over the last three days: their levels differ, their shift_z agree
+        // in sign and are both well above what steady noise gives.
+        let mut z = Vec::new();
+        for base in [10.0, 30.0] {
+            let mut st = DeviceState::new(&s);
+            for i in 0..(40 * 24) {
+                let noise = if i % 2 == 0 { 0.02 } else { -0.02 };
+                let drift = if i >= 37 * 24 { 0.5 } else { 0.0 };
+                st.update(&telemetry(
+                    i * h,
+                    &[("drain_time_s", base * (1.0 + noise + drift))],
+                ));
+            }
+            let long = feature(&st, "drain_time_s.ewma_30d");
+            assert!(long > base && long < 1.2 * base, "{long}");
+            assert!(feature(&st, "drain_time_s.shift") > 0.3 * base);
+            z.push(feature(&st, "drain_time_s.shift_z"));
+        }
+        assert!(z.iter().all(|z| *z > 1.0 && *z <= SHIFT_Z_CAP), "{z:?}");
+        assert!((z[0] - z[1]).abs() < 0.05 * z[0], "{z:?}");
     }
 }

@@ -8,13 +8,16 @@
 //!
 //! * per channel: `ewma_fast` and `ewma_slow` (time-aware EWMAs with time constants of
 //!   1 and 7 days of event time, `alpha = 1 - exp(-dt/tau)`), `std_slow` (exponentially
-//!   weighted spread), `trend` (fast minus slow), `last`, and decaying `min_7d`/`max_7d`;
+//!   weighted spread), `trend` (fast minus slow), `last`, decaying `min_7d`/`max_7d`,
+//!   and the device's own baseline `ewma_30d` with the departure from it, `shift` and
+//!   `shift_z` (see [`features::CHANNEL_FEATURES`]);
 //! * per component: decayed counts of raised fault codes whose catalogue entry points at
-//!   the component (`count_1d`, `count_7d`) and `hours_since` the last one (capped at 30
-//!   days);
+//!   the component (`count_1d`, `count_7d`, and `major_count_7d` for major and critical
+//!   codes), `hours_since` the last one and `hours_since_repair` (a critical code of the
+//!   component cleared), both capped at 30 days;
 //! * per device: `fault.all.count_7d`, `device.age_days`, `device.messages_log1p`.
 //!
-//! State is O(1) per channel and stored as `f32`: a washer takes about 300 bytes.
+//! State is O(1) per channel and stored as `f32`: a washer takes 348 bytes.
 //! A device is scored, and contributes training rows, only after it has reported for
 //! [`features::WARM_UP_MS`] (7 days): before that, the slow averages still lean on the
 //! first readings and `trend`/`std_slow` swing with the warm-up itself.
@@ -54,18 +57,20 @@
 //! and the artefact says why.
 //!
 //! # Thresholds and metrics
-//! Per component on the second half of the validation split (the first half picks
-//! the family and fits the Platt calibration): among the thresholds whose precision reaches
-//! `target_precision` (default 0.6) with at least one true positive, the one with the
-//! highest recall, and of those the highest threshold (rule `target_precision`); if no
-//! threshold reaches the target, the F1-maximising one (`max_f1`). If the validation split has
-//! no positive rows, the threshold is chosen on the training rows (suffix `_training`).
-//! Metrics recorded: rows, positives, base rate, precision, recall and F1 at the
-//! threshold, average precision, and event-level recall (failures with at least one
-//! above-threshold row within the horizon before them). A flag needs `persistence`
-//! (default 3) consecutive scores at or above the threshold, held for at least
-//! `hold_ms` (default 12 h) of event time, so neither one noisy reading nor a short
-//! burst from a device that reports every few minutes can flag.
+//! Per component, at event level, on the whole validation split (the first half picks
+//! the family and fits the Platt calibration): flag episodes are replayed over the
+//! validation rows with the persistence rule (`train::event_threshold`):
+//! thresholds must reach `target_precision` (default 0.85) in event precision and stay
+//! within `alert_budget` (default 2 false alarms per 1000 device-months); the band with
+//! the highest recall gives the threshold (`event_target`), else the best event F1
+//! within the budget (`event_max_f1`), else the component gets no model. If the
+//! validation split has no positive rows, the training rows are used (suffix
+//! `_training`). Metrics recorded: row-level precision, recall, F1 and average
+//! precision on the second half of validation, event-level recall, and
+//! `validation_events` (the episode counts the threshold was chosen on). A flag needs
+//! `persistence` (default 3) consecutive scores at or above the threshold, held for at
+//! least `hold_ms` (default 12 h) of event time, so neither one noisy reading nor a
+//! short burst from a device that reports every few minutes can flag.
 //!
 //! # Artefacts ([`artifact`], [`registry`])
 //! `{model_dir}/{device_type}/{version}.json` (pretty JSON [`ModelArtifact`]: feature
@@ -88,6 +93,8 @@ pub mod scorer;
 pub mod train;
 pub mod trees;
 
+#[cfg(test)]
+mod registry_tests;
 #[cfg(test)]
 mod tests;
 

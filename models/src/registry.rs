@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::artifact::{self, ModelArtifact, ACTIVE_FILE};
 use crate::{Error, Result};
@@ -14,14 +14,24 @@ struct Inner {
     dir: Option<PathBuf>,
     active: RwLock<HashMap<String, Arc<ModelArtifact>>>,
     generation: AtomicU64,
+    /// Reloads that swapped in at least one changed model.
+    reloads: AtomicU64,
+    /// Reloads that failed and left the active models as they were.
+    reload_failures: AtomicU64,
+    /// Serialises reloads, so a slow reload cannot swap back what a later one loaded.
+    reloading: Mutex<()>,
 }
 
 /// The active model per device type. A cheap, clonable handle: every clone sees the
 /// same models, and [`ModelRegistry::reload`] swaps them for all clones at once.
 ///
 /// A swap replaces the whole map under a write lock held only for the assignment, so a
-/// reader sees either the old set of models or the new one. A reload that fails (a
-/// corrupt artefact, a dangling `ACTIVE`) changes nothing.
+/// reader sees either the old set of models or the new one. An artefact is parsed and
+/// validated in full before it can enter the map, so no reader ever sees half of one.
+/// A reload that fails (a corrupt or half-written artefact, a dangling `ACTIVE`)
+/// changes nothing. A type whose active version did not change keeps its very
+/// [`Arc`] (its file is not even re-read), so a [`crate::Scorer`] keeps that type's
+/// persistence counters when another type's model is swapped.
 #[derive(Clone, Debug)]
 pub struct ModelRegistry {
     inner: Arc<Inner>,
@@ -56,6 +66,9 @@ impl ModelRegistry {
                 dir,
                 active: RwLock::new(map),
                 generation: AtomicU64::new(0),
+                reloads: AtomicU64::new(0),
+                reload_failures: AtomicU64::new(0),
+                reloading: Mutex::new(()),
             }),
         }
     }
@@ -79,14 +92,40 @@ impl ModelRegistry {
         self.inner.generation.load(Ordering::Acquire)
     }
 
+    /// Reloads that swapped in at least one changed model since the registry was made.
+    pub fn reloads(&self) -> u64 {
+        self.inner.reloads.load(Ordering::Relaxed)
+    }
+
+    /// Reloads that failed (and so changed nothing) since the registry was made.
+    pub fn reload_failures(&self) -> u64 {
+        self.inner.reload_failures.load(Ordering::Relaxed)
+    }
+
     /// Re-reads the directory and swaps in what changed. Returns the device types whose
     /// active version changed (added, replaced or removed). A registry without a
     /// directory reloads to itself.
+    ///
+    /// Only the types whose `ACTIVE` names another version than the one in memory are
+    /// loaded; the others keep their artefact. Either every changed type loads and all
+    /// are swapped in at once, or nothing changes and the error is returned.
     pub fn reload(&self) -> Result<Vec<String>> {
         let Some(dir) = &self.inner.dir else {
             return Ok(Vec::new());
         };
-        let new = read_dir(dir)?;
+        let _one_at_a_time = self
+            .inner
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let current = self.read().clone();
+        let new = match read_dir_reusing(dir, &current) {
+            Ok(new) => new,
+            Err(e) => {
+                self.inner.reload_failures.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
         let mut guard = self
             .inner
             .active
@@ -107,6 +146,7 @@ impl ModelRegistry {
         if !changed.is_empty() {
             *guard = new;
             self.inner.generation.fetch_add(1, Ordering::AcqRel);
+            self.inner.reloads.fetch_add(1, Ordering::Relaxed);
             tracing::info!(changed = ?changed, "Model registry reloaded");
         }
         Ok(changed)
@@ -134,6 +174,15 @@ impl ModelRegistry {
 }
 
 fn read_dir(dir: &Path) -> Result<HashMap<String, Arc<ModelArtifact>>> {
+    read_dir_reusing(dir, &HashMap::new())
+}
+
+/// Reads the active artefact of every type under `dir`, taking a type's artefact from
+/// `current` instead of its file when `ACTIVE` still names the same version.
+fn read_dir_reusing(
+    dir: &Path,
+    current: &HashMap<String, Arc<ModelArtifact>>,
+) -> Result<HashMap<String, Arc<ModelArtifact>>> {
     let mut map = HashMap::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -159,6 +208,11 @@ fn read_dir(dir: &Path) -> Result<HashMap<String, Arc<ModelArtifact>>> {
                 path: active_path,
                 message: format!("ACTIVE names an invalid version {version:?}"),
             });
+        }
+        if let Some(same) = current.get(&device_type).filter(|a| a.version == version) {
+            // A version name is never reused for other content (it ends in a hash of it).
+            map.insert(device_type, Arc::clone(same));
+            continue;
         }
         let artifact = artifact::load(&path)?;
         if artifact.device_type != device_type {

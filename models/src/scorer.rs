@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use domain::{Contribution, DeviceId, Message, Prediction, ProfileSet};
 
-use crate::artifact::{ModelArtifact, FAMILY_TREES};
+use crate::artifact::ModelArtifact;
 use crate::features::{DeviceState, FeatureSchema};
 use crate::history;
 use crate::registry::ModelRegistry;
-use crate::trees;
+
 use crate::Result;
 
 /// How many contributions a prediction explains itself with.
@@ -189,7 +189,7 @@ impl Scorer {
             if !comp.is_trained() {
                 continue;
             }
-            let risk = comp.risk(&self.z);
+            let risk = comp.risk_and_contributions(&self.z, &mut self.contrib);
             let streak = &mut entry.streaks[ci];
             *streak = if risk >= comp.threshold {
                 streak.saturating_add(1)
@@ -212,17 +212,7 @@ impl Scorer {
                 threshold: comp.threshold,
                 flagged,
                 model_version: model.version.clone(),
-                top_features: if comp.family == FAMILY_TREES {
-                    self.contrib.clear();
-                    self.contrib.resize(d, 0.0);
-                    trees::contributions(&comp.trees, &self.z, &mut self.contrib);
-                    top_contributions(model, &self.contrib, &self.raw)
-                } else {
-                    self.contrib.clear();
-                    self.contrib
-                        .extend(comp.weights.iter().zip(&self.z).map(|(w, z)| w * z));
-                    top_contributions(model, &self.contrib, &self.raw)
-                },
+                top_features: top_contributions(model, &self.contrib, &self.raw),
             });
         }
         out

@@ -730,3 +730,181 @@ fn bagged_trees_score_explain_and_validate() {
     pump.trees[1].nodes[0].feature = Some(10_000);
     assert!(bad.validate().is_err());
 }
+
+/// Event time of one history line (RFC 3339 string or epoch ms), for splitting files.
+fn line_ts(line: &str) -> Option<i64> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    match v.get("ts")? {
+        serde_json::Value::String(s) => Timestamp::parse(s).ok().map(Timestamp::millis),
+        serde_json::Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+/// `a`'s lines before `from` followed by `b`'s lines at or after it.
+fn splice(a: &Path, b: &Path, out: &Path, file: &str, from: i64) {
+    let before = std::fs::read_to_string(a.join(file)).unwrap();
+    let after = std::fs::read_to_string(b.join(file)).unwrap();
+    let mut text = String::new();
+    for line in before.lines() {
+        if line_ts(line).is_none_or(|t| t < from) {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    for line in after.lines() {
+        if line_ts(line).is_some_and(|t| t >= from) {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    std::fs::write(out.join(file), text).unwrap();
+}
+
+#[test]
+fn training_never_reads_the_test_period() {
+    // Two histories that agree up to day 100 and then differ completely (other
+    // failures, other readings): trained with the test period starting at day 100,
+    // they must give the same models, thresholds and validation metrics.
+    let synth = |seed| Synth {
+        devices: 24,
+        days: 140,
+        every_h: 6,
+        seed,
+    };
+    let (a, b, spliced) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    write_history(a.path(), &synth(11));
+    write_history(b.path(), &synth(12));
+    let from = T0 + 100 * DAY;
+    for file in ["telemetry.jsonl", "events.jsonl"] {
+        splice(a.path(), b.path(), spliced.path(), file, from);
+    }
+    let p = TrainParams {
+        test_from_ms: Some(from),
+        ..params()
+    };
+    let train_on = |dir: &Path| {
+        let mut arts = train(dir, &ProfileSet::builtin(), &p, &mut |_| {}).unwrap();
+        assert_eq!(arts.len(), 1);
+        let a = arts.remove(0);
+        let s = &a.training_summary;
+        // What was learned and how it was chosen; the file statistics (`history_lines`,
+        // the artefact's name and creation time) describe the files, not the training.
+        let v = serde_json::json!({
+            "components": a.components,
+            "mean": a.feature_mean, "std": a.feature_std,
+            "p05": a.feature_p05, "p95": a.feature_p95,
+            "rows": [s.rows, s.train_rows, s.validation_rows],
+            "positives": s.positives, "split": s.split_ts, "range": s.time_range,
+        });
+        (a, v)
+    };
+    let (art_a, json_a) = train_on(a.path());
+    let (_, json_spliced) = train_on(spliced.path());
+    for key in [
+        "components",
+        "mean",
+        "std",
+        "p05",
+        "p95",
+        "rows",
+        "positives",
+        "split",
+        "range",
+    ] {
+        assert!(
+            json_a[key] == json_spliced[key],
+            "the test period leaked into training: {key} differs"
+        );
+    }
+    assert!(
+        art_a.training_summary.time_range.1 .0 < from,
+        "{:?}",
+        art_a.training_summary.time_range
+    );
+    let pump = art_a
+        .components
+        .iter()
+        .find(|c| c.component == "drain_pump")
+        .unwrap();
+    assert!(pump.is_trained(), "{:?}", pump.skipped_reason);
+    // Without the cut, the different futures do change the result: the test can fail.
+    let whole = TrainParams {
+        test_from_ms: None,
+        ..params()
+    };
+    let full = |dir: &Path| {
+        let a = train(dir, &ProfileSet::builtin(), &whole, &mut |_| {}).unwrap();
+        serde_json::to_value(&a[0].components).unwrap()
+    };
+    assert!(
+        full(a.path()) != full(spliced.path()),
+        "without a test period the two histories should train differently"
+    );
+}
+
+#[test]
+fn nan_and_missing_channels_never_panic_and_score_finite_risks() {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(
+        dir.path(),
+        &Synth {
+            devices: 16,
+            days: 90,
+            every_h: 6,
+            seed: 5,
+        },
+    );
+    let arts = train(dir.path(), &ProfileSet::builtin(), &params(), &mut |_| {}).unwrap();
+    let mut scorer = Scorer::new(ModelRegistry::from_artifacts(arts), ProfileSet::builtin());
+    let msg = |t: i64, readings: Vec<(&str, f64)>| {
+        Message::Telemetry(Telemetry {
+            device_id: DeviceId::parse("wm-nan").unwrap(),
+            ts: Timestamp(t),
+            seq: 1,
+            device_type: "washer".into(),
+            model: "WM-500".into(),
+            fw: None,
+            readings: readings
+                .into_iter()
+                .map(|(n, v)| (n.to_owned(), v))
+                .collect(),
+        })
+    };
+    let mut scored = 0;
+    for i in 0..(20 * 4) {
+        let t = T0 + i * 6 * HOUR;
+        // Only two channels ever, one of them NaN or infinite every other time; no
+        // reading at all every fifth message; an unknown channel throughout.
+        let readings = match i % 5 {
+            0 => vec![("unknown_sensor", 1.0)],
+            1 => vec![("drain_time_s", f64::NAN), ("vibration_g", 0.1)],
+            2 => vec![("drain_time_s", f64::INFINITY), ("vibration_g", f64::NAN)],
+            3 => vec![("drain_time_s", f64::NEG_INFINITY)],
+            _ => vec![("drain_time_s", 12.0), ("vibration_g", 0.12)],
+        };
+        for p in scorer.observe(&msg(t, readings)) {
+            scored += 1;
+            assert!(p.risk.is_finite() && (0.0..=1.0).contains(&p.risk), "{p:?}");
+            for c in &p.top_features {
+                assert!(!c.feature.is_empty());
+            }
+        }
+    }
+    assert!(scored > 0, "the device was never scored");
+    // A device whose type has no model gets no prediction, and no panic.
+    let fridge = Message::Telemetry(Telemetry {
+        device_id: DeviceId::parse("rf-1").unwrap(),
+        ts: Timestamp(T0),
+        seq: 1,
+        device_type: "refrigerator".into(),
+        model: "RF-1".into(),
+        fw: None,
+        readings: vec![("cabinet_temp_c".into(), f64::NAN)],
+    });
+    assert!(scorer.observe(&fridge).is_empty());
+}

@@ -27,7 +27,8 @@ use crate::{Error, Result};
 /// | `horizon_ms` | 14 days | a row is positive if the component fails within this | > 0 |
 /// | `sample_interval_ms` | 6 h | at most one feature row per device per interval | > 0 |
 /// | `validation_share` | 0.3 | last share of the history's time range used for validation | (0, 1) |
-/// | `target_precision` | 0.6 | thresholds aim for this precision on validation | (0, 1] |
+/// | `target_precision` | 0.85 | thresholds aim for this event-level precision on validation | (0, 1] |
+/// | `alert_budget` | 2 | and at most this many false alarms per 1000 device-months, per component | >= 0 |
 /// | `persistence` | 3 | consecutive scores over the threshold needed to flag | >= 1 |
 /// | `hold_ms` | 12 h | event time the risk must stay over the threshold before a flag | >= 0 |
 /// | `seed` | 42 | seeds negative undersampling | any |
@@ -40,6 +41,7 @@ use crate::{Error, Result};
 /// | `trees` | 20 | trees of the bagged-trees candidate (0 = logistic only) | >= 0 |
 /// | `tree_depth` | 7 | maximum depth of each tree | 1..=20 |
 /// | `tree_rows` | 6,000 | bootstrap rows per tree (drawn from the logistic fit's sample) | >= 10 |
+/// | `test_from_ms` | none | messages and events at or after this time are a test period that training never reads | any |
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainParams {
@@ -49,8 +51,13 @@ pub struct TrainParams {
     pub sample_interval_ms: i64,
     /// The last share of the history's time range that is validation (split by time).
     pub validation_share: f64,
-    /// Precision the per-component thresholds aim for on the validation split.
+    /// Event-level precision (share of flag episodes followed by a failure) the
+    /// per-component thresholds aim for on the validation split.
     pub target_precision: f64,
+    /// False alarms per 1000 device-months each component's threshold may raise on the
+    /// validation split. Components add up: a five-component type at the default raises
+    /// at most about 10 per 1000 device-months when every component uses its budget.
+    pub alert_budget: f64,
     /// Consecutive scores at or above the threshold needed to flag.
     pub persistence: u32,
     /// Event time the risk must stay at or above the threshold before a flag.
@@ -77,6 +84,10 @@ pub struct TrainParams {
     pub tree_depth: u32,
     /// Bootstrap rows per tree.
     pub tree_rows: u64,
+    /// Epoch ms from which the history is a held-out test period: training, validation,
+    /// calibration and threshold selection never read a message or event at or after it
+    /// (`fixahead train --test-from`, then `fixahead eval --from` on the same history).
+    pub test_from_ms: Option<i64>,
 }
 
 impl Default for TrainParams {
@@ -85,7 +96,10 @@ impl Default for TrainParams {
             horizon_ms: 14 * Timestamp::DAY_MS,
             sample_interval_ms: 6 * Timestamp::HOUR_MS,
             validation_share: 0.3,
-            target_precision: 0.6,
+            // Planners act on a flag only if it is usually right (the after-sales
+            // teams' 85% precision target), and count false alarms per device-month.
+            target_precision: 0.85,
+            alert_budget: 2.0,
             persistence: 3,
             hold_ms: 12 * Timestamp::HOUR_MS,
             seed: 42,
@@ -100,6 +114,7 @@ impl Default for TrainParams {
             trees: 20,
             tree_depth: 7,
             tree_rows: 6_000,
+            test_from_ms: None,
         }
     }
 }
@@ -119,6 +134,9 @@ impl TrainParams {
         }
         if !(self.target_precision > 0.0 && self.target_precision <= 1.0) {
             return bad("target_precision must lie in (0, 1]");
+        }
+        if !(self.alert_budget.is_finite() && self.alert_budget >= 0.0) {
+            return bad("alert_budget must be a finite number >= 0");
         }
         if self.hold_ms < 0 {
             return bad("hold_ms must not be negative");
@@ -190,6 +208,8 @@ struct TypeRows {
     feats: Vec<f32>,
     ts: Vec<i64>,
     dev: Vec<u32>,
+    /// Position of the row among its device's rows.
+    seq: Vec<u32>,
     devices: HashSet<u32>,
 }
 
@@ -209,6 +229,8 @@ struct Device {
     state: DeviceState,
     last_row_ms: Option<i64>,
     idx: u32,
+    /// Rows sampled so far.
+    rows: u32,
 }
 
 /// Trains one artefact per device type found in the history (see the crate docs for
@@ -222,7 +244,11 @@ pub fn train(
 ) -> Result<Vec<ModelArtifact>> {
     params.validate()?;
     let profiles = history::load_profiles(history_dir, profiles)?;
-    let (events, rejected_events) = history::load_events(history_dir)?;
+    let (mut events, rejected_events) = history::load_events(history_dir)?;
+    let test_from = params.test_from_ms.unwrap_or(i64::MAX);
+    events.retain(|e| e.ts.0 < test_from);
+    // The time range of the messages training reads (the test period excluded).
+    let mut read_range: Option<(Timestamp, Timestamp)> = None;
 
     // 1. Replay the history through the feature engine, sampling rows.
     let mut schemas: HashMap<String, FeatureSchema> = HashMap::new();
@@ -243,6 +269,13 @@ pub fn train(
             Message::Fault(f) => (f.device_type.as_str(), f.ts),
             Message::Status(_) => return,
         };
+        if ts.0 >= test_from {
+            return;
+        }
+        read_range = Some(match read_range {
+            None => (ts, ts),
+            Some((lo, hi)) => (lo.min(ts), hi.max(ts)),
+        });
         let Some(profile) = profiles.get(device_type) else {
             return;
         };
@@ -259,6 +292,7 @@ pub fn train(
                     state: DeviceState::new(schema),
                     last_row_ms: None,
                     idx,
+                    rows: 0,
                 })
             }
         };
@@ -285,6 +319,7 @@ pub fn train(
                 feats: Vec::new(),
                 ts: Vec::new(),
                 dev: Vec::new(),
+                seq: Vec::new(),
                 devices: HashSet::new(),
             });
         scratch.resize(schema.len(), 0.0);
@@ -292,6 +327,8 @@ pub fn train(
         rows.feats.extend(scratch.iter().map(|&x| x as f32));
         rows.ts.push(ts.0);
         rows.dev.push(dev.idx);
+        rows.seq.push(dev.rows);
+        dev.rows = dev.rows.saturating_add(1);
         rows.devices.insert(dev.idx);
     })?;
     let total_rows: usize = types.values().map(TypeRows::len).sum();
@@ -301,12 +338,18 @@ pub fn train(
         devices: devices.len() as u64,
         rows: total_rows as u64,
     });
-    let Some((t_min, t_max)) = stats.time_range else {
+    let Some((t_min, t_max)) = read_range else {
         return Err(Error::InvalidHistory {
             path: history_dir.to_owned(),
             message: format!(
-                "no decodable messages ({} lines, {} rejected)",
-                stats.lines, stats.rejected
+                "no decodable messages{} ({} lines, {} rejected)",
+                if params.test_from_ms.is_some() {
+                    " before the test period"
+                } else {
+                    ""
+                },
+                stats.lines,
+                stats.rejected
             ),
         });
     };
@@ -835,15 +878,18 @@ fn choose_and_calibrate(
     } else {
         (&ev.training, "training")
     };
-    let (holdout, suffix): (&[LabelledRow], &str) = if any_pos(&ev.second_half) {
-        (&ev.second_half, "")
+    let holdout: &[LabelledRow] = if any_pos(&ev.second_half) {
+        &ev.second_half
     } else if any_pos(&all_validation) {
-        (&all_validation, "_whole_validation")
+        &all_validation
     } else {
-        (&ev.training, "_training")
+        &ev.training
     };
-    let ap =
-        |scored: &[(f64, bool, u32, i64)]| evaluate(scored, p.target_precision).2.average_precision;
+    let ap = |scored: &[(f64, bool, u32, i64)]| {
+        evaluate(scored, p.target_precision, None)
+            .2
+            .average_precision
+    };
     let mut results = Vec::new();
     let mut best = 0usize;
     for (k, c) in candidates.iter().enumerate() {
@@ -889,35 +935,247 @@ fn choose_and_calibrate(
         model.calibration_b = b;
         model.calibration_set = "validation_first_half".into();
     }
-    let scored: Vec<(f64, bool, u32, i64)> = ev
-        .logits(&model, holdout)
-        .into_iter()
-        .map(|(s, y, dev, f)| {
-            (
-                sigmoid(model.calibration_a * s + model.calibration_b),
-                y,
-                dev,
-                f,
-            )
-        })
-        .collect();
-    let (threshold, rule, metrics) = evaluate(&scored, p.target_precision);
+    let calibrated = |model: &ComponentModel, set: &[LabelledRow]| -> Vec<(f64, bool, u32, i64)> {
+        ev.logits(model, set)
+            .into_iter()
+            .map(|(s, y, dev, f)| {
+                (
+                    sigmoid(model.calibration_a * s + model.calibration_b),
+                    y,
+                    dev,
+                    f,
+                )
+            })
+            .collect()
+    };
+    let scored = calibrated(&model, holdout);
+    // Row-level ranking quality on the threshold half (the no-signal rule, AP, base rate).
+    let (_, _, row_metrics) = evaluate(&scored, p.target_precision, None);
     model.candidates = results;
     // The signal must hold on the threshold half too: a model that ranks those rows no
     // better than chance gets a threshold from the best-F1 fallback that flags nearly
     // every device.
-    if metrics.base_rate > 0.0 && metrics.average_precision < p.min_lift * metrics.base_rate {
+    if row_metrics.base_rate > 0.0
+        && row_metrics.average_precision < p.min_lift * row_metrics.base_rate
+    {
         model.skipped_reason = Some(format!(
             "no signal: average precision {:.3} on the threshold half of validation is under {} x its base rate {:.3}",
-            metrics.average_precision, p.min_lift, metrics.base_rate
+            row_metrics.average_precision, p.min_lift, row_metrics.base_rate
         ));
-        model.metrics = Some(metrics);
+        model.metrics = Some(row_metrics);
         return model;
     }
+    // The threshold is chosen at event level, as planners count: flag episodes against
+    // the failures that followed, over the whole validation period (both halves: a
+    // half holds only a handful of failures per component). Calibration is monotone, so
+    // fitting it on the first half does not bias which rows rank above a threshold.
+    let (event_set, event_suffix): (&[LabelledRow], &str) = if any_pos(&all_validation) {
+        (&all_validation, "")
+    } else {
+        (&ev.training, "_training")
+    };
+    let event_rows: Vec<EventRow> = calibrated(&model, event_set)
+        .into_iter()
+        .zip(event_set)
+        .map(|((risk, y, dev, f), r)| EventRow {
+            ts: ev.rows.ts[r.0],
+            dev,
+            seq: ev.rows.seq[r.0],
+            positive: y,
+            failure_ts: f,
+            risk,
+        })
+        .collect();
+    let Some((threshold, rule, events)) = event_threshold(event_rows, p) else {
+        model.skipped_reason = Some(format!(
+            "no usable threshold: none catches a failure in the validation period within the alert budget of {} false alarms per 1000 device-months",
+            p.alert_budget
+        ));
+        model.metrics = Some(row_metrics);
+        return model;
+    };
+    let (_, _, mut metrics) = evaluate(&scored, p.target_precision, Some(threshold));
+    metrics.validation_events = Some(events);
     model.threshold = threshold;
-    model.threshold_rule = format!("{rule}{suffix}");
+    model.threshold_rule = format!("{rule}{event_suffix}");
     model.metrics = Some(metrics);
     model
+}
+
+/// One validation row for event-level threshold selection.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EventRow {
+    pub(crate) ts: i64,
+    pub(crate) dev: u32,
+    /// Position among the device's sampled rows: a jump means rows were excluded (a
+    /// broken or censored stretch) and breaks an episode.
+    pub(crate) seq: u32,
+    /// A failure of the component follows within the horizon.
+    pub(crate) positive: bool,
+    /// That failure's time (meaningful when `positive`).
+    pub(crate) failure_ts: i64,
+    pub(crate) risk: f64,
+}
+
+/// Most candidate thresholds tried by [`event_threshold`] (quantiles of the risks).
+const EVENT_CANDIDATES: usize = 400;
+
+/// Chooses a threshold at event level on rows sampled every `sample_interval_ms`.
+///
+/// Flags are counted the way `eval` and the live scorer raise them: an episode starts
+/// once the risk has stayed at or above the threshold for `1 + ceil(hold_ms /
+/// sample_interval_ms)` consecutive rows (at least `persistence` rows' worth of hold),
+/// and ends at the first row below it, or at a gap in the rows (an excluded period).
+/// An episode is true if its first flagged row is positive (its component fails
+/// within the horizon), and it catches that failure.
+///
+/// Rule: among thresholds whose event precision reaches `target_precision` and whose
+/// false alarms stay within `alert_budget` per 1000 device-months, with at least one
+/// failure caught, those with the highest recall form a band, and the band's middle in
+/// log-odds is chosen when it keeps that recall and the constraints, else its top
+/// (`event_target`); otherwise, among thresholds within the budget that catch a
+/// failure, the one with the best event F1, then the highest (`event_max_f1`).
+/// `None` when no threshold catches a failure within the budget: such a model would
+/// only send planners false alarms.
+pub(crate) fn event_threshold(
+    mut rows: Vec<EventRow>,
+    p: &TrainParams,
+) -> Option<(f64, &'static str, crate::artifact::EventMetrics)> {
+    rows.sort_by(|a, b| a.dev.cmp(&b.dev).then(a.seq.cmp(&b.seq)));
+    let hold_rows = (p.hold_ms.max(0) as u64).div_ceil(p.sample_interval_ms.max(1) as u64);
+    let need = (p.persistence as usize).max(1 + hold_rows as usize);
+    let contiguous = |k: usize| {
+        k > 0 && rows[k - 1].dev == rows[k].dev && rows[k].seq == rows[k - 1].seq.saturating_add(1)
+    };
+    // Device-months: each device's span of rows.
+    let mut device_ms = 0i64;
+    let mut k = 0;
+    while k < rows.len() {
+        let dev = rows[k].dev;
+        let first = rows[k].ts;
+        let mut last = first;
+        while k < rows.len() && rows[k].dev == dev {
+            last = rows[k].ts;
+            k += 1;
+        }
+        device_ms += last - first;
+    }
+    let device_months = device_ms as f64 / (30.44 * Timestamp::DAY_MS as f64);
+    let failures: HashSet<(u32, i64)> = rows
+        .iter()
+        .filter(|r| r.positive)
+        .map(|r| (r.dev, r.failure_ts))
+        .collect();
+    let count = |t: f64| -> crate::artifact::EventMetrics {
+        let (mut flags, mut false_alarms) = (0u64, 0u64);
+        let mut caught: HashSet<(u32, i64)> = HashSet::new();
+        let mut run = 0usize;
+        for (k, r) in rows.iter().enumerate() {
+            if !contiguous(k) {
+                run = 0;
+            }
+            if r.risk >= t {
+                run += 1;
+                if run == need {
+                    flags += 1;
+                    if r.positive {
+                        caught.insert((r.dev, r.failure_ts));
+                    } else {
+                        false_alarms += 1;
+                    }
+                }
+            } else {
+                run = 0;
+            }
+        }
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        crate::artifact::EventMetrics {
+            flags,
+            false_alarms,
+            failures: failures.len() as u64,
+            caught: caught.len() as u64,
+            precision: ratio(flags - false_alarms, flags),
+            recall: ratio(caught.len() as u64, failures.len() as u64),
+            false_alarms_per_1000_device_months: if device_months > 0.0 {
+                1000.0 * false_alarms as f64 / device_months
+            } else {
+                0.0
+            },
+            device_months,
+        }
+    };
+    let mut risks: Vec<f64> = rows
+        .iter()
+        .map(|r| r.risk)
+        .filter(|r| r.is_finite())
+        .collect();
+    risks.sort_by(f64::total_cmp);
+    risks.dedup();
+    let step = risks.len().div_ceil(EVENT_CANDIDATES).max(1);
+    // Highest first, so ties keep the higher threshold; the top risks are all tried.
+    let mut candidates: Vec<f64> = risks.iter().rev().take(50).copied().collect();
+    candidates.extend(risks.iter().rev().step_by(step).copied());
+    candidates.sort_by(|a, b| b.total_cmp(a));
+    candidates.dedup();
+    let f1 = |m: &crate::artifact::EventMetrics| {
+        if m.precision + m.recall > 0.0 {
+            2.0 * m.precision * m.recall / (m.precision + m.recall)
+        } else {
+            0.0
+        }
+    };
+    // The feasible thresholds with the best recall form a band: `target` is its top,
+    // `target_low` its bottom.
+    let mut target: Option<(f64, crate::artifact::EventMetrics)> = None;
+    let mut target_low: Option<f64> = None;
+    let mut best: Option<(f64, f64, crate::artifact::EventMetrics)> = None;
+    for &t in &candidates {
+        let m = count(t);
+        let feasible = m.caught > 0
+            && m.precision >= p.target_precision
+            && m.false_alarms_per_1000_device_months <= p.alert_budget;
+        if feasible {
+            match &target {
+                Some((_, b)) if m.recall <= b.recall => {
+                    if m.recall == b.recall {
+                        target_low = Some(t);
+                    }
+                }
+                _ => {
+                    target = Some((t, m.clone()));
+                    target_low = Some(t);
+                }
+            }
+        }
+        let score = f1(&m);
+        if m.caught > 0
+            && m.false_alarms_per_1000_device_months <= p.alert_budget
+            && best.as_ref().is_none_or(|(_, s, _)| score > *s)
+        {
+            best = Some((t, score, m));
+        }
+    }
+    // The middle of the band (in log-odds) is the threshold least likely to lose a
+    // catch or gain a false alarm on new data; it is used when it is itself feasible
+    // with the same recall.
+    if let (Some((hi, m_hi)), Some(lo)) = (&target, target_low) {
+        let logit =
+            |x: f64| (x.clamp(1e-12, 1.0 - 1e-12) / (1.0 - x.clamp(1e-12, 1.0 - 1e-12))).ln();
+        let mid = sigmoid(0.5 * (logit(*hi) + logit(lo)));
+        let m = count(mid);
+        if mid < *hi
+            && m.recall >= m_hi.recall
+            && m.precision >= p.target_precision
+            && m.false_alarms_per_1000_device_months <= p.alert_budget
+        {
+            target = Some((mid, m));
+        }
+    }
+    match (target, best) {
+        (Some((t, m)), _) => Some((t, "event_target", m)),
+        (None, Some((t, _, m))) => Some((t, "event_max_f1", m)),
+        (None, None) => None,
+    }
 }
 
 /// A component model with nothing fitted yet: logistic family, identity calibration,
@@ -951,6 +1209,7 @@ fn untrained(component: &str, p: &TrainParams) -> ComponentModel {
 pub(crate) fn evaluate(
     rows: &[(f64, bool, u32, i64)],
     target: f64,
+    fixed: Option<f64>,
 ) -> (f64, &'static str, ComponentMetrics) {
     let mut sorted: Vec<(f64, bool)> = rows.iter().map(|r| (r.0, r.1)).collect();
     sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -989,9 +1248,10 @@ pub(crate) fn evaluate(
             best_f1 = (f1, s);
         }
     }
-    let (threshold, rule) = match target_pick {
-        Some((s, _)) => (s, "target_precision"),
-        None => (best_f1.1, "max_f1"),
+    let (threshold, rule) = match (fixed, target_pick) {
+        (Some(t), _) => (t, "fixed"),
+        (None, Some((s, _))) => (s, "target_precision"),
+        (None, None) => (best_f1.1, "max_f1"),
     };
     let (mut tp, mut fp) = (0u64, 0u64);
     let mut events: HashSet<(u32, i64)> = HashSet::new();
@@ -1033,6 +1293,7 @@ pub(crate) fn evaluate(
         },
         events: events.len() as u64,
         events_detected: detected.len() as u64,
+        validation_events: None,
     };
     (threshold, rule, metrics)
 }
@@ -1073,18 +1334,18 @@ mod tests {
         .enumerate()
         .map(|(i, &(s, y))| (s, y, i as u32, 0))
         .collect();
-        let (t, rule, m) = evaluate(&rows, 0.7);
+        let (t, rule, m) = evaluate(&rows, 0.7, None);
         assert_eq!(rule, "target_precision");
         assert_eq!(t, 0.6, "precision at 0.6 is 3/4");
         assert!((m.precision - 0.75).abs() < 1e-12 && (m.recall - 1.0).abs() < 1e-12);
         let ap = 1.0 / 3.0 + 1.0 / 3.0 + 0.75 / 3.0;
         assert!((m.average_precision - ap).abs() < 1e-12);
-        let (t, _, _) = evaluate(&rows, 0.5);
+        let (t, _, _) = evaluate(&rows, 0.5, None);
         assert_eq!(t, 0.6, "full recall already at 0.6: no lower threshold");
-        let (_, rule, _) = evaluate(&rows, 1.0);
+        let (_, rule, _) = evaluate(&rows, 1.0, None);
         assert_eq!(rule, "target_precision");
         let none: Vec<_> = rows.iter().map(|r| (r.0, false, r.2, 0)).collect();
-        let (_, rule, _) = evaluate(&none, 0.5);
+        let (_, rule, _) = evaluate(&none, 0.5, None);
         assert_eq!(rule, "max_f1");
     }
 }

@@ -80,12 +80,15 @@ pub fn forest_logit(trees: &[Tree], z: &[f64]) -> f64 {
 }
 
 /// Adds each feature's decision-path contribution (in share units, averaged over the
-/// trees) to `out`, which holds one value per feature.
-pub fn contributions(trees: &[Tree], z: &[f64], out: &mut [f64]) {
+/// trees) to `out`, which holds one value per feature, and returns the forest's log-odds
+/// ([`forest_logit`], bit for bit): one walk serves the score and its explanation.
+pub fn contributions(trees: &[Tree], z: &[f64], out: &mut [f64]) -> f64 {
     if trees.is_empty() {
-        return;
+        return forest_logit(trees, z);
     }
     let w = 1.0 / trees.len() as f64;
+    // The same left-to-right sum as `forest_share` (`Iterator::sum` folds from -0.0).
+    let mut sum = -0.0f64;
     for t in trees {
         let mut n = &t.nodes[0];
         while let Some(f) = n.feature {
@@ -96,7 +99,10 @@ pub fn contributions(trees: &[Tree], z: &[f64], out: &mut [f64]) {
             }
             n = next;
         }
+        sum += n.value;
     }
+    let p = (sum / trees.len() as f64).clamp(SHARE_CLAMP, 1.0 - SHARE_CLAMP);
+    (p / (1.0 - p)).ln()
 }
 
 /// Checks that every tree is well formed for `n_features` features: child indices

@@ -10,6 +10,8 @@ mod dead_letters;
 mod harness;
 mod models;
 mod mosquitto;
+mod parity;
 mod pipeline;
 mod restart;
 mod simulator;
+mod swap;

@@ -347,7 +347,16 @@ fn predict_returns_the_last_observation_per_device_and_component() {
     keys.sort();
     assert_eq!(
         keys,
-        ["component", "device_id", "flagged", "model_version", "risk"]
+        [
+            "component",
+            "device_id",
+            "flagged",
+            "model_version",
+            "risk",
+            "threshold",
+            "top_features",
+            "ts"
+        ]
     );
 
     // No model at all: no lines, both types reported, not an error.
