@@ -72,7 +72,8 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let hot_path = config.data_dir.join("hot.db");
     let store = HotStore::open(&hot_path, config.ingest.synchronous)
-        .with_context(|| format!("opening hot store {}", hot_path.display()))?;
+        .with_context(|| format!("opening hot store {}", hot_path.display()))?
+        .with_dead_letter_retention(config.dead_letter_retention()?);
     let reader = StoreReader::open(&hot_path)?;
     let tickets =
         api::TicketService::open(&config.data_dir.join("tickets.db"), config.tickets.clone())

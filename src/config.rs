@@ -22,6 +22,8 @@ pub(crate) struct Config {
     pub(crate) http: HttpConfig,
     /// Ingest batching and durability.
     pub(crate) ingest: IngestConfig,
+    /// Bounds on the dead-letter table.
+    pub(crate) dead_letters: DeadLettersConfig,
     /// Models and scoring.
     pub(crate) models: ModelsConfig,
     /// Extra device profiles.
@@ -37,6 +39,7 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             http: HttpConfig::default(),
             ingest: IngestConfig::default(),
+            dead_letters: DeadLettersConfig::default(),
             models: ModelsConfig::default(),
             profiles: ProfilesConfig::default(),
             tickets: api::TicketConfig::default(),
@@ -119,6 +122,25 @@ impl Default for IngestConfig {
     }
 }
 
+/// `[dead_letters]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DeadLettersConfig {
+    /// Most dead letters kept; the oldest beyond it are deleted.
+    pub(crate) max_rows: u64,
+    /// Dead letters older than this (`30d`) are deleted.
+    pub(crate) max_age: String,
+}
+
+impl Default for DeadLettersConfig {
+    fn default() -> Self {
+        Self {
+            max_rows: ingest::store::DeadLetterRetention::DEFAULT_MAX_ROWS,
+            max_age: "30d".into(),
+        }
+    }
+}
+
 /// `[models]`
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -160,6 +182,7 @@ impl Config {
             ingest::source::parse_mqtt_url(url)?;
         }
         self.max_future_ms()?;
+        self.dead_letter_retention()?;
         let id = &self.mqtt.client_id;
         if id.trim().is_empty() || id.trim() != id || id.len() > 128 {
             bail!("mqtt.client_id must be 1-128 characters without surrounding spaces: the broker keeps the persistent session under it");
@@ -186,6 +209,26 @@ impl Config {
                 anyhow::anyhow!("ingest.max_future_skew: {e} (or \"off\")")
             })?)),
         }
+    }
+
+    /// The dead-letter bounds the writer enforces.
+    pub(crate) fn dead_letter_retention(
+        &self,
+    ) -> anyhow::Result<ingest::store::DeadLetterRetention> {
+        let dl = &self.dead_letters;
+        if dl.max_rows == 0 || dl.max_rows > i64::MAX as u64 {
+            bail!("dead_letters.max_rows must be 1 to 2^63-1");
+        }
+        let max_age_ms = domain::time::parse_duration_ms(&dl.max_age)
+            .map_err(|e| anyhow::anyhow!("dead_letters.max_age: {e}"))?;
+        if max_age_ms < 1 {
+            bail!("dead_letters.max_age must be at least 1ms");
+        }
+        Ok(ingest::store::DeadLetterRetention {
+            max_rows: dl.max_rows,
+            max_age_ms,
+            ..Default::default()
+        })
     }
 
     /// The batch interval.
@@ -239,6 +282,12 @@ mod tests {
         cfg.validate().unwrap();
         assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/fixahead"));
         assert_eq!(cfg.ingest.batch_interval_ms, 20);
+        let documented = cfg.dead_letter_retention().unwrap();
+        let default = Config::default().dead_letter_retention().unwrap();
+        assert_eq!(documented, default, "the example shows the defaults");
+        assert_eq!(default, ingest::store::DeadLetterRetention::default());
+        assert_eq!(default.max_rows, 100_000);
+        assert_eq!(default.max_age_ms, 30 * domain::Timestamp::DAY_MS);
     }
 
     #[test]
@@ -249,6 +298,11 @@ mod tests {
             "[mqtt]\nkeep_alive_s = 70000\n",
             "[ingest]\nbatch_max = 0\n",
             "[mqtt]\nurl = \"http://x\"\n",
+            "[dead_letters]\nmax_rows = 0\n",
+            "[dead_letters]\nmax_age = \"0d\"\n",
+            "[dead_letters]\nmax_age = \"-1d\"\n",
+            "[dead_letters]\nmax_age = \"0.1ms\"\n",
+            "[dead_letters]\nmax_age = \"30\"\n",
         ] {
             let cfg: Config = toml::from_str(bad).unwrap();
             assert!(cfg.validate().is_err(), "{bad}");
@@ -258,11 +312,16 @@ mod tests {
     #[test]
     fn reads_a_full_file() {
         let cfg: Config = toml::from_str(
-            "data_dir = \"/tmp/x\"\n[mqtt]\nurl = \"mqtt://broker:1883\"\n[http]\nlisten = \"0.0.0.0:9000\"\n[ingest]\nsynchronous = \"normal\"\n",
+            "data_dir = \"/tmp/x\"\n[mqtt]\nurl = \"mqtt://broker:1883\"\n[http]\nlisten = \"0.0.0.0:9000\"\n[ingest]\nsynchronous = \"normal\"\n[dead_letters]\nmax_rows = 1\nmax_age = \"12h\"\n",
         )
         .unwrap();
         cfg.validate().unwrap();
         assert_eq!(cfg.http.listen.port(), 9000);
         assert_eq!(cfg.model_dir(), PathBuf::from("/tmp/x/models"));
+        let retention = cfg.dead_letter_retention().unwrap();
+        assert_eq!(
+            (retention.max_rows, retention.max_age_ms),
+            (1, 12 * domain::Timestamp::HOUR_MS)
+        );
     }
 }

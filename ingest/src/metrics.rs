@@ -30,6 +30,8 @@ pub struct IngestMetrics {
     pub connects: AtomicU64,
     /// Broker connection errors.
     pub connection_errors: AtomicU64,
+    /// Dead-letter rows deleted by retention. The rejections stay counted by reason.
+    pub dead_letters_pruned: AtomicU64,
     rejected: [AtomicU64; RejectReason::ALL.len()],
 }
 
@@ -58,6 +60,8 @@ pub struct IngestSnapshot {
     pub connects: u64,
     /// Broker connection errors.
     pub connection_errors: u64,
+    /// Dead-letter rows deleted by retention.
+    pub dead_letters_pruned: u64,
 }
 
 impl IngestMetrics {
@@ -89,6 +93,7 @@ impl IngestMetrics {
             commit_errors: self.commit_errors.load(Relaxed),
             connects: self.connects.load(Relaxed),
             connection_errors: self.connection_errors.load(Relaxed),
+            dead_letters_pruned: self.dead_letters_pruned.load(Relaxed),
         }
     }
 
@@ -145,6 +150,12 @@ impl IngestMetrics {
                 self.rejected(r)
             );
         }
+        counter(
+            out,
+            "fixahead_dead_letters_pruned_total",
+            "Dead-letter rows deleted by retention (dead_letters.max_rows, max_age); fixahead_ingest_dead_letters_total still counts every rejection.",
+            self.dead_letters_pruned.load(Relaxed),
+        );
         counter(
             out,
             "fixahead_ingest_batches_total",

@@ -146,6 +146,11 @@ async fn run_writer(
             }
         };
         metrics.batches.fetch_add(1, Relaxed);
+        if let Some(s) = store.as_mut() {
+            metrics
+                .dead_letters_pruned
+                .fetch_add(s.take_pruned(), Relaxed);
+        }
 
         for r in &batch {
             if let Err(e) = client.ack(&r.publish).await {

@@ -11,13 +11,15 @@
 //! * `device_status`: the last online/offline status per device.
 //! * `telemetry`, `faults`: primary key `(device_id, seq)`, so a redelivered message is
 //!   stored once. `seq` is a u64 on the wire and is stored bit-cast into SQLite's i64.
-//! * `dead_letters`: every rejected message with its topic, reason, detail and the first
-//!   [`DEAD_LETTER_PAYLOAD_BYTES`] bytes of its payload.
+//! * `dead_letters`: rejected messages with their topic, reason, detail and the first
+//!   [`DEAD_LETTER_PAYLOAD_BYTES`] bytes of their payload. Bounded by
+//!   [`DeadLetterRetention`]: the writer deletes the oldest rows beyond `max_rows` and
+//!   those older than `max_age`. Retention never touches any other table.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use domain::{
     DeviceId, FaultMessage, FaultState, Message, Rejection, StatusMessage, Telemetry, Timestamp,
@@ -75,7 +77,50 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     payload       BLOB NOT NULL,
     payload_bytes INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS dead_letters_by_time ON dead_letters (received_at);
 "#;
+
+/// Most dead letters one prune deletes beyond those added since the previous prune, so
+/// a large backlog (a lowered `max_rows`, a long-stopped store) is worked off over a
+/// few commits instead of stalling one. Each prune still deletes at least as many rows
+/// as arrived since the previous one, so the table cannot outgrow the bound.
+const PRUNE_CHUNK: u64 = 10_000;
+
+/// Bounds on the `dead_letters` table, enforced by the writer ([`HotStore`]).
+///
+/// Dead letters are evidence for debugging devices, not data: they may be deleted. The
+/// counters of rejections (`fixahead_ingest_dead_letters_total`) count events and are
+/// not affected by what retention deletes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeadLetterRetention {
+    /// Most rows kept: beyond it, the oldest (lowest ids) are deleted.
+    pub max_rows: u64,
+    /// Rows received more than this many milliseconds before the newest receive time
+    /// the store has committed (the wall clock, as long as messages arrive) are deleted.
+    pub max_age_ms: i64,
+    /// Least time between two prunes. Between prunes the table can exceed `max_rows`
+    /// by the dead letters that arrived meanwhile.
+    pub interval: Duration,
+}
+
+impl DeadLetterRetention {
+    /// Default `max_rows`.
+    pub const DEFAULT_MAX_ROWS: u64 = 100_000;
+    /// Default `max_age_ms`: 30 days.
+    pub const DEFAULT_MAX_AGE_MS: i64 = 30 * Timestamp::DAY_MS;
+    /// Default `interval`.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+}
+
+impl Default for DeadLetterRetention {
+    fn default() -> Self {
+        Self {
+            max_rows: Self::DEFAULT_MAX_ROWS,
+            max_age_ms: Self::DEFAULT_MAX_AGE_MS,
+            interval: Self::DEFAULT_INTERVAL,
+        }
+    }
+}
 
 /// How hard SQLite syncs a commit to disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, Serialize)]
@@ -138,6 +183,22 @@ pub enum Outcome {
 /// The hot store's single writer.
 pub struct HotStore {
     conn: Connection,
+    retention: DeadLetterRetention,
+    /// The newest receive time committed: the clock `max_age` is measured against.
+    clock: Option<Timestamp>,
+    /// Dead letters committed since the last prune.
+    added_since_prune: u64,
+    /// A prune is wanted at the next chance: set at open (the bounds may have shrunk
+    /// since the last run) and after a failed prune.
+    prune_due: bool,
+    /// The last prune stopped at its cap with rows still to delete: prune again after
+    /// the next commit, without waiting for the interval.
+    backlog: bool,
+    /// When (store clock, ms) the oldest dead letter passes `max_age`.
+    next_expiry: Option<i64>,
+    last_prune: Option<Instant>,
+    /// Rows pruned and not yet taken by [`HotStore::take_pruned`].
+    pruned: u64,
 }
 
 impl HotStore {
@@ -160,14 +221,44 @@ impl HotStore {
             },
         )?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn })
+        Ok(Self {
+            conn,
+            retention: DeadLetterRetention::default(),
+            clock: None,
+            added_since_prune: 0,
+            prune_due: true,
+            backlog: false,
+            next_expiry: None,
+            last_prune: None,
+            pruned: 0,
+        })
+    }
+
+    /// Replaces the dead-letter bounds (default: [`DeadLetterRetention::default`]). They
+    /// are applied after the next commit.
+    pub fn with_dead_letter_retention(mut self, retention: DeadLetterRetention) -> Self {
+        self.retention = retention;
+        self.prune_due = true;
+        self
+    }
+
+    /// Dead-letter rows deleted by retention since the last call.
+    pub fn take_pruned(&mut self) -> u64 {
+        std::mem::take(&mut self.pruned)
     }
 
     /// Commits a batch in one transaction and reports what happened to each item,
     /// in order. On error nothing of the batch is stored.
+    ///
+    /// After the commit, and at most once per [`DeadLetterRetention::interval`], it
+    /// prunes the dead letters in a second transaction if the batch added some, the
+    /// oldest has aged out, or the store was just opened. A failed prune is logged and
+    /// retried later; it never fails the commit, which is already durable.
     pub fn commit(&mut self, items: &[StoreItem<'_>]) -> Result<Vec<Outcome>> {
         let tx = self.conn.transaction()?;
         let mut outcomes = Vec::with_capacity(items.len());
+        let mut dead_letters = 0u64;
+        let mut newest: Option<Timestamp> = None;
         {
             let mut ins_tel = tx.prepare_cached(
                 "INSERT OR IGNORE INTO telemetry (device_id, seq, ts, received_at, readings) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -290,15 +381,98 @@ impl HotStore {
                             kept,
                             payload.len() as i64
                         ])?;
+                        dead_letters += 1;
                         Outcome::DeadLettered
                     }
                 };
+                let (StoreItem::Message { received_at, .. }
+                | StoreItem::DeadLetter { received_at, .. }) = item;
+                newest = newest.max(Some(*received_at));
                 outcomes.push(outcome);
             }
         }
         tx.commit()?;
+        self.clock = self.clock.max(newest);
+        self.added_since_prune += dead_letters;
+        self.prune_if_due();
         Ok(outcomes)
     }
+
+    fn prune_if_due(&mut self) {
+        let Some(now) = self.clock else {
+            return;
+        };
+        let aged = self.next_expiry.is_some_and(|t| t <= now.millis());
+        if !(self.prune_due || self.backlog || aged || self.added_since_prune > 0) {
+            return;
+        }
+        if !self.backlog
+            && self
+                .last_prune
+                .is_some_and(|t| t.elapsed() < self.retention.interval)
+        {
+            return;
+        }
+        self.last_prune = Some(Instant::now());
+        if let Err(e) = self.prune_dead_letters(now) {
+            self.prune_due = true;
+            self.backlog = false;
+            tracing::warn!(error = %e, "Pruning dead letters failed; retrying after a later commit");
+        }
+    }
+
+    /// Deletes the dead letters received more than `max_age` before `now`, then the
+    /// oldest (by id) beyond `max_rows`, in one transaction, and returns how many. At
+    /// most 10,000 rows more than were added since the previous prune go at
+    /// once; the rest go after the next commits. Only `dead_letters` rows are deleted.
+    pub fn prune_dead_letters(&mut self, now: Timestamp) -> Result<u64> {
+        let budget = PRUNE_CHUNK.saturating_add(self.added_since_prune);
+        let cutoff = now.millis().saturating_sub(self.retention.max_age_ms);
+        let max_rows = i64::try_from(self.retention.max_rows).unwrap_or(i64::MAX);
+        let tx = self.conn.transaction()?;
+        let aged = tx.execute(
+            "DELETE FROM dead_letters WHERE id IN
+                 (SELECT id FROM dead_letters WHERE received_at < ?1 LIMIT ?2)",
+            params![cutoff, to_sql_count(budget)],
+        )? as u64;
+        let rows: i64 = tx.query_row("SELECT COUNT(*) FROM dead_letters", [], |r| r.get(0))?;
+        let excess = rows.saturating_sub(max_rows).max(0) as u64;
+        let trim = excess.min(budget - aged);
+        let trimmed = if trim > 0 {
+            tx.execute(
+                "DELETE FROM dead_letters WHERE id IN
+                     (SELECT id FROM dead_letters ORDER BY id LIMIT ?1)",
+                params![to_sql_count(trim)],
+            )? as u64
+        } else {
+            0
+        };
+        let oldest: Option<i64> =
+            tx.query_row("SELECT MIN(received_at) FROM dead_letters", [], |r| {
+                r.get(0)
+            })?;
+        tx.commit()?;
+        self.next_expiry = oldest.map(|t| t.saturating_add(self.retention.max_age_ms));
+        self.backlog = aged == budget || trim < excess;
+        self.prune_due = false;
+        self.added_since_prune = 0;
+        let pruned = aged + trimmed;
+        self.pruned += pruned;
+        if pruned > 0 {
+            tracing::debug!(
+                pruned,
+                aged,
+                over_max_rows = trimmed,
+                backlog = self.backlog,
+                "Dead letters pruned"
+            );
+        }
+        Ok(pruned)
+    }
+}
+
+fn to_sql_count(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn write_readings(out: &mut String, t: &Telemetry) {
@@ -851,5 +1025,207 @@ mod tests {
         assert_eq!(dl[0].payload_bytes, 10_000);
         assert!(dl[0].truncated);
         assert_eq!(dl[0].device_id.as_deref(), Some("wm-1"));
+    }
+
+    /// 2026-11-24T06:00:00Z
+    const T0: i64 = 1_795_500_000_000;
+
+    fn bad_payload() -> (&'static [u8], Rejection) {
+        let payload: &'static [u8] = b"{not json";
+        let rej = decode(
+            "fixahead/v1/wm-1/telemetry",
+            payload,
+            &ProfileSet::builtin(),
+        )
+        .unwrap_err();
+        (payload, rej)
+    }
+
+    fn dead_letter<'a>(payload: &'a [u8], rej: &'a Rejection, at: i64) -> StoreItem<'a> {
+        StoreItem::DeadLetter {
+            topic: "fixahead/v1/wm-1/telemetry",
+            payload,
+            rejection: rej,
+            received_at: Timestamp(at),
+        }
+    }
+
+    fn retention(max_rows: u64, max_age_ms: i64) -> DeadLetterRetention {
+        DeadLetterRetention {
+            max_rows,
+            max_age_ms,
+            interval: Duration::ZERO,
+        }
+    }
+
+    fn dead_letter_times(reader: &StoreReader) -> Vec<(i64, i64)> {
+        let mut rows: Vec<(i64, i64)> = reader
+            .dead_letters(None, 1000)
+            .unwrap()
+            .iter()
+            .map(|d| (d.id, d.received_at.millis()))
+            .collect();
+        rows.reverse();
+        rows
+    }
+
+    #[test]
+    fn dead_letter_retention_keeps_the_newest_max_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hot.db");
+        let mut store = HotStore::open(&path, Synchronous::Normal)
+            .unwrap()
+            .with_dead_letter_retention(retention(3, 30 * Timestamp::DAY_MS));
+        let (payload, rej) = bad_payload();
+        // One batch of four, then six batches of one: pruning follows every commit.
+        let first: Vec<_> = (0..4).map(|i| dead_letter(payload, &rej, T0 + i)).collect();
+        store.commit(&first).unwrap();
+        assert_eq!(store.take_pruned(), 1);
+        for i in 4..10 {
+            store.commit(&[dead_letter(payload, &rej, T0 + i)]).unwrap();
+        }
+        assert_eq!(store.take_pruned(), 6);
+        assert_eq!(store.take_pruned(), 0, "taken once");
+        let reader = StoreReader::open(&path).unwrap();
+        assert_eq!(
+            dead_letter_times(&reader),
+            vec![(8, T0 + 7), (9, T0 + 8), (10, T0 + 9)],
+            "the newest three, by id"
+        );
+        assert_eq!(reader.counts().unwrap().dead_letters, 3);
+    }
+
+    #[test]
+    fn dead_letter_retention_removes_rows_older_than_max_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hot.db");
+        let day = Timestamp::DAY_MS;
+        let mut store = HotStore::open(&path, Synchronous::Normal)
+            .unwrap()
+            .with_dead_letter_retention(retention(1000, 7 * day));
+        let (payload, rej) = bad_payload();
+        // Ids follow arrival, not receive time: a clock that stepped back leaves an old
+        // receive time after a newer one, and age pruning still finds it.
+        store
+            .commit(&[
+                dead_letter(payload, &rej, T0 - 40 * day),
+                dead_letter(payload, &rej, T0 - 6 * day),
+                dead_letter(payload, &rej, T0 - 8 * day),
+                dead_letter(payload, &rej, T0),
+            ])
+            .unwrap();
+        assert_eq!(store.take_pruned(), 2);
+        let reader = StoreReader::open(&path).unwrap();
+        assert_eq!(dead_letter_times(&reader), vec![(2, T0 - 6 * day), (4, T0)]);
+
+        // Time moves on with valid messages only: the row that ages out still goes.
+        let m = msg(1, 0.1);
+        store
+            .commit(&[StoreItem::Message {
+                message: &m,
+                received_at: Timestamp(T0 + 2 * day),
+            }])
+            .unwrap();
+        assert_eq!(store.take_pruned(), 1);
+        assert_eq!(dead_letter_times(&reader), vec![(4, T0)]);
+        assert_eq!(reader.counts().unwrap().telemetry, 1);
+    }
+
+    #[test]
+    fn pruning_deletes_only_dead_letters_even_from_the_same_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hot.db");
+        let day = Timestamp::DAY_MS;
+        let mut store = HotStore::open(&path, Synchronous::Normal)
+            .unwrap()
+            .with_dead_letter_retention(retention(1, day));
+        let (payload, rej) = bad_payload();
+        let (old, new) = (msg(1, 0.1), msg(2, 0.2));
+        let fault = decode(
+            "fixahead/v1/wm-1/fault",
+            br#"{"ts": 1795500002000, "seq": 3, "type": "washer", "model": "WM-500", "code": "E21", "state": "raised"}"#,
+            &ProfileSet::builtin(),
+        )
+        .unwrap();
+        // The valid messages are older than max_age and share the batch with dead letters
+        // of every age: only dead letters go.
+        let out = store
+            .commit(&[
+                StoreItem::Message {
+                    message: &old,
+                    received_at: Timestamp(T0 - 90 * day),
+                },
+                dead_letter(payload, &rej, T0 - 90 * day),
+                StoreItem::Message {
+                    message: &fault,
+                    received_at: Timestamp(T0 - 90 * day),
+                },
+                dead_letter(payload, &rej, T0 - 1),
+                StoreItem::Message {
+                    message: &new,
+                    received_at: Timestamp(T0),
+                },
+                dead_letter(payload, &rej, T0),
+            ])
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Outcome::Stored,
+                Outcome::DeadLettered,
+                Outcome::Stored,
+                Outcome::DeadLettered,
+                Outcome::Stored,
+                Outcome::DeadLettered
+            ]
+        );
+        assert_eq!(store.take_pruned(), 2);
+        let reader = StoreReader::open(&path).unwrap();
+        assert_eq!(dead_letter_times(&reader), vec![(3, T0)]);
+        let counts = reader.counts().unwrap();
+        assert_eq!((counts.telemetry, counts.faults, counts.devices), (2, 1, 1));
+        assert_eq!(reader.device("wm-1").unwrap().unwrap().messages, 3);
+        let mut replayed = 0;
+        reader
+            .replay_since(Timestamp(i64::MIN), |_| replayed += 1)
+            .unwrap();
+        assert_eq!(replayed, 3);
+    }
+
+    #[test]
+    fn pruning_waits_for_its_interval_and_applies_new_bounds_at_the_next_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hot.db");
+        let (payload, rej) = bad_payload();
+        let mut store = HotStore::open(&path, Synchronous::Normal)
+            .unwrap()
+            .with_dead_letter_retention(DeadLetterRetention {
+                interval: Duration::from_secs(3600),
+                ..retention(2, Timestamp::DAY_MS)
+            });
+        let batch: Vec<_> = (0..3).map(|i| dead_letter(payload, &rej, T0 + i)).collect();
+        // The first commit after opening prunes; the next ones wait for the interval.
+        store.commit(&batch).unwrap();
+        assert_eq!(store.take_pruned(), 1);
+        store.commit(&batch).unwrap();
+        store.commit(&batch).unwrap();
+        assert_eq!(store.take_pruned(), 0);
+        let reader = StoreReader::open(&path).unwrap();
+        assert_eq!(reader.counts().unwrap().dead_letters, 8);
+        // Explicitly, and on reopening with other bounds, it applies at once.
+        assert_eq!(store.prune_dead_letters(Timestamp(T0 + 2)).unwrap(), 6);
+        store.commit(&batch).unwrap();
+        drop(store);
+        let mut store = HotStore::open(&path, Synchronous::Normal)
+            .unwrap()
+            .with_dead_letter_retention(DeadLetterRetention {
+                interval: Duration::from_secs(3600),
+                ..retention(1, Timestamp::DAY_MS)
+            });
+        store.commit(&[]).unwrap();
+        assert_eq!(store.take_pruned(), 0, "an empty batch has no clock yet");
+        store.commit(&batch[..1]).unwrap();
+        assert_eq!(store.take_pruned(), 5);
+        assert_eq!(dead_letter_times(&reader), vec![(13, T0)]);
     }
 }

@@ -1,0 +1,112 @@
+//! Dead-letter retention seen through the writer: rows are pruned, the per-reason
+//! counters of rejections keep counting every event.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use domain::{ProfileSet, RejectReason, Timestamp};
+use ingest::metrics::IngestMetrics;
+use ingest::pipeline::{PipelineSettings, Writer};
+use ingest::source::Received;
+use ingest::store::{DeadLetterRetention, HotStore, StoreReader, Synchronous};
+use rumqttc::{AsyncClient, MqttOptions, Publish, QoS};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// 2026-11-24T06:00:00Z
+const T0: i64 = 1_795_500_000_000;
+
+fn received(pkid: u16, topic: &str, payload: &str) -> Received {
+    let mut publish = Publish::new(topic, QoS::AtLeastOnce, payload);
+    publish.pkid = pkid;
+    Received {
+        publish,
+        received_at: Timestamp(T0 + i64::from(pkid)),
+    }
+}
+
+#[tokio::test]
+async fn per_reason_counters_count_every_rejection_while_rows_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hot.db");
+    let store = HotStore::open(&path, Synchronous::Normal)
+        .unwrap()
+        .with_dead_letter_retention(DeadLetterRetention {
+            max_rows: 2,
+            max_age_ms: 30 * Timestamp::DAY_MS,
+            interval: Duration::ZERO,
+        });
+    // Never connected: acknowledgements queue in the client's request channel.
+    let (client, _eventloop) = AsyncClient::new(MqttOptions::new("t", "127.0.0.1", 1), 1000);
+    let (downstream, mut scored) = mpsc::channel(100);
+    let metrics = Arc::new(IngestMetrics::default());
+    let writer = Writer {
+        store,
+        client,
+        profiles: Arc::new(ProfileSet::builtin()),
+        downstream,
+        metrics: metrics.clone(),
+        settings: PipelineSettings {
+            batch_max: 3,
+            batch_interval: Duration::from_millis(1),
+            max_future_ms: None,
+        },
+    };
+
+    let topic = "fixahead/v1/wm-r/telemetry";
+    let (tx, rx) = mpsc::channel(100);
+    let mut pkid = 0;
+    let mut send = |payload: String| {
+        pkid += 1;
+        tx.try_send(received(pkid, topic, &payload)).unwrap();
+    };
+    for seq in 1..=6 {
+        send(format!(r#"{{"ts": {T0}, "seq": {seq}, "type": "washer""#));
+    }
+    send(format!(
+        r#"{{"ts": {T0}, "seq": 7, "type": "washer", "model": "WM-500", "readings": {{"vibration_g": 0.1}}}}"#
+    ));
+    for seq in 8..=11 {
+        send(format!(
+            r#"{{"ts": {T0}, "seq": "s{seq}", "type": "washer", "model": "WM-500", "readings": {{"vibration_g": 0.1}}}}"#
+        ));
+    }
+    drop(tx);
+    writer.run(rx, CancellationToken::new()).await.unwrap();
+
+    assert_eq!(metrics.rejected(RejectReason::MalformedJson), 6);
+    assert_eq!(metrics.rejected(RejectReason::WrongType), 4);
+    assert_eq!(
+        metrics
+            .stored_telemetry
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        metrics
+            .dead_letters_pruned
+            .load(std::sync::atomic::Ordering::Relaxed),
+        8
+    );
+    let mut text = String::new();
+    metrics.render_prometheus(&mut text);
+    for line in [
+        "fixahead_ingest_dead_letters_total{reason=\"malformed_json\"} 6",
+        "fixahead_ingest_dead_letters_total{reason=\"wrong_type\"} 4",
+        "fixahead_dead_letters_pruned_total 8",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");
+    }
+
+    let reader = StoreReader::open(&path).unwrap();
+    let rows = reader.dead_letters(None, 100).unwrap();
+    assert_eq!(
+        rows.iter().map(|d| d.reason.as_str()).collect::<Vec<_>>(),
+        ["wrong_type", "wrong_type"],
+        "the newest two"
+    );
+    let telemetry = reader.telemetry("wm-r", None, None, 10).unwrap();
+    assert_eq!(telemetry.len(), 1, "the valid message survives");
+    assert_eq!(telemetry[0].seq, 7);
+    assert!(scored.try_recv().is_ok(), "and was forwarded");
+}
