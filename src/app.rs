@@ -38,6 +38,9 @@ pub(crate) struct Running {
     scoring_task: JoinHandle<()>,
     http_task: JoinHandle<anyhow::Result<()>>,
     reload_task: JoinHandle<()>,
+    /// The InfluxDB archive, when configured. It stops at once: what it has not sent
+    /// stays in hot.db, after its cursor, for the next start.
+    archive_task: Option<JoinHandle<()>>,
 }
 
 impl Running {
@@ -60,6 +63,9 @@ impl Running {
         self.scoring_task.await.context("scoring task")?;
         self.stop.cancel();
         self.reload_task.abort();
+        if let Some(archive) = self.archive_task {
+            archive.await.context("archive task")?;
+        }
         let http = self.http_task.await.context("HTTP task")?;
         ingest.and(http)
     }
@@ -116,6 +122,21 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
 
     let metrics = Arc::new(IngestMetrics::default());
     let stop = CancellationToken::new();
+    // Set up before anything starts: a missing token stops the start-up.
+    let archiver = match config.influx_archive()? {
+        Some((target, settings)) => {
+            tracing::info!(url = %target.url, org = %target.org, bucket = %target.bucket, "Archiving to InfluxDB");
+            Some(ingest::archive::Archiver {
+                reader: StoreReader::open(&hot_path)?,
+                sink: ingest::archive::InfluxSink::new(&target, settings.timeout)?,
+                profiles: profiles.clone(),
+                settings,
+                metrics: Arc::new(ingest::archive::ArchiveMetrics::default()),
+            })
+        }
+        None => None,
+    };
+    let archive_metrics = archiver.as_ref().map(|a| a.metrics.clone());
 
     // HTTP first, so the address is known and health answers during start-up.
     let listener = tokio::net::TcpListener::bind(config.http.listen)
@@ -129,9 +150,13 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
         {
             let metrics = metrics.clone();
             let registry = registry.clone();
+            let archive_metrics = archive_metrics.clone();
             Arc::new(move || {
                 let mut out = String::new();
                 metrics.render_prometheus(&mut out);
+                if let Some(archive) = &archive_metrics {
+                    archive.render_prometheus(&mut out);
+                }
                 out.push_str(&format!(
                     "# HELP fixahead_model_reloads_total Model reloads that switched to a newly activated version.\n\
                      # TYPE fixahead_model_reloads_total counter\nfixahead_model_reloads_total {}\n\
@@ -146,11 +171,16 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
         {
             let metrics = metrics.clone();
             let registry = registry.clone();
+            let archive_metrics = archive_metrics.clone();
             Arc::new(move || {
-                serde_json::json!({
+                let mut health = serde_json::json!({
                     "ingest": metrics.snapshot(),
                     "models": registry.versions(),
-                })
+                });
+                if let Some(archive) = &archive_metrics {
+                    health["archive"] = serde_json::json!(archive.snapshot());
+                }
+                health
             })
         },
     );
@@ -170,6 +200,7 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
     mqtt.username = config.mqtt.username.clone();
     mqtt.password = config.mqtt.password.clone();
     mqtt.keep_alive = Duration::from_secs(config.mqtt.keep_alive_s);
+    mqtt.shared_group = config.mqtt.shared_group.clone();
     let request_capacity = config.ingest.queue_capacity + config.ingest.batch_max + 64;
     let source = MqttSource::new(&mqtt, request_capacity);
     let (tx, rx) = mpsc::channel(config.ingest.queue_capacity);
@@ -206,6 +237,9 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
     };
     let scoring_task = tokio::spawn(scoring::run(stage, scoring_rx));
 
+    // The archive tails hot.db on its own connection; ingest never waits for it.
+    let archive_task = archiver.map(|a| tokio::spawn(a.run(stop.clone())));
+
     let reload_every = config.models.reload_interval_s.unwrap_or(5);
     let reload_task = tokio::spawn(async move {
         if reload_every == 0 {
@@ -237,6 +271,7 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
         scoring_task,
         http_task,
         reload_task,
+        archive_task,
     })
 }
 

@@ -173,6 +173,10 @@ pub(crate) struct ServeArgs {
     /// Use an external MQTT broker (mqtt://host:port) instead of the embedded one.
     #[arg(long, value_name = "URL")]
     pub(crate) mqtt_url: Option<String>,
+    /// Join this MQTT shared-subscription group, so several instances split the load
+    /// (see docs/operations.md, "Scale-out", for which brokers keep a device on one instance).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) shared_group: Option<String>,
     /// Where the HTTP API listens [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub(crate) http_listen: Option<SocketAddr>,

@@ -27,6 +27,9 @@ pub(crate) fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(u) = &args.mqtt_url {
         config.mqtt.url = Some(u.clone());
     }
+    if let Some(g) = &args.shared_group {
+        config.mqtt.shared_group = Some(g.clone());
+    }
     if let Some(a) = args.http_listen {
         config.http.listen = a;
     }

@@ -30,6 +30,8 @@ pub(crate) struct Config {
     pub(crate) profiles: ProfilesConfig,
     /// Ticket priority rules and SLA clocks.
     pub(crate) tickets: api::TicketConfig,
+    /// Optional archives of every stored reading and fault.
+    pub(crate) archive: ArchiveConfig,
 }
 
 impl Default for Config {
@@ -43,6 +45,7 @@ impl Default for Config {
             models: ModelsConfig::default(),
             profiles: ProfilesConfig::default(),
             tickets: api::TicketConfig::default(),
+            archive: ArchiveConfig::default(),
         }
     }
 }
@@ -63,6 +66,10 @@ pub(crate) struct MqttConfig {
     pub(crate) password: Option<String>,
     /// MQTT keep-alive in seconds.
     pub(crate) keep_alive_s: u64,
+    /// Subscribe as a member of this MQTT shared-subscription group
+    /// (`$share/{group}/fixahead/v1/+/+`), so several instances split the load
+    /// (docs/operations.md, "Scale-out"). Unset: an ordinary subscription.
+    pub(crate) shared_group: Option<String>,
 }
 
 impl Default for MqttConfig {
@@ -74,6 +81,7 @@ impl Default for MqttConfig {
             username: None,
             password: None,
             keep_alive_s: 30,
+            shared_group: None,
         }
     }
 }
@@ -159,6 +167,124 @@ pub(crate) struct ProfilesConfig {
     pub(crate) dir: Option<PathBuf>,
 }
 
+/// `[archive]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ArchiveConfig {
+    /// `[archive.influxdb]`: archive to InfluxDB 2 when present.
+    pub(crate) influxdb: Option<InfluxDbConfig>,
+}
+
+/// The environment variable that holds the InfluxDB token, so it can stay out of the
+/// config file. It wins over `archive.influxdb.token`.
+pub(crate) const INFLUXDB_TOKEN_ENV: &str = "FIXAHEAD_INFLUXDB_TOKEN";
+
+/// `[archive.influxdb]` (docs/archive.md).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct InfluxDbConfig {
+    /// `http://host:port` of the InfluxDB 2 server.
+    pub(crate) url: String,
+    /// Organization name.
+    pub(crate) org: String,
+    /// Bucket name.
+    pub(crate) bucket: String,
+    /// API token with write access to the bucket; [`INFLUXDB_TOKEN_ENV`] wins over it.
+    pub(crate) token: Option<String>,
+    /// Most points per write request.
+    pub(crate) batch_size: usize,
+    /// Longest a stored point waits to be sent while the server is up (`1s`).
+    pub(crate) flush_interval: String,
+    /// A write not answered within this is retried (`10s`).
+    pub(crate) timeout: String,
+    /// Longest wait between two retries while the server is unreachable (`30s`).
+    pub(crate) max_backoff: String,
+}
+
+impl Default for InfluxDbConfig {
+    fn default() -> Self {
+        use ingest::archive::ArchiveSettings as A;
+        Self {
+            url: String::new(),
+            org: String::new(),
+            bucket: String::new(),
+            token: None,
+            batch_size: A::DEFAULT_BATCH_SIZE,
+            flush_interval: "1s".into(),
+            timeout: "10s".into(),
+            max_backoff: "30s".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for InfluxDbConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InfluxDbConfig")
+            .field("url", &self.url)
+            .field("org", &self.org)
+            .field("bucket", &self.bucket)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("batch_size", &self.batch_size)
+            .field("flush_interval", &self.flush_interval)
+            .field("timeout", &self.timeout)
+            .field("max_backoff", &self.max_backoff)
+            .finish()
+    }
+}
+
+impl InfluxDbConfig {
+    /// Checks every key but the token and returns the archiver's settings.
+    fn settings(&self, data_dir: &Path) -> anyhow::Result<ingest::archive::ArchiveSettings> {
+        ingest::archive::parse_influx_url(&self.url)
+            .map_err(|e| anyhow::anyhow!("archive.influxdb.url: {e}"))?;
+        for (key, value) in [("org", &self.org), ("bucket", &self.bucket)] {
+            if value.trim().is_empty() || value.trim() != value {
+                bail!("archive.influxdb.{key} is required, without surrounding spaces");
+            }
+        }
+        if self.token.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            bail!("archive.influxdb.token is empty: remove it (and set {INFLUXDB_TOKEN_ENV}) or give the token");
+        }
+        if !(1..=100_000).contains(&self.batch_size) {
+            bail!("archive.influxdb.batch_size must be 1-100000");
+        }
+        let duration = |key: &str, value: &str, min_ms: i64, max_ms: i64| {
+            let ms = domain::time::parse_duration_ms(value)
+                .map_err(|e| anyhow::anyhow!("archive.influxdb.{key}: {e}"))?;
+            if !(min_ms..=max_ms).contains(&ms) {
+                bail!("archive.influxdb.{key} must be {min_ms} ms to {max_ms} ms, got {value:?}");
+            }
+            Ok(Duration::from_millis(ms as u64))
+        };
+        let hour = domain::Timestamp::HOUR_MS;
+        Ok(ingest::archive::ArchiveSettings {
+            batch_size: self.batch_size,
+            flush_interval: duration("flush_interval", &self.flush_interval, 1, hour)?,
+            timeout: duration("timeout", &self.timeout, 100, hour)?,
+            max_backoff: duration("max_backoff", &self.max_backoff, 1, hour)?,
+            cursor_path: data_dir.join(ingest::archive::ArchiveSettings::CURSOR_FILE),
+        })
+    }
+
+    /// The server to write to, with the token from `env_token` (the value of
+    /// [`INFLUXDB_TOKEN_ENV`]) if set, else from the file.
+    fn target(&self, env_token: Option<String>) -> anyhow::Result<ingest::archive::InfluxTarget> {
+        let token = env_token
+            .filter(|t| !t.trim().is_empty())
+            .or_else(|| self.token.clone())
+            .ok_or_else(|| {
+                anyhow::anyhow!("[archive.influxdb] needs a token: set {INFLUXDB_TOKEN_ENV} (or archive.influxdb.token)")
+            })?;
+        Ok(ingest::archive::InfluxTarget {
+            url: ingest::archive::parse_influx_url(&self.url)
+                .map_err(|e| anyhow::anyhow!("archive.influxdb.url: {e}"))?,
+            org: self.org.clone(),
+            bucket: self.bucket.clone(),
+            token: token.trim().to_owned(),
+        })
+    }
+}
+
 impl Config {
     /// Reads a config file.
     pub(crate) fn load(path: &Path) -> anyhow::Result<Self> {
@@ -183,9 +309,17 @@ impl Config {
         }
         self.max_future_ms()?;
         self.dead_letter_retention()?;
+        if let Some(influx) = &self.archive.influxdb {
+            influx.settings(&self.data_dir)?;
+        }
         let id = &self.mqtt.client_id;
         if id.trim().is_empty() || id.trim() != id || id.len() > 128 {
             bail!("mqtt.client_id must be 1-128 characters without surrounding spaces: the broker keeps the persistent session under it");
+        }
+        if let Some(g) = &self.mqtt.shared_group {
+            if g.is_empty() || g.len() > 64 || g.contains(['/', '+', '#', '$']) || g.trim() != g {
+                bail!("mqtt.shared_group must be 1-64 characters without '/', '+', '#', '$' or surrounding spaces (it becomes a topic level of $share/{{group}}/...)");
+            }
         }
         if !(5..=65_535).contains(&self.mqtt.keep_alive_s) {
             bail!("mqtt.keep_alive_s must be 5-65535 seconds");
@@ -229,6 +363,24 @@ impl Config {
             max_age_ms,
             ..Default::default()
         })
+    }
+
+    /// The InfluxDB archive's server and settings, if `[archive.influxdb]` is present.
+    /// The token comes from the environment ([`INFLUXDB_TOKEN_ENV`]) or the file.
+    pub(crate) fn influx_archive(
+        &self,
+    ) -> anyhow::Result<
+        Option<(
+            ingest::archive::InfluxTarget,
+            ingest::archive::ArchiveSettings,
+        )>,
+    > {
+        let Some(influx) = &self.archive.influxdb else {
+            return Ok(None);
+        };
+        let settings = influx.settings(&self.data_dir)?;
+        let target = influx.target(std::env::var(INFLUXDB_TOKEN_ENV).ok())?;
+        Ok(Some((target, settings)))
     }
 
     /// The batch interval.
@@ -307,6 +459,105 @@ mod tests {
             let cfg: Config = toml::from_str(bad).unwrap();
             assert!(cfg.validate().is_err(), "{bad}");
         }
+    }
+
+    /// The `[archive.influxdb]` example of docs/configuration.md ("Archive to InfluxDB").
+    fn documented_archive_example() -> Config {
+        let doc = include_str!("../docs/configuration.md");
+        let section = &doc[doc
+            .find("## Archive to InfluxDB")
+            .expect("an archive section in docs/configuration.md")..];
+        let start = section.find("```toml\n").expect("an archive example") + 8;
+        let end = start + section[start..].find("```").expect("closed code block");
+        toml::from_str(&section[start..end]).expect("the archive example parses")
+    }
+
+    #[test]
+    fn the_documented_archive_example_is_valid_and_shows_the_defaults() {
+        let cfg = documented_archive_example();
+        cfg.validate().unwrap();
+        let influx = cfg.archive.influxdb.as_ref().expect("[archive.influxdb]");
+        assert!(
+            influx.token.is_none(),
+            "the example keeps the token out of the file"
+        );
+        let settings = influx.settings(&cfg.data_dir).unwrap();
+        let defaults = InfluxDbConfig::default()
+            .settings(&cfg.data_dir)
+            .unwrap_err()
+            .to_string();
+        assert!(defaults.contains("url"), "url has no default: {defaults}");
+        use ingest::archive::ArchiveSettings as A;
+        assert_eq!(settings.batch_size, A::DEFAULT_BATCH_SIZE);
+        assert_eq!(settings.flush_interval, A::DEFAULT_FLUSH_INTERVAL);
+        assert_eq!(settings.timeout, A::DEFAULT_TIMEOUT);
+        assert_eq!(settings.max_backoff, A::DEFAULT_MAX_BACKOFF);
+        assert_eq!(settings.cursor_path, cfg.data_dir.join(A::CURSOR_FILE));
+        // The token: the environment's, else the file's, else an error at start.
+        let err = influx.target(None).unwrap_err().to_string();
+        assert!(err.contains(INFLUXDB_TOKEN_ENV), "{err}");
+        assert_eq!(
+            influx.target(Some("env-token".into())).unwrap().token,
+            "env-token"
+        );
+        let mut with_file_token = influx.clone();
+        with_file_token.token = Some("file-token".into());
+        assert_eq!(with_file_token.target(None).unwrap().token, "file-token");
+        assert_eq!(
+            with_file_token
+                .target(Some("env-token".into()))
+                .unwrap()
+                .token,
+            "env-token"
+        );
+        assert_eq!(
+            with_file_token.target(Some(" ".into())).unwrap().token,
+            "file-token",
+            "an empty variable does not count"
+        );
+        assert!(
+            !format!("{with_file_token:?}").contains("file-token"),
+            "Debug hides the token"
+        );
+        // No archive unless the section is there.
+        assert!(Config::default().influx_archive().unwrap().is_none());
+    }
+
+    #[test]
+    fn archive_keys_are_checked() {
+        let base =
+            "[archive.influxdb]\nurl = \"http://influx:8086\"\norg = \"o\"\nbucket = \"b\"\n";
+        let cfg: Config = toml::from_str(base).unwrap();
+        cfg.validate().unwrap();
+        let err = toml::from_str::<Config>(&format!("{base}buket = \"x\"\n")).unwrap_err();
+        assert!(err.to_string().contains("buket"), "{err}");
+        for bad in [
+            "url = \"https://influx:8086\"",
+            "url = \"influx:8086\"",
+            "url = \"http://influx:8086/api/v2/write\"",
+            "org = \"\"",
+            "bucket = \" b\"",
+            "token = \"\"",
+            "batch_size = 0",
+            "batch_size = 100001",
+            "flush_interval = \"0s\"",
+            "flush_interval = \"1\"",
+            "timeout = \"10ms\"",
+            "max_backoff = \"2h\"",
+        ] {
+            let key = bad.split(' ').next().unwrap();
+            let text = base
+                .lines()
+                .filter(|l| !l.starts_with(&format!("{key} ")))
+                .chain([bad])
+                .collect::<Vec<_>>()
+                .join("\n");
+            let cfg: Config = toml::from_str(&text).unwrap();
+            assert!(cfg.validate().is_err(), "{bad}");
+        }
+        let missing: Config =
+            toml::from_str("[archive.influxdb]\norg = \"o\"\nbucket = \"b\"\n").unwrap();
+        assert!(missing.validate().is_err(), "url is required");
     }
 
     #[test]

@@ -626,6 +626,13 @@ impl Fields<'_> {
             None | Some(Value::Null) => None,
             Some(_) => Some(self.ts()?),
         };
+        if self.had_non_finite {
+            // A NaN `ts` became null above and would read as "no ts": still not JSON.
+            return Err((
+                RejectReason::NonFiniteReading,
+                "payload contains NaN or Infinity, which JSON does not allow".into(),
+            ));
+        }
         Ok(StatusMessage {
             device_id: device_id.clone(),
             online,
@@ -694,10 +701,13 @@ fn replace_non_finite_tokens(text: &str) -> Option<String> {
             i += 1;
             continue;
         }
-        let rest = &text[i..];
+        // Compare bytes: `i` may sit inside a multi-byte character (outside a string
+        // in malformed JSON), where slicing the `str` would panic. A match starts with
+        // an ASCII byte, so `i` is a character boundary whenever one is found.
+        let rest = &bytes[i..];
         let token_len = ["-Infinity", "+Infinity", "Infinity", "-NaN", "NaN"]
             .iter()
-            .find(|t| rest.starts_with(**t))
+            .find(|t| rest.starts_with(t.as_bytes()))
             .map(|t| t.len());
         if let Some(len) = token_len {
             out.push_str(&text[copied_to..i]);
@@ -859,6 +869,49 @@ mod tests {
     fn nan_inside_strings_is_not_a_number() {
         let p = r#"{"ts": 1, "seq": 1, "type": "washer", "model": "NaN-Infinity", "readings": {"vibration_g": 1}}"#;
         assert!(decode(TOPIC, p.as_bytes(), &profiles()).is_ok());
+    }
+
+    #[test]
+    fn multi_byte_characters_outside_strings_do_not_panic() {
+        // Found by tests/fuzz_decode.rs: malformed JSON with a multi-byte character
+        // outside a string sent the NaN scan into the middle of the character.
+        for p in [
+            "\u{e9}x",
+            "{\"a\": \u{1f600}NaN}",
+            "NaN\u{1f600}",
+            "[\u{20ac}Infinity]",
+        ] {
+            for topic in [TOPIC, "fixahead/v1/wm-1/status"] {
+                assert_eq!(reason(topic, p), RejectReason::MalformedJson, "{p}");
+            }
+        }
+    }
+
+    #[test]
+    fn status_with_nan_is_rejected() {
+        // Found by tests/fuzz_decode.rs: NaN in a status payload (as `ts` or an extra
+        // field) was read as null and the message accepted.
+        for p in [
+            r#"{"state": "online", "ts": NaN}"#,
+            r#"{"state": "offline", "x": -Infinity}"#,
+        ] {
+            assert_eq!(
+                reason("fixahead/v1/wm-1/status", p),
+                RejectReason::NonFiniteReading,
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_duplicated_key_counts_with_its_last_value() {
+        let p = r#"{"ts": 1, "seq": "x", "type": "washer", "model": "M", "seq": 7,
+            "readings": {"vibration_g": 99, "vibration_g": 0.5}}"#;
+        let Message::Telemetry(t) = decode(TOPIC, p.as_bytes(), &profiles()).unwrap() else {
+            panic!("not telemetry")
+        };
+        assert_eq!(t.seq, 7);
+        assert_eq!(t.readings, vec![("vibration_g".to_owned(), 0.5)]);
     }
 
     #[test]

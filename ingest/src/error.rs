@@ -26,6 +26,9 @@ pub enum Error {
     /// A background task panicked or was cancelled.
     #[error("ingest task failed: {0}")]
     Task(String),
+    /// The InfluxDB archive is misconfigured or its cursor file is unreadable.
+    #[error("InfluxDB archive: {0}")]
+    Archive(String),
 }
 
 /// Result with [`Error`].

@@ -9,7 +9,9 @@
 //! * [`store`] is the SQLite hot store: telemetry, faults, the device registry and
 //!   dead letters, with a writer ([`store::HotStore`]) and a reader ([`store::StoreReader`]).
 //! * [`metrics`] counts what happened, for `/metrics`.
+//! * [`archive`] tails the hot store into InfluxDB 2 (optional, `[archive.influxdb]`).
 
+pub mod archive;
 pub mod broker;
 mod error;
 pub mod metrics;

@@ -181,6 +181,13 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
+
+    /// Kills with SIGKILL (`kill -9`: no shutdown code runs) and waits for the exit.
+    pub(crate) fn kill(&mut self) {
+        let mut child = self.child.take().expect("server running");
+        child.kill().expect("SIGKILL fixahead");
+        child.wait().expect("wait for fixahead");
+    }
 }
 
 impl Drop for Server {
@@ -300,4 +307,24 @@ pub(crate) fn telemetry(seq: u64, ts_ms: i64, readings: &str) -> String {
     format!(
         r#"{{"ts": {ts_ms}, "seq": {seq}, "type": "washer", "model": "WM-500", "fw": "2.4.1", "readings": {readings}}}"#
     )
+}
+
+/// The value of one Prometheus series (`name` or `name{labels}`), summed over all
+/// series of that name when `series` has no labels.
+pub(crate) async fn metric(server: &Server, series: &str) -> f64 {
+    let (status, body) = server.get("/metrics").await;
+    assert_eq!(status, 200);
+    let text = body.as_str().expect("/metrics is text").to_owned();
+    let mut found = None;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let matches =
+            name == series || (!series.contains('{') && name.split('{').next() == Some(series));
+        if matches {
+            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap();
+        }
+    }
+    found.unwrap_or_else(|| panic!("/metrics has no {series}:\n{text}"))
 }

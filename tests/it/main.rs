@@ -6,6 +6,8 @@
 //! see the server's logs. Tests that need Debian services run only with
 //! `FIXAHEAD_IT=1` (see DEVELOPERS.md).
 
+mod archive;
+mod crash;
 mod dead_letters;
 mod harness;
 mod models;
@@ -13,5 +15,6 @@ mod mosquitto;
 mod parity;
 mod pipeline;
 mod restart;
+mod shared;
 mod simulator;
 mod swap;

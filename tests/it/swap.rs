@@ -15,7 +15,7 @@ use serde_json::Value;
 use simulators::{Fleet, FleetConfig, SimEvent};
 use tokio::sync::mpsc;
 
-use crate::harness::{free_port, trained_models, wait_for, Publisher, Server};
+use crate::harness::{free_port, metric, trained_models, wait_for, Publisher, Server};
 
 const TYPES: [&str; 2] = ["washer", "refrigerator"];
 /// A liveness bound for each wait, not a speed target.
@@ -89,26 +89,6 @@ fn variant(base: &ModelArtifact, k: u32) -> ModelArtifact {
     }
     a.version = format!("{}-swaptest{k}-{}", a.device_type, a.content_hash());
     a
-}
-
-/// The value of one Prometheus series (`name` or `name{labels}`), summed over all
-/// series of that name when `series` has no labels.
-async fn metric(server: &Server, series: &str) -> f64 {
-    let (status, body) = server.get("/metrics").await;
-    assert_eq!(status, 200);
-    let text = body.as_str().expect("/metrics is text").to_owned();
-    let mut found = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((name, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let matches =
-            name == series || (!series.contains('{') && name.split('{').next() == Some(series));
-        if matches {
-            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap();
-        }
-    }
-    found.unwrap_or_else(|| panic!("/metrics has no {series}:\n{text}"))
 }
 
 async fn active_versions(server: &Server) -> Value {
