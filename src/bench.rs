@@ -81,10 +81,10 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
 }
 
 /// A temporary directory under the system's, removed on drop.
-struct TempDir(PathBuf);
+pub(crate) struct TempDir(pub(crate) PathBuf);
 
 impl TempDir {
-    fn new(label: &str) -> TempDir {
+    pub(crate) fn new(label: &str) -> TempDir {
         TempDir(std::env::temp_dir().join(format!("fixahead-bench-{label}-{}", std::process::id())))
     }
 }
@@ -301,7 +301,7 @@ async fn bench_train(
 
 /// Trains a model on the demo's training recipe (300 devices, a year, one failure per
 /// component per year) in a temporary directory.
-async fn train_small_model() -> anyhow::Result<models::ModelRegistry> {
+pub(crate) async fn train_small_model() -> anyhow::Result<models::ModelRegistry> {
     let tmp = TempDir::new("score-model");
     let days = 365;
     let config = simulators::FleetConfig {

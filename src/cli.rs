@@ -156,6 +156,54 @@ pub(crate) enum BenchCommand {
         #[arg(long, value_name = "DIR")]
         model: Option<PathBuf>,
     },
+    /// Ingest: a broker's raw relay rate against the full pipeline's, store and ticket
+    /// latency, and memory per tracked device (docs/performance.md); prints JSON.
+    Ingest(IngestBenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IngestBenchArgs {
+    /// Use this broker (mqtt://host:port) instead of an embedded one started in this process.
+    #[arg(long, value_name = "URL")]
+    pub(crate) mqtt_url: Option<String>,
+    /// Messages timed through the raw relay and through the pipeline.
+    #[arg(long, default_value_t = 200_000)]
+    pub(crate) messages: u64,
+    /// Simulated devices the messages come from.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) devices: usize,
+    /// Wall-clock seconds of the latency phase (background load, store probes, ticket samples).
+    #[arg(long, default_value_t = 20)]
+    pub(crate) seconds: u64,
+    /// Devices whose feature state the memory measurement holds (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub(crate) state_devices: usize,
+    /// Model directory (default: train one in-process on a small simulated history).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) model: Option<PathBuf>,
+    /// Publisher MQTT connections (a device always uses the same one).
+    #[arg(long, default_value_t = 4)]
+    pub(crate) connections: usize,
+    /// Background load during the latency phase, in messages per second.
+    #[arg(long, default_value_t = 10_000)]
+    pub(crate) background_rate: u64,
+    /// Ticket latency samples, spread over the latency phase.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) tickets: usize,
+    /// Hold the publisher to at most this many messages the pipeline has not yet
+    /// acknowledged while feeding it (0: no limit, the broker queues the backlog).
+    #[arg(long, default_value_t = 0, value_name = "MESSAGES")]
+    pub(crate) max_ahead: u64,
+    /// The pipeline's `ingest.batch_interval_ms` [default: the configuration's default, 20].
+    #[arg(long, value_name = "MS")]
+    pub(crate) batch_interval_ms: Option<u64>,
+    /// Run the pipeline without a model: messages are stored and update features, but
+    /// nothing is scored or recorded (the ingest part of the breakdown); no ticket samples.
+    #[arg(long, conflicts_with = "model")]
+    pub(crate) no_model: bool,
+    /// Only measure the memory per device and print it (run as a child process).
+    #[arg(long, hide = true)]
+    pub(crate) state_only: bool,
 }
 
 /// Options shared by `run` and `demo`.

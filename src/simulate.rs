@@ -186,6 +186,7 @@ pub(crate) async fn bench(command: BenchCommand) -> anyhow::Result<()> {
         command @ (BenchCommand::Train { .. } | BenchCommand::Score { .. }) => {
             crate::bench::run(command).await?;
         }
+        BenchCommand::Ingest(args) => crate::bench_ingest::run(args).await?,
         BenchCommand::SimulateOffline { devices, days, out } => {
             let tmp;
             let dir = match out {

@@ -7,6 +7,7 @@
 //! `FIXAHEAD_IT=1` (see DEVELOPERS.md).
 
 mod archive;
+mod bench_ingest;
 mod crash;
 mod dead_letters;
 mod harness;
