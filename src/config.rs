@@ -108,7 +108,8 @@ impl Default for HttpConfig {
 pub(crate) struct IngestConfig {
     /// Most messages per hot-store transaction.
     pub(crate) batch_max: usize,
-    /// Longest a message waits for its batch, in milliseconds.
+    /// Longest a batch waits for more messages once the queue runs empty, in
+    /// milliseconds; 0 (default) commits what is waiting at once (group commit).
     pub(crate) batch_interval_ms: u64,
     /// Messages buffered between the MQTT source and the writer.
     pub(crate) queue_capacity: usize,
@@ -122,7 +123,7 @@ impl Default for IngestConfig {
     fn default() -> Self {
         Self {
             batch_max: 512,
-            batch_interval_ms: 20,
+            batch_interval_ms: 0,
             queue_capacity: 2048,
             synchronous: ingest::store::Synchronous::Full,
             max_future_skew: "1d".into(),
@@ -433,7 +434,7 @@ mod tests {
             toml::from_str(&doc[start..end]).expect("docs/configuration.md example parses");
         cfg.validate().unwrap();
         assert_eq!(cfg.data_dir, PathBuf::from("/var/lib/fixahead"));
-        assert_eq!(cfg.ingest.batch_interval_ms, 20);
+        assert_eq!(cfg.ingest.batch_interval_ms, 0);
         let documented = cfg.dead_letter_retention().unwrap();
         let default = Config::default().dead_letter_retention().unwrap();
         assert_eq!(documented, default, "the example shows the defaults");

@@ -84,59 +84,81 @@ fn record(
     profiles: &ProfileSet,
     by_device: BTreeMap<String, Vec<Prediction>>,
 ) {
-    for (device_id, predictions) in by_device {
-        let predictions = condense(predictions);
-        let flagged = predictions.iter().any(|p| p.flagged);
-        let mut ctx = api::DiagnosisContext::default();
-        if flagged {
-            ctx.profile = predictions
-                .first()
-                .and_then(|p| profiles.get(&p.device_type).cloned());
-            match reader.recent_faults(&device_id, RECENT_FAULTS) {
-                Ok(faults) => {
-                    ctx.recent_faults = faults
-                        .into_iter()
-                        .filter(|f| f.state == "raised")
-                        .map(|f| (f.code, f.ts))
-                        .collect();
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, %device_id, "Could not read recent faults for a diagnosis")
+    let devices: Vec<(Vec<Prediction>, api::DiagnosisContext)> = by_device
+        .into_iter()
+        .map(|(device_id, predictions)| {
+            let predictions = condense(predictions);
+            let ctx = if predictions.iter().any(|p| p.flagged) {
+                diagnosis_context(reader, profiles, &device_id, &predictions)
+            } else {
+                api::DiagnosisContext::default()
+            };
+            (predictions, ctx)
+        })
+        .collect();
+    let batch: Vec<(&[Prediction], &api::DiagnosisContext)> =
+        devices.iter().map(|(p, c)| (p.as_slice(), c)).collect();
+    match record_with_retry(tickets, &batch) {
+        Ok(changes) => {
+            for change in changes {
+                match change.kind {
+                    api::TicketChangeKind::Opened => tracing::info!(
+                        device_id = %change.device_id, ticket = %change.number, component = %change.component,
+                        priority = ?change.priority, "Ticket opened"
+                    ),
+                    api::TicketChangeKind::Updated => tracing::debug!(
+                        device_id = %change.device_id, ticket = %change.number, "Ticket updated by a new flag"
+                    ),
                 }
             }
         }
-        match record_with_retry(tickets, &predictions, &ctx) {
-            Ok(changes) => {
-                for change in changes {
-                    match change.kind {
-                        api::TicketChangeKind::Opened => tracing::info!(
-                            %device_id, ticket = %change.number, component = %change.component,
-                            priority = ?change.priority, "Ticket opened"
-                        ),
-                        api::TicketChangeKind::Updated => tracing::debug!(
-                            %device_id, ticket = %change.number, "Ticket updated by a new flag"
-                        ),
-                    }
-                }
-            }
-            Err(e) => tracing::error!(error = %e, %device_id, "Recording predictions failed"),
+        Err(e) => {
+            tracing::error!(error = %e, devices = devices.len(), "Recording predictions failed")
         }
     }
 }
 
-/// Records one device's predictions, retrying a failed transaction (a busy or
-/// briefly unavailable ticket store) with backoff before giving up: a dropped flag
+/// What a ticket's diagnosis needs beyond the predictions: the profile and the
+/// device's recent raised faults.
+fn diagnosis_context(
+    reader: &StoreReader,
+    profiles: &ProfileSet,
+    device_id: &str,
+    predictions: &[Prediction],
+) -> api::DiagnosisContext {
+    let mut ctx = api::DiagnosisContext {
+        profile: predictions
+            .first()
+            .and_then(|p| profiles.get(&p.device_type).cloned()),
+        ..Default::default()
+    };
+    match reader.recent_faults(device_id, RECENT_FAULTS) {
+        Ok(faults) => {
+            ctx.recent_faults = faults
+                .into_iter()
+                .filter(|f| f.state == "raised")
+                .map(|f| (f.code, f.ts))
+                .collect();
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, %device_id, "Could not read recent faults for a diagnosis")
+        }
+    }
+    ctx
+}
+
+/// Records a batch of predictions in one transaction, retrying a failed one (a busy
+/// or briefly unavailable ticket store) with backoff before giving up: a dropped flag
 /// would be a ticket never opened. Blocking here is backpressure, like the writer's
 /// commit retries.
 fn record_with_retry(
     tickets: &api::TicketService,
-    predictions: &[Prediction],
-    ctx: &api::DiagnosisContext,
+    batch: &[(&[Prediction], &api::DiagnosisContext)],
 ) -> api::Result<Vec<api::TicketChange>> {
     let mut backoff = std::time::Duration::from_millis(100);
     let mut attempt = 1;
     loop {
-        match tickets.record_predictions(predictions, ctx) {
+        match tickets.record_batch(batch) {
             Ok(changes) => return Ok(changes),
             Err(e) if attempt < RECORD_ATTEMPTS => {
                 tracing::warn!(error = %e, attempt, retry_in_ms = backoff.as_millis() as u64, "Recording predictions failed; retrying");

@@ -22,8 +22,8 @@ pub struct IngestMetrics {
     pub duplicates: AtomicU64,
     /// Messages acknowledged to the broker.
     pub acked: AtomicU64,
-    /// Acknowledgements dropped because the backlog of unsent ones was full (each is a
-    /// redelivery later, recognised as a duplicate). Zero on a working connection.
+    /// Acknowledgements not sent because the connection they belonged to was lost
+    /// (each is a redelivery later, recognised as a duplicate).
     pub acks_dropped: AtomicU64,
     /// Transactions committed.
     pub batches: AtomicU64,
@@ -53,7 +53,7 @@ pub struct IngestSnapshot {
     pub duplicates: u64,
     /// Messages acknowledged.
     pub acked: u64,
-    /// Acknowledgements dropped (backlog full).
+    /// Acknowledgements lost with their connection.
     pub acks_dropped: u64,
     /// Dead letters by reason.
     pub dead_letters: std::collections::BTreeMap<&'static str, u64>,
@@ -147,7 +147,7 @@ impl IngestMetrics {
         counter(
             out,
             "fixahead_ingest_acks_dropped_total",
-            "Acknowledgements dropped because too many were waiting for the connection.",
+            "Acknowledgements not sent because their connection was lost (the broker redelivers).",
             self.acks_dropped.load(Relaxed),
         );
         let _ = writeln!(

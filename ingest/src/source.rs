@@ -1,11 +1,13 @@
 //! The MQTT source: one rumqttc connection with QoS 1 subscriptions, a persistent
 //! session (`clean_session = false`) and manual acknowledgements.
 //!
-//! The source never acknowledges anything itself. It hands every publish to the
-//! pipeline through a bounded channel; when that channel is full it stops polling the
-//! broker, which is how backpressure reaches the devices (invariant 8). The pipeline
-//! acknowledges through an [`Acker`] after the commit, and an acknowledgement never
-//! waits: see [`Acker::try_ack`] for why that matters.
+//! The source hands every publish to the pipeline through a bounded channel; when that
+//! channel is full it stops polling the broker, which is how backpressure reaches the
+//! devices (invariant 8). The pipeline decides when a message may be acknowledged
+//! (after its commit) and hands the token back through an [`Acker`]; the source writes
+//! the acknowledgements on the connection itself, before every poll and while it waits
+//! for room in the pipeline. See [`Acker`] for why they do not go through rumqttc's
+//! request channel.
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -13,7 +15,9 @@ use std::time::Duration;
 
 use domain::wire::TOPIC_PREFIX;
 use domain::Timestamp;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
+use rumqttc::{
+    AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, PubAck, PubRec, Publish, QoS,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -120,12 +124,13 @@ pub struct Received {
 }
 
 impl Received {
-    /// Wraps a publish received now.
-    pub fn new(publish: Publish, received_at: Timestamp) -> Self {
+    /// Wraps a publish received on `connection`.
+    pub fn new(publish: Publish, connection: u64, received_at: Timestamp) -> Self {
         Self {
             ack: AckToken {
                 pkid: publish.pkid,
                 qos: publish.qos as u8,
+                connection,
             },
             topic: publish.topic,
             payload: publish.payload,
@@ -142,47 +147,44 @@ pub struct AckToken {
     pub pkid: u16,
     /// 0, 1 or 2.
     pub qos: u8,
+    /// The connection it arrived on (counted from 1 by the source). An acknowledgement
+    /// is only ever written on the connection its publish came over: after a reconnect
+    /// the broker redelivers what was not acknowledged, and the store recognises it.
+    pub connection: u64,
 }
 
-/// Why an acknowledgement was not queued.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AckRefused {
-    /// The connection task's request channel is full, or the task is gone. Both look
-    /// the same from here; the caller keeps the token and tries again later.
-    Busy,
-}
-
-/// Acknowledges deliveries on the source's connection.
-#[derive(Clone)]
+/// Hands acknowledgements back to the source, which writes them on the connection.
+///
+/// Not rumqttc's `AsyncClient::ack`: rumqttc's event loop hands out the publishes it has
+/// buffered (up to ten per socket read) before it takes one request from its channel,
+/// so under a backlog acknowledgements leave far slower than publishes arrive. Awaiting
+/// room in that channel deadlocked ingest with Mosquitto past ~2,600 waiting messages
+/// (the writer waited on the channel, the source on the writer, and only the source's
+/// polling empties the channel); not awaiting it let a broker that ignores its in-flight
+/// limit run ahead by more than MQTT's 65,535 packet ids. So the source writes every
+/// acknowledgement it has been handed before it polls again, and also while it waits for
+/// room in the pipeline: acknowledgements leave at least as fast as commits produce
+/// them, and never wait on anything that waits on them.
+///
+/// The channel is unbounded, but what it holds is bounded: a token exists only for a
+/// message the pipeline took from the source's bounded queue and has not been
+/// acknowledged, and the source empties it on every turn.
+#[derive(Clone, Debug)]
 pub struct Acker {
-    client: AsyncClient,
+    tx: mpsc::UnboundedSender<AckToken>,
 }
 
 impl Acker {
-    /// Acknowledges through `client` (normally [`MqttSource::acker`]).
-    pub fn new(client: AsyncClient) -> Self {
-        Self { client }
+    /// An acker and the receiving end the source drains (tests drain it themselves).
+    pub fn channel() -> (Self, mpsc::UnboundedReceiver<AckToken>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Self { tx }, rx)
     }
 
-    /// Queues the acknowledgement of `token` without waiting.
-    ///
-    /// Never waiting is what keeps ingest from stalling under a backlog. rumqttc's event
-    /// loop hands out every publish it has buffered before it takes a request from its
-    /// channel, and takes one request per poll, so under a backlog acknowledgements
-    /// queue up faster than they leave and the channel fills. A writer that waited for
-    /// room there would stop draining the source's queue; the source, waiting on that
-    /// full queue, would stop polling; and polling is the only thing that empties the
-    /// request channel. Found with Mosquitto and more than ~2,600 messages waiting
-    /// (`fixahead bench ingest`); `tests/it/crash.rs` drains a larger backlog.
-    pub fn try_ack(&self, token: AckToken) -> std::result::Result<(), AckRefused> {
-        let qos = match token.qos {
-            0 => return Ok(()),
-            1 => QoS::AtLeastOnce,
-            _ => QoS::ExactlyOnce,
-        };
-        let mut stub = Publish::new(String::new(), qos, Vec::new());
-        stub.pkid = token.pkid;
-        self.client.try_ack(&stub).map_err(|_| AckRefused::Busy)
+    /// Asks for `token` to be acknowledged. False when the source is gone (shutting
+    /// down): the broker then redelivers the message to the next session.
+    pub fn ack(&self, token: AckToken) -> bool {
+        token.qos == 0 || self.tx.send(token).is_ok()
     }
 }
 
@@ -191,13 +193,16 @@ pub struct MqttSource {
     client: AsyncClient,
     eventloop: EventLoop,
     filters: Vec<String>,
+    acks: mpsc::UnboundedReceiver<AckToken>,
+    acker: Acker,
+    /// Connections made so far; the current one's number.
+    connection: u64,
 }
 
 impl MqttSource {
-    /// Creates the client. `request_capacity` bounds rumqttc's request channel, through
-    /// which acknowledgements travel. Acknowledging never waits on it ([`Acker::try_ack`]),
-    /// so its size only decides how many acknowledgements queue there rather than in the
-    /// pipeline's own bounded backlog.
+    /// Creates the client. `request_capacity` bounds rumqttc's request channel, which
+    /// carries the subscriptions and the disconnect (acknowledgements do not use it:
+    /// see [`Acker`]).
     pub fn new(settings: &MqttSettings, request_capacity: usize) -> Self {
         let mut opts = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
         opts.set_keep_alive(settings.keep_alive)
@@ -212,10 +217,14 @@ impl MqttSource {
             opts.set_credentials(u, p);
         }
         let (client, eventloop) = AsyncClient::new(opts, request_capacity);
+        let (acker, acks) = Acker::channel();
         Self {
             client,
             eventloop,
             filters: settings.filters(),
+            acks,
+            acker,
+            connection: 0,
         }
     }
 
@@ -226,7 +235,86 @@ impl MqttSource {
 
     /// A handle for acknowledging deliveries.
     pub fn acker(&self) -> Acker {
-        Acker::new(self.client.clone())
+        self.acker.clone()
+    }
+
+    /// Hands `item` to the pipeline, waiting for room, and writes the acknowledgements
+    /// handed back meanwhile. False when the pipeline is gone or ingest is stopping.
+    async fn hand_over(
+        &mut self,
+        sender: &mpsc::Sender<Received>,
+        item: Received,
+        metrics: &IngestMetrics,
+        stop: &CancellationToken,
+    ) -> bool {
+        loop {
+            tokio::select! {
+                permit = sender.reserve() => {
+                    return match permit {
+                        Ok(permit) => {
+                            permit.send(item);
+                            true
+                        }
+                        Err(_) => false,
+                    };
+                }
+                Some(token) = self.acks.recv() => {
+                    self.write_acks(Some(token), metrics).await;
+                }
+                _ = stop.cancelled() => return false,
+            }
+        }
+    }
+
+    /// Writes every acknowledgement handed back so far on the current connection and
+    /// flushes once. Tokens of an earlier connection are dropped (the broker redelivers
+    /// those messages), as are the ones a failed write could not send; the connection
+    /// error then surfaces at the next poll.
+    async fn write_acks(&mut self, first: Option<AckToken>, metrics: &IngestMetrics) {
+        let mut written = 0u64;
+        let mut dropped = 0u64;
+        let mut failed = false;
+        let mut first = first;
+        while let Some(token) = first.take().or_else(|| self.acks.try_recv().ok()) {
+            let network = match self.eventloop.network.as_mut() {
+                Some(n) if !failed && token.connection == self.connection => n,
+                _ => {
+                    dropped += 1;
+                    continue;
+                }
+            };
+            let packet = match token.qos {
+                0 => continue,
+                1 => Packet::PubAck(PubAck::new(token.pkid)),
+                // fixahead subscribes with QoS 1, so a broker never delivers QoS 2.
+                _ => Packet::PubRec(PubRec::new(token.pkid)),
+            };
+            if network.write(packet).await.is_err() {
+                failed = true;
+                dropped += 1;
+            } else {
+                written += 1;
+            }
+        }
+        if written > 0 {
+            if let Some(network) = self.eventloop.network.as_mut() {
+                if !failed && network.flush().await.is_err() {
+                    failed = true;
+                }
+            }
+            if failed {
+                dropped += written;
+            } else {
+                metrics.acked.fetch_add(written, Relaxed);
+            }
+        }
+        if dropped > 0 {
+            metrics.acks_dropped.fetch_add(dropped, Relaxed);
+            tracing::debug!(
+                dropped,
+                "Acknowledgements not sent (connection lost); the broker will redeliver"
+            );
+        }
     }
 
     /// Drives the connection until `stop` is cancelled, forwarding publishes to `tx`.
@@ -244,7 +332,9 @@ impl MqttSource {
     ) {
         let mut tx = Some(tx);
         let mut backoff = Duration::from_millis(100);
+        let mut first_ack = None;
         loop {
+            self.write_acks(first_ack.take(), &metrics).await;
             let event = tokio::select! {
                 biased;
                 _ = drained.cancelled() => break,
@@ -254,10 +344,16 @@ impl MqttSource {
                     tx = None;
                     continue;
                 }
+                // An acknowledgement to write: go round (the poll is cancel-safe).
+                Some(token) = self.acks.recv() => {
+                    first_ack = Some(token);
+                    continue;
+                }
                 ev = self.eventloop.poll() => ev,
             };
             match event {
                 Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    self.connection += 1;
                     metrics.connects.fetch_add(1, Relaxed);
                     backoff = Duration::from_millis(100);
                     tracing::info!(
@@ -281,15 +377,18 @@ impl MqttSource {
                 }
                 Ok(Event::Incoming(Packet::Publish(publish))) => {
                     metrics.received.fetch_add(1, Relaxed);
-                    let Some(sender) = &tx else {
+                    if tx.is_none() {
                         // Stopping: leave it unacknowledged; a persistent broker
                         // redelivers it to the next session.
                         continue;
+                    }
+                    let item = Received::new(publish, self.connection, Timestamp(now_ms()));
+                    let handed = match &tx {
+                        Some(sender) => self.hand_over(sender, item, &metrics, &stop).await,
+                        None => false,
                     };
-                    let item = Received::new(publish, Timestamp(now_ms()));
-                    tokio::select! {
-                        res = sender.send(item) => if res.is_err() { tx = None; },
-                        _ = stop.cancelled() => { tx = None; }
+                    if !handed {
+                        tx = None;
                     }
                 }
                 Ok(_) => {}
@@ -308,6 +407,7 @@ impl MqttSource {
                 }
             }
         }
+        self.write_acks(None, &metrics).await;
         // Flush what is queued (the last acks), then say goodbye.
         let _ = self.client.try_disconnect();
         let flush = async {

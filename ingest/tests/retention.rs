@@ -9,7 +9,7 @@ use ingest::metrics::IngestMetrics;
 use ingest::pipeline::{PipelineSettings, Writer};
 use ingest::source::{Acker, Received};
 use ingest::store::{DeadLetterRetention, HotStore, StoreReader, Synchronous};
-use rumqttc::{AsyncClient, MqttOptions, Publish, QoS};
+use rumqttc::{Publish, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -19,7 +19,7 @@ const T0: i64 = 1_795_500_000_000;
 fn received(pkid: u16, topic: &str, payload: &str) -> Received {
     let mut publish = Publish::new(topic, QoS::AtLeastOnce, payload);
     publish.pkid = pkid;
-    Received::new(publish, Timestamp(T0 + i64::from(pkid)))
+    Received::new(publish, 1, Timestamp(T0 + i64::from(pkid)))
 }
 
 #[tokio::test]
@@ -33,13 +33,13 @@ async fn per_reason_counters_count_every_rejection_while_rows_are_pruned() {
             max_age_ms: 30 * Timestamp::DAY_MS,
             interval: Duration::ZERO,
         });
-    // Never connected: acknowledgements queue in the client's request channel.
-    let (client, _eventloop) = AsyncClient::new(MqttOptions::new("t", "127.0.0.1", 1), 1000);
+    // No connection: the acknowledgements the writer hands back wait in the channel.
+    let (acker, mut acks) = Acker::channel();
     let (downstream, mut scored) = mpsc::channel(100);
     let metrics = Arc::new(IngestMetrics::default());
     let writer = Writer {
         store,
-        acker: Acker::new(client),
+        acker,
         profiles: Arc::new(ProfileSet::builtin()),
         downstream,
         metrics: metrics.clone(),
@@ -106,4 +106,11 @@ async fn per_reason_counters_count_every_rejection_while_rows_are_pruned() {
     assert_eq!(telemetry.len(), 1, "the valid message survives");
     assert_eq!(telemetry[0].seq, 7);
     assert!(scored.try_recv().is_ok(), "and was forwarded");
+    // Every message, stored or dead-lettered, was handed back for acknowledgement once,
+    // in arrival order.
+    let mut pkids = Vec::new();
+    while let Ok(token) = acks.try_recv() {
+        pkids.push(token.pkid);
+    }
+    assert_eq!(pkids, (1..=11).collect::<Vec<u16>>());
 }

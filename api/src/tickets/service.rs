@@ -118,6 +118,17 @@ impl TicketService {
         predictions: &[Prediction],
         context: &DiagnosisContext,
     ) -> Result<Vec<TicketChange>> {
+        self.record_batch(&[(predictions, context)])
+    }
+
+    /// [`Self::record_predictions`] for several devices, in one transaction: the live
+    /// pipeline records a whole scoring batch at once, so the ticket store's durable
+    /// commit (`synchronous = FULL`) is paid once per batch, not once per device.
+    /// All or nothing: on an error nothing of the batch is recorded.
+    pub fn record_batch(
+        &self,
+        devices: &[(&[Prediction], &DiagnosisContext)],
+    ) -> Result<Vec<TicketChange>> {
         let now = (self.inner.clock)();
         let day = now
             .to_datetime()
@@ -127,15 +138,17 @@ impl TicketService {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut changes = Vec::new();
         let mut recorded = 0;
-        for p in predictions {
-            if !(p.risk.is_finite() && p.threshold.is_finite()) {
-                tracing::warn!(device_id = %p.device_id, component = %p.component, "Skipping a prediction with a non-finite risk");
-                continue;
-            }
-            store::upsert_risk(&tx, p, now)?;
-            recorded += 1;
-            if p.flagged {
-                changes.push(self.apply_flag(&tx, p, context, now, &day)?);
+        for (predictions, context) in devices {
+            for p in predictions.iter() {
+                if !(p.risk.is_finite() && p.threshold.is_finite()) {
+                    tracing::warn!(device_id = %p.device_id, component = %p.component, "Skipping a prediction with a non-finite risk");
+                    continue;
+                }
+                store::upsert_risk(&tx, p, now)?;
+                recorded += 1;
+                if p.flagged {
+                    changes.push(self.apply_flag(&tx, p, context, now, &day)?);
+                }
             }
         }
         tx.commit()?;
