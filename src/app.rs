@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use domain::{Message, ProfileSet, Timestamp};
+use ingest::broker::{BrokerSettings, DeviceAuth, InternalAccount};
+use ingest::credentials::CredentialStore;
 use ingest::metrics::IngestMetrics;
 use ingest::source::{MqttSettings, MqttSource};
 use ingest::store::{HotStore, StoreReader};
@@ -73,6 +75,16 @@ impl Running {
 
 /// Starts everything and returns once the broker and the HTTP listener are up.
 pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Result<Running> {
+    start_with_clients(config, profiles, &[]).await
+}
+
+/// [`start`], letting `internal_clients` (fixahead's own, e.g. the demo's simulator)
+/// into the embedded broker when it requires credentials.
+pub(crate) async fn start_with_clients(
+    config: &Config,
+    profiles: ProfileSet,
+    internal_clients: &[InternalAccount],
+) -> anyhow::Result<Running> {
     let profiles = Arc::new(profiles);
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
@@ -94,15 +106,56 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
         tracing::info!(?versions, "Active models");
     }
 
+    let metrics = Arc::new(IngestMetrics::default());
+    // Device credentials: checked by the embedded broker, issued by `fixahead devices`
+    // and the API, exported for Mosquitto. Opened with an external broker too, so the
+    // API can issue credentials for the export.
+    let credentials = CredentialStore::open_in(&config.data_dir).with_context(|| {
+        format!(
+            "opening the credential store in {}",
+            config.data_dir.display()
+        )
+    })?;
+
     // Broker: embedded unless an external URL is configured.
+    let mut ingest_login = (config.mqtt.username.clone(), config.mqtt.password.clone());
     let (host, port, mqtt_addr) = match &config.mqtt.url {
         Some(url) => {
             let (host, port) = ingest::source::parse_mqtt_url(url)?;
             (host, port, url.clone())
         }
         None => {
-            let broker =
-                ingest::broker::start(&ingest::broker::BrokerSettings::new(config.mqtt.listen))?;
+            let mut settings = BrokerSettings::new(config.mqtt.listen);
+            if config.allow_anonymous() {
+                tracing::warn!(
+                    "The embedded MQTT broker lets any client connect (--allow-anonymous)"
+                );
+            } else {
+                // The ingestor's own login: random, in memory, valid for this process only.
+                let ingest_account = InternalAccount::generate("ingest");
+                ingest_login = (
+                    Some(ingest_account.username.clone()),
+                    Some(ingest_account.secret.clone()),
+                );
+                let mut internal = vec![ingest_account];
+                internal.extend(internal_clients.iter().cloned());
+                settings.auth = Some(DeviceAuth {
+                    store: credentials.clone(),
+                    internal,
+                    reserved_client_ids: vec![config.mqtt.client_id.clone()],
+                    metrics: metrics.clone(),
+                });
+                let issued = tokio::task::block_in_place(|| credentials.list())?.len();
+                if issued == 0 {
+                    tracing::warn!("No device has MQTT credentials yet, so every device is refused: issue them with `fixahead devices add DEVICE_ID`, or start with --allow-anonymous");
+                } else {
+                    tracing::info!(
+                        devices = issued,
+                        "The embedded MQTT broker requires device credentials"
+                    );
+                }
+            }
+            let broker = ingest::broker::start(&settings)?;
             let addr = broker.addr();
             (addr.ip().to_string(), addr.port(), format!("mqtt://{addr}"))
         }
@@ -120,7 +173,6 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
         );
     }
 
-    let metrics = Arc::new(IngestMetrics::default());
     let stop = CancellationToken::new();
     // Set up before anything starts: a missing token stops the start-up.
     let archiver = match config.influx_archive()? {
@@ -183,7 +235,8 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
                 health
             })
         },
-    );
+    )
+    .with_credentials(credentials);
     let http_stop = stop.clone();
     let http_task = tokio::spawn(async move {
         api::serve(listener, api::router(state), async move {
@@ -197,8 +250,7 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
     // Ingest: source -> writer -> scoring.
     let mut mqtt = MqttSettings::new(host.clone(), port);
     mqtt.client_id = config.mqtt.client_id.clone();
-    mqtt.username = config.mqtt.username.clone();
-    mqtt.password = config.mqtt.password.clone();
+    (mqtt.username, mqtt.password) = ingest_login;
     mqtt.keep_alive = Duration::from_secs(config.mqtt.keep_alive_s);
     mqtt.shared_group = config.mqtt.shared_group.clone();
     let request_capacity = config.ingest.queue_capacity + config.ingest.batch_max + 64;

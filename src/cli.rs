@@ -36,6 +36,55 @@ pub(crate) enum Command {
     /// Benchmarks that print numbers (see docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Device credentials for the MQTT broker: add, list, remove, export for Mosquitto.
+    Devices(DevicesArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DevicesArgs {
+    #[command(subcommand)]
+    pub(crate) command: DevicesCommand,
+    /// TOML configuration file (for its data_dir); --data-dir overrides it.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub(crate) config: Option<PathBuf>,
+    /// Data directory holding devices.db [default: ./data].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DevicesCommand {
+    /// Issue MQTT credentials for a device (username: the device id). Prints the
+    /// password once, alone on stdout; fixahead keeps only its hash.
+    Add {
+        /// The device id (1-64 characters of [A-Za-z0-9_-]).
+        device_id: String,
+        /// Read the password from stdin (at least 16 characters; one trailing newline is
+        /// removed) instead of generating one; nothing is printed on stdout.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Replace existing credentials (the old password stops working for new connections).
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// List the devices with credentials and when they were issued.
+    List,
+    /// Revoke a device's credentials: new connections with them are refused.
+    Remove {
+        /// The device id.
+        device_id: String,
+    },
+    /// Write DIR/passwd and DIR/acl for Mosquitto: every credential, each device
+    /// restricted to its own topics, and an ingest account that reads them all.
+    ExportMosquitto {
+        /// Directory to write to (created if missing); the files get mode 0600.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// The account fixahead's ingest uses on Mosquitto (issue it with `devices add`,
+        /// and give fixahead its password as mqtt.username / mqtt.password).
+        #[arg(long, value_name = "NAME", default_value = "fixahead-ingest")]
+        ingest_user: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -238,6 +287,11 @@ pub(crate) struct ServeArgs {
     /// [default: 1d; `demo` turns it off].
     #[arg(long, value_name = "DURATION")]
     pub(crate) max_future_skew: Option<String>,
+    /// Let any MQTT client connect to the embedded broker without credentials
+    /// [default: off for `run`, on for `demo`]. Without it, devices log in with
+    /// credentials from `fixahead devices add` (docs/operations.md).
+    #[arg(long)]
+    pub(crate) allow_anonymous: bool,
 }
 
 #[derive(Debug, Args)]

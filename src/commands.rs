@@ -42,6 +42,9 @@ pub(crate) fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(s) = &args.max_future_skew {
         config.ingest.max_future_skew = s.clone();
     }
+    if args.allow_anonymous {
+        config.mqtt.allow_anonymous = Some(true);
+    }
     config.validate()?;
     Ok(config)
 }
@@ -80,6 +83,13 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
         "  MQTT     {}   (topics fixahead/v1/{{device_id}}/telemetry|fault|status)",
         running.mqtt_addr
     );
+    if config.mqtt.url.is_none() {
+        if config.allow_anonymous() {
+            println!("  devices  any client may connect (--allow-anonymous)");
+        } else {
+            println!("  devices  log in with credentials from `fixahead devices add DEVICE_ID`");
+        }
+    }
     println!("  HTTP     http://{}/health", running.http_addr);
     println!("  data     {}", config.data_dir.display());
     let stop = running.stop_token();
@@ -283,6 +293,9 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         config.data_dir = std::path::PathBuf::from("data/demo");
     }
     prepare_demo_dir(&config.data_dir)?;
+    // The demo is for trying things out on localhost: anyone may connect unless the
+    // config file says otherwise.
+    config.mqtt.allow_anonymous.get_or_insert(true);
     if args.serve.max_future_skew.is_none() {
         // The simulated fleet runs at --speed, so its clocks run ahead of the wall clock.
         config.ingest.max_future_skew = "off".into();
@@ -331,7 +344,14 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         println!("  trained {}", versions.join(", "));
     }
 
-    let running = app::start(&config, profiles.clone()).await?;
+    // The demo's simulated devices publish for the whole fleet through fixahead's own
+    // account, which the embedded broker lets in if it requires credentials
+    // (mqtt.allow_anonymous = false in the config file; the demo allows anonymous
+    // clients by default).
+    let simulator = ingest::broker::InternalAccount::generate("demo-simulator");
+    let running =
+        app::start_with_clients(&config, profiles.clone(), std::slice::from_ref(&simulator))
+            .await?;
     let http = running.http_addr;
     println!();
     println!(
@@ -375,6 +395,8 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             host: host.clone(),
             port,
             client_id: "fixahead-demo-warm-up".into(),
+            username: Some(simulator.username.clone()),
+            password: Some(simulator.secret.clone()),
             ..simulators::replay::ReplayConfig::default()
         },
         running.stop_token().child_token(),
@@ -392,8 +414,8 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         host,
         port,
         client_id: "fixahead-demo-fleet".into(),
-        username: None,
-        password: None,
+        username: Some(simulator.username.clone()),
+        password: Some(simulator.secret.clone()),
         speed: args.speed,
         ground_truth_path: Some(config.data_dir.join("demo-ground-truth.jsonl")),
         max_duration: args.duration.map(Duration::from_secs),

@@ -70,6 +70,10 @@ pub(crate) struct MqttConfig {
     /// (`$share/{group}/fixahead/v1/+/+`), so several instances split the load
     /// (docs/operations.md, "Scale-out"). Unset: an ordinary subscription.
     pub(crate) shared_group: Option<String>,
+    /// Let any client connect to the embedded broker, without credentials. Unset:
+    /// `false` for `run`, `true` for `demo`. No effect with `url` (the external broker
+    /// decides).
+    pub(crate) allow_anonymous: Option<bool>,
 }
 
 impl Default for MqttConfig {
@@ -82,6 +86,7 @@ impl Default for MqttConfig {
             password: None,
             keep_alive_s: 30,
             shared_group: None,
+            allow_anonymous: None,
         }
     }
 }
@@ -384,6 +389,12 @@ impl Config {
         Ok(Some((target, settings)))
     }
 
+    /// Whether the embedded broker lets clients in without credentials (`run`'s default:
+    /// no; `demo` sets it to yes unless the file says otherwise).
+    pub(crate) fn allow_anonymous(&self) -> bool {
+        self.mqtt.allow_anonymous.unwrap_or(false)
+    }
+
     /// The batch interval.
     pub(crate) fn batch_interval(&self) -> Duration {
         Duration::from_millis(self.ingest.batch_interval_ms)
@@ -568,6 +579,10 @@ mod tests {
         )
         .unwrap();
         cfg.validate().unwrap();
+        assert!(
+            !cfg.allow_anonymous(),
+            "run requires credentials by default"
+        );
         assert_eq!(cfg.http.listen.port(), 9000);
         assert_eq!(cfg.model_dir(), PathBuf::from("/tmp/x/models"));
         let retention = cfg.dead_letter_retention().unwrap();

@@ -6,6 +6,7 @@ mod bench_ingest;
 mod cli;
 mod commands;
 mod config;
+mod devices;
 mod scoring;
 mod simulate;
 
@@ -40,6 +41,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Train(args) => commands::train(args),
         cli::Command::Eval(args) => commands::eval(args),
         cli::Command::Predict(args) => commands::predict(args),
+        cli::Command::Devices(args) => devices::devices(args),
     }
 }
 

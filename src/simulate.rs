@@ -98,7 +98,10 @@ pub(crate) async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     let live = simulators::LiveConfig {
         host,
         port,
-        client_id: format!("fixahead-sim-{}", args.seed),
+        client_id: client_id(
+            args.username.as_deref(),
+            &format!("fixahead-sim-{}", args.seed),
+        ),
         username: args.username,
         password: args.password,
         speed: args.speed,
@@ -159,7 +162,7 @@ pub(crate) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let config = simulators::replay::ReplayConfig {
         host,
         port,
-        client_id: "fixahead-replay".into(),
+        client_id: client_id(args.username.as_deref(), "fixahead-replay"),
         username: args.username,
         password: args.password,
         speed,
@@ -281,4 +284,14 @@ pub(crate) async fn bench(command: BenchCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The publisher's client id. With a username (a device's credentials on a broker that
+/// requires them), `{username}:{name}`: the embedded broker accepts a device only under
+/// its own id or `{id}:{suffix}` (docs/operations.md, "Device credentials").
+fn client_id(username: Option<&str>, name: &str) -> String {
+    match username {
+        Some(user) => format!("{user}:{name}"),
+        None => name.to_owned(),
+    }
 }

@@ -26,6 +26,15 @@ pub enum Error {
     /// A background task panicked or was cancelled.
     #[error("ingest task failed: {0}")]
     Task(String),
+    /// Bad input from a caller: an invalid account name or password, a bad path.
+    #[error("{0}")]
+    InvalidInput(String),
+    /// The device already has credentials (rotate them to issue new ones).
+    #[error("{0}")]
+    CredentialsExist(String),
+    /// The device (or account) has no credentials.
+    #[error("{0}")]
+    NoCredentials(String),
     /// The InfluxDB archive is misconfigured or its cursor file is unreadable.
     #[error("InfluxDB archive: {0}")]
     Archive(String),

@@ -8,11 +8,14 @@
 //!   dead-letter table in one transaction, and only then acknowledges them to the broker.
 //! * [`store`] is the SQLite hot store: telemetry, faults, the device registry and
 //!   dead letters, with a writer ([`store::HotStore`]) and a reader ([`store::StoreReader`]).
+//! * [`credentials`] keeps device credentials (`devices.db`, hashes in Mosquitto's
+//!   `$7$` format) for the embedded broker, and exports them for Mosquitto.
 //! * [`metrics`] counts what happened, for `/metrics`.
 //! * [`archive`] tails the hot store into InfluxDB 2 (optional, `[archive.influxdb]`).
 
 pub mod archive;
 pub mod broker;
+pub mod credentials;
 mod error;
 pub mod metrics;
 pub mod pipeline;

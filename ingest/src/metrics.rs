@@ -7,6 +7,41 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use domain::RejectReason;
 use serde::Serialize;
 
+/// Why the embedded broker refused a connection (a label of
+/// `fixahead_broker_auth_refused_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRefusal {
+    /// The username is no device with credentials (or not a valid device id).
+    UnknownUser,
+    /// The password does not match.
+    WrongPassword,
+    /// The client id is neither the device id nor `{device_id}:{suffix}`, or is
+    /// reserved for fixahead's own ingest session.
+    ClientId,
+    /// The credential store could not be read, or holds a malformed hash.
+    Error,
+}
+
+impl AuthRefusal {
+    /// Every reason, in label order.
+    pub const ALL: [AuthRefusal; 4] = [
+        AuthRefusal::UnknownUser,
+        AuthRefusal::WrongPassword,
+        AuthRefusal::ClientId,
+        AuthRefusal::Error,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthRefusal::UnknownUser => "unknown_user",
+            AuthRefusal::WrongPassword => "wrong_password",
+            AuthRefusal::ClientId => "client_id",
+            AuthRefusal::Error => "error",
+        }
+    }
+}
+
 /// Counters updated by the pipeline; cheap to share behind an `Arc`.
 #[derive(Debug, Default)]
 pub struct IngestMetrics {
@@ -36,6 +71,8 @@ pub struct IngestMetrics {
     /// Dead-letter rows deleted by retention. The rejections stay counted by reason.
     pub dead_letters_pruned: AtomicU64,
     rejected: [AtomicU64; RejectReason::ALL.len()],
+    auth_accepted: AtomicU64,
+    auth_refused: [AtomicU64; AuthRefusal::ALL.len()],
 }
 
 /// A point-in-time copy of [`IngestMetrics`], for JSON.
@@ -67,6 +104,10 @@ pub struct IngestSnapshot {
     pub connection_errors: u64,
     /// Dead-letter rows deleted by retention.
     pub dead_letters_pruned: u64,
+    /// Connections the embedded broker's authentication accepted.
+    pub broker_auth_accepted: u64,
+    /// Connections it refused, by reason (only reasons that occurred).
+    pub broker_auth_refused: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl IngestMetrics {
@@ -78,6 +119,28 @@ impl IngestMetrics {
     /// Rejected messages of one reason.
     pub fn rejected(&self, reason: RejectReason) -> u64 {
         self.rejected[reason.index()].load(Relaxed)
+    }
+
+    /// Counts a connection the embedded broker's authentication accepted.
+    pub fn count_auth_accepted(&self) {
+        self.auth_accepted.fetch_add(1, Relaxed);
+    }
+
+    /// Counts a connection it refused.
+    pub fn count_auth_refused(&self, reason: AuthRefusal) {
+        let i = AuthRefusal::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(AuthRefusal::ALL.len() - 1);
+        self.auth_refused[i].fetch_add(1, Relaxed);
+    }
+
+    /// Connections refused for `reason`.
+    pub fn auth_refused(&self, reason: AuthRefusal) -> u64 {
+        AuthRefusal::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.auth_refused[i].load(Relaxed))
     }
 
     /// Copies the counters.
@@ -100,6 +163,12 @@ impl IngestMetrics {
             connects: self.connects.load(Relaxed),
             connection_errors: self.connection_errors.load(Relaxed),
             dead_letters_pruned: self.dead_letters_pruned.load(Relaxed),
+            broker_auth_accepted: self.auth_accepted.load(Relaxed),
+            broker_auth_refused: AuthRefusal::ALL
+                .iter()
+                .map(|r| (r.as_str(), self.auth_refused(*r)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
         }
     }
 
@@ -192,5 +261,23 @@ impl IngestMetrics {
             "MQTT connection errors.",
             self.connection_errors.load(Relaxed),
         );
+        counter(
+            out,
+            "fixahead_broker_auth_accepted_total",
+            "Connections the embedded broker's device authentication accepted.",
+            self.auth_accepted.load(Relaxed),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP fixahead_broker_auth_refused_total Connections the embedded broker refused, by reason (a CONNECT without a username is refused by rumqttd itself and not counted).\n# TYPE fixahead_broker_auth_refused_total counter"
+        );
+        for r in AuthRefusal::ALL {
+            let _ = writeln!(
+                out,
+                "fixahead_broker_auth_refused_total{{reason=\"{}\"}} {}",
+                r.as_str(),
+                self.auth_refused(r)
+            );
+        }
     }
 }

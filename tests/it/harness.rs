@@ -105,8 +105,23 @@ impl Server {
     }
 
     /// Starts with an explicit MQTT port (the embedded broker's, or an external broker's
-    /// when `extra` holds `--mqtt-url`).
+    /// when `extra` holds `--mqtt-url`). The embedded broker lets any client in
+    /// (`--allow-anonymous`): these tests are about the pipeline, device_auth.rs about
+    /// credentials.
     pub(crate) async fn start_with(
+        data_dir: &Path,
+        model_dir: Option<&Path>,
+        mqtt_port: u16,
+        extra: &[&str],
+    ) -> Server {
+        let mut args = vec!["--allow-anonymous"];
+        args.extend_from_slice(extra);
+        Self::start_args(data_dir, model_dir, mqtt_port, &args).await
+    }
+
+    /// Starts with exactly these extra flags: without `--allow-anonymous`, the embedded
+    /// broker requires device credentials.
+    pub(crate) async fn start_args(
         data_dir: &Path,
         model_dir: Option<&Path>,
         mqtt_port: u16,
@@ -242,10 +257,21 @@ pub(crate) struct Publisher {
 impl Publisher {
     /// Connects to 127.0.0.1:`port`.
     pub(crate) async fn connect(port: u16, client_id: &str) -> Publisher {
-        let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
-        opts.set_keep_alive(Duration::from_secs(30))
-            .set_max_packet_size(1024 * 1024, 1024 * 1024)
-            .set_inflight(100);
+        Self::connect_opts(mqtt_options(port, client_id, None)).await
+    }
+
+    /// Connects to 127.0.0.1:`port` with a username and password.
+    pub(crate) async fn connect_as(
+        port: u16,
+        client_id: &str,
+        username: &str,
+        password: &str,
+    ) -> Publisher {
+        Self::connect_opts(mqtt_options(port, client_id, Some((username, password)))).await
+    }
+
+    async fn connect_opts(opts: MqttOptions) -> Publisher {
+        let port = opts.broker_address().1;
         let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -300,6 +326,18 @@ impl Publisher {
             }
         }
     }
+}
+
+/// The options the test clients use, with optional credentials.
+pub(crate) fn mqtt_options(port: u16, client_id: &str, login: Option<(&str, &str)>) -> MqttOptions {
+    let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
+    opts.set_keep_alive(Duration::from_secs(30))
+        .set_max_packet_size(1024 * 1024, 1024 * 1024)
+        .set_inflight(100);
+    if let Some((user, password)) = login {
+        opts.set_credentials(user, password);
+    }
+    opts
 }
 
 /// A v1 telemetry payload.

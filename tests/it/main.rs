@@ -10,6 +10,7 @@ mod archive;
 mod bench_ingest;
 mod crash;
 mod dead_letters;
+mod device_auth;
 mod harness;
 mod models;
 mod mosquitto;

@@ -70,7 +70,9 @@ impl Mosquitto {
         .await
     }
 
-    async fn start_with(port: u16, settings: &str) -> Mosquitto {
+    /// Starts Mosquitto with these extra configuration lines (`{dir}` stands for its
+    /// directory). Anonymous clients are allowed unless `settings` sets `allow_anonymous`.
+    pub(crate) async fn start_with(port: u16, settings: &str) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         // Started as root, Mosquitto drops to the `mosquitto` user before it writes
         // its database: the directory must be writable for that user too.
@@ -80,7 +82,14 @@ impl Mosquitto {
         let settings = settings.replace("{dir}", dir.path().to_str().unwrap());
         std::fs::write(
             &conf,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\n{settings}"),
+            format!(
+                "listener {port} 127.0.0.1\n{}{settings}",
+                if settings.contains("allow_anonymous") {
+                    ""
+                } else {
+                    "allow_anonymous true\n"
+                }
+            ),
         )
         .unwrap();
         let mut m = Mosquitto {

@@ -231,3 +231,66 @@ pub(crate) async fn telemetry(
     .await?;
     Ok(Json(rows))
 }
+
+/// Query of `POST /api/v1/devices/{device_id}/credentials`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IssueParams {
+    rotate: Option<bool>,
+}
+
+fn credential_error(e: ingest::Error) -> Error {
+    match e {
+        ingest::Error::CredentialsExist(m) => Error::Conflict(m),
+        ingest::Error::NoCredentials(m) => Error::NotFound(m),
+        ingest::Error::InvalidInput(m) => Error::BadRequest(m),
+        e => Error::Ingest(e),
+    }
+}
+
+fn credential_store(state: &AppState) -> Result<ingest::credentials::CredentialStore> {
+    state
+        .credentials
+        .clone()
+        .ok_or_else(|| Error::NotFound("this server does not manage device credentials".into()))
+}
+
+/// `POST /api/v1/devices/{device_id}/credentials`: issues a generated password, shown
+/// in this response only. 409 if the device has credentials, unless `rotate=true`.
+pub(crate) async fn issue_credentials(
+    State(state): State<AppState>,
+    ApiPath(raw): ApiPath<String>,
+    ApiQuery(q): ApiQuery<IssueParams>,
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    let id = parse_device_id(&raw)?;
+    let store = credential_store(&state)?;
+    let rotate = q.rotate.unwrap_or(false);
+    let (password, info) =
+        blocking(move || store.issue(&id, None, rotate).map_err(credential_error)).await?;
+    tracing::info!(device_id = %info.device_id, rotate, "Issued device credentials over the API");
+    Ok((
+        axum::http::StatusCode::CREATED,
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(json!({
+            "device_id": info.device_id,
+            "username": info.device_id,
+            "password": password,
+            "issued_at": info.issued_at,
+        })),
+    )
+        .into_response())
+}
+
+/// `DELETE /api/v1/devices/{device_id}/credentials`: revokes them for new connections.
+pub(crate) async fn revoke_credentials(
+    State(state): State<AppState>,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<axum::http::StatusCode> {
+    let id = parse_device_id(&raw)?;
+    let store = credential_store(&state)?;
+    let device = id.to_string();
+    blocking(move || store.revoke(&id).map_err(credential_error)).await?;
+    tracing::info!(device_id = %device, "Revoked device credentials over the API");
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

@@ -97,6 +97,18 @@
 //! "readings": {"drain_time_s": 12.5, ...}}...]}`. 400 on a malformed parameter or
 //! `from > to`, 404 for an unknown device.
 //!
+//! ## `POST /api/v1/devices/{device_id}/credentials`
+//! Issues MQTT credentials for the device (which need not have reported yet): the
+//! username is the device id, the password 32 generated characters, returned in this
+//! response only (`Cache-Control: no-store`); fixahead keeps its hash in `devices.db`.
+//! 201 `{"device_id", "username", "password", "issued_at"}`. 409 if the device already
+//! has credentials, unless `rotate=true`, which replaces them. No authentication yet:
+//! API keys and roles arrive in a later issue, so keep the API on a trusted network.
+//!
+//! ## `DELETE /api/v1/devices/{device_id}/credentials`
+//! Revokes them: 204, or 404 if the device has none. New connections with them are
+//! refused; a connection already open stays open until it ends.
+//!
 //! ## `GET /api/v1/dead-letters`
 //! Rejected messages, newest first. Parameters: `limit` (default 100, at most 1000),
 //! `before` (cursor: a dead-letter id).
@@ -113,7 +125,7 @@ mod tickets;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use domain::ProfileSet;
 use ingest::store::StoreReader;
@@ -156,6 +168,7 @@ pub struct AppState {
     metrics: MetricsRenderer,
     health: HealthReporter,
     api_metrics: Arc<ApiMetrics>,
+    credentials: Option<ingest::credentials::CredentialStore>,
 }
 
 impl AppState {
@@ -184,7 +197,15 @@ impl AppState {
             metrics,
             health,
             api_metrics: Arc::default(),
+            credentials: None,
         }
+    }
+
+    /// Serves `POST`/`DELETE /api/v1/devices/{device_id}/credentials` from `store`.
+    /// Without it those endpoints answer 404.
+    pub fn with_credentials(mut self, store: ingest::credentials::CredentialStore) -> Self {
+        self.credentials = Some(store);
+        self
     }
 
     /// The ticket service.
@@ -207,6 +228,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/devices/{device_id}/telemetry",
             get(devices::telemetry),
+        )
+        .route(
+            "/api/v1/devices/{device_id}/credentials",
+            post(devices::issue_credentials).delete(devices::revoke_credentials),
         )
         .route("/api/v1/dead-letters", get(system::dead_letters))
         .fallback(error::not_found)
