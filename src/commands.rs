@@ -27,6 +27,16 @@ pub(crate) fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(u) = &args.mqtt_url {
         config.mqtt.url = Some(u.clone());
     }
+    let tls = &args.mqtt_tls;
+    if let Some(f) = &tls.mqtt_ca {
+        config.mqtt.ca_file = Some(f.clone());
+    }
+    if let Some(f) = &tls.mqtt_client_cert {
+        config.mqtt.client_cert = Some(f.clone());
+    }
+    if let Some(f) = &tls.mqtt_client_key {
+        config.mqtt.client_key = Some(f.clone());
+    }
     if let Some(g) = &args.shared_group {
         config.mqtt.shared_group = Some(g.clone());
     }
@@ -374,6 +384,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         simulators::replay::ReplayConfig {
             host: host.clone(),
             port,
+            tls: running.mqtt_tls.as_ref().map(|t| t.rumqttc()),
             client_id: "fixahead-demo-warm-up".into(),
             ..simulators::replay::ReplayConfig::default()
         },
@@ -391,6 +402,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let live = simulators::LiveConfig {
         host,
         port,
+        tls: running.mqtt_tls.as_ref().map(|t| t.rumqttc()),
         client_id: "fixahead-demo-fleet".into(),
         username: None,
         password: None,

@@ -56,8 +56,15 @@ impl Default for Config {
 pub(crate) struct MqttConfig {
     /// Where the embedded broker listens. Ignored when `url` is set.
     pub(crate) listen: SocketAddr,
-    /// An external broker, `mqtt://host:port`. Unset: run the embedded broker.
+    /// An external broker, `mqtt://host[:port]` or `mqtts://host[:port]` (TLS). Unset:
+    /// run the embedded broker.
     pub(crate) url: Option<String>,
+    /// `mqtts://`: PEM file of the CA certificates to trust instead of the system's.
+    pub(crate) ca_file: Option<PathBuf>,
+    /// `mqtts://`: PEM client certificate chain for mutual TLS (with `client_key`).
+    pub(crate) client_cert: Option<PathBuf>,
+    /// `mqtts://`: PEM private key of `client_cert`.
+    pub(crate) client_key: Option<PathBuf>,
     /// The ingestor's client id; keep it stable so the broker keeps its session.
     pub(crate) client_id: String,
     /// Username for the external broker.
@@ -77,11 +84,25 @@ impl Default for MqttConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             url: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
             client_id: "fixahead-ingest".into(),
             username: None,
             password: None,
             keep_alive_s: 30,
             shared_group: None,
+        }
+    }
+}
+
+impl MqttConfig {
+    /// The TLS files for `mqtts://`.
+    pub(crate) fn tls_files(&self) -> ingest::source::TlsFiles {
+        ingest::source::TlsFiles {
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
         }
     }
 }
@@ -304,8 +325,15 @@ impl Config {
         if self.ingest.batch_interval_ms > 10_000 {
             bail!("ingest.batch_interval_ms must be at most 10000");
         }
-        if let Some(url) = &self.mqtt.url {
-            ingest::source::parse_mqtt_url(url)?;
+        match &self.mqtt.url {
+            // Loads the TLS files too, so a bad CA file stops the start-up.
+            Some(url) => {
+                self.mqtt_endpoint(url)?;
+            }
+            None if !self.mqtt.tls_files().is_empty() => bail!(
+                "mqtt.ca_file, mqtt.client_cert and mqtt.client_key are for an external mqtts:// broker (mqtt.url); the embedded broker has no TLS"
+            ),
+            None => {}
         }
         self.max_future_ms()?;
         self.dead_letter_retention()?;
@@ -325,6 +353,14 @@ impl Config {
             bail!("mqtt.keep_alive_s must be 5-65535 seconds");
         }
         Ok(())
+    }
+
+    /// The external broker to connect to, with its TLS configuration for `mqtts://`.
+    pub(crate) fn mqtt_endpoint(&self, url: &str) -> anyhow::Result<ingest::source::Endpoint> {
+        Ok(ingest::source::Endpoint::resolve(
+            url,
+            &self.mqtt.tls_files(),
+        )?)
     }
 
     /// The model directory.
@@ -450,6 +486,12 @@ mod tests {
             "[mqtt]\nkeep_alive_s = 70000\n",
             "[ingest]\nbatch_max = 0\n",
             "[mqtt]\nurl = \"http://x\"\n",
+            "[mqtt]\nurl = \"mqtts://[::1]\"\n",
+            // TLS files without mqtts://, or a CA file that does not exist.
+            "[mqtt]\nca_file = \"/etc/ssl/certs/ca-certificates.crt\"\n",
+            "[mqtt]\nurl = \"mqtt://h\"\nca_file = \"/etc/ssl/certs/ca-certificates.crt\"\n",
+            "[mqtt]\nurl = \"mqtts://h\"\nca_file = \"/nonexistent/ca.pem\"\n",
+            "[mqtt]\nurl = \"mqtts://h\"\nclient_key = \"/nonexistent/key.pem\"\n",
             "[dead_letters]\nmax_rows = 0\n",
             "[dead_letters]\nmax_age = \"0d\"\n",
             "[dead_letters]\nmax_age = \"-1d\"\n",

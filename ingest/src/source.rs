@@ -6,6 +6,7 @@
 //! broker, which is how backpressure reaches the devices (invariant 8). The pipeline
 //! acknowledges through [`rumqttc::AsyncClient::ack`] after the commit.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,8 +23,8 @@ use crate::{Error, Result};
 /// The largest packet MQTT can encode (the remaining length is at most 268,435,455).
 pub const MQTT_MAX_PACKET_BYTES: usize = 268_435_455;
 
-/// Where and how to connect.
-#[derive(Clone, Debug)]
+/// Where and how to connect. Its `Debug` output leaves the password out.
+#[derive(Clone)]
 pub struct MqttSettings {
     /// Broker host.
     pub host: String,
@@ -39,6 +40,23 @@ pub struct MqttSettings {
     pub keep_alive: Duration,
     /// Subscribe through `$share/{group}/...` so several instances split the load.
     pub shared_group: Option<String>,
+    /// TLS (`mqtts://`); `None` for plain TCP.
+    pub tls: Option<TlsConfig>,
+}
+
+impl std::fmt::Debug for MqttSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttSettings")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("client_id", &self.client_id)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("keep_alive", &self.keep_alive)
+            .field("shared_group", &self.shared_group)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
 }
 
 impl MqttSettings {
@@ -52,6 +70,7 @@ impl MqttSettings {
             password: None,
             keep_alive: Duration::from_secs(30),
             shared_group: None,
+            tls: None,
         }
     }
 
@@ -73,36 +92,274 @@ impl MqttSettings {
     }
 }
 
-/// Parses `mqtt://host:port` (port defaults to 1883).
-pub fn parse_mqtt_url(url: &str) -> Result<(String, u16)> {
+/// The default port of `mqtt://`.
+pub const MQTT_PORT: u16 = 1883;
+/// The default port of `mqtts://`.
+pub const MQTTS_PORT: u16 = 8883;
+
+/// A broker URL: `mqtt://host[:port]` (TCP, port 1883 by default) or
+/// `mqtts://host[:port]` (TLS, port 8883 by default). An IPv6 address goes in brackets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerUrl {
+    /// Host name or IP address, without brackets.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// `mqtts://`: connect with TLS.
+    pub tls: bool,
+}
+
+/// Parses `mqtt://host[:port]` or `mqtts://host[:port]`. Credentials, paths and queries
+/// are rejected: the user name and password are settings of their own, kept out of
+/// URLs that get logged.
+pub fn parse_mqtt_url(url: &str) -> Result<BrokerUrl> {
     let bad = |why: &str| Error::Mqtt(format!("invalid MQTT URL {url:?}: {why}"));
-    let rest = if let Some(rest) = url.strip_prefix("mqtt://") {
-        rest
-    } else if url.starts_with("mqtts://") {
-        return Err(bad("mqtts:// (TLS) is not supported yet; use mqtt://"));
+    let (rest, tls) = if let Some(rest) = url.strip_prefix("mqtt://") {
+        (rest, false)
+    } else if let Some(rest) = url.strip_prefix("mqtts://") {
+        (rest, true)
     } else {
-        return Err(bad("expected mqtt://host:port"));
+        return Err(bad("expected mqtt://host[:port] or mqtts://host[:port]"));
     };
-    let rest = rest.trim_end_matches('/');
-    if rest.is_empty() || rest.contains('/') || rest.contains('@') {
-        return Err(bad("expected mqtt://host:port with no path or credentials"));
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '@', '?', '#']) {
+        return Err(bad(
+            "expected mqtt://host[:port] or mqtts://host[:port], with no path or credentials",
+        ));
     }
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-            let port = p
-                .parse::<u16>()
-                .map_err(|_| bad("port is not a number 1-65535"))?;
-            (
-                h.trim_start_matches('[').trim_end_matches(']').to_owned(),
-                port,
-            )
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| bad("an IPv6 address needs its closing ']'"))?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad("not an IPv6 address in brackets"));
         }
-        _ => (rest.to_owned(), 1883),
+        match after {
+            "" => (host, None),
+            p => (
+                host,
+                Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad("expected ':' after ']'"))?,
+                ),
+            ),
+        }
+    } else {
+        match rest.split_once(':') {
+            Some((_, p)) if p.contains(':') => {
+                return Err(bad("an IPv6 address goes in brackets: [::1]:1883"))
+            }
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        }
     };
-    if host.is_empty() || port == 0 {
-        return Err(bad("missing host or port"));
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("missing or malformed host"));
     }
-    Ok((host, port))
+    let port = match port {
+        None if tls => MQTTS_PORT,
+        None => MQTT_PORT,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|&p| p != 0)
+            .ok_or_else(|| bad("the port must be a number 1-65535"))?,
+    };
+    if tls {
+        // rumqttc connects to `{host}:{port}`, which an IPv6 literal cannot be, and
+        // checks the certificate against the host as written.
+        if host.contains(':') {
+            return Err(bad(
+                "mqtts:// to an IPv6 address is not supported (the MQTT client cannot \
+                 connect to one); use a host name",
+            ));
+        }
+        rustls::pki_types::ServerName::try_from(host)
+            .map_err(|_| bad("the host is neither a DNS name nor an IP address"))?;
+    }
+    Ok(BrokerUrl {
+        host: host.to_owned(),
+        port,
+        tls,
+    })
+}
+
+/// Files that configure TLS for `mqtts://`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM file of the CA certificates to trust instead of the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain presented to the broker (mutual TLS); needs `client_key`.
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `client_cert`.
+    pub client_key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    /// True when no file is set.
+    pub fn is_empty(&self) -> bool {
+        self.ca_file.is_none() && self.client_cert.is_none() && self.client_key.is_none()
+    }
+}
+
+/// A TLS client configuration for rumqttc: rustls with the ring provider, TLS 1.2 and
+/// 1.3, the server's certificate checked against the trusted roots and the URL's host.
+#[derive(Clone)]
+pub struct TlsConfig(Arc<rustls::ClientConfig>);
+
+impl std::fmt::Debug for TlsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsConfig { .. }")
+    }
+}
+
+impl TlsConfig {
+    /// Reads the files. Trusts the CA certificates of `ca_file`, or, without one, the
+    /// operating system's (rustls-native-certs: `/etc/ssl/certs` on Debian, or
+    /// `SSL_CERT_FILE` / `SSL_CERT_DIR`). A file that cannot be read or holds no usable
+    /// certificate or key is an error here, at start-up, not at each connection attempt.
+    pub fn load(files: &TlsFiles) -> Result<Self> {
+        let mut roots = rustls::RootCertStore::empty();
+        match &files.ca_file {
+            Some(path) => {
+                for cert in read_certs(path, "CA file")? {
+                    roots.add(cert).map_err(|e| {
+                        Error::Tls(format!(
+                            "CA file {}: not a usable CA certificate: {e}",
+                            path.display()
+                        ))
+                    })?;
+                }
+            }
+            None => {
+                let found = rustls_native_certs::load_native_certs();
+                roots.add_parsable_certificates(found.certs);
+                if roots.is_empty() {
+                    let errors: Vec<String> = found.errors.iter().map(|e| e.to_string()).collect();
+                    return Err(Error::Tls(format!(
+                        "no CA certificates found in the system's store ({}); give a CA file \
+                         (--mqtt-ca, mqtt.ca_file)",
+                        if errors.is_empty() {
+                            "it is empty".to_owned()
+                        } else {
+                            errors.join("; ")
+                        }
+                    )));
+                }
+            }
+        }
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Tls(e.to_string()))?
+        .with_root_certificates(roots);
+        let config = match (&files.client_cert, &files.client_key) {
+            (None, None) => builder.with_no_client_auth(),
+            (Some(cert), Some(key)) => {
+                let chain = read_certs(cert, "client certificate")?;
+                let key_der = read_key(key)?;
+                builder.with_client_auth_cert(chain, key_der).map_err(|e| {
+                    Error::Tls(format!(
+                        "client certificate {} and key {}: {e}",
+                        cert.display(),
+                        key.display()
+                    ))
+                })?
+            }
+            _ => {
+                return Err(Error::Tls(
+                    "a client certificate needs its key and a key its certificate \
+                     (--mqtt-client-cert with --mqtt-client-key)"
+                        .into(),
+                ))
+            }
+        };
+        Ok(Self(Arc::new(config)))
+    }
+
+    /// The configuration as rumqttc takes it.
+    pub fn rumqttc(&self) -> rumqttc::TlsConfiguration {
+        rumqttc::TlsConfiguration::Rustls(self.0.clone())
+    }
+
+    /// A TLS transport for `MqttOptions::set_transport` (v3 and v5 alike).
+    pub fn transport(&self) -> rumqttc::Transport {
+        rumqttc::Transport::tls_with_config(self.rumqttc())
+    }
+}
+
+fn read_pem(path: &Path, what: &str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Tls(format!("{what} {}: {e}", path.display())))
+}
+
+fn read_certs(path: &Path, what: &str) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = read_pem(path, what)?;
+    let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Error::Tls(format!("{what} {}: bad PEM: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Tls(format!(
+            "{what} {}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = read_pem(path, "client key")?;
+    rustls::pki_types::PrivateKeyDer::from_pem_slice(&pem).map_err(|e| {
+        Error::Tls(format!(
+            "client key {}: no usable PEM private key: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// Where to connect and how: a broker URL with, for `mqtts://`, its TLS configuration.
+/// The one place the binary's commands (run, simulate, replay, bench) turn
+/// `--mqtt-url` and the TLS files into a connection target.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    /// Host name or IP address.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// `Some` for `mqtts://`.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Endpoint {
+    /// Parses `url` and, for `mqtts://`, loads the TLS files. TLS files with an
+    /// `mqtt://` URL are an error rather than silently unused.
+    pub fn resolve(url: &str, files: &TlsFiles) -> Result<Self> {
+        let parsed = parse_mqtt_url(url)?;
+        let tls = if parsed.tls {
+            Some(TlsConfig::load(files)?)
+        } else if !files.is_empty() {
+            return Err(Error::Tls(format!(
+                "a CA file or client certificate is set but {url:?} is not mqtts://"
+            )));
+        } else {
+            None
+        };
+        Ok(Self {
+            host: parsed.host,
+            port: parsed.port,
+            tls,
+        })
+    }
+
+    /// The rumqttc transport: TCP, or TLS for `mqtts://`.
+    pub fn transport(&self) -> rumqttc::Transport {
+        match &self.tls {
+            Some(t) => t.transport(),
+            None => rumqttc::Transport::Tcp,
+        }
+    }
 }
 
 /// A publish handed to the pipeline, with the time it arrived.
@@ -135,8 +392,11 @@ impl MqttSource {
             // redeliver it forever, stopping ingest. So the limit is MQTT's own maximum;
             // cap sizes at the broker to bound memory (docs/operations.md).
             .set_max_packet_size(MQTT_MAX_PACKET_BYTES, 1024 * 1024);
-        if let (Some(u), Some(p)) = (&settings.username, &settings.password) {
-            opts.set_credentials(u, p);
+        if let Some(u) = &settings.username {
+            opts.set_credentials(u, settings.password.as_deref().unwrap_or_default());
+        }
+        if let Some(tls) = &settings.tls {
+            opts.set_transport(tls.transport());
         }
         let (client, eventloop) = AsyncClient::new(opts, request_capacity);
         Self {
@@ -261,30 +521,119 @@ mod tests {
     use super::*;
     use domain::MessageKind;
 
+    fn url(host: &str, port: u16, tls: bool) -> BrokerUrl {
+        BrokerUrl {
+            host: host.into(),
+            port,
+            tls,
+        }
+    }
+
     #[test]
-    fn parses_mqtt_urls() {
-        assert_eq!(
-            parse_mqtt_url("mqtt://localhost:1884").unwrap(),
-            ("localhost".into(), 1884)
-        );
-        assert_eq!(
-            parse_mqtt_url("mqtt://broker").unwrap(),
-            ("broker".into(), 1883)
-        );
-        assert_eq!(
-            parse_mqtt_url("mqtt://[::1]:1883").unwrap(),
-            ("::1".into(), 1883)
-        );
+    fn parses_mqtt_and_mqtts_urls_with_default_ports() {
+        for (text, want) in [
+            ("mqtt://localhost:1884", url("localhost", 1884, false)),
+            ("mqtt://broker", url("broker", 1883, false)),
+            ("mqtt://broker/", url("broker", 1883, false)),
+            ("mqtt://10.0.0.1:1", url("10.0.0.1", 1, false)),
+            ("mqtt://[::1]:1883", url("::1", 1883, false)),
+            ("mqtt://[::1]", url("::1", 1883, false)),
+            ("mqtt://[fe80::1]:2000", url("fe80::1", 2000, false)),
+            ("mqtts://broker", url("broker", 8883, true)),
+            (
+                "mqtts://broker.example.com:8884",
+                url("broker.example.com", 8884, true),
+            ),
+            ("mqtts://127.0.0.1:9000/", url("127.0.0.1", 9000, true)),
+        ] {
+            assert_eq!(parse_mqtt_url(text).unwrap(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_malformed_mqtt_urls() {
         for bad in [
             "localhost:1883",
             "http://x",
+            "tcp://x",
+            "ssl://x",
+            "MQTT://x",
             "mqtt://",
+            "mqtts://",
             "mqtt://h:0",
             "mqtt://h:x",
-            "mqtts://h:8883",
+            "mqtt://h:",
+            "mqtt://h:65536",
+            "mqtt://:1883",
+            "mqtt://u:p@h:1883",
+            "mqtts://u@h",
+            "mqtt://h/topic",
+            "mqtt://h?x=1",
+            "mqtt://::1",
+            "mqtt://::1:1883",
+            "mqtt://[::1",
+            "mqtt://[::1]x",
+            "mqtt://[nope]:1883",
+            "mqtt://h st:1",
+            "mqtts://[::1]:8883",
+            "mqtts://bad_name!:8883",
         ] {
             assert!(parse_mqtt_url(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn tls_files_need_mqtts_and_readable_pem() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        let files = TlsFiles {
+            ca_file: Some(ca.clone()),
+            ..TlsFiles::default()
+        };
+        // A CA file with mqtt:// is a mistake, not silently unused.
+        let e = Endpoint::resolve("mqtt://h", &files).unwrap_err();
+        assert!(e.to_string().contains("not mqtts://"), "{e}");
+        // Missing, empty and garbage files are clear errors, never a panic.
+        let e = Endpoint::resolve("mqtts://h", &files).unwrap_err();
+        assert!(e.to_string().contains("ca.pem"), "{e}");
+        std::fs::write(&ca, "").unwrap();
+        let e = Endpoint::resolve("mqtts://h", &files).unwrap_err();
+        assert!(e.to_string().contains("no PEM certificate"), "{e}");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = Endpoint::resolve("mqtts://h", &files).unwrap_err();
+        assert!(e.to_string().contains("ca.pem"), "{e}");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = Endpoint::resolve("mqtts://h", &files).unwrap_err();
+        assert!(e.to_string().contains("not a usable CA certificate"), "{e}");
+        // A certificate without its key.
+        let files = TlsFiles {
+            client_cert: Some(ca.clone()),
+            ..TlsFiles::default()
+        };
+        let e = Endpoint::resolve("mqtts://h", &files).unwrap_err();
+        assert!(e.to_string().contains("needs its key"), "{e}");
+        // Plain TCP needs nothing.
+        let plain = Endpoint::resolve("mqtt://h", &TlsFiles::default()).unwrap();
+        assert!(plain.tls.is_none());
+        assert!(matches!(plain.transport(), rumqttc::Transport::Tcp));
+    }
+
+    #[test]
+    fn settings_debug_never_shows_the_password() {
+        let mut s = MqttSettings::new("h", 1);
+        s.username = Some("user".into());
+        s.password = Some("hunter2".into());
+        let text = format!("{s:?}");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("user"), "{text}");
     }
 
     #[test]

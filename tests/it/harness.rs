@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, Transport};
 use serde_json::Value;
 
 /// The binary under test.
@@ -242,10 +242,20 @@ pub(crate) struct Publisher {
 impl Publisher {
     /// Connects to 127.0.0.1:`port`.
     pub(crate) async fn connect(port: u16, client_id: &str) -> Publisher {
+        Self::connect_with(port, client_id, Transport::Tcp).await
+    }
+
+    /// Connects to 127.0.0.1:`port` over `transport` (TLS for an `mqtts://` broker).
+    pub(crate) async fn connect_with(
+        port: u16,
+        client_id: &str,
+        transport: Transport,
+    ) -> Publisher {
         let mut opts = MqttOptions::new(client_id, "127.0.0.1", port);
         opts.set_keep_alive(Duration::from_secs(30))
             .set_max_packet_size(1024 * 1024, 1024 * 1024)
-            .set_inflight(100);
+            .set_inflight(100)
+            .set_transport(transport);
         let (client, mut eventloop) = AsyncClient::new(opts, 10_000);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {

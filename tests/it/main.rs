@@ -19,3 +19,4 @@ mod restart;
 mod shared;
 mod simulator;
 mod swap;
+mod tls;

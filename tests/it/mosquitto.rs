@@ -70,7 +70,10 @@ impl Mosquitto {
         .await
     }
 
-    async fn start_with(port: u16, settings: &str) -> Mosquitto {
+    /// Starts Mosquitto with a listener on 127.0.0.1:`port` followed by `settings`,
+    /// raw configuration lines (`{dir}` becomes its directory); lines such as
+    /// `certfile` apply to that listener, and further `listener` lines add others.
+    pub(crate) async fn start_with(port: u16, settings: &str) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         // Started as root, Mosquitto drops to the `mosquitto` user before it writes
         // its database: the directory must be writable for that user too.
