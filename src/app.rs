@@ -215,7 +215,7 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
     let (scoring_tx, scoring_rx) = mpsc::channel::<Message>(1024);
     let writer = ingest::pipeline::Writer {
         store,
-        client: source.client(),
+        acker: source.acker(),
         profiles: profiles.clone(),
         downstream: scoring_tx,
         metrics: metrics.clone(),

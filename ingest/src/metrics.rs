@@ -22,6 +22,9 @@ pub struct IngestMetrics {
     pub duplicates: AtomicU64,
     /// Messages acknowledged to the broker.
     pub acked: AtomicU64,
+    /// Acknowledgements dropped because the backlog of unsent ones was full (each is a
+    /// redelivery later, recognised as a duplicate). Zero on a working connection.
+    pub acks_dropped: AtomicU64,
     /// Transactions committed.
     pub batches: AtomicU64,
     /// Commits that failed and were retried.
@@ -50,6 +53,8 @@ pub struct IngestSnapshot {
     pub duplicates: u64,
     /// Messages acknowledged.
     pub acked: u64,
+    /// Acknowledgements dropped (backlog full).
+    pub acks_dropped: u64,
     /// Dead letters by reason.
     pub dead_letters: std::collections::BTreeMap<&'static str, u64>,
     /// Transactions committed.
@@ -84,6 +89,7 @@ impl IngestMetrics {
             stored_status: self.stored_status.load(Relaxed),
             duplicates: self.duplicates.load(Relaxed),
             acked: self.acked.load(Relaxed),
+            acks_dropped: self.acks_dropped.load(Relaxed),
             dead_letters: RejectReason::ALL
                 .iter()
                 .map(|r| (r.as_str(), self.rejected(*r)))
@@ -137,6 +143,12 @@ impl IngestMetrics {
             "fixahead_ingest_acked_total",
             "Messages acknowledged to the broker after commit.",
             self.acked.load(Relaxed),
+        );
+        counter(
+            out,
+            "fixahead_ingest_acks_dropped_total",
+            "Acknowledgements dropped because too many were waiting for the connection.",
+            self.acks_dropped.load(Relaxed),
         );
         let _ = writeln!(
             out,

@@ -15,19 +15,22 @@
 //! * Bounded (invariant 8): both channels are bounded; a slow store or a slow
 //!   downstream makes the writer wait, the source's channel fills, and the source stops
 //!   polling the broker.
+//! * Acknowledging never waits: acknowledgements the connection cannot take yet wait in
+//!   [`PendingAcks`] (bounded by MQTT's 65,535 packet ids) and leave as it drains. A
+//!   writer that waited for them would deadlock with the source ([`Acker::try_ack`]).
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{decode, Message, ProfileSet, Rejection};
-use rumqttc::AsyncClient;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::IngestMetrics;
-use crate::source::Received;
+use crate::source::{AckToken, Acker, Received};
 use crate::store::{HotStore, Outcome, StoreItem};
 use crate::{Error, Result};
 
@@ -60,8 +63,8 @@ impl Default for PipelineSettings {
 pub struct Writer {
     /// The hot store (the single writer).
     pub store: HotStore,
-    /// The MQTT client handle that acknowledges.
-    pub client: AsyncClient,
+    /// Acknowledges on the source's connection.
+    pub acker: Acker,
     /// Profiles used to validate payloads.
     pub profiles: Arc<ProfileSet>,
     /// Receives every newly stored telemetry and fault message, in order.
@@ -92,7 +95,7 @@ async fn run_writer(
 ) -> Result<HotStore> {
     let Writer {
         store,
-        client,
+        acker,
         profiles,
         downstream,
         metrics,
@@ -100,7 +103,21 @@ async fn run_writer(
     } = writer;
     let mut store = Some(store);
     let mut downstream = Some(downstream);
-    while let Some(first) = rx.recv().await {
+    let mut acks = PendingAcks::new(acker, metrics.clone(), ACK_BACKLOG_MAX);
+    loop {
+        let first = if acks.is_empty() {
+            rx.recv().await
+        } else {
+            tokio::select! {
+                r = rx.recv() => r,
+                _ = tokio::time::sleep(ACK_RETRY) => {
+                    acks.flush();
+                    continue;
+                }
+            }
+        };
+        let Some(first) = first else { break };
+        acks.flush();
         let mut batch = Vec::with_capacity(settings.batch_max);
         batch.push(first);
         let deadline = Instant::now() + settings.batch_interval;
@@ -114,7 +131,7 @@ async fn run_writer(
         let mut decoded: Vec<Result<Message, Rejection>> = batch
             .iter()
             .map(|r| {
-                decode(&r.publish.topic, &r.publish.payload, &profiles)
+                decode(&r.topic, &r.payload, &profiles)
                     .and_then(|m| check_clock(m, r.received_at, settings.max_future_ms))
             })
             .collect();
@@ -153,13 +170,9 @@ async fn run_writer(
         }
 
         for r in &batch {
-            if let Err(e) = client.ack(&r.publish).await {
-                // Only happens when the connection task is gone: we are shutting down.
-                tracing::warn!(error = %e, "Could not acknowledge; the broker will redeliver");
-                break;
-            }
-            metrics.acked.fetch_add(1, Relaxed);
+            acks.push(r.ack);
         }
+        acks.flush();
 
         for (outcome, result) in outcomes.into_iter().zip(decoded) {
             match (outcome, result) {
@@ -192,7 +205,82 @@ async fn run_writer(
             }
         }
     }
+    // The source keeps polling until we return, so what is pending still leaves.
+    let deadline = Instant::now() + ACK_SHUTDOWN_GRACE;
+    while !acks.flush() && Instant::now() < deadline {
+        tokio::time::sleep(ACK_RETRY).await;
+    }
+    if !acks.is_empty() {
+        tracing::warn!(
+            pending = acks.len(),
+            "Stopping with acknowledgements not sent; the broker will redeliver those messages"
+        );
+    }
     store.ok_or_else(|| Error::Task("store lost".into()))
+}
+
+/// How often pending acknowledgements are retried while the writer has nothing else to do.
+const ACK_RETRY: Duration = Duration::from_millis(2);
+/// How long a stopping writer keeps offering its last acknowledgements.
+const ACK_SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+/// Most acknowledgements kept waiting. A broker cannot have more unacknowledged QoS 1
+/// deliveries in flight to one session than there are packet ids (65,535), so a
+/// working connection never reaches it; past it (a connection task that is gone) the
+/// oldest is dropped, which only means a redelivery that the store recognises.
+const ACK_BACKLOG_MAX: usize = 65_536;
+
+/// Acknowledgements in commit order that the connection could not take yet.
+pub struct PendingAcks {
+    acker: Acker,
+    queue: VecDeque<AckToken>,
+    metrics: Arc<IngestMetrics>,
+    max: usize,
+}
+
+impl PendingAcks {
+    /// An empty backlog that keeps at most `max` tokens.
+    pub fn new(acker: Acker, metrics: Arc<IngestMetrics>, max: usize) -> Self {
+        Self {
+            acker,
+            queue: VecDeque::new(),
+            metrics,
+            max,
+        }
+    }
+
+    /// Queues `token` behind the ones already waiting (acknowledgements leave in order).
+    pub fn push(&mut self, token: AckToken) {
+        if self.queue.len() >= self.max {
+            self.queue.pop_front();
+            self.metrics.acks_dropped.fetch_add(1, Relaxed);
+            tracing::warn!(
+                "Acknowledgement backlog full; dropped the oldest (the broker will redeliver it)"
+            );
+        }
+        self.queue.push_back(token);
+    }
+
+    /// Hands over as many as the connection takes now; true when none are left.
+    pub fn flush(&mut self) -> bool {
+        while let Some(&token) = self.queue.front() {
+            if self.acker.try_ack(token).is_err() {
+                return false;
+            }
+            self.queue.pop_front();
+            self.metrics.acked.fetch_add(1, Relaxed);
+        }
+        true
+    }
+
+    /// Nothing waiting.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// How many wait.
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
 }
 
 /// Rejects a message dated too far after its arrival.
@@ -240,8 +328,8 @@ async fn commit_blocking(
                     received_at: r.received_at,
                 },
                 Err(rejection) => StoreItem::DeadLetter {
-                    topic: &r.publish.topic,
-                    payload: &r.publish.payload,
+                    topic: &r.topic,
+                    payload: &r.payload,
                     rejection,
                     received_at: r.received_at,
                 },
@@ -259,6 +347,48 @@ async fn commit_blocking(
 mod tests {
     use super::*;
     use domain::{ProfileSet, RejectReason, Timestamp};
+
+    fn unpolled_acker(capacity: usize) -> (Acker, rumqttc::EventLoop) {
+        let opts = rumqttc::MqttOptions::new("t", "127.0.0.1", 1);
+        let (client, eventloop) = rumqttc::AsyncClient::new(opts, capacity);
+        (Acker::new(client), eventloop)
+    }
+
+    #[test]
+    fn acknowledgements_the_connection_cannot_take_wait_in_order_without_blocking() {
+        // Nobody polls this connection: its request channel takes two and then is full,
+        // as under a backlog. Pushing and flushing must return, never wait.
+        let (acker, _eventloop) = unpolled_acker(2);
+        let metrics = Arc::new(IngestMetrics::default());
+        let mut acks = PendingAcks::new(acker, metrics.clone(), 100);
+        for pkid in 1..=5 {
+            acks.push(AckToken { pkid, qos: 1 });
+        }
+        assert!(!acks.flush(), "three cannot leave yet");
+        assert_eq!(acks.len(), 3);
+        assert_eq!(metrics.acked.load(Relaxed), 2);
+        assert_eq!(acks.queue.front().map(|t| t.pkid), Some(3), "in order");
+        // QoS 0 deliveries need no acknowledgement and never wait.
+        let (acker, _eventloop) = unpolled_acker(1);
+        let mut acks = PendingAcks::new(acker, metrics.clone(), 100);
+        for pkid in 0..10 {
+            acks.push(AckToken { pkid, qos: 0 });
+        }
+        assert!(acks.flush());
+    }
+
+    #[test]
+    fn a_full_acknowledgement_backlog_drops_the_oldest_and_counts_it() {
+        let (acker, _eventloop) = unpolled_acker(1);
+        let metrics = Arc::new(IngestMetrics::default());
+        let mut acks = PendingAcks::new(acker, metrics.clone(), 3);
+        for pkid in 1..=5 {
+            acks.push(AckToken { pkid, qos: 1 });
+        }
+        assert_eq!(acks.len(), 3);
+        assert_eq!(metrics.acks_dropped.load(Relaxed), 2);
+        assert_eq!(acks.queue.front().map(|t| t.pkid), Some(3));
+    }
 
     #[test]
     fn a_clock_far_ahead_is_rejected_unless_allowed() {

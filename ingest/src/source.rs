@@ -4,7 +4,8 @@
 //! The source never acknowledges anything itself. It hands every publish to the
 //! pipeline through a bounded channel; when that channel is full it stops polling the
 //! broker, which is how backpressure reaches the devices (invariant 8). The pipeline
-//! acknowledges through [`rumqttc::AsyncClient::ack`] after the commit.
+//! acknowledges through an [`Acker`] after the commit, and an acknowledgement never
+//! waits: see [`Acker::try_ack`] for why that matters.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
@@ -365,10 +366,81 @@ impl Endpoint {
 /// A publish handed to the pipeline, with the time it arrived.
 #[derive(Debug)]
 pub struct Received {
-    /// The MQTT publish (topic, payload, packet id for the ack).
-    pub publish: Publish,
+    /// The MQTT topic.
+    pub topic: String,
+    /// The payload, as received.
+    pub payload: bytes::Bytes,
+    /// What acknowledging this delivery takes.
+    pub ack: AckToken,
     /// Wall-clock receive time.
     pub received_at: Timestamp,
+}
+
+impl Received {
+    /// Wraps a publish received now.
+    pub fn new(publish: Publish, received_at: Timestamp) -> Self {
+        Self {
+            ack: AckToken {
+                pkid: publish.pkid,
+                qos: publish.qos as u8,
+            },
+            topic: publish.topic,
+            payload: publish.payload,
+            received_at,
+        }
+    }
+}
+
+/// The protocol-neutral part of a delivery that its acknowledgement needs: the packet
+/// id and the QoS it was delivered with (QoS 0 needs none).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AckToken {
+    /// The packet id the broker chose.
+    pub pkid: u16,
+    /// 0, 1 or 2.
+    pub qos: u8,
+}
+
+/// Why an acknowledgement was not queued.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AckRefused {
+    /// The connection task's request channel is full, or the task is gone. Both look
+    /// the same from here; the caller keeps the token and tries again later.
+    Busy,
+}
+
+/// Acknowledges deliveries on the source's connection.
+#[derive(Clone)]
+pub struct Acker {
+    client: AsyncClient,
+}
+
+impl Acker {
+    /// Acknowledges through `client` (normally [`MqttSource::acker`]).
+    pub fn new(client: AsyncClient) -> Self {
+        Self { client }
+    }
+
+    /// Queues the acknowledgement of `token` without waiting.
+    ///
+    /// Never waiting is what keeps ingest from stalling under a backlog. rumqttc's event
+    /// loop hands out every publish it has buffered before it takes a request from its
+    /// channel, and takes one request per poll, so under a backlog acknowledgements
+    /// queue up faster than they leave and the channel fills. A writer that waited for
+    /// room there would stop draining the source's queue; the source, waiting on that
+    /// full queue, would stop polling; and polling is the only thing that empties the
+    /// request channel. Found with Mosquitto and more than ~2,600 messages waiting
+    /// (`fixahead bench ingest`); `tests/it/crash.rs` drains a larger backlog.
+    pub fn try_ack(&self, token: AckToken) -> std::result::Result<(), AckRefused> {
+        let qos = match token.qos {
+            0 => return Ok(()),
+            1 => QoS::AtLeastOnce,
+            _ => QoS::ExactlyOnce,
+        };
+        let mut stub = Publish::new(String::new(), qos, Vec::new());
+        stub.pkid = token.pkid;
+        self.client.try_ack(&stub).map_err(|_| AckRefused::Busy)
+    }
 }
 
 /// A connected-on-demand MQTT source.
@@ -380,8 +452,9 @@ pub struct MqttSource {
 
 impl MqttSource {
     /// Creates the client. `request_capacity` bounds rumqttc's request channel, through
-    /// which acknowledgements travel; it must exceed the pipeline's queue capacity plus
-    /// one batch so that acknowledging never waits on a source that waits on the pipeline.
+    /// which acknowledgements travel. Acknowledging never waits on it ([`Acker::try_ack`]),
+    /// so its size only decides how many acknowledgements queue there rather than in the
+    /// pipeline's own bounded backlog.
     pub fn new(settings: &MqttSettings, request_capacity: usize) -> Self {
         let mut opts = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
         opts.set_keep_alive(settings.keep_alive)
@@ -409,6 +482,11 @@ impl MqttSource {
     /// A handle for acknowledging (and publishing).
     pub fn client(&self) -> AsyncClient {
         self.client.clone()
+    }
+
+    /// A handle for acknowledging deliveries.
+    pub fn acker(&self) -> Acker {
+        Acker::new(self.client.clone())
     }
 
     /// Drives the connection until `stop` is cancelled, forwarding publishes to `tx`.
@@ -468,10 +546,7 @@ impl MqttSource {
                         // redelivers it to the next session.
                         continue;
                     };
-                    let item = Received {
-                        publish,
-                        received_at: Timestamp(now_ms()),
-                    };
+                    let item = Received::new(publish, Timestamp(now_ms()));
                     tokio::select! {
                         res = sender.send(item) => if res.is_err() { tx = None; },
                         _ = stop.cancelled() => { tx = None; }

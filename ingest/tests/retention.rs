@@ -7,7 +7,7 @@ use std::time::Duration;
 use domain::{ProfileSet, RejectReason, Timestamp};
 use ingest::metrics::IngestMetrics;
 use ingest::pipeline::{PipelineSettings, Writer};
-use ingest::source::Received;
+use ingest::source::{Acker, Received};
 use ingest::store::{DeadLetterRetention, HotStore, StoreReader, Synchronous};
 use rumqttc::{AsyncClient, MqttOptions, Publish, QoS};
 use tokio::sync::mpsc;
@@ -19,10 +19,7 @@ const T0: i64 = 1_795_500_000_000;
 fn received(pkid: u16, topic: &str, payload: &str) -> Received {
     let mut publish = Publish::new(topic, QoS::AtLeastOnce, payload);
     publish.pkid = pkid;
-    Received {
-        publish,
-        received_at: Timestamp(T0 + i64::from(pkid)),
-    }
+    Received::new(publish, Timestamp(T0 + i64::from(pkid)))
 }
 
 #[tokio::test]
@@ -42,7 +39,7 @@ async fn per_reason_counters_count_every_rejection_while_rows_are_pruned() {
     let metrics = Arc::new(IngestMetrics::default());
     let writer = Writer {
         store,
-        client,
+        acker: Acker::new(client),
         profiles: Arc::new(ProfileSet::builtin()),
         downstream,
         metrics: metrics.clone(),

@@ -473,3 +473,38 @@ async fn mosquitto_restart_while_running_reconnects_and_carries_on() {
     );
     assert_eq!(c["dead_letters"], serde_json::json!({}), "{c}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backlog_far_larger_than_the_queues_drains_completely() {
+    if !extended_suite() {
+        eprintln!(
+            "skipped: a_backlog_far_larger_than_the_queues_drains_completely needs FIXAHEAD_IT=1 and the mosquitto package"
+        );
+        return;
+    }
+    // Several times ingest's queue plus the client's request channel (about 2,600 with
+    // the defaults): the size at which acknowledgements used to back up into a stall
+    // (docs/operations.md, "Backpressure").
+    const TOTAL: u64 = 20_000;
+    let broker = Mosquitto::start_persistent(free_port()).await;
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let extra = ["--mqtt-url", url.as_str()];
+    let start = || Server::start_with(data.path(), None, free_port(), &extra);
+    let base = now_ms() - 30 * 86_400_000;
+
+    let mut first = start().await;
+    wait_subscribed(&first, broker.port).await;
+    first.kill();
+    // The whole backlog waits at the broker for fixahead's session, then arrives at once.
+    publish_range(broker.port, "it-backlog", 0..TOTAL, base)
+        .await
+        .unwrap();
+    let second = start().await;
+    wait_stored(&second, TOTAL, "a 20,000-message backlog").await;
+    wait_all_acked(&second).await;
+    assert_each_message_stored_once(&second, TOTAL).await;
+    let c = ingest_counters(&second).await;
+    assert_eq!(c["acks_dropped"], 0, "{c}");
+    assert_eq!(c["dead_letters"], serde_json::json!({}), "{c}");
+}
