@@ -209,6 +209,7 @@ pub(crate) async fn start(config: &Config, profiles: ProfileSet) -> anyhow::Resu
     mqtt.keep_alive = Duration::from_secs(config.mqtt.keep_alive_s);
     mqtt.shared_group = config.mqtt.shared_group.clone();
     mqtt.tls = tls.clone();
+    mqtt.protocol = config.mqtt_protocol()?;
     let request_capacity = config.ingest.queue_capacity + config.ingest.batch_max + 64;
     let source = MqttSource::new(&mqtt, request_capacity);
     let (tx, rx) = mpsc::channel(config.ingest.queue_capacity);

@@ -262,6 +262,9 @@ pub(crate) struct ServeArgs {
     pub(crate) mqtt_url: Option<String>,
     #[command(flatten)]
     pub(crate) mqtt_tls: MqttTlsArgs,
+    /// MQTT version spoken to the external broker: 3.1.1 or 5 [default: 3.1.1].
+    #[arg(long, value_name = "VERSION")]
+    pub(crate) mqtt_protocol: Option<String>,
     /// Join this MQTT shared-subscription group, so several instances split the load
     /// (see docs/operations.md, "Scale-out", for which brokers keep a device on one instance).
     #[arg(long, value_name = "NAME")]

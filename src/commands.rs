@@ -27,6 +27,9 @@ pub(crate) fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(u) = &args.mqtt_url {
         config.mqtt.url = Some(u.clone());
     }
+    if let Some(p) = &args.mqtt_protocol {
+        config.mqtt.protocol = p.clone();
+    }
     let tls = &args.mqtt_tls;
     if let Some(f) = &tls.mqtt_ca {
         config.mqtt.ca_file = Some(f.clone());

@@ -73,6 +73,8 @@ pub(crate) struct MqttConfig {
     pub(crate) password: Option<String>,
     /// MQTT keep-alive in seconds.
     pub(crate) keep_alive_s: u64,
+    /// The MQTT version spoken to an external broker: `3.1.1` or `5`.
+    pub(crate) protocol: String,
     /// Subscribe as a member of this MQTT shared-subscription group
     /// (`$share/{group}/fixahead/v1/+/+`), so several instances split the load
     /// (docs/operations.md, "Scale-out"). Unset: an ordinary subscription.
@@ -91,6 +93,7 @@ impl Default for MqttConfig {
             username: None,
             password: None,
             keep_alive_s: 30,
+            protocol: "3.1.1".into(),
             shared_group: None,
         }
     }
@@ -349,6 +352,9 @@ impl Config {
                 bail!("mqtt.shared_group must be 1-64 characters without '/', '+', '#', '$' or surrounding spaces (it becomes a topic level of $share/{{group}}/...)");
             }
         }
+        if self.mqtt_protocol()? == ingest::source::Protocol::V5 && self.mqtt.url.is_none() {
+            bail!("mqtt.protocol = \"5\" needs an external broker (mqtt.url): the embedded broker speaks MQTT 3.1.1 to the ingestor");
+        }
         if !(5..=65_535).contains(&self.mqtt.keep_alive_s) {
             bail!("mqtt.keep_alive_s must be 5-65535 seconds");
         }
@@ -361,6 +367,11 @@ impl Config {
             url,
             &self.mqtt.tls_files(),
         )?)
+    }
+
+    /// The MQTT version spoken to the broker.
+    pub(crate) fn mqtt_protocol(&self) -> anyhow::Result<ingest::source::Protocol> {
+        Ok(self.mqtt.protocol.parse()?)
     }
 
     /// The model directory.
@@ -487,6 +498,8 @@ mod tests {
             "[ingest]\nbatch_max = 0\n",
             "[mqtt]\nurl = \"http://x\"\n",
             "[mqtt]\nurl = \"mqtts://[::1]\"\n",
+            "[mqtt]\nurl = \"mqtt://h\"\nprotocol = \"4\"\n",
+            "[mqtt]\nprotocol = \"5\"\n",
             // TLS files without mqtts://, or a CA file that does not exist.
             "[mqtt]\nca_file = \"/etc/ssl/certs/ca-certificates.crt\"\n",
             "[mqtt]\nurl = \"mqtt://h\"\nca_file = \"/etc/ssl/certs/ca-certificates.crt\"\n",

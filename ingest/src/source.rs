@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use domain::wire::TOPIC_PREFIX;
 use domain::Timestamp;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
+use rumqttc::{v5, AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +23,50 @@ use crate::{Error, Result};
 
 /// The largest packet MQTT can encode (the remaining length is at most 268,435,455).
 pub const MQTT_MAX_PACKET_BYTES: usize = 268_435_455;
+
+/// The session expiry interval fixahead asks for with MQTT 5, in seconds: `u32::MAX`,
+/// which MQTT 5 defines as "never expires", like a 3.1.1 session with
+/// `clean_session = false`. A broker may cap it (EMQX: `session_expiry_interval`,
+/// 2 hours by default; Mosquitto: `persistent_client_expiration`).
+pub const MQTT5_SESSION_EXPIRY_S: u32 = u32::MAX;
+
+/// How many unacknowledged QoS 1 messages fixahead lets an MQTT 5 broker send it (the
+/// CONNECT's receive maximum); the embedded broker's window is the same size.
+pub const MQTT5_RECEIVE_MAXIMUM: u16 = 1000;
+
+/// The MQTT protocol version spoken to the broker.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// MQTT 3.1.1 (the default; every broker speaks it).
+    #[default]
+    V311,
+    /// MQTT 5.
+    V5,
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = Error;
+
+    /// `3.1.1` or `5`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "3.1.1" => Ok(Self::V311),
+            "5" => Ok(Self::V5),
+            _ => Err(Error::Mqtt(format!(
+                "unknown MQTT protocol version {s:?}: expected 3.1.1 or 5"
+            ))),
+        }
+    }
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::V311 => "3.1.1",
+            Self::V5 => "5",
+        })
+    }
+}
 
 /// Where and how to connect. Its `Debug` output leaves the password out.
 #[derive(Clone)]
@@ -43,6 +87,8 @@ pub struct MqttSettings {
     pub shared_group: Option<String>,
     /// TLS (`mqtts://`); `None` for plain TCP.
     pub tls: Option<TlsConfig>,
+    /// MQTT 3.1.1 or 5.
+    pub protocol: Protocol,
 }
 
 impl std::fmt::Debug for MqttSettings {
@@ -56,6 +102,7 @@ impl std::fmt::Debug for MqttSettings {
             .field("keep_alive", &self.keep_alive)
             .field("shared_group", &self.shared_group)
             .field("tls", &self.tls.is_some())
+            .field("protocol", &self.protocol)
             .finish()
     }
 }
@@ -72,6 +119,7 @@ impl MqttSettings {
             keep_alive: Duration::from_secs(30),
             shared_group: None,
             tls: None,
+            protocol: Protocol::V311,
         }
     }
 
@@ -325,7 +373,8 @@ fn read_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>> {
 /// `--mqtt-url` and the TLS files into a connection target.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
-    /// Host name or IP address.
+    /// Host name or IP address as rumqttc takes it: an IPv6 address in brackets, since
+    /// rumqttc connects to `{host}:{port}`.
     pub host: String,
     /// Port.
     pub port: u16,
@@ -347,8 +396,13 @@ impl Endpoint {
         } else {
             None
         };
+        let host = if parsed.host.contains(':') {
+            format!("[{}]", parsed.host)
+        } else {
+            parsed.host
+        };
         Ok(Self {
-            host: parsed.host,
+            host,
             port: parsed.port,
             tls,
         })
@@ -391,6 +445,22 @@ impl Received {
     }
 }
 
+impl Received {
+    /// Wraps an MQTT 5 publish received now. A topic that is not UTF-8 (which the
+    /// protocol forbids) is kept lossily, so it still reaches the dead letters.
+    pub fn from_v5(publish: v5::mqttbytes::v5::Publish, received_at: Timestamp) -> Self {
+        Self {
+            ack: AckToken {
+                pkid: publish.pkid,
+                qos: publish.qos as u8,
+            },
+            topic: String::from_utf8_lossy(&publish.topic).into_owned(),
+            payload: publish.payload,
+            received_at,
+        }
+    }
+}
+
 /// The protocol-neutral part of a delivery that its acknowledgement needs: the packet
 /// id and the QoS it was delivered with (QoS 0 needs none).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -412,13 +482,29 @@ pub enum AckRefused {
 /// Acknowledges deliveries on the source's connection.
 #[derive(Clone)]
 pub struct Acker {
-    client: AsyncClient,
+    client: Client,
+}
+
+/// A client handle of either protocol version.
+#[derive(Clone)]
+enum Client {
+    V311(AsyncClient),
+    V5(v5::AsyncClient),
 }
 
 impl Acker {
-    /// Acknowledges through `client` (normally [`MqttSource::acker`]).
+    /// Acknowledges through an MQTT 3.1.1 `client` (normally [`MqttSource::acker`]).
     pub fn new(client: AsyncClient) -> Self {
-        Self { client }
+        Self {
+            client: Client::V311(client),
+        }
+    }
+
+    /// Acknowledges through an MQTT 5 `client`.
+    pub fn new_v5(client: v5::AsyncClient) -> Self {
+        Self {
+            client: Client::V5(client),
+        }
     }
 
     /// Queues the acknowledgement of `token` without waiting.
@@ -432,22 +518,140 @@ impl Acker {
     /// request channel. Found with Mosquitto and more than ~2,600 messages waiting
     /// (`fixahead bench ingest`); `tests/it/crash.rs` drains a larger backlog.
     pub fn try_ack(&self, token: AckToken) -> std::result::Result<(), AckRefused> {
-        let qos = match token.qos {
-            0 => return Ok(()),
-            1 => QoS::AtLeastOnce,
-            _ => QoS::ExactlyOnce,
-        };
-        let mut stub = Publish::new(String::new(), qos, Vec::new());
-        stub.pkid = token.pkid;
-        self.client.try_ack(&stub).map_err(|_| AckRefused::Busy)
+        if token.qos == 0 {
+            return Ok(());
+        }
+        match &self.client {
+            Client::V311(client) => {
+                let qos = if token.qos == 1 {
+                    QoS::AtLeastOnce
+                } else {
+                    QoS::ExactlyOnce
+                };
+                let mut stub = Publish::new(String::new(), qos, Vec::new());
+                stub.pkid = token.pkid;
+                client.try_ack(&stub).map_err(|_| AckRefused::Busy)
+            }
+            Client::V5(client) => {
+                use v5::mqttbytes::QoS as QoS5;
+                let qos = if token.qos == 1 {
+                    QoS5::AtLeastOnce
+                } else {
+                    QoS5::ExactlyOnce
+                };
+                let mut stub = v5::mqttbytes::v5::Publish::new("", qos, Vec::new(), None);
+                stub.pkid = token.pkid;
+                client.try_ack(&stub).map_err(|_| AckRefused::Busy)
+            }
+        }
     }
 }
 
 /// A connected-on-demand MQTT source.
 pub struct MqttSource {
-    client: AsyncClient,
-    eventloop: EventLoop,
+    conn: Connection,
     filters: Vec<String>,
+}
+
+/// One rumqttc connection, MQTT 3.1.1 or 5. What differs between the two versions
+/// (options, event types, acknowledgements) stays in here and in [`Acker`]; the loop in
+/// [`MqttSource::run`] is the same for both.
+/// The event loops are boxed: they are large and of different sizes.
+enum Connection {
+    V311 {
+        client: AsyncClient,
+        eventloop: Box<EventLoop>,
+    },
+    V5 {
+        client: v5::AsyncClient,
+        eventloop: Box<v5::EventLoop>,
+    },
+}
+
+/// What the source loop needs to know of a connection event, whatever the version.
+enum SourceEvent {
+    /// Connected; the broker did or did not still hold the session.
+    ConnAck { session_present: bool },
+    /// The broker refused a subscription (its SUBACK, for the log).
+    SubscribeRefused(String),
+    /// A delivery.
+    Publish(Received),
+    /// Our DISCONNECT went out.
+    Disconnected,
+    /// Anything else (acknowledgements, pings).
+    Other,
+}
+
+impl Connection {
+    async fn poll(&mut self) -> std::result::Result<SourceEvent, String> {
+        match self {
+            Self::V311 { eventloop, .. } => match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => Ok(SourceEvent::ConnAck {
+                    session_present: ack.session_present,
+                }),
+                Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                    if ack
+                        .return_codes
+                        .iter()
+                        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
+                    {
+                        Ok(SourceEvent::SubscribeRefused(format!("{ack:?}")))
+                    } else {
+                        Ok(SourceEvent::Other)
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(publish))) => Ok(SourceEvent::Publish(
+                    Received::new(publish, Timestamp(now_ms())),
+                )),
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => Ok(SourceEvent::Disconnected),
+                Ok(_) => Ok(SourceEvent::Other),
+                Err(e) => Err(e.to_string()),
+            },
+            Self::V5 { eventloop, .. } => {
+                use v5::mqttbytes::v5::{Packet as Packet5, SubscribeReasonCode as Code5};
+                match eventloop.poll().await {
+                    Ok(v5::Event::Incoming(Packet5::ConnAck(ack))) => Ok(SourceEvent::ConnAck {
+                        session_present: ack.session_present,
+                    }),
+                    Ok(v5::Event::Incoming(Packet5::SubAck(ack))) => {
+                        if ack
+                            .return_codes
+                            .iter()
+                            .any(|c| !matches!(c, Code5::Success(_)))
+                        {
+                            Ok(SourceEvent::SubscribeRefused(format!("{ack:?}")))
+                        } else {
+                            Ok(SourceEvent::Other)
+                        }
+                    }
+                    Ok(v5::Event::Incoming(Packet5::Publish(publish))) => Ok(SourceEvent::Publish(
+                        Received::from_v5(publish, Timestamp(now_ms())),
+                    )),
+                    Ok(v5::Event::Outgoing(Outgoing::Disconnect)) => Ok(SourceEvent::Disconnected),
+                    Ok(_) => Ok(SourceEvent::Other),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        }
+    }
+
+    fn try_subscribe(&self, filter: &str) -> std::result::Result<(), String> {
+        match self {
+            Self::V311 { client, .. } => client
+                .try_subscribe(filter, QoS::AtLeastOnce)
+                .map_err(|e| e.to_string()),
+            Self::V5 { client, .. } => client
+                .try_subscribe(filter, v5::mqttbytes::QoS::AtLeastOnce)
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn try_disconnect(&self) {
+        let _ = match self {
+            Self::V311 { client, .. } => client.try_disconnect().map_err(|e| e.to_string()),
+            Self::V5 { client, .. } => client.try_disconnect().map_err(|e| e.to_string()),
+        };
+    }
 }
 
 impl MqttSource {
@@ -455,38 +659,71 @@ impl MqttSource {
     /// which acknowledgements travel. Acknowledging never waits on it ([`Acker::try_ack`]),
     /// so its size only decides how many acknowledgements queue there rather than in the
     /// pipeline's own bounded backlog.
+    ///
+    /// Both versions keep the session across restarts: MQTT 3.1.1 with
+    /// `clean_session = false`, MQTT 5 with `clean_start = false` and a session expiry
+    /// interval of [`MQTT5_SESSION_EXPIRY_S`] (never).
     pub fn new(settings: &MqttSettings, request_capacity: usize) -> Self {
-        let mut opts = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
-        opts.set_keep_alive(settings.keep_alive)
-            .set_clean_session(false)
-            .set_manual_acks(true)
-            // Any payload must arrive so that it can be dead-lettered: a packet above
-            // the client's limit breaks the connection, and a persistent session would
-            // redeliver it forever, stopping ingest. So the limit is MQTT's own maximum;
-            // cap sizes at the broker to bound memory (docs/operations.md).
-            .set_max_packet_size(MQTT_MAX_PACKET_BYTES, 1024 * 1024);
-        if let Some(u) = &settings.username {
-            opts.set_credentials(u, settings.password.as_deref().unwrap_or_default());
-        }
-        if let Some(tls) = &settings.tls {
-            opts.set_transport(tls.transport());
-        }
-        let (client, eventloop) = AsyncClient::new(opts, request_capacity);
+        let transport = match &settings.tls {
+            Some(tls) => tls.transport(),
+            None => rumqttc::Transport::Tcp,
+        };
+        let conn = match settings.protocol {
+            Protocol::V311 => {
+                let mut opts = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
+                opts.set_keep_alive(settings.keep_alive)
+                    .set_clean_session(false)
+                    .set_manual_acks(true)
+                    // Any payload must arrive so that it can be dead-lettered: a packet
+                    // above the client's limit breaks the connection, and a persistent
+                    // session would redeliver it forever, stopping ingest. So the limit
+                    // is MQTT's own maximum; cap sizes at the broker to bound memory
+                    // (docs/operations.md).
+                    .set_max_packet_size(MQTT_MAX_PACKET_BYTES, 1024 * 1024)
+                    .set_transport(transport);
+                if let Some(u) = &settings.username {
+                    opts.set_credentials(u, settings.password.as_deref().unwrap_or_default());
+                }
+                let (client, eventloop) = AsyncClient::new(opts, request_capacity);
+                Connection::V311 {
+                    client,
+                    eventloop: Box::new(eventloop),
+                }
+            }
+            Protocol::V5 => {
+                let mut opts =
+                    v5::MqttOptions::new(&settings.client_id, &settings.host, settings.port);
+                opts.set_keep_alive(settings.keep_alive)
+                    .set_clean_start(false)
+                    .set_session_expiry_interval(Some(MQTT5_SESSION_EXPIRY_S))
+                    .set_receive_maximum(Some(MQTT5_RECEIVE_MAXIMUM))
+                    .set_manual_acks(true)
+                    // As above; with MQTT 5 the limit is also announced to the broker,
+                    // which then drops larger messages for this session instead.
+                    .set_max_packet_size(Some(MQTT_MAX_PACKET_BYTES as u32))
+                    .set_transport(transport);
+                if let Some(u) = &settings.username {
+                    opts.set_credentials(u, settings.password.as_deref().unwrap_or_default());
+                }
+                let (client, eventloop) = v5::AsyncClient::new(opts, request_capacity);
+                Connection::V5 {
+                    client,
+                    eventloop: Box::new(eventloop),
+                }
+            }
+        };
         Self {
-            client,
-            eventloop,
+            conn,
             filters: settings.filters(),
         }
     }
 
-    /// A handle for acknowledging (and publishing).
-    pub fn client(&self) -> AsyncClient {
-        self.client.clone()
-    }
-
     /// A handle for acknowledging deliveries.
     pub fn acker(&self) -> Acker {
-        Acker::new(self.client.clone())
+        match &self.conn {
+            Connection::V311 { client, .. } => Acker::new(client.clone()),
+            Connection::V5 { client, .. } => Acker::new_v5(client.clone()),
+        }
     }
 
     /// Drives the connection until `stop` is cancelled, forwarding publishes to `tx`.
@@ -514,45 +751,35 @@ impl MqttSource {
                     tx = None;
                     continue;
                 }
-                ev = self.eventloop.poll() => ev,
+                ev = self.conn.poll() => ev,
             };
             match event {
-                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                Ok(SourceEvent::ConnAck { session_present }) => {
                     metrics.connects.fetch_add(1, Relaxed);
                     backoff = Duration::from_millis(100);
-                    tracing::info!(
-                        session_present = ack.session_present,
-                        "Connected to MQTT broker"
-                    );
+                    tracing::info!(session_present, "Connected to MQTT broker");
                     for f in &self.filters {
-                        if let Err(e) = self.client.try_subscribe(f, QoS::AtLeastOnce) {
+                        if let Err(e) = self.conn.try_subscribe(f) {
                             tracing::error!(error = %e, filter = %f, "Subscribe request failed");
                         }
                     }
                 }
-                Ok(Event::Incoming(Packet::SubAck(ack))) => {
-                    if ack
-                        .return_codes
-                        .iter()
-                        .any(|c| matches!(c, rumqttc::SubscribeReasonCode::Failure))
-                    {
-                        tracing::error!(?ack, "Broker refused a subscription");
-                    }
+                Ok(SourceEvent::SubscribeRefused(ack)) => {
+                    tracing::error!(%ack, "Broker refused a subscription");
                 }
-                Ok(Event::Incoming(Packet::Publish(publish))) => {
+                Ok(SourceEvent::Publish(item)) => {
                     metrics.received.fetch_add(1, Relaxed);
                     let Some(sender) = &tx else {
                         // Stopping: leave it unacknowledged; a persistent broker
                         // redelivers it to the next session.
                         continue;
                     };
-                    let item = Received::new(publish, Timestamp(now_ms()));
                     tokio::select! {
                         res = sender.send(item) => if res.is_err() { tx = None; },
                         _ = stop.cancelled() => { tx = None; }
                     }
                 }
-                Ok(_) => {}
+                Ok(SourceEvent::Disconnected | SourceEvent::Other) => {}
                 Err(e) => {
                     metrics.connection_errors.fetch_add(1, Relaxed);
                     if stop.is_cancelled() {
@@ -569,11 +796,11 @@ impl MqttSource {
             }
         }
         // Flush what is queued (the last acks), then say goodbye.
-        let _ = self.client.try_disconnect();
+        self.conn.try_disconnect();
         let flush = async {
             loop {
-                match self.eventloop.poll().await {
-                    Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
+                match self.conn.poll().await {
+                    Ok(SourceEvent::Disconnected) | Err(_) => break,
                     Ok(_) => {}
                 }
             }
@@ -695,10 +922,24 @@ mod tests {
         };
         let e = Endpoint::resolve("mqtts://h", &files).unwrap_err();
         assert!(e.to_string().contains("needs its key"), "{e}");
+        // rumqttc connects to `{host}:{port}`: an IPv6 address keeps its brackets.
+        let v6 = Endpoint::resolve("mqtt://[::1]:1884", &TlsFiles::default()).unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("[::1]", 1884));
         // Plain TCP needs nothing.
         let plain = Endpoint::resolve("mqtt://h", &TlsFiles::default()).unwrap();
         assert!(plain.tls.is_none());
         assert!(matches!(plain.transport(), rumqttc::Transport::Tcp));
+    }
+
+    #[test]
+    fn protocol_versions_parse() {
+        assert_eq!("3.1.1".parse::<Protocol>().unwrap(), Protocol::V311);
+        assert_eq!("5".parse::<Protocol>().unwrap(), Protocol::V5);
+        assert_eq!(Protocol::default(), Protocol::V311);
+        for bad in ["", "3", "4", "5.0", "v5", "3.1"] {
+            assert!(bad.parse::<Protocol>().is_err(), "{bad}");
+        }
+        assert_eq!(Protocol::V5.to_string(), "5");
     }
 
     #[test]

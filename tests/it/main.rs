@@ -13,6 +13,7 @@ mod dead_letters;
 mod harness;
 mod models;
 mod mosquitto;
+mod mqtt5;
 mod parity;
 mod pipeline;
 mod restart;

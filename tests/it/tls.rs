@@ -2,8 +2,9 @@
 //! at test time (rcgen) into a temporary directory. Extended suite (FIXAHEAD_IT=1);
 //! the start-up check of a bad CA file runs always.
 //!
-//! - With the right CA, fixahead connects, and messages published over TLS are stored
-//!   (also through `fixahead replay --mqtt-url mqtts://... --mqtt-ca`).
+//! - With the right CA, fixahead connects, over MQTT 3.1.1 and 5, and messages
+//!   published over TLS are stored (also through `fixahead replay --mqtt-url
+//!   mqtts://... --mqtt-ca`).
 //! - A CA that did not sign the broker's certificate, or a certificate for another host
 //!   name, keeps fixahead from connecting: it retries with backoff, counts connection
 //!   errors, stays up, and stores nothing.
@@ -183,6 +184,26 @@ async fn mqtts_with_a_custom_ca_stores_and_a_wrong_ca_or_host_never_connects() {
         &["--mqtt-url", &url, "--mqtt-ca", &pki.arg("ca.pem")],
     )
     .await;
+    // The same over MQTT 5, under a client id of its own.
+    let dir5 = tempfile::tempdir().unwrap();
+    let config5 = dir5.path().join("fixahead.toml");
+    std::fs::write(&config5, "[mqtt]\nclient_id = \"fixahead-tls-v5\"\n").unwrap();
+    let server5 = Server::start_with(
+        dir5.path(),
+        None,
+        free_port(),
+        &[
+            "--config",
+            config5.to_str().unwrap(),
+            "--mqtt-url",
+            &url,
+            "--mqtt-ca",
+            &pki.arg("ca.pem"),
+            "--mqtt-protocol",
+            "5",
+        ],
+    )
+    .await;
     let mut publisher = tls_publisher(port, &pki.path("ca.pem"), "it-tls-devices").await;
     // Mosquitto drops what nobody subscribed to: probe until one is stored.
     let deadline = std::time::Instant::now() + LIVENESS;
@@ -197,7 +218,9 @@ async fn mqtts_with_a_custom_ca_stores_and_a_wrong_ca_or_host_never_connects() {
             .await;
         publisher.flush().await;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if server.get("/api/v1/devices/tls-probe").await.0 == 200 {
+        if server.get("/api/v1/devices/tls-probe").await.0 == 200
+            && server5.get("/api/v1/devices/tls-probe").await.0 == 200
+        {
             break;
         }
         assert!(
@@ -215,25 +238,23 @@ async fn mqtts_with_a_custom_ca_stores_and_a_wrong_ca_or_host_never_connects() {
             .await;
     }
     publisher.flush().await;
-    wait_for(
-        LIVENESS,
-        "200 messages sent over TLS to be stored",
-        || async {
-            let (status, body) = server
-                .get("/api/v1/devices/tls-1/telemetry?limit=1000")
-                .await;
-            status == 200 && body["telemetry"].as_array().map_or(0, Vec::len) >= 200
-        },
-    )
-    .await;
-    let (_, body) = server
-        .get("/api/v1/devices/tls-1/telemetry?limit=1000")
+    for s in [&server, &server5] {
+        wait_for(
+            LIVENESS,
+            "200 messages sent over TLS to be stored",
+            || async {
+                let (status, body) = s.get("/api/v1/devices/tls-1/telemetry?limit=1000").await;
+                status == 200 && body["telemetry"].as_array().map_or(0, Vec::len) >= 200
+            },
+        )
         .await;
-    assert_eq!(
-        body["telemetry"].as_array().map_or(0, Vec::len),
-        200,
-        "{body:#}"
-    );
+        let (_, body) = s.get("/api/v1/devices/tls-1/telemetry?limit=1000").await;
+        assert_eq!(
+            body["telemetry"].as_array().map_or(0, Vec::len),
+            200,
+            "{body:#}"
+        );
+    }
 
     // The simulators' TLS path: `fixahead replay` to the same broker.
     let before = {
