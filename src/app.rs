@@ -33,6 +33,8 @@ pub(crate) struct Running {
     pub(crate) mqtt_host: String,
     /// The broker's port.
     pub(crate) mqtt_port: u16,
+    /// TLS to the broker (`mqtts://`), for the demo's own publishers.
+    pub(crate) mqtt_tls: Option<ingest::source::TlsConfig>,
     /// Where the HTTP API listens.
     pub(crate) http_addr: SocketAddr,
     stop: CancellationToken,
@@ -119,10 +121,10 @@ pub(crate) async fn start_with_clients(
 
     // Broker: embedded unless an external URL is configured.
     let mut ingest_login = (config.mqtt.username.clone(), config.mqtt.password.clone());
-    let (host, port, mqtt_addr) = match &config.mqtt.url {
+    let (host, port, tls, mqtt_addr) = match &config.mqtt.url {
         Some(url) => {
-            let (host, port) = ingest::source::parse_mqtt_url(url)?;
-            (host, port, url.clone())
+            let endpoint = config.mqtt_endpoint(url)?;
+            (endpoint.host, endpoint.port, endpoint.tls, url.clone())
         }
         None => {
             let mut settings = BrokerSettings::new(config.mqtt.listen);
@@ -157,7 +159,12 @@ pub(crate) async fn start_with_clients(
             }
             let broker = ingest::broker::start(&settings)?;
             let addr = broker.addr();
-            (addr.ip().to_string(), addr.port(), format!("mqtt://{addr}"))
+            (
+                addr.ip().to_string(),
+                addr.port(),
+                None,
+                format!("mqtt://{addr}"),
+            )
         }
     };
 
@@ -253,6 +260,8 @@ pub(crate) async fn start_with_clients(
     (mqtt.username, mqtt.password) = ingest_login;
     mqtt.keep_alive = Duration::from_secs(config.mqtt.keep_alive_s);
     mqtt.shared_group = config.mqtt.shared_group.clone();
+    mqtt.tls = tls.clone();
+    mqtt.protocol = config.mqtt_protocol()?;
     let request_capacity = config.ingest.queue_capacity + config.ingest.batch_max + 64;
     let source = MqttSource::new(&mqtt, request_capacity);
     let (tx, rx) = mpsc::channel(config.ingest.queue_capacity);
@@ -317,6 +326,7 @@ pub(crate) async fn start_with_clients(
         mqtt_addr,
         mqtt_host: host,
         mqtt_port: port,
+        mqtt_tls: tls,
         http_addr,
         stop,
         ingest_task,

@@ -168,10 +168,15 @@ pub(crate) async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
     );
 
     // 4. The broker, shared by both phases.
-    let (host, port, broker) = match &args.mqtt_url {
+    let (host, port, tls, broker) = match &args.mqtt_url {
         Some(url) => {
-            let (host, port) = ingest::source::parse_mqtt_url(url)?;
-            (host, port, format!("external {url}"))
+            let endpoint = args.mqtt_tls.endpoint(url)?;
+            (
+                endpoint.host,
+                endpoint.port,
+                endpoint.tls,
+                format!("external {url}"),
+            )
         }
         None => {
             let settings =
@@ -180,6 +185,7 @@ pub(crate) async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
             (
                 addr.ip().to_string(),
                 addr.port(),
+                None,
                 "embedded rumqttd in this process (as `fixahead run` starts it)".to_owned(),
             )
         }
@@ -187,6 +193,7 @@ pub(crate) async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
     let target = Target {
         host: host.clone(),
         port,
+        tls: tls.as_ref().map(|t| t.rumqttc()),
         connections: args.connections,
     };
 
@@ -206,7 +213,14 @@ pub(crate) async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
         data_dir: data_dir.clone(),
         ..Config::default()
     };
-    config.mqtt.url = Some(format!("mqtt://{host}:{port}"));
+    config.mqtt.url = Some(match &args.mqtt_url {
+        Some(url) => url.clone(),
+        None => format!("mqtt://{host}:{port}"),
+    });
+    let tls_files = args.mqtt_tls.files();
+    config.mqtt.ca_file = tls_files.ca_file;
+    config.mqtt.client_cert = tls_files.client_cert;
+    config.mqtt.client_key = tls_files.client_key;
     config.mqtt.client_id = format!("fixahead-bench-ingest-{}", std::process::id());
     config.http.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     config.models.dir = Some(model_dir.clone());
@@ -729,6 +743,8 @@ fn find_ticket_samples(
 struct Target {
     host: String,
     port: u16,
+    /// TLS for an `mqtts://` broker.
+    tls: Option<rumqttc::TlsConfiguration>,
     connections: usize,
 }
 
@@ -739,6 +755,9 @@ fn options(target: &Target, client_id: String) -> MqttOptions {
         .set_request_channel_capacity(REQUEST_CAPACITY)
         .set_keep_alive(Duration::from_secs(30))
         .set_clean_session(true);
+    if let Some(tls) = &target.tls {
+        o.set_transport(rumqttc::Transport::tls_with_config(tls.clone()));
+    }
     o
 }
 

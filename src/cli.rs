@@ -125,9 +125,11 @@ pub(crate) struct ReplayArgs {
     /// History directory (see docs/history-format.md).
     #[arg(value_name = "DIR")]
     pub(crate) dir: PathBuf,
-    /// Broker to publish to.
+    /// Broker to publish to (mqtt:// or mqtts://).
     #[arg(long, value_name = "URL", default_value = "mqtt://127.0.0.1:1883")]
     pub(crate) mqtt_url: String,
+    #[command(flatten)]
+    pub(crate) mqtt_tls: MqttTlsArgs,
     /// Simulated seconds per wall-clock second, or `max` for as fast as the broker takes them.
     #[arg(long, default_value = "max")]
     pub(crate) speed: String,
@@ -167,10 +169,12 @@ pub(crate) enum BenchCommand {
         /// MQTT connections.
         #[arg(long, default_value_t = 4)]
         connections: usize,
-        /// Publish to this broker instead of an embedded one started in this process,
-        /// so the peak memory printed is the publisher's alone.
+        /// Publish to this broker (mqtt:// or mqtts://) instead of an embedded one
+        /// started in this process, so the peak memory printed is the publisher's alone.
         #[arg(long, value_name = "URL")]
         mqtt_url: Option<String>,
+        #[command(flatten)]
+        mqtt_tls: MqttTlsArgs,
     },
     /// Time training (`models::train`, default parameters) on about --rows feature rows.
     Train {
@@ -212,9 +216,12 @@ pub(crate) enum BenchCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct IngestBenchArgs {
-    /// Use this broker (mqtt://host:port) instead of an embedded one started in this process.
+    /// Use this broker (mqtt://host:port or mqtts://host:port) instead of an embedded
+    /// one started in this process.
     #[arg(long, value_name = "URL")]
     pub(crate) mqtt_url: Option<String>,
+    #[command(flatten)]
+    pub(crate) mqtt_tls: MqttTlsArgs,
     /// Messages timed through the raw relay and through the pipeline.
     #[arg(long, default_value_t = 200_000)]
     pub(crate) messages: u64,
@@ -255,6 +262,37 @@ pub(crate) struct IngestBenchArgs {
     pub(crate) state_only: bool,
 }
 
+/// TLS for an `mqtts://` broker URL, shared by every command that takes `--mqtt-url`.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct MqttTlsArgs {
+    /// With an mqtts:// URL: trust the CA certificates in this PEM file instead of the
+    /// operating system's.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) mqtt_ca: Option<PathBuf>,
+    /// With an mqtts:// URL: present this PEM certificate chain to the broker (mutual TLS).
+    #[arg(long, value_name = "FILE", requires = "mqtt_client_key")]
+    pub(crate) mqtt_client_cert: Option<PathBuf>,
+    /// The PEM private key of --mqtt-client-cert.
+    #[arg(long, value_name = "FILE", requires = "mqtt_client_cert")]
+    pub(crate) mqtt_client_key: Option<PathBuf>,
+}
+
+impl MqttTlsArgs {
+    /// The files as ingest takes them.
+    pub(crate) fn files(&self) -> ingest::source::TlsFiles {
+        ingest::source::TlsFiles {
+            ca_file: self.mqtt_ca.clone(),
+            client_cert: self.mqtt_client_cert.clone(),
+            client_key: self.mqtt_client_key.clone(),
+        }
+    }
+
+    /// Parses `url` and loads the TLS files for `mqtts://`.
+    pub(crate) fn endpoint(&self, url: &str) -> anyhow::Result<ingest::source::Endpoint> {
+        Ok(ingest::source::Endpoint::resolve(url, &self.files())?)
+    }
+}
+
 /// Options shared by `run` and `demo`.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ServeArgs {
@@ -267,9 +305,15 @@ pub(crate) struct ServeArgs {
     /// Where the embedded MQTT broker listens [default: 127.0.0.1:1883].
     #[arg(long, value_name = "ADDR")]
     pub(crate) mqtt_listen: Option<SocketAddr>,
-    /// Use an external MQTT broker (mqtt://host:port) instead of the embedded one.
+    /// Use an external MQTT broker (mqtt://host[:port], or mqtts://host[:port] for TLS)
+    /// instead of the embedded one.
     #[arg(long, value_name = "URL")]
     pub(crate) mqtt_url: Option<String>,
+    #[command(flatten)]
+    pub(crate) mqtt_tls: MqttTlsArgs,
+    /// MQTT version spoken to the external broker: 3.1.1 or 5 [default: 3.1.1].
+    #[arg(long, value_name = "VERSION")]
+    pub(crate) mqtt_protocol: Option<String>,
     /// Join this MQTT shared-subscription group, so several instances split the load
     /// (see docs/operations.md, "Scale-out", for which brokers keep a device on one instance).
     #[arg(long, value_name = "NAME")]
@@ -329,9 +373,11 @@ pub(crate) struct SimulateArgs {
     /// Random seed; the same seed gives the same fleet and the same messages.
     #[arg(long, default_value_t = 1)]
     pub(crate) seed: u64,
-    /// Broker to publish to (live mode).
+    /// Broker to publish to (live mode; mqtt:// or mqtts://).
     #[arg(long, value_name = "URL", default_value = "mqtt://127.0.0.1:1883")]
     pub(crate) mqtt_url: String,
+    #[command(flatten)]
+    pub(crate) mqtt_tls: MqttTlsArgs,
     /// MQTT username (live mode).
     #[arg(long)]
     pub(crate) username: Option<String>,

@@ -27,6 +27,19 @@ pub(crate) fn effective_config(args: &ServeArgs) -> anyhow::Result<Config> {
     if let Some(u) = &args.mqtt_url {
         config.mqtt.url = Some(u.clone());
     }
+    if let Some(p) = &args.mqtt_protocol {
+        config.mqtt.protocol = p.clone();
+    }
+    let tls = &args.mqtt_tls;
+    if let Some(f) = &tls.mqtt_ca {
+        config.mqtt.ca_file = Some(f.clone());
+    }
+    if let Some(f) = &tls.mqtt_client_cert {
+        config.mqtt.client_cert = Some(f.clone());
+    }
+    if let Some(f) = &tls.mqtt_client_key {
+        config.mqtt.client_key = Some(f.clone());
+    }
     if let Some(g) = &args.shared_group {
         config.mqtt.shared_group = Some(g.clone());
     }
@@ -394,6 +407,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         simulators::replay::ReplayConfig {
             host: host.clone(),
             port,
+            tls: running.mqtt_tls.as_ref().map(|t| t.rumqttc()),
             client_id: "fixahead-demo-warm-up".into(),
             username: Some(simulator.username.clone()),
             password: Some(simulator.secret.clone()),
@@ -413,6 +427,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let live = simulators::LiveConfig {
         host,
         port,
+        tls: running.mqtt_tls.as_ref().map(|t| t.rumqttc()),
         client_id: "fixahead-demo-fleet".into(),
         username: Some(simulator.username.clone()),
         password: Some(simulator.secret.clone()),

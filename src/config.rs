@@ -56,8 +56,15 @@ impl Default for Config {
 pub(crate) struct MqttConfig {
     /// Where the embedded broker listens. Ignored when `url` is set.
     pub(crate) listen: SocketAddr,
-    /// An external broker, `mqtt://host:port`. Unset: run the embedded broker.
+    /// An external broker, `mqtt://host[:port]` or `mqtts://host[:port]` (TLS). Unset:
+    /// run the embedded broker.
     pub(crate) url: Option<String>,
+    /// `mqtts://`: PEM file of the CA certificates to trust instead of the system's.
+    pub(crate) ca_file: Option<PathBuf>,
+    /// `mqtts://`: PEM client certificate chain for mutual TLS (with `client_key`).
+    pub(crate) client_cert: Option<PathBuf>,
+    /// `mqtts://`: PEM private key of `client_cert`.
+    pub(crate) client_key: Option<PathBuf>,
     /// The ingestor's client id; keep it stable so the broker keeps its session.
     pub(crate) client_id: String,
     /// Username for the external broker.
@@ -66,6 +73,8 @@ pub(crate) struct MqttConfig {
     pub(crate) password: Option<String>,
     /// MQTT keep-alive in seconds.
     pub(crate) keep_alive_s: u64,
+    /// The MQTT version spoken to an external broker: `3.1.1` or `5`.
+    pub(crate) protocol: String,
     /// Subscribe as a member of this MQTT shared-subscription group
     /// (`$share/{group}/fixahead/v1/+/+`), so several instances split the load
     /// (docs/operations.md, "Scale-out"). Unset: an ordinary subscription.
@@ -81,12 +90,27 @@ impl Default for MqttConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 1883)),
             url: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
             client_id: "fixahead-ingest".into(),
             username: None,
             password: None,
             keep_alive_s: 30,
+            protocol: "3.1.1".into(),
             shared_group: None,
             allow_anonymous: None,
+        }
+    }
+}
+
+impl MqttConfig {
+    /// The TLS files for `mqtts://`.
+    pub(crate) fn tls_files(&self) -> ingest::source::TlsFiles {
+        ingest::source::TlsFiles {
+            ca_file: self.ca_file.clone(),
+            client_cert: self.client_cert.clone(),
+            client_key: self.client_key.clone(),
         }
     }
 }
@@ -310,8 +334,15 @@ impl Config {
         if self.ingest.batch_interval_ms > 10_000 {
             bail!("ingest.batch_interval_ms must be at most 10000");
         }
-        if let Some(url) = &self.mqtt.url {
-            ingest::source::parse_mqtt_url(url)?;
+        match &self.mqtt.url {
+            // Loads the TLS files too, so a bad CA file stops the start-up.
+            Some(url) => {
+                self.mqtt_endpoint(url)?;
+            }
+            None if !self.mqtt.tls_files().is_empty() => bail!(
+                "mqtt.ca_file, mqtt.client_cert and mqtt.client_key are for an external mqtts:// broker (mqtt.url); the embedded broker has no TLS"
+            ),
+            None => {}
         }
         self.max_future_ms()?;
         self.dead_letter_retention()?;
@@ -327,10 +358,26 @@ impl Config {
                 bail!("mqtt.shared_group must be 1-64 characters without '/', '+', '#', '$' or surrounding spaces (it becomes a topic level of $share/{{group}}/...)");
             }
         }
+        if self.mqtt_protocol()? == ingest::source::Protocol::V5 && self.mqtt.url.is_none() {
+            bail!("mqtt.protocol = \"5\" needs an external broker (mqtt.url): the embedded broker speaks MQTT 3.1.1 to the ingestor");
+        }
         if !(5..=65_535).contains(&self.mqtt.keep_alive_s) {
             bail!("mqtt.keep_alive_s must be 5-65535 seconds");
         }
         Ok(())
+    }
+
+    /// The external broker to connect to, with its TLS configuration for `mqtts://`.
+    pub(crate) fn mqtt_endpoint(&self, url: &str) -> anyhow::Result<ingest::source::Endpoint> {
+        Ok(ingest::source::Endpoint::resolve(
+            url,
+            &self.mqtt.tls_files(),
+        )?)
+    }
+
+    /// The MQTT version spoken to the broker.
+    pub(crate) fn mqtt_protocol(&self) -> anyhow::Result<ingest::source::Protocol> {
+        Ok(self.mqtt.protocol.parse()?)
     }
 
     /// The model directory.
@@ -462,6 +509,14 @@ mod tests {
             "[mqtt]\nkeep_alive_s = 70000\n",
             "[ingest]\nbatch_max = 0\n",
             "[mqtt]\nurl = \"http://x\"\n",
+            "[mqtt]\nurl = \"mqtts://[::1]\"\n",
+            "[mqtt]\nurl = \"mqtt://h\"\nprotocol = \"4\"\n",
+            "[mqtt]\nprotocol = \"5\"\n",
+            // TLS files without mqtts://, or a CA file that does not exist.
+            "[mqtt]\nca_file = \"/etc/ssl/certs/ca-certificates.crt\"\n",
+            "[mqtt]\nurl = \"mqtt://h\"\nca_file = \"/etc/ssl/certs/ca-certificates.crt\"\n",
+            "[mqtt]\nurl = \"mqtts://h\"\nca_file = \"/nonexistent/ca.pem\"\n",
+            "[mqtt]\nurl = \"mqtts://h\"\nclient_key = \"/nonexistent/key.pem\"\n",
             "[dead_letters]\nmax_rows = 0\n",
             "[dead_letters]\nmax_age = \"0d\"\n",
             "[dead_letters]\nmax_age = \"-1d\"\n",

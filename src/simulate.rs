@@ -89,15 +89,16 @@ pub(crate) async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         Some(s) => Timestamp::parse(s)?,
         None => now(),
     };
-    let (host, port) = ingest::source::parse_mqtt_url(&args.mqtt_url)?;
+    let endpoint = args.mqtt_tls.endpoint(&args.mqtt_url)?;
     let fleet = simulators::Fleet::new(fleet_config(&args, start)?, &profiles)?;
     let inject = match &args.inject {
         Some(spec) => simulators::InjectConfig::parse(spec)?,
         None => simulators::InjectConfig::default(),
     };
     let live = simulators::LiveConfig {
-        host,
-        port,
+        tls: endpoint.tls.as_ref().map(|t| t.rumqttc()),
+        host: endpoint.host,
+        port: endpoint.port,
         client_id: client_id(
             args.username.as_deref(),
             &format!("fixahead-sim-{}", args.seed),
@@ -146,7 +147,7 @@ pub(crate) async fn write_history_with_bar(
 
 /// `fixahead replay`
 pub(crate) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
-    let (host, port) = ingest::source::parse_mqtt_url(&args.mqtt_url)?;
+    let endpoint = args.mqtt_tls.endpoint(&args.mqtt_url)?;
     let speed = match args.speed.as_str() {
         "max" => None,
         s => {
@@ -160,8 +161,9 @@ pub(crate) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         }
     };
     let config = simulators::replay::ReplayConfig {
-        host,
-        port,
+        tls: endpoint.tls.as_ref().map(|t| t.rumqttc()),
+        host: endpoint.host,
+        port: endpoint.port,
         client_id: client_id(args.username.as_deref(), "fixahead-replay"),
         username: args.username,
         password: args.password,
@@ -243,13 +245,15 @@ pub(crate) async fn bench(command: BenchCommand) -> anyhow::Result<()> {
             seconds,
             connections,
             mqtt_url,
+            mqtt_tls,
         } => {
-            let (host, port, where_) = match &mqtt_url {
+            let (host, port, tls, where_) = match &mqtt_url {
                 Some(url) => {
-                    let (host, port) = ingest::source::parse_mqtt_url(url)?;
+                    let endpoint = mqtt_tls.endpoint(url)?;
                     (
-                        host,
-                        port,
+                        endpoint.host,
+                        endpoint.port,
+                        endpoint.tls.map(|t| t.rumqttc()),
                         format!("external broker {url}; peak memory is the publisher's alone"),
                     )
                 }
@@ -261,11 +265,13 @@ pub(crate) async fn bench(command: BenchCommand) -> anyhow::Result<()> {
                     (
                         addr.ip().to_string(),
                         addr.port(),
+                        None,
                         "embedded broker in this process; peak memory includes it".to_owned(),
                     )
                 }
             };
-            let result = simulators::bench_live(devices, seconds, connections, &host, port).await?;
+            let result =
+                simulators::bench_live(devices, seconds, connections, &host, port, tls).await?;
             println!("bench simulate-live (QoS 1, no subscriber, {where_})");
             println!("  devices            {}", result.devices);
             println!("  connections        {}", result.connections);

@@ -20,6 +20,10 @@ pub enum Error {
     /// The MQTT client was misconfigured or its request channel closed.
     #[error("MQTT client: {0}")]
     Mqtt(String),
+    /// TLS for `mqtts://` is misconfigured: a file that cannot be read, holds no
+    /// usable certificate or key, or is set without `mqtts://`.
+    #[error("MQTT TLS: {0}")]
+    Tls(String),
     /// Stored data could not be decoded (a bug or a corrupted file).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),

@@ -51,7 +51,7 @@ const DRAIN_STALL: Duration = Duration::from_secs(3);
 pub(crate) const MAX_CONNECTIONS: usize = 10_000;
 
 /// Where and how fast to publish.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct LiveConfig {
     /// Broker host name or address.
     pub host: String,
@@ -65,6 +65,9 @@ pub struct LiveConfig {
     pub username: Option<String>,
     /// Password (used only with a user name).
     pub password: Option<String>,
+    /// TLS (an `mqtts://` broker): the binary builds it with `ingest::source::Endpoint`.
+    /// `None`: plain TCP.
+    pub tls: Option<rumqttc::TlsConfiguration>,
     /// Simulated seconds per wall-clock second (1 = real time, 3600 = an hour a second).
     pub speed: f64,
     /// If set, ground-truth events are appended to this file as `events.jsonl` lines.
@@ -85,6 +88,7 @@ impl Default for LiveConfig {
             client_id: "fixahead-simulator".into(),
             username: None,
             password: None,
+            tls: None,
             speed: 1.0,
             ground_truth_path: None,
             max_duration: None,
@@ -95,7 +99,8 @@ impl Default for LiveConfig {
 }
 impl LiveConfig {
     /// A default config for `mqtt://[user[:password]@]host[:port]` (also `tcp://`; the
-    /// port defaults to 1883). TLS (`mqtts://`) is not supported yet.
+    /// port defaults to 1883). `mqtts://` is refused here: TLS needs trust settings, which
+    /// the binary resolves (`ingest::source::Endpoint`) into [`LiveConfig::tls`].
     pub fn from_mqtt_url(url: &str) -> Result<Self> {
         let bad = |reason: &str| Error::InvalidUrl {
             url: url.to_owned(),
@@ -106,7 +111,11 @@ impl LiveConfig {
             .ok_or_else(|| bad("expected mqtt://host[:port]"))?;
         match scheme {
             "mqtt" | "tcp" => {}
-            "mqtts" | "ssl" => return Err(bad("TLS is not supported yet; use mqtt://")),
+            "mqtts" | "ssl" => {
+                return Err(bad(
+                    "TLS URLs are resolved by the caller into LiveConfig::tls; use mqtt:// here",
+                ))
+            }
             _ => return Err(bad("the scheme must be mqtt:// or tcp://")),
         }
         let authority = rest.split(['/', '?']).next().unwrap_or_default();
@@ -180,6 +189,7 @@ impl LiveConfig {
             client_id: &self.client_id,
             username: self.username.as_deref(),
             password: self.password.as_deref(),
+            tls: self.tls.as_ref(),
         }
     }
 }
@@ -445,6 +455,7 @@ pub(crate) struct Target<'a> {
     pub(crate) client_id: &'a str,
     pub(crate) username: Option<&'a str>,
     pub(crate) password: Option<&'a str>,
+    pub(crate) tls: Option<&'a rumqttc::TlsConfiguration>,
 }
 
 impl Target<'_> {
@@ -458,6 +469,9 @@ impl Target<'_> {
             .set_clean_session(false);
         if let Some(user) = self.username {
             options.set_credentials(user, self.password.unwrap_or_default());
+        }
+        if let Some(tls) = self.tls {
+            options.set_transport(rumqttc::Transport::tls_with_config(tls.clone()));
         }
         options
     }
@@ -699,7 +713,8 @@ pub struct LiveBench {
 /// process can send here, so the publisher, not the simulated clock, is the limit.
 const BENCH_TARGET_RATE: f64 = 200_000.0;
 
-/// Publishes a fleet of `devices` (default kinds, seed 1) to `host:port` for `seconds`
+/// Publishes a fleet of `devices` (default kinds, seed 1) to `host:port` (with `tls`,
+/// an `mqtts://` broker) for `seconds`
 /// of wall-clock time over `connections` connections, as fast as it goes, and measures
 /// the acknowledged publish rate and the process's peak memory.
 ///
@@ -713,6 +728,7 @@ pub async fn bench_live(
     connections: usize,
     host: &str,
     port: u16,
+    tls: Option<rumqttc::TlsConfiguration>,
 ) -> Result<LiveBench> {
     let profiles = ProfileSet::builtin();
     let fleet_config = FleetConfig {
@@ -742,6 +758,7 @@ pub async fn bench_live(
     let config = LiveConfig {
         host: host.to_owned(),
         port,
+        tls,
         client_id: format!("fixahead-bench-{}", std::process::id()),
         speed,
         max_duration: Some(Duration::from_secs(seconds)),

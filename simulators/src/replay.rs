@@ -51,7 +51,7 @@ const DRAIN_STALL: Duration = Duration::from_secs(30);
 const CANCEL_DRAIN_STALL: Duration = Duration::from_secs(3);
 
 /// Where and how fast to replay.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct ReplayConfig {
     /// Broker host name or address.
     pub host: String,
@@ -63,6 +63,8 @@ pub struct ReplayConfig {
     pub username: Option<String>,
     /// Password (used only with a user name).
     pub password: Option<String>,
+    /// TLS (an `mqtts://` broker); `None`: plain TCP.
+    pub tls: Option<rumqttc::TlsConfiguration>,
     /// Event-time seconds per wall-clock second; `None` publishes as fast as possible.
     pub speed: Option<f64>,
     /// MQTT connections, 1-10000.
@@ -77,6 +79,7 @@ impl Default for ReplayConfig {
             client_id: "fixahead-replay".into(),
             username: None,
             password: None,
+            tls: None,
             speed: None,
             connections: 1,
         }
@@ -162,6 +165,7 @@ pub async fn replay(
         client_id: &config.client_id,
         username: config.username.as_deref(),
         password: config.password.as_deref(),
+        tls: config.tls.as_ref(),
     };
     let pool = Pool::connect(&target, config.connections);
     info!(path = %path.display(), host = %config.host, port = config.port, speed = ?config.speed, "Replaying history");

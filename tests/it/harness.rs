@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, Transport};
 use serde_json::Value;
 
 /// The binary under test.
@@ -55,6 +55,7 @@ pub(crate) fn run_cli(args: &[&str]) -> String {
 pub(crate) fn trained_models() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        remove_stale_model_dirs();
         let root = std::env::temp_dir().join(format!("fixahead-it-models-{}", std::process::id()));
         let history = root.join("history");
         let models = root.join("models");
@@ -85,8 +86,32 @@ pub(crate) fn trained_models() -> &'static Path {
             "--out",
             models.to_str().unwrap(),
         ]);
+        // The history (hundreds of MB) is not needed once the models exist; the models
+        // (a few MB) stay for this process's tests, and the next run removes them.
+        let _ = std::fs::remove_dir_all(&history);
         models
     })
+}
+
+/// Removes the model directories of earlier test processes that are gone: a static
+/// is never dropped, so each run of the suite would otherwise leave one behind.
+fn remove_stale_model_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("fixahead-it-models-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// A running `fixahead run`, killed on drop.
@@ -257,7 +282,7 @@ pub(crate) struct Publisher {
 impl Publisher {
     /// Connects to 127.0.0.1:`port`.
     pub(crate) async fn connect(port: u16, client_id: &str) -> Publisher {
-        Self::connect_opts(mqtt_options(port, client_id, None)).await
+        Self::connect_with(port, client_id, Transport::Tcp).await
     }
 
     /// Connects to 127.0.0.1:`port` with a username and password.
@@ -268,6 +293,17 @@ impl Publisher {
         password: &str,
     ) -> Publisher {
         Self::connect_opts(mqtt_options(port, client_id, Some((username, password)))).await
+    }
+
+    /// Connects to 127.0.0.1:`port` over `transport` (TLS for an `mqtts://` broker).
+    pub(crate) async fn connect_with(
+        port: u16,
+        client_id: &str,
+        transport: Transport,
+    ) -> Publisher {
+        let mut opts = mqtt_options(port, client_id, None);
+        opts.set_transport(transport);
+        Self::connect_opts(opts).await
     }
 
     async fn connect_opts(opts: MqttOptions) -> Publisher {

@@ -70,8 +70,10 @@ impl Mosquitto {
         .await
     }
 
-    /// Starts Mosquitto with these extra configuration lines (`{dir}` stands for its
-    /// directory). Anonymous clients are allowed unless `settings` sets `allow_anonymous`.
+    /// Starts Mosquitto with a listener on 127.0.0.1:`port` followed by `settings`,
+    /// raw configuration lines (`{dir}` becomes its directory); lines such as
+    /// `certfile` apply to that listener, and further `listener` lines add others.
+    /// Anonymous clients are allowed unless `settings` sets `allow_anonymous`.
     pub(crate) async fn start_with(port: u16, settings: &str) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         // Started as root, Mosquitto drops to the `mosquitto` user before it writes
