@@ -42,6 +42,8 @@ pub(crate) struct Running {
     scoring_task: JoinHandle<()>,
     http_task: JoinHandle<anyhow::Result<()>>,
     reload_task: JoinHandle<()>,
+    /// The SLA checker; it ends when stopped.
+    sla_task: JoinHandle<()>,
     /// The InfluxDB archive, when configured. It stops at once: what it has not sent
     /// stays in hot.db, after its cursor, for the next start.
     archive_task: Option<JoinHandle<()>>,
@@ -67,6 +69,7 @@ impl Running {
         self.scoring_task.await.context("scoring task")?;
         self.stop.cancel();
         self.reload_task.abort();
+        self.sla_task.await.context("SLA task")?;
         if let Some(archive) = self.archive_task {
             archive.await.context("archive task")?;
         }
@@ -245,9 +248,12 @@ pub(crate) async fn start_with_clients(
     )
     .with_credentials(credentials);
     let http_stop = stop.clone();
+    let streams = state.clone();
     let http_task = tokio::spawn(async move {
         api::serve(listener, api::router(state), async move {
-            http_stop.cancelled().await
+            http_stop.cancelled().await;
+            // Event streams never end by themselves; graceful shutdown waits for them.
+            streams.close_streams();
         })
         .await
         .context("HTTP server")
@@ -288,6 +294,13 @@ pub(crate) async fn start_with_clients(
         let _ = source_task.await;
         result.map(drop).context("ingest writer")
     });
+
+    // SLA clocks: a periodic check on the blocking pool, by the service's clock.
+    let sla_task = tokio::spawn(check_sla(
+        tickets.clone(),
+        Duration::from_millis(config.tickets.sla_check_interval.millis().max(1) as u64),
+        stop.clone(),
+    ));
 
     // Its own connection: API reads must not stall the scorer (and through it ingest).
     let stage = ScoringStage {
@@ -333,8 +346,31 @@ pub(crate) async fn start_with_clients(
         scoring_task,
         http_task,
         reload_task,
+        sla_task,
         archive_task,
     })
+}
+
+/// Checks the tickets' SLA clocks every `every` until `stop`.
+async fn check_sla(tickets: api::TicketService, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let svc = tickets.clone();
+        match tokio::task::spawn_blocking(move || svc.check_sla()).await {
+            Ok(Ok(breaches)) => {
+                for b in breaches {
+                    tracing::warn!(ticket_id = b.ticket_id, kind = b.kind.as_str(), escalated_to = %b.escalated_to, "SLA breached");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "SLA check failed; retrying at the next tick"),
+            Err(e) => tracing::error!(error = %e, "SLA check panicked"),
+        }
+    }
 }
 
 /// Replays recent stored messages into the scorer, oldest first.

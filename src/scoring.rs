@@ -4,12 +4,14 @@
 //! scored in order by this single task (invariant 3). Predictions are recorded in
 //! batches: per (device, component) only the latest score of a batch is kept as the
 //! current risk, while every flagged score still reaches the ticket service, which
-//! opens at most one ticket per pair (invariant 4).
+//! opens at most one ticket per pair (invariant 4). Every raised fault code of the
+//! batch reaches it too, in the same transaction: one the catalogue rates critical
+//! opens (or updates) an urgent reactive ticket, with or without a model.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use domain::{Message, Prediction, ProfileSet};
+use domain::{FaultState, Message, Prediction, ProfileSet};
 use ingest::store::StoreReader;
 use models::Scorer;
 use tokio::sync::mpsc;
@@ -39,12 +41,27 @@ pub(crate) async fn run(mut stage: ScoringStage, mut rx: mpsc::Receiver<Message>
                 Err(_) => break,
             }
         }
-        let mut by_device: BTreeMap<String, Vec<Prediction>> = BTreeMap::new();
+        let mut by_device: BTreeMap<String, Signals> = BTreeMap::new();
         for message in &batch {
+            if let Message::Fault(f) = message {
+                if f.state == FaultState::Raised {
+                    by_device
+                        .entry(f.device_id.as_str().to_owned())
+                        .or_default()
+                        .faults
+                        .push(api::FaultSignal {
+                            device_id: f.device_id.clone(),
+                            device_type: f.device_type.clone(),
+                            code: f.code.clone(),
+                            ts: f.ts,
+                        });
+                }
+            }
             for p in stage.scorer.observe(message) {
                 by_device
                     .entry(p.device_id.as_str().to_owned())
                     .or_default()
+                    .predictions
                     .push(p);
             }
         }
@@ -62,6 +79,13 @@ pub(crate) async fn run(mut stage: ScoringStage, mut rx: mpsc::Receiver<Message>
         }
     }
     tracing::info!("Scoring stage stopped");
+}
+
+/// One device's signals in a batch.
+#[derive(Default)]
+struct Signals {
+    predictions: Vec<Prediction>,
+    faults: Vec<api::FaultSignal>,
 }
 
 /// Keeps the latest prediction per component, plus every flagged one (in order).
@@ -82,32 +106,48 @@ fn record(
     tickets: &api::TicketService,
     reader: &StoreReader,
     profiles: &ProfileSet,
-    by_device: BTreeMap<String, Vec<Prediction>>,
+    by_device: BTreeMap<String, Signals>,
 ) {
-    let devices: Vec<(Vec<Prediction>, api::DiagnosisContext)> = by_device
+    let devices: Vec<(
+        Vec<Prediction>,
+        Vec<api::FaultSignal>,
+        api::DiagnosisContext,
+    )> = by_device
         .into_iter()
-        .map(|(device_id, predictions)| {
-            let predictions = condense(predictions);
-            let ctx = if predictions.iter().any(|p| p.flagged) {
-                diagnosis_context(reader, profiles, &device_id, &predictions)
+        .map(|(device_id, signals)| {
+            let predictions = condense(signals.predictions);
+            let device_type = predictions
+                .first()
+                .map(|p| p.device_type.as_str())
+                .or_else(|| signals.faults.first().map(|f| f.device_type.as_str()))
+                .unwrap_or_default()
+                .to_owned();
+            let ctx = if predictions.iter().any(|p| p.flagged) || !signals.faults.is_empty() {
+                diagnosis_context(reader, profiles, &device_id, &device_type)
             } else {
                 api::DiagnosisContext::default()
             };
-            (predictions, ctx)
+            (predictions, signals.faults, ctx)
         })
         .collect();
-    let batch: Vec<(&[Prediction], &api::DiagnosisContext)> =
-        devices.iter().map(|(p, c)| (p.as_slice(), c)).collect();
+    let batch: Vec<api::DeviceSignals<'_>> = devices
+        .iter()
+        .map(|(predictions, faults, context)| api::DeviceSignals {
+            predictions,
+            faults,
+            context,
+        })
+        .collect();
     match record_with_retry(tickets, &batch) {
         Ok(changes) => {
             for change in changes {
                 match change.kind {
                     api::TicketChangeKind::Opened => tracing::info!(
                         device_id = %change.device_id, ticket = %change.number, component = %change.component,
-                        priority = ?change.priority, "Ticket opened"
+                        priority = ?change.priority, source = ?change.source, "Ticket opened"
                     ),
                     api::TicketChangeKind::Updated => tracing::debug!(
-                        device_id = %change.device_id, ticket = %change.number, "Ticket updated by a new flag"
+                        device_id = %change.device_id, ticket = %change.number, source = ?change.source, "Ticket updated by a new signal"
                     ),
                 }
             }
@@ -124,12 +164,10 @@ fn diagnosis_context(
     reader: &StoreReader,
     profiles: &ProfileSet,
     device_id: &str,
-    predictions: &[Prediction],
+    device_type: &str,
 ) -> api::DiagnosisContext {
     let mut ctx = api::DiagnosisContext {
-        profile: predictions
-            .first()
-            .and_then(|p| profiles.get(&p.device_type).cloned()),
+        profile: profiles.get(device_type).cloned(),
         ..Default::default()
     };
     match reader.recent_faults(device_id, RECENT_FAULTS) {
@@ -153,12 +191,12 @@ fn diagnosis_context(
 /// commit retries.
 fn record_with_retry(
     tickets: &api::TicketService,
-    batch: &[(&[Prediction], &api::DiagnosisContext)],
+    batch: &[api::DeviceSignals<'_>],
 ) -> api::Result<Vec<api::TicketChange>> {
     let mut backoff = std::time::Duration::from_millis(100);
     let mut attempt = 1;
     loop {
-        match tickets.record_batch(batch) {
+        match tickets.record(batch) {
             Ok(changes) => return Ok(changes),
             Err(e) if attempt < RECORD_ATTEMPTS => {
                 tracing::warn!(error = %e, attempt, retry_in_ms = backoff.as_millis() as u64, "Recording predictions failed; retrying");

@@ -38,6 +38,19 @@ pub enum Error {
     /// another one is active for the same (device, component) (HTTP 409).
     #[error("{0}")]
     Conflict(String),
+    /// A lifecycle transition the table (or the reopen window) does not allow
+    /// (HTTP 409, with the statuses that are allowed).
+    #[error("{message}")]
+    Transition {
+        /// What was refused.
+        message: String,
+        /// The statuses the ticket may move to now.
+        allowed: Vec<domain::TicketStatus>,
+    },
+    /// The request is well-formed but a value is invalid; the message names the field
+    /// (HTTP 422).
+    #[error("{0}")]
+    Invalid(String),
     /// Stored data could not be decoded (a bug or a corrupted file).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),

@@ -17,6 +17,7 @@ pub mod tickets;
 pub use error::{ApiError, Error, Result};
 pub use http::{router, serve, AppState, HealthReporter, MetricsRenderer};
 pub use tickets::{
-    DiagnosisContext, RiskRecord, TicketChange, TicketChangeKind, TicketConfig, TicketQuery,
+    AssignmentInput, DeviceSignals, DiagnosisContext, EventRecord, FaultSignal, OutcomeInput,
+    RiskRecord, SlaBreach, SlaKind, TicketChange, TicketChangeKind, TicketConfig, TicketQuery,
     TicketService, TicketStats,
 };

@@ -228,11 +228,11 @@ async fn tickets_list_filters_and_pages() {
     assert_eq!(ids(&body, "tickets"), [3, 1]);
 
     app.tickets
-        .set_status(3, domain::TicketStatus::Closed, "planner", "")
+        .transition(3, domain::TicketStatus::Dismissed, "planner", "", None)
         .unwrap();
     let (_, body) = app.get("/api/v1/tickets?status=open,acknowledged").await;
     assert_eq!(ids(&body, "tickets"), [2, 1]);
-    let (_, body) = app.get("/api/v1/tickets?status=closed").await;
+    let (_, body) = app.get("/api/v1/tickets?status=dismissed").await;
     assert_eq!(ids(&body, "tickets"), [3]);
 
     let (_, page1) = app.get("/api/v1/tickets?limit=2").await;
@@ -416,4 +416,298 @@ async fn serve_shuts_down_gracefully() {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+impl App {
+    async fn post(&self, uri: &str, actor: Option<&str>, body: &str) -> (StatusCode, Value) {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header("content-type", "application/json");
+        if let Some(actor) = actor {
+            request = request.header("x-actor", actor);
+        }
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        let body = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{uri}: body is not JSON ({e}): {text}"));
+        (status, body)
+    }
+}
+
+#[tokio::test]
+async fn transitions_assignment_and_outcome_over_http() {
+    let app = app();
+    // Ticket 1: wm-1 drain_pump, open.
+    let (status, body) = app
+        .post(
+            "/api/v1/tickets/1/transitions",
+            Some("planner-7"),
+            r#"{"to": "acknowledged", "note": "calling the customer"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "acknowledged");
+    let last = body["log"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["actor"], "planner-7");
+    assert_eq!(last["note"], "open -> acknowledged: calling the customer");
+    assert_eq!(
+        body["allowed_transitions"],
+        serde_json::json!(["scheduled", "in_progress", "dismissed", "resolved"])
+    );
+
+    // A move the table does not allow: 409 with the allowed list.
+    let (status, body) = app
+        .post("/api/v1/tickets/1/transitions", None, r#"{"to": "closed"}"#)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "conflict");
+    assert_eq!(
+        body["error"]["allowed"],
+        serde_json::json!(["scheduled", "in_progress", "dismissed", "resolved"])
+    );
+
+    // Bodies: malformed JSON is a 400, a body that does not fit a 422 naming the field.
+    let (status, _) = app
+        .post("/api/v1/tickets/1/transitions", None, "{not json")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    for (body, field) in [
+        (r#"{"to": "acknowledged", "colour": 1}"#, "colour"),
+        (r#"{"to": "sideways"}"#, "to"),
+        (r#"{"note": "x"}"#, "to"),
+        (
+            r#"{"to": "resolved", "outcome": {"kind": "no_fault_found", "parts_replaced": ["x"]}}"#,
+            "parts_replaced",
+        ),
+    ] {
+        let (status, b) = app.post("/api/v1/tickets/1/transitions", None, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {b}");
+        let message = b["error"]["message"].as_str().unwrap();
+        assert!(message.contains(field), "{body}: {message}");
+    }
+    let (status, b) = app
+        .post(
+            "/api/v1/tickets/1/transitions",
+            None,
+            r#"{"to": "resolved"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+
+    // Assignment.
+    let (status, body) = app
+        .post(
+            "/api/v1/tickets/1/assignment",
+            Some("planner-7"),
+            r#"{"engineer": "eng-3", "window_start": "2026-11-25T08:00:00Z",
+                "window_end": "2026-11-25T10:00:00Z", "region": "north"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["assignment"]["engineer"], "eng-3");
+    assert_eq!(
+        body["assignment"]["window_start"],
+        "2026-11-25T08:00:00.000Z"
+    );
+    assert!(!body["assignment"]["skills"].as_array().unwrap().is_empty());
+    let (status, _) = app
+        .post(
+            "/api/v1/tickets/1/assignment",
+            None,
+            r#"{"window_start": "2026-11-25T08:00:00Z"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Outcome: an unknown component of the device type is refused.
+    let (status, b) = app
+        .post(
+            "/api/v1/tickets/1/outcome",
+            None,
+            r#"{"kind": "confirmed_failure", "component": "flux_capacitor"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    let (status, body) = app
+        .post(
+            "/api/v1/tickets/1/outcome",
+            Some("eng-3"),
+            r#"{"kind": "confirmed_failure", "parts_replaced": ["drain pump assembly"],
+                "failed_at": "2026-11-24T05:00:00Z", "note": "impeller broken"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["outcome"]["component"], "drain_pump");
+    assert_eq!(body["outcome"]["recorded_by"], "eng-3");
+    let (status, body) = app
+        .post(
+            "/api/v1/tickets/1/transitions",
+            Some("eng-3"),
+            r#"{"to": "resolved", "note": "done"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "resolved");
+    let (status, _) = app
+        .post(
+            "/api/v1/tickets/99/transitions",
+            None,
+            r#"{"to": "closed"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Filters: source and opened_after.
+    let (_, body) = app.get("/api/v1/tickets?source=reactive").await;
+    assert!(body["tickets"].as_array().unwrap().is_empty());
+    let (_, body) = app.get("/api/v1/tickets?source=proactive").await;
+    assert_eq!(body["tickets"].as_array().unwrap().len(), 3);
+    let (_, body) = app
+        .get("/api/v1/tickets?opened_after=2100-01-01T00:00:00Z")
+        .await;
+    assert!(body["tickets"].as_array().unwrap().is_empty());
+    app.error(
+        "/api/v1/tickets?opened_after=soon",
+        StatusCode::BAD_REQUEST,
+        "bad_request",
+    )
+    .await;
+    let (_, text) = app.request(Method::GET, "/metrics").await;
+    assert!(
+        text.contains("fixahead_tickets{status=\"resolved\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("fixahead_tickets_sla_breaches_total{kind=\"respond\"} 0"));
+}
+
+/// One parsed SSE frame: (id, event, data).
+type Frame = (i64, String, Value);
+
+/// Reads `n` events from an SSE body.
+async fn read_events(
+    stream: &mut (impl futures_util::Stream<Item = Result<axum::body::Bytes, axum::Error>> + Unpin),
+    buffer: &mut String,
+    n: usize,
+) -> Vec<Frame> {
+    use futures_util::StreamExt;
+    let mut out = Vec::new();
+    while out.len() < n {
+        if let Some(end) = buffer.find("\n\n") {
+            let frame: String = buffer.drain(..end + 2).collect();
+            let (mut id, mut event, mut data) = (None, None, None);
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = Some(v.trim().parse::<i64>().unwrap());
+                } else if let Some(v) = line.strip_prefix("event:") {
+                    event = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data = Some(serde_json::from_str::<Value>(v.trim()).unwrap());
+                }
+            }
+            if let (Some(id), Some(event), Some(data)) = (id, event, data) {
+                out.push((id, event, data));
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), stream.next())
+            .await
+            .expect("an event within 10 s")
+            .expect("the stream stays open")
+            .unwrap();
+        buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    out
+}
+
+async fn open_events(
+    app: &App,
+    uri: &str,
+    last_event_id: Option<i64>,
+) -> axum::body::BodyDataStream {
+    let mut request = Request::builder().uri(uri);
+    if let Some(id) = last_event_id {
+        request = request.header("last-event-id", id.to_string());
+    }
+    let response = app
+        .router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    response.into_body().into_data_stream()
+}
+
+#[tokio::test]
+async fn events_resume_after_the_last_event_id_and_miss_nothing() {
+    let app = app();
+    // The fixture wrote 3 tickets: 3 flags and 3 openings.
+    let (status, body) = app.get("/api/v1/events?after=x").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("bad_request"))
+    );
+
+    let mut stream = open_events(&app, "/api/v1/events?after=0", None).await;
+    let mut buffer = String::new();
+    let first = read_events(&mut stream, &mut buffer, 4).await;
+    let ids: Vec<i64> = first.iter().map(|f| f.0).collect();
+    assert_eq!(ids, [1, 2, 3, 4]);
+    assert_eq!(first[0].1, "prediction.flagged");
+    assert_eq!(first[1].1, "ticket.opened");
+    assert_eq!(first[1].2["ticket_id"], 1);
+    assert_eq!(
+        first[1].2["data"]["ticket"]["number"]
+            .as_str()
+            .unwrap()
+            .len(),
+        14
+    );
+    drop(stream);
+
+    // More changes while disconnected.
+    let tickets = app.tickets.clone();
+    tokio::task::spawn_blocking(move || {
+        for id in 1..=3 {
+            tickets
+                .transition(id, domain::TicketStatus::Acknowledged, "planner", "", None)
+                .unwrap();
+        }
+    })
+    .await
+    .unwrap();
+
+    let mut stream = open_events(&app, "/api/v1/events", Some(4)).await;
+    let mut buffer = String::new();
+    let rest = read_events(&mut stream, &mut buffer, 5).await;
+    let ids: Vec<i64> = rest.iter().map(|f| f.0).collect();
+    assert_eq!(ids, [5, 6, 7, 8, 9], "exactly the rest, in order");
+    assert!(rest[2..].iter().all(|f| f.1 == "ticket.updated"));
+
+    // Live: a change after connecting arrives without reconnecting.
+    let tickets = app.tickets.clone();
+    tokio::task::spawn_blocking(move || {
+        tickets
+            .transition(1, domain::TicketStatus::Scheduled, "planner", "", None)
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    let live = read_events(&mut stream, &mut buffer, 1).await;
+    assert_eq!(live[0].0, 10);
+    assert_eq!(live[0].2["data"]["ticket"]["status"], "scheduled");
 }

@@ -17,7 +17,10 @@ pub use error::{DomainError, Result};
 pub use id::DeviceId;
 pub use prediction::{Contribution, Prediction};
 pub use profile::{Channel, Component, FaultDef, Profile, ProfileSet, Severity};
-pub use ticket::{Diagnosis, FaultNote, LogEntry, Priority, Ticket, TicketSource, TicketStatus};
+pub use ticket::{
+    Assignment, ComponentRisk, Diagnosis, FaultNote, LogEntry, Outcome, OutcomeKind, Priority,
+    Ticket, TicketSource, TicketStatus,
+};
 pub use time::Timestamp;
 pub use wire::{
     decode, FaultMessage, FaultState, Message, MessageKind, RejectReason, Rejection, StatusMessage,

@@ -105,6 +105,44 @@ impl TicketStatus {
             Self::Open | Self::Acknowledged | Self::Scheduled | Self::InProgress
         )
     }
+
+    /// The lifecycle table: the statuses a ticket in this status may move to. The one
+    /// source of truth for transitions (the API's 409 lists these).
+    ///
+    /// | from | to |
+    /// |---|---|
+    /// | `open` | `acknowledged`, `scheduled`, `dismissed`, `resolved` |
+    /// | `acknowledged` | `scheduled`, `in_progress`, `dismissed`, `resolved` |
+    /// | `scheduled` | `in_progress`, `acknowledged` (unschedule), `dismissed`, `resolved` |
+    /// | `in_progress` | `resolved`, `scheduled` |
+    /// | `resolved` | `closed`, `in_progress` (reopen), `open` (reopen) |
+    /// | `closed` | `open` (reopen) |
+    /// | `dismissed` | `open` (reopen) |
+    ///
+    /// A move from an inactive status to an active one is a reopen (see
+    /// [`TicketStatus::is_reopen`]), allowed only within the configured window.
+    pub const fn transitions(self) -> &'static [TicketStatus] {
+        use TicketStatus::*;
+        match self {
+            Open => &[Acknowledged, Scheduled, Dismissed, Resolved],
+            Acknowledged => &[Scheduled, InProgress, Dismissed, Resolved],
+            Scheduled => &[InProgress, Acknowledged, Dismissed, Resolved],
+            InProgress => &[Resolved, Scheduled],
+            Resolved => &[Closed, InProgress, Open],
+            Closed => &[Open],
+            Dismissed => &[Open],
+        }
+    }
+
+    /// Whether the lifecycle table allows `self -> to`.
+    pub fn can_become(self, to: TicketStatus) -> bool {
+        self.transitions().contains(&to)
+    }
+
+    /// Whether `self -> to` reopens a ticket (inactive to active).
+    pub const fn is_reopen(self, to: TicketStatus) -> bool {
+        !self.is_active() && to.is_active()
+    }
 }
 
 impl fmt::Display for TicketStatus {
@@ -171,6 +209,96 @@ pub struct Diagnosis {
     pub likely_parts: Vec<String>,
     /// Checks an engineer can do remotely.
     pub remote_checks: Vec<String>,
+    /// The latest risk of every scored component of the device.
+    #[serde(default)]
+    pub component_risks: Vec<ComponentRisk>,
+    /// Predicted lead time in days: `null` until the models estimate one.
+    #[serde(default)]
+    pub lead_time_days: Option<f64>,
+    /// Model version of the scores in this snapshot (`null` if none).
+    #[serde(default)]
+    pub model_version: Option<String>,
+}
+
+/// The risk of one component of the device when the diagnosis was taken.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComponentRisk {
+    /// The component.
+    pub component: String,
+    /// Its latest risk in [0, 1].
+    pub risk: f64,
+    /// Whether the model flagged it.
+    pub flagged: bool,
+}
+
+/// How a ticket ended, as recorded by a person: the label of the feedback loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// The component had failed (or was failing) and was repaired.
+    ConfirmedFailure,
+    /// An engineer checked and found nothing wrong: a false alarm.
+    NoFaultFound,
+    /// The customer did not want the service.
+    CustomerDeclined,
+    /// The customer could not be reached.
+    NotReached,
+}
+
+impl OutcomeKind {
+    /// Wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::ConfirmedFailure => "confirmed_failure",
+            Self::NoFaultFound => "no_fault_found",
+            Self::CustomerDeclined => "customer_declined",
+            Self::NotReached => "not_reached",
+        }
+    }
+}
+
+impl fmt::Display for OutcomeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A ticket's recorded outcome.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// What happened.
+    pub kind: OutcomeKind,
+    /// For `confirmed_failure`: the component that failed (the ticket's by default).
+    pub component: Option<String>,
+    /// For `confirmed_failure`: the parts replaced.
+    #[serde(default)]
+    pub parts_replaced: Vec<String>,
+    /// For `confirmed_failure`: when the component failed (the recording time by
+    /// default). This is the failure time the feedback loop trains on.
+    pub failed_at: Option<Timestamp>,
+    /// Free text.
+    #[serde(default)]
+    pub note: String,
+    /// When it was recorded (wall clock).
+    pub recorded_at: Timestamp,
+    /// Who recorded it.
+    pub recorded_by: String,
+}
+
+/// Who does the work and when.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    /// The engineer assigned.
+    pub engineer: Option<String>,
+    /// Start of the scheduled visit or call.
+    pub window_start: Option<Timestamp>,
+    /// End of the scheduled visit or call.
+    pub window_end: Option<Timestamp>,
+    /// Skills the repair needs (from the component in the device profile).
+    #[serde(default)]
+    pub skills: Vec<String>,
+    /// The service region.
+    pub region: Option<String>,
 }
 
 /// One entry of a ticket's progress log.
@@ -217,6 +345,21 @@ pub struct Ticket {
     pub updated_at: Timestamp,
     /// Respond-by deadline from the priority's SLA.
     pub respond_by: Timestamp,
+    /// Resolve-by deadline from the priority's SLA (`null` on tickets opened before
+    /// resolve clocks existed).
+    pub resolve_by: Option<Timestamp>,
+    /// When a person first acted on it (left `open`); stops the respond clock.
+    pub responded_at: Option<Timestamp>,
+    /// When it last became resolved or dismissed; starts the reopen window.
+    pub ended_at: Option<Timestamp>,
+    /// SLA clocks that ran out: `respond`, `resolve`.
+    pub sla_breaches: Vec<String>,
+    /// To whom the breach escalated it (from the configuration), if it did.
+    pub escalated_to: Option<String>,
+    /// Engineer, scheduled window, skills and region.
+    pub assignment: Assignment,
+    /// How it ended, once recorded.
+    pub outcome: Option<Outcome>,
     /// Number of model flags or fault signals folded into this ticket.
     pub signals: u64,
     /// The snapshot an engineer prepares with.

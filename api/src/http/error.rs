@@ -33,6 +33,16 @@ impl IntoResponse for Error {
             Error::BadRequest(m) => error_response(StatusCode::BAD_REQUEST, "bad_request", &m),
             Error::NotFound(m) => error_response(StatusCode::NOT_FOUND, "not_found", &m),
             Error::Conflict(m) => error_response(StatusCode::CONFLICT, "conflict", &m),
+            Error::Transition { message, allowed } => (
+                StatusCode::CONFLICT,
+                Json(
+                    json!({"error": {"code": "conflict", "message": message, "allowed": allowed}}),
+                ),
+            )
+                .into_response(),
+            Error::Invalid(m) => {
+                error_response(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", &m)
+            }
             e if busy => {
                 tracing::warn!(error = %e, "Store busy");
                 error_response(

@@ -8,6 +8,8 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use domain::TicketStatus;
+
 use crate::tickets::TicketStats;
 
 /// Requests answered, by status class (1xx is counted with 2xx).
@@ -30,7 +32,12 @@ impl ApiMetrics {
     }
 
     /// Appends the API's metrics in the Prometheus text format.
-    pub(crate) fn render(&self, out: &mut String, stats: TicketStats, active: Option<u64>) {
+    pub(crate) fn render(
+        &self,
+        out: &mut String,
+        stats: TicketStats,
+        by_status: Option<&[(TicketStatus, u64)]>,
+    ) {
         out.push_str(
             "# HELP fixahead_api_requests_total HTTP requests answered, by status class.\n",
         );
@@ -65,11 +72,25 @@ impl ApiMetrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
             );
         }
-        if let Some(active) = active {
+        let _ = writeln!(
+            out,
+            "# HELP fixahead_tickets_sla_breaches_total SLA clocks that ran out since start, by clock.\n# TYPE fixahead_tickets_sla_breaches_total counter\nfixahead_tickets_sla_breaches_total{{kind=\"respond\"}} {}\nfixahead_tickets_sla_breaches_total{{kind=\"resolve\"}} {}",
+            stats.sla_respond_breaches, stats.sla_resolve_breaches
+        );
+        if let Some(by_status) = by_status {
+            let active: u64 = by_status
+                .iter()
+                .filter(|(s, _)| s.is_active())
+                .map(|(_, n)| n)
+                .sum();
             let _ = writeln!(
                 out,
                 "# HELP fixahead_tickets_active Tickets open, acknowledged, scheduled or in progress.\n# TYPE fixahead_tickets_active gauge\nfixahead_tickets_active {active}"
             );
+            out.push_str("# HELP fixahead_tickets Tickets in the store, by status.\n# TYPE fixahead_tickets gauge\n");
+            for (status, n) in by_status {
+                let _ = writeln!(out, "fixahead_tickets{{status=\"{status}\"}} {n}");
+            }
         }
     }
 }

@@ -169,6 +169,8 @@ pub struct AppState {
     health: HealthReporter,
     api_metrics: Arc<ApiMetrics>,
     credentials: Option<ingest::credentials::CredentialStore>,
+    /// Set to `true` by [`AppState::close_streams`]: open event streams end.
+    streams_closed: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 impl AppState {
@@ -198,6 +200,7 @@ impl AppState {
             health,
             api_metrics: Arc::default(),
             credentials: None,
+            streams_closed: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
     }
 
@@ -212,6 +215,13 @@ impl AppState {
     pub fn tickets(&self) -> &TicketService {
         &self.tickets
     }
+
+    /// Ends every open `GET /api/v1/events` stream (and those opened later). Call it
+    /// when shutting down: graceful shutdown waits for open responses, and an event
+    /// stream never ends by itself.
+    pub fn close_streams(&self) {
+        self.streams_closed.send_replace(true);
+    }
 }
 
 /// The whole application: every endpoint in the module docs, a JSON 404 for unknown
@@ -223,6 +233,13 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(system::metrics))
         .route("/api/v1/tickets", get(tickets::list))
         .route("/api/v1/tickets/{id}", get(tickets::get))
+        .route(
+            "/api/v1/tickets/{id}/transitions",
+            post(tickets::transition),
+        )
+        .route("/api/v1/tickets/{id}/assignment", post(tickets::assign))
+        .route("/api/v1/tickets/{id}/outcome", post(tickets::outcome))
+        .route("/api/v1/events", get(tickets::events))
         .route("/api/v1/devices", get(devices::list))
         .route("/api/v1/devices/{device_id}", get(devices::get))
         .route(

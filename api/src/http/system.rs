@@ -65,14 +65,14 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response> {
         if !out.is_empty() && !out.ends_with('\n') {
             out.push('\n');
         }
-        let active = state
+        let by_status = state
             .tickets
-            .count_active()
-            .map_err(|e| tracing::warn!(error = %e, "Could not count active tickets"))
+            .count_by_status()
+            .map_err(|e| tracing::warn!(error = %e, "Could not count tickets"))
             .ok();
         state
             .api_metrics
-            .render(&mut out, state.tickets.stats(), active);
+            .render(&mut out, state.tickets.stats(), by_status.as_deref());
         Ok(out)
     })
     .await?;

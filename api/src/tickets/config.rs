@@ -75,8 +75,15 @@ impl fmt::Display for ConfigDuration {
 /// 2. `important` if the risk is at least `important_risk`;
 /// 3. `normal` otherwise.
 ///
-/// **SLA**: a ticket must be responded to by `opened_at + <tier>_response`. When the
-/// priority is raised, the deadline moves to `min(respond_by, now + <new tier>_response)`.
+/// The models give no lead time yet, so no rule uses one: priority follows risk and
+/// fault severity only. A reactive ticket (a critical fault code) is always urgent.
+///
+/// **SLA**: a ticket must be responded to (leave `open`) by `opened_at +
+/// <tier>_response` and be resolved (or dismissed) by `opened_at + <tier>_resolve`.
+/// When the priority is raised, each deadline moves to `min(deadline, now + <new tier>
+/// time)`. A reopened ticket gets fresh clocks from the reopening time. A deadline that
+/// passes is a breach: logged, escalated to `<tier>_escalation`, and announced as a
+/// `ticket.sla_breached` event, once per clock.
 ///
 /// | key | default | meaning |
 /// |---|---|---|
@@ -85,6 +92,15 @@ impl fmt::Display for ConfigDuration {
 /// | `urgent_response` | `"1h"` | response time of urgent tickets |
 /// | `important_response` | `"4h"` | response time of important tickets |
 /// | `normal_response` | `"24h"` | response time of normal tickets |
+/// | `urgent_resolve` | `"24h"` | resolution time of urgent tickets |
+/// | `important_resolve` | `"48h"` | resolution time of important tickets |
+/// | `normal_resolve` | `"72h"` | resolution time of normal tickets |
+/// | `urgent_escalation` | `"after-sales-manager"` | who a breached urgent ticket escalates to |
+/// | `important_escalation` | `"service-supervisor"` | who a breached important ticket escalates to |
+/// | `normal_escalation` | `"service-supervisor"` | who a breached normal ticket escalates to |
+/// | `reopen_window` | `"14d"` | how long after resolving or dismissing a ticket it may be reopened |
+/// | `sla_check_interval` | `"30s"` | how often `fixahead run` checks SLA deadlines |
+/// | `event_retention` | `"30d"` | events older than this are deleted (checked with the SLA) |
 /// | `critical_fault_window` | `"7d"` | how far back a critical fault code makes a ticket urgent |
 /// | `risk_log_delta` | `0.05` | a `risk_updated` log entry needs the risk to move at least this much from the last logged risk |
 /// | `risk_log_interval` | `"1h"` | and at least this long since the last `risk_updated` entry |
@@ -103,6 +119,25 @@ pub struct TicketConfig {
     pub important_response: ConfigDuration,
     /// Response time of normal tickets (default 24 h).
     pub normal_response: ConfigDuration,
+    /// Resolution time of urgent tickets (default 24 h).
+    pub urgent_resolve: ConfigDuration,
+    /// Resolution time of important tickets (default 48 h).
+    pub important_resolve: ConfigDuration,
+    /// Resolution time of normal tickets (default 72 h).
+    pub normal_resolve: ConfigDuration,
+    /// Who a breached urgent ticket escalates to (default `after-sales-manager`).
+    pub urgent_escalation: String,
+    /// Who a breached important ticket escalates to (default `service-supervisor`).
+    pub important_escalation: String,
+    /// Who a breached normal ticket escalates to (default `service-supervisor`).
+    pub normal_escalation: String,
+    /// How long after it was resolved or dismissed a ticket may be reopened
+    /// (default 14 d).
+    pub reopen_window: ConfigDuration,
+    /// How often the SLA checker runs in `fixahead run` (default 30 s).
+    pub sla_check_interval: ConfigDuration,
+    /// Events older than this are deleted by the SLA checker (default 30 d).
+    pub event_retention: ConfigDuration,
     /// How far back (in event time) a critical fault code of the component makes a
     /// ticket urgent (default 7 d).
     pub critical_fault_window: ConfigDuration,
@@ -114,13 +149,22 @@ pub struct TicketConfig {
 }
 
 impl TicketConfig {
-    const fn default_const() -> Self {
+    fn default_const() -> Self {
         Self {
             urgent_risk: 0.9,
             important_risk: 0.7,
             urgent_response: ConfigDuration::from_hours(1),
             important_response: ConfigDuration::from_hours(4),
             normal_response: ConfigDuration::from_hours(24),
+            urgent_resolve: ConfigDuration::from_hours(24),
+            important_resolve: ConfigDuration::from_hours(48),
+            normal_resolve: ConfigDuration::from_hours(72),
+            urgent_escalation: "after-sales-manager".into(),
+            important_escalation: "service-supervisor".into(),
+            normal_escalation: "service-supervisor".into(),
+            reopen_window: ConfigDuration::from_hours(14 * 24),
+            sla_check_interval: ConfigDuration::from_millis(30_000),
+            event_retention: ConfigDuration::from_hours(30 * 24),
             critical_fault_window: ConfigDuration::from_hours(7 * 24),
             risk_log_delta: 0.05,
             risk_log_interval: ConfigDuration::from_hours(1),
@@ -151,11 +195,26 @@ impl TicketConfig {
             ("urgent_response", self.urgent_response),
             ("important_response", self.important_response),
             ("normal_response", self.normal_response),
+            ("urgent_resolve", self.urgent_resolve),
+            ("important_resolve", self.important_resolve),
+            ("normal_resolve", self.normal_resolve),
+            ("reopen_window", self.reopen_window),
+            ("sla_check_interval", self.sla_check_interval),
+            ("event_retention", self.event_retention),
             ("critical_fault_window", self.critical_fault_window),
             ("risk_log_interval", self.risk_log_interval),
         ] {
             if d.millis() <= 0 {
                 return Err(Error::Config(format!("{name} must be positive")));
+            }
+        }
+        for (name, who) in [
+            ("urgent_escalation", &self.urgent_escalation),
+            ("important_escalation", &self.important_escalation),
+            ("normal_escalation", &self.normal_escalation),
+        ] {
+            if who.trim().is_empty() {
+                return Err(Error::Config(format!("{name} must not be empty")));
             }
         }
         Ok(())
@@ -182,6 +241,24 @@ impl TicketConfig {
         }
     }
 
+    /// The SLA resolution time of a tier, in milliseconds.
+    pub fn resolve_ms(&self, priority: Priority) -> i64 {
+        match priority {
+            Priority::Urgent => self.urgent_resolve.millis(),
+            Priority::Important => self.important_resolve.millis(),
+            Priority::Normal => self.normal_resolve.millis(),
+        }
+    }
+
+    /// Who a breached ticket of a tier escalates to.
+    pub fn escalation(&self, priority: Priority) -> &str {
+        match priority {
+            Priority::Urgent => &self.urgent_escalation,
+            Priority::Important => &self.important_escalation,
+            Priority::Normal => &self.normal_escalation,
+        }
+    }
+
     /// Whether a fault severity triggers the urgent rule.
     pub(crate) fn is_critical(severity: Severity) -> bool {
         severity == Severity::Critical
@@ -205,6 +282,11 @@ mod tests {
         assert_eq!(c.response_ms(Priority::Urgent), 3_600_000);
         assert_eq!(c.response_ms(Priority::Important), 4 * 3_600_000);
         assert_eq!(c.response_ms(Priority::Normal), 24 * 3_600_000);
+        assert_eq!(c.resolve_ms(Priority::Urgent), 24 * 3_600_000);
+        assert_eq!(c.resolve_ms(Priority::Important), 48 * 3_600_000);
+        assert_eq!(c.resolve_ms(Priority::Normal), 72 * 3_600_000);
+        assert_eq!(c.reopen_window.to_string(), "14d");
+        assert_eq!(c.escalation(Priority::Urgent), "after-sales-manager");
         let c: TicketConfig =
             serde_json::from_str(r#"{"urgent_response": "15m", "important_response": "2h"}"#)
                 .unwrap();

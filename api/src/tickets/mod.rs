@@ -1,13 +1,19 @@
-//! Tickets: turning credible risks into exactly one proactive service ticket each.
+//! Tickets: turning credible risks (model flags) and critical fault codes into exactly
+//! one service ticket per (device, component), and taking each ticket through its
+//! lifecycle, SLA clocks, assignment and outcome.
 //!
 //! [`TicketService`] is the entry point. It owns its own SQLite file (see
 //! [`store`] for the schema) and is a cheap, clonable, blocking handle.
 //!
 //! **Architecture Invariant:** at most one *active* ticket (status `open`,
 //! `acknowledged`, `scheduled` or `in_progress`) exists per (device, component). A unique
-//! partial index enforces it; [`TicketService::record_predictions`] inserts first and
-//! falls back to updating the active ticket when the index reports a conflict, so
-//! correctness never depends on a prior read.
+//! partial index enforces it; [`TicketService::record`] inserts first and falls back to
+//! updating the active ticket when the index reports a conflict, so correctness never
+//! depends on a prior read.
+//!
+//! **Architecture Invariant:** every event ([`EventRecord`]) is written in the same
+//! transaction as the change it reports, so a committed change always has its event
+//! and a rolled-back one never does.
 
 mod config;
 mod service;
@@ -15,11 +21,23 @@ pub mod store;
 
 use std::sync::Arc;
 
-use domain::{Contribution, DeviceId, Priority, Profile, TicketStatus, Timestamp};
+use domain::{
+    Contribution, DeviceId, OutcomeKind, Prediction, Priority, Profile, TicketSource, TicketStatus,
+    Timestamp,
+};
 use serde::Serialize;
 
 pub use config::{ConfigDuration, TicketConfig};
 pub use service::{Clock, TicketService, SYSTEM_ACTOR};
+
+/// Event type: a ticket was opened.
+pub const EVENT_OPENED: &str = "ticket.opened";
+/// Event type: a ticket changed (every change that writes its log).
+pub const EVENT_UPDATED: &str = "ticket.updated";
+/// Event type: an SLA clock of a ticket ran out.
+pub const EVENT_SLA_BREACHED: &str = "ticket.sla_breached";
+/// Event type: the model flagged a (device, component), once per flag episode.
+pub const EVENT_FLAGGED: &str = "prediction.flagged";
 
 /// What the caller knows about a device beyond its predictions, used to fill a
 /// ticket's [`domain::Diagnosis`] and to apply the critical-fault priority rule.
@@ -54,7 +72,7 @@ impl DiagnosisContext {
     }
 }
 
-/// Whether a prediction opened a ticket or updated the active one.
+/// Whether a signal opened a ticket or updated the active one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketChangeKind {
@@ -64,7 +82,7 @@ pub enum TicketChangeKind {
     Updated,
 }
 
-/// What [`TicketService::record_predictions`] did to one ticket.
+/// What [`TicketService::record`] did to one ticket.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TicketChange {
     /// Store id of the ticket.
@@ -79,6 +97,9 @@ pub struct TicketChange {
     pub priority: Priority,
     /// Opened or updated.
     pub kind: TicketChangeKind,
+    /// What the signal was: a model flag (proactive) or a critical fault (reactive).
+    /// For an update, the signal's source, not the ticket's.
+    pub source: TicketSource,
 }
 
 /// Filter and page of a ticket listing. Results are newest first (descending id).
@@ -96,6 +117,10 @@ pub struct TicketQuery {
     pub limit: usize,
     /// Cursor: only tickets listed after this id, i.e. with a smaller id.
     pub after_id: Option<i64>,
+    /// Only tickets from this source.
+    pub source: Option<TicketSource>,
+    /// Only tickets opened at or after this time.
+    pub opened_after: Option<Timestamp>,
 }
 
 impl Default for TicketQuery {
@@ -107,6 +132,8 @@ impl Default for TicketQuery {
             priority: None,
             limit: 100,
             after_id: None,
+            source: None,
+            opened_after: None,
         }
     }
 }
@@ -155,4 +182,114 @@ pub struct TicketStats {
     pub updated: u64,
     /// Predictions recorded (flagged or not).
     pub predictions: u64,
+    /// Respond clocks that ran out.
+    pub sla_respond_breaches: u64,
+    /// Resolve clocks that ran out.
+    pub sla_resolve_breaches: u64,
+}
+
+/// A raised fault code of a device, as the scoring stage saw it stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaultSignal {
+    /// The device.
+    pub device_id: DeviceId,
+    /// Its type.
+    pub device_type: String,
+    /// The code.
+    pub code: String,
+    /// Event time.
+    pub ts: Timestamp,
+}
+
+/// The signals of one device in a batch: its predictions and the fault codes it
+/// raised, with the context of its diagnosis.
+#[derive(Clone, Copy, Debug)]
+pub struct DeviceSignals<'a> {
+    /// Predictions, in scoring order.
+    pub predictions: &'a [Prediction],
+    /// Raised fault codes, in arrival order. Only those the catalogue rates critical
+    /// and links to a component open (or update) a reactive ticket.
+    pub faults: &'a [FaultSignal],
+    /// The device's profile and recent faults.
+    pub context: &'a DiagnosisContext,
+}
+
+/// An outcome as a person reports it (the service fills in time and actor).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OutcomeInput {
+    /// What happened.
+    pub kind: Option<OutcomeKind>,
+    /// For `confirmed_failure`: the failed component (default: the ticket's).
+    pub component: Option<String>,
+    /// For `confirmed_failure`: the parts replaced.
+    pub parts_replaced: Vec<String>,
+    /// For `confirmed_failure`: when it failed (default: now).
+    pub failed_at: Option<Timestamp>,
+    /// Free text.
+    pub note: String,
+}
+
+/// An assignment as a planner sets it; it replaces engineer, window and region.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AssignmentInput {
+    /// The engineer.
+    pub engineer: Option<String>,
+    /// Start of the scheduled window.
+    pub window_start: Option<Timestamp>,
+    /// End of the scheduled window.
+    pub window_end: Option<Timestamp>,
+    /// The service region.
+    pub region: Option<String>,
+}
+
+/// Which SLA clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaKind {
+    /// Time to the first response (leaving `open`).
+    Respond,
+    /// Time to resolution (or dismissal).
+    Resolve,
+}
+
+impl SlaKind {
+    /// Wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Respond => "respond",
+            Self::Resolve => "resolve",
+        }
+    }
+}
+
+/// One SLA clock that ran out, as [`TicketService::check_sla`] recorded it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SlaBreach {
+    /// The ticket.
+    pub ticket_id: i64,
+    /// Which clock.
+    pub kind: SlaKind,
+    /// The deadline that passed.
+    pub deadline: Timestamp,
+    /// Who it escalated to.
+    pub escalated_to: String,
+}
+
+/// One stored event (`GET /api/v1/events`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EventRecord {
+    /// Its id: increasing, never reused; the SSE `id`.
+    pub id: i64,
+    /// When it happened (wall clock).
+    pub at: Timestamp,
+    /// `ticket.opened`, `ticket.updated`, `ticket.sla_breached` or
+    /// `prediction.flagged`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The ticket, for ticket events.
+    pub ticket_id: Option<i64>,
+    /// The device.
+    pub device_id: Option<String>,
+    /// The event's data.
+    pub data: serde_json::Value,
 }

@@ -7,13 +7,23 @@
 //!   'in_progress')` makes "one active ticket per (device, component)" a property of
 //!   the database. `number` is unique. `diagnosis` is the [`domain::Diagnosis`] as JSON.
 //!   `risk_logged`/`risk_logged_at` remember the last risk written to the log, so the
-//!   log is not flooded by every score.
+//!   log is not flooded by every score. SLA clocks (`respond_by`, `resolve_by`,
+//!   `responded_at`, `ended_at`, the `*_breached` flags, `escalated_to`), the assignment
+//!   (`engineer`, `window_start`, `window_end`, `skills` as a JSON array, `region`) and
+//!   the `outcome` (JSON) were added by schema version 2.
+//! * `events`: what `GET /api/v1/events` streams, written in the same transaction as
+//!   the change it reports (`id` is the SSE event id, never reused: AUTOINCREMENT).
 //! * `ticket_log`: the progress log (ticket, time, actor, action, note), oldest first
 //!   by id.
 //! * `ticket_numbers`: the last sequence number issued per UTC day (`YYYYMMDD`). A
 //!   number is `YYYYMMDD` followed by the 6-digit sequence (`20261124000042`); it is
 //!   allocated in the same transaction as the ticket insert and never reused.
 //! * `device_risk`: the latest score per (device, component) by event time.
+//!
+//! **Schema versions** (`PRAGMA user_version`): 0/1 is the first schema; 2 adds the
+//! columns above with `ALTER TABLE ... ADD COLUMN` (existing tickets get no resolve
+//! clock, an empty assignment and no outcome) and the `events` table. Opening a file
+//! upgrades it in place; the upgrade is idempotent.
 //!
 //! The functions here are plain SQL over a connection or transaction; the rules live in
 //! the service.
@@ -22,12 +32,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use domain::{
-    Contribution, DeviceId, Diagnosis, LogEntry, Prediction, Priority, Ticket, TicketSource,
-    TicketStatus, Timestamp,
+    Assignment, Contribution, DeviceId, Diagnosis, LogEntry, Outcome, Prediction, Priority, Ticket,
+    TicketSource, TicketStatus, Timestamp,
 };
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::tickets::{RiskRecord, TicketQuery};
+use crate::tickets::{EventRecord, RiskRecord, SlaKind, TicketQuery};
 use crate::{Error, Result};
 
 const SCHEMA: &str = r#"
@@ -81,7 +91,57 @@ CREATE TABLE IF NOT EXISTS device_risk (
     updated_at    INTEGER NOT NULL,
     PRIMARY KEY (device_id, component)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    at        INTEGER NOT NULL,
+    type      TEXT NOT NULL,
+    ticket_id INTEGER,
+    device_id TEXT,
+    data      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
 "#;
+
+/// Schema version written to `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 2;
+
+/// Columns schema version 2 added to `tickets` (name, definition).
+const V2_COLUMNS: [(&str, &str); 12] = [
+    ("resolve_by", "INTEGER"),
+    ("responded_at", "INTEGER"),
+    ("ended_at", "INTEGER"),
+    ("respond_breached", "INTEGER NOT NULL DEFAULT 0"),
+    ("resolve_breached", "INTEGER NOT NULL DEFAULT 0"),
+    ("escalated_to", "TEXT"),
+    ("engineer", "TEXT"),
+    ("window_start", "INTEGER"),
+    ("window_end", "INTEGER"),
+    ("skills", "TEXT NOT NULL DEFAULT '[]'"),
+    ("region", "TEXT"),
+    ("outcome", "TEXT"),
+];
+
+/// Brings the schema to [`SCHEMA_VERSION`]: adds the columns a file created by an
+/// older version lacks.
+fn migrate(conn: &Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version >= SCHEMA_VERSION {
+        return Ok(());
+    }
+    let existing: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('tickets')")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (name, definition) in V2_COLUMNS {
+        if !existing.iter().any(|c| c == name) {
+            conn.execute_batch(&format!(
+                "ALTER TABLE tickets ADD COLUMN {name} {definition}"
+            ))?;
+        }
+    }
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    Ok(())
+}
 
 /// The SQL list of active statuses; must match [`TicketStatus::is_active`].
 const ACTIVE_SQL: &str = "('open', 'acknowledged', 'scheduled', 'in_progress')";
@@ -102,6 +162,7 @@ pub(crate) fn open_connection(path: &Path, create: bool) -> Result<Connection> {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
     }
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(conn)
@@ -110,11 +171,18 @@ pub(crate) fn open_connection(path: &Path, create: bool) -> Result<Connection> {
 /// A ticket to insert.
 pub(crate) struct NewTicket<'a> {
     pub(crate) number: &'a str,
-    pub(crate) prediction: &'a Prediction,
+    pub(crate) device_id: &'a str,
+    pub(crate) device_type: &'a str,
+    pub(crate) component: &'a str,
+    pub(crate) source: TicketSource,
+    pub(crate) risk: f64,
+    pub(crate) model_version: &'a str,
     pub(crate) priority: Priority,
     pub(crate) opened_at: Timestamp,
     pub(crate) respond_by: Timestamp,
+    pub(crate) resolve_by: Timestamp,
     pub(crate) diagnosis_json: &'a str,
+    pub(crate) skills_json: &'a str,
 }
 
 /// The next number for `day` without issuing it; [`issue_number`] records it once the
@@ -137,32 +205,34 @@ pub(crate) fn issue_number(conn: &Connection, day: &str, seq: i64) -> Result<()>
     Ok(())
 }
 
-/// Inserts an open proactive ticket unless an active one exists for the pair; returns
-/// the new id, or `None` when the unique index reported the conflict.
+/// Inserts an open ticket unless an active one exists for the pair; returns the new
+/// id, or `None` when the unique index reported the conflict.
 pub(crate) fn insert_ticket(conn: &Connection, t: &NewTicket<'_>) -> Result<Option<i64>> {
-    let p = t.prediction;
     let id = conn
         .prepare_cached(&format!(
             "INSERT INTO tickets (number, device_id, device_type, component, source, status,
                  priority, risk, peak_risk, model_version, opened_at, updated_at, respond_by,
-                 signals, diagnosis, risk_logged, risk_logged_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7, ?7, ?8, ?9, ?9, ?10, 1, ?11, ?7, ?9)
+                 signals, diagnosis, risk_logged, risk_logged_at, resolve_by, skills)
+             VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7, ?7, ?8, ?9, ?9, ?10, 1, ?11, ?7, ?9,
+                 ?12, ?13)
              ON CONFLICT (device_id, component) WHERE status IN {ACTIVE_SQL} DO NOTHING
              RETURNING id"
         ))?
         .query_row(
             params![
                 t.number,
-                p.device_id.as_str(),
-                p.device_type,
-                p.component,
-                TicketSource::Proactive.as_str(),
+                t.device_id,
+                t.device_type,
+                t.component,
+                t.source.as_str(),
                 t.priority.as_str(),
-                p.risk,
-                p.model_version,
+                t.risk,
+                t.model_version,
                 t.opened_at.millis(),
                 t.respond_by.millis(),
                 t.diagnosis_json,
+                t.resolve_by.millis(),
+                t.skills_json,
             ],
             |r| r.get(0),
         )
@@ -177,6 +247,9 @@ pub(crate) struct ActiveTicket {
     pub(crate) priority: Priority,
     pub(crate) peak_risk: f64,
     pub(crate) respond_by: Timestamp,
+    pub(crate) resolve_by: Option<Timestamp>,
+    pub(crate) risk: f64,
+    pub(crate) model_version: String,
     pub(crate) risk_logged: f64,
     pub(crate) risk_logged_at: Timestamp,
 }
@@ -189,29 +262,43 @@ pub(crate) fn active_ticket(
 ) -> Result<Option<ActiveTicket>> {
     let row = conn
         .prepare_cached(&format!(
-            "SELECT id, number, priority, peak_risk, respond_by, risk_logged, risk_logged_at
+            "SELECT id, number, priority, peak_risk, respond_by, risk_logged, risk_logged_at,
+                 resolve_by, risk, model_version
              FROM tickets WHERE device_id = ?1 AND component = ?2 AND status IN {ACTIVE_SQL}"
         ))?
         .query_row(params![device_id, component], |r| {
             Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, f64>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, f64>(5)?,
-                r.get::<_, i64>(6)?,
+                (
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, f64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ),
+                (
+                    r.get::<_, f64>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
+                    r.get::<_, f64>(8)?,
+                    r.get::<_, String>(9)?,
+                ),
             ))
         })
         .optional()?;
     row.map(
-        |(id, number, priority, peak_risk, respond_by, risk_logged, logged_at)| {
+        |(
+            (id, number, priority, peak_risk, respond_by),
+            (risk_logged, logged_at, resolve_by, risk, model_version),
+        )| {
             Ok(ActiveTicket {
                 id,
                 number,
                 priority: parse_priority(&priority)?,
                 peak_risk,
                 respond_by: Timestamp(respond_by),
+                resolve_by: resolve_by.map(Timestamp),
+                risk,
+                model_version,
                 risk_logged,
                 risk_logged_at: Timestamp(logged_at),
             })
@@ -229,6 +316,7 @@ pub(crate) struct TicketUpdate<'a> {
     pub(crate) model_version: &'a str,
     pub(crate) updated_at: Timestamp,
     pub(crate) respond_by: Timestamp,
+    pub(crate) resolve_by: Option<Timestamp>,
     pub(crate) diagnosis_json: &'a str,
     /// `Some((risk, at))` when this update writes a `risk_updated` log entry.
     pub(crate) risk_logged: Option<(f64, Timestamp)>,
@@ -244,7 +332,7 @@ pub(crate) fn update_ticket(conn: &Connection, u: &TicketUpdate<'_>) -> Result<(
         "UPDATE tickets SET priority = ?2, risk = ?3, peak_risk = ?4, model_version = ?5,
              updated_at = ?6, respond_by = ?7, diagnosis = ?8, signals = signals + 1,
              risk_logged = COALESCE(?9, risk_logged),
-             risk_logged_at = COALESCE(?10, risk_logged_at)
+             risk_logged_at = COALESCE(?10, risk_logged_at), resolve_by = ?11
          WHERE id = ?1",
     )?
     .execute(params![
@@ -258,6 +346,7 @@ pub(crate) fn update_ticket(conn: &Connection, u: &TicketUpdate<'_>) -> Result<(
         u.diagnosis_json,
         logged,
         logged_at,
+        u.resolve_by.map(Timestamp::millis),
     ])?;
     Ok(())
 }
@@ -343,7 +432,9 @@ pub(crate) fn device_risk(conn: &Connection, device_id: &str) -> Result<Vec<Risk
 
 const TICKET_SELECT: &str = "SELECT id, number, device_id, device_type, component, source,
     status, priority, risk, peak_risk, model_version, opened_at, updated_at, respond_by,
-    signals, diagnosis FROM tickets";
+    signals, diagnosis, resolve_by, responded_at, ended_at, respond_breached,
+    resolve_breached, escalated_to, engineer, window_start, window_end, skills, region,
+    outcome FROM tickets";
 
 /// A ticket row before its text columns are parsed.
 struct RawTicket {
@@ -363,6 +454,18 @@ struct RawTicket {
     respond_by: i64,
     signals: i64,
     diagnosis: String,
+    resolve_by: Option<i64>,
+    responded_at: Option<i64>,
+    ended_at: Option<i64>,
+    respond_breached: bool,
+    resolve_breached: bool,
+    escalated_to: Option<String>,
+    engineer: Option<String>,
+    window_start: Option<i64>,
+    window_end: Option<i64>,
+    skills: String,
+    region: Option<String>,
+    outcome: Option<String>,
 }
 
 fn raw_ticket(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawTicket> {
@@ -383,6 +486,18 @@ fn raw_ticket(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawTicket> {
         respond_by: r.get(13)?,
         signals: r.get(14)?,
         diagnosis: r.get(15)?,
+        resolve_by: r.get(16)?,
+        responded_at: r.get(17)?,
+        ended_at: r.get(18)?,
+        respond_breached: r.get(19)?,
+        resolve_breached: r.get(20)?,
+        escalated_to: r.get(21)?,
+        engineer: r.get(22)?,
+        window_start: r.get(23)?,
+        window_end: r.get(24)?,
+        skills: r.get(25)?,
+        region: r.get(26)?,
+        outcome: r.get(27)?,
     })
 }
 
@@ -422,6 +537,13 @@ fn ticket_log(conn: &Connection, ticket_id: i64) -> Result<Vec<LogEntry>> {
 }
 
 fn into_ticket(conn: &Connection, raw: RawTicket) -> Result<Ticket> {
+    let mut sla_breaches = Vec::new();
+    if raw.respond_breached {
+        sla_breaches.push("respond".to_owned());
+    }
+    if raw.resolve_breached {
+        sla_breaches.push("resolve".to_owned());
+    }
     Ok(Ticket {
         log: ticket_log(conn, raw.id)?,
         id: raw.id,
@@ -438,6 +560,24 @@ fn into_ticket(conn: &Connection, raw: RawTicket) -> Result<Ticket> {
         opened_at: Timestamp(raw.opened_at),
         updated_at: Timestamp(raw.updated_at),
         respond_by: Timestamp(raw.respond_by),
+        resolve_by: raw.resolve_by.map(Timestamp),
+        responded_at: raw.responded_at.map(Timestamp),
+        ended_at: raw.ended_at.map(Timestamp),
+        sla_breaches,
+        escalated_to: raw.escalated_to,
+        assignment: Assignment {
+            engineer: raw.engineer,
+            window_start: raw.window_start.map(Timestamp),
+            window_end: raw.window_end.map(Timestamp),
+            skills: serde_json::from_str(&raw.skills).map_err(|e| corrupt("skills", e))?,
+            region: raw.region,
+        },
+        outcome: raw
+            .outcome
+            .as_deref()
+            .map(serde_json::from_str::<Outcome>)
+            .transpose()
+            .map_err(|e| corrupt("outcome", e))?,
         signals: raw.signals.max(0) as u64,
         diagnosis: serde_json::from_str::<Diagnosis>(&raw.diagnosis)
             .map_err(|e| corrupt("diagnosis", e))?,
@@ -470,6 +610,8 @@ pub(crate) fn list_tickets(conn: &Connection, q: &TicketQuery) -> Result<Vec<Tic
                AND (?3 IS NULL OR component = ?3)
                AND (?4 IS NULL OR priority = ?4)
                AND id < ?5
+               AND (?7 IS NULL OR source = ?7)
+               AND (?8 IS NULL OR opened_at >= ?8)
              ORDER BY id DESC LIMIT ?6"
         ))?;
         let rows = st.query_map(
@@ -480,6 +622,8 @@ pub(crate) fn list_tickets(conn: &Connection, q: &TicketQuery) -> Result<Vec<Tic
                 q.priority.map(Priority::as_str),
                 q.after_id.unwrap_or(i64::MAX),
                 i64::try_from(q.limit).unwrap_or(i64::MAX),
+                q.source.map(TicketSource::as_str),
+                q.opened_after.map(Timestamp::millis),
             ],
             raw_ticket,
         )?;
@@ -498,33 +642,298 @@ pub(crate) fn count_active(conn: &Connection) -> Result<u64> {
     Ok(n.max(0) as u64)
 }
 
-/// The status of a ticket, if it exists.
-pub(crate) fn ticket_status(conn: &Connection, id: i64) -> Result<Option<TicketStatus>> {
-    let s: Option<String> = conn
-        .prepare_cached("SELECT status FROM tickets WHERE id = ?1")?
-        .query_row(params![id], |r| r.get(0))
-        .optional()?;
-    s.as_deref().map(parse_status).transpose()
+/// Number of tickets per status (statuses without tickets are absent).
+pub(crate) fn count_by_status(conn: &Connection) -> Result<Vec<(TicketStatus, u64)>> {
+    let mut st = conn.prepare_cached("SELECT status, COUNT(*) FROM tickets GROUP BY status")?;
+    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+    rows.map(|row| {
+        let (status, n) = row?;
+        Ok((parse_status(&status)?, n.max(0) as u64))
+    })
+    .collect()
 }
 
-/// Sets a ticket's status; `Ok(false)` when the unique index forbids it (another ticket
-/// is active for the same pair).
-pub(crate) fn set_status(
-    conn: &Connection,
-    id: i64,
-    status: TicketStatus,
-    now: Timestamp,
-) -> Result<bool> {
+/// Whether a status update hit the unique index of active tickets.
+fn is_constraint(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
+/// The lifecycle columns a transition writes.
+pub(crate) struct StatusChange {
+    pub(crate) id: i64,
+    pub(crate) status: TicketStatus,
+    pub(crate) now: Timestamp,
+    /// Set `responded_at` to now if it is not set yet.
+    pub(crate) respond: bool,
+    /// Set `ended_at` to now (resolved, dismissed).
+    pub(crate) end: bool,
+    /// A reopen: new clocks, breach flags and outcome cleared.
+    pub(crate) reopen: Option<Reopen>,
+}
+
+/// The fresh clocks of a reopened ticket.
+pub(crate) struct Reopen {
+    /// `None` keeps `responded_at` (reopened to `in_progress`).
+    pub(crate) respond_by: Option<Timestamp>,
+    pub(crate) resolve_by: Timestamp,
+}
+
+/// Applies a status change; `Ok(false)` when the unique index forbids it (another
+/// ticket is active for the same pair).
+pub(crate) fn change_status(conn: &Connection, c: &StatusChange) -> Result<bool> {
+    let reopen = c.reopen.is_some();
+    let respond_by = c.reopen.as_ref().and_then(|r| r.respond_by);
+    let resolve_by = c.reopen.as_ref().map(|r| r.resolve_by.millis());
     let result = conn
-        .prepare_cached("UPDATE tickets SET status = ?2, updated_at = ?3 WHERE id = ?1")?
-        .execute(params![id, status.as_str(), now.millis()]);
+        .prepare_cached(
+            "UPDATE tickets SET status = ?2, updated_at = ?3,
+                 responded_at = CASE WHEN ?5 AND ?6 IS NOT NULL THEN NULL
+                                     WHEN ?4 AND responded_at IS NULL THEN ?3
+                                     ELSE responded_at END,
+                 ended_at = CASE WHEN ?7 THEN ?3 WHEN ?5 THEN NULL ELSE ended_at END,
+                 respond_by = COALESCE(?6, respond_by),
+                 respond_breached = CASE WHEN ?5 AND ?6 IS NOT NULL THEN 0 ELSE respond_breached END,
+                 resolve_by = COALESCE(?8, resolve_by),
+                 resolve_breached = CASE WHEN ?5 THEN 0 ELSE resolve_breached END,
+                 escalated_to = CASE WHEN ?5 THEN NULL ELSE escalated_to END,
+                 outcome = CASE WHEN ?5 THEN NULL ELSE outcome END
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            c.id,
+            c.status.as_str(),
+            c.now.millis(),
+            c.respond,
+            reopen,
+            respond_by.map(Timestamp::millis),
+            c.end,
+            resolve_by,
+        ]);
     match result {
         Ok(_) => Ok(true),
-        Err(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-        {
-            Ok(false)
-        }
+        Err(e) if is_constraint(&e) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Writes a ticket's assignment (skills are not changed).
+pub(crate) fn set_assignment(
+    conn: &Connection,
+    id: i64,
+    a: &Assignment,
+    now: Timestamp,
+) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE tickets SET engineer = ?2, window_start = ?3, window_end = ?4, region = ?5,
+             updated_at = ?6 WHERE id = ?1",
+    )?
+    .execute(params![
+        id,
+        a.engineer,
+        a.window_start.map(Timestamp::millis),
+        a.window_end.map(Timestamp::millis),
+        a.region,
+        now.millis(),
+    ])?;
+    Ok(())
+}
+
+/// Writes a ticket's outcome.
+pub(crate) fn set_outcome(conn: &Connection, id: i64, o: &Outcome, now: Timestamp) -> Result<()> {
+    conn.prepare_cached("UPDATE tickets SET outcome = ?2, updated_at = ?3 WHERE id = ?1")?
+        .execute(params![id, serde_json::to_string(o)?, now.millis()])?;
+    Ok(())
+}
+
+/// An SLA clock that ran out on an active ticket and is not yet marked breached.
+pub(crate) struct DueClock {
+    pub(crate) id: i64,
+    pub(crate) priority: Priority,
+    pub(crate) deadline: Timestamp,
+}
+
+/// Active tickets whose respond clock (still `open`, never responded) or resolve
+/// clock ran out before `now` and is not marked yet, oldest deadline first.
+pub(crate) fn due_clocks(
+    conn: &Connection,
+    now: Timestamp,
+    kind: SlaKind,
+) -> Result<Vec<DueClock>> {
+    let sql = match kind {
+        SlaKind::Respond => {
+            "SELECT id, priority, respond_by FROM tickets
+             WHERE status = 'open' AND responded_at IS NULL AND respond_breached = 0
+               AND respond_by < ?1 ORDER BY respond_by, id"
+        }
+        SlaKind::Resolve => {
+            "SELECT id, priority, resolve_by FROM tickets
+             WHERE status IN ('open', 'acknowledged', 'scheduled', 'in_progress')
+               AND resolve_breached = 0 AND resolve_by IS NOT NULL AND resolve_by < ?1
+             ORDER BY resolve_by, id"
+        }
+    };
+    let mut st = conn.prepare_cached(sql)?;
+    let rows = st.query_map(params![now.millis()], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    rows.map(|row| {
+        let (id, priority, deadline) = row?;
+        Ok(DueClock {
+            id,
+            priority: parse_priority(&priority)?,
+            deadline: Timestamp(deadline),
+        })
+    })
+    .collect()
+}
+
+/// Marks a clock breached and records the escalation.
+pub(crate) fn mark_breached(
+    conn: &Connection,
+    id: i64,
+    kind: SlaKind,
+    escalated_to: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let column = match kind {
+        SlaKind::Respond => "respond_breached",
+        SlaKind::Resolve => "resolve_breached",
+    };
+    conn.prepare_cached(&format!(
+        "UPDATE tickets SET {column} = 1, escalated_to = ?2, updated_at = ?3 WHERE id = ?1"
+    ))?
+    .execute(params![id, escalated_to, now.millis()])?;
+    Ok(())
+}
+
+/// Appends an event; returns its id.
+pub(crate) fn insert_event(
+    conn: &Connection,
+    at: Timestamp,
+    kind: &str,
+    ticket_id: Option<i64>,
+    device_id: &str,
+    data: &serde_json::Value,
+) -> Result<i64> {
+    let id = conn
+        .prepare_cached(
+            "INSERT INTO events (at, type, ticket_id, device_id, data) VALUES (?1, ?2, ?3, ?4, ?5)
+             RETURNING id",
+        )?
+        .query_row(
+            params![at.millis(), kind, ticket_id, device_id, data.to_string()],
+            |r| r.get(0),
+        )?;
+    Ok(id)
+}
+
+/// Events with an id above `after`, oldest first, at most `limit`.
+pub(crate) fn events_after(
+    conn: &Connection,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<EventRecord>> {
+    let mut st = conn.prepare_cached(
+        "SELECT id, at, type, ticket_id, device_id, data FROM events WHERE id > ?1
+         ORDER BY id LIMIT ?2",
+    )?;
+    let rows = st.query_map(
+        params![after, i64::try_from(limit).unwrap_or(i64::MAX)],
+        |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, String>(5)?,
+            ))
+        },
+    )?;
+    rows.map(|row| {
+        let (id, at, kind, ticket_id, device_id, data) = row?;
+        Ok(EventRecord {
+            id,
+            at: Timestamp(at),
+            kind,
+            ticket_id,
+            device_id,
+            data: serde_json::from_str(&data).map_err(|e| corrupt("events.data", e))?,
+        })
+    })
+    .collect()
+}
+
+/// The id of the newest event, 0 when there is none.
+pub(crate) fn last_event_id(conn: &Connection) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT COALESCE(MAX(id), 0) FROM events")?
+        .query_row([], |r| r.get(0))?)
+}
+
+/// Deletes events older than `before`; returns how many.
+pub(crate) fn delete_events_before(conn: &Connection, before: Timestamp) -> Result<usize> {
+    Ok(conn
+        .prepare_cached("DELETE FROM events WHERE at < ?1")?
+        .execute(params![before.millis()])?)
+}
+
+/// Whether the stored current risk of a pair is flagged (`None`: never scored).
+pub(crate) fn risk_flagged(
+    conn: &Connection,
+    device_id: &str,
+    component: &str,
+) -> Result<Option<(bool, Timestamp)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT flagged, ts FROM device_risk WHERE device_id = ?1 AND component = ?2",
+        )?
+        .query_row(params![device_id, component], |r| {
+            Ok((r.get::<_, bool>(0)?, Timestamp(r.get(1)?)))
+        })
+        .optional()?)
+}
+
+/// A ticket's summary as events carry it: id, number, device, component, source,
+/// status, priority, risk and deadlines.
+pub(crate) fn get_ticket_row(conn: &Connection, id: i64) -> Result<Option<serde_json::Value>> {
+    let row = conn
+        .prepare_cached(
+            "SELECT number, device_id, component, source, status, priority, risk, respond_by,
+                 resolve_by FROM tickets WHERE id = ?1",
+        )?
+        .query_row(params![id], |r| {
+            Ok((
+                (
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ),
+                (
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, f64>(6)?,
+                    r.get::<_, i64>(7)?,
+                    r.get::<_, Option<i64>>(8)?,
+                ),
+            ))
+        })
+        .optional()?;
+    Ok(row.map(
+        |(
+            (number, device_id, component, source),
+            (status, priority, risk, respond_by, resolve_by),
+        )| {
+            serde_json::json!({
+                "id": id, "number": number, "device_id": device_id, "component": component,
+                "source": source, "status": status, "priority": priority, "risk": risk,
+                "respond_by": Timestamp(respond_by), "resolve_by": resolve_by.map(Timestamp),
+            })
+        },
+    ))
 }

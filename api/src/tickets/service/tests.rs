@@ -3,6 +3,8 @@ use std::sync::atomic::AtomicI64;
 use domain::{Contribution, DeviceId, Priority, ProfileSet};
 
 use super::*;
+use crate::tickets::{AssignmentInput, DeviceSignals, FaultSignal, OutcomeInput, SlaKind};
+use domain::TicketSource;
 
 /// 2026-11-24T06:00:00Z
 const T0: i64 = 1_795_500_000_000;
@@ -159,21 +161,22 @@ fn a_new_ticket_opens_after_the_previous_one_is_closed() {
         .remove(0);
     let closed = f
         .svc
-        .set_status(
+        .transition(
             a.ticket_id,
-            TicketStatus::Closed,
+            TicketStatus::Dismissed,
             "planner-7",
             "pump replaced",
+            None,
         )
         .unwrap();
-    assert_eq!(closed.status, TicketStatus::Closed);
+    assert_eq!(closed.status, TicketStatus::Dismissed);
     let last = closed.log.last().unwrap();
     assert_eq!(
         (last.actor.as_str(), last.action.as_str()),
         ("planner-7", "status_changed")
     );
     assert!(
-        last.note.contains("open -> closed: pump replaced"),
+        last.note.contains("open -> dismissed: pump replaced"),
         "{}",
         last.note
     );
@@ -190,15 +193,17 @@ fn a_new_ticket_opens_after_the_previous_one_is_closed() {
     // Reopening the old one would make two active tickets: the store refuses.
     let err = f
         .svc
-        .set_status(a.ticket_id, TicketStatus::Open, "planner-7", "")
+        .transition(a.ticket_id, TicketStatus::Open, "planner-7", "", None)
         .unwrap_err();
     assert!(matches!(err, Error::Conflict(_)), "{err}");
+    assert!(err.to_string().contains(&b.number), "{err}");
     assert!(matches!(
-        f.svc.set_status(b.ticket_id, TicketStatus::Open, "x", ""),
-        Err(Error::Conflict(_))
+        f.svc
+            .transition(b.ticket_id, TicketStatus::Open, "x", "", None),
+        Err(Error::Transition { .. })
     ));
     assert!(matches!(
-        f.svc.set_status(999, TicketStatus::Closed, "x", ""),
+        f.svc.transition(999, TicketStatus::Closed, "x", "", None),
         Err(Error::NotFound(_))
     ));
     assert_eq!(f.svc.count_active().unwrap(), 1);
@@ -226,7 +231,7 @@ fn numbers_are_date_and_daily_sequence_and_never_reused() {
     );
     // Closing a ticket does not free its number.
     f.svc
-        .set_status(1, TicketStatus::Closed, "planner", "")
+        .transition(1, TicketStatus::Dismissed, "planner", "", None)
         .unwrap();
     let ch = f
         .svc
@@ -433,7 +438,7 @@ fn list_filters_and_pages() {
         )
         .unwrap();
     f.svc
-        .set_status(3, TicketStatus::Dismissed, "planner", "")
+        .transition(3, TicketStatus::Dismissed, "planner", "", None)
         .unwrap();
     let ids =
         |q: TicketQuery| -> Vec<i64> { f.svc.list(&q).unwrap().iter().map(|t| t.id).collect() };
@@ -521,4 +526,484 @@ fn the_database_itself_refuses_a_second_active_ticket() {
     // Inactive duplicates are history and allowed; a reused number is not.
     copy("x2", "closed").unwrap();
     assert!(copy("x2", "dismissed").is_err());
+}
+
+// ---- Lifecycle, SLA, reactive tickets and events ----
+
+use domain::OutcomeKind;
+
+fn open_one(f: &Fixture, device: &str) -> i64 {
+    f.svc
+        .record_predictions(&[pred(device, "drain_pump", 0.8, true)], &washer_ctx(&[]))
+        .unwrap()[0]
+        .ticket_id
+}
+
+fn nff() -> OutcomeInput {
+    OutcomeInput {
+        kind: Some(OutcomeKind::NoFaultFound),
+        ..Default::default()
+    }
+}
+
+/// Drives a fresh ticket into `status` along allowed transitions.
+fn ticket_in(f: &Fixture, device: &str, status: TicketStatus) -> i64 {
+    use TicketStatus::*;
+    let id = open_one(f, device);
+    let path: &[TicketStatus] = match status {
+        Open => &[],
+        Acknowledged => &[Acknowledged],
+        Scheduled => &[Scheduled],
+        InProgress => &[Acknowledged, InProgress],
+        Resolved => &[Resolved],
+        Closed => &[Resolved, Closed],
+        Dismissed => &[Dismissed],
+    };
+    for to in path {
+        let outcome = (*to == Resolved).then(nff);
+        f.svc.transition(id, *to, "planner", "", outcome).unwrap();
+    }
+    assert_eq!(f.svc.get(id).unwrap().unwrap().status, status);
+    id
+}
+
+#[test]
+fn every_transition_of_the_table_is_allowed_and_every_other_refused() {
+    let f = Fixture::new();
+    let mut n = 0;
+    for from in TicketStatus::ALL {
+        for to in TicketStatus::ALL {
+            n += 1;
+            let device = format!("wm-{n}");
+            let id = ticket_in(&f, &device, from);
+            let outcome = (to == TicketStatus::Resolved).then(nff);
+            let result = f.svc.transition(id, to, "planner-1", "why", outcome);
+            if from.can_become(to) {
+                let t = result.unwrap_or_else(|e| panic!("{from} -> {to}: {e}"));
+                assert_eq!(t.status, to);
+                let last = t.log.last().unwrap();
+                assert_eq!(last.actor, "planner-1");
+                let action = if from.is_reopen(to) {
+                    "reopened"
+                } else {
+                    "status_changed"
+                };
+                assert_eq!(last.action, action, "{from} -> {to}");
+                assert_eq!(last.note, format!("{from} -> {to}: why"));
+            } else {
+                match result {
+                    Err(Error::Transition { allowed, .. }) => {
+                        assert_eq!(allowed, from.transitions(), "{from} -> {to}");
+                    }
+                    other => panic!("{from} -> {to} should be refused: {other:?}"),
+                }
+                assert_eq!(f.svc.get(id).unwrap().unwrap().status, from);
+            }
+        }
+    }
+}
+
+#[test]
+fn resolving_needs_an_outcome_and_the_outcome_is_checked() {
+    let f = Fixture::new();
+    let id = open_one(&f, "wm-1");
+    let err = f
+        .svc
+        .transition(id, TicketStatus::Resolved, "eng", "", None)
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Invalid(m) if m.starts_with("outcome")),
+        "{err}"
+    );
+    // Fields that do not fit the kind are refused, naming the field.
+    let bad = OutcomeInput {
+        kind: Some(OutcomeKind::NoFaultFound),
+        parts_replaced: vec!["pump".into()],
+        ..Default::default()
+    };
+    let err = f.svc.record_outcome(id, bad, "eng").unwrap_err();
+    assert!(err.to_string().contains("outcome.parts_replaced"), "{err}");
+    // A confirmed failure defaults to the ticket's component and the recording time.
+    f.advance(HOUR);
+    let confirmed = OutcomeInput {
+        kind: Some(OutcomeKind::ConfirmedFailure),
+        parts_replaced: vec!["drain pump assembly".into()],
+        ..Default::default()
+    };
+    let t = f.svc.record_outcome(id, confirmed, "eng-4").unwrap();
+    let o = t.outcome.unwrap();
+    assert_eq!(o.component.as_deref(), Some("drain_pump"));
+    assert_eq!(o.failed_at, Some(Timestamp(T0 + HOUR)));
+    assert_eq!(o.recorded_by, "eng-4");
+    assert_eq!(t.log.last().unwrap().action, "outcome_recorded");
+    let t = f
+        .svc
+        .transition(id, TicketStatus::Resolved, "eng-4", "fixed", None)
+        .unwrap();
+    assert_eq!(t.ended_at, Some(Timestamp(T0 + HOUR)));
+    // An outcome passed with the transition is recorded in the same step.
+    let id2 = open_one(&f, "wm-2");
+    let t = f
+        .svc
+        .transition(id2, TicketStatus::Resolved, "eng", "", Some(nff()))
+        .unwrap();
+    assert_eq!(t.outcome.unwrap().kind, OutcomeKind::NoFaultFound);
+    // ...but not with other transitions.
+    let id3 = open_one(&f, "wm-3");
+    assert!(matches!(
+        f.svc
+            .transition(id3, TicketStatus::Acknowledged, "eng", "", Some(nff())),
+        Err(Error::Invalid(_))
+    ));
+    // Closed tickets keep their outcome.
+    f.svc
+        .transition(id, TicketStatus::Closed, "planner", "", None)
+        .unwrap();
+    assert!(matches!(
+        f.svc.record_outcome(id, nff(), "eng"),
+        Err(Error::Conflict(_))
+    ));
+}
+
+#[test]
+fn reopening_works_within_the_window_only() {
+    let f = Fixture::new();
+    let id = ticket_in(&f, "wm-1", TicketStatus::Closed);
+    f.advance(14 * 24 * HOUR - 1);
+    let t = f
+        .svc
+        .transition(id, TicketStatus::Open, "planner", "came back", None)
+        .unwrap();
+    assert_eq!(t.status, TicketStatus::Open);
+    assert_eq!(t.outcome, None, "a reopened ticket needs a new outcome");
+    assert_eq!(t.ended_at, None);
+    assert_eq!(t.responded_at, None);
+    assert_eq!(t.respond_by.millis(), f.svc.now().millis() + 4 * HOUR);
+    assert_eq!(t.log.last().unwrap().action, "reopened");
+
+    let dismissed = ticket_in(&f, "wm-2", TicketStatus::Dismissed);
+    f.advance(14 * 24 * HOUR + 1);
+    match f
+        .svc
+        .transition(dismissed, TicketStatus::Open, "planner", "", None)
+    {
+        Err(Error::Transition { message, allowed }) => {
+            assert!(message.contains("reopen_window"), "{message}");
+            assert!(allowed.is_empty());
+        }
+        other => panic!("expected a refusal: {other:?}"),
+    }
+    let t = f.svc.get(dismissed).unwrap().unwrap();
+    assert!(f.svc.allowed_transitions(&t).is_empty());
+}
+
+#[test]
+fn assignment_sets_engineer_window_region_and_keeps_skills() {
+    let f = Fixture::new();
+    let id = open_one(&f, "wm-1");
+    let t = f.svc.get(id).unwrap().unwrap();
+    let skills = t.assignment.skills.clone();
+    assert!(!skills.is_empty(), "skills come from the washer profile");
+    let input = AssignmentInput {
+        engineer: Some("eng-12".into()),
+        window_start: Some(Timestamp(T0 + 2 * HOUR)),
+        window_end: Some(Timestamp(T0 + 4 * HOUR)),
+        region: Some("north".into()),
+    };
+    let t = f.svc.assign(id, input.clone(), "planner-2").unwrap();
+    assert_eq!(t.assignment.engineer.as_deref(), Some("eng-12"));
+    assert_eq!(t.assignment.region.as_deref(), Some("north"));
+    assert_eq!(t.assignment.window_end, Some(Timestamp(T0 + 4 * HOUR)));
+    assert_eq!(t.assignment.skills, skills);
+    assert_eq!(t.log.last().unwrap().action, "assigned");
+    let backwards = AssignmentInput {
+        window_end: Some(Timestamp(T0)),
+        ..input.clone()
+    };
+    let err = f.svc.assign(id, backwards, "planner").unwrap_err();
+    assert!(err.to_string().starts_with("window_end"), "{err}");
+    let done = ticket_in(&f, "wm-2", TicketStatus::Dismissed);
+    assert!(matches!(
+        f.svc.assign(done, input, "planner"),
+        Err(Error::Conflict(_))
+    ));
+}
+
+#[test]
+fn sla_clocks_breach_once_escalate_and_raise_events() {
+    let config = TicketConfig {
+        important_escalation: "duty-manager".into(),
+        ..TicketConfig::default()
+    };
+    let f = Fixture::with_config(config);
+    let id = open_one(&f, "wm-1"); // important: respond 4 h, resolve 48 h
+    let acked = open_one(&f, "wm-2");
+    f.svc
+        .transition(acked, TicketStatus::Acknowledged, "planner", "", None)
+        .unwrap();
+    let t = f.svc.get(id).unwrap().unwrap();
+    assert_eq!(t.resolve_by, Some(Timestamp(T0 + 48 * HOUR)));
+
+    f.advance(4 * HOUR);
+    assert!(
+        f.svc.check_sla().unwrap().is_empty(),
+        "the deadline itself is not late"
+    );
+    f.advance(1);
+    let breaches = f.svc.check_sla().unwrap();
+    assert_eq!(breaches.len(), 1, "{breaches:?}");
+    assert_eq!(
+        (breaches[0].ticket_id, breaches[0].kind),
+        (id, SlaKind::Respond)
+    );
+    assert_eq!(breaches[0].escalated_to, "duty-manager");
+    assert!(
+        f.svc.check_sla().unwrap().is_empty(),
+        "a breach is raised once"
+    );
+    let t = f.svc.get(id).unwrap().unwrap();
+    assert_eq!(t.sla_breaches, ["respond"]);
+    assert_eq!(t.escalated_to.as_deref(), Some("duty-manager"));
+    assert_eq!(t.log.last().unwrap().action, "sla_breached");
+
+    f.advance(44 * HOUR);
+    let breaches = f.svc.check_sla().unwrap();
+    let kinds: Vec<_> = breaches.iter().map(|b| (b.ticket_id, b.kind)).collect();
+    assert_eq!(kinds, [(id, SlaKind::Resolve), (acked, SlaKind::Resolve)]);
+    let stats = f.svc.stats();
+    assert_eq!(
+        (stats.sla_respond_breaches, stats.sla_resolve_breaches),
+        (1, 2)
+    );
+    let events = f.svc.events_after(0, 100).unwrap();
+    let breached: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "ticket.sla_breached")
+        .map(|e| (e.ticket_id, e.data["kind"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        breached,
+        [
+            (Some(id), "respond".to_owned()),
+            (Some(id), "resolve".to_owned()),
+            (Some(acked), "resolve".to_owned())
+        ]
+    );
+}
+
+fn critical_fault(device: &str) -> FaultSignal {
+    FaultSignal {
+        device_id: DeviceId::parse(device).unwrap(),
+        device_type: "washer".into(),
+        code: "E23".into(),
+        ts: Timestamp(T0),
+    }
+}
+
+#[test]
+fn a_critical_fault_opens_an_urgent_reactive_ticket_and_later_signals_update_it() {
+    let f = Fixture::new();
+    let ctx = washer_ctx(&[("E23", T0)]);
+    // A minor code opens nothing.
+    let minor = FaultSignal {
+        code: "E21".into(),
+        ..critical_fault("wm-1")
+    };
+    let signals =
+        |faults: &'static [FaultSignal], predictions: &'static [Prediction]| (faults, predictions);
+    let _ = signals;
+    let changes = f
+        .svc
+        .record(&[DeviceSignals {
+            predictions: &[],
+            faults: &[minor],
+            context: &ctx,
+        }])
+        .unwrap();
+    assert!(changes.is_empty());
+    let changes = f
+        .svc
+        .record(&[DeviceSignals {
+            predictions: &[],
+            faults: &[critical_fault("wm-1")],
+            context: &ctx,
+        }])
+        .unwrap();
+    assert_eq!(changes.len(), 1);
+    let t = f.svc.get(changes[0].ticket_id).unwrap().unwrap();
+    assert_eq!(t.source, TicketSource::Reactive);
+    assert_eq!(t.priority, Priority::Urgent);
+    assert_eq!(t.component, "drain_pump");
+    assert_eq!(t.respond_by, Timestamp(T0 + HOUR));
+    assert!(t.log[0].note.contains("E23"), "{}", t.log[0].note);
+    // A flag and another fault update the same ticket.
+    let flagged = [pred("wm-1", "drain_pump", 0.75, true)];
+    let changes = f
+        .svc
+        .record(&[DeviceSignals {
+            predictions: &flagged,
+            faults: &[critical_fault("wm-1")],
+            context: &ctx,
+        }])
+        .unwrap();
+    assert!(changes.iter().all(|c| c.kind == TicketChangeKind::Updated));
+    let all = all(&f.svc);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].signals, 3);
+    assert_eq!(all[0].risk, 0.75);
+    assert_eq!(all[0].source, TicketSource::Reactive);
+    assert!(all[0].log.iter().any(|l| l.action == "fault_raised"));
+}
+
+#[test]
+fn a_critical_fault_makes_an_active_proactive_ticket_urgent() {
+    let f = Fixture::new();
+    let id = open_one(&f, "wm-1"); // important
+    let ctx = washer_ctx(&[("E23", T0)]);
+    f.advance(HOUR);
+    f.svc
+        .record(&[DeviceSignals {
+            predictions: &[],
+            faults: &[critical_fault("wm-1")],
+            context: &ctx,
+        }])
+        .unwrap();
+    let t = f.svc.get(id).unwrap().unwrap();
+    assert_eq!(t.priority, Priority::Urgent);
+    assert_eq!(t.source, TicketSource::Proactive);
+    assert_eq!(t.respond_by, Timestamp(T0 + 2 * HOUR));
+    assert_eq!(t.resolve_by, Some(Timestamp(T0 + 25 * HOUR)));
+}
+
+#[test]
+fn concurrent_flags_and_faults_for_one_pair_open_exactly_one_ticket() {
+    let f = Fixture::new();
+    let ctx = washer_ctx(&[("E23", T0)]);
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            // Separate services on one file: separate connections, like two processes.
+            let svc =
+                TicketService::open_with_clock(&f.path, TicketConfig::default(), clock(&f.now))
+                    .unwrap();
+            let ctx = ctx.clone();
+            std::thread::spawn(move || {
+                for j in 0..10 {
+                    let p = [pred("wm-1", "drain_pump", 0.8, true)];
+                    let faults = [critical_fault("wm-1")];
+                    let (predictions, faults): (&[Prediction], &[FaultSignal]) = if (i + j) % 2 == 0
+                    {
+                        (&p, &[])
+                    } else {
+                        (&[], &faults)
+                    };
+                    svc.record(&[DeviceSignals {
+                        predictions,
+                        faults,
+                        context: &ctx,
+                    }])
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let tickets = all(&f.svc);
+    assert_eq!(tickets.len(), 1, "{tickets:#?}");
+    assert_eq!(tickets[0].signals, 80);
+    assert_eq!(f.svc.count_active().unwrap(), 1);
+    let opened = f
+        .svc
+        .events_after(0, 1000)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "ticket.opened")
+        .count();
+    assert_eq!(opened, 1);
+}
+
+#[test]
+fn events_are_written_with_their_change_and_flags_once_per_episode() {
+    let f = Fixture::new();
+    let ctx = washer_ctx(&[]);
+    let mut rx = f.svc.subscribe_events();
+    let before = *rx.borrow_and_update();
+    for _ in 0..3 {
+        f.svc
+            .record_predictions(&[pred("wm-1", "drain_pump", 0.8, true)], &ctx)
+            .unwrap();
+    }
+    assert!(
+        rx.has_changed().unwrap(),
+        "subscribers are woken after the commit"
+    );
+    // The episode ends when an unflagged score is stored, then a new one starts.
+    let mut calm = pred("wm-1", "drain_pump", 0.2, false);
+    calm.ts = Timestamp(T0 + 1);
+    let mut again = pred("wm-1", "drain_pump", 0.8, true);
+    again.ts = Timestamp(T0 + 2);
+    f.svc.record_predictions(&[calm], &ctx).unwrap();
+    f.svc.record_predictions(&[again], &ctx).unwrap();
+    let id = all(&f.svc)[0].id;
+    f.svc
+        .transition(id, TicketStatus::Acknowledged, "planner", "", None)
+        .unwrap();
+    let events = f.svc.events_after(before, 100).unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "prediction.flagged",
+            "ticket.opened",
+            "prediction.flagged",
+            "ticket.updated"
+        ]
+    );
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id));
+    assert_eq!(events[3].data["action"], "status_changed");
+    assert_eq!(events[3].data["ticket"]["status"], "acknowledged");
+    assert_eq!(*rx.borrow_and_update(), events[3].id);
+    // Paging by id.
+    let page = f.svc.events_after(events[1].id, 1).unwrap();
+    assert_eq!(page[0].id, events[2].id);
+}
+
+#[test]
+fn a_file_from_the_first_schema_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tickets.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE tickets (
+                id INTEGER PRIMARY KEY AUTOINCREMENT, number TEXT NOT NULL UNIQUE,
+                device_id TEXT NOT NULL, device_type TEXT NOT NULL, component TEXT NOT NULL,
+                source TEXT NOT NULL, status TEXT NOT NULL, priority TEXT NOT NULL,
+                risk REAL NOT NULL, peak_risk REAL NOT NULL, model_version TEXT NOT NULL,
+                opened_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+                respond_by INTEGER NOT NULL, signals INTEGER NOT NULL, diagnosis TEXT NOT NULL,
+                risk_logged REAL NOT NULL, risk_logged_at INTEGER NOT NULL);
+             INSERT INTO tickets VALUES (1, '20261124000001', 'wm-1', 'washer', 'drain_pump',
+                'proactive', 'open', 'normal', 0.7, 0.7, 'v1', 0, 0, 3600000, 1,
+                '{\"top_features\":[],\"recent_faults\":[],\"likely_parts\":[],\"remote_checks\":[]}',
+                0.7, 0);",
+        )
+        .unwrap();
+    }
+    let now = Arc::new(AtomicI64::new(T0));
+    for _ in 0..2 {
+        let svc =
+            TicketService::open_with_clock(&path, TicketConfig::default(), clock(&now)).unwrap();
+        let t = svc.get(1).unwrap().unwrap();
+        assert_eq!(t.resolve_by, None);
+        assert_eq!(t.assignment, domain::Assignment::default());
+        // The old ticket still takes part in the lifecycle and the SLA checker.
+        assert_eq!(svc.check_sla().unwrap().len(), 1);
+        drop(svc);
+        Connection::open(&path)
+            .unwrap()
+            .execute("UPDATE tickets SET respond_breached = 0", [])
+            .unwrap();
+    }
 }
