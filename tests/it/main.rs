@@ -21,4 +21,5 @@ mod restart;
 mod shared;
 mod simulator;
 mod swap;
+mod tickets;
 mod tls;
