@@ -70,6 +70,10 @@
 //! One ticket (as above) with its diagnosis and full log. 400 if `id` is not an
 //! integer, 404 if there is no such ticket.
 //!
+//! ## Ticket lifecycle, `POST /api/v1/tickets/{id}/transitions`, `.../assignment`, `.../outcome`, `GET /api/v1/events`
+//! See docs/api.md: the lifecycle table (`domain::TicketStatus::transitions`), bodies,
+//! the 409 body with `allowed`, 422 for bodies that do not fit, and the SSE format.
+//!
 //! ## `GET /api/v1/devices`
 //! Registered devices ordered by id. Parameters: `type` (device type), `limit`
 //! (default 100, at most 1000), `after` (cursor: a device id).
