@@ -707,6 +707,20 @@ fn find_ticket_samples(
             let Ok(message) = domain::decode(&topic, &payload, profiles) else {
                 continue;
             };
+            // A raised critical fault opens a reactive ticket at once, and a later flag
+            // of that component would update it instead of opening one: such a device
+            // would not measure the model's ticket latency, so it is not a sample.
+            if let domain::Message::Fault(f) = &message {
+                let critical = profiles
+                    .get(&f.device_type)
+                    .and_then(|p| p.fault(&f.code))
+                    .is_some_and(|def| def.severity == domain::Severity::Critical);
+                if critical && f.state == domain::FaultState::Raised {
+                    pending.remove(&m.device_id);
+                    done.insert(m.device_id.clone());
+                    continue;
+                }
+            }
             let flagged = mirror.observe(&message).iter().any(|p| p.flagged);
             let publish = Publish::new(topic, QoS::AtLeastOnce, payload);
             if flagged {
@@ -1208,10 +1222,13 @@ async fn risk_at(http: SocketAddr, device_id: &str, ts: i64) -> anyhow::Result<b
     }))
 }
 
+/// The device's proactive (model-flag) tickets: the ticket latency is about the model.
+/// A critical fault code in a sample's history opens a reactive ticket at once, which
+/// is not what the sample waits for.
 async fn tickets_of(http: SocketAddr, device_id: &str) -> anyhow::Result<usize> {
     let body = get_json(
         http,
-        &format!("/api/v1/tickets?device_id={device_id}&limit=10"),
+        &format!("/api/v1/tickets?device_id={device_id}&source=proactive&limit=10"),
     )
     .await?;
     Ok(body["tickets"].as_array().map_or(0, Vec::len))

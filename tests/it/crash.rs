@@ -17,7 +17,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
-use crate::harness::{free_port, telemetry, wait_for, Publisher, Server};
+use crate::harness::{
+    free_port, now_ms, probe_until_stored, telemetry, wait_for, Publisher, Server,
+};
 use crate::mosquitto::{extended_suite, Mosquitto};
 
 /// Devices in the stream; message `i` belongs to device `i % DEVICES`.
@@ -26,13 +28,6 @@ const DEVICES: u64 = 4;
 const PREFIX: &str = "crash-";
 /// Liveness bound for waits on ingest; never a speed target.
 const LIVENESS: Duration = Duration::from_secs(120);
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// Message `i` of a stream: telemetry of device `crash-{i % DEVICES}` with seq
 /// `i / DEVICES + 1`, so every (device, seq) is unique and each device's seqs are
@@ -114,24 +109,7 @@ async fn ingest_counters(server: &Server) -> Value {
 /// Publishes probe telemetry (device `probe`, not counted) until one is stored.
 async fn wait_subscribed(server: &Server, broker_port: u16) {
     let mut publisher = Publisher::connect(broker_port, "it-crash-probe").await;
-    let deadline = Instant::now() + LIVENESS;
-    for seq in 1.. {
-        publisher
-            .publish(
-                "fixahead/v1/probe/telemetry",
-                telemetry(seq, now_ms() - 60_000, r#"{"vibration_g": 0.1}"#),
-            )
-            .await;
-        publisher.flush().await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if server.get("/api/v1/devices/probe").await.0 == 200 {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "fixahead never stored a probe message: not subscribed?"
-        );
-    }
+    probe_until_stored(&mut publisher, "probe", &[server]).await;
 }
 
 /// Checks the end state: each device holds exactly seqs 1..=per_device, counted once,

@@ -402,3 +402,45 @@ pub(crate) async fn metric(server: &Server, series: &str) -> f64 {
     }
     found.unwrap_or_else(|| panic!("/metrics has no {series}:\n{text}"))
 }
+
+/// Wall-clock milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
+
+/// Publishes probe telemetry of device `device` until every server in `servers` has
+/// stored one. Before a persistent session exists, a broker drops what nobody has
+/// subscribed to yet, so tests against an external broker wait for this first.
+pub(crate) async fn probe_until_stored(
+    publisher: &mut Publisher,
+    device: &str,
+    servers: &[&Server],
+) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let topic = format!("fixahead/v1/{device}/telemetry");
+    let path = format!("/api/v1/devices/{device}");
+    for seq in 1.. {
+        publisher
+            .publish(
+                &topic,
+                telemetry(seq, now_ms() - 60_000, r#"{"vibration_g": 0.1}"#),
+            )
+            .await;
+        publisher.flush().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut all = true;
+        for server in servers {
+            all &= server.get(&path).await.0 == 200;
+        }
+        if all {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no probe of {device} was stored: not subscribed?"
+        );
+    }
+}

@@ -6,19 +6,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::harness::{free_port, telemetry, Publisher, Server};
+use crate::harness::{free_port, now_ms, probe_until_stored, telemetry, Publisher, Server};
 use crate::mosquitto::{extended_suite, Mosquitto};
 
 /// Liveness bound for waits; never a speed target.
 const LIVENESS: Duration = Duration::from_secs(120);
 const DEVICE: &str = "v5-0";
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 /// Publishes seqs `range` of [`DEVICE`] and returns once the broker acknowledged them.
 async fn publish(port: u16, range: std::ops::RangeInclusive<u64>, base_ms: i64) {
@@ -66,21 +59,7 @@ async fn wait_stored(server: &Server, at_least: u64, what: &str) -> u64 {
 /// nobody subscribed to before the first session exists).
 async fn wait_subscribed(server: &Server, port: u16) {
     let mut publisher = Publisher::connect(port, "it-v5-probe").await;
-    let deadline = Instant::now() + LIVENESS;
-    for seq in 1.. {
-        publisher
-            .publish(
-                "fixahead/v1/v5-probe/telemetry",
-                telemetry(seq, now_ms() - 60_000, r#"{"vibration_g": 0.1}"#),
-            )
-            .await;
-        publisher.flush().await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if server.get("/api/v1/devices/v5-probe").await.0 == 200 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never subscribed over MQTT 5");
-    }
+    probe_until_stored(&mut publisher, "v5-probe", &[server]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -16,7 +16,9 @@ use std::time::Duration;
 use ingest::source::{Endpoint, TlsFiles};
 use serde_json::Value;
 
-use crate::harness::{bin, free_port, telemetry, wait_for, Publisher, Server};
+use crate::harness::{
+    bin, free_port, now_ms, probe_until_stored, telemetry, wait_for, Publisher, Server,
+};
 use crate::mosquitto::{extended_suite, Mosquitto};
 
 /// Liveness bound for waits; never a speed target.
@@ -91,13 +93,6 @@ async fn tls_publisher(port: u16, ca: &Path, client_id: &str) -> Publisher {
     )
     .expect("TLS settings for the test publisher");
     Publisher::connect_with(port, client_id, endpoint.transport()).await
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 async fn ingest(server: &Server) -> Value {
@@ -206,28 +201,7 @@ async fn mqtts_with_a_custom_ca_stores_and_a_wrong_ca_or_host_never_connects() {
     .await;
     let mut publisher = tls_publisher(port, &pki.path("ca.pem"), "it-tls-devices").await;
     // Mosquitto drops what nobody subscribed to: probe until one is stored.
-    let deadline = std::time::Instant::now() + LIVENESS;
-    let mut probe_seq = 0;
-    loop {
-        probe_seq += 1;
-        publisher
-            .publish(
-                "fixahead/v1/tls-probe/telemetry",
-                telemetry(probe_seq, now_ms() - 60_000, r#"{"vibration_g": 0.1}"#),
-            )
-            .await;
-        publisher.flush().await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if server.get("/api/v1/devices/tls-probe").await.0 == 200
-            && server5.get("/api/v1/devices/tls-probe").await.0 == 200
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "fixahead never stored a probe published over TLS"
-        );
-    }
+    probe_until_stored(&mut publisher, "tls-probe", &[&server, &server5]).await;
     let base = now_ms() - 3_600_000;
     for seq in 1..=200u64 {
         publisher
