@@ -31,6 +31,24 @@ pub enum Error {
     /// The request is malformed (HTTP 400).
     #[error("{0}")]
     BadRequest(String),
+    /// A request body is well-formed JSON but does not fit its type: a missing, unknown,
+    /// mistyped or out-of-range field (HTTP 422, the body names the field).
+    #[error("{message}")]
+    Invalid {
+        /// The field's path in the body (`name`, `items[2].id`), when known.
+        field: Option<String>,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No valid API key came with the request (HTTP 401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The key's role may not do this (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request body is larger than the limit (HTTP 413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// The requested resource does not exist (HTTP 404).
     #[error("{0}")]
     NotFound(String),

@@ -12,6 +12,9 @@ use ingest::store::{HotStore, StoreItem, StoreReader, Synchronous};
 use serde_json::Value;
 use tower::ServiceExt;
 
+/// The admin key every request carries.
+const ADMIN_KEY: &str = "test-admin-key-0123456789abcdefghij";
+
 /// 2026-11-24T06:00:00Z
 const T0: i64 = 1_795_500_000_000;
 
@@ -128,6 +131,9 @@ fn app() -> App {
         Arc::new(|| "# HELP lead_metric_total x\nlead_metric_total 3".to_owned()),
         Arc::new(|| serde_json::json!({"ingest": {"messages": 4}, "status": "ignored"})),
     );
+    let access = api::AccessStore::open_in(dir.path()).unwrap();
+    access.insert(ADMIN_KEY, api::Role::Admin, "tests").unwrap();
+    let state = state.with_access(access);
     App {
         _dir: dir,
         router: router(state),
@@ -144,6 +150,7 @@ impl App {
                 Request::builder()
                     .method(method)
                     .uri(uri)
+                    .header("authorization", format!("Bearer {ADMIN_KEY}"))
                     .body(Body::empty())
                     .unwrap(),
             )

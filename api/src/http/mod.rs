@@ -115,9 +115,13 @@
 //! 200 `{"dead_letters": [{"id", "received_at", "topic", "device_id", "reason",
 //! "detail", "payload", "payload_bytes", "truncated"}...], "next": 17 | null}`.
 
+mod audit;
+pub mod auth;
 mod devices;
+mod docs;
 mod error;
 mod extract;
+mod keys;
 mod metrics;
 mod system;
 mod tickets;
@@ -125,15 +129,25 @@ mod tickets;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::http::Method;
 use axum::Router;
 use domain::ProfileSet;
 use ingest::store::StoreReader;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
+use crate::access::AccessStore;
 use crate::tickets::TicketService;
 use crate::{Error, Result};
+use auth::{Access, Permission};
 use metrics::ApiMetrics;
+
+pub use auth::{AuditNote, Principal};
+
+/// Default limit of a request body, in bytes (`[http] max_body_bytes`).
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 /// Renders the process's metrics in the Prometheus text format.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
@@ -169,6 +183,8 @@ pub struct AppState {
     health: HealthReporter,
     api_metrics: Arc<ApiMetrics>,
     credentials: Option<ingest::credentials::CredentialStore>,
+    access: Option<AccessStore>,
+    body_limit: usize,
 }
 
 impl AppState {
@@ -198,7 +214,22 @@ impl AppState {
             health,
             api_metrics: Arc::default(),
             credentials: None,
+            access: None,
+            body_limit: DEFAULT_BODY_LIMIT,
         }
+    }
+
+    /// Checks API keys against `store` and writes the audit log to it. Without it no
+    /// key is valid: every route but `/health` answers 401.
+    pub fn with_access(mut self, store: AccessStore) -> Self {
+        self.access = Some(store);
+        self
+    }
+
+    /// Refuses request bodies over `bytes` with 413 (default [`DEFAULT_BODY_LIMIT`]).
+    pub fn with_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
     }
 
     /// Serves `POST`/`DELETE /api/v1/devices/{device_id}/credentials` from `store`.
@@ -214,34 +245,154 @@ impl AppState {
     }
 }
 
+/// The route table: every route with who may call it. The router and the OpenAPI
+/// document are both built from it (`routes!` takes the path and method from each
+/// handler's `#[utoipa::path]`), and the tests walk it, so a route cannot exist without
+/// a declared permission or a documented operation.
+///
+/// To add a route: write the handler with `#[utoipa::path(...)]` (path, params, body,
+/// responses; no `security`, added from this table), then add one line here with its
+/// [`Access`]. Planned (issue 6, ticket lifecycle):
+/// `POST /api/v1/tickets/{id}/transitions` (TransitionTickets),
+/// `POST /api/v1/tickets/{id}/assignment` (AssignTickets),
+/// `POST /api/v1/tickets/{id}/outcome` (RecordOutcome),
+/// `GET /api/v1/events` (ReadEvents),
+/// `GET`/`POST /api/v1/webhooks` and `GET /api/v1/webhooks/{id}/deliveries` (ManageWebhooks).
+fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
+    use Permission as P;
+    vec![
+        (Access::Public, routes!(system::health)),
+        (Access::Requires(P::ReadMetrics), routes!(system::metrics)),
+        (Access::Requires(P::ReadDocs), routes!(docs::openapi_json)),
+        (Access::Requires(P::ReadDocs), routes!(docs::page)),
+        (Access::Requires(P::ReadTickets), routes!(tickets::list)),
+        (Access::Requires(P::ReadTickets), routes!(tickets::get)),
+        (Access::Requires(P::ReadDevices), routes!(devices::list)),
+        (Access::Requires(P::ReadDevices), routes!(devices::get)),
+        (
+            Access::Requires(P::ReadDevices),
+            routes!(devices::telemetry),
+        ),
+        (
+            Access::Requires(P::ManageDevices),
+            routes!(devices::issue_credentials, devices::revoke_credentials),
+        ),
+        (
+            Access::Requires(P::ReadDeadLetters),
+            routes!(system::dead_letters),
+        ),
+        (
+            Access::Requires(P::ManageKeys),
+            routes!(keys::create, keys::list),
+        ),
+        (Access::Requires(P::ManageKeys), routes!(keys::revoke)),
+        (Access::Requires(P::ReadAudit), routes!(audit::list)),
+    ]
+}
+
+/// One route of the table: method, path template (`/api/v1/tickets/{id}`) and access.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template, as in the OpenAPI document.
+    pub path: String,
+    /// Who may call it.
+    pub access: Access,
+}
+
+/// The methods a path item has operations for.
+fn methods(item: &utoipa::openapi::PathItem) -> Vec<(Method, &utoipa::openapi::path::Operation)> {
+    [
+        (Method::GET, &item.get),
+        (Method::POST, &item.post),
+        (Method::PUT, &item.put),
+        (Method::PATCH, &item.patch),
+        (Method::DELETE, &item.delete),
+        (Method::HEAD, &item.head),
+        (Method::OPTIONS, &item.options),
+        (Method::TRACE, &item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.as_ref().map(|op| (m, op)))
+    .collect()
+}
+
+/// Every route with its access, from the same table the router is built from.
+pub fn route_list() -> Vec<RouteInfo> {
+    let mut out = Vec::new();
+    for (access, (_, paths, _)) in route_table() {
+        for (path, item) in &paths.paths {
+            for (method, _) in methods(item) {
+                out.push(RouteInfo {
+                    method,
+                    path: path.clone(),
+                    access,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// The whole application: every endpoint in the module docs, a JSON 404 for unknown
-/// routes, request counting and a tracing layer.
+/// routes, API keys and permissions, the audit log, a body limit, request metrics and
+/// a tracing layer.
 pub fn router(state: AppState) -> Router {
     let api_metrics = Arc::clone(&state.api_metrics);
-    Router::new()
-        .route("/health", get(system::health))
-        .route("/metrics", get(system::metrics))
-        .route("/api/v1/tickets", get(tickets::list))
-        .route("/api/v1/tickets/{id}", get(tickets::get))
-        .route("/api/v1/devices", get(devices::list))
-        .route("/api/v1/devices/{device_id}", get(devices::get))
-        .route(
-            "/api/v1/devices/{device_id}/telemetry",
-            get(devices::telemetry),
-        )
-        .route(
-            "/api/v1/devices/{device_id}/credentials",
-            post(devices::issue_credentials).delete(devices::revoke_credentials),
-        )
-        .route("/api/v1/dead-letters", get(system::dead_letters))
+    let auth_state = auth::AuthState {
+        access: state.access.clone(),
+        metrics: Arc::clone(&api_metrics),
+    };
+    let body_limit = state.body_limit;
+    let mut app = OpenApiRouter::with_openapi(docs::base_document());
+    for (access, entry) in route_table() {
+        let mut part = OpenApiRouter::new().routes(entry);
+        if let Access::Requires(permission) = access {
+            docs::secure(part.get_openapi_mut(), permission);
+            part = part.route_layer(axum::middleware::from_fn_with_state(
+                auth::Requirement {
+                    permission,
+                    metrics: Arc::clone(&api_metrics),
+                },
+                auth::require,
+            ));
+        }
+        app = app.merge(part);
+    }
+    let (router, document) = app.split_for_parts();
+    let served = docs::Served::new(&document);
+    router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            auth_state,
+            auth::authenticate,
+        ))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::map_response(
+            error::json_payload_too_large,
+        ))
+        .layer(axum::Extension(served))
         .layer(axum::middleware::from_fn_with_state(
             api_metrics,
             metrics::count_requests,
         ))
         .layer(TraceLayer::new_for_http())
+}
+
+/// The OpenAPI document the router serves (the same as `GET /openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut app: OpenApiRouter<AppState> = OpenApiRouter::with_openapi(docs::base_document());
+    for (access, entry) in route_table() {
+        let mut part = OpenApiRouter::new().routes(entry);
+        if let Access::Requires(permission) = access {
+            docs::secure(part.get_openapi_mut(), permission);
+        }
+        app = app.merge(part);
+    }
+    app.into_openapi()
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets in-flight

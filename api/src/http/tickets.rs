@@ -12,14 +12,24 @@ use crate::tickets::TicketQuery;
 use crate::{Error, Result};
 
 /// Query of `GET /api/v1/tickets`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// A status, `active` (open, acknowledged, scheduled, in_progress), or a
+    /// comma-separated list of them.
     status: Option<String>,
+    /// Only this device's tickets.
     device_id: Option<String>,
+    /// Only tickets for this component.
     component: Option<String>,
+    /// `urgent`, `important` or `normal`.
+    #[param(value_type = Option<String>)]
     priority: Option<Priority>,
+    /// Page size, default 100, at most 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Cursor: the `next` of the previous page.
     after: Option<i64>,
 }
 
@@ -40,7 +50,17 @@ fn parse_statuses(s: &str) -> Result<Vec<TicketStatus>> {
     Ok(out)
 }
 
-/// `GET /api/v1/tickets`.
+/// `GET /api/v1/tickets`: tickets, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tickets",
+    tag = "tickets",
+    params(ListParams),
+    responses(
+        (status = 200, description = "`{\"tickets\": [Ticket...], \"next\": 41 | null}` (docs/api.md)", body = Object),
+        (status = 400, description = "Malformed or unknown parameter", body = super::error::ErrorBody),
+    )
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListParams>,
@@ -74,7 +94,18 @@ pub(crate) async fn list(
     Ok(Json(json!({"tickets": tickets, "next": next})))
 }
 
-/// `GET /api/v1/tickets/{id}`.
+/// `GET /api/v1/tickets/{id}`: one ticket with its diagnosis and log.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tickets/{id}",
+    tag = "tickets",
+    params(("id" = i64, Path, description = "Ticket id")),
+    responses(
+        (status = 200, description = "The ticket (docs/api.md)", body = Object),
+        (status = 400, description = "The id is not an integer", body = super::error::ErrorBody),
+        (status = 404, description = "No such ticket", body = super::error::ErrorBody),
+    )
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
