@@ -120,7 +120,7 @@ pub(crate) struct DeviceDetail {
     get,
     path = "/api/v1/devices/{device_id}",
     tag = "devices",
-    params(("device_id" = String, Path, description = "1-64 characters of [A-Za-z0-9_-]")),
+    params(("device_id" = String, Path, description = "1-64 characters of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 200, description = "The device (docs/api.md)", body = Object),
         (status = 400, description = "Invalid device id", body = super::error::ErrorBody),
@@ -239,7 +239,7 @@ fn parse_time(name: &str, raw: Option<&str>) -> Result<Option<Timestamp>> {
     get,
     path = "/api/v1/devices/{device_id}/telemetry",
     tag = "devices",
-    params(("device_id" = String, Path, description = "1-64 characters of [A-Za-z0-9_-]"), TelemetryParams),
+    params(("device_id" = String, Path, description = "1-64 characters of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$"), TelemetryParams),
     responses(
         (status = 200, description = "`{\"device_id\": ..., \"telemetry\": [...]}`", body = Object),
         (status = 400, description = "Invalid id or parameter, or from > to", body = super::error::ErrorBody),
@@ -307,7 +307,7 @@ fn credential_store(state: &AppState) -> Result<ingest::credentials::CredentialS
     post,
     path = "/api/v1/devices/{device_id}/credentials",
     tag = "devices",
-    params(("device_id" = String, Path, description = "1-64 characters of [A-Za-z0-9_-]"), IssueParams),
+    params(("device_id" = String, Path, description = "1-64 characters of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$"), IssueParams),
     responses(
         (status = 201, description = "`{\"device_id\", \"username\", \"password\", \"issued_at\"}`; the password is shown only here", body = Object),
         (status = 400, description = "Invalid device id or parameter", body = super::error::ErrorBody),
@@ -345,7 +345,7 @@ pub(crate) async fn issue_credentials(
     delete,
     path = "/api/v1/devices/{device_id}/credentials",
     tag = "devices",
-    params(("device_id" = String, Path, description = "1-64 characters of [A-Za-z0-9_-]")),
+    params(("device_id" = String, Path, description = "1-64 characters of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 400, description = "Invalid device id", body = super::error::ErrorBody),
