@@ -11,17 +11,72 @@
 //!   pass as the cursor parameter (`after` or `before`) for the next page, or `null`
 //!   on the last page. `limit` must be between 1 and the endpoint's maximum.
 //! * Unknown or malformed query parameters are rejected with 400, never ignored.
-//! * Every error has the body `{"error": {"code": "...", "message": "..."}}` with
-//!   `code` one of:
+//! * Every error has the body `{"error": {"code": "...", "message": "..."}}` (plus
+//!   `"field"` when a request body's field is at fault) with `code` one of:
 //!
 //!   | status | code | when |
 //!   |---|---|---|
-//!   | 400 | `bad_request` | malformed or unknown parameter, invalid device id, non-numeric ticket id |
+//!   | 400 | `bad_request` | malformed or unknown parameter, invalid device id, non-numeric ticket id, malformed JSON body |
+//!   | 401 | `unauthorized` | no valid API key |
+//!   | 403 | `forbidden` | the key's role may not use this route |
 //!   | 404 | `not_found` | unknown ticket, device or route |
 //!   | 405 | `method_not_allowed` | the route exists but not for this method |
 //!   | 409 | `conflict` | the request contradicts the current state |
+//!   | 413 | `payload_too_large` | the body is over `[http] max_body_bytes` |
+//!   | 422 | `unprocessable` | a body's field is missing, unknown, mistyped or out of range; `field` names it |
 //!   | 503 | `unavailable` | a store is busy; retry later |
 //!   | 500 | `internal` | anything else; details are logged server-side, never sent |
+//!
+//! # Authentication and roles
+//!
+//! Every route but `GET /health` needs an API key, sent as `Authorization: Bearer <key>`.
+//! Without a valid key (none, not `Bearer`, unknown or revoked) the answer is 401 with a
+//! `WWW-Authenticate: Bearer` header; with a key whose role lacks the route's permission
+//! it is 403. Keys come from `fixahead keys create --role ROLE` or `POST /api/v1/keys`;
+//! the first admin key from `FIXAHEAD_ADMIN_KEY` or generated at the first start
+//! (docs/operations.md, "API keys").
+//!
+//! | permission | routes | admin | planner | engineer | integration |
+//! |---|---|---|---|---|---|
+//! | `read_tickets` | `GET /api/v1/tickets`, `GET /api/v1/tickets/{id}` | yes | yes | yes | yes |
+//! | `read_devices` | `GET /api/v1/devices`, `.../{device_id}`, `.../{device_id}/telemetry` | yes | yes | yes | yes |
+//! | `read_dead_letters` | `GET /api/v1/dead-letters` | yes | yes | | yes |
+//! | `read_metrics` | `GET /metrics` | yes | | | yes |
+//! | `read_docs` | `GET /openapi.json`, `GET /docs` | yes | yes | yes | yes |
+//! | `manage_devices` | `POST`, `DELETE /api/v1/devices/{device_id}/credentials` | yes | | | |
+//! | `manage_keys` | `POST`, `GET /api/v1/keys`, `DELETE /api/v1/keys/{id}` | yes | | | |
+//! | `read_audit` | `GET /api/v1/audit` | yes | | | |
+//! | `transition_tickets` | ticket transitions (coming) | yes | yes | assigned tickets only, to `in_progress` or `resolved` | |
+//! | `assign_tickets` | ticket assignment (coming) | yes | yes | | |
+//! | `dismiss_tickets` | dismissing a ticket (coming) | yes | yes | | |
+//! | `record_outcome` | ticket outcomes (coming) | yes | yes | assigned tickets only | |
+//! | `diagnose` | remote diagnosis (coming) | yes | yes | assigned tickets only | |
+//! | `read_events` | `GET /api/v1/events` (coming) | yes | yes | | yes |
+//! | `manage_webhooks` | webhooks and their deliveries (coming) | yes | | | yes |
+//!
+//! The table is `api::http::auth::grants`; each route declares its permission where it is
+//! registered, and the OpenAPI document names it on every operation. "Assigned tickets
+//! only" is enforced by those handlers: an engineer acts on a ticket assigned to them.
+//!
+//! # Request bodies
+//!
+//! JSON bodies need `Content-Type: application/json` and are at most `[http]
+//! max_body_bytes` (64 KiB by default; larger: 413 `payload_too_large`). Malformed JSON is
+//! a 400; valid JSON that does not fit (a missing, unknown, mistyped or out-of-range
+//! field) is a 422 `unprocessable` whose `error.field` names the field (`name`,
+//! `items[2].id`).
+//!
+//! # OpenAPI and the docs page
+//!
+//! `GET /openapi.json` is the OpenAPI 3.1 document, generated from the handlers and the
+//! route table (every route, its parameters, bodies, responses, the bearer scheme and each
+//! operation's permission). `GET /docs` is a self-contained page (no external assets)
+//! listing every operation with a form to send it; the page asks for a key and keeps it
+//! in the browser tab's session storage. Both need a key (any role), like every route but
+//! `/health`: open the page with a browser extension that adds the `Authorization`
+//! header, or read the document with `curl -H "Authorization: Bearer $KEY"
+//! localhost:8080/openapi.json`.
+//!
 //!
 //! # Endpoints
 //!
@@ -30,8 +85,10 @@
 //! fields (ingest counters, active model versions) at the top level. 503 with
 //! `"status": "unavailable"` when the ticket store cannot be read.
 //!
-//! ## `GET /metrics`
+//! ## `GET /metrics` (admin, integration)
 //! Prometheus text format: the process's metrics followed by the API's own:
+//! `fixahead_http_request_duration_seconds{route,class}` (histogram),
+//! `fixahead_api_auth_refused_total{reason}`, `fixahead_api_audit_failures_total`,
 //! `fixahead_api_requests_total{class="2xx"|"3xx"|"4xx"|"5xx"}`,
 //! `fixahead_tickets_opened_total`, `fixahead_tickets_updated_total`,
 //! `fixahead_ticket_predictions_total` (counters since start) and
@@ -102,8 +159,7 @@
 //! username is the device id, the password 32 generated characters, returned in this
 //! response only (`Cache-Control: no-store`); fixahead keeps its hash in `devices.db`.
 //! 201 `{"device_id", "username", "password", "issued_at"}`. 409 if the device already
-//! has credentials, unless `rotate=true`, which replaces them. No authentication yet:
-//! API keys and roles arrive in a later issue, so keep the API on a trusted network.
+//! has credentials, unless `rotate=true`, which replaces them. Admin keys only.
 //!
 //! ## `DELETE /api/v1/devices/{device_id}/credentials`
 //! Revokes them: 204, or 404 if the device has none. New connections with them are
@@ -114,6 +170,28 @@
 //! `before` (cursor: a dead-letter id).
 //! 200 `{"dead_letters": [{"id", "received_at", "topic", "device_id", "reason",
 //! "detail", "payload", "payload_bytes", "truncated"}...], "next": 17 | null}`.
+//!
+//! ## `POST /api/v1/keys` (admin)
+//! Body `{"role": "admin" | "planner" | "engineer" | "integration", "name": "1-100
+//! characters"}`. 201 `{"key": "fxa_...", "id", "role", "name", "created_at",
+//! "revoked_at": null}` with `Cache-Control: no-store`: the key is shown only here.
+//!
+//! ## `GET /api/v1/keys` (admin)
+//! 200 `{"keys": [{"id", "role", "name", "created_at", "revoked_at"}...]}`, every key,
+//! oldest first, never a secret (keys are few: no paging).
+//!
+//! ## `DELETE /api/v1/keys/{id}` (admin)
+//! Revokes the key from the next request: 204; 404 if there is no valid key with this id;
+//! 409 for the last valid admin key (create another first).
+//!
+//! ## `GET /api/v1/audit` (admin)
+//! Every POST, PUT, PATCH or DELETE that succeeded or was refused with 403, newest first.
+//! Parameters: `limit` (default 100, at most 1000), `before` (cursor: a record id).
+//! 200 `{"audit": [{"id", "at", "key_id", "key_name", "role", "method", "path", "status",
+//! "summary"}...], "next": 17 | null}`.
+//!
+//! ## `GET /openapi.json`, `GET /docs` (any role)
+//! The OpenAPI document and the docs page (above).
 
 mod audit;
 pub mod auth;
