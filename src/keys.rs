@@ -19,8 +19,7 @@ pub(crate) const ADMIN_KEY_ENV: &str = "FIXAHEAD_ADMIN_KEY";
 /// Where a generated first admin key is written (mode 0600).
 pub(crate) const ADMIN_KEY_FILE: &str = "admin.key";
 
-/// How the first admin key came about at this start.
-#[derive(Debug)]
+/// How the first admin key came about at this start. (No `Debug`: it may hold the key.)
 pub(crate) enum Bootstrap {
     /// A valid admin key existed already.
     Existing,
