@@ -37,6 +37,10 @@ pub(crate) struct Running {
     pub(crate) mqtt_tls: Option<ingest::source::TlsConfig>,
     /// Where the HTTP API listens.
     pub(crate) http_addr: SocketAddr,
+    /// How the first admin key came about (a generated one is for the caller to show).
+    pub(crate) admin_key: crate::keys::Bootstrap,
+    /// API keys and the audit log.
+    pub(crate) access: api::AccessStore,
     stop: CancellationToken,
     ingest_task: JoinHandle<anyhow::Result<()>>,
     scoring_task: JoinHandle<()>,
@@ -101,6 +105,11 @@ pub(crate) async fn start_with_clients(
     let tickets =
         api::TicketService::open(&config.data_dir.join("tickets.db"), config.tickets.clone())
             .context("opening ticket store")?;
+    // API keys: every route but /health needs one, so make sure an admin key exists.
+    let access = api::AccessStore::open_in(&config.data_dir)
+        .with_context(|| format!("opening the API key store in {}", config.data_dir.display()))?;
+    let admin_key =
+        tokio::task::block_in_place(|| crate::keys::ensure_admin_key(&access, &config.data_dir))?;
     let model_dir = config.model_dir();
     let registry = ModelRegistry::load_dir(&model_dir)
         .with_context(|| format!("loading models from {}", model_dir.display()))?;
@@ -246,7 +255,9 @@ pub(crate) async fn start_with_clients(
             })
         },
     )
-    .with_credentials(credentials);
+    .with_credentials(credentials)
+    .with_access(access.clone())
+    .with_body_limit(config.http.max_body_bytes);
     let http_stop = stop.clone();
     let streams = state.clone();
     let http_task = tokio::spawn(async move {
@@ -341,6 +352,8 @@ pub(crate) async fn start_with_clients(
         mqtt_port: port,
         mqtt_tls: tls,
         http_addr,
+        admin_key,
+        access,
         stop,
         ingest_task,
         scoring_task,

@@ -233,6 +233,12 @@ pub(crate) async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&data_dir)?;
     let fsync_before = tokio::task::block_in_place(|| fsync_latency(&data_dir))?;
     let running = crate::app::start(&config, profiles.clone()).await?;
+    // The bench reads the pipeline's progress through the API, with its own admin key.
+    let access = running.access.clone();
+    let (key, _) = tokio::task::block_in_place(|| access.create(api::Role::Admin, "bench ingest"))?;
+    *API_KEY
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = key;
     let http = running.http_addr;
     let result = pipeline_phases(&args, &target, http, &data_dir, &load, &samples).await;
     eprintln!("stopping the pipeline");
@@ -1078,12 +1084,19 @@ async fn raw_relay(target: &Target, messages: &[Out]) -> anyhow::Result<RawResul
 // ---------------------------------------------------------------------------------
 // HTTP
 
-/// GET `path`; status and body.
+/// The API key [`http_get`] sends: created when the bench starts the pipeline.
+static API_KEY: std::sync::RwLock<String> = std::sync::RwLock::new(String::new());
+
+/// GET `path` with [`API_KEY`]; status and body.
 async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let key = API_KEY
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n");
     stream.write_all(req.as_bytes()).await?;
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buf))

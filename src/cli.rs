@@ -38,6 +38,40 @@ pub(crate) enum Command {
     Bench(BenchCommand),
     /// Device credentials for the MQTT broker: add, list, remove, export for Mosquitto.
     Devices(DevicesArgs),
+    /// API keys for the HTTP API: create, list, revoke.
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct KeysArgs {
+    #[command(subcommand)]
+    pub(crate) command: KeysCommand,
+    /// TOML configuration file (for its data_dir); --data-dir overrides it.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub(crate) config: Option<PathBuf>,
+    /// Data directory holding keys.db [default: ./data].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub(crate) data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCommand {
+    /// Create an API key. Prints it once, alone on stdout; fixahead keeps only its hash.
+    Create {
+        /// admin, planner, engineer or integration (docs/api.md, "Roles").
+        #[arg(long, value_name = "ROLE")]
+        role: String,
+        /// A label: who or what holds the key [default: "ROLE (command line)"].
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+    },
+    /// List the keys (id, role, created, valid or revoked, name); never the secrets.
+    List,
+    /// Revoke a key: requests with it get 401 from now on.
+    Revoke {
+        /// The key id (from `keys list`).
+        id: i64,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -91,6 +91,7 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
     let config = effective_config(&args.serve)?;
     let profiles = load_profiles(config.profiles.dir.as_deref())?;
     let running = app::start(&config, profiles).await?;
+    crate::keys::announce(&running.admin_key);
     println!("fixahead is running");
     println!(
         "  MQTT     {}   (topics fixahead/v1/{{device_id}}/telemetry|fault|status)",
@@ -103,7 +104,10 @@ pub(crate) async fn run(args: RunArgs) -> anyhow::Result<()> {
             println!("  devices  log in with credentials from `fixahead devices add DEVICE_ID`");
         }
     }
-    println!("  HTTP     http://{}/health", running.http_addr);
+    println!(
+        "  HTTP     http://{}/health; every other route needs an API key (docs at /docs)",
+        running.http_addr
+    );
     println!("  data     {}", config.data_dir.display());
     let stop = running.stop_token();
     tokio::spawn(async move {
@@ -366,17 +370,44 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         app::start_with_clients(&config, profiles.clone(), std::slice::from_ref(&simulator))
             .await?;
     let http = running.http_addr;
+    // One key per role, new at every start (the demo resets keys.db with its store).
+    let mut role_keys = Vec::new();
+    for role in [
+        api::Role::Planner,
+        api::Role::Engineer,
+        api::Role::Integration,
+    ] {
+        let access = running.access.clone();
+        let (key, _) =
+            tokio::task::block_in_place(|| access.create(role, &format!("demo {role}")))?;
+        role_keys.push((role, key));
+    }
+    let planner_key = role_keys[0].1.clone();
     println!();
     println!(
         "fixahead demo is running: {} simulated appliances at {}x speed",
         args.devices, args.speed
     );
+    println!("API keys (new at every demo start; send as Authorization: Bearer <key>):");
+    match &running.admin_key {
+        crate::keys::Bootstrap::Generated { key, .. } => println!("  admin         {key}"),
+        _ => println!(
+            "  admin         (the key in {})",
+            crate::keys::ADMIN_KEY_ENV
+        ),
+    }
+    for (role, key) in &role_keys {
+        println!("  {:<13} {key}", role.as_str());
+    }
     println!("  MQTT broker   {}", running.mqtt_addr);
-    println!("  devices       curl -s http://{http}/api/v1/devices");
-    println!("  tickets       curl -s http://{http}/api/v1/tickets");
-    println!("  dead letters  curl -s http://{http}/api/v1/dead-letters");
+    println!("  devices       curl -s -H \"Authorization: Bearer $PLANNER_KEY\" http://{http}/api/v1/devices");
+    println!("  tickets       curl -s -H \"Authorization: Bearer $PLANNER_KEY\" http://{http}/api/v1/tickets");
+    println!("  dead letters  curl -s -H \"Authorization: Bearer $PLANNER_KEY\" http://{http}/api/v1/dead-letters");
     println!("  health        curl -s http://{http}/health");
-    println!("  metrics       curl -s http://{http}/metrics");
+    println!("  metrics       curl -s -H \"Authorization: Bearer $INTEGRATION_KEY\" http://{http}/metrics");
+    println!(
+        "  API docs      http://{http}/docs (with a key: docs/api.md), http://{http}/openapi.json"
+    );
     println!("Ctrl-C stops it.");
     println!();
 
@@ -440,7 +471,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let sim = tokio::spawn(simulators::publish_live(live, fleet, sim_cancel.clone()));
 
     let stop = running.stop_token();
-    let reporter = tokio::spawn(report_progress(http, stop.clone()));
+    let reporter = tokio::spawn(report_progress(http, planner_key, stop.clone()));
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = stop.cancelled() => {}
@@ -485,6 +516,10 @@ fn prepare_demo_dir(dir: &Path) -> anyhow::Result<()> {
         "tickets.db",
         "tickets.db-wal",
         "tickets.db-shm",
+        "keys.db",
+        "keys.db-wal",
+        "keys.db-shm",
+        crate::keys::ADMIN_KEY_FILE,
         "demo-ground-truth.jsonl",
     ] {
         match std::fs::remove_file(dir.join(name)) {
@@ -500,7 +535,7 @@ fn prepare_demo_dir(dir: &Path) -> anyhow::Result<()> {
 }
 
 /// Prints a one-line status every few seconds, from the public API.
-async fn report_progress(http: std::net::SocketAddr, stop: CancellationToken) {
+async fn report_progress(http: std::net::SocketAddr, key: String, stop: CancellationToken) {
     let started = std::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     tick.tick().await;
@@ -509,8 +544,8 @@ async fn report_progress(http: std::net::SocketAddr, stop: CancellationToken) {
             _ = stop.cancelled() => return,
             _ = tick.tick() => {}
         }
-        let health = fetch_json(http, "/health").await;
-        let tickets = fetch_json(http, "/api/v1/tickets?status=active&limit=1000").await;
+        let health = fetch_json(http, "/health", &key).await;
+        let tickets = fetch_json(http, "/api/v1/tickets?status=active&limit=1000", &key).await;
         let received = health
             .as_ref()
             .and_then(|h| h.pointer("/ingest/received"))
@@ -545,10 +580,14 @@ async fn report_progress(http: std::net::SocketAddr, stop: CancellationToken) {
 }
 
 /// A minimal HTTP/1.1 GET for the demo's own status line (no client library needed).
-async fn fetch_json(addr: std::net::SocketAddr, path: &str) -> Option<serde_json::Value> {
+async fn fetch_json(
+    addr: std::net::SocketAddr,
+    path: &str,
+    key: &str,
+) -> Option<serde_json::Value> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n");
     stream.write_all(req.as_bytes()).await.ok()?;
     let mut buf = Vec::new();
     tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf))

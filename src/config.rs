@@ -121,12 +121,15 @@ impl MqttConfig {
 pub(crate) struct HttpConfig {
     /// Where the API listens.
     pub(crate) listen: SocketAddr,
+    /// Largest request body accepted, in bytes; a larger one gets 413.
+    pub(crate) max_body_bytes: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: api::http::DEFAULT_BODY_LIMIT,
         }
     }
 }
@@ -325,6 +328,9 @@ impl Config {
 
     /// Checks values serde cannot.
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        if self.http.max_body_bytes < 1024 || self.http.max_body_bytes > 64 * 1024 * 1024 {
+            bail!("http.max_body_bytes must be 1024-67108864");
+        }
         if self.ingest.batch_max == 0 || self.ingest.batch_max > 100_000 {
             bail!("ingest.batch_max must be 1-100000");
         }

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod config;
 mod devices;
+mod keys;
 mod scoring;
 mod simulate;
 
@@ -42,6 +43,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         cli::Command::Eval(args) => commands::eval(args),
         cli::Command::Predict(args) => commands::predict(args),
         cli::Command::Devices(args) => devices::devices(args),
+        cli::Command::Keys(args) => keys::keys(args),
     }
 }
 

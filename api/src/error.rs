@@ -31,6 +31,24 @@ pub enum Error {
     /// The request is malformed (HTTP 400).
     #[error("{0}")]
     BadRequest(String),
+    /// A request body is well-formed JSON but does not fit its type: a missing, unknown,
+    /// mistyped or out-of-range field (HTTP 422, the body names the field).
+    #[error("{message}")]
+    Invalid {
+        /// The field's path in the body (`name`, `items[2].id`), when known.
+        field: Option<String>,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// No valid API key came with the request (HTTP 401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The key's role may not do this (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request body is larger than the limit (HTTP 413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// The requested resource does not exist (HTTP 404).
     #[error("{0}")]
     NotFound(String),
@@ -47,10 +65,6 @@ pub enum Error {
         /// The statuses the ticket may move to now.
         allowed: Vec<domain::TicketStatus>,
     },
-    /// The request is well-formed but a value is invalid; the message names the field
-    /// (HTTP 422).
-    #[error("{0}")]
-    Invalid(String),
     /// Stored data could not be decoded (a bug or a corrupted file).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),
@@ -64,3 +78,21 @@ pub type ApiError = Error;
 
 /// Result with [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An [`Error::Invalid`] from a message of the form `field.path: what is wrong`,
+    /// which names its field (a message without that form names none).
+    pub fn invalid(message: impl Into<String>) -> Self {
+        let message = message.into();
+        let field = message
+            .split_once(": ")
+            .map(|(f, _)| f)
+            .filter(|f| {
+                !f.is_empty()
+                    && f.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'))
+            })
+            .map(str::to_owned);
+        Error::Invalid { field, message }
+    }
+}

@@ -12,6 +12,9 @@ use ingest::store::{HotStore, StoreItem, StoreReader, Synchronous};
 use serde_json::Value;
 use tower::ServiceExt;
 
+/// The admin key every request carries.
+const ADMIN_KEY: &str = "test-admin-key-0123456789abcdefghij";
+
 /// 2026-11-24T06:00:00Z
 const T0: i64 = 1_795_500_000_000;
 
@@ -19,6 +22,7 @@ struct App {
     _dir: tempfile::TempDir,
     router: Router,
     tickets: TicketService,
+    access: api::AccessStore,
 }
 
 fn fill_hot_store(path: &Path, profiles: &ProfileSet) {
@@ -128,9 +132,13 @@ fn app() -> App {
         Arc::new(|| "# HELP lead_metric_total x\nlead_metric_total 3".to_owned()),
         Arc::new(|| serde_json::json!({"ingest": {"messages": 4}, "status": "ignored"})),
     );
+    let access = api::AccessStore::open_in(dir.path()).unwrap();
+    access.insert(ADMIN_KEY, api::Role::Admin, "tests").unwrap();
+    let state = state.with_access(access.clone());
     App {
         _dir: dir,
         router: router(state),
+        access,
         tickets,
     }
 }
@@ -144,6 +152,7 @@ impl App {
                 Request::builder()
                     .method(method)
                     .uri(uri)
+                    .header("authorization", format!("Bearer {ADMIN_KEY}"))
                     .body(Body::empty())
                     .unwrap(),
             )
@@ -419,14 +428,28 @@ async fn serve_shuts_down_gracefully() {
 }
 
 impl App {
+    /// POSTs as the admin, or as `actor`: a key of that name (an engineer's when the
+    /// name starts with `eng-`, else a planner's), made on first use.
     async fn post(&self, uri: &str, actor: Option<&str>, body: &str) -> (StatusCode, Value) {
-        let mut request = Request::builder()
+        let key = match actor {
+            None => ADMIN_KEY.to_owned(),
+            Some(name) => {
+                let key = format!("test-key-of-{name}-0123456789abcdefghij");
+                let role = if name.starts_with("eng-") {
+                    api::Role::Engineer
+                } else {
+                    api::Role::Planner
+                };
+                // A second insert of the same key is refused; the first one stands.
+                let _ = self.access.insert(&key, role, name);
+                key
+            }
+        };
+        let request = Request::builder()
             .method(Method::POST)
             .uri(uri)
-            .header("content-type", "application/json");
-        if let Some(actor) = actor {
-            request = request.header("x-actor", actor);
-        }
+            .header("content-type", "application/json")
+            .header("authorization", format!("Bearer {key}"));
         let response = self
             .router
             .clone()
@@ -458,7 +481,12 @@ async fn transitions_assignment_and_outcome_over_http() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "acknowledged");
     let last = body["log"].as_array().unwrap().last().unwrap().clone();
-    assert_eq!(last["actor"], "planner-7");
+    assert!(
+        last["actor"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("planner-7 (key ")),
+        "{last}"
+    );
     assert_eq!(last["note"], "open -> acknowledged: calling the customer");
     assert_eq!(
         body["allowed_transitions"],
@@ -529,6 +557,36 @@ async fn transitions_assignment_and_outcome_over_http() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 
+    // Engineers act only on their own tickets, and only towards the repair.
+    let (status, b) = app
+        .post(
+            "/api/v1/tickets/1/transitions",
+            Some("eng-9"),
+            r#"{"to": "in_progress"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "not eng-9's ticket: {b}");
+    let (status, b) = app
+        .post(
+            "/api/v1/tickets/1/transitions",
+            Some("eng-3"),
+            r#"{"to": "dismissed"}"#,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "engineers do not dismiss: {b}"
+    );
+    let (status, b) = app
+        .post(
+            "/api/v1/tickets/1/outcome",
+            Some("eng-9"),
+            r#"{"kind": "no_fault_found"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{b}");
+
     // Outcome: an unknown component of the device type is refused.
     let (status, b) = app
         .post(
@@ -548,7 +606,12 @@ async fn transitions_assignment_and_outcome_over_http() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["outcome"]["component"], "drain_pump");
-    assert_eq!(body["outcome"]["recorded_by"], "eng-3");
+    assert!(
+        body["outcome"]["recorded_by"]
+            .as_str()
+            .is_some_and(|a| a.starts_with("eng-3 (key ")),
+        "{body}"
+    );
     let (status, body) = app
         .post(
             "/api/v1/tickets/1/transitions",
@@ -634,7 +697,9 @@ async fn open_events(
     uri: &str,
     last_event_id: Option<i64>,
 ) -> axum::body::BodyDataStream {
-    let mut request = Request::builder().uri(uri);
+    let mut request = Request::builder()
+        .uri(uri)
+        .header("authorization", format!("Bearer {ADMIN_KEY}"));
     if let Some(id) = last_event_id {
         request = request.header("last-event-id", id.to_string());
     }

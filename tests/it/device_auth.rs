@@ -237,7 +237,7 @@ async fn the_embedded_broker_lets_in_only_devices_with_their_own_credentials() {
 
     // The API issues credentials (once) and revokes them; revocation counts from the
     // next connection.
-    let http = reqwest::Client::new();
+    let http = server.client();
     let url = format!("http://{}/api/v1/devices/wm-api-1/credentials", server.http);
     let resp = http.post(&url).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 201);

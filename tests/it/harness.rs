@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, Transport};
 use serde_json::Value;
 
+/// The admin key every `Server` starts with (`FIXAHEAD_ADMIN_KEY`) and sends by default.
+pub(crate) const ADMIN_KEY: &str = "fxa_it-admin-key-0123456789abcdefghijklmnop";
+
 /// The binary under test.
 pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_fixahead")
@@ -154,7 +157,8 @@ impl Server {
     ) -> Server {
         let http = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let mut cmd = Command::new(bin());
-        cmd.arg("run")
+        cmd.env("FIXAHEAD_ADMIN_KEY", ADMIN_KEY)
+            .arg("run")
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--mqtt-listen")
@@ -191,11 +195,44 @@ impl Server {
         server
     }
 
-    /// GET a path, expecting JSON; returns status and body.
+    /// GET a path with the admin key, expecting JSON; returns status and body.
     pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
         get(self.http, path)
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+    }
+
+    /// Sends `method path` with `key` (none: no `Authorization` header) and an optional
+    /// JSON body; returns status and body (non-JSON bodies become a JSON string).
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .request(method.clone(), format!("http://{}{path}", self.http))
+            .timeout(Duration::from_secs(10));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body)
+    }
+
+    /// A client that sends the admin key on every request.
+    pub(crate) fn client(&self) -> reqwest::Client {
+        admin_client()
     }
 
     /// Stops with SIGTERM (a clean shutdown) and waits for the exit status.
@@ -239,9 +276,23 @@ impl Drop for Server {
     }
 }
 
-/// GET returning status and JSON body (non-JSON bodies become a JSON string).
+/// A client that sends [`ADMIN_KEY`] on every request.
+pub(crate) fn admin_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {ADMIN_KEY}")).expect("header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("HTTP client")
+}
+
+/// GET with the admin key, returning status and JSON body (non-JSON bodies become a
+/// JSON string).
 pub(crate) async fn get(http: SocketAddr, path: &str) -> Result<(u16, Value), reqwest::Error> {
-    let resp = reqwest::Client::new()
+    let resp = admin_client()
         .get(format!("http://{http}{path}"))
         .timeout(Duration::from_secs(10))
         .send()

@@ -6,6 +6,7 @@
 //! see the server's logs. Tests that need Debian services run only with
 //! `FIXAHEAD_IT=1` (see DEVELOPERS.md).
 
+mod api_security;
 mod archive;
 mod bench_ingest;
 mod crash;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::harness::{free_port, wait_for, Publisher, Server};
+use crate::harness::{free_port, wait_for, Publisher, Server, ADMIN_KEY};
 
 /// 2026-11-24T06:00:00Z
 const T0: i64 = 1_795_500_000_000;
@@ -19,17 +19,34 @@ fn fault(seq: u64, code: &str) -> String {
     )
 }
 
+/// POSTs with a new planner key named `actor`, so the ticket log names who acted.
 async fn post(server: &Server, path: &str, actor: &str, body: &str) -> (u16, Value) {
+    let key = key_of(server, actor).await;
     let response = reqwest::Client::new()
         .post(format!("http://{}{path}", server.http))
         .header("content-type", "application/json")
-        .header("x-actor", actor)
+        .header("authorization", format!("Bearer {key}"))
         .body(body.to_owned())
         .send()
         .await
         .unwrap_or_else(|e| panic!("POST {path}: {e}"));
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
+}
+
+/// A planner key named `name`, made through the API by the admin (one per call; names
+/// need not be unique).
+async fn key_of(server: &Server, name: &str) -> String {
+    let (status, created) = server
+        .call(
+            reqwest::Method::POST,
+            "/api/v1/keys",
+            Some(ADMIN_KEY),
+            Some(&serde_json::json!({"role": "planner", "name": name})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    created["key"].as_str().expect("key").to_owned()
 }
 
 /// Opens `GET /api/v1/events` on a raw connection and reads `n` events as
@@ -48,7 +65,7 @@ async fn read_events(
     };
     stream
         .write_all(
-            format!("GET /api/v1/events{after} HTTP/1.1\r\nHost: x\r\n{header}Accept: text/event-stream\r\n\r\n")
+            format!("GET /api/v1/events{after} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_KEY}\r\n{header}Accept: text/event-stream\r\n\r\n")
                 .as_bytes(),
         )
         .await
@@ -154,7 +171,10 @@ async fn critical_faults_open_one_reactive_ticket_that_follows_its_lifecycle() {
     .await;
     let (_, t) = server.get(&format!("/api/v1/tickets/{id}")).await;
     assert_eq!(t["escalated_to"], "night-manager");
-    let (_, text) = reqwest::get(format!("http://{}/metrics", server.http))
+    let (_, text) = server
+        .client()
+        .get(format!("http://{}/metrics", server.http))
+        .send()
         .await
         .map(|r| (r.status(), r))
         .unwrap();

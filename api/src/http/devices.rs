@@ -20,16 +20,31 @@ const READINGS_LOOKBACK: usize = 50;
 const RECENT_FAULTS: usize = 20;
 
 /// Query of `GET /api/v1/devices`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// Only devices of this type.
     #[serde(rename = "type")]
     device_type: Option<String>,
+    /// Page size, default 100, at most 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Cursor: the `next` of the previous page (a device id).
     after: Option<String>,
 }
 
-/// `GET /api/v1/devices`.
+/// `GET /api/v1/devices`: registered devices, ordered by id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices",
+    tag = "devices",
+    params(ListParams),
+    responses(
+        (status = 200, description = "`{\"devices\": [Device...], \"next\": \"wm-0100\" | null}`", body = Object),
+        (status = 400, description = "Malformed or unknown parameter", body = super::error::ErrorBody),
+    )
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListParams>,
@@ -99,7 +114,19 @@ pub(crate) struct DeviceDetail {
     recent_faults: Vec<FaultView>,
 }
 
-/// `GET /api/v1/devices/{device_id}`.
+/// `GET /api/v1/devices/{device_id}`: registry fields, latest readings, risk, open
+/// tickets and recent faults.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{device_id}",
+    tag = "devices",
+    params(("device_id" = String, Path, description = "1-64 characters of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 200, description = "The device (docs/api.md)", body = Object),
+        (status = 400, description = "Invalid device id", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown device", body = super::error::ErrorBody),
+    )
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     ApiPath(raw): ApiPath<String>,
@@ -179,11 +206,16 @@ pub(crate) async fn get(
 }
 
 /// Query of `GET /api/v1/devices/{device_id}/telemetry`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct TelemetryParams {
+    /// From this time on (RFC 3339 or epoch milliseconds), inclusive.
     from: Option<String>,
+    /// Before this time (RFC 3339 or epoch milliseconds).
     to: Option<String>,
+    /// At most this many messages, default 100, at most 10000.
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
 }
 
@@ -201,7 +233,19 @@ fn parse_time(name: &str, raw: Option<&str>) -> Result<Option<Timestamp>> {
     .transpose()
 }
 
-/// `GET /api/v1/devices/{device_id}/telemetry`.
+/// `GET /api/v1/devices/{device_id}/telemetry`: telemetry with `from <= ts < to`,
+/// oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices/{device_id}/telemetry",
+    tag = "devices",
+    params(("device_id" = String, Path, description = "1-64 characters of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$"), TelemetryParams),
+    responses(
+        (status = 200, description = "`{\"device_id\": ..., \"telemetry\": [...]}`", body = Object),
+        (status = 400, description = "Invalid id or parameter, or from > to", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown device", body = super::error::ErrorBody),
+    )
+)]
 pub(crate) async fn telemetry(
     State(state): State<AppState>,
     ApiPath(raw): ApiPath<String>,
@@ -233,9 +277,11 @@ pub(crate) async fn telemetry(
 }
 
 /// Query of `POST /api/v1/devices/{device_id}/credentials`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct IssueParams {
+    /// `true` replaces existing credentials.
     rotate: Option<bool>,
 }
 
@@ -257,6 +303,18 @@ fn credential_store(state: &AppState) -> Result<ingest::credentials::CredentialS
 
 /// `POST /api/v1/devices/{device_id}/credentials`: issues a generated password, shown
 /// in this response only. 409 if the device has credentials, unless `rotate=true`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/devices/{device_id}/credentials",
+    tag = "devices",
+    params(("device_id" = String, Path, description = "1-64 characters of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$"), IssueParams),
+    responses(
+        (status = 201, description = "`{\"device_id\", \"username\", \"password\", \"issued_at\"}`; the password is shown only here", body = Object),
+        (status = 400, description = "Invalid device id or parameter", body = super::error::ErrorBody),
+        (status = 404, description = "This server does not manage device credentials", body = super::error::ErrorBody),
+        (status = 409, description = "The device has credentials and rotate is not true", body = super::error::ErrorBody),
+    )
+)]
 pub(crate) async fn issue_credentials(
     State(state): State<AppState>,
     ApiPath(raw): ApiPath<String>,
@@ -283,6 +341,17 @@ pub(crate) async fn issue_credentials(
 }
 
 /// `DELETE /api/v1/devices/{device_id}/credentials`: revokes them for new connections.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/devices/{device_id}/credentials",
+    tag = "devices",
+    params(("device_id" = String, Path, description = "1-64 characters of [A-Za-z0-9_-]", pattern = "^[A-Za-z0-9_-]{1,64}$")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 400, description = "Invalid device id", body = super::error::ErrorBody),
+        (status = 404, description = "The device has no credentials", body = super::error::ErrorBody),
+    )
+)]
 pub(crate) async fn revoke_credentials(
     State(state): State<AppState>,
     ApiPath(raw): ApiPath<String>,

@@ -23,6 +23,25 @@ pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> R
         .into_response()
 }
 
+/// The JSON error body, as documented in the OpenAPI document.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorBody {
+    error: ErrorDetail,
+}
+
+/// The `error` member of [`ErrorBody`].
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct ErrorDetail {
+    /// `bad_request`, `unauthorized`, `forbidden`, `not_found`, `method_not_allowed`,
+    /// `conflict`, `payload_too_large`, `unprocessable`, `unavailable` or `internal`.
+    code: String,
+    /// What went wrong, for a person.
+    message: String,
+    /// The offending field of a request body (422, and 400 when known).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<String>,
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let busy = match &self {
@@ -40,9 +59,25 @@ impl IntoResponse for Error {
                 ),
             )
                 .into_response(),
-            Error::Invalid(m) => {
-                error_response(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable", &m)
+            Error::Unauthorized(m) => {
+                let mut r = error_response(StatusCode::UNAUTHORIZED, "unauthorized", &m);
+                r.headers_mut().insert(
+                    axum::http::header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+                r
             }
+            Error::Forbidden(m) => error_response(StatusCode::FORBIDDEN, "forbidden", &m),
+            Error::PayloadTooLarge(m) => {
+                error_response(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &m)
+            }
+            Error::Invalid { field, message } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(
+                    json!({"error": {"code": "unprocessable", "message": message, "field": field}}),
+                ),
+            )
+                .into_response(),
             e if busy => {
                 tracing::warn!(error = %e, "Store busy");
                 error_response(
@@ -61,6 +96,22 @@ impl IntoResponse for Error {
             }
         }
     }
+}
+
+/// Gives the plain-text 413 of `RequestBodyLimitLayer` the JSON error body.
+pub(crate) async fn json_payload_too_large(response: Response) -> Response {
+    let json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !json {
+        return error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "the request body is larger than the limit ([http] max_body_bytes)",
+        );
+    }
+    response
 }
 
 /// Fallback for unknown routes.

@@ -11,17 +11,72 @@
 //!   pass as the cursor parameter (`after` or `before`) for the next page, or `null`
 //!   on the last page. `limit` must be between 1 and the endpoint's maximum.
 //! * Unknown or malformed query parameters are rejected with 400, never ignored.
-//! * Every error has the body `{"error": {"code": "...", "message": "..."}}` with
-//!   `code` one of:
+//! * Every error has the body `{"error": {"code": "...", "message": "..."}}` (plus
+//!   `"field"` when a request body's field is at fault) with `code` one of:
 //!
 //!   | status | code | when |
 //!   |---|---|---|
-//!   | 400 | `bad_request` | malformed or unknown parameter, invalid device id, non-numeric ticket id |
+//!   | 400 | `bad_request` | malformed or unknown parameter, invalid device id, non-numeric ticket id, malformed JSON body |
+//!   | 401 | `unauthorized` | no valid API key |
+//!   | 403 | `forbidden` | the key's role may not use this route |
 //!   | 404 | `not_found` | unknown ticket, device or route |
 //!   | 405 | `method_not_allowed` | the route exists but not for this method |
 //!   | 409 | `conflict` | the request contradicts the current state |
+//!   | 413 | `payload_too_large` | the body is over `[http] max_body_bytes` |
+//!   | 422 | `unprocessable` | a body's field is missing, unknown, mistyped or out of range; `field` names it |
 //!   | 503 | `unavailable` | a store is busy; retry later |
 //!   | 500 | `internal` | anything else; details are logged server-side, never sent |
+//!
+//! # Authentication and roles
+//!
+//! Every route but `GET /health` needs an API key, sent as `Authorization: Bearer <key>`.
+//! Without a valid key (none, not `Bearer`, unknown or revoked) the answer is 401 with a
+//! `WWW-Authenticate: Bearer` header; with a key whose role lacks the route's permission
+//! it is 403. Keys come from `fixahead keys create --role ROLE` or `POST /api/v1/keys`;
+//! the first admin key from `FIXAHEAD_ADMIN_KEY` or generated at the first start
+//! (docs/operations.md, "API keys").
+//!
+//! | permission | routes | admin | planner | engineer | integration |
+//! |---|---|---|---|---|---|
+//! | `read_tickets` | `GET /api/v1/tickets`, `GET /api/v1/tickets/{id}` | yes | yes | yes | yes |
+//! | `read_devices` | `GET /api/v1/devices`, `.../{device_id}`, `.../{device_id}/telemetry` | yes | yes | yes | yes |
+//! | `read_dead_letters` | `GET /api/v1/dead-letters` | yes | yes | | yes |
+//! | `read_metrics` | `GET /metrics` | yes | | | yes |
+//! | `read_docs` | `GET /openapi.json`, `GET /docs` | yes | yes | yes | yes |
+//! | `manage_devices` | `POST`, `DELETE /api/v1/devices/{device_id}/credentials` | yes | | | |
+//! | `manage_keys` | `POST`, `GET /api/v1/keys`, `DELETE /api/v1/keys/{id}` | yes | | | |
+//! | `read_audit` | `GET /api/v1/audit` | yes | | | |
+//! | `transition_tickets` | ticket transitions (coming) | yes | yes | assigned tickets only, to `in_progress` or `resolved` | |
+//! | `assign_tickets` | ticket assignment (coming) | yes | yes | | |
+//! | `dismiss_tickets` | dismissing a ticket (coming) | yes | yes | | |
+//! | `record_outcome` | ticket outcomes (coming) | yes | yes | assigned tickets only | |
+//! | `diagnose` | remote diagnosis (coming) | yes | yes | assigned tickets only | |
+//! | `read_events` | `GET /api/v1/events` (coming) | yes | yes | | yes |
+//! | `manage_webhooks` | webhooks and their deliveries (coming) | yes | | | yes |
+//!
+//! The table is `api::http::auth::grants`; each route declares its permission where it is
+//! registered, and the OpenAPI document names it on every operation. "Assigned tickets
+//! only" is enforced by those handlers: an engineer acts on a ticket assigned to them.
+//!
+//! # Request bodies
+//!
+//! JSON bodies need `Content-Type: application/json` and are at most `[http]
+//! max_body_bytes` (64 KiB by default; larger: 413 `payload_too_large`). Malformed JSON is
+//! a 400; valid JSON that does not fit (a missing, unknown, mistyped or out-of-range
+//! field) is a 422 `unprocessable` whose `error.field` names the field (`name`,
+//! `items[2].id`).
+//!
+//! # OpenAPI and the docs page
+//!
+//! `GET /openapi.json` is the OpenAPI 3.1 document, generated from the handlers and the
+//! route table (every route, its parameters, bodies, responses, the bearer scheme and each
+//! operation's permission). `GET /docs` is a self-contained page (no external assets)
+//! listing every operation with a form to send it; the page asks for a key and keeps it
+//! in the browser tab's session storage. Both need a key (any role), like every route but
+//! `/health`: open the page with a browser extension that adds the `Authorization`
+//! header, or read the document with `curl -H "Authorization: Bearer $KEY"
+//! localhost:8080/openapi.json`.
+//!
 //!
 //! # Endpoints
 //!
@@ -30,8 +85,10 @@
 //! fields (ingest counters, active model versions) at the top level. 503 with
 //! `"status": "unavailable"` when the ticket store cannot be read.
 //!
-//! ## `GET /metrics`
+//! ## `GET /metrics` (admin, integration)
 //! Prometheus text format: the process's metrics followed by the API's own:
+//! `fixahead_http_request_duration_seconds{route,class}` (histogram),
+//! `fixahead_api_auth_refused_total{reason}`, `fixahead_api_audit_failures_total`,
 //! `fixahead_api_requests_total{class="2xx"|"3xx"|"4xx"|"5xx"}`,
 //! `fixahead_tickets_opened_total`, `fixahead_tickets_updated_total`,
 //! `fixahead_ticket_predictions_total` (counters since start) and
@@ -106,8 +163,7 @@
 //! username is the device id, the password 32 generated characters, returned in this
 //! response only (`Cache-Control: no-store`); fixahead keeps its hash in `devices.db`.
 //! 201 `{"device_id", "username", "password", "issued_at"}`. 409 if the device already
-//! has credentials, unless `rotate=true`, which replaces them. No authentication yet:
-//! API keys and roles arrive in a later issue, so keep the API on a trusted network.
+//! has credentials, unless `rotate=true`, which replaces them. Admin keys only.
 //!
 //! ## `DELETE /api/v1/devices/{device_id}/credentials`
 //! Revokes them: 204, or 404 if the device has none. New connections with them are
@@ -118,10 +174,36 @@
 //! `before` (cursor: a dead-letter id).
 //! 200 `{"dead_letters": [{"id", "received_at", "topic", "device_id", "reason",
 //! "detail", "payload", "payload_bytes", "truncated"}...], "next": 17 | null}`.
+//!
+//! ## `POST /api/v1/keys` (admin)
+//! Body `{"role": "admin" | "planner" | "engineer" | "integration", "name": "1-100
+//! characters"}`. 201 `{"key": "fxa_...", "id", "role", "name", "created_at",
+//! "revoked_at": null}` with `Cache-Control: no-store`: the key is shown only here.
+//!
+//! ## `GET /api/v1/keys` (admin)
+//! 200 `{"keys": [{"id", "role", "name", "created_at", "revoked_at"}...]}`, every key,
+//! oldest first, never a secret (keys are few: no paging).
+//!
+//! ## `DELETE /api/v1/keys/{id}` (admin)
+//! Revokes the key from the next request: 204; 404 if there is no valid key with this id;
+//! 409 for the last valid admin key (create another first).
+//!
+//! ## `GET /api/v1/audit` (admin)
+//! Every POST, PUT, PATCH or DELETE that succeeded or was refused with 403, newest first.
+//! Parameters: `limit` (default 100, at most 1000), `before` (cursor: a record id).
+//! 200 `{"audit": [{"id", "at", "key_id", "key_name", "role", "method", "path", "status",
+//! "summary"}...], "next": 17 | null}`.
+//!
+//! ## `GET /openapi.json`, `GET /docs` (any role)
+//! The OpenAPI document and the docs page (above).
 
+mod audit;
+pub mod auth;
 mod devices;
+mod docs;
 mod error;
 mod extract;
+mod keys;
 mod metrics;
 mod system;
 mod tickets;
@@ -129,15 +211,25 @@ mod tickets;
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::http::Method;
 use axum::Router;
 use domain::ProfileSet;
 use ingest::store::StoreReader;
+use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+use utoipa_axum::routes;
 
+use crate::access::AccessStore;
 use crate::tickets::TicketService;
 use crate::{Error, Result};
+use auth::{Access, Permission};
 use metrics::ApiMetrics;
+
+pub use auth::{AuditNote, Principal};
+
+/// Default limit of a request body, in bytes (`[http] max_body_bytes`).
+pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
 /// Renders the process's metrics in the Prometheus text format.
 pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
@@ -175,6 +267,8 @@ pub struct AppState {
     credentials: Option<ingest::credentials::CredentialStore>,
     /// Set to `true` by [`AppState::close_streams`]: open event streams end.
     streams_closed: Arc<tokio::sync::watch::Sender<bool>>,
+    access: Option<AccessStore>,
+    body_limit: usize,
 }
 
 impl AppState {
@@ -205,7 +299,22 @@ impl AppState {
             api_metrics: Arc::default(),
             credentials: None,
             streams_closed: Arc::new(tokio::sync::watch::Sender::new(false)),
+            access: None,
+            body_limit: DEFAULT_BODY_LIMIT,
         }
+    }
+
+    /// Checks API keys against `store` and writes the audit log to it. Without it no
+    /// key is valid: every route but `/health` answers 401.
+    pub fn with_access(mut self, store: AccessStore) -> Self {
+        self.access = Some(store);
+        self
+    }
+
+    /// Refuses request bodies over `bytes` with 413 (default [`DEFAULT_BODY_LIMIT`]).
+    pub fn with_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
     }
 
     /// Serves `POST`/`DELETE /api/v1/devices/{device_id}/credentials` from `store`.
@@ -228,41 +337,160 @@ impl AppState {
     }
 }
 
+/// The route table: every route with who may call it. The router and the OpenAPI
+/// document are both built from it (`routes!` takes the path and method from each
+/// handler's `#[utoipa::path]`), and the tests walk it, so a route cannot exist without
+/// a declared permission or a documented operation.
+///
+/// To add a route: write the handler with `#[utoipa::path(...)]` (path, params, body,
+/// responses; no `security`, added from this table), then add one line here with its
+/// [`Access`]. Planned: `GET`/`POST /api/v1/webhooks` and
+/// `GET /api/v1/webhooks/{id}/deliveries` (ManageWebhooks).
+fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
+    use Permission as P;
+    vec![
+        (Access::Public, routes!(system::health)),
+        (Access::Requires(P::ReadMetrics), routes!(system::metrics)),
+        (Access::Requires(P::ReadDocs), routes!(docs::openapi_json)),
+        (Access::Requires(P::ReadDocs), routes!(docs::page)),
+        (Access::Requires(P::ReadTickets), routes!(tickets::list)),
+        (Access::Requires(P::ReadTickets), routes!(tickets::get)),
+        (
+            Access::Requires(P::TransitionTickets),
+            routes!(tickets::transition),
+        ),
+        (Access::Requires(P::AssignTickets), routes!(tickets::assign)),
+        (
+            Access::Requires(P::RecordOutcome),
+            routes!(tickets::outcome),
+        ),
+        (Access::Requires(P::ReadEvents), routes!(tickets::events)),
+        (Access::Requires(P::ReadDevices), routes!(devices::list)),
+        (Access::Requires(P::ReadDevices), routes!(devices::get)),
+        (
+            Access::Requires(P::ReadDevices),
+            routes!(devices::telemetry),
+        ),
+        (
+            Access::Requires(P::ManageDevices),
+            routes!(devices::issue_credentials, devices::revoke_credentials),
+        ),
+        (
+            Access::Requires(P::ReadDeadLetters),
+            routes!(system::dead_letters),
+        ),
+        (
+            Access::Requires(P::ManageKeys),
+            routes!(keys::create, keys::list),
+        ),
+        (Access::Requires(P::ManageKeys), routes!(keys::revoke)),
+        (Access::Requires(P::ReadAudit), routes!(audit::list)),
+    ]
+}
+
+/// One route of the table: method, path template (`/api/v1/tickets/{id}`) and access.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// HTTP method.
+    pub method: Method,
+    /// Path template, as in the OpenAPI document.
+    pub path: String,
+    /// Who may call it.
+    pub access: Access,
+}
+
+/// The methods a path item has operations for.
+fn methods(item: &utoipa::openapi::PathItem) -> Vec<(Method, &utoipa::openapi::path::Operation)> {
+    [
+        (Method::GET, &item.get),
+        (Method::POST, &item.post),
+        (Method::PUT, &item.put),
+        (Method::PATCH, &item.patch),
+        (Method::DELETE, &item.delete),
+        (Method::HEAD, &item.head),
+        (Method::OPTIONS, &item.options),
+        (Method::TRACE, &item.trace),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.as_ref().map(|op| (m, op)))
+    .collect()
+}
+
+/// Every route with its access, from the same table the router is built from.
+pub fn route_list() -> Vec<RouteInfo> {
+    let mut out = Vec::new();
+    for (access, (_, paths, _)) in route_table() {
+        for (path, item) in &paths.paths {
+            for (method, _) in methods(item) {
+                out.push(RouteInfo {
+                    method,
+                    path: path.clone(),
+                    access,
+                });
+            }
+        }
+    }
+    out
+}
+
 /// The whole application: every endpoint in the module docs, a JSON 404 for unknown
-/// routes, request counting and a tracing layer.
+/// routes, API keys and permissions, the audit log, a body limit, request metrics and
+/// a tracing layer.
 pub fn router(state: AppState) -> Router {
     let api_metrics = Arc::clone(&state.api_metrics);
-    Router::new()
-        .route("/health", get(system::health))
-        .route("/metrics", get(system::metrics))
-        .route("/api/v1/tickets", get(tickets::list))
-        .route("/api/v1/tickets/{id}", get(tickets::get))
-        .route(
-            "/api/v1/tickets/{id}/transitions",
-            post(tickets::transition),
-        )
-        .route("/api/v1/tickets/{id}/assignment", post(tickets::assign))
-        .route("/api/v1/tickets/{id}/outcome", post(tickets::outcome))
-        .route("/api/v1/events", get(tickets::events))
-        .route("/api/v1/devices", get(devices::list))
-        .route("/api/v1/devices/{device_id}", get(devices::get))
-        .route(
-            "/api/v1/devices/{device_id}/telemetry",
-            get(devices::telemetry),
-        )
-        .route(
-            "/api/v1/devices/{device_id}/credentials",
-            post(devices::issue_credentials).delete(devices::revoke_credentials),
-        )
-        .route("/api/v1/dead-letters", get(system::dead_letters))
+    let auth_state = auth::AuthState {
+        access: state.access.clone(),
+        metrics: Arc::clone(&api_metrics),
+    };
+    let body_limit = state.body_limit;
+    let mut app = OpenApiRouter::with_openapi(docs::base_document());
+    for (access, entry) in route_table() {
+        let mut part = OpenApiRouter::new().routes(entry);
+        if let Access::Requires(permission) = access {
+            docs::secure(part.get_openapi_mut(), permission);
+            part = part.route_layer(axum::middleware::from_fn_with_state(
+                auth::Requirement {
+                    permission,
+                    metrics: Arc::clone(&api_metrics),
+                },
+                auth::require,
+            ));
+        }
+        app = app.merge(part);
+    }
+    let (router, document) = app.split_for_parts();
+    let served = docs::Served::new(&document);
+    router
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            auth_state,
+            auth::authenticate,
+        ))
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(axum::middleware::map_response(
+            error::json_payload_too_large,
+        ))
+        .layer(axum::Extension(served))
         .layer(axum::middleware::from_fn_with_state(
             api_metrics,
             metrics::count_requests,
         ))
         .layer(TraceLayer::new_for_http())
+}
+
+/// The OpenAPI document the router serves (the same as `GET /openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut app: OpenApiRouter<AppState> = OpenApiRouter::with_openapi(docs::base_document());
+    for (access, entry) in route_table() {
+        let mut part = OpenApiRouter::new().routes(entry);
+        if let Access::Requires(permission) = access {
+            docs::secure(part.get_openapi_mut(), permission);
+        }
+        app = app.merge(part);
+    }
+    app.into_openapi()
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets in-flight

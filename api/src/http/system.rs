@@ -11,7 +11,16 @@ use super::extract::ApiQuery;
 use super::{blocking, page_limit, AppState};
 use crate::Result;
 
-/// `GET /health`.
+/// `GET /health`: liveness and a summary; the only route without a key.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "system",
+    responses(
+        (status = 200, description = "Up: `status` is `ok`, with ticket and process counters", body = Object),
+        (status = 503, description = "The ticket store cannot be read", body = Object),
+    )
+)]
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let tickets = state.tickets.clone();
     let report = state.health.clone();
@@ -58,7 +67,13 @@ fn merge(body: &mut Value, extra: Value) {
     }
 }
 
-/// `GET /metrics`.
+/// `GET /metrics`: Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "system",
+    responses((status = 200, description = "Metrics in the Prometheus text format 0.0.4", content_type = "text/plain", body = String))
+)]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response> {
     let text = blocking(move || {
         let mut out = (state.metrics)();
@@ -87,14 +102,28 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response> {
 }
 
 /// Query of `GET /api/v1/dead-letters`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DeadLetterParams {
+    /// Page size, default 100, at most 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Cursor: the `next` of the previous page (a dead-letter id).
     before: Option<i64>,
 }
 
-/// `GET /api/v1/dead-letters`.
+/// `GET /api/v1/dead-letters`: rejected messages, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/dead-letters",
+    tag = "system",
+    params(DeadLetterParams),
+    responses(
+        (status = 200, description = "`{\"dead_letters\": [...], \"next\": 17 | null}`", body = Object),
+        (status = 400, description = "Malformed or unknown parameter", body = super::error::ErrorBody),
+    )
+)]
 pub(crate) async fn dead_letters(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<DeadLetterParams>,

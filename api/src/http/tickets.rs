@@ -5,71 +5,78 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::Extension;
 use axum::Json;
 use domain::{DeviceId, OutcomeKind, Priority, Ticket, TicketSource, TicketStatus, Timestamp};
 use futures_util::Stream;
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::extract::{ApiPath, ApiQuery};
+use super::auth::{Permission, Principal};
+use super::error::ErrorBody;
+use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{blocking, page_limit, AppState};
 use crate::tickets::{AssignmentInput, EventRecord, OutcomeInput, TicketQuery, TicketService};
 use crate::{Error, Result};
 
-/// Who performs a change, as written to the ticket's log.
-///
-/// Until authentication lands this is the `X-Actor` header (1-64 visible ASCII
-/// characters) or `api`. **Merge point:** replace the body with the authenticated
-/// principal's name from the request extensions.
-pub(crate) fn actor_of(headers: &HeaderMap) -> String {
-    headers
-        .get("x-actor")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| {
-            (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
-        })
-        .map_or_else(|| "api".to_owned(), str::to_owned)
-}
-
-/// A JSON body: malformed JSON or a wrong content type is a 400; JSON that does not
-/// fit the body (unknown field, missing field, wrong type, unknown value) a 422 whose
-/// message names the field.
-pub(crate) struct ApiJson<T>(pub(crate) T);
-
-impl<T, S> axum::extract::FromRequest<S> for ApiJson<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = Error;
-
-    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Error> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Self(v)),
-            Err(JsonRejection::JsonDataError(e)) => Err(Error::Invalid(e.body_text())),
-            Err(e) => Err(Error::BadRequest(e.body_text())),
+/// Engineers act only on tickets assigned to them (the ticket's engineer is their
+/// key's name), and may move them only to `in_progress` or `resolved`; dismissing takes
+/// the `dismiss_tickets` permission (planners, admins). Checked here, beside the route
+/// permission the router enforces (docs/api.md, "Roles").
+fn check_may_act(who: &Principal, t: &Ticket, to: Option<TicketStatus>) -> Result<()> {
+    if to == Some(TicketStatus::Dismissed) && !who.may(Permission::DismissTickets) {
+        return Err(Error::Forbidden(format!(
+            "role {} may not dismiss tickets",
+            who.role.as_str()
+        )));
+    }
+    if who.restricted_to_assigned() {
+        let assigned = t.assignment.engineer.as_deref() == Some(who.name.as_str());
+        if !assigned {
+            return Err(Error::Forbidden(format!(
+                "ticket {} is not assigned to {}; engineers act on their own tickets",
+                t.id, who.name
+            )));
+        }
+        if let Some(to) = to {
+            if !matches!(to, TicketStatus::InProgress | TicketStatus::Resolved) {
+                return Err(Error::Forbidden(format!(
+                    "engineers may move a ticket to in_progress or resolved, not {to}"
+                )));
+            }
         }
     }
+    Ok(())
 }
 
 /// Query of `GET /api/v1/tickets`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListParams {
+    /// A status, `active` (open, acknowledged, scheduled, in_progress), or a
+    /// comma-separated list of them.
     status: Option<String>,
+    /// Only this device's tickets.
     device_id: Option<String>,
+    /// Only tickets for this component.
     component: Option<String>,
+    /// `urgent`, `important` or `normal`.
+    #[param(value_type = Option<String>)]
     priority: Option<Priority>,
+    /// `proactive` (a model flag) or `reactive` (a critical fault code).
+    #[param(value_type = Option<String>)]
     source: Option<TicketSource>,
+    /// Only tickets opened at or after this time (RFC 3339 or epoch milliseconds).
     opened_after: Option<String>,
+    /// Page size, default 100, at most 1000.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// Cursor: the `next` of the previous page.
     after: Option<i64>,
 }
 
@@ -90,7 +97,17 @@ fn parse_statuses(s: &str) -> Result<Vec<TicketStatus>> {
     Ok(out)
 }
 
-/// `GET /api/v1/tickets`.
+/// `GET /api/v1/tickets`: tickets, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tickets",
+    tag = "tickets",
+    params(ListParams),
+    responses(
+        (status = 200, description = "`{\"tickets\": [Ticket...], \"next\": 41 | null}` (docs/api.md)", body = Object),
+        (status = 400, description = "Malformed or unknown parameter", body = ErrorBody),
+    )
+)]
 pub(crate) async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListParams>,
@@ -146,7 +163,19 @@ fn with_allowed(tickets: &TicketService, t: Ticket) -> Result<Value> {
     Ok(v)
 }
 
-/// `GET /api/v1/tickets/{id}`.
+/// `GET /api/v1/tickets/{id}`: one ticket with its diagnosis, log and the statuses it
+/// may move to now (`allowed_transitions`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/tickets/{id}",
+    tag = "tickets",
+    params(("id" = i64, Path, description = "Ticket id")),
+    responses(
+        (status = 200, description = "The ticket (docs/api.md)", body = Object),
+        (status = 400, description = "The id is not an integer", body = ErrorBody),
+        (status = 404, description = "No such ticket", body = ErrorBody),
+    )
+)]
 pub(crate) async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -164,13 +193,20 @@ pub(crate) async fn get(
 }
 
 /// An outcome in a request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct OutcomeBody {
+    /// `confirmed_failure`, `no_fault_found`, `customer_declined` or `not_reached`.
+    #[schema(value_type = String, example = "confirmed_failure")]
     kind: OutcomeKind,
+    /// The component that failed (`confirmed_failure`; a component of the device type).
     component: Option<String>,
+    /// Parts replaced.
     parts_replaced: Option<Vec<String>>,
+    /// When the component failed (RFC 3339); not in the future.
+    #[schema(value_type = Option<String>, example = "2026-11-24T06:00:00Z")]
     failed_at: Option<Timestamp>,
+    /// Free text.
     note: Option<String>,
 }
 
@@ -197,7 +233,7 @@ fn check_component(state: &AppState, t: &Ticket, o: &OutcomeInput) -> Result<()>
             .iter()
             .map(|c| c.name.as_str())
             .collect();
-        return Err(Error::Invalid(format!(
+        return Err(Error::invalid(format!(
             "outcome.component: {c:?} is not a component of {}; expected one of {}",
             t.device_type,
             known.join(", ")
@@ -207,30 +243,62 @@ fn check_component(state: &AppState, t: &Ticket, o: &OutcomeInput) -> Result<()>
 }
 
 /// Body of `POST /api/v1/tickets/{id}/transitions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct TransitionBody {
+    /// The status to move to (docs/api.md, "Lifecycle").
+    #[schema(value_type = String, example = "acknowledged")]
     to: TicketStatus,
+    /// Written to the ticket's log.
     note: Option<String>,
+    /// The outcome, with `resolved` or `closed`.
     outcome: Option<OutcomeBody>,
 }
 
-/// `POST /api/v1/tickets/{id}/transitions`.
+/// The ticket, or 404; then whether `who` may act on it.
+fn ticket_for(
+    state: &AppState,
+    who: &Principal,
+    id: i64,
+    to: Option<TicketStatus>,
+) -> Result<Ticket> {
+    let t = state
+        .tickets
+        .get(id)?
+        .ok_or_else(|| Error::NotFound(format!("ticket {id} not found")))?;
+    check_may_act(who, &t, to)?;
+    Ok(t)
+}
+
+/// `POST /api/v1/tickets/{id}/transitions`: moves a ticket along its lifecycle.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tickets/{id}/transitions",
+    tag = "tickets",
+    params(("id" = i64, Path, description = "Ticket id")),
+    request_body = TransitionBody,
+    responses(
+        (status = 200, description = "The ticket after the transition", body = Object),
+        (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 404, description = "No such ticket", body = ErrorBody),
+        (status = 409, description = "Not allowed from the current status; `error.allowed` lists the statuses that are", body = ErrorBody),
+        (status = 422, description = "A field does not fit; `error.field` names it", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(ticket_id = %id))]
 pub(crate) async fn transition(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
     ApiJson(body): ApiJson<TransitionBody>,
 ) -> Result<Json<Value>> {
     let id = ticket_id(&id)?;
-    let actor = actor_of(&headers);
+    let actor = who.actor();
     blocking(move || {
+        let t = ticket_for(&state, &who, id, Some(body.to))?;
         let outcome = body.outcome.map(OutcomeInput::from);
         if let Some(o) = &outcome {
-            if let Some(t) = state.tickets.get(id)? {
-                check_component(&state, &t, o)?;
-            }
+            check_component(&state, &t, o)?;
         }
         let note = body.note.unwrap_or_default();
         let t = state
@@ -243,26 +311,47 @@ pub(crate) async fn transition(
     .map(Json)
 }
 
-/// Body of `POST /api/v1/tickets/{id}/assignment`.
-#[derive(Debug, Deserialize)]
+/// Body of `POST /api/v1/tickets/{id}/assignment` (replaces the whole assignment;
+/// the skills needed come from the component and cannot be set).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AssignmentBody {
+    /// The engineer (an engineer's key name, for their own access to the ticket).
     engineer: Option<String>,
+    /// Start of the scheduled visit window (RFC 3339).
+    #[schema(value_type = Option<String>)]
     window_start: Option<Timestamp>,
+    /// End of the window; after its start.
+    #[schema(value_type = Option<String>)]
     window_end: Option<Timestamp>,
+    /// Service region.
     region: Option<String>,
 }
 
-/// `POST /api/v1/tickets/{id}/assignment`.
+/// `POST /api/v1/tickets/{id}/assignment`: engineer, visit window, region.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tickets/{id}/assignment",
+    tag = "tickets",
+    params(("id" = i64, Path, description = "Ticket id")),
+    request_body = AssignmentBody,
+    responses(
+        (status = 200, description = "The ticket after the assignment", body = Object),
+        (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 404, description = "No such ticket", body = ErrorBody),
+        (status = 409, description = "The ticket is no longer active", body = ErrorBody),
+        (status = 422, description = "A field does not fit; `error.field` names it", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(ticket_id = %id))]
 pub(crate) async fn assign(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
     ApiJson(body): ApiJson<AssignmentBody>,
 ) -> Result<Json<Value>> {
     let id = ticket_id(&id)?;
-    let actor = actor_of(&headers);
+    let actor = who.actor();
     blocking(move || {
         let input = AssignmentInput {
             engineer: body.engineer,
@@ -277,22 +366,34 @@ pub(crate) async fn assign(
     .map(Json)
 }
 
-/// `POST /api/v1/tickets/{id}/outcome`.
+/// `POST /api/v1/tickets/{id}/outcome`: what the visit found (the feedback loop's
+/// label).
+#[utoipa::path(
+    post,
+    path = "/api/v1/tickets/{id}/outcome",
+    tag = "tickets",
+    params(("id" = i64, Path, description = "Ticket id")),
+    request_body = OutcomeBody,
+    responses(
+        (status = 200, description = "The ticket with its outcome", body = Object),
+        (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 404, description = "No such ticket", body = ErrorBody),
+        (status = 409, description = "The ticket's status does not take an outcome", body = ErrorBody),
+        (status = 422, description = "A field does not fit; `error.field` names it", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip_all, fields(ticket_id = %id))]
 pub(crate) async fn outcome(
     State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
-    headers: HeaderMap,
     ApiJson(body): ApiJson<OutcomeBody>,
 ) -> Result<Json<Value>> {
     let id = ticket_id(&id)?;
-    let actor = actor_of(&headers);
+    let actor = who.actor();
     blocking(move || {
         let input = OutcomeInput::from(body);
-        let t = state
-            .tickets
-            .get(id)?
-            .ok_or_else(|| Error::NotFound(format!("ticket {id} not found")))?;
+        let t = ticket_for(&state, &who, id, None)?;
         check_component(&state, &t, &input)?;
         let t = state.tickets.record_outcome(id, input, &actor)?;
         with_allowed(&state.tickets, t)
@@ -302,9 +403,11 @@ pub(crate) async fn outcome(
 }
 
 /// Query of `GET /api/v1/events`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventParams {
+    /// Replay events after this id (the `Last-Event-ID` header wins if both are given).
     after: Option<i64>,
 }
 
@@ -366,7 +469,21 @@ async fn next_event(
     }
 }
 
-/// `GET /api/v1/events`: server-sent events.
+/// `GET /api/v1/events`: server-sent events (`ticket.opened`, `ticket.updated`,
+/// `ticket.sla_breached`, `prediction.flagged`), resumable with `Last-Event-ID`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    tag = "events",
+    params(
+        EventParams,
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id"),
+    ),
+    responses(
+        (status = 200, description = "`text/event-stream`: `id`, `event` and a JSON `data` per event (docs/api.md)", content_type = "text/event-stream", body = String),
+        (status = 400, description = "Last-Event-ID or a parameter is not an integer", body = ErrorBody),
+    )
+)]
 pub(crate) async fn events(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -669,8 +669,8 @@ impl TicketService {
             return Err(Error::Transition { message, allowed });
         }
         if outcome.is_some() && !matches!(to, TicketStatus::Resolved | TicketStatus::Closed) {
-            return Err(Error::Invalid(
-                "outcome: only accepted with \"to\": \"resolved\" or \"closed\"".into(),
+            return Err(Error::invalid(
+                "outcome: only accepted with \"to\": \"resolved\" or \"closed\"",
             ));
         }
         if let Some(input) = outcome {
@@ -678,8 +678,8 @@ impl TicketService {
             store::set_outcome(&tx, id, &o, now)?;
             log_change(&tx, id, now, actor, "outcome_recorded", &outcome_note(&o))?;
         } else if to == TicketStatus::Resolved && t.outcome.is_none() {
-            return Err(Error::Invalid(
-                "outcome: resolving a ticket needs an outcome; record one first (POST .../outcome) or pass \"outcome\"".into(),
+            return Err(Error::invalid(
+                "outcome: resolving a ticket needs an outcome; record one first (POST .../outcome) or pass \"outcome\"",
             ));
         }
         let reopen = from.is_reopen(to);
@@ -756,19 +756,17 @@ impl TicketService {
             if let Some(v) = value {
                 check_text(name, v)?;
                 if v.trim().is_empty() {
-                    return Err(Error::Invalid(format!("{name}: must not be empty")));
+                    return Err(Error::invalid(format!("{name}: must not be empty")));
                 }
             }
         }
         match (input.window_start, input.window_end) {
             (Some(start), Some(end)) if end <= start => {
-                return Err(Error::Invalid(
-                    "window_end: must be after window_start".into(),
-                ))
+                return Err(Error::invalid("window_end: must be after window_start"))
             }
             (Some(_), None) | (None, Some(_)) => {
-                return Err(Error::Invalid(
-                    "window_start, window_end: give both or neither".into(),
+                return Err(Error::invalid(
+                    "window_start, window_end: give both or neither",
                 ))
             }
             _ => {}
@@ -883,7 +881,7 @@ impl TicketService {
 /// Rejects text longer than [`MAX_TEXT`].
 fn check_text(name: &str, s: &str) -> Result<()> {
     if s.chars().count() > MAX_TEXT {
-        return Err(Error::Invalid(format!(
+        return Err(Error::invalid(format!(
             "{name}: longer than {MAX_TEXT} characters"
         )));
     }
@@ -899,7 +897,7 @@ fn validate_outcome(
 ) -> Result<Outcome> {
     let kind = input
         .kind
-        .ok_or_else(|| Error::Invalid("outcome.kind: required".into()))?;
+        .ok_or_else(|| Error::invalid("outcome.kind: required"))?;
     check_text("outcome.note", &input.note)?;
     if kind != OutcomeKind::ConfirmedFailure {
         for (field, given) in [
@@ -908,7 +906,7 @@ fn validate_outcome(
             ("failed_at", input.failed_at.is_some()),
         ] {
             if given {
-                return Err(Error::Invalid(format!(
+                return Err(Error::invalid(format!(
                     "outcome.{field}: only for confirmed_failure, not {kind}"
                 )));
             }
@@ -924,19 +922,17 @@ fn validate_outcome(
         });
     }
     if input.parts_replaced.iter().any(|p| p.trim().is_empty()) {
-        return Err(Error::Invalid(
-            "outcome.parts_replaced: names must not be empty".into(),
+        return Err(Error::invalid(
+            "outcome.parts_replaced: names must not be empty",
         ));
     }
     if let Some(c) = &input.component {
         if c.trim().is_empty() {
-            return Err(Error::Invalid(
-                "outcome.component: must not be empty".into(),
-            ));
+            return Err(Error::invalid("outcome.component: must not be empty"));
         }
     }
     if input.failed_at.is_some_and(|f| f > now) {
-        return Err(Error::Invalid("outcome.failed_at: in the future".into()));
+        return Err(Error::invalid("outcome.failed_at: in the future"));
     }
     Ok(Outcome {
         kind,

@@ -612,7 +612,7 @@ fn resolving_needs_an_outcome_and_the_outcome_is_checked() {
         .transition(id, TicketStatus::Resolved, "eng", "", None)
         .unwrap_err();
     assert!(
-        matches!(&err, Error::Invalid(m) if m.starts_with("outcome")),
+        matches!(&err, Error::Invalid { field: Some(f), .. } if f.starts_with("outcome")),
         "{err}"
     );
     // Fields that do not fit the kind are refused, naming the field.
@@ -653,7 +653,7 @@ fn resolving_needs_an_outcome_and_the_outcome_is_checked() {
     assert!(matches!(
         f.svc
             .transition(id3, TicketStatus::Acknowledged, "eng", "", Some(nff())),
-        Err(Error::Invalid(_))
+        Err(Error::Invalid { .. })
     ));
     // Closed tickets keep their outcome.
     f.svc

@@ -1,0 +1,164 @@
+//! `fixahead keys`: API keys in `DATA_DIR/keys.db`, and the first admin key at start-up.
+//!
+//! Safe beside a running `fixahead run` on the same data directory: the API looks every
+//! request's key up in the store, so a created or revoked key counts from the next
+//! request, without a restart.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use api::access::{check_supplied_key, AccessStore, KEYS_DB};
+use api::Role;
+
+use crate::cli::{KeysArgs, KeysCommand};
+use crate::config::Config;
+
+/// The environment variable that supplies the first admin key.
+pub(crate) const ADMIN_KEY_ENV: &str = "FIXAHEAD_ADMIN_KEY";
+/// Where a generated first admin key is written (mode 0600).
+pub(crate) const ADMIN_KEY_FILE: &str = "admin.key";
+
+/// How the first admin key came about at this start. (No `Debug`: it may hold the key.)
+pub(crate) enum Bootstrap {
+    /// A valid admin key existed already.
+    Existing,
+    /// Stored from `FIXAHEAD_ADMIN_KEY`.
+    FromEnv,
+    /// Generated now: shown once by the caller, and written to `file`.
+    Generated { key: String, file: PathBuf },
+}
+
+/// Makes sure a valid admin key exists: from `FIXAHEAD_ADMIN_KEY` if set, else a
+/// generated one written to `DATA_DIR/admin.key` with mode 0600.
+pub(crate) fn ensure_admin_key(store: &AccessStore, data_dir: &Path) -> anyhow::Result<Bootstrap> {
+    let supplied = match std::env::var(ADMIN_KEY_ENV) {
+        Ok(k) => Some(k),
+        Err(std::env::VarError::NotPresent) => None,
+        Err(e) => bail!("{ADMIN_KEY_ENV}: {e}"),
+    };
+    if store.has_admin()? {
+        if let Some(key) = &supplied {
+            let known = store
+                .authenticate(key)?
+                .is_some_and(|k| k.role == Role::Admin);
+            if !known {
+                tracing::warn!("{ADMIN_KEY_ENV} is ignored: an admin key exists already (create more with `fixahead keys create --role admin`)");
+            }
+        }
+        return Ok(Bootstrap::Existing);
+    }
+    if let Some(key) = supplied {
+        check_supplied_key(&key).with_context(|| format!("{ADMIN_KEY_ENV} is not usable"))?;
+        store
+            .insert(&key, Role::Admin, "admin (FIXAHEAD_ADMIN_KEY)")
+            .with_context(|| {
+                format!("storing {ADMIN_KEY_ENV} (it may be stored already as a revoked or non-admin key: choose another)")
+            })?;
+        tracing::info!("Stored the first admin API key from {ADMIN_KEY_ENV}");
+        return Ok(Bootstrap::FromEnv);
+    }
+    let key = api::access::generate_key();
+    let file = data_dir.join(ADMIN_KEY_FILE);
+    write_private(&file, &format!("{key}\n"))?;
+    store.insert(&key, Role::Admin, "admin (generated at first start)")?;
+    Ok(Bootstrap::Generated { key, file })
+}
+
+/// Writes `text` to `path`, readable and writable by the owner only.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        // A file that existed keeps its mode through open(): set it.
+        use std::os::unix::fs::PermissionsExt as _;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
+    }
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Prints a generated first admin key, once, on stderr.
+pub(crate) fn announce(bootstrap: &Bootstrap) {
+    if let Bootstrap::Generated { key, file } = bootstrap {
+        eprintln!();
+        eprintln!("Created the first admin API key. It is shown only now; it is also in {} (mode 0600): move it to your secret store and delete the file.", file.display());
+        eprintln!("  {key}");
+        eprintln!("Send it as `Authorization: Bearer <key>`; create keys for people and systems with `fixahead keys create --role ROLE` (docs/operations.md, \"API keys\").");
+        eprintln!();
+    }
+}
+
+fn data_dir(args: &KeysArgs) -> anyhow::Result<PathBuf> {
+    if let Some(d) = &args.data_dir {
+        return Ok(d.clone());
+    }
+    Ok(match &args.config {
+        Some(path) => Config::load(path)?.data_dir,
+        None => Config::default().data_dir,
+    })
+}
+
+/// `fixahead keys ...`
+pub(crate) fn keys(args: KeysArgs) -> anyhow::Result<()> {
+    let dir = data_dir(&args)?;
+    let open = || -> anyhow::Result<AccessStore> {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating data directory {}", dir.display()))?;
+        AccessStore::open_in(&dir)
+            .with_context(|| format!("opening the key store in {}", dir.display()))
+    };
+    match &args.command {
+        KeysCommand::Create { role, name } => {
+            let role: Role = role.parse()?;
+            let name = name
+                .clone()
+                .unwrap_or_else(|| format!("{role} (command line)"));
+            let store = open()?;
+            let (key, info) = store.create(role, &name)?;
+            // Alone on stdout, for `KEY=$(fixahead keys create --role planner)`.
+            println!("{key}");
+            eprintln!(
+                "Created API key {} ({role}, {name:?}). It is shown only now; fixahead keeps its hash in {}.",
+                info.id,
+                store.path().display()
+            );
+        }
+        KeysCommand::List => {
+            if !dir.join(KEYS_DB).exists() {
+                bail!(
+                    "{} has no {KEYS_DB}: start fixahead once, or create a key",
+                    dir.display()
+                );
+            }
+            for k in open()?.list()? {
+                let revoked = k
+                    .revoked_at
+                    .map_or_else(|| "valid".to_owned(), |t| format!("revoked {t}"));
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    k.id, k.role, k.created_at, revoked, k.name
+                );
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let info = open()?.revoke(*id)?;
+            eprintln!(
+                "Revoked API key {} ({}, {:?}): requests with it get 401 from now on.",
+                info.id, info.role, info.name
+            );
+        }
+    }
+    Ok(())
+}
