@@ -80,6 +80,13 @@ pub struct DeviceAuth {
     pub metrics: Arc<IngestMetrics>,
 }
 
+/// A hash no password matches, checked for unknown users (made once per process, with
+/// the iteration count new credentials get).
+fn unknown_user_hash() -> &'static crate::credentials::PasswordHash {
+    static HASH: std::sync::OnceLock<crate::credentials::PasswordHash> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| crate::credentials::PasswordHash::new(&generate_password()))
+}
+
 impl DeviceAuth {
     /// Decides one CONNECT. CPU work (PBKDF2) and a SQLite read: call it on a blocking
     /// thread.
@@ -108,7 +115,12 @@ impl DeviceAuth {
             return Err(AuthRefusal::ClientId);
         }
         match self.store.hash_of(username) {
-            Ok(None) => Err(AuthRefusal::UnknownUser),
+            Ok(None) => {
+                // The same PBKDF2 work as a known device's check, so that how long a
+                // refusal takes does not tell which device ids have credentials.
+                let _ = unknown_user_hash().verify(password);
+                Err(AuthRefusal::UnknownUser)
+            }
             Ok(Some(hash)) if hash.verify(password) => Ok(()),
             Ok(Some(_)) => Err(AuthRefusal::WrongPassword),
             Err(e) => {
