@@ -155,10 +155,32 @@ impl TicketService {
         }
     }
 
-    /// Commits a write transaction and wakes event subscribers if it wrote events.
+    /// Commits a write transaction (callers then [`Self::notify`] event subscribers).
     fn commit(&self, tx: Transaction<'_>) -> Result<()> {
         tx.commit()?;
         Ok(())
+    }
+
+    /// Changes ticket `id` in one write transaction: `change` gets the transaction, the
+    /// ticket as stored and the service's time; then the ticket is read back, the
+    /// transaction committed and event subscribers woken. [`Error::NotFound`] if there
+    /// is no such ticket; nothing is written when `change` fails.
+    fn change_ticket(
+        &self,
+        id: i64,
+        change: impl FnOnce(&Transaction<'_>, &Ticket, Timestamp) -> Result<()>,
+    ) -> Result<Ticket> {
+        let now = self.now();
+        let mut conn = lock(&self.inner.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let t = store::get_ticket(&tx, id)?
+            .ok_or_else(|| Error::NotFound(format!("ticket {id} not found")))?;
+        change(&tx, &t, now)?;
+        let ticket = store::get_ticket(&tx, id)?
+            .ok_or_else(|| Error::Corrupt(format!("ticket {id} vanished in its transaction")))?;
+        self.commit(tx)?;
+        self.notify(&conn);
+        Ok(ticket)
     }
 
     /// Tells subscribers about events committed on `conn` (the writer, still locked).
@@ -647,14 +669,10 @@ impl TicketService {
         outcome: Option<OutcomeInput>,
     ) -> Result<Ticket> {
         check_text("note", note)?;
-        let now = self.now();
         let config = &self.inner.config;
-        let mut conn = lock(&self.inner.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let t = store::get_ticket(&tx, id)?
-            .ok_or_else(|| Error::NotFound(format!("ticket {id} not found")))?;
+        self.change_ticket(id, |tx, t, now| {
         let from = t.status;
-        let allowed = self.allowed_at(&t, now);
+        let allowed = self.allowed_at(t, now);
         if !allowed.contains(&to) {
             let message = if from.can_become(to) {
                 format!(
@@ -674,9 +692,9 @@ impl TicketService {
             ));
         }
         if let Some(input) = outcome {
-            let o = validate_outcome(&t, input, actor, now)?;
-            store::set_outcome(&tx, id, &o, now)?;
-            log_change(&tx, id, now, actor, "outcome_recorded", &outcome_note(&o))?;
+            let o = validate_outcome(t, input, actor, now)?;
+            store::set_outcome(tx, id, &o, now)?;
+            log_change(tx, id, now, actor, "outcome_recorded", &outcome_note(&o))?;
         } else if to == TicketStatus::Resolved && t.outcome.is_none() {
             return Err(Error::invalid(
                 "outcome: resolving a ticket needs an outcome; record one first (POST .../outcome) or pass \"outcome\"",
@@ -684,7 +702,7 @@ impl TicketService {
         }
         let reopen = from.is_reopen(to);
         let ok = store::change_status(
-            &tx,
+            tx,
             &StatusChange {
                 id,
                 status: to,
@@ -699,7 +717,7 @@ impl TicketService {
             },
         )?;
         if !ok {
-            let other = store::active_ticket(&tx, t.device_id.as_str(), &t.component)?.map_or_else(
+            let other = store::active_ticket(tx, t.device_id.as_str(), &t.component)?.map_or_else(
                 || "another ticket".to_owned(),
                 |a| format!("ticket {}", a.number),
             );
@@ -714,37 +732,27 @@ impl TicketService {
             format!("{from} -> {to}: {note}")
         };
         let action = if reopen { "reopened" } else { "status_changed" };
-        log_change(&tx, id, now, actor, action, &text)?;
-        let ticket = store::get_ticket(&tx, id)?
-            .ok_or_else(|| Error::Corrupt(format!("ticket {id} vanished in its transaction")))?;
-        self.commit(tx)?;
-        self.notify(&conn);
-        Ok(ticket)
+        log_change(tx, id, now, actor, action, &text)?;
+            Ok(())
+        })
     }
 
     /// Records (or replaces) a ticket's outcome, logged as `outcome_recorded`. Allowed
     /// while the ticket is active or resolved; [`Error::Conflict`] once it is closed or
     /// dismissed, [`Error::Invalid`] for fields that do not fit the kind.
     pub fn record_outcome(&self, id: i64, input: OutcomeInput, actor: &str) -> Result<Ticket> {
-        let now = self.now();
-        let mut conn = lock(&self.inner.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let t = store::get_ticket(&tx, id)?
-            .ok_or_else(|| Error::NotFound(format!("ticket {id} not found")))?;
-        if !(t.status.is_active() || t.status == TicketStatus::Resolved) {
-            return Err(Error::Conflict(format!(
-                "ticket {} is {}: its outcome can no longer change",
-                t.number, t.status
-            )));
-        }
-        let o = validate_outcome(&t, input, actor, now)?;
-        store::set_outcome(&tx, id, &o, now)?;
-        log_change(&tx, id, now, actor, "outcome_recorded", &outcome_note(&o))?;
-        let ticket = store::get_ticket(&tx, id)?
-            .ok_or_else(|| Error::Corrupt(format!("ticket {id} vanished in its transaction")))?;
-        self.commit(tx)?;
-        self.notify(&conn);
-        Ok(ticket)
+        self.change_ticket(id, |tx, t, now| {
+            if !(t.status.is_active() || t.status == TicketStatus::Resolved) {
+                return Err(Error::Conflict(format!(
+                    "ticket {} is {}: its outcome can no longer change",
+                    t.number, t.status
+                )));
+            }
+            let o = validate_outcome(t, input, actor, now)?;
+            store::set_outcome(tx, id, &o, now)?;
+            log_change(tx, id, now, actor, "outcome_recorded", &outcome_note(&o))?;
+            Ok(())
+        })
     }
 
     /// Sets a ticket's engineer, scheduled window and region (replacing all three;
@@ -771,40 +779,33 @@ impl TicketService {
             }
             _ => {}
         }
-        let now = self.now();
-        let mut conn = lock(&self.inner.writer);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let t = store::get_ticket(&tx, id)?
-            .ok_or_else(|| Error::NotFound(format!("ticket {id} not found")))?;
-        if !t.status.is_active() {
-            return Err(Error::Conflict(format!(
-                "ticket {} is {}: only active tickets can be assigned",
-                t.number, t.status
-            )));
-        }
-        let a = Assignment {
-            engineer: input.engineer,
-            window_start: input.window_start,
-            window_end: input.window_end,
-            skills: t.assignment.skills.clone(),
-            region: input.region,
-        };
-        store::set_assignment(&tx, id, &a, now)?;
-        let window = match (a.window_start, a.window_end) {
-            (Some(s), Some(e)) => format!("{s} to {e}"),
-            _ => "none".to_owned(),
-        };
-        let note = format!(
-            "Engineer {}, window {window}, region {}",
-            a.engineer.as_deref().unwrap_or("none"),
-            a.region.as_deref().unwrap_or("none"),
-        );
-        log_change(&tx, id, now, actor, "assigned", &note)?;
-        let ticket = store::get_ticket(&tx, id)?
-            .ok_or_else(|| Error::Corrupt(format!("ticket {id} vanished in its transaction")))?;
-        self.commit(tx)?;
-        self.notify(&conn);
-        Ok(ticket)
+        self.change_ticket(id, |tx, t, now| {
+            if !t.status.is_active() {
+                return Err(Error::Conflict(format!(
+                    "ticket {} is {}: only active tickets can be assigned",
+                    t.number, t.status
+                )));
+            }
+            let a = Assignment {
+                engineer: input.engineer,
+                window_start: input.window_start,
+                window_end: input.window_end,
+                skills: t.assignment.skills.clone(),
+                region: input.region,
+            };
+            store::set_assignment(tx, id, &a, now)?;
+            let window = match (a.window_start, a.window_end) {
+                (Some(s), Some(e)) => format!("{s} to {e}"),
+                _ => "none".to_owned(),
+            };
+            let note = format!(
+                "Engineer {}, window {window}, region {}",
+                a.engineer.as_deref().unwrap_or("none"),
+                a.region.as_deref().unwrap_or("none"),
+            );
+            log_change(tx, id, now, actor, "assigned", &note)?;
+            Ok(())
+        })
     }
 
     /// Checks every active ticket's SLA clocks against the service's clock, in one
