@@ -48,6 +48,9 @@ pub(crate) struct Running {
     reload_task: JoinHandle<()>,
     /// The SLA checker; it ends when stopped.
     sla_task: JoinHandle<()>,
+    /// The webhook dispatcher. It stops at once: a delivery in flight is not recorded,
+    /// so it is sent again after the next start (at least once).
+    webhook_task: JoinHandle<()>,
     /// The InfluxDB archive, when configured. It stops at once: what it has not sent
     /// stays in hot.db, after its cursor, for the next start.
     archive_task: Option<JoinHandle<()>>,
@@ -74,6 +77,7 @@ impl Running {
         self.stop.cancel();
         self.reload_task.abort();
         self.sla_task.await.context("SLA task")?;
+        self.webhook_task.await.context("webhook task")?;
         if let Some(archive) = self.archive_task {
             archive.await.context("archive task")?;
         }
@@ -105,6 +109,11 @@ pub(crate) async fn start_with_clients(
     let tickets =
         api::TicketService::open(&config.data_dir.join("tickets.db"), config.tickets.clone())
             .context("opening ticket store")?;
+    // Webhooks: registrations and the delivery outbox live in tickets.db, beside the
+    // events they deliver.
+    let webhooks =
+        api::WebhookService::open(&config.data_dir.join("tickets.db"), config.webhooks.clone())
+            .context("opening the webhook outbox")?;
     // API keys: every route but /health needs one, so make sure an admin key exists.
     let access = api::AccessStore::open_in(&config.data_dir)
         .with_context(|| format!("opening the API key store in {}", config.data_dir.display()))?;
@@ -222,9 +231,11 @@ pub(crate) async fn start_with_clients(
             let metrics = metrics.clone();
             let registry = registry.clone();
             let archive_metrics = archive_metrics.clone();
+            let webhooks = webhooks.clone();
             Arc::new(move || {
                 let mut out = String::new();
                 metrics.render_prometheus(&mut out);
+                webhooks.render_prometheus(&mut out);
                 if let Some(archive) = &archive_metrics {
                     archive.render_prometheus(&mut out);
                 }
@@ -256,6 +267,7 @@ pub(crate) async fn start_with_clients(
         },
     )
     .with_credentials(credentials)
+    .with_webhooks(webhooks.clone())
     .with_access(access.clone())
     .with_body_limit(config.http.max_body_bytes);
     let http_stop = stop.clone();
@@ -307,6 +319,10 @@ pub(crate) async fn start_with_clients(
     });
 
     // SLA clocks: a periodic check on the blocking pool, by the service's clock.
+    let webhook_task = tokio::spawn(api::webhooks::run(webhooks, tickets.subscribe_events(), {
+        let stop = stop.clone();
+        async move { stop.cancelled().await }
+    }));
     let sla_task = tokio::spawn(check_sla(
         tickets.clone(),
         Duration::from_millis(config.tickets.sla_check_interval.millis().max(1) as u64),
@@ -360,6 +376,7 @@ pub(crate) async fn start_with_clients(
         http_task,
         reload_task,
         sla_task,
+        webhook_task,
         archive_task,
     })
 }

@@ -30,6 +30,8 @@ pub(crate) struct Config {
     pub(crate) profiles: ProfilesConfig,
     /// Ticket priority rules and SLA clocks.
     pub(crate) tickets: api::TicketConfig,
+    /// Webhook delivery: timeout, retries and backoff.
+    pub(crate) webhooks: api::WebhookConfig,
     /// Optional archives of every stored reading and fault.
     pub(crate) archive: ArchiveConfig,
 }
@@ -45,6 +47,7 @@ impl Default for Config {
             models: ModelsConfig::default(),
             profiles: ProfilesConfig::default(),
             tickets: api::TicketConfig::default(),
+            webhooks: api::WebhookConfig::default(),
             archive: ArchiveConfig::default(),
         }
     }

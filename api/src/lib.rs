@@ -15,6 +15,7 @@ pub mod access;
 mod error;
 pub mod http;
 pub mod tickets;
+pub mod webhooks;
 
 pub use access::{AccessStore, Role};
 pub use error::{ApiError, Error, Result};
@@ -24,3 +25,4 @@ pub use tickets::{
     RiskRecord, SlaBreach, SlaKind, TicketChange, TicketChangeKind, TicketConfig, TicketQuery,
     TicketService, TicketStats,
 };
+pub use webhooks::{WebhookConfig, WebhookService};

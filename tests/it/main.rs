@@ -24,3 +24,4 @@ mod simulator;
 mod swap;
 mod tickets;
 mod tls;
+mod webhooks;

@@ -5,7 +5,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::extract::ApiQuery;
-use super::{blocking, page_limit, AppState};
+use super::{blocking, next_cursor, page_limit, AppState};
 use crate::access::AuditEntry;
 use crate::{Error, Result};
 
@@ -52,11 +52,6 @@ pub(crate) async fn list(
         .clone()
         .ok_or_else(|| Error::NotFound("this server keeps no audit log".into()))?;
     let mut audit = blocking(move || store.audit_log(q.before, limit + 1)).await?;
-    let next = if audit.len() > limit {
-        audit.truncate(limit);
-        audit.last().map(|e| e.id)
-    } else {
-        None
-    };
+    let next = next_cursor(&mut audit, limit, |e| e.id);
     Ok(Json(AuditPage { audit, next }))
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::extract::{ApiPath, ApiQuery};
-use super::{blocking, page_limit, AppState};
+use super::{blocking, next_cursor, page_limit, AppState};
 use crate::tickets::{RiskRecord, TicketQuery};
 use crate::{Error, Result};
 
@@ -56,12 +56,7 @@ pub(crate) async fn list(
             .list_devices(q.device_type.as_deref(), q.after.as_deref(), limit + 1)?)
     })
     .await?;
-    let next = if devices.len() > limit {
-        devices.truncate(limit);
-        devices.last().map(|d| d.device_id.clone())
-    } else {
-        None
-    };
+    let next = next_cursor(&mut devices, limit, |d| d.device_id.clone());
     Ok(Json(json!({"devices": devices, "next": next})))
 }
 

@@ -114,10 +114,7 @@ pub(crate) async fn revoke(
     State(state): State<AppState>,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<Response> {
-    let id: i64 = raw.parse().map_err(|_| {
-        let shown: String = raw.chars().take(64).collect();
-        Error::BadRequest(format!("key id {shown:?} is not an integer"))
-    })?;
+    let id = super::path_id("key id", &raw)?;
     let store = store(&state)?;
     let info = blocking(move || store.revoke(id)).await?;
     tracing::info!(key_id = info.id, role = %info.role, "Revoked an API key over the API");

@@ -46,13 +46,13 @@
 //! | `manage_devices` | `POST`, `DELETE /api/v1/devices/{device_id}/credentials` | yes | | | |
 //! | `manage_keys` | `POST`, `GET /api/v1/keys`, `DELETE /api/v1/keys/{id}` | yes | | | |
 //! | `read_audit` | `GET /api/v1/audit` | yes | | | |
-//! | `transition_tickets` | ticket transitions (coming) | yes | yes | assigned tickets only, to `in_progress` or `resolved` | |
-//! | `assign_tickets` | ticket assignment (coming) | yes | yes | | |
-//! | `dismiss_tickets` | dismissing a ticket (coming) | yes | yes | | |
-//! | `record_outcome` | ticket outcomes (coming) | yes | yes | assigned tickets only | |
+//! | `transition_tickets` | `POST /api/v1/tickets/{id}/transitions` | yes | yes | assigned tickets only, to `in_progress` or `resolved` | |
+//! | `assign_tickets` | `POST /api/v1/tickets/{id}/assignment` | yes | yes | | |
+//! | `dismiss_tickets` | a transition to `dismissed` (checked by the transitions handler) | yes | yes | | |
+//! | `record_outcome` | `POST /api/v1/tickets/{id}/outcome` | yes | yes | assigned tickets only | |
 //! | `diagnose` | remote diagnosis (coming) | yes | yes | assigned tickets only | |
-//! | `read_events` | `GET /api/v1/events` (coming) | yes | yes | | yes |
-//! | `manage_webhooks` | webhooks and their deliveries (coming) | yes | | | yes |
+//! | `read_events` | `GET /api/v1/events` | yes | yes | | yes |
+//! | `manage_webhooks` | `POST`, `GET /api/v1/webhooks`, `GET`, `DELETE /api/v1/webhooks/{id}`, `GET /api/v1/webhooks/{id}/deliveries` | yes | | | yes |
 //!
 //! The table is `api::http::auth::grants`; each route declares its permission where it is
 //! registered, and the OpenAPI document names it on every operation. "Assigned tickets
@@ -92,7 +92,8 @@
 //! `fixahead_api_requests_total{class="2xx"|"3xx"|"4xx"|"5xx"}`,
 //! `fixahead_tickets_opened_total`, `fixahead_tickets_updated_total`,
 //! `fixahead_ticket_predictions_total` (counters since start) and
-//! `fixahead_tickets_active` (gauge).
+//! `fixahead_tickets_active` (gauge); the `run` process adds the webhook counters
+//! (`fixahead_webhook_failures_total` and others, docs/api.md).
 //!
 //! ## `GET /api/v1/tickets`
 //! Tickets, newest first (descending id). Parameters, all optional:
@@ -130,6 +131,11 @@
 //! ## Ticket lifecycle, `POST /api/v1/tickets/{id}/transitions`, `.../assignment`, `.../outcome`, `GET /api/v1/events`
 //! See docs/api.md: the lifecycle table (`domain::TicketStatus::transitions`), bodies,
 //! the 409 body with `allowed`, 422 for bodies that do not fit, and the SSE format.
+//!
+//! ## Webhooks: `POST`, `GET /api/v1/webhooks`, `GET`, `DELETE /api/v1/webhooks/{id}`, `GET /api/v1/webhooks/{id}/deliveries` (admin, integration)
+//! Register a URL, a secret and event types; deliveries are signed (HMAC-SHA256),
+//! retried with backoff and at least once ([`crate::webhooks`]). Bodies, headers and
+//! the delivery record: docs/api.md, "Webhooks".
 //!
 //! ## `GET /api/v1/devices`
 //! Registered devices ordered by id. Parameters: `type` (device type), `limit`
@@ -207,6 +213,7 @@ mod keys;
 mod metrics;
 mod system;
 mod tickets;
+mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -269,6 +276,7 @@ pub struct AppState {
     streams_closed: Arc<tokio::sync::watch::Sender<bool>>,
     access: Option<AccessStore>,
     body_limit: usize,
+    webhooks: Option<crate::webhooks::WebhookService>,
 }
 
 impl AppState {
@@ -301,6 +309,7 @@ impl AppState {
             streams_closed: Arc::new(tokio::sync::watch::Sender::new(false)),
             access: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            webhooks: None,
         }
     }
 
@@ -324,6 +333,13 @@ impl AppState {
         self
     }
 
+    /// Serves `/api/v1/webhooks` from `service` (the `run` process also runs its
+    /// dispatcher, [`crate::webhooks::run`]). Without it those endpoints answer 404.
+    pub fn with_webhooks(mut self, service: crate::webhooks::WebhookService) -> Self {
+        self.webhooks = Some(service);
+        self
+    }
+
     /// The ticket service.
     pub fn tickets(&self) -> &TicketService {
         &self.tickets
@@ -344,8 +360,7 @@ impl AppState {
 ///
 /// To add a route: write the handler with `#[utoipa::path(...)]` (path, params, body,
 /// responses; no `security`, added from this table), then add one line here with its
-/// [`Access`]. Planned: `GET`/`POST /api/v1/webhooks` and
-/// `GET /api/v1/webhooks/{id}/deliveries` (ManageWebhooks).
+/// [`Access`].
 fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
     use Permission as P;
     vec![
@@ -385,6 +400,18 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
         ),
         (Access::Requires(P::ManageKeys), routes!(keys::revoke)),
         (Access::Requires(P::ReadAudit), routes!(audit::list)),
+        (
+            Access::Requires(P::ManageWebhooks),
+            routes!(webhooks::create, webhooks::list),
+        ),
+        (
+            Access::Requires(P::ManageWebhooks),
+            routes!(webhooks::get, webhooks::remove),
+        ),
+        (
+            Access::Requires(P::ManageWebhooks),
+            routes!(webhooks::deliveries),
+        ),
     ]
 }
 
@@ -517,6 +544,25 @@ where
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::Task(format!("blocking task: {e}")))?
+}
+
+/// Parses an integer id from a path (`what` names it in the 400: "ticket id").
+fn path_id(what: &str, raw: &str) -> Result<i64> {
+    raw.parse().map_err(|_| {
+        let shown: String = raw.chars().take(64).collect();
+        Error::BadRequest(format!("{what} {shown:?} is not an integer"))
+    })
+}
+
+/// Ends a page read with `limit + 1` rows: keeps the first `limit` and returns the
+/// cursor of the next page (the key of the last row kept), or `None` on the last page.
+fn next_cursor<T, K>(rows: &mut Vec<T>, limit: usize, key: impl Fn(&T) -> K) -> Option<K> {
+    if rows.len() > limit {
+        rows.truncate(limit);
+        rows.last().map(key)
+    } else {
+        None
+    }
 }
 
 /// Checks a `limit` parameter: `default` when absent, 1..=`max` otherwise.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::extract::ApiQuery;
-use super::{blocking, page_limit, AppState};
+use super::{blocking, next_cursor, page_limit, AppState};
 use crate::Result;
 
 /// `GET /health`: liveness and a summary; the only route without a key.
@@ -130,11 +130,6 @@ pub(crate) async fn dead_letters(
 ) -> Result<Json<Value>> {
     let limit = page_limit(q.limit, 100, 1000)?;
     let mut rows = blocking(move || Ok(state.store.dead_letters(q.before, limit + 1)?)).await?;
-    let next = if rows.len() > limit {
-        rows.truncate(limit);
-        rows.last().map(|r| r.id)
-    } else {
-        None
-    };
+    let next = next_cursor(&mut rows, limit, |r| r.id);
     Ok(Json(json!({"dead_letters": rows, "next": next})))
 }

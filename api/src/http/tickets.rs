@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use super::auth::{Permission, Principal};
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::{blocking, page_limit, AppState};
+use super::{blocking, next_cursor, page_limit, AppState};
 use crate::tickets::{AssignmentInput, EventRecord, OutcomeInput, TicketQuery, TicketService};
 use crate::{Error, Result};
 
@@ -139,20 +139,12 @@ pub(crate) async fn list(
             .map_err(|e| Error::BadRequest(format!("parameter opened_after: {e}")))?,
     };
     let mut tickets = blocking(move || state.tickets.list(&query)).await?;
-    let next = if tickets.len() > limit {
-        tickets.truncate(limit);
-        tickets.last().map(|t| t.id)
-    } else {
-        None
-    };
+    let next = next_cursor(&mut tickets, limit, |t| t.id);
     Ok(Json(json!({"tickets": tickets, "next": next})))
 }
 
 fn ticket_id(id: &str) -> Result<i64> {
-    id.parse().map_err(|_| {
-        let shown: String = id.chars().take(64).collect();
-        Error::BadRequest(format!("ticket id {shown:?} is not an integer"))
-    })
+    super::path_id("ticket id", id)
 }
 
 /// A ticket with the statuses it may move to now.
