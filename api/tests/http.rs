@@ -776,3 +776,164 @@ async fn events_resume_after_the_last_event_id_and_miss_nothing() {
     assert_eq!(live[0].0, 10);
     assert_eq!(live[0].2["data"]["ticket"]["status"], "scheduled");
 }
+
+/// Checks `value` against a schema of the OpenAPI document `doc`: `$ref`, `allOf`,
+/// `oneOf`/`anyOf`, `type` (one or a list), `enum`, `required`, `properties` (and no
+/// property the schema does not declare), `items`. The subset utoipa emits.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.trim_start_matches("#/components/schemas/");
+        return conforms(doc, &doc["components"]["schemas"][name], value, at);
+    }
+    if let Some(any) = schema["oneOf"].as_array().or(schema["anyOf"].as_array()) {
+        if !any.iter().any(|s| conforms(doc, s, value, at).is_ok()) {
+            return Err(format!("{at}: {value} matches none of {schema}"));
+        }
+        return Ok(());
+    }
+    let mut declared: Vec<String> = Vec::new();
+    let mut parts = vec![schema.clone()];
+    while let Some(part) = parts.pop() {
+        let part = match part["$ref"].as_str() {
+            Some(r) => {
+                doc["components"]["schemas"][r.trim_start_matches("#/components/schemas/")].clone()
+            }
+            None => part,
+        };
+        if let Some(all) = part["allOf"].as_array() {
+            parts.extend(all.iter().cloned());
+        }
+        if let Some(types) = part.get("type") {
+            let types: Vec<&str> = match types {
+                Value::String(t) => vec![t.as_str()],
+                Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+                _ => vec![],
+            };
+            let ok = types.iter().any(|t| match *t {
+                "null" => value.is_null(),
+                "string" => value.is_string(),
+                "boolean" => value.is_boolean(),
+                "integer" => value.is_i64() || value.is_u64(),
+                "number" => value.is_number(),
+                "array" => value.is_array(),
+                "object" => value.is_object(),
+                _ => false,
+            });
+            if !ok {
+                return Err(format!("{at}: {value} is not {types:?}"));
+            }
+        }
+        if let Some(allowed) = part["enum"].as_array() {
+            if !allowed.contains(value) {
+                return Err(format!("{at}: {value} not in {allowed:?}"));
+            }
+        }
+        if let (Some(obj), Some(props)) = (value.as_object(), part["properties"].as_object()) {
+            for name in part["required"].as_array().into_iter().flatten() {
+                let name = name.as_str().unwrap_or_default();
+                if !obj.contains_key(name) {
+                    return Err(format!("{at}: required {name} missing"));
+                }
+            }
+            for (name, sub) in props {
+                declared.push(name.clone());
+                if let Some(v) = obj.get(name) {
+                    conforms(doc, sub, v, &format!("{at}.{name}"))?;
+                }
+            }
+        }
+        if let (Some(items), Some(sub)) = (value.as_array(), part.get("items")) {
+            for (i, v) in items.iter().enumerate() {
+                conforms(doc, sub, v, &format!("{at}[{i}]"))?;
+            }
+        }
+    }
+    if let Some(obj) = value.as_object() {
+        if !declared.is_empty() {
+            if let Some(extra) = obj.keys().find(|k| !declared.contains(k)) {
+                return Err(format!("{at}: undocumented field {extra}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The 200 (or 201) response schema of an operation.
+fn response_schema(doc: &Value, method: &str, path: &str) -> Value {
+    let op = &doc["paths"][path][method]["responses"];
+    let ok = if op["200"].is_object() {
+        &op["200"]
+    } else {
+        &op["201"]
+    };
+    ok["content"]["application/json"]["schema"].clone()
+}
+
+#[tokio::test]
+async fn ticket_responses_conform_to_the_openapi_document() {
+    let app = app();
+    let doc = serde_json::to_value(api::http::openapi()).unwrap();
+    let check = |method: &str, path: &str, body: &Value| {
+        let schema = response_schema(&doc, method, path);
+        assert!(schema.is_object(), "{method} {path} documents a JSON body");
+        assert!(
+            schema["$ref"].is_string() || schema["properties"].is_object(),
+            "{method} {path}: a typed schema, not a bare object: {schema}"
+        );
+        if let Err(e) = conforms(&doc, &schema, body, "body") {
+            panic!("{method} {path}: {e}\n{body:#}");
+        }
+    };
+    let (status, list) = app.get("/api/v1/tickets").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!list["tickets"].as_array().unwrap().is_empty());
+    check("get", "/api/v1/tickets", &list);
+    let (_, one) = app.get("/api/v1/tickets/1").await;
+    check("get", "/api/v1/tickets/{id}", &one);
+    let (status, moved) = app
+        .post(
+            "/api/v1/tickets/1/transitions",
+            None,
+            r#"{"to": "acknowledged"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    check("post", "/api/v1/tickets/{id}/transitions", &moved);
+    let (status, assigned) = app
+        .post(
+            "/api/v1/tickets/1/assignment",
+            None,
+            r#"{"engineer": "eng-3", "region": "north"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{assigned}");
+    check("post", "/api/v1/tickets/{id}/assignment", &assigned);
+    let (status, done) = app
+        .post(
+            "/api/v1/tickets/1/outcome",
+            None,
+            r#"{"kind": "confirmed_failure", "parts_replaced": ["drain pump assembly"]}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    check("post", "/api/v1/tickets/{id}/outcome", &done);
+    // The checker itself rejects what does not fit.
+    let mut bad = one.clone();
+    bad["status"] = Value::from("exploded");
+    assert!(conforms(
+        &doc,
+        &response_schema(&doc, "get", "/api/v1/tickets/{id}"),
+        &bad,
+        "b"
+    )
+    .is_err());
+    bad = one.clone();
+    bad["surprise"] = Value::from(1);
+    assert!(conforms(
+        &doc,
+        &response_schema(&doc, "get", "/api/v1/tickets/{id}"),
+        &bad,
+        "b"
+    )
+    .is_err());
+}

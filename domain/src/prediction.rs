@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::{DeviceId, Timestamp};
 
 /// One feature's share in a score: the explanation a planner reads.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Contribution {
     /// Feature name, e.g. `drain_time_s.ewma_fast`.
@@ -16,6 +17,7 @@ pub struct Contribution {
     /// The fleet's normal range for this feature (5th to 95th percentile of the
     /// training data), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<f64>>, min_items = 2, max_items = 2))]
     pub normal_range: Option<(f64, f64)>,
 }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::{Contribution, DeviceId, DomainError, Timestamp};
 
 /// Priority tier; each has its own SLA clocks.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
@@ -53,6 +54,7 @@ impl FromStr for Priority {
 }
 
 /// Where a ticket's lifecycle stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketStatus {
@@ -166,6 +168,7 @@ impl FromStr for TicketStatus {
 }
 
 /// What opened a ticket.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TicketSource {
@@ -186,6 +189,7 @@ impl TicketSource {
 }
 
 /// A recent fault code with its catalogue text, as shown on a ticket.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FaultNote {
     /// The code.
@@ -199,6 +203,7 @@ pub struct FaultNote {
 }
 
 /// The diagnosis snapshot a ticket carries, so an engineer can prepare.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Diagnosis {
     /// Top contributing features with values and normal ranges.
@@ -221,6 +226,7 @@ pub struct Diagnosis {
 }
 
 /// The risk of one component of the device when the diagnosis was taken.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ComponentRisk {
     /// The component.
@@ -232,6 +238,7 @@ pub struct ComponentRisk {
 }
 
 /// How a ticket ended, as recorded by a person: the label of the feedback loop.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutcomeKind {
@@ -264,6 +271,7 @@ impl fmt::Display for OutcomeKind {
 }
 
 /// A ticket's recorded outcome.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Outcome {
     /// What happened.
@@ -286,6 +294,7 @@ pub struct Outcome {
 }
 
 /// Who does the work and when.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Assignment {
     /// The engineer assigned.
@@ -302,6 +311,7 @@ pub struct Assignment {
 }
 
 /// One entry of a ticket's progress log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
     /// When it happened (wall clock).
@@ -315,6 +325,7 @@ pub struct LogEntry {
 }
 
 /// A service ticket.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Ticket {
     /// Store id.

@@ -12,8 +12,7 @@ use axum::Extension;
 use axum::Json;
 use domain::{DeviceId, OutcomeKind, Priority, Ticket, TicketSource, TicketStatus, Timestamp};
 use futures_util::Stream;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::auth::{Permission, Principal};
@@ -104,14 +103,14 @@ fn parse_statuses(s: &str) -> Result<Vec<TicketStatus>> {
     tag = "tickets",
     params(ListParams),
     responses(
-        (status = 200, description = "`{\"tickets\": [Ticket...], \"next\": 41 | null}` (docs/api.md)", body = Object),
+        (status = 200, description = "A page of tickets, newest first (docs/api.md)", body = TicketPage),
         (status = 400, description = "Malformed or unknown parameter", body = ErrorBody),
     )
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ListParams>,
-) -> Result<Json<Value>> {
+) -> Result<Json<TicketPage>> {
     let limit = page_limit(q.limit, 100, 1000)?;
     let query = TicketQuery {
         statuses: q
@@ -140,7 +139,7 @@ pub(crate) async fn list(
     };
     let mut tickets = blocking(move || state.tickets.list(&query)).await?;
     let next = next_cursor(&mut tickets, limit, |t| t.id);
-    Ok(Json(json!({"tickets": tickets, "next": next})))
+    Ok(Json(TicketPage { tickets, next }))
 }
 
 fn ticket_id(id: &str) -> Result<i64> {
@@ -148,11 +147,31 @@ fn ticket_id(id: &str) -> Result<i64> {
 }
 
 /// A ticket with the statuses it may move to now.
-fn with_allowed(tickets: &TicketService, t: Ticket) -> Result<Value> {
-    let allowed = tickets.allowed_transitions(&t);
-    let mut v = serde_json::to_value(t)?;
-    v["allowed_transitions"] = json!(allowed);
-    Ok(v)
+fn with_allowed(tickets: &TicketService, ticket: Ticket) -> Result<TicketView> {
+    let allowed_transitions = tickets.allowed_transitions(&ticket);
+    Ok(TicketView {
+        ticket,
+        allowed_transitions,
+    })
+}
+
+/// A ticket with the statuses it may move to now.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TicketView {
+    #[serde(flatten)]
+    ticket: Ticket,
+    /// The statuses a `POST .../transitions` may move it to now (for the caller's
+    /// role: the lifecycle table and the reopen window; docs/api.md).
+    allowed_transitions: Vec<TicketStatus>,
+}
+
+/// A page of `GET /api/v1/tickets`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct TicketPage {
+    /// Tickets, newest first.
+    tickets: Vec<Ticket>,
+    /// The cursor (`after`) of the next page, or `null` on the last page.
+    next: Option<i64>,
 }
 
 /// `GET /api/v1/tickets/{id}`: one ticket with its diagnosis, log and the statuses it
@@ -163,7 +182,7 @@ fn with_allowed(tickets: &TicketService, t: Ticket) -> Result<Value> {
     tag = "tickets",
     params(("id" = i64, Path, description = "Ticket id")),
     responses(
-        (status = 200, description = "The ticket (docs/api.md)", body = Object),
+        (status = 200, description = "The ticket (docs/api.md)", body = TicketView),
         (status = 400, description = "The id is not an integer", body = ErrorBody),
         (status = 404, description = "No such ticket", body = ErrorBody),
     )
@@ -171,7 +190,7 @@ fn with_allowed(tickets: &TicketService, t: Ticket) -> Result<Value> {
 pub(crate) async fn get(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>> {
+) -> Result<Json<TicketView>> {
     let id = ticket_id(&id)?;
     let tickets = state.tickets.clone();
     blocking(move || {
@@ -270,7 +289,7 @@ fn ticket_for(
     params(("id" = i64, Path, description = "Ticket id")),
     request_body = TransitionBody,
     responses(
-        (status = 200, description = "The ticket after the transition", body = Object),
+        (status = 200, description = "The ticket after the transition", body = TicketView),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 404, description = "No such ticket", body = ErrorBody),
         (status = 409, description = "Not allowed from the current status; `error.allowed` lists the statuses that are", body = ErrorBody),
@@ -283,7 +302,7 @@ pub(crate) async fn transition(
     Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<TransitionBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<TicketView>> {
     let id = ticket_id(&id)?;
     let actor = who.actor();
     blocking(move || {
@@ -328,7 +347,7 @@ pub(crate) struct AssignmentBody {
     params(("id" = i64, Path, description = "Ticket id")),
     request_body = AssignmentBody,
     responses(
-        (status = 200, description = "The ticket after the assignment", body = Object),
+        (status = 200, description = "The ticket after the assignment", body = TicketView),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 404, description = "No such ticket", body = ErrorBody),
         (status = 409, description = "The ticket is no longer active", body = ErrorBody),
@@ -341,7 +360,7 @@ pub(crate) async fn assign(
     Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<AssignmentBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<TicketView>> {
     let id = ticket_id(&id)?;
     let actor = who.actor();
     blocking(move || {
@@ -367,7 +386,7 @@ pub(crate) async fn assign(
     params(("id" = i64, Path, description = "Ticket id")),
     request_body = OutcomeBody,
     responses(
-        (status = 200, description = "The ticket with its outcome", body = Object),
+        (status = 200, description = "The ticket with its outcome", body = TicketView),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 404, description = "No such ticket", body = ErrorBody),
         (status = 409, description = "The ticket's status does not take an outcome", body = ErrorBody),
@@ -380,7 +399,7 @@ pub(crate) async fn outcome(
     Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<OutcomeBody>,
-) -> Result<Json<Value>> {
+) -> Result<Json<TicketView>> {
     let id = ticket_id(&id)?;
     let actor = who.actor();
     blocking(move || {
