@@ -228,6 +228,7 @@ mod tests {
             flagged,
             model_version: "v".into(),
             top_features: vec![],
+            lead_time_days: None,
         }
     }
 

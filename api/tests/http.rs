@@ -94,6 +94,7 @@ fn prediction(device: &str, component: &str, risk: f64, flagged: bool) -> Predic
             contribution: 1.4,
             normal_range: Some((10.0, 20.0)),
         }],
+        lead_time_days: None,
     }
 }
 

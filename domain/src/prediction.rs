@@ -42,4 +42,9 @@ pub struct Prediction {
     pub model_version: String,
     /// The largest contributions, most important first.
     pub top_features: Vec<Contribution>,
+    /// Predicted days until the failure, when the risk is at or above the threshold and
+    /// the model measured lead times (`models::ComponentModel::lead_time`): the median
+    /// time to failure of validation rows at a similar risk that did fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_time_days: Option<f64>,
 }

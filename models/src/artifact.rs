@@ -112,6 +112,62 @@ pub struct ComponentModel {
     pub metrics: Option<ComponentMetrics>,
     /// Why no model was trained for this component (too few positives, ...).
     pub skipped_reason: Option<String>,
+    /// Predicted lead time by risk, from the validation period: for rows at or above
+    /// the threshold whose component did fail within the horizon, the median time to
+    /// that failure, in up to [`LEAD_TIME_BINS`] bins of equal row count ordered by
+    /// risk. Empty when too few such rows (fewer than [`MIN_LEAD_TIME_ROWS`]) or in an
+    /// artefact trained before lead times existed.
+    #[serde(default)]
+    pub lead_time: Vec<LeadTimeBin>,
+}
+
+/// Most bins of [`ComponentModel::lead_time`].
+pub const LEAD_TIME_BINS: usize = 3;
+/// Fewest flagged-and-failed validation rows per lead-time bin.
+pub const MIN_LEAD_TIME_ROWS: usize = 8;
+
+/// One risk band of a component's lead-time estimate.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeadTimeBin {
+    /// The band starts at this risk (the first band at the threshold) and ends where
+    /// the next begins.
+    pub min_risk: f64,
+    /// Median time from a row in this band to the failure that followed, in days.
+    pub median_days: f64,
+    /// 25th percentile of that time, in days: a cautious planning figure.
+    pub p25_days: f64,
+    /// Validation rows the band was measured on.
+    pub rows: usize,
+}
+
+/// The lead-time bins of `(risk, days to failure)` pairs of rows at or above the
+/// threshold that failed within the horizon: bins of equal count by risk, at least
+/// [`MIN_LEAD_TIME_ROWS`] each, at most [`LEAD_TIME_BINS`].
+pub fn lead_time_bins(threshold: f64, mut rows: Vec<(f64, f64)>) -> Vec<LeadTimeBin> {
+    rows.retain(|(r, d)| r.is_finite() && d.is_finite() && *r >= threshold && *d >= 0.0);
+    let n_bins = (rows.len() / MIN_LEAD_TIME_ROWS).min(LEAD_TIME_BINS);
+    if n_bins == 0 {
+        return Vec::new();
+    }
+    rows.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let quantile = |sorted: &[f64], q: f64| {
+        let pos = q * (sorted.len() - 1) as f64;
+        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+        sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+    };
+    (0..n_bins)
+        .map(|b| {
+            let (from, to) = (b * rows.len() / n_bins, (b + 1) * rows.len() / n_bins);
+            let mut days: Vec<f64> = rows[from..to].iter().map(|r| r.1).collect();
+            days.sort_by(f64::total_cmp);
+            LeadTimeBin {
+                min_risk: if b == 0 { threshold } else { rows[from].0 },
+                median_days: quantile(&days, 0.5),
+                p25_days: quantile(&days, 0.25),
+                rows: to - from,
+            }
+        })
+        .collect()
 }
 
 fn default_family() -> String {
@@ -142,6 +198,21 @@ pub struct CandidateMetrics {
 }
 
 impl ComponentModel {
+    /// The predicted lead time, in days, for a score of `risk`: the median of the band
+    /// it falls in (the first band below its start). `None` without bins or below the
+    /// threshold.
+    pub fn lead_time_days(&self, risk: f64) -> Option<f64> {
+        if risk < self.threshold {
+            return None;
+        }
+        self.lead_time
+            .iter()
+            .rev()
+            .find(|b| risk >= b.min_risk)
+            .or(self.lead_time.first())
+            .map(|b| b.median_days)
+    }
+
     /// Whether this component has a usable model.
     pub fn is_trained(&self) -> bool {
         self.skipped_reason.is_none()
@@ -537,4 +608,46 @@ pub fn list_versions(model_dir: &Path, device_type: &str) -> Result<Vec<String>>
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod lead_time_tests {
+    use super::*;
+
+    #[test]
+    fn bins_split_by_risk_and_give_each_band_its_median() {
+        // 24 flagged rows that failed: higher risk, sooner failure.
+        let rows: Vec<(f64, f64)> = (0..24)
+            .map(|i| (0.6 + 0.015 * f64::from(i), 12.0 - 0.5 * f64::from(i)))
+            .chain([(0.4, 1.0), (f64::NAN, 3.0)]) // below the threshold, broken: ignored
+            .collect();
+        let bins = lead_time_bins(0.6, rows);
+        assert_eq!(bins.len(), 3);
+        assert_eq!(bins.iter().map(|b| b.rows).sum::<usize>(), 24);
+        assert_eq!(bins[0].min_risk, 0.6);
+        assert!(
+            bins[0].median_days > bins[1].median_days && bins[1].median_days > bins[2].median_days
+        );
+        // The first band: rows 0..8, days 12.0 down to 8.5, median 10.25.
+        assert!((bins[0].median_days - 10.25).abs() < 1e-9, "{bins:?}");
+        assert!(bins[0].p25_days <= bins[0].median_days);
+
+        let model = ComponentModel {
+            threshold: 0.6,
+            lead_time: bins.clone(),
+            ..serde_json::from_value::<ComponentModel>(serde_json::json!({
+                "component": "c", "weights": [], "intercept": 0.0, "threshold": 0.6,
+                "persistence": 1, "threshold_rule": "x", "metrics": null, "skipped_reason": null
+            }))
+            .unwrap()
+        };
+        assert_eq!(model.lead_time_days(0.5), None, "below the threshold");
+        assert_eq!(model.lead_time_days(0.6), Some(bins[0].median_days));
+        assert_eq!(model.lead_time_days(0.99), Some(bins[2].median_days));
+        assert!(
+            lead_time_bins(0.6, vec![(0.7, 3.0); 7]).is_empty(),
+            "too few rows"
+        );
+        assert_eq!(lead_time_bins(0.6, vec![(0.7, 3.0); 9]).len(), 1);
+    }
 }

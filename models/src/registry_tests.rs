@@ -77,6 +77,7 @@ fn model(device_type: &str, variant: u32, padding: usize) -> ModelArtifact {
             threshold_rule: "target_precision".into(),
             metrics: None,
             skipped_reason: (*c != trained).then(|| "test".to_owned()),
+            lead_time: Vec::new(),
         })
         .collect();
     let mut a = ModelArtifact {

@@ -213,6 +213,7 @@ impl Scorer {
                 flagged,
                 model_version: model.version.clone(),
                 top_features: top_contributions(model, &self.contrib, &self.raw),
+                lead_time_days: comp.lead_time_days(risk),
             });
         }
         out

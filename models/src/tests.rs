@@ -399,6 +399,7 @@ fn handmade(version: &str, weight: f64) -> ModelArtifact {
             threshold_rule: "target_precision".into(),
             metrics: None,
             skipped_reason: (c != "drain_pump").then(|| "test".to_owned()),
+            lead_time: Vec::new(),
         })
         .collect();
     ModelArtifact {

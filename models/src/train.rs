@@ -1020,6 +1020,16 @@ fn choose_and_calibrate(
         (&ev.training, "_training")
     };
     let event_rows = event_rows_of(&model, event_set);
+    let lead_rows: Vec<(f64, f64)> = event_rows
+        .iter()
+        .filter(|r| r.positive)
+        .map(|r| {
+            (
+                r.risk,
+                (r.failure_ts - r.ts) as f64 / Timestamp::DAY_MS as f64,
+            )
+        })
+        .collect();
     let Some((threshold, rule, events)) = event_threshold(event_rows, p) else {
         model.skipped_reason = Some(format!(
             "no usable threshold: none catches a failure in the validation period within the alert budget of {} false alarms per 1000 device-months",
@@ -1031,6 +1041,7 @@ fn choose_and_calibrate(
     let (_, _, mut metrics) = evaluate(&scored, p.target_precision, Some(threshold));
     metrics.validation_events = Some(events);
     model.threshold = threshold;
+    model.lead_time = crate::artifact::lead_time_bins(threshold, lead_rows);
     model.threshold_rule = format!("{rule}{event_suffix}");
     model.metrics = Some(metrics);
     model
@@ -1231,6 +1242,7 @@ fn untrained(component: &str, p: &TrainParams) -> ComponentModel {
         threshold_rule: "none".into(),
         metrics: None,
         skipped_reason: None,
+        lead_time: Vec::new(),
     }
 }
 

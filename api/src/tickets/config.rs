@@ -1,6 +1,6 @@
 use std::fmt;
 
-use domain::{Priority, Severity};
+use domain::{Priority, Severity, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -69,14 +69,18 @@ impl fmt::Display for ConfigDuration {
 ///
 /// **Priority rules** (applied when a ticket opens, and again on every update, where
 /// a priority is only ever raised, never lowered automatically):
-/// 1. `urgent` if the risk is at least `urgent_risk`, or the device raised a fault code
-///    of `critical` severity that the catalogue links to the ticket's component within
-///    `critical_fault_window` before the prediction's event time;
-/// 2. `important` if the risk is at least `important_risk`;
+/// 1. `urgent` if the risk is at least `urgent_risk`, or the predicted lead time is at
+///    most `urgent_lead_time`, or the device raised a fault code of `critical` severity
+///    that the catalogue links to the ticket's component within `critical_fault_window`
+///    before the prediction's event time;
+/// 2. `important` if the risk is at least `important_risk`, or the predicted lead time
+///    is at most `important_lead_time`;
 /// 3. `normal` otherwise.
 ///
-/// The models give no lead time yet, so no rule uses one: priority follows risk and
-/// fault severity only. A reactive ticket (a critical fault code) is always urgent.
+/// The predicted lead time is the model's (`Prediction::lead_time_days`: the median
+/// time to failure of validation rows at a similar risk that did fail; docs/models.md);
+/// a model without lead times leaves risk and fault severity to decide. A reactive
+/// ticket (a critical fault code) is always urgent.
 ///
 /// **SLA**: a ticket must be responded to (leave `open`) by `opened_at +
 /// <tier>_response` and be resolved (or dismissed) by `opened_at + <tier>_resolve`.
@@ -89,6 +93,8 @@ impl fmt::Display for ConfigDuration {
 /// |---|---|---|
 /// | `urgent_risk` | `0.9` | risk at or above which a ticket is urgent |
 /// | `important_risk` | `0.7` | risk at or above which a ticket is important |
+/// | `urgent_lead_time` | `"2d"` | predicted lead time at or below which a ticket is urgent |
+/// | `important_lead_time` | `"7d"` | predicted lead time at or below which a ticket is important |
 /// | `urgent_response` | `"1h"` | response time of urgent tickets |
 /// | `important_response` | `"4h"` | response time of important tickets |
 /// | `normal_response` | `"24h"` | response time of normal tickets |
@@ -113,6 +119,10 @@ pub struct TicketConfig {
     pub urgent_risk: f64,
     /// Risk at or above which a ticket is important (default 0.7).
     pub important_risk: f64,
+    /// Predicted lead time at or below which a ticket is urgent (default 2 d).
+    pub urgent_lead_time: ConfigDuration,
+    /// Predicted lead time at or below which a ticket is important (default 7 d).
+    pub important_lead_time: ConfigDuration,
     /// Response time of urgent tickets (default 1 h).
     pub urgent_response: ConfigDuration,
     /// Response time of important tickets (default 4 h).
@@ -153,6 +163,8 @@ impl TicketConfig {
         Self {
             urgent_risk: 0.9,
             important_risk: 0.7,
+            urgent_lead_time: ConfigDuration::from_hours(2 * 24),
+            important_lead_time: ConfigDuration::from_hours(7 * 24),
             urgent_response: ConfigDuration::from_hours(1),
             important_response: ConfigDuration::from_hours(4),
             normal_response: ConfigDuration::from_hours(24),
@@ -184,6 +196,12 @@ impl TicketConfig {
             return Err(Error::Config(format!(
                 "important_risk ({}) must not exceed urgent_risk ({})",
                 self.important_risk, self.urgent_risk
+            )));
+        }
+        if self.urgent_lead_time > self.important_lead_time {
+            return Err(Error::Config(format!(
+                "urgent_lead_time ({}) must not exceed important_lead_time ({})",
+                self.urgent_lead_time, self.important_lead_time
             )));
         }
         if !unit(self.risk_log_delta) {
@@ -220,12 +238,21 @@ impl TicketConfig {
         Ok(())
     }
 
-    /// The priority tier of a risk, given whether a critical fault code of the
-    /// component was raised recently (see the rules above).
-    pub fn priority(&self, risk: f64, critical_fault: bool) -> Priority {
-        if critical_fault || risk >= self.urgent_risk {
+    /// The priority tier of a risk and its predicted lead time in days (if the model
+    /// gives one), given whether a critical fault code of the component was raised
+    /// recently (see the rules above).
+    pub fn priority(
+        &self,
+        risk: f64,
+        lead_time_days: Option<f64>,
+        critical_fault: bool,
+    ) -> Priority {
+        let within = |d: ConfigDuration| {
+            lead_time_days.is_some_and(|days| days * Timestamp::DAY_MS as f64 <= d.millis() as f64)
+        };
+        if critical_fault || risk >= self.urgent_risk || within(self.urgent_lead_time) {
             Priority::Urgent
-        } else if risk >= self.important_risk {
+        } else if risk >= self.important_risk || within(self.important_lead_time) {
             Priority::Important
         } else {
             Priority::Normal
@@ -299,12 +326,22 @@ mod tests {
     #[test]
     fn priority_rules() {
         let c = TicketConfig::default();
-        assert_eq!(c.priority(0.95, false), Priority::Urgent);
-        assert_eq!(c.priority(0.9, false), Priority::Urgent);
-        assert_eq!(c.priority(0.89, false), Priority::Important);
-        assert_eq!(c.priority(0.7, false), Priority::Important);
-        assert_eq!(c.priority(0.5, false), Priority::Normal);
-        assert_eq!(c.priority(0.5, true), Priority::Urgent);
+        assert_eq!(c.priority(0.95, None, false), Priority::Urgent);
+        assert_eq!(c.priority(0.9, None, false), Priority::Urgent);
+        assert_eq!(c.priority(0.89, None, false), Priority::Important);
+        assert_eq!(c.priority(0.7, None, false), Priority::Important);
+        assert_eq!(c.priority(0.5, None, false), Priority::Normal);
+        assert_eq!(c.priority(0.5, None, true), Priority::Urgent);
+        // Lead time: 2 days or less is urgent, 7 days or less important.
+        assert_eq!(c.priority(0.5, Some(2.0), false), Priority::Urgent);
+        assert_eq!(c.priority(0.5, Some(2.01), false), Priority::Important);
+        assert_eq!(c.priority(0.5, Some(7.0), false), Priority::Important);
+        assert_eq!(c.priority(0.5, Some(7.5), false), Priority::Normal);
+        assert_eq!(
+            c.priority(0.95, Some(30.0), false),
+            Priority::Urgent,
+            "risk still counts"
+        );
     }
 
     #[test]
@@ -317,6 +354,11 @@ mod tests {
         assert!(bad.validate().is_err());
         let bad = TicketConfig {
             urgent_risk: f64::NAN,
+            ..TicketConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        let bad = TicketConfig {
+            urgent_lead_time: ConfigDuration::from_hours(200),
             ..TicketConfig::default()
         };
         assert!(bad.validate().is_err());

@@ -391,12 +391,13 @@ impl TicketService {
     ) -> Result<TicketChange> {
         let config = &self.inner.config;
         let critical = critical_fault(config, p, ctx);
-        let priority = config.priority(p.risk, critical.is_some());
+        let priority = config.priority(p.risk, p.lead_time_days, critical.is_some());
         let risks = store::device_risk(conn, p.device_id.as_str())?;
         let diagnosis = serde_json::to_string(&build_diagnosis(
             &p.component,
             p.top_features.clone(),
             Some(p.model_version.clone()),
+            p.lead_time_days,
             &risks,
             ctx,
         ))?;
@@ -519,6 +520,7 @@ impl TicketService {
             component,
             scored.map(|r| r.top_features.clone()).unwrap_or_default(),
             scored.map(|r| r.model_version.clone()),
+            None,
             &risks,
             ctx,
         ))?;
@@ -1005,6 +1007,7 @@ fn build_diagnosis(
     component: &str,
     top_features: Vec<Contribution>,
     model_version: Option<String>,
+    lead_time_days: Option<f64>,
     risks: &[RiskRecord],
     ctx: &DiagnosisContext,
 ) -> Diagnosis {
@@ -1062,7 +1065,7 @@ fn build_diagnosis(
                 flagged: r.flagged,
             })
             .collect(),
-        lead_time_days: None,
+        lead_time_days,
         model_version,
     }
 }

@@ -61,6 +61,7 @@ fn pred(device: &str, component: &str, risk: f64, flagged: bool) -> Prediction {
             contribution: 1.2,
             normal_range: Some((10.0, 20.0)),
         }],
+        lead_time_days: None,
     }
 }
 
@@ -294,6 +295,26 @@ fn priority_rules_and_sla_deadlines() {
         .record_predictions(&[pred("wm-5", "drain_pump", 0.65, true)], &other)
         .unwrap();
     assert_eq!(ch[0].priority, Priority::Normal);
+
+    // A short predicted lead time raises a low risk, and the diagnosis carries it.
+    let soon = |device: &str, days: f64| Prediction {
+        lead_time_days: Some(days),
+        ..pred(device, "drain_pump", 0.65, true)
+    };
+    let ch = f
+        .svc
+        .record_predictions(
+            &[soon("wm-6", 1.5), soon("wm-7", 5.0), soon("wm-8", 10.0)],
+            &ctx,
+        )
+        .unwrap();
+    let got: Vec<Priority> = ch.iter().map(|c| c.priority).collect();
+    assert_eq!(
+        got,
+        [Priority::Urgent, Priority::Important, Priority::Normal]
+    );
+    let t = f.svc.get(ch[0].ticket_id).unwrap().unwrap();
+    assert_eq!(t.diagnosis.lead_time_days, Some(1.5));
 }
 
 #[test]
