@@ -65,6 +65,20 @@ pub struct HistoryEvent {
     pub mode: Option<String>,
 }
 
+/// A check that found a component healthy: a service ticket closed with the outcome
+/// `no_fault_found` (`fixahead train --from-store`). Training keeps the rows of that
+/// device and component in the horizon before the check as negatives (see
+/// [`crate::train`]); a history directory has none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthyCheck {
+    /// The device.
+    pub device_id: DeviceId,
+    /// When the check found nothing wrong.
+    pub ts: Timestamp,
+    /// The component checked.
+    pub component: String,
+}
+
 /// `base` plus the profiles in `{history_dir}/profiles/*.toml`, which override builtins.
 pub fn load_profiles(history_dir: &Path, base: &ProfileSet) -> Result<ProfileSet> {
     let mut set = base.clone();

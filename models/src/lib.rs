@@ -98,9 +98,11 @@ mod registry_tests;
 #[cfg(test)]
 mod tests;
 
-pub use artifact::{ComponentMetrics, ComponentModel, ModelArtifact, TrainingSummary};
+pub use artifact::{
+    ComponentMetrics, ComponentModel, LabelSummary, ModelArtifact, TrainingSummary,
+};
 pub use error::{Error, Result};
 pub use features::{DeviceState, FeatureSchema};
 pub use registry::ModelRegistry;
 pub use scorer::{replay_history, Scorer};
-pub use train::{train, TrainParams, TrainProgress};
+pub use train::{train, train_on, TrainParams, TrainProgress, TrainingData};
