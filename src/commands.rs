@@ -282,7 +282,7 @@ fn train_into(
             let summary = &artifact.training_summary;
             let labels = &summary.labels;
             println!(
-                "  labels ({}): failures {}, no_fault_found {} ({} training rows kept as negatives), positive training rows {}",
+                "  labels ({}): failures {}, no_fault_found {} ({} rows labelled negative), positive training rows {}",
                 labels.source,
                 per_component(&labels.failures),
                 per_component(&labels.no_fault_found),

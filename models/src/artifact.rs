@@ -283,7 +283,8 @@ pub struct LabelSummary {
     pub failures: BTreeMap<String, u64>,
     /// No-fault-found checks per component.
     pub no_fault_found: BTreeMap<String, u64>,
-    /// Training rows per component that a no-fault-found check kept as negatives.
+    /// Feature rows per component (training and validation) that a no-fault-found
+    /// check labelled negative; the training ones are in every fit.
     pub no_fault_found_rows: BTreeMap<String, u64>,
 }
 

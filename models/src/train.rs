@@ -673,8 +673,9 @@ fn train_type(
             }
         }
         positives_summary.insert(component.clone(), pos.len() as u64);
-        if !hard_neg.is_empty() {
-            nff_rows.insert(component.clone(), hard_neg.len() as u64);
+        let checked_rows = checked.iter().filter(|c| **c).count() as u64;
+        if checked_rows > 0 {
+            nff_rows.insert(component.clone(), checked_rows);
         }
         let skip = |reason: String| ComponentModel {
             skipped_reason: Some(reason),
