@@ -225,15 +225,22 @@ async fn outcomes_recorded_through_the_api_become_the_labels_train_from_store_us
         .as_i64()
         .unwrap();
     record(&server, sentinel, &json!({"kind": "customer_declined"})).await;
-    assert!(server.stop().success());
-
-    let (ok, stdout, stderr) = train_from_store(&data, &models, &params);
-    assert!(ok, "train --from-store failed:\n{stdout}\n{stderr}");
     let n_confirmed: u64 = confirmed.values().sum();
     let n_no_fault: u64 = no_fault.values().sum();
     let expected = format!(
         "outcomes: confirmed_failure {n_confirmed} -> {n_confirmed} failure events, no_fault_found {n_no_fault} -> {n_no_fault} negative labels, customer_declined 1 and not_reached 1 -> no label"
     );
+
+    // Beside the running pipeline (read-only on both stores), then once it stopped.
+    let (ok, stdout, stderr) = train_from_store(&data, &tmp.path().join("live-models"), &params);
+    assert!(
+        ok,
+        "train --from-store beside fixahead run failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains(&expected), "{expected}\nnot in:\n{stdout}");
+    assert!(server.stop().success());
+    let (ok, stdout, stderr) = train_from_store(&data, &models, &params);
+    assert!(ok, "train --from-store failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(&expected), "{expected}\nnot in:\n{stdout}");
     assert!(stdout.contains("33 devices"), "{stdout}");
 
