@@ -479,11 +479,11 @@ pub(crate) struct TrainArgs {
     pub(crate) from_store: bool,
     /// Data directory holding hot.db and tickets.db (with --from-store) [default: ./data,
     /// as for `run`].
-    #[arg(long, value_name = "DIR", requires = "from_store")]
+    #[arg(long, value_name = "DIR", conflicts_with = "history")]
     pub(crate) data_dir: Option<PathBuf>,
     /// TOML configuration file of `run` (with --from-store): its data_dir and profiles
     /// directory; --data-dir overrides its data_dir.
-    #[arg(long, value_name = "FILE", requires = "from_store")]
+    #[arg(long, value_name = "FILE", conflicts_with = "history")]
     pub(crate) config: Option<PathBuf>,
     /// Label horizon: a row is positive when the component fails within it (e.g. 14d, 30h).
     #[arg(long, default_value = "14d")]
