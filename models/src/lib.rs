@@ -31,7 +31,11 @@
 //! records a failure of `c` in `(t, t + horizon]`. Rows after a failure of `c` and
 //! before its repair are excluded for `c` (the device is broken, not at risk); rows whose
 //! horizon runs past the end of the history are excluded unless already positive
-//! (their label is unknown).
+//! (their label is unknown). [`TrainingData`] can come from elsewhere than a history
+//! directory (`fixahead train --from-store`: ticket outcomes); its no-fault-found
+//! [`history::HealthyCheck`]s make the rows of their component within one horizon
+//! before the check negatives, censored or not (unless positive or broken), and every
+//! fit keeps those rows (docs/models.md, "The feedback loop").
 //!
 //! The split is by time, never shuffled: the last `validation_share` (default 30%) of the
 //! history's time range validates. Training rows must have their whole horizon before
