@@ -151,13 +151,7 @@ pub(crate) fn training_data(
             reader
                 .replay_since(Timestamp(i64::MIN), |m| {
                     stats.lines += 1;
-                    stats.decoded += 1;
-                    if let Some(ts) = m.ts() {
-                        stats.time_range = Some(match stats.time_range {
-                            None => (ts, ts),
-                            Some((a, b)) => (a.min(ts), b.max(ts)),
-                        });
-                    }
+                    stats.decoded(&m);
                     f(m);
                 })
                 .map_err(|e| models::Error::InvalidHistory {

@@ -151,13 +151,7 @@ pub fn for_each_message(
         topic.push_str(&head.msg);
         match domain::decode(&topic, bytes, profiles) {
             Ok(msg) => {
-                stats.decoded += 1;
-                if let Some(ts) = msg.ts() {
-                    stats.time_range = Some(match stats.time_range {
-                        None => (ts, ts),
-                        Some((a, b)) => (a.min(ts), b.max(ts)),
-                    });
-                }
+                stats.decoded(&msg);
                 f(msg);
             }
             Err(rejection) => stats.reject(rejection.reason.as_str()),
@@ -167,6 +161,17 @@ pub fn for_each_message(
 }
 
 impl HistoryStats {
+    /// Counts a decoded message: `decoded`, and `time_range` from its event time.
+    pub fn decoded(&mut self, msg: &Message) {
+        self.decoded += 1;
+        if let Some(ts) = msg.ts() {
+            self.time_range = Some(match self.time_range {
+                None => (ts, ts),
+                Some((a, b)) => (a.min(ts), b.max(ts)),
+            });
+        }
+    }
+
     fn reject(&mut self, reason: &str) {
         self.rejected += 1;
         *self
