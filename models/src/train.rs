@@ -1,4 +1,5 @@
-//! Training: history directory in, one [`ModelArtifact`] per device type out.
+//! Training: a history directory (or any [`TrainingData`]: `fixahead train --from-store`
+//! builds one from the stores) in, one [`ModelArtifact`] per device type out.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -11,10 +12,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::LabelSummary;
 use crate::artifact::{
-    sigmoid, CandidateMetrics, ComponentMetrics, ComponentModel, ModelArtifact, TrainingSummary,
-    FAMILY_LOGISTIC, FAMILY_TREES, FORMAT_VERSION,
+    sigmoid, CandidateMetrics, ComponentMetrics, ComponentModel, LabelSummary, ModelArtifact,
+    TrainingSummary, FAMILY_LOGISTIC, FAMILY_TREES, FORMAT_VERSION,
 };
 use crate::features::{DeviceState, FeatureSchema};
 use crate::history::{self, EventKind, HealthyCheck, HistoryEvent, HistoryStats};
