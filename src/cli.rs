@@ -25,7 +25,8 @@ pub(crate) enum Command {
     Demo(DemoArgs),
     /// Simulate a fleet: publish live over MQTT, or write a history directory with --out.
     Simulate(SimulateArgs),
-    /// Train one model per device type from a history directory.
+    /// Train one model per device type from a history directory, or from the stores and
+    /// ticket outcomes of a data directory (--from-store).
     Train(TrainArgs),
     /// Publish a history directory (simulated or recorded) to a broker, keeping per-device order.
     Replay(ReplayArgs),
@@ -463,8 +464,27 @@ pub(crate) struct SimulateArgs {
 #[derive(Debug, Args)]
 pub(crate) struct TrainArgs {
     /// History directory (see docs/history-format.md).
-    #[arg(long, value_name = "DIR")]
-    pub(crate) history: PathBuf,
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "from_store",
+        conflicts_with = "from_store"
+    )]
+    pub(crate) history: Option<PathBuf>,
+    /// Train on what the running system recorded instead of a history directory: the
+    /// telemetry and faults in DATA_DIR/hot.db, labelled by the ticket outcomes in
+    /// DATA_DIR/tickets.db (confirmed failures and no-fault-found checks; docs/models.md,
+    /// "The feedback loop"). Reads both read-only, so `fixahead run` may keep running.
+    #[arg(long)]
+    pub(crate) from_store: bool,
+    /// Data directory holding hot.db and tickets.db (with --from-store) [default: ./data,
+    /// as for `run`].
+    #[arg(long, value_name = "DIR", conflicts_with = "history")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// TOML configuration file of `run` (with --from-store): its data_dir and profiles
+    /// directory; --data-dir overrides its data_dir.
+    #[arg(long, value_name = "FILE", conflicts_with = "history")]
+    pub(crate) config: Option<PathBuf>,
     /// Label horizon: a row is positive when the component fails within it (e.g. 14d, 30h).
     #[arg(long, default_value = "14d")]
     pub(crate) horizon: String,

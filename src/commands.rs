@@ -151,7 +151,18 @@ pub(crate) fn train(args: TrainArgs) -> anyhow::Result<()> {
         },
         ..base
     };
-    train_into(&args.history, &args.out, &params, true)?;
+    let data = match &args.history {
+        Some(history) => models::TrainingData::from_history(history, &ProfileSet::builtin())
+            .with_context(|| format!("reading {}", history.display()))?,
+        None => {
+            let (data_dir, profiles) = crate::feedback::data_dir_and_profiles(
+                args.data_dir.as_deref(),
+                args.config.as_deref(),
+            )?;
+            crate::feedback::training_data(&data_dir, profiles)?
+        }
+    };
+    train_into(data, &args.out, &params, true)?;
     Ok(())
 }
 
@@ -220,11 +231,12 @@ pub(crate) fn predict(args: PredictArgs) -> anyhow::Result<()> {
 
 /// Trains from a history directory into a model directory, printing a summary.
 fn train_into(
-    history: &Path,
+    data: models::TrainingData<'_>,
     out: &Path,
     params: &models::TrainParams,
     verbose: bool,
 ) -> anyhow::Result<Vec<String>> {
+    let history = data.origin.clone();
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
@@ -253,7 +265,7 @@ fn train_into(
             bar.set_message(format!("trained {device_type}/{component}: {outcome}"));
         }
     };
-    let artifacts = models::train(history, &ProfileSet::builtin(), params, &mut on_progress)
+    let artifacts = models::train_on(data, params, &mut on_progress)
         .with_context(|| format!("training from {}", history.display()))?;
     bar.finish_and_clear();
     if artifacts.is_empty() {
@@ -267,6 +279,16 @@ fn train_into(
         let path = models::artifact::save(artifact, out)?;
         if verbose {
             println!("{} -> {}", artifact.version, path.display());
+            let summary = &artifact.training_summary;
+            let labels = &summary.labels;
+            println!(
+                "  labels ({}): failures {}, no_fault_found {} ({} rows labelled negative), positive training rows {}",
+                labels.source,
+                per_component(&labels.failures),
+                per_component(&labels.no_fault_found),
+                labels.no_fault_found_rows.values().sum::<u64>(),
+                per_component(&summary.positives),
+            );
             for c in &artifact.components {
                 match (&c.metrics, &c.skipped_reason) {
                     (_, Some(why)) => println!("  {:<16} skipped: {why}", c.component),
@@ -281,6 +303,20 @@ fn train_into(
         versions.push(artifact.version.clone());
     }
     Ok(versions)
+}
+
+/// `a 1, b 2` (only the non-zero counts), or `none`.
+fn per_component(counts: &std::collections::BTreeMap<String, u64>) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    if parts.is_empty() {
+        "none".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 pub(crate) fn simulator_config(
@@ -355,7 +391,8 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         );
         let out = model_dir.clone();
         let versions = tokio::task::spawn_blocking(move || {
-            train_into(&history, &out, &models::TrainParams::default(), true)
+            let data = models::TrainingData::from_history(&history, &ProfileSet::builtin())?;
+            train_into(data, &out, &models::TrainParams::default(), true)
         })
         .await??;
         println!("  trained {}", versions.join(", "));

@@ -337,6 +337,26 @@ pub struct TrainingSummary {
     pub rejected_events: u64,
     /// The parameters used.
     pub params: TrainParams,
+    /// What the labels were: their source and the failures and no-fault-found checks
+    /// per component of this type's devices (absent in files written before the
+    /// feedback loop: empty).
+    #[serde(default)]
+    pub labels: LabelSummary,
+}
+
+/// The labels a model was trained on.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LabelSummary {
+    /// `history` (a history directory's `events.jsonl`) or `store` (ticket outcomes,
+    /// `fixahead train --from-store`).
+    pub source: String,
+    /// Failure events per component (before any test period).
+    pub failures: BTreeMap<String, u64>,
+    /// No-fault-found checks per component.
+    pub no_fault_found: BTreeMap<String, u64>,
+    /// Feature rows per component (training and validation) that a no-fault-found
+    /// check labelled negative; the training ones are in every fit.
+    pub no_fault_found_rows: BTreeMap<String, u64>,
 }
 
 impl ModelArtifact {

@@ -65,6 +65,20 @@ pub struct HistoryEvent {
     pub mode: Option<String>,
 }
 
+/// A check that found a component healthy: a service ticket closed with the outcome
+/// `no_fault_found` (`fixahead train --from-store`). Training keeps the rows of that
+/// device and component in the horizon before the check as negatives (see
+/// [`crate::train`]); a history directory has none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthyCheck {
+    /// The device.
+    pub device_id: DeviceId,
+    /// When the check found nothing wrong.
+    pub ts: Timestamp,
+    /// The component checked.
+    pub component: String,
+}
+
 /// `base` plus the profiles in `{history_dir}/profiles/*.toml`, which override builtins.
 pub fn load_profiles(history_dir: &Path, base: &ProfileSet) -> Result<ProfileSet> {
     let mut set = base.clone();
@@ -137,13 +151,7 @@ pub fn for_each_message(
         topic.push_str(&head.msg);
         match domain::decode(&topic, bytes, profiles) {
             Ok(msg) => {
-                stats.decoded += 1;
-                if let Some(ts) = msg.ts() {
-                    stats.time_range = Some(match stats.time_range {
-                        None => (ts, ts),
-                        Some((a, b)) => (a.min(ts), b.max(ts)),
-                    });
-                }
+                stats.decoded(&msg);
                 f(msg);
             }
             Err(rejection) => stats.reject(rejection.reason.as_str()),
@@ -153,6 +161,17 @@ pub fn for_each_message(
 }
 
 impl HistoryStats {
+    /// Counts a decoded message: `decoded`, and `time_range` from its event time.
+    pub fn decoded(&mut self, msg: &Message) {
+        self.decoded += 1;
+        if let Some(ts) = msg.ts() {
+            self.time_range = Some(match self.time_range {
+                None => (ts, ts),
+                Some((a, b)) => (a.min(ts), b.max(ts)),
+            });
+        }
+    }
+
     fn reject(&mut self, reason: &str) {
         self.rejected += 1;
         *self

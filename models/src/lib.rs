@@ -31,7 +31,11 @@
 //! records a failure of `c` in `(t, t + horizon]`. Rows after a failure of `c` and
 //! before its repair are excluded for `c` (the device is broken, not at risk); rows whose
 //! horizon runs past the end of the history are excluded unless already positive
-//! (their label is unknown).
+//! (their label is unknown). [`TrainingData`] can come from elsewhere than a history
+//! directory (`fixahead train --from-store`: ticket outcomes); its no-fault-found
+//! [`history::HealthyCheck`]s make the rows of their component within one horizon
+//! before the check negatives, censored or not (unless positive or broken), and every
+//! fit keeps those rows (docs/models.md, "The feedback loop").
 //!
 //! The split is by time, never shuffled: the last `validation_share` (default 30%) of the
 //! history's time range validates. Training rows must have their whole horizon before
@@ -98,9 +102,11 @@ mod registry_tests;
 #[cfg(test)]
 mod tests;
 
-pub use artifact::{ComponentMetrics, ComponentModel, ModelArtifact, TrainingSummary};
+pub use artifact::{
+    ComponentMetrics, ComponentModel, LabelSummary, ModelArtifact, TrainingSummary,
+};
 pub use error::{Error, Result};
 pub use features::{DeviceState, FeatureSchema};
 pub use registry::ModelRegistry;
 pub use scorer::{replay_history, Scorer};
-pub use train::{train, TrainParams, TrainProgress};
+pub use train::{train, train_on, TrainParams, TrainProgress, TrainingData};

@@ -107,6 +107,7 @@ fn model(device_type: &str, variant: u32, padding: usize) -> ModelArtifact {
                 .collect(),
             rejected_events: 0,
             params: TrainParams::default(),
+            labels: Default::default(),
         },
     };
     a.version = format!("{device_type}-v{variant}-{}", a.content_hash());

@@ -427,6 +427,7 @@ fn handmade(version: &str, weight: f64) -> ModelArtifact {
             rejected_by_reason: BTreeMap::new(),
             rejected_events: 0,
             params: TrainParams::default(),
+            labels: Default::default(),
         },
     }
 }

@@ -1,7 +1,8 @@
-//! Training: history directory in, one [`ModelArtifact`] per device type out.
+//! Training: a history directory (or any [`TrainingData`]: `fixahead train --from-store`
+//! builds one from the stores) in, one [`ModelArtifact`] per device type out.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use domain::{DeviceId, Message, ProfileSet, Timestamp};
 use linfa::prelude::*;
@@ -12,11 +13,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::{
-    sigmoid, CandidateMetrics, ComponentMetrics, ComponentModel, ModelArtifact, TrainingSummary,
-    FAMILY_LOGISTIC, FAMILY_TREES, FORMAT_VERSION,
+    sigmoid, CandidateMetrics, ComponentMetrics, ComponentModel, LabelSummary, ModelArtifact,
+    TrainingSummary, FAMILY_LOGISTIC, FAMILY_TREES, FORMAT_VERSION,
 };
 use crate::features::{DeviceState, FeatureSchema};
-use crate::history::{self, EventKind, HistoryEvent};
+use crate::history::{self, EventKind, HealthyCheck, HistoryEvent, HistoryStats};
 use crate::trees::Tree;
 use crate::{Error, Result};
 
@@ -233,6 +234,56 @@ struct Device {
     rows: u32,
 }
 
+/// Reads the messages of a training set: hands each decoded message to the callback,
+/// in the order the feature engine should apply them, and reports what it read.
+pub type MessageReader<'a> =
+    Box<dyn FnOnce(&ProfileSet, &mut dyn FnMut(Message)) -> Result<HistoryStats> + 'a>;
+
+/// Everything training reads, wherever it comes from: a history directory
+/// ([`TrainingData::from_history`]) or the live stores (`fixahead train --from-store`
+/// builds one from `hot.db` and the ticket outcomes in `tickets.db`, in memory).
+pub struct TrainingData<'a> {
+    /// Where the data comes from (a directory or a file), for messages and errors.
+    pub origin: PathBuf,
+    /// Where the labels come from, recorded in each artefact: `history` (`events.jsonl`)
+    /// or `store` (ticket outcomes).
+    pub label_source: String,
+    /// The profiles the messages are decoded and featurised with.
+    pub profiles: ProfileSet,
+    /// Failures and repairs, any order.
+    pub events: Vec<HistoryEvent>,
+    /// Event records that were unusable and skipped.
+    pub rejected_events: u64,
+    /// No-fault-found checks: negatives kept near the check (see the crate docs).
+    pub healthy_checks: Vec<HealthyCheck>,
+    /// The messages.
+    pub messages: MessageReader<'a>,
+}
+
+impl TrainingData<'static> {
+    /// A history directory (docs/history-format.md): `base` overridden by its
+    /// `profiles/`, its `events.jsonl` and its `telemetry.jsonl` in file order.
+    pub fn from_history(history_dir: &Path, base: &ProfileSet) -> Result<Self> {
+        let profiles = history::load_profiles(history_dir, base)?;
+        let (events, rejected_events) = history::load_events(history_dir)?;
+        let dir = history_dir.to_owned();
+        Ok(Self {
+            origin: history_dir.to_owned(),
+            label_source: LABELS_FROM_HISTORY.into(),
+            profiles,
+            events,
+            rejected_events,
+            healthy_checks: Vec::new(),
+            messages: Box::new(move |profiles, f| history::for_each_message(&dir, profiles, f)),
+        })
+    }
+}
+
+/// [`LabelSummary::source`] of a model trained on a history directory's `events.jsonl`.
+pub const LABELS_FROM_HISTORY: &str = "history";
+/// [`LabelSummary::source`] of a model trained on ticket outcomes (`--from-store`).
+pub const LABELS_FROM_STORE: &str = "store";
+
 /// Trains one artefact per device type found in the history (see the crate docs for
 /// features, labels, imbalance handling and thresholds). Types without enough data for
 /// any training rows are reported through `progress` and left out.
@@ -243,10 +294,33 @@ pub fn train(
     progress: &mut dyn FnMut(TrainProgress),
 ) -> Result<Vec<ModelArtifact>> {
     params.validate()?;
-    let profiles = history::load_profiles(history_dir, profiles)?;
-    let (mut events, rejected_events) = history::load_events(history_dir)?;
+    train_on(
+        TrainingData::from_history(history_dir, profiles)?,
+        params,
+        progress,
+    )
+}
+
+/// [`train`] on any [`TrainingData`].
+pub fn train_on(
+    data: TrainingData<'_>,
+    params: &TrainParams,
+    progress: &mut dyn FnMut(TrainProgress),
+) -> Result<Vec<ModelArtifact>> {
+    params.validate()?;
+    let TrainingData {
+        origin,
+        label_source,
+        profiles,
+        mut events,
+        rejected_events,
+        mut healthy_checks,
+        messages: read_messages,
+    } = data;
+    events.sort_by_key(|e| e.ts);
     let test_from = params.test_from_ms.unwrap_or(i64::MAX);
     events.retain(|e| e.ts.0 < test_from);
+    healthy_checks.retain(|c| c.ts.0 < test_from);
     // The time range of the messages training reads (the test period excluded).
     let mut read_range: Option<(Timestamp, Timestamp)> = None;
 
@@ -258,7 +332,7 @@ pub fn train(
     let mut scratch: Vec<f64> = Vec::new();
     let mut messages = 0u64;
     let mut next_report = 100_000u64;
-    let stats = history::for_each_message(history_dir, &profiles, |msg| {
+    let stats = read_messages(&profiles, &mut |msg| {
         messages += 1;
         if messages >= next_report {
             next_report += 100_000;
@@ -340,7 +414,7 @@ pub fn train(
     });
     let Some((t_min, t_max)) = read_range else {
         return Err(Error::InvalidHistory {
-            path: history_dir.to_owned(),
+            path: origin,
             message: format!(
                 "no decodable messages{} ({} lines, {} rejected)",
                 if params.test_from_ms.is_some() {
@@ -367,11 +441,46 @@ pub fn train(
         .enumerate()
         .map(|(i, d)| (d, i as u32))
         .collect();
+    // What the labels are, per device type (the type the device last reported).
+    let mut labels: BTreeMap<String, LabelSummary> = BTreeMap::new();
+    let mut count = |id: &DeviceId, component: &str, failure: bool| {
+        let Some(device) = devices.get(id) else {
+            return;
+        };
+        let summary = labels
+            .entry(device.type_name.clone())
+            .or_insert_with(|| LabelSummary {
+                source: label_source.clone(),
+                ..LabelSummary::default()
+            });
+        let map = if failure {
+            &mut summary.failures
+        } else {
+            &mut summary.no_fault_found
+        };
+        *map.entry(component.to_owned()).or_default() += 1;
+    };
     for e in &events {
         if let Some(&i) = index.get(&e.device_id) {
             by_device.entry(i).or_default().push(e);
         }
+        if e.kind == EventKind::Failure {
+            count(&e.device_id, &e.component, true);
+        }
     }
+    let mut checks: HashMap<u32, Vec<&HealthyCheck>> = HashMap::new();
+    for c in &healthy_checks {
+        if let Some(&i) = index.get(&c.device_id) {
+            checks.entry(i).or_default().push(c);
+        }
+        count(&c.device_id, &c.component, false);
+    }
+    let truth = GroundTruth {
+        events: by_device,
+        checks,
+        labels,
+        label_source,
+    };
 
     let ctx = TrainContext {
         params,
@@ -383,7 +492,7 @@ pub fn train(
     };
     let mut out = Vec::new();
     for (device_type, rows) in &types {
-        match train_type(&ctx, device_type, rows, &by_device, progress)? {
+        match train_type(&ctx, device_type, rows, &truth, progress)? {
             Some(a) => out.push(a),
             None => progress(TrainProgress::Component {
                 device_type: device_type.clone(),
@@ -393,6 +502,15 @@ pub fn train(
         }
     }
     Ok(out)
+}
+
+/// Labels per device (by index): failures and repairs, no-fault-found checks, and what
+/// they add up to per device type.
+struct GroundTruth<'a> {
+    events: HashMap<u32, Vec<&'a HistoryEvent>>,
+    checks: HashMap<u32, Vec<&'a HealthyCheck>>,
+    labels: BTreeMap<String, LabelSummary>,
+    label_source: String,
 }
 
 struct TrainContext<'a> {
@@ -434,13 +552,46 @@ fn label(events: &[(i64, EventKind)], t: i64, horizon: i64, t_max: i64) -> Optio
     }
 }
 
+/// [`label`] with no-fault-found checks (sorted times): a row at `t` that a check at
+/// `r` covers (`r - horizon <= t <= r`) and that is not positive and not broken is a
+/// negative even when its horizon runs past the end of the data, and is marked (`true`)
+/// so that every fit keeps it. A confirmed failure within the horizon wins over a check.
+fn label_checked(
+    events: &[(i64, EventKind)],
+    checks: &[i64],
+    t: i64,
+    horizon: i64,
+    t_max: i64,
+) -> (Option<(bool, i64)>, bool) {
+    let l = if events.is_empty() {
+        (t.saturating_add(horizon) <= t_max).then_some((false, 0))
+    } else {
+        label(events, t, horizon, t_max)
+    };
+    if matches!(l, Some((true, _))) {
+        return (l, false);
+    }
+    let first = checks.partition_point(|&r| r < t);
+    let covered = checks
+        .get(first)
+        .is_some_and(|&r| r.saturating_sub(horizon) <= t);
+    let upto = events.partition_point(|(ts, _)| *ts <= t);
+    let broken = upto > 0 && events[upto - 1].1 == EventKind::Failure;
+    if covered && !broken {
+        (Some((false, 0)), true)
+    } else {
+        (l, false)
+    }
+}
+
 fn train_type(
     ctx: &TrainContext<'_>,
     device_type: &str,
     rows: &TypeRows,
-    by_device: &HashMap<u32, Vec<&HistoryEvent>>,
+    truth: &GroundTruth<'_>,
     progress: &mut dyn FnMut(TrainProgress),
 ) -> Result<Option<ModelArtifact>> {
+    let by_device = &truth.events;
     let p = ctx.params;
     let d = rows.schema.len();
     let n = rows.len();
@@ -469,6 +620,7 @@ fn train_type(
     let components = rows.schema.components().to_vec();
     let mut models = Vec::with_capacity(components.len());
     let mut positives_summary = BTreeMap::new();
+    let mut nff_rows = BTreeMap::new();
     for component in &components {
         // Per-device sorted (ts, kind) lists for this component.
         let mut ev: HashMap<u32, Vec<(i64, EventKind)>> = HashMap::new();
@@ -482,23 +634,49 @@ fn train_type(
                 ev.insert(dev, v);
             }
         }
+        // Per-device sorted no-fault-found check times for this component.
+        let mut chk: HashMap<u32, Vec<i64>> = HashMap::new();
+        for (&dev, list) in &truth.checks {
+            let mut v: Vec<i64> = list
+                .iter()
+                .filter(|c| &c.component == component)
+                .map(|c| c.ts.0)
+                .collect();
+            if !v.is_empty() {
+                v.sort_unstable();
+                chk.insert(dev, v);
+            }
+        }
+        let mut checked = vec![false; n];
         let labels: Vec<Option<(bool, i64)>> = (0..n)
-            .map(|i| match ev.get(&rows.dev[i]) {
-                Some(list) => label(list, rows.ts[i], p.horizon_ms, ctx.t_max.0),
-                None if rows.ts[i].saturating_add(p.horizon_ms) > ctx.t_max.0 => None,
-                None => Some((false, 0)),
+            .map(|i| {
+                let (l, hard) = label_checked(
+                    ev.get(&rows.dev[i]).map_or(&[][..], Vec::as_slice),
+                    chk.get(&rows.dev[i]).map_or(&[][..], Vec::as_slice),
+                    rows.ts[i],
+                    p.horizon_ms,
+                    ctx.t_max.0,
+                );
+                checked[i] = hard;
+                l
             })
             .collect();
         let mut pos = Vec::new();
         let mut neg = Vec::new();
+        let mut hard_neg = Vec::new();
         for &i in &train_idx {
             match labels[i] {
                 Some((true, _)) => pos.push(i),
+                Some((false, _)) if checked[i] => hard_neg.push(i),
                 Some((false, _)) => neg.push(i),
                 None => {}
             }
         }
         positives_summary.insert(component.clone(), pos.len() as u64);
+        let checked_rows = checked.iter().filter(|c| **c).count() as u64;
+        if checked_rows > 0 {
+            nff_rows.insert(component.clone(), checked_rows);
+        }
         let skip = |reason: String| ComponentModel {
             skipped_reason: Some(reason),
             ..untrained(component, p)
@@ -509,15 +687,17 @@ fn train_type(
                 pos.len(),
                 p.min_positives
             ))
-        } else if neg.is_empty() {
+        } else if neg.is_empty() && hard_neg.is_empty() {
             skip("no negative training rows".into())
         } else {
             let seed =
                 p.seed ^ fnv(device_type.as_bytes()) ^ fnv(component.as_bytes()).rotate_left(17);
-            match fit_component(rows, &pos, &neg, &mean, &std, p, seed) {
+            match fit_component(rows, &pos, &neg, &hard_neg, &mean, &std, p, seed) {
                 Err(message) => skip(format!("solver failed: {message}")),
                 Ok(fit) => {
-                    let ev = EvalRows::new(rows, &split_of, &labels, &pos, &neg, ctx, &mean, &std);
+                    let all_neg: Vec<usize> = neg.iter().chain(&hard_neg).copied().collect();
+                    let ev =
+                        EvalRows::new(rows, &split_of, &labels, &pos, &all_neg, ctx, &mean, &std);
                     choose_and_calibrate(component, fit, &ev, p)
                 }
             }
@@ -549,6 +729,17 @@ fn train_type(
         rejected_by_reason: ctx.stats.rejected_by_reason.clone(),
         rejected_events: ctx.rejected_events,
         params: p.clone(),
+        labels: LabelSummary {
+            no_fault_found_rows: nff_rows,
+            ..truth
+                .labels
+                .get(device_type)
+                .cloned()
+                .unwrap_or_else(|| LabelSummary {
+                    source: truth.label_source.clone(),
+                    ..LabelSummary::default()
+                })
+        },
     };
     let now = chrono::Utc::now();
     let mut artifact = ModelArtifact {
@@ -643,10 +834,12 @@ fn percentiles(rows: &TypeRows, idx: &[usize], d: usize, mean: &[f64]) -> (Vec<f
 /// Fits one component: all positives (at most `max_fit_rows / (1 + ratio)` of them),
 /// `negatives_per_positive` times as many negatives, drawn with the seed, on standardised
 /// features; returns oriented weights and the intercept corrected for the sampling.
+#[allow(clippy::too_many_arguments)]
 fn fit_component(
     rows: &TypeRows,
     pos: &[usize],
     neg: &[usize],
+    keep_neg: &[usize],
     mean: &[f64],
     std: &[f64],
     p: &TrainParams,
@@ -657,7 +850,8 @@ fn fit_component(
     let ratio = p.negatives_per_positive;
     let cap = ((p.max_fit_rows as f64 / (1.0 + ratio)).floor() as usize).max(1);
     let pos_keep = pos.len().min(cap);
-    let neg_keep = ((pos_keep as f64 * ratio).ceil() as usize).clamp(1, neg.len());
+    let neg_total = neg.len() + keep_neg.len();
+    let neg_keep = ((pos_keep as f64 * ratio).ceil() as usize).clamp(1, neg_total);
     let mut sample = |from: &[usize], k: usize| -> Vec<usize> {
         if k >= from.len() {
             return from.to_vec();
@@ -670,11 +864,14 @@ fn fit_component(
         v
     };
     let pos = sample(pos, pos_keep);
-    let chosen = sample(neg, neg_keep);
+    // Checked negatives (no fault found) are always kept; the draw fills up the rest.
+    let mut chosen = sample(neg, neg_keep.saturating_sub(keep_neg.len()));
+    chosen.extend_from_slice(keep_neg);
+    chosen.sort_unstable();
     // Prior correction: sampling keeps positives at rate r_pos and negatives at r_neg,
     // which multiplies the odds by r_pos / r_neg.
     let correction =
-        (neg_keep as f64 / neg.len() as f64).ln() - (pos_keep as f64 / pos.len() as f64).ln();
+        (chosen.len() as f64 / neg_total as f64).ln() - (pos_keep as f64 / pos.len() as f64).ln();
 
     let m = pos.len() + chosen.len();
     let mut x = Array2::<f64>::zeros((m, d));
@@ -1363,6 +1560,44 @@ mod tests {
         assert_eq!(label(&ev, 104, h, 1000), None);
         assert_eq!(label(&ev, 105, h, 1000), Some((false, 0)), "repaired");
         assert_eq!(label(&ev, 995, h, 1000), None, "censored at the end");
+    }
+
+    #[test]
+    fn no_fault_found_checks_keep_censored_rows_as_marked_negatives() {
+        let h = 10;
+        // Without checks, exactly `label` (an unlabelled device is healthy until censored).
+        assert_eq!(
+            label_checked(&[], &[], 80, h, 1000),
+            (Some((false, 0)), false)
+        );
+        assert_eq!(label_checked(&[], &[], 995, h, 1000), (None, false));
+        // A check at 998 covers 988..=998: those rows are negatives, even censored ones.
+        let checks = [998];
+        assert_eq!(
+            label_checked(&[], &checks, 995, h, 1000),
+            (Some((false, 0)), true)
+        );
+        assert_eq!(
+            label_checked(&[], &checks, 988, h, 1000),
+            (Some((false, 0)), true)
+        );
+        assert_eq!(
+            label_checked(&[], &checks, 987, h, 1000),
+            (Some((false, 0)), false)
+        );
+        assert_eq!(
+            label_checked(&[], &checks, 999, h, 1000),
+            (None, false),
+            "after it"
+        );
+        // A confirmed failure within the horizon wins; a broken period stays excluded.
+        let ev = [(100, EventKind::Failure), (105, EventKind::Repair)];
+        assert_eq!(
+            label_checked(&ev, &[95], 92, h, 1000),
+            (Some((true, 100)), false)
+        );
+        let ev = [(100, EventKind::Failure)];
+        assert_eq!(label_checked(&ev, &[103], 101, h, 1000), (None, false));
     }
 
     #[test]

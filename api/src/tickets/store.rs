@@ -937,3 +937,67 @@ pub(crate) fn get_ticket_row(conn: &Connection, id: i64) -> Result<Option<serde_
         },
     ))
 }
+
+/// One ticket's recorded outcome, for the feedback loop (`fixahead train --from-store`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TicketOutcome {
+    /// The ticket's id.
+    pub ticket_id: i64,
+    /// The ticket's number.
+    pub number: String,
+    /// The device.
+    pub device_id: String,
+    /// The device's type.
+    pub device_type: String,
+    /// The ticket's component.
+    pub component: String,
+    /// The ticket's status now.
+    pub status: TicketStatus,
+    /// Its outcome: the latest one recorded (a reopen clears it, so a reopened ticket
+    /// has one again only once a new outcome is recorded).
+    pub outcome: Outcome,
+}
+
+/// Every ticket with an outcome, by ticket id, read from the ticket store at `path`
+/// on a read-only connection: safe beside a running `fixahead run` (WAL). A store
+/// from before schema version 2 has no outcomes (empty).
+pub fn read_outcomes(path: &Path) -> Result<Vec<TicketOutcome>> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version < SCHEMA_VERSION {
+        return Ok(Vec::new());
+    }
+    let mut st = conn.prepare(
+        "SELECT id, number, device_id, device_type, component, status, outcome FROM tickets
+         WHERE outcome IS NOT NULL ORDER BY id",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+            r.get::<_, String>(6)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (ticket_id, number, device_id, device_type, component, status, outcome) = row?;
+        out.push(TicketOutcome {
+            ticket_id,
+            number,
+            device_id,
+            device_type,
+            component,
+            status: parse_status(&status)?,
+            outcome: serde_json::from_str(&outcome).map_err(|e| corrupt("outcome", e))?,
+        });
+    }
+    Ok(out)
+}

@@ -203,6 +203,7 @@ fn handmade() -> ModelArtifact {
             rejected_by_reason: BTreeMap::new(),
             rejected_events: 0,
             params: TrainParams::default(),
+            labels: Default::default(),
         },
     }
 }
