@@ -15,6 +15,7 @@ fn flag(device: &str, component: &str) -> Prediction {
         flagged: true,
         model_version: "washer-v1".into(),
         top_features: Vec::new(),
+        lead_time_days: None,
     }
 }
 
