@@ -212,6 +212,15 @@ async fn metrics_append_the_api_counters() {
         "{text}"
     );
     assert!(text.contains("fixahead_tickets_opened_total 3\n"), "{text}");
+    // Three flagged pairs, one unflagged score: three flag episodes of four predictions.
+    assert!(
+        text.contains("fixahead_prediction_flags_total 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fixahead_ticket_predictions_total 4\n"),
+        "{text}"
+    );
     assert!(text.contains("fixahead_tickets_active 3\n"), "{text}");
     assert!(
         text.contains("fixahead_api_requests_total{class=\"4xx\"} 1\n"),

@@ -153,6 +153,11 @@ impl ApiMetrics {
                 "Predictions recorded by the ticket service since start.",
                 stats.predictions,
             ),
+            (
+                "fixahead_prediction_flags_total",
+                "Flag episodes started (prediction.flagged events) since start.",
+                stats.flags,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(

@@ -91,7 +91,8 @@
 //! `fixahead_api_auth_refused_total{reason}`, `fixahead_api_audit_failures_total`,
 //! `fixahead_api_requests_total{class="2xx"|"3xx"|"4xx"|"5xx"}`,
 //! `fixahead_tickets_opened_total`, `fixahead_tickets_updated_total`,
-//! `fixahead_ticket_predictions_total` (counters since start) and
+//! `fixahead_ticket_predictions_total`, `fixahead_prediction_flags_total` (counters
+//! since start) and
 //! `fixahead_tickets_active` (gauge); the `run` process adds the webhook counters
 //! (`fixahead_webhook_failures_total` and others, docs/api.md).
 //!

@@ -182,6 +182,9 @@ pub struct TicketStats {
     pub updated: u64,
     /// Predictions recorded (flagged or not).
     pub predictions: u64,
+    /// Flag episodes started: `prediction.flagged` events (a (device, component) whose
+    /// stored risk was not flagged became flagged).
+    pub flags: u64,
     /// Respond clocks that ran out.
     pub sla_respond_breaches: u64,
     /// Resolve clocks that ran out.

@@ -49,6 +49,7 @@ struct Inner {
     opened: AtomicU64,
     updated: AtomicU64,
     predictions: AtomicU64,
+    flags: AtomicU64,
     sla_respond: AtomicU64,
     sla_resolve: AtomicU64,
     /// The id of the newest committed event; SSE streams wait on it.
@@ -127,6 +128,7 @@ impl TicketService {
                 opened: AtomicU64::new(0),
                 updated: AtomicU64::new(0),
                 predictions: AtomicU64::new(0),
+                flags: AtomicU64::new(0),
                 sla_respond: AtomicU64::new(0),
                 sla_resolve: AtomicU64::new(0),
                 events: watch::Sender::new(last_event),
@@ -150,6 +152,7 @@ impl TicketService {
             opened: self.inner.opened.load(Ordering::Relaxed),
             updated: self.inner.updated.load(Ordering::Relaxed),
             predictions: self.inner.predictions.load(Ordering::Relaxed),
+            flags: self.inner.flags.load(Ordering::Relaxed),
             sla_respond_breaches: self.inner.sla_respond.load(Ordering::Relaxed),
             sla_resolve_breaches: self.inner.sla_resolve.load(Ordering::Relaxed),
         }
@@ -261,6 +264,7 @@ impl TicketService {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut changes = Vec::new();
         let mut recorded = 0;
+        let mut episodes = 0;
         for device in devices {
             for f in device.faults {
                 if let Some(change) = self.apply_fault(&tx, f, device.context, now, &day)? {
@@ -288,6 +292,7 @@ impl TicketService {
                             p.device_id.as_str(),
                             &data,
                         )?;
+                        episodes += 1;
                     }
                 }
                 store::upsert_risk(&tx, p, now)?;
@@ -303,6 +308,7 @@ impl TicketService {
         self.inner
             .predictions
             .fetch_add(recorded, Ordering::Relaxed);
+        self.inner.flags.fetch_add(episodes, Ordering::Relaxed);
         for c in &changes {
             let counter = match c.kind {
                 TicketChangeKind::Opened => &self.inner.opened,
