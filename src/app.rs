@@ -51,6 +51,8 @@ pub(crate) struct Running {
     /// The webhook dispatcher. It stops at once: a delivery in flight is not recorded,
     /// so it is sent again after the next start (at least once).
     webhook_task: JoinHandle<()>,
+    /// Deletes audit records past `[http] audit_retention`, hourly.
+    audit_task: JoinHandle<()>,
     /// The InfluxDB archive, when configured. It stops at once: what it has not sent
     /// stays in hot.db, after its cursor, for the next start.
     archive_task: Option<JoinHandle<()>>,
@@ -78,6 +80,7 @@ impl Running {
         self.reload_task.abort();
         self.sla_task.await.context("SLA task")?;
         self.webhook_task.await.context("webhook task")?;
+        self.audit_task.await.context("audit retention task")?;
         if let Some(archive) = self.archive_task {
             archive.await.context("archive task")?;
         }
@@ -319,6 +322,11 @@ pub(crate) async fn start_with_clients(
     });
 
     // SLA clocks: a periodic check on the blocking pool, by the service's clock.
+    let audit_task = tokio::spawn(prune_audit(
+        access.clone(),
+        config.http.audit_retention.millis(),
+        stop.clone(),
+    ));
     let webhook_task = tokio::spawn(api::webhooks::run(webhooks, tickets.subscribe_events(), {
         let stop = stop.clone();
         async move { stop.cancelled().await }
@@ -377,8 +385,31 @@ pub(crate) async fn start_with_clients(
         reload_task,
         sla_task,
         webhook_task,
+        audit_task,
         archive_task,
     })
+}
+
+/// Deletes audit records older than `retention_ms` at start and then hourly, until
+/// `stop`.
+async fn prune_audit(access: api::AccessStore, retention_ms: i64, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let store = access.clone();
+        match tokio::task::spawn_blocking(move || store.prune_audit(retention_ms)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(deleted = n, "Deleted audit records past their retention"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "Pruning the audit log failed; retrying in an hour")
+            }
+            Err(e) => tracing::error!(error = %e, "Pruning the audit log panicked"),
+        }
+    }
 }
 
 /// Checks the tickets' SLA clocks every `every` until `stop`.

@@ -126,6 +126,8 @@ pub(crate) struct HttpConfig {
     pub(crate) listen: SocketAddr,
     /// Largest request body accepted, in bytes; a larger one gets 413.
     pub(crate) max_body_bytes: usize,
+    /// How long audit records are kept (`keys.db`), e.g. `"365d"`.
+    pub(crate) audit_retention: api::tickets::ConfigDuration,
 }
 
 impl Default for HttpConfig {
@@ -133,6 +135,7 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: api::http::DEFAULT_BODY_LIMIT,
+            audit_retention: api::tickets::ConfigDuration::from_hours(365 * 24),
         }
     }
 }
@@ -333,6 +336,12 @@ impl Config {
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         if self.http.max_body_bytes < 1024 || self.http.max_body_bytes > 64 * 1024 * 1024 {
             bail!("http.max_body_bytes must be 1024-67108864");
+        }
+        if self.http.audit_retention.millis() < 86_400_000 {
+            bail!(
+                "http.audit_retention must be at least 1d, got {}",
+                self.http.audit_retention
+            );
         }
         if self.ingest.batch_max == 0 || self.ingest.batch_max > 100_000 {
             bail!("ingest.batch_max must be 1-100000");

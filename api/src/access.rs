@@ -234,6 +234,7 @@ CREATE TABLE IF NOT EXISTS audit (
     status INTEGER NOT NULL,
     summary TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at);
 ";
 
 fn now() -> Timestamp {
@@ -433,6 +434,13 @@ impl AccessStore {
         })
     }
 
+    /// Deletes audit records written more than `retention_ms` ago; returns how many.
+    /// `fixahead run` calls it hourly with `[http] audit_retention`.
+    pub fn prune_audit(&self, retention_ms: i64) -> Result<usize> {
+        let cutoff = now().millis().saturating_sub(retention_ms);
+        self.with_conn(|c| Ok(c.execute("DELETE FROM audit WHERE at < ?1", params![cutoff])?))
+    }
+
     /// Audit records, newest first, with ids below `before`, at most `limit`.
     pub fn audit_log(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>> {
         self.with_conn(|c| {
@@ -491,6 +499,38 @@ mod tests {
         let (_, second) = store.create(Role::Admin, "second").unwrap();
         store.revoke(admin.id).unwrap();
         assert!(matches!(store.revoke(second.id), Err(Error::Conflict(_))));
+    }
+
+    #[test]
+    fn audit_records_past_the_retention_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AccessStore::open_in(dir.path()).unwrap();
+        let record = |summary: &str| AuditRecord {
+            key_id: 1,
+            key_name: "k".into(),
+            role: Role::Admin,
+            method: "POST".into(),
+            path: "/api/v1/keys".into(),
+            status: 201,
+            summary: summary.into(),
+        };
+        store.audit(&record("old")).unwrap();
+        store.audit(&record("new")).unwrap();
+        // Age the first record by a day.
+        store
+            .with_conn(|c| {
+                c.execute(
+                    "UPDATE audit SET at = at - 86400000 WHERE summary = 'old'",
+                    [],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(store.prune_audit(3_600_000).unwrap(), 1);
+        let left = store.audit_log(None, 10).unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].summary, "new");
+        assert_eq!(store.prune_audit(3_600_000).unwrap(), 0);
     }
 
     #[test]
