@@ -91,7 +91,7 @@ fn profiles() -> &'static ProfileSet {
 // ---------------------------------------------------------------------------------------
 
 /// The topic split by the protocol's rule, independently of the decoder:
-/// `fixahead/v1/{1-64 of [A-Za-z0-9_-]}/{telemetry|fault|status}`.
+/// `fixahead/v1/{1-64 of [A-Za-z0-9_-]}/{telemetry|fault|status|cmd|cmd/result}`.
 fn split_topic(topic: &str) -> Option<(&str, &str)> {
     let (id, kind) = topic.strip_prefix("fixahead/v1/")?.split_once('/')?;
     let id_ok = !id.is_empty()
@@ -99,7 +99,8 @@ fn split_topic(topic: &str) -> Option<(&str, &str)> {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    (id_ok && ["telemetry", "fault", "status"].contains(&kind)).then_some((id, kind))
+    (id_ok && ["telemetry", "fault", "status", "cmd", "cmd/result"].contains(&kind))
+        .then_some((id, kind))
 }
 
 fn fail(msg: impl Into<String>) -> TestCaseError {
@@ -198,8 +199,14 @@ fn check_accepted(
         Message::Telemetry(_) => "telemetry",
         Message::Fault(_) => "fault",
         Message::Status(_) => "status",
+        Message::Command(_) => "cmd",
+        Message::CommandResult(_) => "cmd/result",
     };
     prop_assert_eq!(kind, want_kind, "message kind differs from the topic's");
+    if let Message::Command(_) = msg {
+        // fixahead's own command echoed back: ignored whatever its payload.
+        return Ok(());
+    }
 
     if let Message::Status(s) = msg {
         match text.trim() {
@@ -248,6 +255,18 @@ fn check_accepted(
             prop_assert_eq!(Some(f.state.as_str()), state);
             prop_assert!(matches!(f.state, FaultState::Raised | FaultState::Cleared));
         }
+        Message::CommandResult(r) => {
+            prop_assert_eq!(obj.get("id").and_then(Value::as_i64), Some(r.id));
+            prop_assert!(r.id >= 1);
+            let status = obj.get("status").and_then(Value::as_str);
+            prop_assert!(matches!(status, Some("ok" | "error")));
+            if status == Some("ok") {
+                prop_assert!(obj.get("report").is_some_and(Value::is_object));
+            } else {
+                prop_assert!(obj.get("error").is_some_and(Value::is_string));
+            }
+        }
+        Message::Command(_) => {}
     }
     Ok(())
 }

@@ -221,7 +221,7 @@ pub fn write_point(out: &mut String, message: &Message, profiles: &ProfileSet) -
             write_fault(out, f, profiles);
             true
         }
-        Message::Status(_) => false,
+        Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => false,
     }
 }
 

@@ -68,7 +68,8 @@ pub struct Writer {
     pub acker: Acker,
     /// Profiles used to validate payloads.
     pub profiles: Arc<ProfileSet>,
-    /// Receives every newly stored telemetry and fault message, in order.
+    /// Receives every newly stored telemetry and fault message and every valid command
+    /// result, in order.
     pub downstream: mpsc::Sender<Message>,
     /// Counters.
     pub metrics: Arc<IngestMetrics>,
@@ -164,8 +165,12 @@ async fn run_writer(
                         Message::Telemetry(_) => metrics.stored_telemetry.fetch_add(1, Relaxed),
                         Message::Fault(_) => metrics.stored_faults.fetch_add(1, Relaxed),
                         Message::Status(_) => metrics.stored_status.fetch_add(1, Relaxed),
+                        Message::Command(_) => metrics.own_commands.fetch_add(1, Relaxed),
+                        Message::CommandResult(_) => {
+                            metrics.command_results.fetch_add(1, Relaxed)
+                        }
                     };
-                    if matches!(message, Message::Status(_)) {
+                    if matches!(message, Message::Status(_) | Message::Command(_)) {
                         continue;
                     }
                     if let Some(tx) = &downstream {

@@ -447,6 +447,12 @@ impl HotStore {
                         upsert_status.execute(params![device_id.as_str(), *online, at.millis()])?;
                         Outcome::Stored
                     }
+                    // Commands are fixahead's own echo; results go on to the command
+                    // store (tickets.db) downstream. Neither is kept here.
+                    StoreItem::Message {
+                        message: Message::Command(_) | Message::CommandResult(_),
+                        ..
+                    } => Outcome::Stored,
                     StoreItem::DeadLetter {
                         topic,
                         payload,
@@ -1127,7 +1133,7 @@ mod tests {
             .map(|m| match m {
                 Message::Telemetry(t) => t.seq,
                 Message::Fault(f) => f.seq,
-                Message::Status(_) => 0,
+                Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => 0,
             })
             .collect();
         // Arrival order: the late seq 1 comes last, as it did live (messages received at
@@ -1164,7 +1170,9 @@ mod tests {
         match m {
             Message::Telemetry(t) => t.seq,
             Message::Fault(f) => f.seq,
-            Message::Status(_) => unreachable!("never archived"),
+            Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => {
+                unreachable!("never archived")
+            }
         }
     }
 

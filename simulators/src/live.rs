@@ -1059,6 +1059,7 @@ pub(crate) mod tests {
                     }
                 }
                 Ok(domain::Message::Status(_)) => status += 1,
+                Ok(domain::Message::Command(_) | domain::Message::CommandResult(_)) => {}
                 Err(r) => *dead.entry(r.reason.as_str().to_owned()).or_default() += 1,
             }
         }

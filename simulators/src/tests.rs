@@ -153,7 +153,9 @@ fn every_message_decodes_in_order_with_consecutive_seq() {
                 );
                 (f.seq, f.device_type.clone())
             }
-            Message::Status(_) => panic!("the fleet does not emit status"),
+            Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => {
+                panic!("the fleet emits telemetry and faults only")
+            }
         };
         let prefix = match dev_type.as_str() {
             "washer" => "wm-",
