@@ -260,8 +260,10 @@ impl CommandService {
         )?)
     }
 
-    /// Records a device's answer, received by ingest at `received_at`.
-    pub fn record_result(&self, result: &CommandResult, received_at: Timestamp) -> Result<ResultOutcome> {
+    /// Records a device's answer, received by ingest at `result.received_at` (now, if
+    /// unset).
+    pub fn record_result(&self, result: &CommandResult) -> Result<ResultOutcome> {
+        let received_at = result.received_at.unwrap_or_else(|| (self.inner.clock)());
         let mut conn = lock(&self.inner.conn);
         let tx = conn.transaction()?;
         let row: Option<(String, i64, Option<i64>)> = tx

@@ -6,6 +6,8 @@
 //!   keeps the current risk per (device, component).
 //! * [`commands`] keeps remote commands (`self_test`) in `tickets.db`, sends them over
 //!   MQTT through an injected publisher and records the devices' answers.
+//! * [`fleet`] pre-aggregates the fleet (normal ranges per type and model, how
+//!   comparable devices fared) for remote diagnosis.
 //! * [`access`] keeps API keys (hashed) and the audit log in `keys.db`.
 //! * [`http`] is the axum application: tickets, devices, telemetry, dead letters,
 //!   health and metrics, with one JSON error format.
@@ -15,11 +17,13 @@
 
 pub mod access;
 pub mod commands;
+pub mod fleet;
 mod error;
 pub mod http;
 pub mod tickets;
 
 pub use access::{AccessStore, Role};
+pub use fleet::FleetSummary;
 pub use commands::{CommandPublisher, CommandRecord, CommandService, CommandStatus, ResultOutcome};
 pub use error::{ApiError, Error, Result};
 pub use http::{router, serve, AppState, HealthReporter, MetricsRenderer, Principal};

@@ -102,6 +102,8 @@ pub struct CommandResult {
     pub report: Option<Value>,
     /// Why it failed, with `error`.
     pub error: Option<String>,
+    /// When fixahead received it: not from the payload, set by ingest after decoding.
+    pub received_at: Option<Timestamp>,
 }
 
 /// A validated telemetry message.
@@ -770,6 +772,7 @@ impl Fields<'_> {
                 ts,
                 report,
                 error,
+                received_at: None,
             }),
         }
     }

@@ -115,6 +115,12 @@ async fn run_writer(
             .map(|r| {
                 decode(&r.topic, &r.payload, &profiles)
                     .and_then(|m| check_clock(m, r.received_at, settings.max_future_ms))
+                    .map(|mut m| {
+                        if let Message::CommandResult(c) = &mut m {
+                            c.received_at = Some(r.received_at);
+                        }
+                        m
+                    })
             })
             .collect();
 

@@ -269,6 +269,8 @@ pub struct AppState {
     streams_closed: Arc<tokio::sync::watch::Sender<bool>>,
     access: Option<AccessStore>,
     body_limit: usize,
+    commands: Option<crate::commands::CommandService>,
+    fleet: Option<crate::fleet::FleetSummary>,
 }
 
 impl AppState {
@@ -301,6 +303,8 @@ impl AppState {
             streams_closed: Arc::new(tokio::sync::watch::Sender::new(false)),
             access: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            commands: None,
+            fleet: None,
         }
     }
 
@@ -321,6 +325,20 @@ impl AppState {
     /// Without it those endpoints answer 404.
     pub fn with_credentials(mut self, store: ingest::credentials::CredentialStore) -> Self {
         self.credentials = Some(store);
+        self
+    }
+
+    /// Sends and tracks device commands (`POST`/`GET .../commands`). Without it those
+    /// endpoints answer 404.
+    pub fn with_commands(mut self, commands: crate::commands::CommandService) -> Self {
+        self.commands = Some(commands);
+        self
+    }
+
+    /// Reads normal ranges and comparable devices for `GET .../diagnosis` from
+    /// `fleet`. Without it the diagnosis has no ranges and no comparison.
+    pub fn with_fleet(mut self, fleet: crate::fleet::FleetSummary) -> Self {
+        self.fleet = Some(fleet);
         self
     }
 
@@ -371,6 +389,9 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
             Access::Requires(P::ReadDevices),
             routes!(devices::telemetry),
         ),
+        (Access::Requires(P::Diagnose), routes!(devices::diagnosis)),
+        (Access::Requires(P::Diagnose), routes!(devices::send_command)),
+        (Access::Requires(P::Diagnose), routes!(devices::get_command)),
         (
             Access::Requires(P::ManageDevices),
             routes!(devices::issue_credentials, devices::revoke_credentials),
