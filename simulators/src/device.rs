@@ -165,6 +165,10 @@ pub(crate) const REGIONS: &[Region] = &[
     },
 ];
 
+/// Wear (0 healthy, 1 failed) above which a self-test reports a component `degraded`:
+/// low enough that a component a few days into its precursor already shows.
+pub(crate) const SELF_TEST_WEAR_LIMIT: f64 = 0.04;
+
 enum ComponentState {
     Healthy {
         fail_at: i64,
@@ -592,6 +596,32 @@ impl DeviceCore {
     /// Wear of component `i` at `t`, 0-1.
     pub(crate) fn severity(&self, i: usize, t: i64) -> f64 {
         self.components.get(i).map_or(0.0, |c| c.severity(t))
+    }
+
+    /// A self-test at `t`: every component's wear against [`SELF_TEST_WEAR_LIMIT`].
+    /// Reads the hidden state only: it draws no random number, so answering a
+    /// command never changes what the device does next.
+    pub(crate) fn self_test(&self, t: i64) -> Vec<crate::ComponentCheck> {
+        self.components
+            .iter()
+            .map(|c| {
+                let wear = c.severity(t);
+                let status = if c.is_failed() {
+                    "failed"
+                } else if wear > SELF_TEST_WEAR_LIMIT {
+                    "degraded"
+                } else {
+                    "ok"
+                };
+                crate::ComponentCheck {
+                    component: c.spec.name.to_owned(),
+                    status: status.to_owned(),
+                    measured: round3(wear),
+                    limit: SELF_TEST_WEAR_LIMIT,
+                    quantity: "wear".to_owned(),
+                }
+            })
+            .collect()
     }
 
     /// Whether component `i` has failed and awaits repair.

@@ -48,6 +48,7 @@ mod tests;
 pub use config::{DefectiveBatch, FleetConfig};
 pub use error::{Error, Result};
 pub use event::{
+    ComponentCheck,
     DeviceInfo, GroundTruthEvent, GroundTruthKind, SensorFaultInfo, SensorFaultKind, SimEvent,
     WireMessage,
 };
