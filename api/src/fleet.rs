@@ -108,13 +108,16 @@ fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The value at quantile `q` of sorted `v` (nearest rank).
+/// The value at quantile `q` of sorted `v`, interpolated between the two nearest
+/// ranks (as numpy's default does).
 fn quantile(v: &[f64], q: f64) -> f64 {
-    if v.is_empty() {
+    let Some(last) = v.len().checked_sub(1) else {
         return f64::NAN;
-    }
-    let i = ((v.len() - 1) as f64 * q).round() as usize;
-    v[i.min(v.len() - 1)]
+    };
+    let pos = last as f64 * q.clamp(0.0, 1.0);
+    let lo = pos.floor() as usize;
+    let hi = (lo + 1).min(last);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 
 /// The key of a batch in `fleet_cohorts` (`""`: no batch reported).
@@ -296,5 +299,21 @@ impl FleetSummary {
             })
         })
         .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantile;
+
+    #[test]
+    fn quantiles_interpolate_between_ranks() {
+        let v = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(quantile(&v, 0.5), 3.0);
+        assert_eq!(quantile(&v, 0.0), 1.0);
+        assert_eq!(quantile(&v, 1.0), 5.0);
+        assert!((quantile(&v, 0.95) - 4.8).abs() < 1e-9);
+        assert_eq!(quantile(&[7.0], 0.95), 7.0);
+        assert!(quantile(&[], 0.5).is_nan());
     }
 }

@@ -11,6 +11,7 @@ mod archive;
 mod bench_ingest;
 mod crash;
 mod dead_letters;
+mod diagnosis;
 mod device_auth;
 mod harness;
 mod models;
