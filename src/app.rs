@@ -78,7 +78,8 @@ impl Running {
         self.reload_task.abort();
         self.sla_task.await.context("SLA task")?;
         for task in self.aux_tasks {
-            task.await.context("command publisher or fleet summary task")?;
+            task.await
+                .context("command publisher or fleet summary task")?;
         }
         if let Some(archive) = self.archive_task {
             archive.await.context("archive task")?;

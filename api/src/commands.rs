@@ -45,7 +45,8 @@ CREATE INDEX IF NOT EXISTS commands_pending ON commands (deadline) WHERE status 
 
 /// Publishes one MQTT message (topic, payload) with QoS 1, not retained. Must not
 /// block: queue it and return.
-pub type CommandPublisher = Arc<dyn Fn(&str, Vec<u8>) -> std::result::Result<(), String> + Send + Sync>;
+pub type CommandPublisher =
+    Arc<dyn Fn(&str, Vec<u8>) -> std::result::Result<(), String> + Send + Sync>;
 
 /// Where a command stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -141,7 +142,9 @@ fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(CommandRecord, String, Option<String>)> {
+fn row_to_record(
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<(CommandRecord, String, Option<String>)> {
     Ok((
         CommandRecord {
             id: r.get(0)?,
@@ -191,7 +194,12 @@ impl CommandService {
 
     /// Stores a `pending` command and publishes it on `fixahead/v1/{device}/cmd`. If the
     /// publish cannot even be queued the command is `failed` at once.
-    pub fn send(&self, device: &DeviceId, command: &str, requested_by: &str) -> Result<CommandRecord> {
+    pub fn send(
+        &self,
+        device: &DeviceId,
+        command: &str,
+        requested_by: &str,
+    ) -> Result<CommandRecord> {
         let now = (self.inner.clock)();
         let deadline = Timestamp(
             now.millis()
@@ -286,7 +294,11 @@ impl CommandService {
             (false, CommandOutcome::Ok) => CommandStatus::Answered,
             (false, CommandOutcome::Error) => CommandStatus::Failed,
         };
-        let report = result.report.as_ref().map(serde_json::to_string).transpose()?;
+        let report = result
+            .report
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?;
         tx.execute(
             "UPDATE commands SET status = ?2, answered_at = ?3, result = ?4, error = ?5, late = ?6 WHERE id = ?1",
             params![

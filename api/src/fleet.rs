@@ -98,6 +98,11 @@ pub struct Cohort {
     pub computed_at: Timestamp,
 }
 
+/// (device type, model, batch key).
+type CohortKey = (String, String, String);
+/// Devices, devices with tickets, and per component what their tickets came to.
+type CohortTally = (u64, u64, BTreeMap<String, ComponentHistory>);
+
 /// The pre-aggregated fleet summary in `tickets.db`. Cheap to clone.
 #[derive(Clone)]
 pub struct FleetSummary {
@@ -164,8 +169,7 @@ impl FleetSummary {
                 _ => break,
             }
         }
-        let mut cohorts: BTreeMap<(String, String, String), (u64, u64, BTreeMap<String, ComponentHistory>)> =
-            BTreeMap::new();
+        let mut cohorts: BTreeMap<CohortKey, CohortTally> = BTreeMap::new();
         for key in cohort_of.values() {
             cohorts.entry(key.clone()).or_default().0 += 1;
         }
@@ -189,10 +193,13 @@ impl FleetSummary {
                 let component: String = r.get(1)?;
                 let status: String = r.get(2)?;
                 let outcome: Option<String> = r.get(3)?;
-                let h = entry.2.entry(component.clone()).or_insert_with(|| ComponentHistory {
-                    component,
-                    ..ComponentHistory::default()
-                });
+                let h = entry
+                    .2
+                    .entry(component.clone())
+                    .or_insert_with(|| ComponentHistory {
+                        component,
+                        ..ComponentHistory::default()
+                    });
                 h.tickets += 1;
                 if matches!(
                     status.as_str(),
@@ -272,7 +279,12 @@ impl FleetSummary {
     }
 
     /// The cohort of a (type, model, batch), if the summary has it.
-    pub fn cohort(&self, device_type: &str, model: &str, batch: Option<&str>) -> Result<Option<Cohort>> {
+    pub fn cohort(
+        &self,
+        device_type: &str,
+        model: &str,
+        batch: Option<&str>,
+    ) -> Result<Option<Cohort>> {
         let conn = lock(&self.conn);
         let row = conn
             .prepare_cached(

@@ -17,15 +17,15 @@
 
 pub mod access;
 pub mod commands;
-pub mod fleet;
 mod error;
+pub mod fleet;
 pub mod http;
 pub mod tickets;
 
 pub use access::{AccessStore, Role};
-pub use fleet::FleetSummary;
 pub use commands::{CommandPublisher, CommandRecord, CommandService, CommandStatus, ResultOutcome};
 pub use error::{ApiError, Error, Result};
+pub use fleet::FleetSummary;
 pub use http::{router, serve, AppState, HealthReporter, MetricsRenderer, Principal};
 pub use tickets::{
     AssignmentInput, DeviceSignals, DiagnosisContext, EventRecord, FaultSignal, OutcomeInput,

@@ -172,9 +172,7 @@ async fn run_writer(
                         Message::Fault(_) => metrics.stored_faults.fetch_add(1, Relaxed),
                         Message::Status(_) => metrics.stored_status.fetch_add(1, Relaxed),
                         Message::Command(_) => metrics.own_commands.fetch_add(1, Relaxed),
-                        Message::CommandResult(_) => {
-                            metrics.command_results.fetch_add(1, Relaxed)
-                        }
+                        Message::CommandResult(_) => metrics.command_results.fetch_add(1, Relaxed),
                     };
                     if matches!(message, Message::Status(_) | Message::Command(_)) {
                         continue;

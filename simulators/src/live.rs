@@ -278,7 +278,7 @@ pub async fn publish_live(
         Some(path) => Some(open_append(path)?),
         None => None,
     };
-    let (pool, mut commands) = Pool::connect_answering(&config.target(), config.connections);
+    let pool = Pool::connect_answering(&config.target(), config.connections);
     let mut injector = Injector::new(config.inject.clone(), fleet.len(), fleet.config().seed);
     info!(
         host = %config.host,
@@ -311,7 +311,6 @@ pub async fn publish_live(
         &mut fleet,
         &mut injector,
         &pool,
-        &mut commands,
         ground_truth.as_mut(),
         &cancel,
         &mut summary,
@@ -339,11 +338,11 @@ async fn produce(
     fleet: &mut Fleet,
     injector: &mut Injector,
     pool: &Pool,
-    commands: &mut mpsc::Receiver<IncomingCommand>,
     mut ground_truth: Option<&mut GroundTruthFile>,
     cancel: &CancellationToken,
     summary: &mut LiveSummary,
 ) -> Result<()> {
+    let mut commands = pool.commands.lock().await;
     let base = fleet.config().start.max(fleet.now());
     let mut index: HashMap<String, usize> = HashMap::with_capacity(fleet.len());
     let status_payload = serde_json::to_vec(&serde_json::json!({
@@ -563,6 +562,8 @@ impl Target<'_> {
 /// Several MQTT connections, each with its own event-loop task.
 pub(crate) struct Pool {
     conns: Vec<Conn>,
+    /// Commands received (only by a pool made with [`Pool::connect_answering`]).
+    commands: tokio::sync::Mutex<mpsc::Receiver<IncomingCommand>>,
 }
 
 struct Conn {
@@ -576,24 +577,18 @@ impl Pool {
     /// Opens `connections` (at least 1) connections; connection `k` of several uses the
     /// client id `{client_id}-{k}`. Connecting happens in the background.
     pub(crate) fn connect(target: &Target<'_>, connections: usize) -> Pool {
-        Self::open(target, connections, None)
+        Self::open(target, connections, false)
     }
 
     /// [`Pool::connect`], each connection also subscribed to `fixahead/v1/+/cmd`: the
-    /// commands arrive on the receiver, to be answered by the fleet.
-    pub(crate) fn connect_answering(
-        target: &Target<'_>,
-        connections: usize,
-    ) -> (Pool, mpsc::Receiver<IncomingCommand>) {
-        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        (Self::open(target, connections, Some(tx)), rx)
+    /// commands queue up in the pool, for the fleet to answer.
+    pub(crate) fn connect_answering(target: &Target<'_>, connections: usize) -> Pool {
+        Self::open(target, connections, true)
     }
 
-    fn open(
-        target: &Target<'_>,
-        connections: usize,
-        commands: Option<mpsc::Sender<IncomingCommand>>,
-    ) -> Pool {
+    fn open(target: &Target<'_>, connections: usize, answer: bool) -> Pool {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let commands = answer.then_some(tx);
         let n = connections.max(1);
         let conns = (0..n)
             .map(|k| {
@@ -610,12 +605,8 @@ impl Pool {
                     conn: k,
                     tx,
                 });
-                let driver = tokio::spawn(drive(
-                    eventloop,
-                    stop.clone(),
-                    Arc::clone(&link),
-                    answering,
-                ));
+                let driver =
+                    tokio::spawn(drive(eventloop, stop.clone(), Arc::clone(&link), answering));
                 Conn {
                     client,
                     link,
@@ -624,7 +615,10 @@ impl Pool {
                 }
             })
             .collect();
-        Pool { conns }
+        Pool {
+            conns,
+            commands: tokio::sync::Mutex::new(rx),
+        }
     }
 
     /// The connection device number `device` uses.

@@ -148,7 +148,10 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
     assert_eq!(pump["component"], "drain_pump");
     assert_eq!(pump["reference"], "FXA-WSH-DPD-01");
     let reasons = pump["reasons"].to_string();
-    assert!(reasons.contains("E21") && reasons.contains("open ticket"), "{reasons}");
+    assert!(
+        reasons.contains("E21") && reasons.contains("open ticket"),
+        "{reasons}"
+    );
     let comparable = &bad["comparable"];
     assert_eq!(comparable["model"], "WM-500");
     assert_eq!(comparable["devices"], 7, "{comparable:#}");
@@ -190,7 +193,12 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "forbidden");
     let (status, _) = server
-        .call(Method::GET, "/api/v1/devices/wm-ok-1/diagnosis", Some(&anna), None)
+        .call(
+            Method::GET,
+            "/api/v1/devices/wm-ok-1/diagnosis",
+            Some(&anna),
+            None,
+        )
         .await;
     assert_eq!(status, 403);
     let (status, body) = server
@@ -203,7 +211,9 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
         .await;
     assert_eq!(status, 403, "{body}");
     let integration = key(&server, "integration", "crm").await;
-    let (status, _) = server.call(Method::GET, path, Some(&integration), None).await;
+    let (status, _) = server
+        .call(Method::GET, path, Some(&integration), None)
+        .await;
     assert_eq!(status, 403, "diagnosis takes the diagnose permission");
 
     let (status, body) = server.get("/api/v1/devices/nope/diagnosis").await;
@@ -274,13 +284,19 @@ async fn self_test_round_trip_with_the_simulator_and_a_timeout_for_an_offline_de
             "5",
         ])
         .stdout(Stdio::null())
-        .stderr(if quiet { Stdio::null() } else { Stdio::inherit() })
+        .stderr(if quiet {
+            Stdio::null()
+        } else {
+            Stdio::inherit()
+        })
         .spawn()
         .expect("spawn fixahead simulate");
     let _simulator = Simulator(child);
-    wait_for(Duration::from_secs(90), "the simulated washer registered", || async {
-        server.get("/api/v1/devices/wm-0001").await.0 == 200
-    })
+    wait_for(
+        Duration::from_secs(90),
+        "the simulated washer registered",
+        || async { server.get("/api/v1/devices/wm-0001").await.0 == 200 },
+    )
     .await;
 
     let (status, sent) = server
@@ -300,7 +316,10 @@ async fn self_test_round_trip_with_the_simulator_and_a_timeout_for_an_offline_de
     assert_eq!(done["late"], false);
     let report = &done["result"];
     assert_eq!(report["command"], "self_test");
-    assert_eq!(report["result"], "fail", "a degrading component fails the test");
+    assert_eq!(
+        report["result"], "fail",
+        "a degrading component fails the test"
+    );
     let components = report["components"].as_array().unwrap();
     let names: Vec<&str> = components
         .iter()
@@ -367,7 +386,8 @@ async fn self_test_round_trip_with_the_simulator_and_a_timeout_for_an_offline_de
         ("not json", "malformed_json"),
     ];
     for (payload, _) in bad {
-        mqtt.publish("fixahead/v1/wm-gone/cmd/result", payload).await;
+        mqtt.publish("fixahead/v1/wm-gone/cmd/result", payload)
+            .await;
     }
     mqtt.publish(
         "fixahead/v1/wm-gone/cmd/result",
@@ -375,16 +395,22 @@ async fn self_test_round_trip_with_the_simulator_and_a_timeout_for_an_offline_de
     )
     .await;
     mqtt.flush().await;
-    wait_for(Duration::from_secs(30), "the late answer recorded", || async {
-        server.get(&location).await.1["late"] == true
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "the late answer recorded",
+        || async { server.get(&location).await.1["late"] == true },
+    )
     .await;
     let (_, late) = server.get(&location).await;
     assert_eq!(late["status"], "timed_out");
     assert_eq!(late["result"], json!({"components": []}));
-    wait_for(Duration::from_secs(30), "the unmatched answer counted", || async {
-        metric(&server, "fixahead_ingest_command_results_unmatched_total").await >= 1.0
-    })
+    wait_for(
+        Duration::from_secs(30),
+        "the unmatched answer counted",
+        || async {
+            metric(&server, "fixahead_ingest_command_results_unmatched_total").await >= 1.0
+        },
+    )
     .await;
     let (status, body) = server.get("/api/v1/dead-letters?limit=100").await;
     assert_eq!(status, 200);

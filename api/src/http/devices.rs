@@ -502,7 +502,10 @@ fn trend_series(state: &AppState, id: &str, newest: Timestamp) -> Result<Series>
     let prior_start = Timestamp(newest.millis().saturating_sub(14 * Timestamp::DAY_MS));
     let mut series = Series::new();
     for (from, to, recent) in [(prior_start, week_start, false), (week_start, end, true)] {
-        for row in state.store.telemetry(id, Some(from), Some(to), TREND_MAX_ROWS)? {
+        for row in state
+            .store
+            .telemetry(id, Some(from), Some(to), TREND_MAX_ROWS)?
+        {
             for (name, value) in row.readings {
                 let entry = series.entry(name).or_default();
                 let side = if recent { &mut entry.0 } else { &mut entry.1 };
@@ -515,7 +518,11 @@ fn trend_series(state: &AppState, id: &str, newest: Timestamp) -> Result<Series>
 
 fn trend(week: &[(i64, f64)], prior: &[(i64, f64)], newest: Timestamp) -> Trend {
     let day_from = newest.millis().saturating_sub(Timestamp::DAY_MS);
-    let day: Vec<(i64, f64)> = week.iter().copied().filter(|(t, _)| *t > day_from).collect();
+    let day: Vec<(i64, f64)> = week
+        .iter()
+        .copied()
+        .filter(|(t, _)| *t > day_from)
+        .collect();
     Trend {
         day_mean: mean(&day),
         week_mean: mean(week),
@@ -536,7 +543,11 @@ fn explain(r: &crate::tickets::RiskRecord) -> String {
                 .normal_range
                 .map(|(lo, hi)| format!(" (fleet normal {lo:.3}-{hi:.3})"))
                 .unwrap_or_default();
-            let verb = if c.contribution >= 0.0 { "raises" } else { "lowers" };
+            let verb = if c.contribution >= 0.0 {
+                "raises"
+            } else {
+                "lowers"
+            };
             format!(
                 "{} = {:.3}{range} {verb} the risk by {:.2}",
                 c.feature,
@@ -557,6 +568,10 @@ fn explain(r: &crate::tickets::RiskRecord) -> String {
     )
 }
 
+/// Why a component is suspect: its highest risk, the reasons, and the parts the fault
+/// catalogue names for its raised codes.
+type Suspect = (f64, Vec<String>, Vec<String>);
+
 /// Suspect components (flagged or near their threshold, a raised fault code of the
 /// catalogue, an active ticket) and their parts with catalogue references: parts the
 /// fault catalogue names for the raised codes first, then the component's others.
@@ -566,7 +581,7 @@ fn likely_parts(
     faults: &[FaultView],
     tickets: &[domain::Ticket],
 ) -> Vec<LikelyPart> {
-    let mut reasons: BTreeMap<String, (f64, Vec<String>, Vec<String>)> = BTreeMap::new();
+    let mut reasons: BTreeMap<String, Suspect> = BTreeMap::new();
     for r in risk {
         if r.flagged || r.risk >= r.threshold * SUSPECT_SHARE {
             let e = reasons.entry(r.component.clone()).or_default();
@@ -597,7 +612,7 @@ fn likely_parts(
         e.0 = e.0.max(t.risk);
         e.1.push(format!("open ticket {} ({})", t.number, t.status));
     }
-    let mut ranked: Vec<(String, (f64, Vec<String>, Vec<String>))> = reasons.into_iter().collect();
+    let mut ranked: Vec<(String, Suspect)> = reasons.into_iter().collect();
     ranked.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
     let mut out = Vec::new();
     for (component, (_, why, mut names)) in ranked {
@@ -644,7 +659,9 @@ fn diagnose(state: &AppState, who: &Principal, id: &DeviceId) -> Result<DeviceDi
     super::tickets::check_may_diagnose(who, id.as_str(), &tickets)?;
     let profile = state.profiles.get(&device.device_type).cloned();
     let newest = device.last_event_ts;
-    let latest = state.store.latest_readings(id.as_str(), READINGS_LOOKBACK)?;
+    let latest = state
+        .store
+        .latest_readings(id.as_str(), READINGS_LOOKBACK)?;
     let mut series = trend_series(state, id.as_str(), newest)?;
     let ranges = match &state.fleet {
         Some(f) => f.ranges(&device.device_type, &device.model)?,
@@ -665,7 +682,9 @@ fn diagnose(state: &AppState, who: &Principal, id: &DeviceId) -> Result<DeviceDi
             let unit = profile
                 .as_ref()
                 .and_then(|p| p.channel_index(&name).map(|i| p.channels()[i].unit.clone()));
-            let (value, ts) = latest.get(&name).map_or((None, None), |(v, t)| (Some(*v), Some(*t)));
+            let (value, ts) = latest
+                .get(&name)
+                .map_or((None, None), |(v, t)| (Some(*v), Some(*t)));
             let range = ranges.get(&name).cloned();
             let (week, prior) = series.remove(&name).unwrap_or_default();
             ChannelDiagnosis {
@@ -750,7 +769,9 @@ pub(crate) async fn diagnosis(
     ApiPath(raw): ApiPath<String>,
 ) -> Result<Json<DeviceDiagnosis>> {
     let id = parse_device_id(&raw)?;
-    blocking(move || diagnose(&state, &who, &id)).await.map(Json)
+    blocking(move || diagnose(&state, &who, &id))
+        .await
+        .map(Json)
 }
 
 /// Body of `POST /api/v1/devices/{device_id}/commands`.
@@ -863,9 +884,9 @@ pub(crate) async fn get_command(
     let commands = command_service(&state)?;
     blocking(move || {
         check_device(&state, &who, &id)?;
-        commands
-            .get(id.as_str(), command_id)?
-            .ok_or_else(|| Error::NotFound(format!("command {command_id} of device {id} not found")))
+        commands.get(id.as_str(), command_id)?.ok_or_else(|| {
+            Error::NotFound(format!("command {command_id} of device {id} not found"))
+        })
     })
     .await
     .map(Json)

@@ -390,7 +390,10 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
             routes!(devices::telemetry),
         ),
         (Access::Requires(P::Diagnose), routes!(devices::diagnosis)),
-        (Access::Requires(P::Diagnose), routes!(devices::send_command)),
+        (
+            Access::Requires(P::Diagnose),
+            routes!(devices::send_command),
+        ),
         (Access::Requires(P::Diagnose), routes!(devices::get_command)),
         (
             Access::Requires(P::ManageDevices),

@@ -59,7 +59,11 @@ fn assigned_to(who: &Principal, t: &Ticket) -> bool {
 
 /// The same own-ticket rule for a device (remote diagnosis, commands): engineers only
 /// while one of the device's active tickets (`active`) is assigned to them.
-pub(super) fn check_may_diagnose(who: &Principal, device_id: &str, active: &[Ticket]) -> Result<()> {
+pub(super) fn check_may_diagnose(
+    who: &Principal,
+    device_id: &str,
+    active: &[Ticket],
+) -> Result<()> {
     if who.restricted_to_assigned() && !active.iter().any(|t| assigned_to(who, t)) {
         return Err(Error::Forbidden(format!(
             "no active ticket of device {device_id} is assigned to {}; engineers diagnose the devices of their own tickets",
