@@ -80,7 +80,8 @@ pub struct ComponentHistory {
     pub no_fault_found: u64,
 }
 
-/// Comparable devices: same type and model, and the same batch when devices report one.
+/// Comparable devices: same type, model and production batch (devices that report no
+/// batch form one cohort per model).
 #[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Cohort {
     /// Product model.
@@ -160,7 +161,7 @@ impl FleetSummary {
                     (
                         d.device_type.clone(),
                         d.model.clone(),
-                        batch_key(None).to_owned(),
+                        batch_key(d.batch.as_deref()).to_owned(),
                     ),
                 );
             }

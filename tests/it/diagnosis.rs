@@ -46,6 +46,13 @@ async fn key(server: &Server, role: &str, name: &str) -> String {
     body["key"].as_str().unwrap().to_owned()
 }
 
+/// A washer telemetry payload with a production batch.
+fn batch_telemetry(seq: u64, ts_ms: i64, batch: &str, readings: &str) -> String {
+    format!(
+        r#"{{"ts": {ts_ms}, "seq": {seq}, "type": "washer", "model": "WM-500", "batch": "{batch}", "readings": {readings}}}"#
+    )
+}
+
 fn channel<'a>(diagnosis: &'a Value, name: &str) -> &'a Value {
     diagnosis["channels"]
         .as_array()
@@ -61,10 +68,11 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
     let server = start(dir.path(), 30).await;
     let mut mqtt = Publisher::connect(server.mqtt_port, "diag-feeder").await;
 
-    // Two weeks of programs every 6 h: six healthy washers with a steady drain time,
-    // one whose drain time climbs by 2 s a day and which raises E21 at the end.
+    // Two weeks of programs every 6 h: six healthy washers of batch B2026-01 and one of
+    // another batch with a steady drain time, and one of B2026-01 whose drain time
+    // climbs by 2 s a day and which raises E21 at the end.
     let start = now_ms() - 14 * DAY_MS;
-    let healthy: Vec<String> = (1..=6).map(|i| format!("wm-ok-{i}")).collect();
+    let healthy: Vec<String> = (1..=7).map(|i| format!("wm-ok-{i}")).collect();
     let mut sent = 0u64;
     for step in 0..56i64 {
         let ts = start + step * DAY_MS / 4;
@@ -72,9 +80,10 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
         for (i, id) in healthy.iter().enumerate() {
             let drain = 12.0 + 0.2 * (i as f64) + if step % 2 == 0 { 0.1 } else { -0.1 };
             let readings = format!(r#"{{"drain_time_s": {drain}, "vibration_g": 0.12}}"#);
+            let batch = if i == 6 { "B2025-11" } else { "B2026-01" };
             mqtt.publish(
                 &format!("fixahead/v1/{id}/telemetry"),
-                telemetry(step as u64 + 1, ts, &readings),
+                batch_telemetry(step as u64 + 1, ts, batch, &readings),
             )
             .await;
             sent += 1;
@@ -83,7 +92,7 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
         let readings = format!(r#"{{"drain_time_s": {drain}, "vibration_g": 0.12}}"#);
         mqtt.publish(
             "fixahead/v1/wm-bad/telemetry",
-            telemetry(step as u64 + 1, ts, &readings),
+            batch_telemetry(step as u64 + 1, ts, "B2026-01", &readings),
         )
         .await;
         sent += 1;
@@ -121,7 +130,8 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
     let drain = channel(&bad, "drain_time_s");
     assert_eq!(drain["position"], "high", "{drain:#}");
     assert_eq!(drain["unit"], "s");
-    assert_eq!(drain["normal_range"]["devices"], 7, "{drain:#}");
+    // Normal ranges are per model, across batches.
+    assert_eq!(drain["normal_range"]["devices"], 8, "{drain:#}");
     let trend = &drain["trend"];
     assert!(trend["slope_per_day"].as_f64().unwrap() > 1.5, "{trend:#}");
     assert!(
@@ -153,7 +163,9 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
         "{reasons}"
     );
     let comparable = &bad["comparable"];
+    // Comparable devices: the same model and batch.
     assert_eq!(comparable["model"], "WM-500");
+    assert_eq!(comparable["batch"], "B2026-01");
     assert_eq!(comparable["devices"], 7, "{comparable:#}");
     assert_eq!(comparable["devices_with_tickets"], 1, "{comparable:#}");
     assert_eq!(comparable["components"][0]["component"], "drain_pump");
@@ -169,6 +181,10 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
     assert_eq!(ok["open_tickets"], json!([]));
     assert_eq!(ok["likely_parts"], json!([]));
     assert_eq!(ok["comparable"]["devices"], 7);
+    let (_, other) = server.get("/api/v1/devices/wm-ok-7/diagnosis").await;
+    assert_eq!(other["comparable"]["batch"], "B2025-11");
+    assert_eq!(other["comparable"]["devices"], 1);
+    assert_eq!(other["comparable"]["devices_with_tickets"], 0);
     // Every washer channel is listed, reported or not.
     assert_eq!(ok["channels"].as_array().unwrap().len(), 7, "{ok:#}");
     assert_eq!(channel(&ok, "fill_time_s")["position"], "unknown");

@@ -463,7 +463,7 @@ pub(crate) struct DeviceDiagnosis {
     faults: Vec<FaultView>,
     open_tickets: Vec<TicketSummary>,
     risk: Vec<ComponentRiskView>,
-    /// Devices of the same model (and batch), and how they fared.
+    /// Devices of the same model and batch, and how they fared.
     comparable: Option<crate::fleet::Cohort>,
     likely_parts: Vec<LikelyPart>,
     /// The newest commands sent to the device.
@@ -726,10 +726,8 @@ fn diagnose(state: &AppState, who: &Principal, id: &DeviceId) -> Result<DeviceDi
             top_features: r.top_features.clone(),
         })
         .collect();
-    // Batch slots in once devices report one; until then the cohort is the model.
-    let batch: Option<&str> = None;
     let comparable = match &state.fleet {
-        Some(f) => f.cohort(&device.device_type, &device.model, batch)?,
+        Some(f) => f.cohort(&device.device_type, &device.model, device.batch.as_deref())?,
         None => None,
     };
     let recent_commands = match &state.commands {
