@@ -217,14 +217,7 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
         )
         .await;
     assert_eq!(status, 403);
-    let (status, body) = server
-        .call(
-            Method::POST,
-            "/api/v1/devices/wm-bad/commands",
-            Some(&bob),
-            Some(&json!({"command": "self_test"})),
-        )
-        .await;
+    let (status, body) = send(&server, "wm-bad", &bob, "self_test").await;
     assert_eq!(status, 403, "{body}");
     let integration = key(&server, "integration", "crm").await;
     let (status, _) = server
@@ -236,6 +229,15 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
     assert_eq!(status, 404, "{body}");
     let (status, _) = server.get("/api/v1/devices/bad.id/diagnosis").await;
     assert_eq!(status, 400);
+}
+
+/// `POST /api/v1/devices/{device}/commands` with `key`: status and body.
+async fn send(server: &Server, device: &str, key: &str, command: &str) -> (u16, Value) {
+    let path = format!("/api/v1/devices/{device}/commands");
+    let body = json!({ "command": command });
+    server
+        .call(Method::POST, &path, Some(key), Some(&body))
+        .await
 }
 
 /// `fixahead simulate` as a child process, killed on drop.
@@ -315,14 +317,7 @@ async fn self_test_round_trip_with_the_simulator_and_a_timeout_for_an_offline_de
     )
     .await;
 
-    let (status, sent) = server
-        .call(
-            Method::POST,
-            "/api/v1/devices/wm-0001/commands",
-            Some(ADMIN_KEY),
-            Some(&json!({"command": "self_test"})),
-        )
-        .await;
+    let (status, sent) = send(&server, "wm-0001", ADMIN_KEY, "self_test").await;
     assert_eq!(status, 202, "{sent}");
     assert_eq!(sent["status"], "pending");
     assert_eq!(sent["requested_by"], "admin (FIXAHEAD_ADMIN_KEY)");
@@ -367,14 +362,7 @@ async fn self_test_round_trip_with_the_simulator_and_a_timeout_for_an_offline_de
         server.get("/api/v1/devices/wm-gone").await.0 == 200
     })
     .await;
-    let (status, sent) = server
-        .call(
-            Method::POST,
-            "/api/v1/devices/wm-gone/commands",
-            Some(ADMIN_KEY),
-            Some(&json!({"command": "self_test"})),
-        )
-        .await;
+    let (status, sent) = send(&server, "wm-gone", ADMIN_KEY, "self_test").await;
     assert_eq!(status, 202, "{sent}");
     let location = format!("/api/v1/devices/wm-gone/commands/{}", sent["id"]);
     let done = poll_command(&server, &location).await;
@@ -445,24 +433,10 @@ async fn self_test_round_trip_with_the_simulator_and_a_timeout_for_an_offline_de
     assert!(!body.to_string().contains("/cmd\""), "{body:#}");
 
     // Bad requests.
-    let (status, body) = server
-        .call(
-            Method::POST,
-            "/api/v1/devices/wm-0001/commands",
-            Some(ADMIN_KEY),
-            Some(&json!({"command": "reboot"})),
-        )
-        .await;
+    let (status, body) = send(&server, "wm-0001", ADMIN_KEY, "reboot").await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["field"], "command");
-    let (status, _) = server
-        .call(
-            Method::POST,
-            "/api/v1/devices/wm-nobody/commands",
-            Some(ADMIN_KEY),
-            Some(&json!({"command": "self_test"})),
-        )
-        .await;
+    let (status, _) = send(&server, "wm-nobody", ADMIN_KEY, "self_test").await;
     assert_eq!(status, 404);
     let (status, _) = server.get("/api/v1/devices/wm-0001/commands/x").await;
     assert_eq!(status, 400);
