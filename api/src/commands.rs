@@ -340,3 +340,123 @@ impl CommandService {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    use super::*;
+
+    const T0: i64 = 1_790_000_000_000;
+
+    fn service(dir: &Path, now: Arc<AtomicI64>) -> (CommandService, Arc<Mutex<Vec<String>>>) {
+        let path = dir.join("tickets.db");
+        crate::TicketService::open(&path, crate::TicketConfig::default()).unwrap();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let log = sent.clone();
+        let publisher: CommandPublisher = Arc::new(move |topic: &str, payload: Vec<u8>| {
+            log.lock()
+                .unwrap()
+                .push(format!("{topic} {}", String::from_utf8_lossy(&payload)));
+            Ok(())
+        });
+        let clock: Clock = Arc::new(move || Timestamp(now.load(Ordering::SeqCst)));
+        let svc = CommandService::open(&path, Duration::from_secs(30), publisher, clock).unwrap();
+        (svc, sent)
+    }
+
+    fn answer(device: &DeviceId, id: i64, at: i64) -> CommandResult {
+        CommandResult {
+            device_id: device.clone(),
+            id,
+            status: CommandOutcome::Ok,
+            ts: None,
+            report: Some(serde_json::json!({"components": []})),
+            error: None,
+            received_at: Some(Timestamp(at)),
+        }
+    }
+
+    #[test]
+    fn the_receive_time_decides_whatever_the_order_of_sweep_and_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Arc::new(AtomicI64::new(T0));
+        let (svc, sent) = service(dir.path(), now.clone());
+        let wm = DeviceId::parse("wm-1").unwrap();
+        let other = DeviceId::parse("wm-2").unwrap();
+
+        let a = svc.send(&wm, "self_test", "eng").unwrap();
+        assert_eq!(a.status, CommandStatus::Pending);
+        assert_eq!(a.deadline, Timestamp(T0 + 30_000));
+        let published = sent.lock().unwrap()[0].clone();
+        assert!(
+            published.starts_with("fixahead/v1/wm-1/cmd {"),
+            "{published}"
+        );
+        assert!(
+            published.contains(&format!("\"id\":{}", a.id)),
+            "{published}"
+        );
+
+        // Swept before an answer that arrived in time was recorded: the answer wins.
+        now.store(T0 + 31_000, Ordering::SeqCst);
+        assert_eq!(svc.expire().unwrap(), 1);
+        assert_eq!(
+            svc.get("wm-1", a.id).unwrap().unwrap().status,
+            CommandStatus::TimedOut
+        );
+        assert_eq!(
+            svc.record_result(&answer(&wm, a.id, T0 + 29_000)).unwrap(),
+            ResultOutcome::Recorded
+        );
+        let got = svc.get("wm-1", a.id).unwrap().unwrap();
+        assert_eq!(got.status, CommandStatus::Answered);
+        assert!(!got.late);
+        // A second answer, or one from another device, changes nothing.
+        assert_eq!(
+            svc.record_result(&answer(&wm, a.id, T0 + 29_500)).unwrap(),
+            ResultOutcome::Unmatched
+        );
+        let b = svc.send(&wm, "self_test", "eng").unwrap();
+        assert_eq!(
+            svc.record_result(&answer(&other, b.id, T0 + 31_500))
+                .unwrap(),
+            ResultOutcome::Unmatched
+        );
+        assert_eq!(
+            svc.record_result(&answer(&wm, 9_999, T0 + 31_500)).unwrap(),
+            ResultOutcome::Unmatched
+        );
+        // Received after the deadline: late, still timed out, read lazily.
+        now.store(T0 + 31_000 + 60_000, Ordering::SeqCst);
+        assert_eq!(
+            svc.get("wm-1", b.id).unwrap().unwrap().status,
+            CommandStatus::TimedOut
+        );
+        assert_eq!(
+            svc.record_result(&answer(&wm, b.id, T0 + 31_000 + 45_000))
+                .unwrap(),
+            ResultOutcome::Late
+        );
+        let got = svc.get("wm-1", b.id).unwrap().unwrap();
+        assert_eq!((got.status, got.late), (CommandStatus::TimedOut, true));
+        assert!(got.result.is_some());
+        assert!(svc.get("wm-2", b.id).unwrap().is_none());
+        assert_eq!(svc.recent("wm-1", 5).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_publish_that_cannot_be_queued_fails_the_command_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tickets.db");
+        crate::TicketService::open(&path, crate::TicketConfig::default()).unwrap();
+        let publisher: CommandPublisher = Arc::new(|_: &str, _: Vec<u8>| Err("queue full".into()));
+        let clock: Clock = Arc::new(|| Timestamp(T0));
+        let svc = CommandService::open(&path, Duration::from_secs(30), publisher, clock).unwrap();
+        let c = svc
+            .send(&DeviceId::parse("wm-1").unwrap(), "self_test", "eng")
+            .unwrap();
+        assert_eq!(c.status, CommandStatus::Failed);
+        assert!(c.error.unwrap().contains("queue full"));
+    }
+}

@@ -10,7 +10,7 @@
 //! previous summary until the new one commits.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use domain::Timestamp;
@@ -107,7 +107,10 @@ type CohortTally = (u64, u64, BTreeMap<String, ComponentHistory>);
 /// The pre-aggregated fleet summary in `tickets.db`. Cheap to clone.
 #[derive(Clone)]
 pub struct FleetSummary {
+    /// For the diagnoses' reads; a refresh writes on a connection of its own, so reads
+    /// never wait for it (WAL: they see the previous summary until it commits).
     conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
 }
 
 fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
@@ -138,6 +141,7 @@ impl FleetSummary {
         conn.execute_batch(SCHEMA)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            path: path.to_owned(),
         })
     }
 
@@ -174,7 +178,7 @@ impl FleetSummary {
         for key in cohort_of.values() {
             cohorts.entry(key.clone()).or_default().0 += 1;
         }
-        let mut conn = lock(&self.conn);
+        let mut conn = crate::tickets::store::open_connection(&self.path, false)?;
         {
             let mut st = conn.prepare(
                 "SELECT device_id, component, status, json_extract(outcome, '$.kind') FROM tickets ORDER BY device_id",
