@@ -53,6 +53,9 @@ pub(crate) struct Running {
     webhook_task: JoinHandle<()>,
     /// Deletes audit records past `[http] audit_retention`, hourly.
     audit_task: JoinHandle<()>,
+    /// The command publisher's connection and the fleet-summary refresh; they end when
+    /// stopped.
+    aux_tasks: Vec<JoinHandle<()>>,
     /// The InfluxDB archive, when configured. It stops at once: what it has not sent
     /// stays in hot.db, after its cursor, for the next start.
     archive_task: Option<JoinHandle<()>>,
@@ -81,6 +84,10 @@ impl Running {
         self.sla_task.await.context("SLA task")?;
         self.webhook_task.await.context("webhook task")?;
         self.audit_task.await.context("audit retention task")?;
+        for task in self.aux_tasks {
+            task.await
+                .context("command publisher or fleet summary task")?;
+        }
         if let Some(archive) = self.archive_task {
             archive.await.context("archive task")?;
         }
@@ -145,6 +152,8 @@ pub(crate) async fn start_with_clients(
 
     // Broker: embedded unless an external URL is configured.
     let mut ingest_login = (config.mqtt.username.clone(), config.mqtt.password.clone());
+    let mut commands_login = ingest_login.clone();
+    let commands_client_id = format!("{}-commands", config.mqtt.client_id);
     let (host, port, tls, mqtt_addr) = match &config.mqtt.url {
         Some(url) => {
             let endpoint = config.mqtt_endpoint(url)?;
@@ -163,12 +172,20 @@ pub(crate) async fn start_with_clients(
                     Some(ingest_account.username.clone()),
                     Some(ingest_account.secret.clone()),
                 );
-                let mut internal = vec![ingest_account];
+                let commands_account = InternalAccount::generate("commands");
+                commands_login = (
+                    Some(commands_account.username.clone()),
+                    Some(commands_account.secret.clone()),
+                );
+                let mut internal = vec![ingest_account, commands_account];
                 internal.extend(internal_clients.iter().cloned());
                 settings.auth = Some(DeviceAuth {
                     store: credentials.clone(),
                     internal,
-                    reserved_client_ids: vec![config.mqtt.client_id.clone()],
+                    reserved_client_ids: vec![
+                        config.mqtt.client_id.clone(),
+                        commands_client_id.clone(),
+                    ],
                     metrics: metrics.clone(),
                 });
                 let issued = tokio::task::block_in_place(|| credentials.list())?.len();
@@ -221,6 +238,32 @@ pub(crate) async fn start_with_clients(
     };
     let archive_metrics = archiver.as_ref().map(|a| a.metrics.clone());
 
+    // Commands to devices: fixahead's own publishing connection, the commands table
+    // in tickets.db, and the fleet summary behind remote diagnosis.
+    let mut publish_settings = MqttSettings::new(host.clone(), port);
+    publish_settings.client_id = commands_client_id;
+    (publish_settings.username, publish_settings.password) = commands_login;
+    publish_settings.keep_alive = Duration::from_secs(config.mqtt.keep_alive_s);
+    publish_settings.tls = tls.clone();
+    let (publisher, publisher_task) =
+        ingest::publisher::Publisher::start(&publish_settings, stop.clone());
+    let tickets_path = config.data_dir.join("tickets.db");
+    let commands = api::CommandService::open(
+        &tickets_path,
+        Duration::from_secs(config.commands.timeout_s),
+        Arc::new(move |topic: &str, payload: Vec<u8>| publisher.publish(topic, payload)),
+        Arc::new(|| Timestamp(ingest::source::now_ms())),
+    )
+    .context("opening the command store")?;
+    let fleet = api::FleetSummary::open(&tickets_path).context("opening the fleet summary")?;
+    let fleet_task = tokio::spawn(refresh_fleet(
+        fleet.clone(),
+        commands.clone(),
+        StoreReader::open(&hot_path)?,
+        Duration::from_secs(config.diagnosis.refresh_interval_s),
+        stop.clone(),
+    ));
+
     // HTTP first, so the address is known and health answers during start-up.
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
@@ -271,6 +314,8 @@ pub(crate) async fn start_with_clients(
     )
     .with_credentials(credentials)
     .with_webhooks(webhooks.clone())
+    .with_commands(commands.clone())
+    .with_fleet(fleet)
     .with_access(access.clone())
     .with_body_limit(config.http.max_body_bytes);
     let http_stop = stop.clone();
@@ -343,6 +388,8 @@ pub(crate) async fn start_with_clients(
         tickets,
         reader: StoreReader::open(&hot_path)?,
         profiles,
+        commands,
+        metrics: metrics.clone(),
     };
     let scoring_task = tokio::spawn(scoring::run(stage, scoring_rx));
 
@@ -386,6 +433,7 @@ pub(crate) async fn start_with_clients(
         sla_task,
         webhook_task,
         audit_task,
+        aux_tasks: vec![publisher_task, fleet_task],
         archive_task,
     })
 }
@@ -430,6 +478,47 @@ async fn check_sla(tickets: api::TicketService, every: Duration, stop: Cancellat
             }
             Ok(Err(e)) => tracing::warn!(error = %e, "SLA check failed; retrying at the next tick"),
             Err(e) => tracing::error!(error = %e, "SLA check panicked"),
+        }
+    }
+}
+
+/// Rebuilds the fleet summary at start and every `every`, and times out the commands
+/// whose deadline passed (reads do that too), until `stop`.
+async fn refresh_fleet(
+    fleet: api::FleetSummary,
+    commands: api::CommandService,
+    reader: StoreReader,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let mut refresh = tokio::time::interval(every);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut expire = tokio::time::interval(Duration::from_secs(1));
+    expire.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = refresh.tick() => {
+                let (fleet, reader) = (fleet.clone(), reader.clone());
+                let started = std::time::Instant::now();
+                match tokio::task::spawn_blocking(move || {
+                    fleet.refresh(&reader, Timestamp(ingest::source::now_ms()))
+                })
+                .await
+                {
+                    Ok(Ok(devices)) => tracing::debug!(devices, ms = started.elapsed().as_millis() as u64, "Fleet summary refreshed"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "Fleet summary refresh failed; retrying at the next tick"),
+                    Err(e) => tracing::error!(error = %e, "Fleet summary refresh panicked"),
+                }
+            }
+            _ = expire.tick() => {
+                let commands = commands.clone();
+                match tokio::task::spawn_blocking(move || commands.expire()).await {
+                    Ok(Ok(n)) if n > 0 => tracing::info!(commands = n, "Commands timed out"),
+                    Ok(Err(e)) => tracing::warn!(error = %e, "Timing out commands failed"),
+                    _ => {}
+                }
+            }
         }
     }
 }

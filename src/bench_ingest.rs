@@ -453,6 +453,11 @@ fn with_device(message: &Message, id: DeviceId) -> Message {
             device_id: id,
             ..s.clone()
         }),
+        Message::Command(_) => Message::Command(id),
+        Message::CommandResult(r) => Message::CommandResult(domain::CommandResult {
+            device_id: id,
+            ..r.clone()
+        }),
     }
 }
 

@@ -34,6 +34,10 @@ pub(crate) struct Config {
     pub(crate) webhooks: api::WebhookConfig,
     /// Optional archives of every stored reading and fault.
     pub(crate) archive: ArchiveConfig,
+    /// Remote commands to devices (`self_test`).
+    pub(crate) commands: CommandsConfig,
+    /// Remote diagnosis: the fleet summary behind it.
+    pub(crate) diagnosis: DiagnosisConfig,
 }
 
 impl Default for Config {
@@ -49,6 +53,40 @@ impl Default for Config {
             tickets: api::TicketConfig::default(),
             webhooks: api::WebhookConfig::default(),
             archive: ArchiveConfig::default(),
+            commands: CommandsConfig::default(),
+            diagnosis: DiagnosisConfig::default(),
+        }
+    }
+}
+
+/// `[commands]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct CommandsConfig {
+    /// Seconds from sending a command to its deadline; a command unanswered by then
+    /// is `timed_out`. 1-3600, default 30.
+    pub(crate) timeout_s: u64,
+}
+
+impl Default for CommandsConfig {
+    fn default() -> Self {
+        Self { timeout_s: 30 }
+    }
+}
+
+/// `[diagnosis]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct DiagnosisConfig {
+    /// Seconds between rebuilds of the fleet summary (normal ranges, comparable
+    /// devices). 1-86400, default 600. The first runs at start-up.
+    pub(crate) refresh_interval_s: u64,
+}
+
+impl Default for DiagnosisConfig {
+    fn default() -> Self {
+        Self {
+            refresh_interval_s: 600,
         }
     }
 }
@@ -334,6 +372,12 @@ impl Config {
 
     /// Checks values serde cannot.
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
+        if !(1..=3600).contains(&self.commands.timeout_s) {
+            bail!("commands.timeout_s must be 1-3600");
+        }
+        if !(1..=86_400).contains(&self.diagnosis.refresh_interval_s) {
+            bail!("diagnosis.refresh_interval_s must be 1-86400");
+        }
         if self.http.max_body_bytes < 1024 || self.http.max_body_bytes > 64 * 1024 * 1024 {
             bail!("http.max_body_bytes must be 1024-67108864");
         }

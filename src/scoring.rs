@@ -27,6 +27,10 @@ pub(crate) struct ScoringStage {
     pub(crate) tickets: api::TicketService,
     pub(crate) reader: StoreReader,
     pub(crate) profiles: Arc<ProfileSet>,
+    /// Where devices' answers to commands are recorded.
+    pub(crate) commands: api::CommandService,
+    /// Counts answers that matched no open command.
+    pub(crate) metrics: Arc<ingest::metrics::IngestMetrics>,
 }
 
 /// Runs until the writer closes the channel.
@@ -39,6 +43,23 @@ pub(crate) async fn run(mut stage: ScoringStage, mut rx: mpsc::Receiver<Message>
             match rx.try_recv() {
                 Ok(m) => batch.push(m),
                 Err(_) => break,
+            }
+        }
+        let results: Vec<domain::CommandResult> = batch
+            .iter()
+            .filter_map(|m| match m {
+                Message::CommandResult(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect();
+        if !results.is_empty() {
+            let commands = stage.commands.clone();
+            let metrics = stage.metrics.clone();
+            let recorded =
+                tokio::task::spawn_blocking(move || record_results(&commands, &metrics, &results))
+                    .await;
+            if let Err(e) = recorded {
+                tracing::error!(error = %e, "Recording command results panicked");
             }
         }
         let mut by_device: BTreeMap<String, Signals> = BTreeMap::new();
@@ -79,6 +100,34 @@ pub(crate) async fn run(mut stage: ScoringStage, mut rx: mpsc::Receiver<Message>
         }
     }
     tracing::info!("Scoring stage stopped");
+}
+
+/// Records devices' answers to commands. An answer to no open command of its device
+/// (unknown id, another device's, already answered) is counted and logged, not kept.
+fn record_results(
+    commands: &api::CommandService,
+    metrics: &ingest::metrics::IngestMetrics,
+    results: &[domain::CommandResult],
+) {
+    for r in results {
+        match commands.record_result(r) {
+            Ok(api::ResultOutcome::Recorded) => {
+                tracing::info!(command_id = r.id, device_id = %r.device_id, "Command answered");
+            }
+            Ok(api::ResultOutcome::Late) => {
+                tracing::info!(command_id = r.id, device_id = %r.device_id, "Command answered after its deadline; kept as late");
+            }
+            Ok(api::ResultOutcome::Unmatched) => {
+                metrics
+                    .command_results_unmatched
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(command_id = r.id, device_id = %r.device_id, "Command result matches no open command of its device; dropped");
+            }
+            Err(e) => {
+                tracing::error!(command_id = r.id, device_id = %r.device_id, error = %e, "Could not record a command result");
+            }
+        }
+    }
 }
 
 /// One device's signals in a batch.

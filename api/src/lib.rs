@@ -4,6 +4,10 @@
 //!   (device, component), enforced by a unique index in its own SQLite file, priority
 //!   tiers with SLA response clocks, a diagnosis snapshot and a progress log. It also
 //!   keeps the current risk per (device, component).
+//! * [`commands`] keeps remote commands (`self_test`) in `tickets.db`, sends them over
+//!   MQTT through an injected publisher and records the devices' answers.
+//! * [`fleet`] pre-aggregates the fleet (normal ranges per type and model, how
+//!   comparable devices fared) for remote diagnosis.
 //! * [`access`] keeps API keys (hashed) and the audit log in `keys.db`.
 //! * [`http`] is the axum application: tickets, devices, telemetry, dead letters,
 //!   health and metrics, with one JSON error format.
@@ -12,13 +16,17 @@
 //! `tokio::task::spawn_blocking` (the HTTP handlers do).
 
 pub mod access;
+pub mod commands;
 mod error;
+pub mod fleet;
 pub mod http;
 pub mod tickets;
 pub mod webhooks;
 
 pub use access::{AccessStore, Role};
+pub use commands::{CommandPublisher, CommandRecord, CommandService, CommandStatus, ResultOutcome};
 pub use error::{ApiError, Error, Result};
+pub use fleet::FleetSummary;
 pub use http::{router, serve, AppState, HealthReporter, MetricsRenderer, Principal};
 pub use tickets::{
     AssignmentInput, DeviceSignals, DiagnosisContext, EventRecord, FaultSignal, OutcomeInput,

@@ -16,13 +16,13 @@ pub mod wire;
 pub use error::{DomainError, Result};
 pub use id::DeviceId;
 pub use prediction::{Contribution, Prediction};
-pub use profile::{Channel, Component, FaultDef, Profile, ProfileSet, Severity};
+pub use profile::{Channel, Component, FaultDef, Part, Profile, ProfileSet, Severity};
 pub use ticket::{
     Assignment, ComponentRisk, Diagnosis, FaultNote, LogEntry, Outcome, OutcomeKind, Priority,
     Ticket, TicketSource, TicketStatus,
 };
 pub use time::Timestamp;
 pub use wire::{
-    decode, FaultMessage, FaultState, Message, MessageKind, RejectReason, Rejection, StatusMessage,
-    Telemetry, MAX_PAYLOAD_BYTES,
+    decode, CommandOutcome, CommandRequest, CommandResult, FaultMessage, FaultState, Message,
+    MessageKind, RejectReason, Rejection, StatusMessage, Telemetry, COMMANDS, MAX_PAYLOAD_BYTES,
 };

@@ -42,6 +42,19 @@ pub struct Component {
     /// Engineer skills a repair needs.
     #[serde(default)]
     pub skills: Vec<String>,
+    /// Spare parts of the component with their catalogue references.
+    #[serde(default)]
+    pub parts: Vec<Part>,
+}
+
+/// A spare part in the parts catalogue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Part {
+    /// Part name, as the fault catalogue's `likely_parts` names it.
+    pub name: String,
+    /// Catalogue reference (order number).
+    pub reference: String,
 }
 
 /// How serious a fault code is.

@@ -27,6 +27,11 @@ pub enum MessageKind {
     Fault,
     /// `fixahead/v1/{id}/status` (retained)
     Status,
+    /// `fixahead/v1/{id}/cmd`: a command fixahead sends the device. Ingest sees its own
+    /// commands through `fixahead/v1/+/+` and ignores them.
+    Command,
+    /// `fixahead/v1/{id}/cmd/result`: the device's answer to a command.
+    CommandResult,
 }
 
 impl MessageKind {
@@ -36,6 +41,8 @@ impl MessageKind {
             Self::Telemetry => "telemetry",
             Self::Fault => "fault",
             Self::Status => "status",
+            Self::Command => "cmd",
+            Self::CommandResult => "cmd/result",
         }
     }
 
@@ -49,8 +56,54 @@ impl MessageKind {
         format!("{TOPIC_PREFIX}+/{}", self.as_str())
     }
 
-    /// All kinds ingest subscribes to.
+    /// The kinds a device publishes as data (telemetry, faults, status).
     pub const ALL: [MessageKind; 3] = [Self::Telemetry, Self::Fault, Self::Status];
+}
+
+/// The command names fixahead sends on `fixahead/v1/{id}/cmd`.
+pub const COMMANDS: [&str; 1] = ["self_test"];
+
+/// A command for a device, the payload of `fixahead/v1/{id}/cmd` (docs/protocol.md,
+/// "Commands").
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct CommandRequest {
+    /// The command's id; the answer carries it back.
+    pub id: i64,
+    /// The command, one of [`COMMANDS`].
+    pub command: String,
+    /// When fixahead sent it.
+    pub issued_at: Timestamp,
+    /// Answers arriving after this time are recorded as late; the command is `timed_out`.
+    pub deadline: Timestamp,
+}
+
+/// How a device says a command went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandOutcome {
+    /// The command ran; `report` holds what it found.
+    Ok,
+    /// The device could not run it; `error` says why.
+    Error,
+}
+
+/// A validated answer to a command (`fixahead/v1/{id}/cmd/result`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CommandResult {
+    /// The device, from the topic.
+    pub device_id: DeviceId,
+    /// The id of the command answered.
+    pub id: i64,
+    /// Whether it ran.
+    pub status: CommandOutcome,
+    /// Device time of the answer, if sent.
+    pub ts: Option<Timestamp>,
+    /// The report (a JSON object), with `ok`.
+    pub report: Option<Value>,
+    /// Why it failed, with `error`.
+    pub error: Option<String>,
+    /// When fixahead received it: not from the payload, set by ingest after decoding.
+    pub received_at: Option<Timestamp>,
 }
 
 /// A validated telemetry message.
@@ -68,6 +121,10 @@ pub struct Telemetry {
     pub model: String,
     /// Firmware version, if reported.
     pub fw: Option<String>,
+    /// Production batch, if reported (`B2025-07`).
+    pub batch: Option<String>,
+    /// Sales or installation region, if reported (`north`).
+    pub region: Option<String>,
     /// Readings in payload order. Channels the profile knows are range-checked; others
     /// are kept (new firmware may add channels) but not used for features.
     pub readings: Vec<(String, f64)>,
@@ -108,6 +165,10 @@ pub struct FaultMessage {
     pub model: String,
     /// Firmware version, if reported.
     pub fw: Option<String>,
+    /// Production batch, if reported (`B2025-07`).
+    pub batch: Option<String>,
+    /// Sales or installation region, if reported (`north`).
+    pub region: Option<String>,
     /// The fault code. Codes missing from the catalogue are stored, not rejected.
     pub code: String,
     /// Raised or cleared.
@@ -135,6 +196,10 @@ pub enum Message {
     Fault(FaultMessage),
     /// Online/offline.
     Status(StatusMessage),
+    /// A command fixahead published (seen by ingest's own subscription); not stored.
+    Command(DeviceId),
+    /// A device's answer to a command.
+    CommandResult(CommandResult),
 }
 
 impl Message {
@@ -144,6 +209,8 @@ impl Message {
             Self::Telemetry(t) => &t.device_id,
             Self::Fault(f) => &f.device_id,
             Self::Status(s) => &s.device_id,
+            Self::Command(d) => d,
+            Self::CommandResult(r) => &r.device_id,
         }
     }
 
@@ -153,6 +220,8 @@ impl Message {
             Self::Telemetry(t) => Some(t.ts),
             Self::Fault(f) => Some(f.ts),
             Self::Status(s) => s.ts,
+            Self::Command(_) => None,
+            Self::CommandResult(r) => r.ts,
         }
     }
 }
@@ -272,9 +341,11 @@ pub fn parse_topic(topic: &str) -> Result<(DeviceId, MessageKind), String> {
         "telemetry" => MessageKind::Telemetry,
         "fault" => MessageKind::Fault,
         "status" => MessageKind::Status,
+        "cmd" => MessageKind::Command,
+        "cmd/result" => MessageKind::CommandResult,
         other => {
             return Err(format!(
-                "unknown message kind {:?}: expected telemetry, fault or status",
+                "unknown message kind {:?}: expected telemetry, fault, status or cmd/result",
                 truncate(other, 40)
             ))
         }
@@ -319,6 +390,10 @@ pub fn decode(topic: &str, payload: &[u8], profiles: &ProfileSet) -> Result<Mess
         )
     })?;
 
+    if kind == MessageKind::Command {
+        // fixahead's own command, echoed by the broker: nothing to validate or keep.
+        return Ok(Message::Command(device_id));
+    }
     if kind == MessageKind::Status {
         if let Some(online) = plain_status(text) {
             return Ok(Message::Status(StatusMessage {
@@ -363,6 +438,10 @@ pub fn decode(topic: &str, payload: &[u8], profiles: &ProfileSet) -> Result<Mess
                 .map(Message::Telemetry),
             MessageKind::Fault => fields.fault(&device_id, profiles).map(Message::Fault),
             MessageKind::Status => fields.status(&device_id).map(Message::Status),
+            MessageKind::CommandResult => fields
+                .command_result(&device_id)
+                .map(Message::CommandResult),
+            MessageKind::Command => Ok(Message::Command(device_id.clone())),
         })
         .map_err(|(reason, detail)| reject(reason, detail))
 }
@@ -472,6 +551,8 @@ impl Fields<'_> {
         let device_type = self.device_type(profiles)?;
         let model = self.string("model", 64)?;
         let fw = self.optional_string("fw", 64)?;
+        let batch = self.optional_string("batch", 64)?;
+        let region = self.optional_string("region", 64)?;
         let readings_obj = match self.required("readings")? {
             Value::Object(m) => m,
             other => {
@@ -566,6 +647,8 @@ impl Fields<'_> {
             device_type,
             model,
             fw,
+            batch,
+            region,
             readings,
         })
     }
@@ -576,6 +659,8 @@ impl Fields<'_> {
         let device_type = self.device_type(profiles)?;
         let model = self.string("model", 64)?;
         let fw = self.optional_string("fw", 64)?;
+        let batch = self.optional_string("batch", 64)?;
+        let region = self.optional_string("region", 64)?;
         let code = self.string("code", 32)?;
         let state = match self.required("state")? {
             Value::String(s) if s == "raised" => FaultState::Raised,
@@ -604,6 +689,8 @@ impl Fields<'_> {
             device_type,
             model,
             fw,
+            batch,
+            region,
             code,
             state,
         })
@@ -638,6 +725,72 @@ impl Fields<'_> {
             online,
             ts,
         })
+    }
+}
+
+impl Fields<'_> {
+    fn command_result(&self, device_id: &DeviceId) -> FieldResult<CommandResult> {
+        if self.had_non_finite {
+            return Err((
+                RejectReason::NonFiniteReading,
+                "payload contains NaN or Infinity, which JSON does not allow".into(),
+            ));
+        }
+        let id = match self.required("id")? {
+            Value::Number(n) => n.as_i64().filter(|i| *i >= 1).ok_or_else(|| {
+                (
+                    RejectReason::InvalidValue,
+                    format!("`id` must be a command id (an integer from 1), got {n}"),
+                )
+            })?,
+            other => return Err(wrong_type("id", "an integer", other)),
+        };
+        let status = match self.required("status")? {
+            Value::String(s) if s == "ok" => CommandOutcome::Ok,
+            Value::String(s) if s == "error" => CommandOutcome::Error,
+            Value::String(s) => {
+                return Err((
+                    RejectReason::InvalidValue,
+                    format!(
+                        "`status` must be \"ok\" or \"error\", got {:?}",
+                        truncate(s, 32)
+                    ),
+                ))
+            }
+            other => return Err(wrong_type("status", "\"ok\" or \"error\"", other)),
+        };
+        let ts = match self.obj.get("ts") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(self.ts()?),
+        };
+        let report = match self.obj.get("report") {
+            None | Some(Value::Null) => None,
+            Some(v @ Value::Object(_)) => Some(v.clone()),
+            Some(other) => return Err(wrong_type("report", "an object", other)),
+        };
+        let error = match self.obj.get("error") {
+            None | Some(Value::Null) => None,
+            Some(_) => Some(self.string("error", 1000)?),
+        };
+        match (status, &report, &error) {
+            (CommandOutcome::Ok, None, _) => Err((
+                RejectReason::MissingField,
+                "required field `report` is missing (status \"ok\")".into(),
+            )),
+            (CommandOutcome::Error, _, None) => Err((
+                RejectReason::MissingField,
+                "required field `error` is missing (status \"error\")".into(),
+            )),
+            _ => Ok(CommandResult {
+                device_id: device_id.clone(),
+                id,
+                status,
+                ts,
+                report,
+                error,
+                received_at: None,
+            }),
+        }
     }
 }
 
@@ -754,6 +907,39 @@ mod tests {
         assert_eq!(t.ts, Timestamp::parse("2026-11-24T06:00:00Z").unwrap());
         assert_eq!(t.readings.len(), 5, "unknown channels are kept");
         assert_eq!(t.fw.as_deref(), Some("2.4.1"));
+    }
+
+    #[test]
+    fn batch_and_region_are_optional_strings_like_fw() {
+        let t = r#"{"ts": 1795500000000, "seq": 1, "type": "washer", "model": "WM-500",
+            "batch": "B2025-07", "region": "north", "readings": {"vibration_g": 0.1}}"#;
+        let Ok(Message::Telemetry(t)) = decode(TOPIC, t.as_bytes(), &profiles()) else {
+            panic!("not telemetry")
+        };
+        assert_eq!(t.batch.as_deref(), Some("B2025-07"));
+        assert_eq!(t.region.as_deref(), Some("north"));
+        let f = r#"{"ts": 1795500000000, "seq": 2, "type": "washer", "model": "WM-500",
+            "region": "south", "code": "E21", "state": "raised"}"#;
+        let Ok(Message::Fault(f)) = decode("fixahead/v1/wm-1/fault", f.as_bytes(), &profiles())
+        else {
+            panic!("not a fault")
+        };
+        assert_eq!((f.batch, f.region.as_deref()), (None, Some("south")));
+        let long = "x".repeat(65);
+        for field in ["batch", "region"] {
+            let wrong = format!(
+                r#"{{"ts": 1, "seq": 1, "type": "washer", "model": "M", "{field}": 7, "readings": {{"vibration_g": 0.1}}}}"#
+            );
+            assert_eq!(reason(TOPIC, &wrong), RejectReason::WrongType, "{field}");
+            let too_long = format!(
+                r#"{{"ts": 1, "seq": 1, "type": "washer", "model": "M", "{field}": "{long}", "readings": {{"vibration_g": 0.1}}}}"#
+            );
+            assert_eq!(
+                reason(TOPIC, &too_long),
+                RejectReason::InvalidValue,
+                "{field}"
+            );
+        }
     }
 
     #[test]

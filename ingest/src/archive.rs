@@ -221,7 +221,7 @@ pub fn write_point(out: &mut String, message: &Message, profiles: &ProfileSet) -
             write_fault(out, f, profiles);
             true
         }
-        Message::Status(_) => false,
+        Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => false,
     }
 }
 
@@ -822,6 +822,8 @@ mod tests {
             device_type: "washer".into(),
             model: "WM-500".into(),
             fw: Some("1.0".into()),
+            batch: None,
+            region: None,
             readings: readings
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))

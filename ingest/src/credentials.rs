@@ -418,7 +418,7 @@ pub fn mosquitto_files(
         passwd.push_str(&format!("{id}:{hash}\n"));
         if id == ingest_user {
             acl.push_str(&format!(
-                "# fixahead's ingest account: reads every device's messages.\nuser {id}\ntopic read fixahead/v1/#\n\n"
+                "# fixahead's ingest account: reads every device's messages and sends commands.\nuser {id}\ntopic read fixahead/v1/#\ntopic write fixahead/v1/+/cmd\n\n"
             ));
         } else {
             acl.push_str(&format!(
@@ -651,7 +651,9 @@ mod tests {
         assert!(acl.contains(
             "user wm-1\ntopic write fixahead/v1/wm-1/telemetry\ntopic write fixahead/v1/wm-1/fault\n"
         ));
-        assert!(acl.contains("user fixahead-ingest\ntopic read fixahead/v1/#\n"));
+        assert!(acl.contains(
+            "user fixahead-ingest\ntopic read fixahead/v1/#\ntopic write fixahead/v1/+/cmd\n"
+        ));
         let wm1_block = acl.split("user wm-1\n").nth(1).unwrap();
         let wm1_block = wm1_block.split("\n\n").next().unwrap();
         assert!(

@@ -19,6 +19,7 @@ pub mod credentials;
 mod error;
 pub mod metrics;
 pub mod pipeline;
+pub mod publisher;
 pub mod source;
 pub mod store;
 

@@ -53,6 +53,13 @@ pub struct IngestMetrics {
     pub stored_faults: AtomicU64,
     /// Status messages applied.
     pub stored_status: AtomicU64,
+    /// fixahead's own commands seen on `fixahead/v1/+/cmd` and ignored.
+    pub own_commands: AtomicU64,
+    /// Valid command results passed on to the command store.
+    pub command_results: AtomicU64,
+    /// Valid command results that answered no pending command of their device (unknown
+    /// id, another device's command, or already answered); logged and dropped.
+    pub command_results_unmatched: AtomicU64,
     /// Messages already stored (same device and seq), acknowledged and dropped.
     pub duplicates: AtomicU64,
     /// Messages acknowledged to the broker.
@@ -201,6 +208,18 @@ impl IngestMetrics {
                 v.load(Relaxed)
             );
         }
+        counter(
+            out,
+            "fixahead_ingest_command_results_total",
+            "Valid answers to commands received on fixahead/v1/+/cmd/result.",
+            self.command_results.load(Relaxed),
+        );
+        counter(
+            out,
+            "fixahead_ingest_command_results_unmatched_total",
+            "Valid command answers for an unknown command, another device's, or one already answered.",
+            self.command_results_unmatched.load(Relaxed),
+        );
         counter(
             out,
             "fixahead_ingest_duplicates_total",

@@ -68,7 +68,8 @@ pub struct Writer {
     pub acker: Acker,
     /// Profiles used to validate payloads.
     pub profiles: Arc<ProfileSet>,
-    /// Receives every newly stored telemetry and fault message, in order.
+    /// Receives every newly stored telemetry and fault message and every valid command
+    /// result, in order.
     pub downstream: mpsc::Sender<Message>,
     /// Counters.
     pub metrics: Arc<IngestMetrics>,
@@ -114,6 +115,12 @@ async fn run_writer(
             .map(|r| {
                 decode(&r.topic, &r.payload, &profiles)
                     .and_then(|m| check_clock(m, r.received_at, settings.max_future_ms))
+                    .map(|mut m| {
+                        if let Message::CommandResult(c) = &mut m {
+                            c.received_at = Some(r.received_at);
+                        }
+                        m
+                    })
             })
             .collect();
 
@@ -164,8 +171,10 @@ async fn run_writer(
                         Message::Telemetry(_) => metrics.stored_telemetry.fetch_add(1, Relaxed),
                         Message::Fault(_) => metrics.stored_faults.fetch_add(1, Relaxed),
                         Message::Status(_) => metrics.stored_status.fetch_add(1, Relaxed),
+                        Message::Command(_) => metrics.own_commands.fetch_add(1, Relaxed),
+                        Message::CommandResult(_) => metrics.command_results.fetch_add(1, Relaxed),
                     };
-                    if matches!(message, Message::Status(_)) {
+                    if matches!(message, Message::Status(_) | Message::Command(_)) {
                         continue;
                     }
                     if let Some(tx) = &downstream {

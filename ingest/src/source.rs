@@ -136,12 +136,19 @@ impl MqttSettings {
     /// scores would differ from an offline replay (`tests/it/parity.rs` caught this).
     /// One filter keeps each device's messages in publish order. A topic of an unknown
     /// kind under the prefix becomes an `invalid_topic` dead letter.
+    ///
+    /// Besides it, `fixahead/v1/+/cmd/result`: devices' answers to commands
+    /// (docs/protocol.md, "Commands"). Their order against telemetry does not matter.
     pub fn filters(&self) -> Vec<String> {
         let all = format!("{TOPIC_PREFIX}+/+");
-        vec![match &self.shared_group {
-            Some(g) => format!("$share/{g}/{all}"),
-            None => all,
-        }]
+        let results = domain::MessageKind::CommandResult.filter();
+        [all, results]
+            .into_iter()
+            .map(|f| match &self.shared_group {
+                Some(g) => format!("$share/{g}/{f}"),
+                None => f,
+            })
+            .collect()
     }
 }
 
@@ -1060,7 +1067,13 @@ mod tests {
     #[test]
     fn one_filter_covers_every_kind_and_shared_groups_prefix_it() {
         let mut s = MqttSettings::new("h", 1);
-        assert_eq!(s.filters(), vec!["fixahead/v1/+/+".to_owned()]);
+        assert_eq!(
+            s.filters(),
+            vec![
+                "fixahead/v1/+/+".to_owned(),
+                "fixahead/v1/+/cmd/result".to_owned()
+            ]
+        );
         for kind in MessageKind::ALL {
             assert!(
                 kind.filter().starts_with("fixahead/v1/+/"),
@@ -1069,6 +1082,12 @@ mod tests {
             );
         }
         s.shared_group = Some("g".into());
-        assert_eq!(s.filters(), vec!["$share/g/fixahead/v1/+/+".to_owned()]);
+        assert_eq!(
+            s.filters(),
+            vec![
+                "$share/g/fixahead/v1/+/+".to_owned(),
+                "$share/g/fixahead/v1/+/cmd/result".to_owned()
+            ]
+        );
     }
 }

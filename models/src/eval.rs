@@ -540,7 +540,7 @@ pub fn eval(
         let (device_type, ts) = match &msg {
             Message::Telemetry(t) => (t.device_type.as_str(), t.ts.millis()),
             Message::Fault(f) => (f.device_type.as_str(), f.ts.millis()),
-            Message::Status(_) => return,
+            Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => return,
         };
         let device_id = msg.device_id().as_str();
         max_ts = max_ts.max(ts);

@@ -406,7 +406,7 @@ impl DeviceState {
         let ts = match msg {
             Message::Telemetry(t) => t.ts,
             Message::Fault(f) => f.ts,
-            Message::Status(_) => return false,
+            Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => return false,
         };
         if !self.accepts(ts) {
             return false;
@@ -467,7 +467,7 @@ impl DeviceState {
                     self.components[i].last_repair_s = at_s;
                 }
             }
-            Message::Status(_) => {}
+            Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => {}
         }
         true
     }
@@ -561,6 +561,8 @@ mod tests {
             device_type: "washer".into(),
             model: "WM-500".into(),
             fw: None,
+            batch: None,
+            region: None,
             readings: readings
                 .iter()
                 .map(|(n, v)| ((*n).to_owned(), *v))
@@ -576,6 +578,8 @@ mod tests {
             device_type: "washer".into(),
             model: "WM-500".into(),
             fw: None,
+            batch: None,
+            region: None,
             code: code.into(),
             state: FaultState::Raised,
         })

@@ -148,7 +148,7 @@ pub fn predict_with(
         let device_type = match &msg {
             Message::Telemetry(t) => Some(&t.device_type),
             Message::Fault(f) => Some(&f.device_type),
-            Message::Status(_) => None,
+            Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => None,
         };
         if let Some(t) = device_type {
             if !types_seen.contains(t) {

@@ -138,7 +138,9 @@ impl Scorer {
         let (device_type, ts) = match msg {
             Message::Telemetry(t) => (t.device_type.as_str(), t.ts),
             Message::Fault(f) => (f.device_type.as_str(), f.ts),
-            Message::Status(_) => return Vec::new(),
+            Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => {
+                return Vec::new()
+            }
         };
         self.refresh_models();
         let Some(type_idx) = self.type_ctx(device_type) else {

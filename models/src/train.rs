@@ -341,7 +341,7 @@ pub fn train_on(
         let (device_type, ts) = match &msg {
             Message::Telemetry(t) => (t.device_type.as_str(), t.ts),
             Message::Fault(f) => (f.device_type.as_str(), f.ts),
-            Message::Status(_) => return,
+            Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => return,
         };
         if ts.0 >= test_from {
             return;

@@ -165,6 +165,10 @@ pub(crate) const REGIONS: &[Region] = &[
     },
 ];
 
+/// Wear (0 healthy, 1 failed) above which a self-test reports a component `degraded`:
+/// low enough that a component a few days into its precursor already shows.
+pub(crate) const SELF_TEST_WEAR_LIMIT: f64 = 0.04;
+
 enum ComponentState {
     Healthy {
         fail_at: i64,
@@ -303,6 +307,13 @@ pub(crate) struct Payload<'a> {
     device_type: &'a str,
     model: &'a str,
     fw: &'a str,
+    /// Only in live payloads: the production batch (history lines leave it to
+    /// `devices.jsonl`; replay adds it back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) batch: Option<&'a str>,
+    /// Only in live payloads: the region, as `batch`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) region: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     readings: Option<Readings<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -594,6 +605,32 @@ impl DeviceCore {
         self.components.get(i).map_or(0.0, |c| c.severity(t))
     }
 
+    /// A self-test at `t`: every component's wear against [`SELF_TEST_WEAR_LIMIT`].
+    /// Reads the hidden state only: it draws no random number, so answering a
+    /// command never changes what the device does next.
+    pub(crate) fn self_test(&self, t: i64) -> Vec<crate::ComponentCheck> {
+        self.components
+            .iter()
+            .map(|c| {
+                let wear = c.severity(t);
+                let status = if c.is_failed() {
+                    "failed"
+                } else if wear > SELF_TEST_WEAR_LIMIT {
+                    "degraded"
+                } else {
+                    "ok"
+                };
+                crate::ComponentCheck {
+                    component: c.spec.name.to_owned(),
+                    status: status.to_owned(),
+                    measured: round3(wear),
+                    limit: SELF_TEST_WEAR_LIMIT,
+                    quantity: "wear".to_owned(),
+                }
+            })
+            .collect()
+    }
+
     /// Whether component `i` has failed and awaits repair.
     pub(crate) fn is_failed(&self, i: usize) -> bool {
         self.components.get(i).is_some_and(ComponentSim::is_failed)
@@ -818,8 +855,8 @@ impl DeviceCore {
         }
     }
 
-    /// The wire payload of a released message, without the history file's `device_id`
-    /// and `msg` fields.
+    /// The wire payload of a released message, as a device publishes it (with `batch`
+    /// and `region`), without the history file's `device_id` and `msg` fields.
     pub(crate) fn payload<'a>(
         &'a self,
         ts: i64,
@@ -848,6 +885,8 @@ impl DeviceCore {
             device_type: &self.info.device_type,
             model: &self.info.model,
             fw: &self.info.fw,
+            batch: Some(&self.info.batch),
+            region: Some(&self.info.region),
             readings,
             code,
             state,

@@ -175,3 +175,18 @@ pub(crate) mod rfc3339 {
         Timestamp::parse(&s).map_err(serde::de::Error::custom)
     }
 }
+
+/// One component in a simulated device's self-test report (docs/protocol.md, "Commands").
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ComponentCheck {
+    /// Component name from the profile.
+    pub component: String,
+    /// `ok`, `degraded` (measured over the limit) or `failed`.
+    pub status: String,
+    /// What the test measured (for the simulator: wear, 0 healthy to 1 failed).
+    pub measured: f64,
+    /// The limit `measured` is judged against.
+    pub limit: f64,
+    /// What `measured` is.
+    pub quantity: String,
+}

@@ -152,6 +152,14 @@ impl Fleet {
         distinct_batches(&self.devices)
     }
 
+    /// What a self-test of device number `index` finds now (at [`Fleet::now`]), per
+    /// component; `None` for an index past the fleet.
+    pub fn self_test(&self, index: usize) -> Option<Vec<crate::ComponentCheck>> {
+        self.devices
+            .get(index)
+            .map(|d| d.core.self_test(self.now.millis()))
+    }
+
     /// The devices, for the history writer's shards.
     pub(crate) fn devices_mut(&mut self) -> &mut [Device] {
         &mut self.devices

@@ -781,7 +781,7 @@ mod tests {
                         o.duplicates += 1;
                     }
                 }
-                Ok(Message::Status(_)) => {}
+                Ok(Message::Status(_) | Message::Command(_) | Message::CommandResult(_)) => {}
                 Err(r) => *o.dead.entry(r.reason.as_str().into()).or_default() += 1,
             }
         }

@@ -48,8 +48,8 @@ mod tests;
 pub use config::{DefectiveBatch, FleetConfig};
 pub use error::{Error, Result};
 pub use event::{
-    DeviceInfo, GroundTruthEvent, GroundTruthKind, SensorFaultInfo, SensorFaultKind, SimEvent,
-    WireMessage,
+    ComponentCheck, DeviceInfo, GroundTruthEvent, GroundTruthKind, SensorFaultInfo,
+    SensorFaultKind, SimEvent, WireMessage,
 };
 pub use fleet::{known_kinds, Fleet};
 pub use history::{write_history, write_history_with_progress, HistoryProgress, HistorySummary};

@@ -20,6 +20,7 @@ use rumqttc::{
     Request,
 };
 use serde::Serialize;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -202,7 +203,8 @@ impl LiveConfig {
 /// and records `expected_dead_letters` (see [`crate::InjectConfig`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LiveSummary {
-    /// Publishes handed to the MQTT client: status, good, duplicate and bad messages.
+    /// Publishes handed to the MQTT client: status, good, duplicate and bad messages,
+    /// and answers to commands.
     pub published: u64,
     /// Distinct valid telemetry and fault messages (distinct `(device_id, seq)`),
     /// burst extras included: what fixahead should store.
@@ -223,6 +225,8 @@ pub struct LiveSummary {
     pub ground_truth: u64,
     /// Simulated time reached.
     pub simulated_until: Timestamp,
+    /// Commands (`fixahead/v1/{id}/cmd`) answered on `.../cmd/result`.
+    pub commands_answered: u64,
 }
 
 impl LiveSummary {
@@ -274,7 +278,7 @@ pub async fn publish_live(
         Some(path) => Some(open_append(path)?),
         None => None,
     };
-    let pool = Pool::connect(&config.target(), config.connections);
+    let pool = Pool::connect_answering(&config.target(), config.connections);
     let mut injector = Injector::new(config.inject.clone(), fleet.len(), fleet.config().seed);
     info!(
         host = %config.host,
@@ -300,6 +304,7 @@ pub async fn publish_live(
         acked: 0,
         ground_truth: 0,
         simulated_until: fleet.now(),
+        commands_answered: 0,
     };
     let result = produce(
         &config,
@@ -337,6 +342,7 @@ async fn produce(
     cancel: &CancellationToken,
     summary: &mut LiveSummary,
 ) -> Result<()> {
+    let mut commands = pool.commands.lock().await;
     let base = fleet.config().start.max(fleet.now());
     let mut index: HashMap<String, usize> = HashMap::with_capacity(fleet.len());
     let status_payload = serde_json::to_vec(&serde_json::json!({
@@ -369,6 +375,16 @@ async fn produce(
         tokio::select! {
             biased;
             () = cancel.cancelled() => return Ok(()),
+            Some(command) = commands.recv() => {
+                if let Some((conn, topic, payload)) = answer(fleet, &index, pool, command) {
+                    if !pool.publish(conn, topic, false, payload, cancel).await? {
+                        return Ok(());
+                    }
+                    summary.published += 1;
+                    summary.commands_answered += 1;
+                }
+                continue;
+            }
             _ = ticker.tick() => {}
         }
         let now = Instant::now();
@@ -421,6 +437,72 @@ async fn produce(
         }
     }
     Ok(())
+}
+
+/// A command received on a connection: `fixahead/v1/{device_id}/cmd` and its payload.
+#[derive(Debug)]
+pub(crate) struct IncomingCommand {
+    conn: usize,
+    topic: String,
+    payload: Vec<u8>,
+}
+
+/// Commands waiting for the publishing loop, per run; beyond it they are dropped
+/// (and time out at fixahead).
+const COMMAND_QUEUE: usize = 1024;
+
+/// The answer of a simulated device to a command (docs/protocol.md, "Commands"):
+/// connection, topic and payload. `None` when the command is not for a device of this
+/// fleet on this connection (every connection subscribes to all commands), or has no
+/// readable id to answer to.
+fn answer(
+    fleet: &Fleet,
+    index: &HashMap<String, usize>,
+    pool: &Pool,
+    command: IncomingCommand,
+) -> Option<(usize, String, Vec<u8>)> {
+    let (device_id, kind) = domain::wire::parse_topic(&command.topic).ok()?;
+    if kind != MessageKind::Command {
+        return None;
+    }
+    let device = *index.get(device_id.as_str())?;
+    if pool.connection_of(device) != command.conn {
+        return None;
+    }
+    let request: domain::CommandRequest = match serde_json::from_slice(&command.payload) {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(device_id = %device_id, error = %e, "Unreadable command; not answered");
+            return None;
+        }
+    };
+    let body = match (request.command.as_str(), fleet.self_test(device)) {
+        ("self_test", Some(components)) => {
+            let pass = components.iter().all(|c| c.status == "ok");
+            serde_json::json!({
+                "id": request.id,
+                "status": "ok",
+                "report": {
+                    "command": "self_test",
+                    "result": if pass { "pass" } else { "fail" },
+                    "simulated_at": fleet.now().to_rfc3339(),
+                    "components": components,
+                },
+            })
+        }
+        (other, _) => serde_json::json!({
+            "id": request.id,
+            "status": "error",
+            "error": format!("unsupported command {other:?}"),
+        }),
+    };
+    debug!(device_id = %device_id, command_id = request.id, "Answering a command");
+    let payload = serde_json::to_vec(&body).ok()?;
+    Some((
+        command.conn,
+        MessageKind::CommandResult.topic(&device_id),
+        payload,
+    ))
 }
 
 /// Publishes one message on its device's connection and counts it; `Ok(false)` if
@@ -480,6 +562,8 @@ impl Target<'_> {
 /// Several MQTT connections, each with its own event-loop task.
 pub(crate) struct Pool {
     conns: Vec<Conn>,
+    /// Commands received (only by a pool made with [`Pool::connect_answering`]).
+    commands: tokio::sync::Mutex<mpsc::Receiver<IncomingCommand>>,
 }
 
 struct Conn {
@@ -493,6 +577,18 @@ impl Pool {
     /// Opens `connections` (at least 1) connections; connection `k` of several uses the
     /// client id `{client_id}-{k}`. Connecting happens in the background.
     pub(crate) fn connect(target: &Target<'_>, connections: usize) -> Pool {
+        Self::open(target, connections, false)
+    }
+
+    /// [`Pool::connect`], each connection also subscribed to `fixahead/v1/+/cmd`: the
+    /// commands queue up in the pool, for the fleet to answer.
+    pub(crate) fn connect_answering(target: &Target<'_>, connections: usize) -> Pool {
+        Self::open(target, connections, true)
+    }
+
+    fn open(target: &Target<'_>, connections: usize, answer: bool) -> Pool {
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let commands = answer.then_some(tx);
         let n = connections.max(1);
         let conns = (0..n)
             .map(|k| {
@@ -504,7 +600,13 @@ impl Pool {
                 let (client, eventloop) = AsyncClient::new(target.options(id), REQUEST_CAPACITY);
                 let link = Arc::new(Link::default());
                 let stop = CancellationToken::new();
-                let driver = tokio::spawn(drive(eventloop, stop.clone(), Arc::clone(&link)));
+                let answering = commands.clone().map(|tx| Answering {
+                    client: client.clone(),
+                    conn: k,
+                    tx,
+                });
+                let driver =
+                    tokio::spawn(drive(eventloop, stop.clone(), Arc::clone(&link), answering));
                 Conn {
                     client,
                     link,
@@ -513,7 +615,10 @@ impl Pool {
                 }
             })
             .collect();
-        Pool { conns }
+        Pool {
+            conns,
+            commands: tokio::sync::Mutex::new(rx),
+        }
     }
 
     /// The connection device number `device` uses.
@@ -623,8 +728,21 @@ struct Link {
     acked: AtomicU64,
 }
 
-/// Polls the MQTT event loop until stopped, reconnecting with backoff.
-async fn drive(mut eventloop: EventLoop, stop: CancellationToken, link: Arc<Link>) {
+/// What a connection that answers commands needs in its event-loop task.
+struct Answering {
+    client: AsyncClient,
+    conn: usize,
+    tx: mpsc::Sender<IncomingCommand>,
+}
+
+/// Polls the MQTT event loop until stopped, reconnecting with backoff. With
+/// `answering`, subscribes to the commands on every connect and hands them over.
+async fn drive(
+    mut eventloop: EventLoop,
+    stop: CancellationToken,
+    link: Arc<Link>,
+    answering: Option<Answering>,
+) {
     let mut backoff = MIN_BACKOFF;
     loop {
         let event = tokio::select! {
@@ -636,6 +754,26 @@ async fn drive(mut eventloop: EventLoop, stop: CancellationToken, link: Arc<Link
                 debug!("Connected to MQTT broker");
                 link.connected.store(true, Ordering::Relaxed);
                 backoff = MIN_BACKOFF;
+                if let Some(a) = &answering {
+                    if let Err(e) = a
+                        .client
+                        .try_subscribe(MessageKind::Command.filter(), QoS::AtLeastOnce)
+                    {
+                        warn!(error = %e, "Could not subscribe to commands");
+                    }
+                }
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if let Some(a) = &answering {
+                    let command = IncomingCommand {
+                        conn: a.conn,
+                        topic: p.topic,
+                        payload: p.payload.to_vec(),
+                    };
+                    if a.tx.try_send(command).is_err() {
+                        warn!("Command queue full; a command goes unanswered");
+                    }
+                }
             }
             Ok(Event::Incoming(Packet::PubAck(_))) => {
                 link.acked.fetch_add(1, Ordering::Relaxed);
@@ -1059,6 +1197,7 @@ pub(crate) mod tests {
                     }
                 }
                 Ok(domain::Message::Status(_)) => status += 1,
+                Ok(domain::Message::Command(_) | domain::Message::CommandResult(_)) => {}
                 Err(r) => *dead.entry(r.reason.as_str().to_owned()).or_default() += 1,
             }
         }

@@ -12,6 +12,7 @@ mod bench_ingest;
 mod crash;
 mod dead_letters;
 mod device_auth;
+mod diagnosis;
 mod feedback;
 mod harness;
 mod models;

@@ -50,7 +50,7 @@
 //! | `assign_tickets` | `POST /api/v1/tickets/{id}/assignment` | yes | yes | | |
 //! | `dismiss_tickets` | a transition to `dismissed` (checked by the transitions handler) | yes | yes | | |
 //! | `record_outcome` | `POST /api/v1/tickets/{id}/outcome` | yes | yes | assigned tickets only | |
-//! | `diagnose` | remote diagnosis (coming) | yes | yes | assigned tickets only | |
+//! | `diagnose` | `GET /api/v1/devices/{device_id}/diagnosis`, `POST .../{device_id}/commands`, `GET .../{device_id}/commands/{id}` | yes | yes | devices of assigned tickets only | |
 //! | `read_events` | `GET /api/v1/events` | yes | yes | | yes |
 //! | `manage_webhooks` | `POST`, `GET /api/v1/webhooks`, `GET`, `DELETE /api/v1/webhooks/{id}`, `GET /api/v1/webhooks/{id}/deliveries` | yes | | | yes |
 //!
@@ -142,8 +142,9 @@
 //! Registered devices ordered by id. Parameters: `type` (device type), `limit`
 //! (default 100, at most 1000), `after` (cursor: a device id).
 //! 200 `{"devices": [Device...], "next": "wm-0100" | null}`, where a device is
-//! `{"device_id", "type", "model", "fw", "first_seen", "last_seen", "last_event_ts",
-//! "messages", "online", "status_at"}`.
+//! `{"device_id", "type", "model", "fw", "batch", "region", "first_seen", "last_seen",
+//! "last_event_ts", "messages", "online", "status_at"}` (`fw`, `batch`, `region`: the
+//! latest the device reported, `null` if it never did).
 //!
 //! ## `GET /api/v1/devices/{device_id}`
 //! The device's registry fields (as in the list) and:
@@ -164,6 +165,65 @@
 //! 200 `{"device_id": "wm-0001", "telemetry": [{"device_id", "seq", "ts", "received_at",
 //! "readings": {"drain_time_s": 12.5, ...}}...]}`. 400 on a malformed parameter or
 //! `from > to`, 404 for an unknown device.
+//!
+//! ## `GET /api/v1/devices/{device_id}/diagnosis` (diagnose)
+//! Everything an engineer checks before a visit. Permission `diagnose` (admin, planner;
+//! an engineer only while one of the device's active tickets is assigned to them, else
+//! 403), not `read_devices`: it is the engineer's working view, and integrations have
+//! the device detail. 200:
+//! * `device`: the registry fields (as in `GET /api/v1/devices/{device_id}`, with
+//!   `batch` and `region`);
+//! * `channels`: every channel of the profile (and unknown ones the device sent),
+//!   `[{"channel", "unit", "latest", "latest_ts", "normal_range", "position", "trend"}]`.
+//!   `normal_range` is `{"p5", "p50", "p95", "devices", "computed_at"}`: percentiles of
+//!   the latest value of every device of the same type and model, from the fleet summary
+//!   (refreshed every `[diagnosis] refresh_interval_s`; `null` until it has the channel).
+//!   `position` is `low` (under p5), `normal`, `high` (over p95) or `unknown`. `trend` is
+//!   `{"day_mean", "week_mean", "prior_week_mean", "slope_per_day", "samples_day",
+//!   "samples_week"}` over the device's own clock: the day and week before its newest
+//!   event, and the week before that (slope: least squares over the last week);
+//! * `faults`: the newest 50 fault messages with catalogue text (as `recent_faults`);
+//! * `open_tickets`: as in the device detail;
+//! * `risk`: per component `{"component", "title", "risk", "threshold", "flagged",
+//!   "model_version", "ts", "explanation", "top_features"}`; `explanation` puts the top
+//!   features in words (`drain_time_s.ewma_fast = 41.000 (fleet normal 10.000-20.000)
+//!   raises the risk by 1.20`);
+//! * `comparable`: `{"model", "batch", "devices", "devices_with_tickets", "components":
+//!   [{"component", "tickets", "active", "confirmed_failures", "no_fault_found"}],
+//!   "computed_at"}`: devices of the same type, model and batch (devices without a batch:
+//!   the model) and what their tickets came to; `null` until the summary has the device;
+//! * `likely_parts`: `[{"component", "part", "reference", "reasons"}]` for suspect
+//!   components (flagged or at half their threshold, a raised catalogue fault code, an
+//!   active ticket), highest risk first: the parts the fault catalogue names for the
+//!   raised codes, then the component's other parts, with the catalogue reference from
+//!   the profile (`parts`, docs/profiles.md);
+//! * `recent_commands`: the newest 5 commands (as below).
+//!
+//! 400 for an invalid id, 404 for an unknown device.
+//!
+//! ## `POST /api/v1/devices/{device_id}/commands` (diagnose)
+//! Body `{"command": "self_test"}` (the only command; anything else is 422 with `field`
+//! `command`). Publishes the command on `fixahead/v1/{device_id}/cmd` (QoS 1, not
+//! retained; docs/protocol.md, "Commands") and answers 202 with the command and a
+//! `Location` header:
+//! ```json
+//! {"id": 42, "device_id": "wm-0001", "command": "self_test", "status": "pending",
+//!  "created_at": "2026-11-25T09:00:00.000Z", "deadline": "2026-11-25T09:00:30.000Z",
+//!  "answered_at": null, "result": null, "error": null, "late": false,
+//!  "requested_by": "eng-anna"}
+//! ```
+//! `status` is `failed` at once if the publish could not even be queued. The device must
+//! have reported (404 otherwise); engineers: as for the diagnosis (403). Audited.
+//!
+//! ## `GET /api/v1/devices/{device_id}/commands/{id}` (diagnose)
+//! The command: `status` `pending` (sent, no answer yet, deadline ahead), `answered` (the
+//! device's `report` is in `result`, `answered_at` is when fixahead received it),
+//! `failed` (the device answered `error`: `error` says why; or the publish failed) or
+//! `timed_out` (no answer by `deadline`, `[commands] timeout_s` after sending, as for a
+//! device that is offline). A late answer is kept (`result`, `answered_at`, `"late":
+//! true`) while the status stays `timed_out`. The deadline is checked when the command is
+//! read and every second in the background, by the same rule. 404 if the device has no
+//! command with this id, 400 for a non-integer id.
 //!
 //! ## `POST /api/v1/devices/{device_id}/credentials`
 //! Issues MQTT credentials for the device (which need not have reported yet): the
@@ -278,6 +338,8 @@ pub struct AppState {
     access: Option<AccessStore>,
     body_limit: usize,
     webhooks: Option<crate::webhooks::WebhookService>,
+    commands: Option<crate::commands::CommandService>,
+    fleet: Option<crate::fleet::FleetSummary>,
 }
 
 impl AppState {
@@ -311,6 +373,8 @@ impl AppState {
             access: None,
             body_limit: DEFAULT_BODY_LIMIT,
             webhooks: None,
+            commands: None,
+            fleet: None,
         }
     }
 
@@ -338,6 +402,20 @@ impl AppState {
     /// dispatcher, [`crate::webhooks::run`]). Without it those endpoints answer 404.
     pub fn with_webhooks(mut self, service: crate::webhooks::WebhookService) -> Self {
         self.webhooks = Some(service);
+        self
+    }
+
+    /// Sends and tracks device commands (`POST`/`GET .../commands`). Without it those
+    /// endpoints answer 404.
+    pub fn with_commands(mut self, commands: crate::commands::CommandService) -> Self {
+        self.commands = Some(commands);
+        self
+    }
+
+    /// Reads normal ranges and comparable devices for `GET .../diagnosis` from
+    /// `fleet`. Without it the diagnosis has no ranges and no comparison.
+    pub fn with_fleet(mut self, fleet: crate::fleet::FleetSummary) -> Self {
+        self.fleet = Some(fleet);
         self
     }
 
@@ -387,6 +465,12 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
             Access::Requires(P::ReadDevices),
             routes!(devices::telemetry),
         ),
+        (Access::Requires(P::Diagnose), routes!(devices::diagnosis)),
+        (
+            Access::Requires(P::Diagnose),
+            routes!(devices::send_command),
+        ),
+        (Access::Requires(P::Diagnose), routes!(devices::get_command)),
         (
             Access::Requires(P::ManageDevices),
             routes!(devices::issue_credentials, devices::revoke_credentials),

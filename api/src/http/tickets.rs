@@ -34,8 +34,7 @@ fn check_may_act(who: &Principal, t: &Ticket, to: Option<TicketStatus>) -> Resul
         )));
     }
     if who.restricted_to_assigned() {
-        let assigned = t.assignment.engineer.as_deref() == Some(who.name.as_str());
-        if !assigned {
+        if !assigned_to(who, t) {
             return Err(Error::Forbidden(format!(
                 "ticket {} is not assigned to {}; engineers act on their own tickets",
                 t.id, who.name
@@ -48,6 +47,27 @@ fn check_may_act(who: &Principal, t: &Ticket, to: Option<TicketStatus>) -> Resul
                 )));
             }
         }
+    }
+    Ok(())
+}
+
+/// Whether `t` is assigned to `who`: the ticket's engineer is their key's name.
+fn assigned_to(who: &Principal, t: &Ticket) -> bool {
+    t.assignment.engineer.as_deref() == Some(who.name.as_str())
+}
+
+/// The same own-ticket rule for a device (remote diagnosis, commands): engineers only
+/// while one of the device's active tickets (`active`) is assigned to them.
+pub(super) fn check_may_diagnose(
+    who: &Principal,
+    device_id: &str,
+    active: &[Ticket],
+) -> Result<()> {
+    if who.restricted_to_assigned() && !active.iter().any(|t| assigned_to(who, t)) {
+        return Err(Error::Forbidden(format!(
+            "no active ticket of device {device_id} is assigned to {}; engineers diagnose the devices of their own tickets",
+            who.name
+        )));
     }
     Ok(())
 }
