@@ -48,6 +48,7 @@ pub(crate) struct Running {
     reload_task: JoinHandle<()>,
     /// The SLA checker; it ends when stopped.
     sla_task: JoinHandle<()>,
+    fleet_task: JoinHandle<()>,
     /// The InfluxDB archive, when configured. It stops at once: what it has not sent
     /// stays in hot.db, after its cursor, for the next start.
     archive_task: Option<JoinHandle<()>>,
@@ -74,6 +75,7 @@ impl Running {
         self.stop.cancel();
         self.reload_task.abort();
         self.sla_task.await.context("SLA task")?;
+        self.fleet_task.await.context("fleet task")?;
         if let Some(archive) = self.archive_task {
             archive.await.context("archive task")?;
         }
@@ -257,7 +259,9 @@ pub(crate) async fn start_with_clients(
     )
     .with_credentials(credentials)
     .with_access(access.clone())
-    .with_body_limit(config.http.max_body_bytes);
+    .with_body_limit(config.http.max_body_bytes)
+    .with_fleet_settings(config.fleet.clone());
+    let fleet = state.fleet().clone();
     let http_stop = stop.clone();
     let streams = state.clone();
     let http_task = tokio::spawn(async move {
@@ -313,6 +317,9 @@ pub(crate) async fn start_with_clients(
         stop.clone(),
     ));
 
+    // Fleet analytics: refresh the snapshot, run the batch-alarm detector.
+    let fleet_task = tokio::spawn(run_fleet(fleet, stop.clone()));
+
     // Its own connection: API reads must not stall the scorer (and through it ingest).
     let stage = ScoringStage {
         scorer,
@@ -360,8 +367,53 @@ pub(crate) async fn start_with_clients(
         http_task,
         reload_task,
         sla_task,
+        fleet_task,
         archive_task,
     })
+}
+
+/// Refreshes the fleet snapshot every `[fleet] refresh_interval` and runs the
+/// batch-alarm detector every `[fleet] alarm_interval` (first at start-up), until
+/// `stop`.
+async fn run_fleet(fleet: api::fleet::Fleet, stop: CancellationToken) {
+    let every = |d: api::tickets::ConfigDuration| Duration::from_millis(d.millis().max(1) as u64);
+    let mut refresh = tokio::time::interval(every(fleet.settings().refresh_interval));
+    let mut detect = tokio::time::interval(every(fleet.settings().alarm_interval));
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    detect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let detecting = tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = detect.tick() => true,
+            _ = refresh.tick() => false,
+        };
+        let f = fleet.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            if detecting {
+                f.detect().map(Some)
+            } else {
+                f.refresh().map(|_| None)
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(Some(report))) => {
+                for a in &report.raised {
+                    tracing::warn!(alarm = a.id, model = %a.model, dimension = %a.dimension, value = %a.value, component = %a.component, statistic = %a.statistic, p_value = a.p_value, "Fleet batch alarm raised");
+                }
+                tracing::debug!(
+                    tested = report.tested,
+                    active = report.active,
+                    "Batch alarm detector ran"
+                );
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "Fleet analytics failed; retrying at the next tick")
+            }
+            Err(e) => tracing::error!(error = %e, "Fleet analytics panicked"),
+        }
+    }
 }
 
 /// Checks the tickets' SLA clocks every `every` until `stop`.

@@ -32,6 +32,8 @@ pub(crate) struct Config {
     pub(crate) tickets: api::TicketConfig,
     /// Optional archives of every stored reading and fault.
     pub(crate) archive: ArchiveConfig,
+    /// Fleet analytics and batch alarms.
+    pub(crate) fleet: api::fleet::FleetSettings,
 }
 
 impl Default for Config {
@@ -46,6 +48,7 @@ impl Default for Config {
             profiles: ProfilesConfig::default(),
             tickets: api::TicketConfig::default(),
             archive: ArchiveConfig::default(),
+            fleet: api::fleet::FleetSettings::default(),
         }
     }
 }
@@ -352,6 +355,7 @@ impl Config {
         }
         self.max_future_ms()?;
         self.dead_letter_retention()?;
+        self.fleet.validate()?;
         if let Some(influx) = &self.archive.influxdb {
             influx.settings(&self.data_dir)?;
         }

@@ -5,6 +5,8 @@
 //!   tiers with SLA response clocks, a diagnosis snapshot and a progress log. It also
 //!   keeps the current risk per (device, component).
 //! * [`access`] keeps API keys (hashed) and the audit log in `keys.db`.
+//! * [`fleet`] answers fleet analytics (statistics per group, parts forecast) from an
+//!   in-memory snapshot and runs the batch-alarm detector.
 //! * [`http`] is the axum application: tickets, devices, telemetry, dead letters,
 //!   health and metrics, with one JSON error format.
 //!
@@ -13,6 +15,7 @@
 
 pub mod access;
 mod error;
+pub mod fleet;
 pub mod http;
 pub mod tickets;
 

@@ -12,6 +12,7 @@ mod bench_ingest;
 mod crash;
 mod dead_letters;
 mod device_auth;
+mod fleet;
 mod harness;
 mod models;
 mod mosquitto;

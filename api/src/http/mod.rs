@@ -46,6 +46,8 @@
 //! | `manage_devices` | `POST`, `DELETE /api/v1/devices/{device_id}/credentials` | yes | | | |
 //! | `manage_keys` | `POST`, `GET /api/v1/keys`, `DELETE /api/v1/keys/{id}` | yes | | | |
 //! | `read_audit` | `GET /api/v1/audit` | yes | | | |
+//! | `read_fleet` | `GET /api/v1/fleet/stats`, `/fleet/alarms`, `/fleet/parts-forecast` | yes | yes | | yes |
+//! | `run_fleet_detection` | `POST /api/v1/fleet/alarms/detect` | yes | yes | | |
 //! | `transition_tickets` | ticket transitions (coming) | yes | yes | assigned tickets only, to `in_progress` or `resolved` | |
 //! | `assign_tickets` | ticket assignment (coming) | yes | yes | | |
 //! | `dismiss_tickets` | dismissing a ticket (coming) | yes | yes | | |
@@ -195,6 +197,15 @@
 //! 200 `{"audit": [{"id", "at", "key_id", "key_name", "role", "method", "path", "status",
 //! "summary"}...], "next": 17 | null}`.
 //!
+//! ## Fleet: `GET /api/v1/fleet/stats`, `/fleet/alarms`, `/fleet/parts-forecast`, `POST /api/v1/fleet/alarms/detect`
+//! Statistics per group (`group_by=model|fw|region|batch|type|none`, `from`, `to`,
+//! default the last 30 days), batch alarms (`status`, `limit`, `before`), the parts
+//! forecast (`days` 1-365, default 30; `group_by=none|region|model|type|batch`) and
+//! an on-demand detector run. They answer from an in-memory snapshot of the registry,
+//! risks and tickets (`crate::fleet`), refreshed by `fixahead run` every `[fleet]
+//! refresh_interval`. An unknown `group_by` is a 400 naming the parameter. Engineers
+//! hold no fleet permission: they work from their tickets. See docs/fleet.md.
+//!
 //! ## `GET /openapi.json`, `GET /docs` (any role)
 //! The OpenAPI document and the docs page (above).
 
@@ -204,6 +215,7 @@ mod devices;
 mod docs;
 mod error;
 mod extract;
+mod fleet;
 mod keys;
 mod metrics;
 mod system;
@@ -222,6 +234,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::access::AccessStore;
+use crate::fleet::{Fleet, FleetSettings};
 use crate::tickets::TicketService;
 use crate::{Error, Result};
 use auth::{Access, Permission};
@@ -270,6 +283,7 @@ pub struct AppState {
     streams_closed: Arc<tokio::sync::watch::Sender<bool>>,
     access: Option<AccessStore>,
     body_limit: usize,
+    fleet: Fleet,
 }
 
 impl AppState {
@@ -291,10 +305,17 @@ impl AppState {
         metrics: MetricsRenderer,
         health: HealthReporter,
     ) -> Self {
+        let profiles: Arc<ProfileSet> = profiles.into();
+        let fleet = Fleet::new(
+            store.clone(),
+            tickets.clone(),
+            Arc::clone(&profiles),
+            FleetSettings::default(),
+        );
         Self {
             tickets,
             store,
-            profiles: profiles.into(),
+            profiles,
             metrics,
             health,
             api_metrics: Arc::default(),
@@ -302,7 +323,25 @@ impl AppState {
             streams_closed: Arc::new(tokio::sync::watch::Sender::new(false)),
             access: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            fleet,
         }
+    }
+
+    /// Fleet analytics with `settings` (default [`FleetSettings::default`]).
+    pub fn with_fleet_settings(mut self, settings: FleetSettings) -> Self {
+        self.fleet = Fleet::new(
+            self.store.clone(),
+            self.tickets.clone(),
+            Arc::clone(&self.profiles),
+            settings,
+        );
+        self
+    }
+
+    /// Fleet analytics: the snapshot the fleet endpoints answer from and the
+    /// batch-alarm detector. `fixahead run` refreshes and runs them periodically.
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
     }
 
     /// Checks API keys against `store` and writes the audit log to it. Without it no
@@ -386,6 +425,16 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
         ),
         (Access::Requires(P::ManageKeys), routes!(keys::revoke)),
         (Access::Requires(P::ReadAudit), routes!(audit::list)),
+        (Access::Requires(P::ReadFleet), routes!(fleet::stats)),
+        (Access::Requires(P::ReadFleet), routes!(fleet::alarms)),
+        (
+            Access::Requires(P::ReadFleet),
+            routes!(fleet::parts_forecast),
+        ),
+        (
+            Access::Requires(P::RunFleetDetection),
+            routes!(fleet::detect),
+        ),
     ]
 }
 

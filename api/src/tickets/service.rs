@@ -183,6 +183,26 @@ impl TicketService {
         Ok(ticket)
     }
 
+    /// Runs `f` on the reader connection (fleet analytics read whole tables with it).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        f(&lock(&self.inner.reader))
+    }
+
+    /// Runs `f` in one immediate write transaction with the service's time, commits
+    /// and wakes event subscribers; nothing is written when `f` fails.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>, Timestamp) -> Result<T>,
+    ) -> Result<T> {
+        let now = self.now();
+        let mut conn = lock(&self.inner.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx, now)?;
+        self.commit(tx)?;
+        self.notify(&conn);
+        Ok(out)
+    }
+
     /// Tells subscribers about events committed on `conn` (the writer, still locked).
     fn notify(&self, conn: &Connection) {
         match store::last_event_id(conn) {
