@@ -258,8 +258,8 @@ pub(crate) enum BenchCommand {
         /// Simulated days, with a detector run at the end of each.
         #[arg(long, default_value_t = 365)]
         days: u32,
-        /// The defective batch's failure-rate multiplier.
-        #[arg(long, default_value_t = 3.0)]
+        /// The defective batch's failure-rate multiplier (the simulator's default: 5).
+        #[arg(long, default_value_t = simulators::DefectiveBatch::DEFAULT_MULTIPLIER)]
         multiplier: f64,
         /// Only this component of the defective batch is defective (default: all).
         #[arg(long)]

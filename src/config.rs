@@ -509,6 +509,11 @@ mod tests {
         assert_eq!(default, ingest::store::DeadLetterRetention::default());
         assert_eq!(default.max_rows, 100_000);
         assert_eq!(default.max_age_ms, 30 * domain::Timestamp::DAY_MS);
+        assert_eq!(
+            cfg.fleet,
+            api::fleet::FleetSettings::default(),
+            "[fleet] shows the defaults"
+        );
     }
 
     #[test]
@@ -532,6 +537,9 @@ mod tests {
             "[dead_letters]\nmax_age = \"-1d\"\n",
             "[dead_letters]\nmax_age = \"0.1ms\"\n",
             "[dead_letters]\nmax_age = \"30\"\n",
+            "[fleet]\nalarm_fdr = 0\n",
+            "[fleet]\nalarm_min_ratio = 0.5\n",
+            "[fleet]\nalarm_min_count = 0\n",
         ] {
             let cfg: Config = toml::from_str(bad).unwrap();
             assert!(cfg.validate().is_err(), "{bad}");

@@ -204,7 +204,8 @@
 //! an on-demand detector run. They answer from an in-memory snapshot of the registry,
 //! risks and tickets (`crate::fleet`), refreshed by `fixahead run` every `[fleet]
 //! refresh_interval`. An unknown `group_by` is a 400 naming the parameter. Engineers
-//! hold no fleet permission: they work from their tickets. See docs/fleet.md.
+//! hold no fleet permission: they work from their tickets. A new alarm writes a
+//! `fleet.batch_alarm` event. Bodies: docs/api.md; method: docs/fleet.md.
 //!
 //! ## `GET /openapi.json`, `GET /docs` (any role)
 //! The OpenAPI document and the docs page (above).
