@@ -260,7 +260,7 @@ pub(crate) async fn start_with_clients(
     .with_credentials(credentials)
     .with_access(access.clone())
     .with_body_limit(config.http.max_body_bytes)
-    .with_fleet_settings(config.fleet.clone());
+    .with_fleet(config.fleet.clone(), StoreReader::open(&hot_path)?);
     let fleet = state.fleet().clone();
     let http_stop = stop.clone();
     let streams = state.clone();

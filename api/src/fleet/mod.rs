@@ -25,7 +25,7 @@ pub mod alarms;
 pub mod stats;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use domain::{ProfileSet, Timestamp};
 use ingest::store::StoreReader;
@@ -292,8 +292,13 @@ impl FleetSnapshot {
         }
     }
 
-    /// Reads the registry, the current risks and the tickets.
-    pub fn load(store: &StoreReader, tickets: &TicketService) -> Result<Self> {
+    /// Reads the registry from `store`, the current risks and the tickets from
+    /// `tickets_db` (a connection to the ticket store), "now" from `tickets`' clock.
+    pub fn load(
+        store: &StoreReader,
+        tickets: &TicketService,
+        tickets_db: &rusqlite::Connection,
+    ) -> Result<Self> {
         let as_of = tickets.now();
         let mut names = Names::default();
         let mut index: HashMap<String, u32> = HashMap::new();
@@ -310,7 +315,8 @@ impl FleetSnapshot {
                 last_seen: d.last_seen.millis(),
             });
         }
-        let (risks, tickets) = tickets.read(|c| {
+        let c = tickets_db;
+        let (risks, tickets) = {
             let mut risks = Vec::new();
             let mut st =
                 c.prepare("SELECT device_id, component, risk, flagged FROM device_risk")?;
@@ -371,8 +377,8 @@ impl FleetSnapshot {
                     failure,
                 });
             }
-            Ok((risks, tickets))
-        })?;
+            (risks, tickets)
+        };
         Ok(Self {
             as_of,
             names,
@@ -667,6 +673,9 @@ pub struct Fleet {
     profiles: Arc<ProfileSet>,
     settings: Arc<FleetSettings>,
     current: Arc<RwLock<Option<Arc<FleetSnapshot>>>>,
+    /// Its own ticket-store connection, opened on first use: loading a snapshot scans
+    /// whole tables and must not hold up the ticket endpoints' reader.
+    tickets_db: Arc<Mutex<Option<rusqlite::Connection>>>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -678,7 +687,8 @@ impl std::fmt::Debug for Fleet {
 }
 
 impl Fleet {
-    /// Fleet analytics over `store` and `tickets`.
+    /// Fleet analytics over `store` (best a reader of its own, for the same reason as
+    /// the ticket-store connection it opens) and `tickets`.
     pub fn new(
         store: StoreReader,
         tickets: TicketService,
@@ -691,6 +701,7 @@ impl Fleet {
             profiles,
             settings: Arc::new(settings),
             current: Arc::default(),
+            tickets_db: Arc::default(),
         }
     }
 
@@ -706,11 +717,20 @@ impl Fleet {
 
     /// Loads a new snapshot and makes it the current one.
     pub fn refresh(&self) -> Result<Arc<FleetSnapshot>> {
-        let snapshot = Arc::new(FleetSnapshot::load(&self.store, &self.tickets)?);
-        *self
-            .current
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Arc::clone(&snapshot));
+        let snapshot = {
+            let mut db = self
+                .tickets_db
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if db.is_none() {
+                *db = Some(self.tickets.open_reader()?);
+            }
+            let Some(conn) = db.as_ref() else {
+                return Err(Error::Task("ticket store connection missing".into()));
+            };
+            Arc::new(FleetSnapshot::load(&self.store, &self.tickets, conn)?)
+        };
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&snapshot));
         Ok(snapshot)
     }
 
@@ -719,7 +739,7 @@ impl Fleet {
         let current = self
             .current
             .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(PoisonError::into_inner)
             .clone();
         match current {
             Some(s) => Ok(s),

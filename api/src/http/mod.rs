@@ -328,10 +328,13 @@ impl AppState {
         }
     }
 
-    /// Fleet analytics with `settings` (default [`FleetSettings::default`]).
-    pub fn with_fleet_settings(mut self, settings: FleetSettings) -> Self {
+    /// Fleet analytics with `settings` (default [`FleetSettings::default`]), reading
+    /// the hot store through `store`: a reader of its own, so that loading a snapshot
+    /// (the whole registry) never holds up the device endpoints. Without this call they
+    /// share the API's reader.
+    pub fn with_fleet(mut self, settings: FleetSettings, store: StoreReader) -> Self {
         self.fleet = Fleet::new(
-            self.store.clone(),
+            store,
             self.tickets.clone(),
             Arc::clone(&self.profiles),
             settings,

@@ -42,6 +42,7 @@ pub struct TicketService {
 }
 
 struct Inner {
+    path: std::path::PathBuf,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
     config: TicketConfig,
@@ -120,6 +121,7 @@ impl TicketService {
         let last_event = store::last_event_id(&writer)?;
         Ok(Self {
             inner: Arc::new(Inner {
+                path: path.to_owned(),
                 writer: Mutex::new(writer),
                 reader: Mutex::new(reader),
                 config,
@@ -183,9 +185,17 @@ impl TicketService {
         Ok(ticket)
     }
 
-    /// Runs `f` on the reader connection (fleet analytics read whole tables with it).
+    /// Runs `f` on the reader connection.
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         f(&lock(&self.inner.reader))
+    }
+
+    /// A new read-only connection of its own, for a reader that scans whole tables
+    /// (fleet snapshots) without holding up the service's reader.
+    pub(crate) fn open_reader(&self) -> Result<Connection> {
+        let conn = store::open_connection(&self.inner.path, false)?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        Ok(conn)
     }
 
     /// Runs `f` in one immediate write transaction with the service's time, commits
