@@ -265,3 +265,41 @@ pub(crate) fn run(
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The detector, with the default settings, catches the simulator's defective
+    /// batch on every seed tried and raises nothing on the same fleets without one.
+    #[test]
+    fn the_defective_batch_alarms_and_healthy_fleets_do_not() {
+        let settings = FleetSettings::default();
+        for seed in 1..=3 {
+            let base = FleetConfig {
+                devices: 1500,
+                seed,
+                kinds: vec!["washer".into(), "dishwasher".into()],
+                ..FleetConfig::default()
+            };
+            let batch = largest_batch(&base).unwrap();
+            let defective = FleetConfig {
+                defective_batch: Some(DefectiveBatch::new(batch.clone())),
+                ..base.clone()
+            };
+            let bad = simulate(defective, 240, &settings).unwrap();
+            let caught = bad.alarms.iter().any(|(_, cells)| {
+                cells
+                    .iter()
+                    .any(|(_, dim, value)| *dim == "batch" && *value == batch)
+            });
+            assert!(caught, "seed {seed}: {batch} never alarmed");
+            let healthy = simulate(base, 240, &settings).unwrap();
+            assert!(
+                healthy.alarms.is_empty(),
+                "seed {seed}: false alarms {:?}",
+                healthy.alarms
+            );
+        }
+    }
+}

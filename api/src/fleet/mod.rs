@@ -73,7 +73,7 @@ impl Default for FleetSettings {
             refresh_interval: ConfigDuration::from_minutes(1),
             alarm_interval: ConfigDuration::from_hours(1),
             alarm_window: ConfigDuration::from_hours(365 * 24),
-            alarm_fdr: 0.001,
+            alarm_fdr: 0.0001,
             alarm_min_count: 5,
             alarm_min_ratio: 2.0,
             alarm_clear_p: 0.05,
