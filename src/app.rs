@@ -56,6 +56,8 @@ pub(crate) struct Running {
     /// The command publisher's connection and the fleet-summary refresh; they end when
     /// stopped.
     aux_tasks: Vec<JoinHandle<()>>,
+    /// Fleet analytics: snapshot refresh and the batch-alarm detector.
+    fleet_task: JoinHandle<()>,
     /// The InfluxDB archive, when configured. It stops at once: what it has not sent
     /// stays in hot.db, after its cursor, for the next start.
     archive_task: Option<JoinHandle<()>>,
@@ -88,6 +90,7 @@ impl Running {
             task.await
                 .context("command publisher or fleet summary task")?;
         }
+        self.fleet_task.await.context("fleet task")?;
         if let Some(archive) = self.archive_task {
             archive.await.context("archive task")?;
         }
@@ -255,9 +258,10 @@ pub(crate) async fn start_with_clients(
         Arc::new(|| Timestamp(ingest::source::now_ms())),
     )
     .context("opening the command store")?;
-    let fleet = api::FleetSummary::open(&tickets_path).context("opening the fleet summary")?;
-    let fleet_task = tokio::spawn(refresh_fleet(
-        fleet.clone(),
+    let fleet_summary =
+        api::FleetSummary::open(&tickets_path).context("opening the fleet summary")?;
+    let summary_task = tokio::spawn(refresh_fleet(
+        fleet_summary.clone(),
         commands.clone(),
         StoreReader::open(&hot_path)?,
         Duration::from_secs(config.diagnosis.refresh_interval_s),
@@ -315,9 +319,11 @@ pub(crate) async fn start_with_clients(
     .with_credentials(credentials)
     .with_webhooks(webhooks.clone())
     .with_commands(commands.clone())
-    .with_fleet(fleet)
+    .with_fleet_summary(fleet_summary)
     .with_access(access.clone())
-    .with_body_limit(config.http.max_body_bytes);
+    .with_body_limit(config.http.max_body_bytes)
+    .with_fleet(config.fleet.clone(), StoreReader::open(&hot_path)?);
+    let fleet = state.fleet().clone();
     let http_stop = stop.clone();
     let streams = state.clone();
     let http_task = tokio::spawn(async move {
@@ -382,6 +388,9 @@ pub(crate) async fn start_with_clients(
         stop.clone(),
     ));
 
+    // Fleet analytics: refresh the snapshot, run the batch-alarm detector.
+    let fleet_task = tokio::spawn(run_fleet(fleet, stop.clone()));
+
     // Its own connection: API reads must not stall the scorer (and through it ingest).
     let stage = ScoringStage {
         scorer,
@@ -433,7 +442,8 @@ pub(crate) async fn start_with_clients(
         sla_task,
         webhook_task,
         audit_task,
-        aux_tasks: vec![publisher_task, fleet_task],
+        aux_tasks: vec![publisher_task, summary_task],
+        fleet_task,
         archive_task,
     })
 }
@@ -456,6 +466,50 @@ async fn prune_audit(access: api::AccessStore, retention_ms: i64, stop: Cancella
                 tracing::warn!(error = %e, "Pruning the audit log failed; retrying in an hour")
             }
             Err(e) => tracing::error!(error = %e, "Pruning the audit log panicked"),
+        }
+    }
+}
+
+/// Refreshes the fleet snapshot every `[fleet] refresh_interval` and runs the
+/// batch-alarm detector every `[fleet] alarm_interval` (first at start-up), until
+/// `stop`.
+async fn run_fleet(fleet: api::fleet::Fleet, stop: CancellationToken) {
+    let every = |d: api::tickets::ConfigDuration| Duration::from_millis(d.millis().max(1) as u64);
+    let mut refresh = tokio::time::interval(every(fleet.settings().refresh_interval));
+    let mut detect = tokio::time::interval(every(fleet.settings().alarm_interval));
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    detect.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let detecting = tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = detect.tick() => true,
+            _ = refresh.tick() => false,
+        };
+        let f = fleet.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            if detecting {
+                f.detect().map(Some)
+            } else {
+                f.refresh().map(|_| None)
+            }
+        })
+        .await;
+        match result {
+            Ok(Ok(Some(report))) => {
+                for a in &report.raised {
+                    tracing::warn!(alarm = a.id, model = %a.model, dimension = %a.dimension, value = %a.value, component = %a.component, statistic = %a.statistic, p_value = a.p_value, "Fleet batch alarm raised");
+                }
+                tracing::debug!(
+                    tested = report.tested,
+                    active = report.active,
+                    "Batch alarm detector ran"
+                );
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "Fleet analytics failed; retrying at the next tick")
+            }
+            Err(e) => tracing::error!(error = %e, "Fleet analytics panicked"),
         }
     }
 }

@@ -247,6 +247,25 @@ pub(crate) enum BenchCommand {
     /// Ingest: a broker's raw relay rate against the full pipeline's, store and ticket
     /// latency, and memory per tracked device (docs/performance.md); prints JSON.
     Ingest(IngestBenchArgs),
+    /// Batch alarms against simulator ground truth: how early the detector fires for a
+    /// defective batch, and how often it fires on healthy fleets (docs/fleet.md).
+    FleetAlarms {
+        /// Seeds, each one fleet with a defective batch and one without.
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        /// Devices per fleet (washers and dishwashers).
+        #[arg(long, default_value_t = 3000)]
+        devices: usize,
+        /// Simulated days, with a detector run at the end of each.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+        /// The defective batch's failure-rate multiplier (the simulator's default: 5).
+        #[arg(long, default_value_t = simulators::DefectiveBatch::DEFAULT_MULTIPLIER)]
+        multiplier: f64,
+        /// Only this component of the defective batch is defective (default: all).
+        #[arg(long)]
+        component: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,8 @@ pub(crate) struct Config {
     pub(crate) commands: CommandsConfig,
     /// Remote diagnosis: the fleet summary behind it.
     pub(crate) diagnosis: DiagnosisConfig,
+    /// Fleet analytics and batch alarms.
+    pub(crate) fleet: api::fleet::FleetSettings,
 }
 
 impl Default for Config {
@@ -55,6 +57,7 @@ impl Default for Config {
             archive: ArchiveConfig::default(),
             commands: CommandsConfig::default(),
             diagnosis: DiagnosisConfig::default(),
+            fleet: api::fleet::FleetSettings::default(),
         }
     }
 }
@@ -408,6 +411,7 @@ impl Config {
         }
         self.max_future_ms()?;
         self.dead_letter_retention()?;
+        self.fleet.validate()?;
         if let Some(influx) = &self.archive.influxdb {
             influx.settings(&self.data_dir)?;
         }
@@ -561,6 +565,11 @@ mod tests {
         assert_eq!(default, ingest::store::DeadLetterRetention::default());
         assert_eq!(default.max_rows, 100_000);
         assert_eq!(default.max_age_ms, 30 * domain::Timestamp::DAY_MS);
+        assert_eq!(
+            cfg.fleet,
+            api::fleet::FleetSettings::default(),
+            "[fleet] shows the defaults"
+        );
     }
 
     #[test]
@@ -584,6 +593,9 @@ mod tests {
             "[dead_letters]\nmax_age = \"-1d\"\n",
             "[dead_letters]\nmax_age = \"0.1ms\"\n",
             "[dead_letters]\nmax_age = \"30\"\n",
+            "[fleet]\nalarm_fdr = 0\n",
+            "[fleet]\nalarm_min_ratio = 0.5\n",
+            "[fleet]\nalarm_min_count = 0\n",
         ] {
             let cfg: Config = toml::from_str(bad).unwrap();
             assert!(cfg.validate().is_err(), "{bad}");

@@ -2,6 +2,7 @@
 
 mod app;
 mod bench;
+mod bench_fleet;
 mod bench_ingest;
 mod cli;
 mod commands;

@@ -192,6 +192,15 @@ pub(crate) async fn bench(command: BenchCommand) -> anyhow::Result<()> {
             crate::bench::run(command).await?;
         }
         BenchCommand::Ingest(args) => crate::bench_ingest::run(args).await?,
+        BenchCommand::FleetAlarms {
+            seeds,
+            devices,
+            days,
+            multiplier,
+            component,
+        } => tokio::task::block_in_place(|| {
+            crate::bench_fleet::run(seeds, devices, days, multiplier, component)
+        })?,
         BenchCommand::SimulateOffline { devices, days, out } => {
             let tmp;
             let dir = match out {

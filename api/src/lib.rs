@@ -6,9 +6,10 @@
 //!   keeps the current risk per (device, component).
 //! * [`commands`] keeps remote commands (`self_test`) in `tickets.db`, sends them over
 //!   MQTT through an injected publisher and records the devices' answers.
-//! * [`fleet`] pre-aggregates the fleet (normal ranges per type and model, how
-//!   comparable devices fared) for remote diagnosis.
 //! * [`access`] keeps API keys (hashed) and the audit log in `keys.db`.
+//! * [`fleet`] answers fleet analytics (statistics per group, parts forecast) from an
+//!   in-memory snapshot, runs the batch-alarm detector, and pre-aggregates normal
+//!   ranges and comparable devices for remote diagnosis ([`FleetSummary`]).
 //! * [`http`] is the axum application: tickets, devices, telemetry, dead letters,
 //!   health and metrics, with one JSON error format.
 //!

@@ -14,6 +14,7 @@ mod dead_letters;
 mod device_auth;
 mod diagnosis;
 mod feedback;
+mod fleet;
 mod harness;
 mod models;
 mod mosquitto;

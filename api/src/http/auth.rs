@@ -59,11 +59,15 @@ pub enum Permission {
     ManageKeys,
     /// Read the audit log.
     ReadAudit,
+    /// Read fleet analytics: statistics, batch alarms, parts forecast.
+    ReadFleet,
+    /// Run the batch-alarm detector on demand.
+    RunFleetDetection,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 17] = [
         Permission::ReadTickets,
         Permission::ReadDevices,
         Permission::ReadDeadLetters,
@@ -79,6 +83,8 @@ impl Permission {
         Permission::ManageDevices,
         Permission::ManageKeys,
         Permission::ReadAudit,
+        Permission::ReadFleet,
+        Permission::RunFleetDetection,
     ];
 
     /// The roles that hold this permission.
@@ -104,6 +110,8 @@ impl Permission {
             Permission::ManageDevices => "manage_devices",
             Permission::ManageKeys => "manage_keys",
             Permission::ReadAudit => "read_audit",
+            Permission::ReadFleet => "read_fleet",
+            Permission::RunFleetDetection => "run_fleet_detection",
         }
     }
 }
@@ -125,6 +133,8 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::RecordOutcome
                 | P::Diagnose
                 | P::ReadEvents
+                | P::ReadFleet
+                | P::RunFleetDetection
         ),
         Role::Engineer => matches!(
             permission,
@@ -144,6 +154,7 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::ReadMetrics
                 | P::ReadEvents
                 | P::ManageWebhooks
+                | P::ReadFleet
         ),
     }
 }
@@ -384,6 +395,13 @@ mod tests {
         assert!(!grants(Role::Engineer, Permission::DismissTickets));
         assert!(grants(Role::Integration, Permission::ManageWebhooks));
         assert!(!grants(Role::Integration, Permission::TransitionTickets));
+        // Fleet analytics are for planning: engineers see their tickets instead.
+        for r in [Role::Planner, Role::Integration] {
+            assert!(grants(r, Permission::ReadFleet));
+        }
+        assert!(!grants(Role::Engineer, Permission::ReadFleet));
+        assert!(grants(Role::Planner, Permission::RunFleetDetection));
+        assert!(!grants(Role::Integration, Permission::RunFleetDetection));
         for r in [Role::Planner, Role::Engineer, Role::Integration] {
             assert!(!grants(r, Permission::ReadAudit));
             assert!(!grants(r, Permission::ManageKeys));

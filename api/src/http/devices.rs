@@ -238,7 +238,7 @@ pub(crate) struct TelemetryPage {
     telemetry: Vec<TelemetryRecord>,
 }
 
-fn parse_time(name: &str, raw: Option<&str>) -> Result<Option<Timestamp>> {
+pub(super) fn parse_time(name: &str, raw: Option<&str>) -> Result<Option<Timestamp>> {
     raw.map(|s| {
         Timestamp::parse(s).map_err(|e| Error::BadRequest(format!("parameter {name}: {e}")))
     })
@@ -658,7 +658,7 @@ fn diagnose(state: &AppState, who: &Principal, id: &DeviceId) -> Result<DeviceDi
         .store
         .latest_readings(id.as_str(), READINGS_LOOKBACK)?;
     let mut series = trend_series(state, id.as_str(), newest)?;
-    let ranges = match &state.fleet {
+    let ranges = match &state.summary {
         Some(f) => f.ranges(&device.device_type, &device.model)?,
         None => BTreeMap::new(),
     };
@@ -721,7 +721,7 @@ fn diagnose(state: &AppState, who: &Principal, id: &DeviceId) -> Result<DeviceDi
             top_features: r.top_features.clone(),
         })
         .collect();
-    let comparable = match &state.fleet {
+    let comparable = match &state.summary {
         Some(f) => f.cohort(&device.device_type, &device.model, device.batch.as_deref())?,
         None => None,
     };

@@ -46,6 +46,8 @@
 //! | `manage_devices` | `POST`, `DELETE /api/v1/devices/{device_id}/credentials` | yes | | | |
 //! | `manage_keys` | `POST`, `GET /api/v1/keys`, `DELETE /api/v1/keys/{id}` | yes | | | |
 //! | `read_audit` | `GET /api/v1/audit` | yes | | | |
+//! | `read_fleet` | `GET /api/v1/fleet/stats`, `/fleet/alarms`, `/fleet/parts-forecast` | yes | yes | | yes |
+//! | `run_fleet_detection` | `POST /api/v1/fleet/alarms/detect` | yes | yes | | |
 //! | `transition_tickets` | `POST /api/v1/tickets/{id}/transitions` | yes | yes | assigned tickets only, to `in_progress` or `resolved` | |
 //! | `assign_tickets` | `POST /api/v1/tickets/{id}/assignment` | yes | yes | | |
 //! | `dismiss_tickets` | a transition to `dismissed` (checked by the transitions handler) | yes | yes | | |
@@ -261,6 +263,16 @@
 //! 200 `{"audit": [{"id", "at", "key_id", "key_name", "role", "method", "path", "status",
 //! "summary"}...], "next": 17 | null}`.
 //!
+//! ## Fleet: `GET /api/v1/fleet/stats`, `/fleet/alarms`, `/fleet/parts-forecast`, `POST /api/v1/fleet/alarms/detect`
+//! Statistics per group (`group_by=model|fw|region|batch|type|none`, `from`, `to`,
+//! default the last 30 days), batch alarms (`status`, `limit`, `before`), the parts
+//! forecast (`days` 1-365, default 30; `group_by=none|region|model|type|batch`) and
+//! an on-demand detector run. They answer from an in-memory snapshot of the registry,
+//! risks and tickets (`crate::fleet`), refreshed by `fixahead run` every `[fleet]
+//! refresh_interval`. An unknown `group_by` is a 400 naming the parameter. Engineers
+//! hold no fleet permission: they work from their tickets. A new alarm writes a
+//! `fleet.batch_alarm` event. Bodies: docs/api.md; method: docs/fleet.md.
+//!
 //! ## `GET /openapi.json`, `GET /docs` (any role)
 //! The OpenAPI document and the docs page (above).
 
@@ -270,6 +282,7 @@ mod devices;
 mod docs;
 mod error;
 mod extract;
+mod fleet;
 mod keys;
 mod metrics;
 mod system;
@@ -289,6 +302,7 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 use utoipa_axum::routes;
 
 use crate::access::AccessStore;
+use crate::fleet::{Fleet, FleetSettings};
 use crate::tickets::TicketService;
 use crate::{Error, Result};
 use auth::{Access, Permission};
@@ -339,7 +353,8 @@ pub struct AppState {
     body_limit: usize,
     webhooks: Option<crate::webhooks::WebhookService>,
     commands: Option<crate::commands::CommandService>,
-    fleet: Option<crate::fleet::FleetSummary>,
+    summary: Option<crate::fleet::FleetSummary>,
+    fleet: Fleet,
 }
 
 impl AppState {
@@ -361,10 +376,17 @@ impl AppState {
         metrics: MetricsRenderer,
         health: HealthReporter,
     ) -> Self {
+        let profiles: Arc<ProfileSet> = profiles.into();
+        let fleet = Fleet::new(
+            store.clone(),
+            tickets.clone(),
+            Arc::clone(&profiles),
+            FleetSettings::default(),
+        );
         Self {
             tickets,
             store,
-            profiles: profiles.into(),
+            profiles,
             metrics,
             health,
             api_metrics: Arc::default(),
@@ -374,8 +396,29 @@ impl AppState {
             body_limit: DEFAULT_BODY_LIMIT,
             webhooks: None,
             commands: None,
-            fleet: None,
+            summary: None,
+            fleet,
         }
+    }
+
+    /// Fleet analytics with `settings` (default [`FleetSettings::default`]), reading
+    /// the hot store through `store`: a reader of its own, so that loading a snapshot
+    /// (the whole registry) never holds up the device endpoints. Without this call they
+    /// share the API's reader.
+    pub fn with_fleet(mut self, settings: FleetSettings, store: StoreReader) -> Self {
+        self.fleet = Fleet::new(
+            store,
+            self.tickets.clone(),
+            Arc::clone(&self.profiles),
+            settings,
+        );
+        self
+    }
+
+    /// Fleet analytics: the snapshot the fleet endpoints answer from and the
+    /// batch-alarm detector. `fixahead run` refreshes and runs them periodically.
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
     }
 
     /// Checks API keys against `store` and writes the audit log to it. Without it no
@@ -414,8 +457,8 @@ impl AppState {
 
     /// Reads normal ranges and comparable devices for `GET .../diagnosis` from
     /// `fleet`. Without it the diagnosis has no ranges and no comparison.
-    pub fn with_fleet(mut self, fleet: crate::fleet::FleetSummary) -> Self {
-        self.fleet = Some(fleet);
+    pub fn with_fleet_summary(mut self, summary: crate::fleet::FleetSummary) -> Self {
+        self.summary = Some(summary);
         self
     }
 
@@ -496,6 +539,16 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
         (
             Access::Requires(P::ManageWebhooks),
             routes!(webhooks::deliveries),
+        ),
+        (Access::Requires(P::ReadFleet), routes!(fleet::stats)),
+        (Access::Requires(P::ReadFleet), routes!(fleet::alarms)),
+        (
+            Access::Requires(P::ReadFleet),
+            routes!(fleet::parts_forecast),
+        ),
+        (
+            Access::Requires(P::RunFleetDetection),
+            routes!(fleet::detect),
         ),
     ]
 }

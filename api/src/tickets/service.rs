@@ -42,6 +42,7 @@ pub struct TicketService {
 }
 
 struct Inner {
+    path: std::path::PathBuf,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
     config: TicketConfig,
@@ -121,6 +122,7 @@ impl TicketService {
         let last_event = store::last_event_id(&writer)?;
         Ok(Self {
             inner: Arc::new(Inner {
+                path: path.to_owned(),
                 writer: Mutex::new(writer),
                 reader: Mutex::new(reader),
                 config,
@@ -184,6 +186,34 @@ impl TicketService {
         self.commit(tx)?;
         self.notify(&conn);
         Ok(ticket)
+    }
+
+    /// Runs `f` on the reader connection.
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        f(&lock(&self.inner.reader))
+    }
+
+    /// A new read-only connection of its own, for a reader that scans whole tables
+    /// (fleet snapshots) without holding up the service's reader.
+    pub(crate) fn open_reader(&self) -> Result<Connection> {
+        let conn = store::open_connection(&self.inner.path, false)?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        Ok(conn)
+    }
+
+    /// Runs `f` in one immediate write transaction with the service's time, commits
+    /// and wakes event subscribers; nothing is written when `f` fails.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>, Timestamp) -> Result<T>,
+    ) -> Result<T> {
+        let now = self.now();
+        let mut conn = lock(&self.inner.writer);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx, now)?;
+        self.commit(tx)?;
+        self.notify(&conn);
+        Ok(out)
     }
 
     /// Tells subscribers about events committed on `conn` (the writer, still locked).

@@ -19,6 +19,9 @@
 //!   number is `YYYYMMDD` followed by the 6-digit sequence (`20261124000042`); it is
 //!   allocated in the same transaction as the ticket insert and never reused.
 //! * `device_risk`: the latest score per (device, component) by event time.
+//! * `fleet_alarms`: batch alarms (`crate::fleet`), at most one `active` per (model,
+//!   dimension, value, component, statistic) by a unique partial index; created by any
+//!   open (`CREATE TABLE IF NOT EXISTS`), so older files gain it without a version.
 //!
 //! **Schema versions** (`PRAGMA user_version`): 0/1 is the first schema; 2 adds the
 //! columns above with `ALTER TABLE ... ADD COLUMN` (existing tickets get no resolve
@@ -100,6 +103,26 @@ CREATE TABLE IF NOT EXISTS events (
     data      TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
+CREATE TABLE IF NOT EXISTS fleet_alarms (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    status     TEXT NOT NULL,
+    raised_at  INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    cleared_at INTEGER,
+    model      TEXT NOT NULL,
+    dimension  TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    component  TEXT NOT NULL,
+    statistic  TEXT NOT NULL,
+    p_value    REAL NOT NULL,
+    q_value    REAL NOT NULL,
+    observed   INTEGER NOT NULL,
+    expected   REAL NOT NULL,
+    exposure   REAL NOT NULL,
+    ratio      REAL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS fleet_alarms_one_active
+    ON fleet_alarms (model, dimension, value, component, statistic) WHERE status = 'active';
 "#;
 
 /// Schema version written to `PRAGMA user_version`.
