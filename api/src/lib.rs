@@ -21,6 +21,6 @@ pub use error::{ApiError, Error, Result};
 pub use http::{router, serve, AppState, HealthReporter, MetricsRenderer, Principal};
 pub use tickets::{
     AssignmentInput, DeviceSignals, DiagnosisContext, EventRecord, FaultSignal, OutcomeInput,
-    RiskRecord, SlaBreach, SlaKind, TicketChange, TicketChangeKind, TicketConfig, TicketQuery,
-    TicketService, TicketStats,
+    PerformanceQuery, PerformanceReport, RiskRecord, SlaBreach, SlaKind, TicketChange,
+    TicketChangeKind, TicketConfig, TicketQuery, TicketService, TicketStats,
 };

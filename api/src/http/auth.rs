@@ -59,11 +59,13 @@ pub enum Permission {
     ManageKeys,
     /// Read the audit log.
     ReadAudit,
+    /// Read model performance in production and model drift.
+    ReadModels,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 15] = [
+    pub const ALL: [Permission; 16] = [
         Permission::ReadTickets,
         Permission::ReadDevices,
         Permission::ReadDeadLetters,
@@ -79,6 +81,7 @@ impl Permission {
         Permission::ManageDevices,
         Permission::ManageKeys,
         Permission::ReadAudit,
+        Permission::ReadModels,
     ];
 
     /// The roles that hold this permission.
@@ -104,6 +107,7 @@ impl Permission {
             Permission::ManageDevices => "manage_devices",
             Permission::ManageKeys => "manage_keys",
             Permission::ReadAudit => "read_audit",
+            Permission::ReadModels => "read_models",
         }
     }
 }
@@ -125,6 +129,7 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::RecordOutcome
                 | P::Diagnose
                 | P::ReadEvents
+                | P::ReadModels
         ),
         Role::Engineer => matches!(
             permission,
@@ -144,6 +149,7 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::ReadMetrics
                 | P::ReadEvents
                 | P::ManageWebhooks
+                | P::ReadModels
         ),
     }
 }

@@ -226,7 +226,7 @@ pub(crate) struct TelemetryPage {
     telemetry: Vec<TelemetryRecord>,
 }
 
-fn parse_time(name: &str, raw: Option<&str>) -> Result<Option<Timestamp>> {
+pub(super) fn parse_time(name: &str, raw: Option<&str>) -> Result<Option<Timestamp>> {
     raw.map(|s| {
         Timestamp::parse(s).map_err(|e| Error::BadRequest(format!("parameter {name}: {e}")))
     })

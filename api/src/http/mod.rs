@@ -205,6 +205,7 @@ mod error;
 mod extract;
 mod keys;
 mod metrics;
+mod models;
 mod system;
 mod tickets;
 
@@ -227,6 +228,7 @@ use auth::{Access, Permission};
 use metrics::ApiMetrics;
 
 pub use auth::{AuditNote, Principal};
+pub use models::{DriftReport, DriftReporter, FeatureDrift, ModelDrift, RegionLookup};
 
 /// Default limit of a request body, in bytes (`[http] max_body_bytes`).
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -269,6 +271,10 @@ pub struct AppState {
     streams_closed: Arc<tokio::sync::watch::Sender<bool>>,
     access: Option<AccessStore>,
     body_limit: usize,
+    /// Device regions for the performance report (default: none, assignment regions).
+    regions: RegionLookup,
+    /// The drift of the active models, when the process scores.
+    drift: Option<DriftReporter>,
 }
 
 impl AppState {
@@ -301,7 +307,24 @@ impl AppState {
             streams_closed: Arc::new(tokio::sync::watch::Sender::new(false)),
             access: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            regions: Arc::new(crate::tickets::AssignmentRegions),
+            drift: None,
         }
+    }
+
+    /// Serves `GET /api/v1/models/drift` from `reporter` (called on the blocking pool).
+    /// Without it the endpoint answers an empty report.
+    pub fn with_drift(mut self, reporter: DriftReporter) -> Self {
+        self.drift = Some(reporter);
+        self
+    }
+
+    /// Takes each device's region from `regions` (the device registry) in the
+    /// performance report; tickets of devices without one fall back to their
+    /// assignment region.
+    pub fn with_regions(mut self, regions: RegionLookup) -> Self {
+        self.regions = regions;
+        self
     }
 
     /// Checks API keys against `store` and writes the audit log to it. Without it no
@@ -385,6 +408,11 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
         ),
         (Access::Requires(P::ManageKeys), routes!(keys::revoke)),
         (Access::Requires(P::ReadAudit), routes!(audit::list)),
+        (
+            Access::Requires(P::ReadModels),
+            routes!(models::performance),
+        ),
+        (Access::Requires(P::ReadModels), routes!(models::drift)),
     ]
 }
 

@@ -13,8 +13,9 @@ use tokio::sync::watch;
 use super::store::{self, NewTicket, Reopen, StatusChange, TicketUpdate};
 use super::{
     AssignmentInput, DeviceSignals, DiagnosisContext, EventRecord, FaultSignal, OutcomeInput,
-    RiskRecord, SlaBreach, SlaKind, TicketChange, TicketChangeKind, TicketConfig, TicketQuery,
-    TicketStats, EVENT_FLAGGED, EVENT_OPENED, EVENT_SLA_BREACHED, EVENT_UPDATED,
+    PerformanceQuery, PerformanceReport, Regions, RiskRecord, SlaBreach, SlaKind, TicketChange,
+    TicketChangeKind, TicketConfig, TicketQuery, TicketStats, EVENT_FLAGGED, EVENT_OPENED,
+    EVENT_SLA_BREACHED, EVENT_UPDATED,
 };
 use crate::{Error, Result};
 
@@ -601,6 +602,18 @@ impl TicketService {
     /// Tickets matching `query`, newest first, each with its log.
     pub fn list(&self, query: &TicketQuery) -> Result<Vec<Ticket>> {
         store::list_tickets(&lock(&self.inner.reader), query)
+    }
+
+    /// Model performance from ticket outcomes (see [`super::performance`]), with
+    /// regions from `regions` first and the tickets' assignments second.
+    pub fn performance(
+        &self,
+        query: &PerformanceQuery,
+        regions: &dyn Regions,
+    ) -> Result<PerformanceReport> {
+        let (from, to) = query.read_range();
+        let facts = store::performance_facts(&lock(&self.inner.reader), from, to)?;
+        Ok(super::performance::compute(&facts, query, regions))
     }
 
     /// The current risk of every scored component of a device.

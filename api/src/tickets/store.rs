@@ -22,7 +22,10 @@
 //!
 //! **Schema versions** (`PRAGMA user_version`): 0/1 is the first schema; 2 adds the
 //! columns above with `ALTER TABLE ... ADD COLUMN` (existing tickets get no resolve
-//! clock, an empty assignment and no outcome) and the `events` table. Opening a file
+//! clock, an empty assignment and no outcome) and the `events` table; 3 adds the
+//! outcome's kind, component and failure time as columns (`outcome_kind`,
+//! `outcome_component`, `outcome_failed_at`) that triggers keep equal to `outcome`, and
+//! the covering index `tickets_performance` that the model performance report scans. Opening a file
 //! upgrades it in place; the upgrade is idempotent.
 //!
 //! The functions here are plain SQL over a connection or transaction; the rules live in
@@ -103,7 +106,7 @@ CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
 "#;
 
 /// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Columns schema version 2 added to `tickets` (name, definition).
 const V2_COLUMNS: [(&str, &str); 12] = [
@@ -121,6 +124,55 @@ const V2_COLUMNS: [(&str, &str); 12] = [
     ("outcome", "TEXT"),
 ];
 
+/// Columns schema version 3 added to `tickets`: the outcome's kind, component and
+/// failure time (epoch milliseconds), copied out of `outcome` by the triggers of
+/// [`V3_DERIVED`] so the covering index holds them and the performance report reads
+/// no JSON. (Virtual generated columns would be simpler, but SQLite does not read them
+/// from a covering index.)
+const V3_COLUMNS: [(&str, &str); 3] = [
+    ("outcome_kind", "TEXT"),
+    ("outcome_component", "TEXT"),
+    ("outcome_failed_at", "INTEGER"),
+];
+
+/// The V3 columns' values from a row's `outcome` (SQL expressions over `{row}`).
+macro_rules! outcome_columns {
+    ($row:literal) => {
+        concat!(
+            "outcome_kind = json_extract(",
+            $row,
+            ".outcome, '$.kind'), ",
+            "outcome_component = json_extract(",
+            $row,
+            ".outcome, '$.component'), ",
+            "outcome_failed_at = CAST(ROUND(unixepoch(json_extract(",
+            $row,
+            ".outcome, '$.failed_at'), 'subsec') * 1000) AS INTEGER)"
+        )
+    };
+}
+
+/// Keeps the V3 columns equal to `outcome` whatever writes it (the database does, not
+/// the callers), backfills them, and creates the covering index of the performance
+/// report ([`performance_facts`]), led by `opened_at` for the period.
+const V3_DERIVED: &str = concat!(
+    "CREATE TRIGGER IF NOT EXISTS tickets_outcome_insert AFTER INSERT ON tickets
+     WHEN NEW.outcome IS NOT NULL
+     BEGIN UPDATE tickets SET ",
+    outcome_columns!("NEW"),
+    " WHERE id = NEW.id; END;
+     CREATE TRIGGER IF NOT EXISTS tickets_outcome_update AFTER UPDATE OF outcome ON tickets
+     BEGIN UPDATE tickets SET ",
+    outcome_columns!("NEW"),
+    " WHERE id = NEW.id; END;
+     UPDATE tickets SET ",
+    outcome_columns!("tickets"),
+    " WHERE outcome IS NOT NULL;
+     CREATE INDEX IF NOT EXISTS tickets_performance ON tickets (
+         opened_at, source, status, device_id, device_type, component, model_version,
+         region, ended_at, outcome_kind, outcome_component, outcome_failed_at);"
+);
+
 /// Brings the schema to [`SCHEMA_VERSION`]: adds the columns a file created by an
 /// older version lacks.
 fn migrate(conn: &Connection) -> Result<()> {
@@ -132,13 +184,14 @@ fn migrate(conn: &Connection) -> Result<()> {
         .prepare("SELECT name FROM pragma_table_info('tickets')")?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    for (name, definition) in V2_COLUMNS {
+    for (name, definition) in V2_COLUMNS.into_iter().chain(V3_COLUMNS) {
         if !existing.iter().any(|c| c == name) {
             conn.execute_batch(&format!(
                 "ALTER TABLE tickets ADD COLUMN {name} {definition}"
             ))?;
         }
     }
+    conn.execute_batch(V3_DERIVED)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }
@@ -936,4 +989,37 @@ pub(crate) fn get_ticket_row(conn: &Connection, id: i64) -> Result<Option<serde_
             })
         },
     ))
+}
+
+/// The tickets opened in `[from, to)` (epoch ms), as the performance report reads them,
+/// from the covering index `tickets_performance` alone.
+pub(crate) fn performance_facts(
+    conn: &Connection,
+    from: i64,
+    to: i64,
+) -> Result<Vec<crate::tickets::performance::Fact>> {
+    use crate::tickets::performance::Fact;
+    let mut st = conn.prepare_cached(
+        "SELECT opened_at, source, status, device_id, device_type, component, model_version,
+             region, ended_at, outcome_kind, outcome_component, outcome_failed_at
+         FROM tickets INDEXED BY tickets_performance
+         WHERE opened_at >= ?1 AND opened_at < ?2",
+    )?;
+    let rows = st.query_map(params![from, to], |r| {
+        Ok(Fact {
+            opened_at: r.get(0)?,
+            proactive: r.get_ref(1)?.as_str()? == "proactive",
+            status: r.get(2)?,
+            device_id: r.get(3)?,
+            device_type: r.get(4)?,
+            component: r.get(5)?,
+            model_version: r.get(6)?,
+            region: r.get(7)?,
+            ended_at: r.get(8)?,
+            outcome_kind: r.get(9)?,
+            outcome_component: r.get(10)?,
+            failed_at: r.get(11)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

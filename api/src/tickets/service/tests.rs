@@ -1007,3 +1007,48 @@ fn a_file_from_the_first_schema_is_upgraded_in_place() {
             .unwrap();
     }
 }
+
+#[test]
+fn performance_reads_outcomes_through_the_generated_columns_and_the_covering_index() {
+    let f = Fixture::new();
+    let id = open_one(&f, "wm-1");
+    let _false_alarm = open_one(&f, "wm-2");
+    f.advance(72 * HOUR);
+    let confirmed = OutcomeInput {
+        kind: Some(OutcomeKind::ConfirmedFailure),
+        failed_at: Some(Timestamp(T0 + 60 * HOUR)),
+        ..Default::default()
+    };
+    f.svc
+        .transition(id, TicketStatus::Resolved, "eng", "", Some(confirmed))
+        .unwrap();
+    let t = f
+        .svc
+        .performance(
+            &PerformanceQuery::default(),
+            &crate::tickets::AssignmentRegions,
+        )
+        .unwrap()
+        .totals;
+    assert_eq!((t.flags, t.resolved, t.confirmed, t.active), (2, 1, 1, 1));
+    assert_eq!(t.lead_time.median_days, Some(2.5));
+    // The report reads the index alone, never the rows with their JSON.
+    let conn = store::open_connection(&f.path, false).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT opened_at, source, status, device_id, device_type,
+                 component, model_version, region, ended_at, outcome_kind, outcome_component,
+                 outcome_failed_at FROM tickets INDEXED BY tickets_performance
+             WHERE opened_at >= 0 AND opened_at < 1",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p.contains("COVERING INDEX tickets_performance")),
+        "{plan:?}"
+    );
+}
