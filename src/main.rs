@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod config;
 mod devices;
+mod insight;
 mod keys;
 mod scoring;
 mod simulate;

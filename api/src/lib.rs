@@ -18,7 +18,10 @@ pub mod tickets;
 
 pub use access::{AccessStore, Role};
 pub use error::{ApiError, Error, Result};
-pub use http::{router, serve, AppState, HealthReporter, MetricsRenderer, Principal};
+pub use http::{
+    router, serve, AppState, DriftReport, DriftReporter, FeatureDrift, HealthReporter,
+    MetricsRenderer, ModelDrift, Principal, RegionLookup,
+};
 pub use tickets::{
     AssignmentInput, DeviceSignals, DiagnosisContext, EventRecord, FaultSignal, OutcomeInput,
     PerformanceQuery, PerformanceReport, RiskRecord, SlaBreach, SlaKind, TicketChange,
