@@ -13,6 +13,7 @@ mod crash;
 mod dead_letters;
 mod device_auth;
 mod harness;
+mod insight;
 mod models;
 mod mosquitto;
 mod mqtt5;
