@@ -3,6 +3,7 @@
 mod app;
 mod bench;
 mod bench_ingest;
+mod bench_insight;
 mod cli;
 mod commands;
 mod config;

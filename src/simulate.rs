@@ -192,6 +192,7 @@ pub(crate) async fn bench(command: BenchCommand) -> anyhow::Result<()> {
             crate::bench::run(command).await?;
         }
         BenchCommand::Ingest(args) => crate::bench_ingest::run(args).await?,
+        BenchCommand::Insight(args) => crate::bench_insight::run(args).await?,
         BenchCommand::SimulateOffline { devices, days, out } => {
             let tmp;
             let dir = match out {
