@@ -46,6 +46,7 @@
 //! | `manage_devices` | `POST`, `DELETE /api/v1/devices/{device_id}/credentials` | yes | | | |
 //! | `manage_keys` | `POST`, `GET /api/v1/keys`, `DELETE /api/v1/keys/{id}` | yes | | | |
 //! | `read_audit` | `GET /api/v1/audit` | yes | | | |
+//! | `read_models` | `GET /api/v1/models/performance`, `GET /api/v1/models/drift` | yes | yes | | yes |
 //! | `transition_tickets` | ticket transitions (coming) | yes | yes | assigned tickets only, to `in_progress` or `resolved` | |
 //! | `assign_tickets` | ticket assignment (coming) | yes | yes | | |
 //! | `dismiss_tickets` | dismissing a ticket (coming) | yes | yes | | |
@@ -92,7 +93,9 @@
 //! `fixahead_api_requests_total{class="2xx"|"3xx"|"4xx"|"5xx"}`,
 //! `fixahead_tickets_opened_total`, `fixahead_tickets_updated_total`,
 //! `fixahead_ticket_predictions_total` (counters since start) and
-//! `fixahead_tickets_active` (gauge).
+//! `fixahead_tickets_active` (gauge). `fixahead run`'s part includes the drift gauges
+//! `fixahead_model_drift_psi{device_type,feature}`, `fixahead_model_drift_samples` and
+//! `fixahead_model_drift_status{device_type,status}`.
 //!
 //! ## `GET /api/v1/tickets`
 //! Tickets, newest first (descending id). Parameters, all optional:
@@ -193,6 +196,24 @@
 //! Parameters: `limit` (default 100, at most 1000), `before` (cursor: a record id).
 //! 200 `{"audit": [{"id", "at", "key_id", "key_name", "role", "method", "path", "status",
 //! "summary"}...], "next": 17 | null}`.
+//!
+//! ## `GET /api/v1/models/performance` (admin, planner, integration)
+//! Model performance in production from ticket outcomes, one row per (model version,
+//! device type, component, region) plus `totals`: flags, resolved, confirmed,
+//! `precision` (confirmed / resolved flags), dismissed and `dismissed_share`, caught,
+//! late and missed failures with `recall`, `lead_time` of caught failures (median, mean,
+//! p10 days), repairs and repeat failures within 30 days. Parameters: `from`, `to`
+//! (tickets opened in the period), `model_version`, `device_type`, `component`,
+//! `region`. Definitions: [`crate::tickets::performance`]; the scan reads the covering
+//! index `tickets_performance` only. 400 on a bad parameter or `from > to`.
+//!
+//! ## `GET /api/v1/models/drift` (admin, planner, integration)
+//! Per device type with a scoring model: the population stability index of each
+//! feature's recent window against the training data stored in the artefact, status
+//! `ok` / `watch` (>= 0.1) / `drift` (>= 0.25) / `insufficient_data`, the model's worst
+//! status (or `no_baseline`), sample counts and the window. Parameters: `device_type`,
+//! `status`. The process supplies it ([`AppState::with_drift`]); without one the
+//! report has no models.
 //!
 //! ## `GET /openapi.json`, `GET /docs` (any role)
 //! The OpenAPI document and the docs page (above).
