@@ -28,9 +28,14 @@
 //! ticket's model version is the one that was scoring the pair when it opened, `none`
 //! if none was.
 //!
-//! The period (`from`, `to`) selects tickets by `opened_at`; tickets up to 30 days
-//! either side are read too, so a repeat failure or an earlier flag just outside the
-//! period still counts.
+//! The period (`from`, `to`) selects tickets by `opened_at`; the look-ups (a flag
+//! before a missed failure, a failure after a repair) see every ticket, so a repeat
+//! failure or an earlier flag just outside the period still counts.
+//!
+//! [`FactCache`] keeps every ticket's [`Fact`] in memory and reads from the store only
+//! the tickets changed since its last look (`perf_rev`, kept by triggers: see
+//! [`super::store`]), so a report costs one index range of changes and a pass over
+//! the facts.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -139,29 +144,17 @@ pub struct PerformanceQuery {
 }
 
 impl PerformanceQuery {
-    /// The ticket range to read: the period widened by the look-back and repeat
-    /// windows.
-    pub(crate) fn read_range(&self) -> (i64, i64) {
-        let margin = LOOKBACK_MS.max(REPEAT_WINDOW_MS) + Timestamp::DAY_MS;
-        (
-            self.from
-                .map_or(i64::MIN, |t| t.millis().saturating_sub(margin)),
-            self.to
-                .map_or(i64::MAX, |t| t.millis().saturating_add(margin)),
-        )
-    }
-
     fn in_period(&self, opened_at: i64) -> bool {
         self.from.is_none_or(|f| opened_at >= f.millis())
             && self.to.is_none_or(|t| opened_at < t.millis())
     }
 
-    fn selects(&self, key: &GroupKey) -> bool {
+    fn selects(&self, key: &GroupKey<'_>) -> bool {
         let ok = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
-        ok(&self.model_version, &key.model_version)
-            && ok(&self.device_type, &key.device_type)
-            && ok(&self.component, &key.component)
-            && ok(&self.region, &key.region)
+        ok(&self.model_version, key.model_version)
+            && ok(&self.device_type, key.device_type)
+            && ok(&self.component, key.component)
+            && ok(&self.region, key.region)
     }
 }
 
@@ -281,12 +274,12 @@ pub struct PerformanceReport {
     pub totals: PerformanceRow,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct GroupKey {
-    model_version: String,
-    device_type: String,
-    component: String,
-    region: String,
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct GroupKey<'a> {
+    model_version: &'a str,
+    device_type: &'a str,
+    component: &'a str,
+    region: &'a str,
 }
 
 #[derive(Default)]
@@ -324,16 +317,58 @@ impl Acc {
     }
 }
 
-/// Computes the report from the tickets of [`PerformanceQuery::read_range`].
+/// Every ticket's [`Fact`] by id, and the newest `perf_rev` seen.
+#[derive(Debug)]
+pub(crate) struct FactCache {
+    rev: i64,
+    facts: HashMap<i64, Fact>,
+}
+
+impl Default for FactCache {
+    fn default() -> Self {
+        // Revision 0 is a valid one (a file upgraded before any change), so start below.
+        FactCache {
+            rev: -1,
+            facts: HashMap::new(),
+        }
+    }
+}
+
+impl FactCache {
+    /// The newest revision applied.
+    pub(crate) fn rev(&self) -> i64 {
+        self.rev
+    }
+
+    /// Applies the tickets changed after [`Self::rev`]: (id, revision, fact).
+    pub(crate) fn apply(&mut self, changed: Vec<(i64, i64, Fact)>) {
+        for (id, rev, fact) in changed {
+            self.rev = self.rev.max(rev);
+            self.facts.insert(id, fact);
+        }
+    }
+
+    /// The report over the facts held.
+    pub(crate) fn report(
+        &self,
+        query: &PerformanceQuery,
+        regions: &dyn Regions,
+    ) -> PerformanceReport {
+        let facts: Vec<&Fact> = self.facts.values().collect();
+        compute(&facts, query, regions)
+    }
+}
+
+/// Computes the report from every ticket's fact.
 pub(crate) fn compute(
-    facts: &[Fact],
+    facts: &[&Fact],
     query: &PerformanceQuery,
     regions: &dyn Regions,
 ) -> PerformanceReport {
     // Per (device, component): proactive open times and confirmed failure times, sorted.
     let mut flags_of: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
     let mut failures_of: HashMap<(&str, &str), Vec<i64>> = HashMap::new();
-    for f in facts {
+    for f in facts.iter().copied() {
         if f.proactive {
             flags_of
                 .entry((&f.device_id, &f.component))
@@ -357,25 +392,35 @@ pub(crate) fn compute(
         })
     };
 
-    let mut region_cache: HashMap<&str, Option<String>> = HashMap::new();
-    let mut groups: HashMap<GroupKey, Acc> = HashMap::new();
-    for f in facts.iter().filter(|f| query.in_period(f.opened_at)) {
+    let in_period: Vec<&Fact> = facts
+        .iter()
+        .copied()
+        .filter(|f| query.in_period(f.opened_at))
+        .collect();
+    // The registry's region of each device, looked up once per device.
+    let mut device_regions: HashMap<&str, Option<String>> = HashMap::new();
+    for f in &in_period {
+        device_regions
+            .entry(f.device_id.as_str())
+            .or_insert_with(|| regions.device_region(&f.device_id));
+    }
+    let mut groups: HashMap<GroupKey<'_>, Acc> = HashMap::new();
+    for f in in_period {
         let confirmed = f.confirmed_failure();
         let component = confirmed.map_or(f.component.as_str(), |(c, _)| c);
-        let region = region_cache
-            .entry(&f.device_id)
-            .or_insert_with(|| regions.device_region(&f.device_id))
-            .clone()
-            .or_else(|| f.region.clone())
-            .unwrap_or_else(|| UNKNOWN_REGION.to_owned());
+        let region = device_regions
+            .get(f.device_id.as_str())
+            .and_then(|r| r.as_deref())
+            .or(f.region.as_deref())
+            .unwrap_or(UNKNOWN_REGION);
         let key = GroupKey {
             model_version: if f.model_version.is_empty() {
-                NO_MODEL.to_owned()
+                NO_MODEL
             } else {
-                f.model_version.clone()
+                &f.model_version
             },
-            device_type: f.device_type.clone(),
-            component: component.to_owned(),
+            device_type: &f.device_type,
+            component,
             region,
         };
         if !query.selects(&key) {
@@ -434,14 +479,14 @@ pub(crate) fn compute(
     }
 
     let mut total = Acc::default();
-    let mut rows: BTreeMap<GroupKey, PerformanceRow> = BTreeMap::new();
+    let mut rows: BTreeMap<GroupKey<'_>, PerformanceRow> = BTreeMap::new();
     for (key, acc) in groups {
         total.add(&acc);
         let mut row = acc.finish();
-        row.model_version = Some(key.model_version.clone());
-        row.device_type = Some(key.device_type.clone());
-        row.component = Some(key.component.clone());
-        row.region = Some(key.region.clone());
+        row.model_version = Some(key.model_version.to_owned());
+        row.device_type = Some(key.device_type.to_owned());
+        row.component = Some(key.component.to_owned());
+        row.region = Some(key.region.to_owned());
         rows.insert(key, row);
     }
     PerformanceReport {
@@ -459,6 +504,14 @@ mod tests {
     use super::*;
 
     const DAY: i64 = Timestamp::DAY_MS;
+
+    fn compute(
+        facts: &[Fact],
+        query: &PerformanceQuery,
+        regions: &dyn Regions,
+    ) -> PerformanceReport {
+        super::compute(&facts.iter().collect::<Vec<_>>(), query, regions)
+    }
 
     fn fact(device: &str, proactive: bool, status: &str, opened_at: i64) -> Fact {
         Fact {

@@ -54,6 +54,8 @@ struct Inner {
     sla_resolve: AtomicU64,
     /// The id of the newest committed event; SSE streams wait on it.
     events: watch::Sender<i64>,
+    /// Every ticket as the performance report reads it, refreshed by change revision.
+    performance: Mutex<super::performance::FactCache>,
 }
 
 impl std::fmt::Debug for TicketService {
@@ -131,6 +133,7 @@ impl TicketService {
                 sla_respond: AtomicU64::new(0),
                 sla_resolve: AtomicU64::new(0),
                 events: watch::Sender::new(last_event),
+                performance: Mutex::default(),
             }),
         })
     }
@@ -611,9 +614,14 @@ impl TicketService {
         query: &PerformanceQuery,
         regions: &dyn Regions,
     ) -> Result<PerformanceReport> {
-        let (from, to) = query.read_range();
-        let facts = store::performance_facts(&lock(&self.inner.reader), from, to)?;
-        Ok(super::performance::compute(&facts, query, regions))
+        let mut cache = self
+            .inner
+            .performance
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let changed = store::performance_facts(&lock(&self.inner.reader), cache.rev())?;
+        cache.apply(changed);
+        Ok(cache.report(query, regions))
     }
 
     /// The current risk of every scored component of a device.

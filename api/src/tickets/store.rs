@@ -24,8 +24,9 @@
 //! columns above with `ALTER TABLE ... ADD COLUMN` (existing tickets get no resolve
 //! clock, an empty assignment and no outcome) and the `events` table; 3 adds the
 //! outcome's kind, component and failure time as columns (`outcome_kind`,
-//! `outcome_component`, `outcome_failed_at`) that triggers keep equal to `outcome`, and
-//! the covering index `tickets_performance` that the model performance report scans. Opening a file
+//! `outcome_component`, `outcome_failed_at`) and a change revision (`perf_rev`), all
+//! kept by triggers, and the covering index `tickets_performance` from which the model
+//! performance report reads the tickets changed since it last looked. Opening a file
 //! upgrades it in place; the upgrade is idempotent.
 //!
 //! The functions here are plain SQL over a connection or transaction; the rules live in
@@ -125,18 +126,22 @@ const V2_COLUMNS: [(&str, &str); 12] = [
 ];
 
 /// Columns schema version 3 added to `tickets`: the outcome's kind, component and
-/// failure time (epoch milliseconds), copied out of `outcome` by the triggers of
-/// [`V3_DERIVED`] so the covering index holds them and the performance report reads
-/// no JSON. (Virtual generated columns would be simpler, but SQLite does not read them
-/// from a covering index.)
-const V3_COLUMNS: [(&str, &str); 3] = [
+/// failure time (epoch milliseconds), copied out of `outcome`, and `perf_rev`, a
+/// revision that grows with every change the performance report depends on. The
+/// triggers of [`V3_DERIVED`] write all four, so whatever writes a ticket, the
+/// database keeps them right. The report keeps its tickets in memory and reads only
+/// those with a newer `perf_rev` ([`performance_facts`]), from a covering index, so it
+/// parses no JSON and re-reads nothing that did not change. (Virtual generated columns
+/// would be simpler, but SQLite does not read them from a covering index.)
+const V3_COLUMNS: [(&str, &str); 4] = [
     ("outcome_kind", "TEXT"),
     ("outcome_component", "TEXT"),
     ("outcome_failed_at", "INTEGER"),
+    ("perf_rev", "INTEGER NOT NULL DEFAULT 0"),
 ];
 
-/// The V3 columns' values from a row's `outcome` (SQL expressions over `{row}`).
-macro_rules! outcome_columns {
+/// The V3 columns' new values for the row `{row}` (SQL assignments).
+macro_rules! derived_columns {
     ($row:literal) => {
         concat!(
             "outcome_kind = json_extract(",
@@ -147,30 +152,40 @@ macro_rules! outcome_columns {
             ".outcome, '$.component'), ",
             "outcome_failed_at = CAST(ROUND(unixepoch(json_extract(",
             $row,
-            ".outcome, '$.failed_at'), 'subsec') * 1000) AS INTEGER)"
+            ".outcome, '$.failed_at'), 'subsec') * 1000) AS INTEGER), ",
+            "perf_rev = (SELECT COALESCE(MAX(perf_rev), 0) + 1 FROM tickets)"
         )
     };
 }
 
-/// Keeps the V3 columns equal to `outcome` whatever writes it (the database does, not
-/// the callers), backfills them, and creates the covering index of the performance
-/// report ([`performance_facts`]), led by `opened_at` for the period.
+/// The triggers that keep the V3 columns, the backfill, and the covering index of the
+/// performance report, led by `perf_rev`. A write transaction holds the database lock,
+/// so revisions grow in commit order: a reader that has seen revision `r` finds every
+/// later change above it. Updates that touch none of the report's columns (a new risk
+/// on an open ticket changes `model_version` only when the model does) leave it alone.
 const V3_DERIVED: &str = concat!(
-    "CREATE TRIGGER IF NOT EXISTS tickets_outcome_insert AFTER INSERT ON tickets
-     WHEN NEW.outcome IS NOT NULL
+    "CREATE TRIGGER IF NOT EXISTS tickets_derived_insert AFTER INSERT ON tickets
      BEGIN UPDATE tickets SET ",
-    outcome_columns!("NEW"),
+    derived_columns!("NEW"),
     " WHERE id = NEW.id; END;
-     CREATE TRIGGER IF NOT EXISTS tickets_outcome_update AFTER UPDATE OF outcome ON tickets
+     CREATE TRIGGER IF NOT EXISTS tickets_derived_update
+     AFTER UPDATE OF outcome, status, model_version, region, ended_at, opened_at, source,
+         device_id, device_type, component ON tickets
+     WHEN NEW.outcome IS NOT OLD.outcome OR NEW.status IS NOT OLD.status
+         OR NEW.model_version IS NOT OLD.model_version OR NEW.region IS NOT OLD.region
+         OR NEW.ended_at IS NOT OLD.ended_at OR NEW.opened_at IS NOT OLD.opened_at
+         OR NEW.source IS NOT OLD.source OR NEW.device_id IS NOT OLD.device_id
+         OR NEW.device_type IS NOT OLD.device_type OR NEW.component IS NOT OLD.component
      BEGIN UPDATE tickets SET ",
-    outcome_columns!("NEW"),
+    derived_columns!("NEW"),
     " WHERE id = NEW.id; END;
      UPDATE tickets SET ",
-    outcome_columns!("tickets"),
-    " WHERE outcome IS NOT NULL;
+    derived_columns!("tickets"),
+    ";
      CREATE INDEX IF NOT EXISTS tickets_performance ON tickets (
-         opened_at, source, status, device_id, device_type, component, model_version,
-         region, ended_at, outcome_kind, outcome_component, outcome_failed_at);"
+         perf_rev, id, opened_at, source, status, device_id, device_type, component,
+         model_version, region, ended_at, outcome_kind, outcome_component,
+         outcome_failed_at);"
 );
 
 /// Brings the schema to [`SCHEMA_VERSION`]: adds the columns a file created by an
@@ -991,35 +1006,38 @@ pub(crate) fn get_ticket_row(conn: &Connection, id: i64) -> Result<Option<serde_
     ))
 }
 
-/// The tickets opened in `[from, to)` (epoch ms), as the performance report reads them,
-/// from the covering index `tickets_performance` alone.
+/// The tickets whose `perf_rev` is above `after`, as the performance report keeps
+/// them: (id, revision, fact), read from the covering index `tickets_performance`.
 pub(crate) fn performance_facts(
     conn: &Connection,
-    from: i64,
-    to: i64,
-) -> Result<Vec<crate::tickets::performance::Fact>> {
+    after: i64,
+) -> Result<Vec<(i64, i64, crate::tickets::performance::Fact)>> {
     use crate::tickets::performance::Fact;
     let mut st = conn.prepare_cached(
-        "SELECT opened_at, source, status, device_id, device_type, component, model_version,
-             region, ended_at, outcome_kind, outcome_component, outcome_failed_at
-         FROM tickets INDEXED BY tickets_performance
-         WHERE opened_at >= ?1 AND opened_at < ?2",
+        "SELECT id, perf_rev, opened_at, source, status, device_id, device_type, component,
+             model_version, region, ended_at, outcome_kind, outcome_component,
+             outcome_failed_at
+         FROM tickets INDEXED BY tickets_performance WHERE perf_rev > ?1",
     )?;
-    let rows = st.query_map(params![from, to], |r| {
-        Ok(Fact {
-            opened_at: r.get(0)?,
-            proactive: r.get_ref(1)?.as_str()? == "proactive",
-            status: r.get(2)?,
-            device_id: r.get(3)?,
-            device_type: r.get(4)?,
-            component: r.get(5)?,
-            model_version: r.get(6)?,
-            region: r.get(7)?,
-            ended_at: r.get(8)?,
-            outcome_kind: r.get(9)?,
-            outcome_component: r.get(10)?,
-            failed_at: r.get(11)?,
-        })
+    let rows = st.query_map(params![after], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            Fact {
+                opened_at: r.get(2)?,
+                proactive: r.get_ref(3)?.as_str()? == "proactive",
+                status: r.get(4)?,
+                device_id: r.get(5)?,
+                device_type: r.get(6)?,
+                component: r.get(7)?,
+                model_version: r.get(8)?,
+                region: r.get(9)?,
+                ended_at: r.get(10)?,
+                outcome_kind: r.get(11)?,
+                outcome_component: r.get(12)?,
+                failed_at: r.get(13)?,
+            },
+        ))
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

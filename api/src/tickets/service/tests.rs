@@ -1012,7 +1012,27 @@ fn a_file_from_the_first_schema_is_upgraded_in_place() {
 fn performance_reads_outcomes_through_the_generated_columns_and_the_covering_index() {
     let f = Fixture::new();
     let id = open_one(&f, "wm-1");
-    let _false_alarm = open_one(&f, "wm-2");
+    let false_alarm = open_one(&f, "wm-2");
+    let report = |f: &Fixture| {
+        f.svc
+            .performance(
+                &PerformanceQuery::default(),
+                &crate::tickets::AssignmentRegions,
+            )
+            .unwrap()
+            .totals
+    };
+    assert_eq!((report(&f).flags, report(&f).active), (2, 2));
+    let rev = |f: &Fixture| -> i64 {
+        store::open_connection(&f.path, false)
+            .unwrap()
+            .query_row("SELECT MAX(perf_rev) FROM tickets", [], |r| r.get(0))
+            .unwrap()
+    };
+    // A new score of the same model on an open ticket changes nothing the report reads.
+    let before = rev(&f);
+    open_one(&f, "wm-1");
+    assert_eq!(rev(&f), before);
     f.advance(72 * HOUR);
     let confirmed = OutcomeInput {
         kind: Some(OutcomeKind::ConfirmedFailure),
@@ -1036,10 +1056,10 @@ fn performance_reads_outcomes_through_the_generated_columns_and_the_covering_ind
     let conn = store::open_connection(&f.path, false).unwrap();
     let plan: Vec<String> = conn
         .prepare(
-            "EXPLAIN QUERY PLAN SELECT opened_at, source, status, device_id, device_type,
-                 component, model_version, region, ended_at, outcome_kind, outcome_component,
-                 outcome_failed_at FROM tickets INDEXED BY tickets_performance
-             WHERE opened_at >= 0 AND opened_at < 1",
+            "EXPLAIN QUERY PLAN SELECT id, perf_rev, opened_at, source, status, device_id,
+                 device_type, component, model_version, region, ended_at, outcome_kind,
+                 outcome_component, outcome_failed_at FROM tickets
+                 INDEXED BY tickets_performance WHERE perf_rev > 0",
         )
         .unwrap()
         .query_map([], |r| r.get::<_, String>(3))
