@@ -46,7 +46,7 @@ fn fill_hot_store(path: &Path, profiles: &ProfileSet) {
         decode(
             "fixahead/v1/wm-1/fault",
             format!(
-                r#"{{"ts": {}, "seq": 3, "type": "washer", "model": "WM-500", "code": "E21", "state": "raised"}}"#,
+                r#"{{"ts": {}, "seq": 3, "type": "washer", "model": "WM-500", "batch": "B2025-07", "region": "north", "code": "E21", "state": "raised"}}"#,
                 T0 + 180_000
             )
             .as_bytes(),
@@ -334,6 +334,10 @@ async fn device_detail_has_readings_risk_tickets_and_faults() {
     assert_eq!(d["type"], "washer");
     assert_eq!(d["model"], "WM-500");
     assert_eq!(d["messages"], 3);
+    assert_eq!(
+        (d["batch"].as_str(), d["region"].as_str()),
+        (Some("B2025-07"), Some("north"))
+    );
 
     let drain = &d["latest_readings"]["drain_time_s"];
     assert_eq!(drain["value"], 31.0);
@@ -373,6 +377,7 @@ async fn devices_list_and_telemetry() {
     assert_eq!(body["next"], "wm-1");
     let (_, body) = app.get("/api/v1/devices?after=wm-1").await;
     assert_eq!(body["devices"][0]["device_id"], "wm-2");
+    assert_eq!(body["devices"][0]["batch"], Value::Null, "never reported");
     assert_eq!(body["next"], Value::Null);
     let (_, body) = app.get("/api/v1/devices?type=refrigerator").await;
     assert_eq!(body["devices"].as_array().unwrap().len(), 0);

@@ -68,6 +68,10 @@ pub struct Telemetry {
     pub model: String,
     /// Firmware version, if reported.
     pub fw: Option<String>,
+    /// Production batch, if reported (`B2025-07`).
+    pub batch: Option<String>,
+    /// Sales or installation region, if reported (`north`).
+    pub region: Option<String>,
     /// Readings in payload order. Channels the profile knows are range-checked; others
     /// are kept (new firmware may add channels) but not used for features.
     pub readings: Vec<(String, f64)>,
@@ -108,6 +112,10 @@ pub struct FaultMessage {
     pub model: String,
     /// Firmware version, if reported.
     pub fw: Option<String>,
+    /// Production batch, if reported (`B2025-07`).
+    pub batch: Option<String>,
+    /// Sales or installation region, if reported (`north`).
+    pub region: Option<String>,
     /// The fault code. Codes missing from the catalogue are stored, not rejected.
     pub code: String,
     /// Raised or cleared.
@@ -472,6 +480,8 @@ impl Fields<'_> {
         let device_type = self.device_type(profiles)?;
         let model = self.string("model", 64)?;
         let fw = self.optional_string("fw", 64)?;
+        let batch = self.optional_string("batch", 64)?;
+        let region = self.optional_string("region", 64)?;
         let readings_obj = match self.required("readings")? {
             Value::Object(m) => m,
             other => {
@@ -566,6 +576,8 @@ impl Fields<'_> {
             device_type,
             model,
             fw,
+            batch,
+            region,
             readings,
         })
     }
@@ -576,6 +588,8 @@ impl Fields<'_> {
         let device_type = self.device_type(profiles)?;
         let model = self.string("model", 64)?;
         let fw = self.optional_string("fw", 64)?;
+        let batch = self.optional_string("batch", 64)?;
+        let region = self.optional_string("region", 64)?;
         let code = self.string("code", 32)?;
         let state = match self.required("state")? {
             Value::String(s) if s == "raised" => FaultState::Raised,
@@ -604,6 +618,8 @@ impl Fields<'_> {
             device_type,
             model,
             fw,
+            batch,
+            region,
             code,
             state,
         })
@@ -754,6 +770,39 @@ mod tests {
         assert_eq!(t.ts, Timestamp::parse("2026-11-24T06:00:00Z").unwrap());
         assert_eq!(t.readings.len(), 5, "unknown channels are kept");
         assert_eq!(t.fw.as_deref(), Some("2.4.1"));
+    }
+
+    #[test]
+    fn batch_and_region_are_optional_strings_like_fw() {
+        let t = r#"{"ts": 1795500000000, "seq": 1, "type": "washer", "model": "WM-500",
+            "batch": "B2025-07", "region": "north", "readings": {"vibration_g": 0.1}}"#;
+        let Ok(Message::Telemetry(t)) = decode(TOPIC, t.as_bytes(), &profiles()) else {
+            panic!("not telemetry")
+        };
+        assert_eq!(t.batch.as_deref(), Some("B2025-07"));
+        assert_eq!(t.region.as_deref(), Some("north"));
+        let f = r#"{"ts": 1795500000000, "seq": 2, "type": "washer", "model": "WM-500",
+            "region": "south", "code": "E21", "state": "raised"}"#;
+        let Ok(Message::Fault(f)) = decode("fixahead/v1/wm-1/fault", f.as_bytes(), &profiles())
+        else {
+            panic!("not a fault")
+        };
+        assert_eq!((f.batch, f.region.as_deref()), (None, Some("south")));
+        let long = "x".repeat(65);
+        for field in ["batch", "region"] {
+            let wrong = format!(
+                r#"{{"ts": 1, "seq": 1, "type": "washer", "model": "M", "{field}": 7, "readings": {{"vibration_g": 0.1}}}}"#
+            );
+            assert_eq!(reason(TOPIC, &wrong), RejectReason::WrongType, "{field}");
+            let too_long = format!(
+                r#"{{"ts": 1, "seq": 1, "type": "washer", "model": "M", "{field}": "{long}", "readings": {{"vibration_g": 0.1}}}}"#
+            );
+            assert_eq!(
+                reason(TOPIC, &too_long),
+                RejectReason::InvalidValue,
+                "{field}"
+            );
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@
 //! Every decode is checked by [`check`]: it never panics (proptest catches a panic and
 //! shrinks the input); an accepted message is strict JSON (no `NaN`), carries the
 //! topic's device id and kind and the payload's own `ts`, `seq`, `type`, `model`, `fw`,
-//! readings, `code` and `state` (compared with an independent parse of the payload), and
+//! `batch`, `region`, readings, `code` and `state` (compared with an independent parse of the payload), and
 //! keeps the protocol's field rules (known type, string lengths, 1-256 finite readings,
 //! known channels within range); a rejection has a reason from `RejectReason::ALL`, a
 //! non-empty detail of at most [`MAX_DETAIL_BYTES`] and the topic's device id, and its
@@ -234,11 +234,13 @@ fn check_accepted(
             }
         }
         Message::Telemetry(t) => {
-            check_common(obj, t.ts, t.seq, &t.device_type, &t.model, &t.fw)?;
+            check_common(obj, t.ts, t.seq, &t.device_type, &t.model)?;
+            check_optional_strings(obj, [&t.fw, &t.batch, &t.region])?;
             check_readings(obj, t)?;
         }
         Message::Fault(f) => {
-            check_common(obj, f.ts, f.seq, &f.device_type, &f.model, &f.fw)?;
+            check_common(obj, f.ts, f.seq, &f.device_type, &f.model)?;
+            check_optional_strings(obj, [&f.fw, &f.batch, &f.region])?;
             prop_assert_eq!(
                 Some(f.code.as_str()),
                 obj.get("code").and_then(Value::as_str)
@@ -270,7 +272,6 @@ fn check_common(
     seq: u64,
     device_type: &str,
     model: &str,
-    fw: &Option<String>,
 ) -> Result<(), TestCaseError> {
     let field = |name: &str| {
         obj.get(name)
@@ -282,15 +283,29 @@ fn check_common(
     prop_assert!(profiles().get(device_type).is_some());
     prop_assert_eq!(Some(model), field("model")?.as_str());
     prop_assert!((1..=64).contains(&model.len()));
-    match obj.get("fw") {
-        None | Some(Value::Null) => prop_assert_eq!(fw, &None),
-        Some(v) => prop_assert_eq!(fw.as_deref(), v.as_str()),
-    }
-    if let Some(fw) = fw {
-        prop_assert!((1..=64).contains(&fw.len()));
+    Ok(())
+}
+
+/// The optional strings `fw`, `batch`, `region`, in that order: absent or null means
+/// `None`, otherwise the payload's 1-64 byte string.
+fn check_optional_strings(
+    obj: &serde_json::Map<String, Value>,
+    decoded: [&Option<String>; 3],
+) -> Result<(), TestCaseError> {
+    for (name, value) in OPTIONAL_STRINGS.iter().zip(decoded) {
+        match obj.get(*name) {
+            None | Some(Value::Null) => prop_assert_eq!(value, &None),
+            Some(v) => prop_assert_eq!(value.as_deref(), v.as_str()),
+        }
+        if let Some(s) = value {
+            prop_assert!((1..=64).contains(&s.len()));
+        }
     }
     Ok(())
 }
+
+/// The optional string fields telemetry and faults share.
+const OPTIONAL_STRINGS: [&str; 3] = ["fw", "batch", "region"];
 
 fn check_readings(
     obj: &serde_json::Map<String, Value>,
@@ -378,6 +393,8 @@ const TOKENS: &[&str] = &[
     "\"type\"",
     "\"model\"",
     "\"fw\"",
+    "\"batch\"",
+    "\"region\"",
     "\"readings\"",
     "\"device_id\"",
     "\"code\"",
@@ -643,11 +660,11 @@ fn push_device_id(fields: &mut Vec<(String, Raw)>, id: &str, how: Option<Option<
     }
 }
 
-fn push_fw(fields: &mut Vec<(String, Raw)>, fw: &Option<Option<String>>) {
-    match fw {
+fn push_optional(fields: &mut Vec<(String, Raw)>, name: &str, value: &Option<Option<String>>) {
+    match value {
         None => {}
-        Some(None) => fields.push(("fw".into(), text("null"))),
-        Some(Some(s)) => fields.push(("fw".into(), text(json_str(s)))),
+        Some(None) => fields.push((name.into(), text("null"))),
+        Some(Some(s)) => fields.push((name.into(), text(json_str(s)))),
     }
 }
 
@@ -708,7 +725,8 @@ struct Common {
     ts: (String, Timestamp),
     seq: u64,
     model: String,
-    fw: Option<Option<String>>,
+    /// `fw`, `batch`, `region`: absent, null or a string.
+    optional: [Option<Option<String>>; 3],
     device_id_field: Option<Option<()>>,
 }
 
@@ -718,15 +736,15 @@ fn common() -> impl Strategy<Value = Common> {
         valid_ts(),
         any::<u64>(),
         valid_text(64),
-        prop::option::of(prop::option::of(valid_text(64))),
+        [(); 3].map(|()| prop::option::of(prop::option::of(valid_text(64)))),
         payload_device_id(),
     )
-        .prop_map(|(id, ts, seq, model, fw, device_id_field)| Common {
+        .prop_map(|(id, ts, seq, model, optional, device_id_field)| Common {
             id,
             ts,
             seq,
             model,
-            fw,
+            optional,
             device_id_field,
         })
 }
@@ -739,7 +757,9 @@ impl Common {
             ("type".into(), text(json_str(device_type))),
             ("model".into(), text(json_str(&self.model))),
         ];
-        push_fw(&mut fields, &self.fw);
+        for (name, value) in OPTIONAL_STRINGS.iter().zip(&self.optional) {
+            push_optional(&mut fields, name, value);
+        }
         push_device_id(&mut fields, &self.id, self.device_id_field);
         fields
     }
@@ -773,7 +793,9 @@ fn valid_telemetry() -> impl Strategy<Value = Case> {
             seq: c.seq,
             device_type: ty,
             model: c.model.clone(),
-            fw: c.fw.clone().flatten(),
+            fw: c.optional[0].clone().flatten(),
+            batch: c.optional[1].clone().flatten(),
+            region: c.optional[2].clone().flatten(),
             readings,
         });
         let topic = format!("fixahead/v1/{}/telemetry", c.id);
@@ -808,7 +830,9 @@ fn valid_fault() -> impl Strategy<Value = Case> {
                 seq: c.seq,
                 device_type: ty,
                 model: c.model.clone(),
-                fw: c.fw.clone().flatten(),
+                fw: c.optional[0].clone().flatten(),
+                batch: c.optional[1].clone().flatten(),
+                region: c.optional[2].clone().flatten(),
                 code,
                 state,
             });
@@ -889,6 +913,8 @@ const FIELD_NAMES: &[&str] = &[
     "type",
     "model",
     "fw",
+    "batch",
+    "region",
     "readings",
     "device_id",
     "code",

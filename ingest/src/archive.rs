@@ -822,6 +822,8 @@ mod tests {
             device_type: "washer".into(),
             model: "WM-500".into(),
             fw: Some("1.0".into()),
+            batch: None,
+            region: None,
             readings: readings
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))

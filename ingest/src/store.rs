@@ -7,7 +7,9 @@
 //!
 //! Tables (the API reads them through [`StoreReader`] only):
 //! * `devices`: the registry, one row per device that sent a valid telemetry or fault
-//!   message (type, model, firmware, first/last seen, message count).
+//!   message (type, model, firmware, production batch, region, first/last seen,
+//!   message count). Firmware, batch and region keep their last reported value when a
+//!   message leaves them out.
 //! * `device_status`: the last online/offline status per device.
 //! * `telemetry`, `faults`: primary key `(device_id, seq)`, so a redelivered message is
 //!   stored once. `seq` is a u64 on the wire and is stored bit-cast into SQLite's i64.
@@ -43,6 +45,8 @@ CREATE TABLE IF NOT EXISTS devices (
     device_type   TEXT NOT NULL,
     model         TEXT NOT NULL,
     fw            TEXT,
+    batch         TEXT,
+    region        TEXT,
     first_seen    INTEGER NOT NULL,
     last_seen     INTEGER NOT NULL,
     last_event_ts INTEGER NOT NULL,
@@ -131,6 +135,22 @@ fn migrate_arrival(conn: &mut Connection) -> Result<u64> {
     tx.execute_batch("DROP TABLE temp.arrival_numbers")?;
     tx.commit()?;
     Ok(numbered.max(0) as u64)
+}
+
+/// Adds the nullable `batch` and `region` columns to a `devices` table created before
+/// devices reported them. Idempotent: a column already there is left alone.
+fn migrate_device_columns(conn: &Connection) -> Result<()> {
+    for column in ["batch", "region"] {
+        let n: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('devices') WHERE name = ?1",
+            [column],
+            |r| r.get(0),
+        )?;
+        if n == 0 {
+            conn.execute_batch(&format!("ALTER TABLE devices ADD COLUMN {column} TEXT"))?;
+        }
+    }
+    Ok(())
 }
 
 /// The newest `arrival` stored, 0 for none.
@@ -286,6 +306,7 @@ impl HotStore {
             },
         )?;
         conn.execute_batch(SCHEMA)?;
+        migrate_device_columns(&conn)?;
         let mut conn = conn;
         let numbered = migrate_arrival(&mut conn)?;
         if numbered > 0 {
@@ -346,12 +367,14 @@ impl HotStore {
                 "INSERT OR IGNORE INTO faults (device_id, seq, ts, received_at, code, state, arrival) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             let mut upsert_device = tx.prepare_cached(
-                "INSERT INTO devices (device_id, device_type, model, fw, first_seen, last_seen, last_event_ts, messages)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, 1)
+                "INSERT INTO devices (device_id, device_type, model, fw, batch, region, first_seen, last_seen, last_event_ts, messages)
+                 VALUES (?1, ?2, ?3, ?4, ?7, ?8, ?5, ?5, ?6, 1)
                  ON CONFLICT (device_id) DO UPDATE SET
                      device_type = excluded.device_type,
                      model = excluded.model,
                      fw = COALESCE(excluded.fw, devices.fw),
+                     batch = COALESCE(excluded.batch, devices.batch),
+                     region = COALESCE(excluded.region, devices.region),
                      last_seen = MAX(devices.last_seen, excluded.last_seen),
                      last_event_ts = MAX(devices.last_event_ts, excluded.last_event_ts),
                      messages = devices.messages + 1",
@@ -389,7 +412,9 @@ impl HotStore {
                                 t.model,
                                 t.fw,
                                 received_at.millis(),
-                                t.ts.millis()
+                                t.ts.millis(),
+                                t.batch,
+                                t.region
                             ])?;
                             Outcome::Stored
                         } else {
@@ -407,6 +432,8 @@ impl HotStore {
                             device_type,
                             model,
                             fw,
+                            batch,
+                            region,
                             code,
                             state,
                         } = f;
@@ -427,7 +454,9 @@ impl HotStore {
                                 model,
                                 fw,
                                 received_at.millis(),
-                                ts.millis()
+                                ts.millis(),
+                                batch,
+                                region
                             ])?;
                             Outcome::Stored
                         } else {
@@ -590,6 +619,10 @@ pub struct DeviceRecord {
     pub model: String,
     /// Latest firmware reported.
     pub fw: Option<String>,
+    /// Latest production batch reported.
+    pub batch: Option<String>,
+    /// Latest region reported.
+    pub region: Option<String>,
     /// Wall-clock time of the first stored message.
     pub first_seen: Timestamp,
     /// Wall-clock time of the latest stored message.
@@ -870,14 +903,16 @@ impl StoreReader {
     /// seq), passed to `f` one at a time. Used to rebuild feature state after a
     /// restart: arrival order is the order the live pipeline applied them in, so a
     /// message that arrived late is late again. The device's current type, model and
-    /// firmware from the registry stand in for the original payload's.
+    /// firmware, batch and region from the registry stand in for the original payload's.
     pub fn replay_since(&self, since: Timestamp, mut f: impl FnMut(Message)) -> Result<u64> {
         self.with(|c| {
             let mut st = c.prepare(
-                "SELECT 0, t.device_id, t.seq, t.ts, t.readings, NULL, NULL, d.device_type, d.model, d.fw, t.received_at
+                "SELECT 0, t.device_id, t.seq, t.ts, t.readings, NULL, NULL, d.device_type, d.model, d.fw, t.received_at,
+                        d.batch, d.region
                    FROM telemetry t JOIN devices d ON d.device_id = t.device_id WHERE t.received_at >= ?1
                  UNION ALL
-                 SELECT 1, f.device_id, f.seq, f.ts, NULL, f.code, f.state, d.device_type, d.model, d.fw, f.received_at
+                 SELECT 1, f.device_id, f.seq, f.ts, NULL, f.code, f.state, d.device_type, d.model, d.fw, f.received_at,
+                        d.batch, d.region
                    FROM faults f JOIN devices d ON d.device_id = f.device_id WHERE f.received_at >= ?1
                  ORDER BY 11, 4, 3",
             )?;
@@ -908,11 +943,13 @@ impl StoreReader {
             let mut rows: Vec<(i64, Option<Message>)> = Vec::new();
             for sql in [
                 "SELECT 0, t.device_id, t.seq, t.ts, t.readings, NULL, NULL,
-                        COALESCE(d.device_type, ''), COALESCE(d.model, ''), d.fw, t.arrival
+                        COALESCE(d.device_type, ''), COALESCE(d.model, ''), d.fw, t.arrival,
+                        d.batch, d.region
                    FROM telemetry t LEFT JOIN devices d ON d.device_id = t.device_id
                   WHERE t.arrival > ?1 ORDER BY t.arrival LIMIT ?2",
                 "SELECT 1, f.device_id, f.seq, f.ts, NULL, f.code, f.state,
-                        COALESCE(d.device_type, ''), COALESCE(d.model, ''), d.fw, f.arrival
+                        COALESCE(d.device_type, ''), COALESCE(d.model, ''), d.fw, f.arrival,
+                        d.batch, d.region
                    FROM faults f LEFT JOIN devices d ON d.device_id = f.device_id
                   WHERE f.arrival > ?1 ORDER BY f.arrival LIMIT ?2",
             ] {
@@ -941,7 +978,8 @@ impl StoreReader {
 }
 
 /// Decodes a row of `kind (0 telemetry, 1 fault), device_id, seq, ts, readings, code,
-/// state, device_type, model, fw` back into the message it was stored from. `None` for
+/// state, device_type, model, fw, (any), batch, region` back into the message it was
+/// stored from. `None` for
 /// a device id that no longer parses (ids were validated before they were stored, so
 /// only a file edited by hand has one).
 fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Message>> {
@@ -953,6 +991,7 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Message>> {
     let ts = Timestamp(r.get(3)?);
     let (device_type, model, fw): (String, String, Option<String>) =
         (r.get(7)?, r.get(8)?, r.get(9)?);
+    let (batch, region): (Option<String>, Option<String>) = (r.get(11)?, r.get(12)?);
     Ok(Some(if r.get::<_, i64>(0)? == 0 {
         let text: String = r.get(4)?;
         Message::Telemetry(Telemetry {
@@ -962,6 +1001,8 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Message>> {
             device_type,
             model,
             fw,
+            batch,
+            region,
             readings: parse_readings(&text)?.into_iter().collect(),
         })
     } else {
@@ -973,6 +1014,8 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Message>> {
             device_type,
             model,
             fw,
+            batch,
+            region,
             code: r.get(5)?,
             state: if state == "cleared" {
                 FaultState::Cleared
@@ -985,7 +1028,7 @@ fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Message>> {
 
 const DEVICE_SELECT: &str =
     "SELECT d.device_id, d.device_type, d.model, d.fw, d.first_seen, d.last_seen,
-        d.last_event_ts, d.messages, s.online, s.status_at
+        d.last_event_ts, d.messages, s.online, s.status_at, d.batch, d.region
      FROM devices d LEFT JOIN device_status s ON s.device_id = d.device_id";
 
 fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
@@ -994,6 +1037,8 @@ fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
         device_type: r.get(1)?,
         model: r.get(2)?,
         fw: r.get(3)?,
+        batch: r.get(10)?,
+        region: r.get(11)?,
         first_seen: Timestamp(r.get(4)?),
         last_seen: Timestamp(r.get(5)?),
         last_event_ts: Timestamp(r.get(6)?),
@@ -1084,6 +1129,60 @@ mod tests {
         assert_eq!(tel[1].readings["vibration_g"], 0.2);
         assert_eq!(tel[1].readings["x_new"], 1.0);
         assert_eq!(reader.counts().unwrap().telemetry, 2);
+    }
+
+    #[test]
+    fn batch_and_region_are_registered_and_kept_when_left_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hot.db");
+        let mut store = HotStore::open(&path, Synchronous::Normal).unwrap();
+        let telemetry = |seq: u64, extra: &str| {
+            let p = format!(
+                r#"{{"ts": {seq}, "seq": {seq}, "type": "washer", "model": "WM-500"{extra}, "readings": {{"vibration_g": 0.1}}}}"#
+            );
+            decode(
+                "fixahead/v1/wm-1/telemetry",
+                p.as_bytes(),
+                &ProfileSet::builtin(),
+            )
+            .unwrap()
+        };
+        let reader = StoreReader::open(&path).unwrap();
+        let registered = |reader: &StoreReader| {
+            let d = reader.device("wm-1").unwrap().unwrap();
+            (d.batch, d.region)
+        };
+        let first = telemetry(1, r#", "batch": "B2025-07", "region": "north""#);
+        store.commit(&[item(&first)]).unwrap();
+        assert_eq!(
+            registered(&reader),
+            (Some("B2025-07".into()), Some("north".into()))
+        );
+        // An old firmware that sends neither keeps what the registry knows.
+        let bare = telemetry(2, "");
+        store.commit(&[item(&bare)]).unwrap();
+        assert_eq!(
+            registered(&reader),
+            (Some("B2025-07".into()), Some("north".into()))
+        );
+        let moved = telemetry(3, r#", "region": "south""#);
+        store.commit(&[item(&moved)]).unwrap();
+        assert_eq!(
+            registered(&reader),
+            (Some("B2025-07".into()), Some("south".into()))
+        );
+        let mut replayed = Vec::new();
+        reader
+            .replay_since(Timestamp(0), |m| {
+                if let Message::Telemetry(t) = m {
+                    replayed.push((t.batch, t.region));
+                }
+            })
+            .unwrap();
+        assert_eq!(replayed.len(), 3);
+        assert!(replayed
+            .iter()
+            .all(|r| *r == (Some("B2025-07".into()), Some("south".into()))));
     }
 
     #[test]
@@ -1271,6 +1370,9 @@ mod tests {
         let _store = HotStore::open(&path, Synchronous::Normal).unwrap();
         assert_eq!(order(&reader), vec![2, 3, 4, 1, 5]);
         assert_eq!(reader.newest_arrival().unwrap(), 5);
+        // The registry gained the batch and region columns, empty for the old row.
+        let dev = reader.device("wm-1").unwrap().unwrap();
+        assert_eq!((dev.batch, dev.region), (None, None));
     }
 
     #[test]

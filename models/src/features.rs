@@ -561,6 +561,8 @@ mod tests {
             device_type: "washer".into(),
             model: "WM-500".into(),
             fw: None,
+            batch: None,
+            region: None,
             readings: readings
                 .iter()
                 .map(|(n, v)| ((*n).to_owned(), *v))
@@ -576,6 +578,8 @@ mod tests {
             device_type: "washer".into(),
             model: "WM-500".into(),
             fw: None,
+            batch: None,
+            region: None,
             code: code.into(),
             state: FaultState::Raised,
         })

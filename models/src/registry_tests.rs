@@ -121,6 +121,8 @@ fn telemetry(device_type: &str, id: &str, t: i64, value: f64) -> Message {
         device_type: device_type.into(),
         model: "TEST-1".into(),
         fw: None,
+        batch: None,
+        region: None,
         readings: vec![(driver(device_type).0, value)],
     })
 }

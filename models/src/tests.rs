@@ -127,6 +127,8 @@ fn telemetry(id: &str, t: i64, drain: f64) -> Message {
         device_type: "washer".into(),
         model: "WM-500".into(),
         fw: None,
+        batch: None,
+        region: None,
         readings: vec![
             ("motor_current_a".into(), 3.4),
             ("vibration_g".into(), 0.12),
@@ -479,6 +481,8 @@ fn persistence_needs_consecutive_high_scores() {
         device_type: "washer".into(),
         model: "WM-500".into(),
         fw: None,
+        batch: None,
+        region: None,
         code: "E21".into(),
         state: FaultState::Raised,
     });
@@ -870,6 +874,8 @@ fn nan_and_missing_channels_never_panic_and_score_finite_risks() {
             device_type: "washer".into(),
             model: "WM-500".into(),
             fw: None,
+            batch: None,
+            region: None,
             readings: readings
                 .into_iter()
                 .map(|(n, v)| (n.to_owned(), v))
@@ -905,6 +911,8 @@ fn nan_and_missing_channels_never_panic_and_score_finite_risks() {
         device_type: "refrigerator".into(),
         model: "RF-1".into(),
         fw: None,
+        batch: None,
+        region: None,
         readings: vec![("cabinet_temp_c".into(), f64::NAN)],
     });
     assert!(scorer.observe(&fridge).is_empty());

@@ -303,6 +303,13 @@ pub(crate) struct Payload<'a> {
     device_type: &'a str,
     model: &'a str,
     fw: &'a str,
+    /// Only in live payloads: the production batch (history lines leave it to
+    /// `devices.jsonl`; replay adds it back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) batch: Option<&'a str>,
+    /// Only in live payloads: the region, as `batch`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) region: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     readings: Option<Readings<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -818,8 +825,8 @@ impl DeviceCore {
         }
     }
 
-    /// The wire payload of a released message, without the history file's `device_id`
-    /// and `msg` fields.
+    /// The wire payload of a released message, as a device publishes it (with `batch`
+    /// and `region`), without the history file's `device_id` and `msg` fields.
     pub(crate) fn payload<'a>(
         &'a self,
         ts: i64,
@@ -848,6 +855,8 @@ impl DeviceCore {
             device_type: &self.info.device_type,
             model: &self.info.model,
             fw: &self.info.fw,
+            batch: Some(&self.info.batch),
+            region: Some(&self.info.region),
             readings,
             code,
             state,

@@ -407,6 +407,8 @@ fn simulate_block(
                     let (kind, mut payload) = core.payload(released.ts, *seq, body);
                     payload.device_id = Some(core.info.device_id.as_str());
                     payload.msg = Some(kind.as_str());
+                    // devices.jsonl holds them once per device; replay adds them back.
+                    (payload.batch, payload.region) = (None, None);
                     serde_json::to_writer(&mut block.lines, &payload)?;
                     block.lines.push(b'\n');
                     match kind {

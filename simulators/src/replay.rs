@@ -4,6 +4,11 @@
 //! recorded from a real fleet: each line is published as-is (the line is a valid v1
 //! payload: v1 ignores the extra `msg` field and accepts a `device_id` equal to the
 //! topic's) with QoS 1 to `fixahead/v1/{device_id}/{msg}`.
+//! - A history directory's `devices.jsonl` gives each device's `batch` and `region`,
+//!   which devices report but history lines leave out: they are appended to each line
+//!   of a device listed there that does not carry them itself (the rest of the line
+//!   stays byte for byte). Replaying a single file, or a device missing from
+//!   `devices.jsonl` (or a line of it that does not parse), publishes lines as-is.
 //!
 //! - The file is streamed line by line (a reader thread, a bounded channel), never
 //!   loaded whole; memory stays flat however long the history is.
@@ -24,7 +29,7 @@
 //! - [`replay`] returns once every publish is acknowledged by the broker (it gives up
 //!   after 30 s without any acknowledgement arriving), or soon after cancellation.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
@@ -152,11 +157,17 @@ pub async fn replay(
         _ => Error::io(&path, e),
     })?;
 
+    let attributes = if dir.is_dir() {
+        read_attributes(&dir.join("devices.jsonl"))?
+    } else {
+        Attributes::new()
+    };
+
     let (tx, mut rx) = mpsc::channel::<Vec<Item>>(16);
     let reader_path = path.clone();
     std::thread::Builder::new()
         .name("replay-reader".into())
-        .spawn(move || read_lines(BufReader::with_capacity(256 * 1024, file), tx))
+        .spawn(move || read_lines(BufReader::with_capacity(256 * 1024, file), &attributes, tx))
         .map_err(|e| Error::io(&reader_path, e))?;
 
     let target = Target {
@@ -263,15 +274,72 @@ struct Line {
     payload: Vec<u8>,
 }
 
+/// Per device id: the `batch` and `region` fields of its `devices.jsonl` line, as JSON
+/// text to append to a line (`,"batch":"B2025-07"` and `,"region":"north"`; empty for a
+/// field the device has none of).
+type Attributes = HashMap<String, [String; 2]>;
+
+/// The `batch` and `region` of every device in `devices.jsonl`; none if the file is
+/// missing. Lines that do not parse are left out.
+fn read_attributes(path: &Path) -> Result<Attributes> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        device_id: String,
+        batch: Option<String>,
+        region: Option<String>,
+    }
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Attributes::new()),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let mut out = Attributes::new();
+    for line in BufReader::new(file).lines() {
+        let line = line.map_err(|e| Error::io(path, e))?;
+        let Ok(entry) = serde_json::from_str::<Entry>(&line) else {
+            continue;
+        };
+        let field = |name: &str, value: Option<String>| {
+            value.map_or_else(String::new, |v| format!(",\"{name}\":{}", Value::String(v)))
+        };
+        out.insert(
+            entry.device_id,
+            [field("batch", entry.batch), field("region", entry.region)],
+        );
+    }
+    Ok(out)
+}
+
+/// `line` (a JSON object) with the device's `batch` and `region` fields appended, each
+/// unless the line has it already.
+fn with_attributes(
+    line: &[u8],
+    obj: &serde_json::Map<String, Value>,
+    fields: &[String; 2],
+) -> Vec<u8> {
+    let Some(close) = line.iter().rposition(|&b| b == b'}') else {
+        return line.to_vec();
+    };
+    let mut out = Vec::with_capacity(line.len() + fields[0].len() + fields[1].len());
+    out.extend_from_slice(&line[..close]);
+    for (name, field) in ["batch", "region"].iter().zip(fields) {
+        if !obj.contains_key(*name) {
+            out.extend_from_slice(field.as_bytes());
+        }
+    }
+    out.extend_from_slice(&line[close..]);
+    out
+}
+
 /// Reads and classifies lines until the end of the file or until the receiver is gone.
-fn read_lines(mut reader: impl BufRead, tx: mpsc::Sender<Vec<Item>>) {
+fn read_lines(mut reader: impl BufRead, attributes: &Attributes, tx: mpsc::Sender<Vec<Item>>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut buf = Vec::new();
     loop {
         let item = match read_line(&mut reader, &mut buf, MAX_LINE_BYTES) {
             Ok(ReadLine::Eof) => break,
             Ok(ReadLine::TooLong) => Item::Skip("line_too_long"),
-            Ok(ReadLine::Line) => classify(&buf),
+            Ok(ReadLine::Line) => classify(&buf, attributes),
             Err(e) => Item::Failed(e),
         };
         let failed = matches!(item, Item::Failed(_));
@@ -341,8 +409,9 @@ fn read_line(reader: &mut impl BufRead, buf: &mut Vec<u8>, max: usize) -> io::Re
     Ok(ReadLine::Line)
 }
 
-/// Routes one line: its device, message kind and event time, or why it is skipped.
-fn classify(line: &[u8]) -> Item {
+/// Routes one line: its device, message kind, event time and payload (with the
+/// device's `attributes` added), or why it is skipped.
+fn classify(line: &[u8], attributes: &Attributes) -> Item {
     if line.iter().all(u8::is_ascii_whitespace) {
         return Item::Skip("empty_line");
     }
@@ -370,11 +439,15 @@ fn classify(line: &[u8]) -> Item {
         Some(Value::Number(n)) => n.as_i64(),
         _ => None,
     };
+    let payload = match attributes.get(device_id.as_str()) {
+        Some(fields) => with_attributes(line, &obj, fields),
+        None => line.to_vec(),
+    };
     Item::Line(Line {
         device_id,
         kind,
         ts,
-        payload: line.to_vec(),
+        payload,
     })
 }
 
@@ -403,7 +476,7 @@ mod tests {
 
     #[test]
     fn classifies_lines() {
-        let reason = |line: &str| match classify(line.as_bytes()) {
+        let reason = |line: &str| match classify(line.as_bytes(), &Attributes::new()) {
             Item::Skip(r) => r.to_owned(),
             Item::Line(l) => format!("{}/{}", l.device_id, l.kind.as_str()),
             Item::Failed(e) => panic!("{e}"),
@@ -426,16 +499,55 @@ mod tests {
             "invalid_msg"
         );
         assert_eq!(reason(r#"{"device_id":"d-1","msg":"fault"}"#), "d-1/fault");
-        let Item::Line(l) =
-            classify(br#"{"device_id":"d","msg":"telemetry","ts":"2026-01-01T00:00:01Z"}"#)
-        else {
+        let Item::Line(l) = classify(
+            br#"{"device_id":"d","msg":"telemetry","ts":"2026-01-01T00:00:01Z"}"#,
+            &Attributes::new(),
+        ) else {
             panic!()
         };
         assert_eq!(l.ts, Some(1_767_225_601_000));
-        let Item::Line(l) = classify(br#"{"device_id":"d","msg":"telemetry","ts":5}"#) else {
+        let Item::Line(l) = classify(
+            br#"{"device_id":"d","msg":"telemetry","ts":5}"#,
+            &Attributes::new(),
+        ) else {
             panic!()
         };
         assert_eq!(l.ts, Some(5));
+    }
+
+    #[test]
+    fn adds_the_devices_batch_and_region_unless_the_line_has_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("devices.jsonl");
+        std::fs::write(
+            &path,
+            "{\"device_id\":\"d\",\"batch\":\"B\\\"1\",\"region\":\"north\",\"other\":1}\nnot json\n{\"device_id\":\"e\"}\n",
+        )
+        .unwrap();
+        let attributes = read_attributes(&path).unwrap();
+        assert_eq!(attributes.len(), 2);
+        let payload = |line: &str| match classify(line.as_bytes(), &attributes) {
+            Item::Line(l) => String::from_utf8(l.payload).unwrap(),
+            _ => panic!("{line}"),
+        };
+        assert_eq!(
+            payload(r#"{"device_id":"d","msg":"fault","ts":5} "#),
+            r#"{"device_id":"d","msg":"fault","ts":5,"batch":"B\"1","region":"north"} "#
+        );
+        assert_eq!(
+            payload(r#"{"device_id":"d","msg":"fault","region":"south"}"#),
+            r#"{"device_id":"d","msg":"fault","region":"south","batch":"B\"1"}"#
+        );
+        // Listed without either, or not listed: as-is.
+        for line in [
+            r#"{"device_id":"e","msg":"fault"}"#,
+            r#"{"device_id":"f","msg":"fault"}"#,
+        ] {
+            assert_eq!(payload(line), line);
+        }
+        assert!(read_attributes(&dir.path().join("none.jsonl"))
+            .unwrap()
+            .is_empty());
     }
 
     /// Starts an embedded rumqttd on a free local port and a subscriber to
@@ -539,23 +651,41 @@ mod tests {
         );
         assert!(summary.first_ts.is_some() && summary.first_ts <= summary.last_ts);
 
-        // Every line arrives, as-is, on its topic; per device in file order; and
-        // decodes as a valid message.
+        // Every line arrives on its topic, as-is but for the device's batch and region
+        // from devices.jsonl; per device in file order; and decodes as a valid message
+        // that carries them.
         let got = receive(&mut rx, summary.published).await;
         let profiles = domain::ProfileSet::builtin();
+        let devices: HashMap<String, (String, String)> =
+            std::fs::read_to_string(dir.path().join("devices.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let d: crate::DeviceInfo = serde_json::from_str(l).unwrap();
+                    (d.device_id.to_string(), (d.batch, d.region))
+                })
+                .collect();
         let mut expected: HashMap<String, Vec<String>> = HashMap::new();
         for line in &good {
             let v: Value = serde_json::from_str(line).unwrap();
-            let topic = format!(
-                "fixahead/v1/{}/{}",
-                v["device_id"].as_str().unwrap(),
-                v["msg"].as_str().unwrap()
+            let id = v["device_id"].as_str().unwrap();
+            let topic = format!("fixahead/v1/{id}/{}", v["msg"].as_str().unwrap());
+            let (batch, region) = &devices[id];
+            let sent = format!(
+                r#"{},"batch":"{batch}","region":"{region}"}}"#,
+                line.strip_suffix('}').unwrap()
             );
-            expected.entry(topic).or_default().push((*line).to_owned());
+            expected.entry(topic).or_default().push(sent);
         }
         let mut received: HashMap<String, Vec<String>> = HashMap::new();
         for (topic, payload) in got {
-            domain::decode(&topic, &payload, &profiles).unwrap_or_else(|r| panic!("{topic}: {r}"));
+            let (batch, region) = match domain::decode(&topic, &payload, &profiles) {
+                Ok(domain::Message::Telemetry(t)) => (t.batch, t.region),
+                Ok(domain::Message::Fault(f)) => (f.batch, f.region),
+                other => panic!("{topic}: {other:?}"),
+            };
+            let id = topic.split('/').nth(2).unwrap();
+            assert_eq!((batch.unwrap(), region.unwrap()), devices[id].clone());
             received
                 .entry(topic)
                 .or_default()

@@ -488,6 +488,11 @@ fn history_lines_are_the_published_payloads() {
         .iter()
         .map(|m| ((m.device_id.to_string(), m.seq()), *m))
         .collect();
+    let devices: HashMap<String, crate::DeviceInfo> =
+        read_jsonl::<crate::DeviceInfo>(&dir.path().join("devices.jsonl"))
+            .into_iter()
+            .map(|d| (d.device_id.to_string(), d))
+            .collect();
     let mut last_seq: HashMap<String, u64> = HashMap::new();
     for line in text.lines() {
         let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
@@ -499,6 +504,11 @@ fn history_lines_are_the_published_payloads() {
             .unwrap()
             .to_owned();
         let msg = obj.remove("msg").unwrap();
+        // Published with the device's batch and region, which the line leaves to
+        // devices.jsonl.
+        assert!(!obj.contains_key("batch") && !obj.contains_key("region"));
+        obj.insert("batch".into(), devices[&id].batch.clone().into());
+        obj.insert("region".into(), devices[&id].region.clone().into());
         let seq = v["seq"].as_u64().unwrap();
         let before = last_seq.insert(id.clone(), seq).unwrap_or(0);
         assert_eq!(seq, before + 1, "{id}: lines in per-device order");

@@ -138,8 +138,9 @@
 //! Registered devices ordered by id. Parameters: `type` (device type), `limit`
 //! (default 100, at most 1000), `after` (cursor: a device id).
 //! 200 `{"devices": [Device...], "next": "wm-0100" | null}`, where a device is
-//! `{"device_id", "type", "model", "fw", "first_seen", "last_seen", "last_event_ts",
-//! "messages", "online", "status_at"}`.
+//! `{"device_id", "type", "model", "fw", "batch", "region", "first_seen", "last_seen",
+//! "last_event_ts", "messages", "online", "status_at"}` (`fw`, `batch`, `region`: the
+//! latest the device reported, `null` if it never did).
 //!
 //! ## `GET /api/v1/devices/{device_id}`
 //! The device's registry fields (as in the list) and:
