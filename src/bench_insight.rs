@@ -1,7 +1,8 @@
 //! `fixahead bench insight`: latency of the model insight endpoints on a large fleet
 //! (docs/performance.md, "Insight endpoints").
 //!
-//! Builds an embedded store through the store APIs (hot.db: one report per device;
+//! Builds an embedded store through the store APIs (hot.db: one report per device, with
+//! its region;
 //! tickets.db: a year of proactive and reactive tickets opened, assigned, resolved or
 //! dismissed by [`api::TicketService`] under a simulated clock), fills a drift monitor
 //! with one feature vector per device, serves the HTTP API in this process and times
@@ -184,6 +185,9 @@ pub(crate) async fn run(args: InsightBenchArgs) -> anyhow::Result<()> {
         Arc::new(|| serde_json::Value::Null),
     )
     .with_access(access)
+    .with_regions(crate::insight::DeviceRegions::new(
+        ingest::store::StoreReader::open(&dir.join("hot.db"))?,
+    ))
     .with_drift(crate::insight::drift_reporter(drift));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -285,6 +289,8 @@ fn write_devices(fleet: &Fleet, dir: &std::path::Path, start: Timestamp) -> anyh
                     device_type: p.device_type().to_owned(),
                     model: "BENCH-1".into(),
                     fw: Some("1.0.0".into()),
+                    batch: Some(format!("B{:02}", i % 20)),
+                    region: Some(format!("region-{}", i as u32 % REGIONS)),
                     readings: p
                         .channels()
                         .iter()

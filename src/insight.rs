@@ -1,7 +1,10 @@
-//! The glue between the drift watch (`models::drift`) and the API's drift report: the
-//! API does not know models, so the process converts.
+//! What the API's model endpoints need from the rest of the process: the drift watch
+//! (`models::drift`) converted into the API's drift report (the API does not know
+//! models), and the device registry's regions for the performance report.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use models::drift::{self, DriftMonitor, TypeDrift};
 
@@ -45,5 +48,50 @@ fn model_drift(t: TypeDrift) -> api::ModelDrift {
                 baseline_mean: f.baseline_mean,
             })
             .collect(),
+    }
+}
+
+/// How long the device regions read from the registry are reused: a device's region
+/// changes rarely, and reading 100,000 of them takes tens of milliseconds.
+const REGIONS_TTL: Duration = Duration::from_secs(30);
+
+/// The device registry's regions (hot.db), read at most every [`REGIONS_TTL`].
+pub(crate) struct DeviceRegions {
+    reader: ingest::store::StoreReader,
+    cached: Mutex<Option<(Instant, Arc<HashMap<String, String>>)>>,
+}
+
+impl DeviceRegions {
+    pub(crate) fn new(reader: ingest::store::StoreReader) -> api::RegionLookup {
+        Arc::new(DeviceRegions {
+            reader,
+            cached: Mutex::new(None),
+        })
+    }
+}
+
+impl api::tickets::Regions for DeviceRegions {
+    fn device_regions(&self) -> Arc<HashMap<String, String>> {
+        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((at, regions)) = cached.as_ref() {
+            if at.elapsed() < REGIONS_TTL {
+                return Arc::clone(regions);
+            }
+        }
+        match self.reader.device_regions() {
+            Ok(regions) => {
+                let regions = Arc::new(regions);
+                *cached = Some((Instant::now(), Arc::clone(&regions)));
+                regions
+            }
+            Err(e) => {
+                // Assignment regions still apply; the next report tries again.
+                tracing::warn!(error = %e, "Could not read device regions");
+                cached
+                    .as_ref()
+                    .map(|(_, r)| Arc::clone(r))
+                    .unwrap_or_default()
+            }
+        }
     }
 }

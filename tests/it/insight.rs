@@ -130,6 +130,22 @@ async fn performance_is_computed_from_outcomes_recorded_through_the_api() {
     drop(svc);
 
     let server = Server::start(&data, None).await;
+    // wm-b reports its region: the registry's region wins over the assignment's.
+    let mut device = Publisher::connect(server.mqtt_port, "wm-b").await;
+    device
+        .publish(
+            "fixahead/v1/wm-b/telemetry",
+            format!(
+                r#"{{"ts": {}, "seq": 1, "type": "washer", "model": "WM-500", "region": "east", "readings": {{"drain_time_s": 12.5}}}}"#,
+                now_ms() - 60_000
+            ),
+        )
+        .await;
+    device.flush().await;
+    wait_for(Duration::from_secs(30), "wm-b in the registry", || async {
+        server.get("/api/v1/devices/wm-b").await.1["region"] == "east"
+    })
+    .await;
     for id in [a, b, c, d, f] {
         assign(&server, id, "north").await;
     }
@@ -169,14 +185,14 @@ async fn performance_is_computed_from_outcomes_recorded_through_the_api() {
     assert_eq!(north["device_type"], "washer");
     assert_eq!(north["component"], "drain_pump");
     for (field, want) in [
-        ("flags", json!(5)),
+        ("flags", json!(4)),
         ("active", json!(1)),
-        ("resolved", json!(3)),
+        ("resolved", json!(2)),
         ("confirmed", json!(2)),
-        ("no_fault_found", json!(1)),
+        ("no_fault_found", json!(0)),
         ("dismissed", json!(1)),
-        ("precision", json!(0.667)),
-        ("dismissed_share", json!(0.2)),
+        ("precision", json!(1.0)),
+        ("dismissed_share", json!(0.25)),
         ("caught", json!(2)),
         ("late", json!(0)),
         ("missed", json!(0)),
@@ -189,6 +205,16 @@ async fn performance_is_computed_from_outcomes_recorded_through_the_api() {
     assert_eq!(
         north["lead_time"],
         json!({"count": 2, "median_days": 3.0, "mean_days": 4.5, "p10_days": 3.0})
+    );
+    // b, assigned to north, is where its device says it is.
+    let east = row(&report, "washer-v1", "east");
+    assert_eq!(
+        (
+            east["flags"].as_u64(),
+            east["no_fault_found"].as_u64(),
+            east["precision"].as_f64()
+        ),
+        (Some(1), Some(1), Some(0.0))
     );
     // e inherits the model that scored wm-a; g had none. Neither has a region.
     let e_row = row(&report, "washer-v1", "unknown");
@@ -203,7 +229,9 @@ async fn performance_is_computed_from_outcomes_recorded_through_the_api() {
         (Some(1), Some(1))
     );
     let totals = &report["totals"];
-    assert_eq!(totals["recall"], json!(0.667), "{totals:#}");
+    assert_eq!(totals["precision"], json!(0.667), "{totals:#}");
+    assert_eq!(totals["dismissed_share"], json!(0.2));
+    assert_eq!(totals["recall"], json!(0.667));
     assert_eq!(totals["repairs"], 4);
     assert!(totals.get("region").is_none());
 

@@ -38,6 +38,7 @@
 //! the facts.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use domain::{OutcomeKind, TicketStatus, Timestamp};
 use serde::Serialize;
@@ -56,39 +57,45 @@ pub const NO_MODEL: &str = "none";
 pub(crate) struct Fact {
     pub(crate) opened_at: i64,
     pub(crate) proactive: bool,
-    pub(crate) status: String,
+    /// `None` for a status this version does not know.
+    pub(crate) status: Option<TicketStatus>,
     pub(crate) device_id: String,
     pub(crate) device_type: String,
     pub(crate) component: String,
     pub(crate) model_version: String,
     pub(crate) region: Option<String>,
     pub(crate) ended_at: Option<i64>,
-    pub(crate) outcome_kind: Option<String>,
+    pub(crate) outcome_kind: Option<OutcomeKind>,
     pub(crate) outcome_component: Option<String>,
     pub(crate) failed_at: Option<i64>,
 }
 
+/// An outcome kind from its wire name (`None` for one this version does not know).
+pub(crate) fn outcome_kind(name: &str) -> Option<OutcomeKind> {
+    Some(match name {
+        "confirmed_failure" => OutcomeKind::ConfirmedFailure,
+        "no_fault_found" => OutcomeKind::NoFaultFound,
+        "customer_declined" => OutcomeKind::CustomerDeclined,
+        "not_reached" => OutcomeKind::NotReached,
+        _ => return None,
+    })
+}
+
 impl Fact {
     fn status(&self) -> Option<TicketStatus> {
-        self.status.parse().ok()
+        self.status
     }
 
     /// Resolved or closed: the outcome is final.
     fn is_resolved(&self) -> bool {
         matches!(
-            self.status(),
+            self.status,
             Some(TicketStatus::Resolved | TicketStatus::Closed)
         )
     }
 
     fn outcome(&self) -> Option<OutcomeKind> {
-        Some(match self.outcome_kind.as_deref()? {
-            "confirmed_failure" => OutcomeKind::ConfirmedFailure,
-            "no_fault_found" => OutcomeKind::NoFaultFound,
-            "customer_declined" => OutcomeKind::CustomerDeclined,
-            "not_reached" => OutcomeKind::NotReached,
-            _ => return None,
-        })
+        self.outcome_kind
     }
 
     /// A resolved confirmed failure: (failed component, failure time).
@@ -106,8 +113,9 @@ impl Fact {
 /// is where it stands), then the ticket's assignment region (where the visit was
 /// planned), else [`UNKNOWN_REGION`].
 pub trait Regions {
-    /// The device's region in the registry, if it has one.
-    fn device_region(&self, device_id: &str) -> Option<String>;
+    /// Every device's region in the registry, by device id (devices without one are
+    /// absent). Called once per report.
+    fn device_regions(&self) -> Arc<HashMap<String, String>>;
 }
 
 /// No device registry regions: every ticket falls back to its assignment region.
@@ -115,14 +123,14 @@ pub trait Regions {
 pub struct AssignmentRegions;
 
 impl Regions for AssignmentRegions {
-    fn device_region(&self, _device_id: &str) -> Option<String> {
-        None
+    fn device_regions(&self) -> Arc<HashMap<String, String>> {
+        Arc::default()
     }
 }
 
-impl<F: Fn(&str) -> Option<String>> Regions for F {
-    fn device_region(&self, device_id: &str) -> Option<String> {
-        self(device_id)
+impl Regions for HashMap<String, String> {
+    fn device_regions(&self) -> Arc<HashMap<String, String>> {
+        Arc::new(self.clone())
     }
 }
 
@@ -397,20 +405,14 @@ pub(crate) fn compute(
         .copied()
         .filter(|f| query.in_period(f.opened_at))
         .collect();
-    // The registry's region of each device, looked up once per device.
-    let mut device_regions: HashMap<&str, Option<String>> = HashMap::new();
-    for f in &in_period {
-        device_regions
-            .entry(f.device_id.as_str())
-            .or_insert_with(|| regions.device_region(&f.device_id));
-    }
+    let device_regions = regions.device_regions();
     let mut groups: HashMap<GroupKey<'_>, Acc> = HashMap::new();
     for f in in_period {
         let confirmed = f.confirmed_failure();
         let component = confirmed.map_or(f.component.as_str(), |(c, _)| c);
         let region = device_regions
             .get(f.device_id.as_str())
-            .and_then(|r| r.as_deref())
+            .map(String::as_str)
             .or(f.region.as_deref())
             .unwrap_or(UNKNOWN_REGION);
         let key = GroupKey {
@@ -517,7 +519,7 @@ mod tests {
         Fact {
             opened_at,
             proactive,
-            status: status.into(),
+            status: status.parse().ok(),
             device_id: device.into(),
             device_type: "washer".into(),
             component: "drain_pump".into(),
@@ -535,7 +537,7 @@ mod tests {
     }
 
     fn resolved(mut f: Fact, kind: &str, failed_at: Option<i64>, ended_at: i64) -> Fact {
-        f.outcome_kind = Some(kind.into());
+        f.outcome_kind = outcome_kind(kind);
         f.failed_at = failed_at;
         f.ended_at = Some(ended_at);
         f
@@ -608,7 +610,7 @@ mod tests {
         let mut other = fact("b", true, "open", 0);
         other.region = Some("south".into());
         let facts = vec![with_assignment, other];
-        let registry = |id: &str| (id == "a").then(|| "north".to_owned());
+        let registry = HashMap::from([("a".to_owned(), "north".to_owned())]);
         let report = compute(&facts, &PerformanceQuery::default(), &registry);
         let regions: Vec<_> = report
             .rows

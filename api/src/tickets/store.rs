@@ -1026,14 +1026,17 @@ pub(crate) fn performance_facts(
             Fact {
                 opened_at: r.get(2)?,
                 proactive: r.get_ref(3)?.as_str()? == "proactive",
-                status: r.get(4)?,
+                status: r.get_ref(4)?.as_str()?.parse().ok(),
                 device_id: r.get(5)?,
                 device_type: r.get(6)?,
                 component: r.get(7)?,
                 model_version: r.get(8)?,
                 region: r.get(9)?,
                 ended_at: r.get(10)?,
-                outcome_kind: r.get(11)?,
+                outcome_kind: r
+                    .get_ref(11)?
+                    .as_str_or_null()?
+                    .and_then(crate::tickets::performance::outcome_kind),
                 outcome_component: r.get(12)?,
                 failed_at: r.get(13)?,
             },
