@@ -259,7 +259,7 @@ pub(crate) async fn start_with_clients(
         },
     )
     .with_drift(crate::insight::drift_reporter(drift))
-    .with_regions(crate::insight::DeviceRegions::new(reader.clone()))
+    .with_regions(crate::insight::DeviceRegions::lookup(reader.clone()))
     .with_credentials(credentials)
     .with_access(access.clone())
     .with_body_limit(config.http.max_body_bytes);

@@ -185,7 +185,7 @@ pub(crate) async fn run(args: InsightBenchArgs) -> anyhow::Result<()> {
         Arc::new(|| serde_json::Value::Null),
     )
     .with_access(access)
-    .with_regions(crate::insight::DeviceRegions::new(
+    .with_regions(crate::insight::DeviceRegions::lookup(
         ingest::store::StoreReader::open(&dir.join("hot.db"))?,
     ))
     .with_drift(crate::insight::drift_reporter(drift));

@@ -55,14 +55,18 @@ fn model_drift(t: TypeDrift) -> api::ModelDrift {
 /// changes rarely, and reading 100,000 of them takes tens of milliseconds.
 const REGIONS_TTL: Duration = Duration::from_secs(30);
 
+/// Regions by device id, shared between reports.
+type RegionMap = Arc<HashMap<String, String>>;
+
 /// The device registry's regions (hot.db), read at most every [`REGIONS_TTL`].
 pub(crate) struct DeviceRegions {
     reader: ingest::store::StoreReader,
-    cached: Mutex<Option<(Instant, Arc<HashMap<String, String>>)>>,
+    cached: Mutex<Option<(Instant, RegionMap)>>,
 }
 
 impl DeviceRegions {
-    pub(crate) fn new(reader: ingest::store::StoreReader) -> api::RegionLookup {
+    /// The lookup the API takes ([`api::AppState::with_regions`]).
+    pub(crate) fn lookup(reader: ingest::store::StoreReader) -> api::RegionLookup {
         Arc::new(DeviceRegions {
             reader,
             cached: Mutex::new(None),
