@@ -8,7 +8,7 @@ use axum::Json;
 use domain::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::devices::parse_time;
+use super::devices::parse_period;
 use super::extract::ApiQuery;
 use super::{blocking, AppState};
 use crate::tickets::{PerformanceQuery, PerformanceReport};
@@ -50,15 +50,7 @@ pub(crate) async fn performance(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<PerformanceParams>,
 ) -> Result<Json<PerformanceReport>> {
-    let from = parse_time("from", q.from.as_deref())?;
-    let to = parse_time("to", q.to.as_deref())?;
-    if let (Some(f), Some(t)) = (from, to) {
-        if f > t {
-            return Err(Error::BadRequest(format!(
-                "from ({f}) is later than to ({t})"
-            )));
-        }
-    }
+    let (from, to) = parse_period(q.from.as_deref(), q.to.as_deref())?;
     let query = PerformanceQuery {
         from,
         to,
