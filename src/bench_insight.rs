@@ -36,6 +36,10 @@ const ENDPOINTS: &[&str] = &[
     "/api/v1/models/drift?status=drift",
 ];
 
+/// Paths also timed with one ticket changed before each request (its assignment, through
+/// the ticket service), so every answer is computed afresh rather than reused.
+const AFTER_A_CHANGE: &[&str] = &["/api/v1/models/performance"];
+
 /// The p99 target per request, in milliseconds.
 const TARGET_MS: f64 = 200.0;
 /// Service regions the tickets are assigned to.
@@ -205,7 +209,21 @@ pub(crate) async fn run(args: InsightBenchArgs) -> anyhow::Result<()> {
     let mut results = Vec::new();
     for template in ENDPOINTS {
         let path = template.replace("{from}", &from).replace("{to}", &to);
-        results.push(time_path(addr, &path, &key, args.requests).await?);
+        results.push(time_path(addr, &path, &key, args.requests, None).await?);
+    }
+    let active = tickets.list(&api::TicketQuery {
+        statuses: api::TicketQuery::active_statuses(),
+        limit: 1,
+        ..Default::default()
+    })?;
+    if let Some(ticket) = active.first() {
+        for path in AFTER_A_CHANGE {
+            let touch = Touch {
+                tickets: tickets.clone(),
+                id: ticket.id,
+            };
+            results.push(time_path(addr, path, &key, args.requests, Some(&touch)).await?);
+        }
     }
     stop.cancel();
     server.await??;
@@ -237,6 +255,21 @@ pub(crate) async fn run(args: InsightBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Changes one active ticket's assignment (alternating regions), which invalidates
+/// every cached performance report.
+struct Touch {
+    tickets: api::TicketService,
+    id: i64,
+}
+
+impl Touch {
+    async fn run(&self, k: usize) -> anyhow::Result<()> {
+        let (tickets, id) = (self.tickets.clone(), self.id);
+        tokio::task::spawn_blocking(move || assign(&tickets, id, (k % 2) as u32)).await??;
+        Ok(())
+    }
+}
+
 struct Timing {
     path: String,
     p50_ms: f64,
@@ -250,6 +283,7 @@ async fn time_path(
     path: &str,
     key: &str,
     requests: usize,
+    touch: Option<&Touch>,
 ) -> anyhow::Result<Timing> {
     let mut bytes = 0;
     for _ in 0..WARM_UP_REQUESTS {
@@ -258,14 +292,21 @@ async fn time_path(
         bytes = body.len();
     }
     let mut ms = Vec::with_capacity(requests);
-    for _ in 0..requests.max(1) {
+    for k in 0..requests.max(1) {
+        if let Some(touch) = touch {
+            touch.run(k).await?;
+        }
         let t = Instant::now();
         let (status, _) = crate::bench_ingest::http_get_with_key(addr, path, key).await?;
         ms.push(t.elapsed().as_secs_f64() * 1000.0);
         anyhow::ensure!(status == 200, "GET {path}: {status}");
     }
     Ok(Timing {
-        path: path.to_owned(),
+        path: if touch.is_some() {
+            format!("{path} (after a change)")
+        } else {
+            path.to_owned()
+        },
         p50_ms: crate::bench_ingest::percentile(&ms, 0.5),
         p99_ms: crate::bench_ingest::percentile(&ms, 0.99),
         max_ms: ms.iter().copied().fold(0.0, f64::max),

@@ -124,7 +124,9 @@ pub struct AssignmentRegions;
 
 impl Regions for AssignmentRegions {
     fn device_regions(&self) -> Arc<HashMap<String, String>> {
-        Arc::default()
+        // One shared empty map, so a cached report stays valid (see `FactCache`).
+        static NONE: std::sync::OnceLock<Arc<HashMap<String, String>>> = std::sync::OnceLock::new();
+        Arc::clone(NONE.get_or_init(Arc::default))
     }
 }
 
@@ -134,8 +136,14 @@ impl Regions for HashMap<String, String> {
     }
 }
 
+impl Regions for Arc<HashMap<String, String>> {
+    fn device_regions(&self) -> Arc<HashMap<String, String>> {
+        Arc::clone(self)
+    }
+}
+
 /// Filters of the report. Times select tickets by `opened_at`, `from <= t < to`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PerformanceQuery {
     /// Start of the period (default: the beginning).
     pub from: Option<Timestamp>,
@@ -325,11 +333,17 @@ impl Acc {
     }
 }
 
-/// Every ticket's [`Fact`] by id, and the newest `perf_rev` seen.
+/// Reports kept for queries asked again while nothing changed, at most.
+const MAX_CACHED_REPORTS: usize = 64;
+
+/// Every ticket's [`Fact`] by id, the newest `perf_rev` seen, and the reports computed
+/// since then (a report stays valid until a ticket changes or the regions do).
 #[derive(Debug)]
 pub(crate) struct FactCache {
     rev: i64,
     facts: HashMap<i64, Fact>,
+    /// Per query: the regions it was computed with, and the report.
+    reports: HashMap<PerformanceQuery, (Arc<HashMap<String, String>>, PerformanceReport)>,
 }
 
 impl Default for FactCache {
@@ -338,6 +352,7 @@ impl Default for FactCache {
         FactCache {
             rev: -1,
             facts: HashMap::new(),
+            reports: HashMap::new(),
         }
     }
 }
@@ -348,22 +363,39 @@ impl FactCache {
         self.rev
     }
 
-    /// Applies the tickets changed after [`Self::rev`]: (id, revision, fact).
+    /// Applies the tickets changed after [`Self::rev`]: (id, revision, fact). Any
+    /// change drops the reports computed before it.
     pub(crate) fn apply(&mut self, changed: Vec<(i64, i64, Fact)>) {
+        if !changed.is_empty() {
+            self.reports.clear();
+        }
         for (id, rev, fact) in changed {
             self.rev = self.rev.max(rev);
             self.facts.insert(id, fact);
         }
     }
 
-    /// The report over the facts held.
+    /// The report over the facts held: the one computed before for the same query when
+    /// no ticket and no region changed since.
     pub(crate) fn report(
-        &self,
+        &mut self,
         query: &PerformanceQuery,
         regions: &dyn Regions,
     ) -> PerformanceReport {
+        let device_regions = regions.device_regions();
+        if let Some((used, report)) = self.reports.get(query) {
+            if Arc::ptr_eq(used, &device_regions) {
+                return report.clone();
+            }
+        }
         let facts: Vec<&Fact> = self.facts.values().collect();
-        compute(&facts, query, regions)
+        let report = compute(&facts, query, &device_regions);
+        if self.reports.len() >= MAX_CACHED_REPORTS {
+            self.reports.clear();
+        }
+        self.reports
+            .insert(query.clone(), (device_regions, report.clone()));
+        report
     }
 }
 
