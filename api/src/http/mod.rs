@@ -205,8 +205,10 @@
 //! late and missed failures with `recall`, `lead_time` of caught failures (median, mean,
 //! p10 days), repairs and repeat failures within 30 days. Parameters: `from`, `to`
 //! (tickets opened in the period), `model_version`, `device_type`, `component`,
-//! `region`. Definitions: [`crate::tickets::performance`]; the scan reads the covering
-//! index `tickets_performance` only. 400 on a bad parameter or `from > to`.
+//! `region`. Definitions: [`crate::tickets::performance`]; the service keeps every
+//! ticket's facts in memory, refreshed from the covering index `tickets_performance` by
+//! change revision, and keeps each report until a ticket changes. 400 on a bad
+//! parameter or `from > to`.
 //!
 //! ## `GET /api/v1/models/drift` (admin, planner, integration)
 //! Per device type with a scoring model: the population stability index of each

@@ -1009,7 +1009,7 @@ fn a_file_from_the_first_schema_is_upgraded_in_place() {
 }
 
 #[test]
-fn performance_reads_outcomes_through_the_generated_columns_and_the_covering_index() {
+fn performance_reads_changed_tickets_from_the_covering_index_and_sees_every_change() {
     let f = Fixture::new();
     let id = open_one(&f, "wm-1");
     let false_alarm = open_one(&f, "wm-2");
@@ -1042,16 +1042,14 @@ fn performance_reads_outcomes_through_the_generated_columns_and_the_covering_ind
     f.svc
         .transition(id, TicketStatus::Resolved, "eng", "", Some(confirmed))
         .unwrap();
-    let t = f
-        .svc
-        .performance(
-            &PerformanceQuery::default(),
-            &crate::tickets::AssignmentRegions,
-        )
-        .unwrap()
-        .totals;
+    // The kept report is dropped: the change shows, and so does the next one.
+    let t = report(&f);
     assert_eq!((t.flags, t.resolved, t.confirmed, t.active), (2, 1, 1, 1));
     assert_eq!(t.lead_time.median_days, Some(2.5));
+    f.svc
+        .transition(false_alarm, TicketStatus::Dismissed, "planner", "", None)
+        .unwrap();
+    assert_eq!((report(&f).dismissed, report(&f).active), (1, 0));
     // The report reads the index alone, never the rows with their JSON.
     let conn = store::open_connection(&f.path, false).unwrap();
     let plan: Vec<String> = conn
