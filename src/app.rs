@@ -214,7 +214,8 @@ pub(crate) async fn start_with_clients(
 
     // Rebuild feature state from the hot store before taking new messages, so a
     // restart scores exactly as an uninterrupted run would.
-    let mut scorer = Scorer::new(registry.clone(), (*profiles).clone());
+    let drift = models::DriftMonitor::new(config.drift_settings()?);
+    let mut scorer = Scorer::new(registry.clone(), (*profiles).clone()).with_drift(drift.clone());
     let replayed = tokio::task::block_in_place(|| warm_up(&reader, &mut scorer))?;
     if replayed > 0 {
         tracing::info!(
@@ -282,10 +283,12 @@ pub(crate) async fn start_with_clients(
             let registry = registry.clone();
             let archive_metrics = archive_metrics.clone();
             let webhooks = webhooks.clone();
+            let drift = drift.clone();
             Arc::new(move || {
                 let mut out = String::new();
                 metrics.render_prometheus(&mut out);
                 webhooks.render_prometheus(&mut out);
+                drift.render_prometheus(&mut out);
                 if let Some(archive) = &archive_metrics {
                     archive.render_prometheus(&mut out);
                 }
@@ -316,6 +319,8 @@ pub(crate) async fn start_with_clients(
             })
         },
     )
+    .with_drift(crate::insight::drift_reporter(drift))
+    .with_regions(crate::insight::DeviceRegions::lookup(reader.clone()))
     .with_credentials(credentials)
     .with_webhooks(webhooks.clone())
     .with_commands(commands.clone())

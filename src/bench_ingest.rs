@@ -357,7 +357,7 @@ fn round3(x: f64) -> f64 {
 }
 
 /// The `q` quantile (nearest rank on the sorted values), NaN when empty.
-fn percentile(values: &[f64], q: f64) -> f64 {
+pub(crate) fn percentile(values: &[f64], q: f64) -> f64 {
     if values.is_empty() {
         return f64::NAN;
     }
@@ -1094,11 +1094,20 @@ static API_KEY: std::sync::RwLock<String> = std::sync::RwLock::new(String::new()
 
 /// GET `path` with [`API_KEY`]; status and body.
 async fn http_get(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let key = API_KEY
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
+    http_get_with_key(addr, path, &key).await
+}
+
+/// GET `path` with `key` on a new connection; status and body.
+pub(crate) async fn http_get_with_key(
+    addr: SocketAddr,
+    path: &str,
+    key: &str,
+) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n");

@@ -266,6 +266,32 @@ pub(crate) enum BenchCommand {
         #[arg(long)]
         component: Option<String>,
     },
+    /// Insight endpoints (model performance, drift): p50/p99 latency on a large fleet
+    /// against the 200 ms target (docs/performance.md); prints a table.
+    Insight(InsightBenchArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub(crate) struct InsightBenchArgs {
+    /// Devices in the generated fleet.
+    #[arg(long, default_value_t = 100_000)]
+    pub(crate) devices: usize,
+    /// Days of tickets.
+    #[arg(long, default_value_t = 365)]
+    pub(crate) days: u32,
+    /// Model flags (proactive tickets) per device and year.
+    #[arg(long, default_value_t = 0.4)]
+    pub(crate) flags_per_device_year: f64,
+    /// Critical faults (reactive tickets) per device and year.
+    #[arg(long, default_value_t = 0.15)]
+    pub(crate) reactive_per_device_year: f64,
+    /// Timed requests per path.
+    #[arg(long, default_value_t = 200)]
+    pub(crate) requests: usize,
+    /// Where to build the stores (default /dev/shm when it exists, else the temporary
+    /// directory); removed afterwards.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

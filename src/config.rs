@@ -237,6 +237,10 @@ pub(crate) struct ModelsConfig {
     pub(crate) dir: Option<PathBuf>,
     /// How often to look for a newly activated model version, in seconds (0 = never).
     pub(crate) reload_interval_s: Option<u64>,
+    /// Event time per drift window (`1d`); a drift report covers one to two windows.
+    pub(crate) drift_window: Option<String>,
+    /// Feature vectors a drift report needs before features are judged (default 500).
+    pub(crate) drift_min_samples: Option<u64>,
 }
 
 /// `[profiles]`
@@ -462,6 +466,26 @@ impl Config {
                 anyhow::anyhow!("ingest.max_future_skew: {e} (or \"off\")")
             })?)),
         }
+    }
+
+    /// The drift watch's window and sample bound (`[models] drift_window`,
+    /// `drift_min_samples`).
+    pub(crate) fn drift_settings(&self) -> anyhow::Result<models::DriftSettings> {
+        let mut settings = models::DriftSettings::default();
+        if let Some(w) = &self.models.drift_window {
+            settings.window_ms = domain::time::parse_duration_ms(w)
+                .map_err(|e| anyhow::anyhow!("models.drift_window: {e}"))?;
+            if settings.window_ms < 1 {
+                bail!("models.drift_window must be at least 1ms");
+            }
+        }
+        if let Some(n) = self.models.drift_min_samples {
+            if n == 0 {
+                bail!("models.drift_min_samples must be at least 1");
+            }
+            settings.min_samples = n;
+        }
+        Ok(settings)
     }
 
     /// The dead-letter bounds the writer enforces.

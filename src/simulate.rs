@@ -201,6 +201,7 @@ pub(crate) async fn bench(command: BenchCommand) -> anyhow::Result<()> {
         } => tokio::task::block_in_place(|| {
             crate::bench_fleet::run(seeds, devices, days, multiplier, component)
         })?,
+        BenchCommand::Insight(args) => crate::bench_insight::run(args).await?,
         BenchCommand::SimulateOffline { devices, days, out } => {
             let tmp;
             let dir = match out {

@@ -28,10 +28,13 @@ pub use access::{AccessStore, Role};
 pub use commands::{CommandPublisher, CommandRecord, CommandService, CommandStatus, ResultOutcome};
 pub use error::{ApiError, Error, Result};
 pub use fleet::FleetSummary;
-pub use http::{router, serve, AppState, HealthReporter, MetricsRenderer, Principal};
+pub use http::{
+    router, serve, AppState, DriftReport, DriftReporter, FeatureDrift, HealthReporter,
+    MetricsRenderer, ModelDrift, Principal, RegionLookup,
+};
 pub use tickets::{
     AssignmentInput, DeviceSignals, DiagnosisContext, EventRecord, FaultSignal, OutcomeInput,
-    RiskRecord, SlaBreach, SlaKind, TicketChange, TicketChangeKind, TicketConfig, TicketQuery,
-    TicketService, TicketStats,
+    PerformanceQuery, PerformanceReport, RiskRecord, SlaBreach, SlaKind, TicketChange,
+    TicketChangeKind, TicketConfig, TicketQuery, TicketService, TicketStats,
 };
 pub use webhooks::{WebhookConfig, WebhookService};

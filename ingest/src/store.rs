@@ -767,6 +767,17 @@ impl StoreReader {
         })
     }
 
+    /// Every device that reported a region, with its latest region (for the model
+    /// performance report, which groups tickets by the device's region).
+    pub fn device_regions(&self) -> Result<std::collections::HashMap<String, String>> {
+        self.with(|c| {
+            let mut st =
+                c.prepare_cached("SELECT device_id, region FROM devices WHERE region IS NOT NULL")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect()
+        })
+    }
+
     /// One device.
     pub fn device(&self, device_id: &str) -> Result<Option<DeviceRecord>> {
         self.with(|c| {

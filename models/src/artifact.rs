@@ -62,6 +62,11 @@ pub struct ModelArtifact {
     pub components: Vec<ComponentModel>,
     /// What the model was trained on.
     pub training_summary: TrainingSummary,
+    /// The training distribution of each feature, for drift watch
+    /// ([`crate::drift`]). Absent in artefacts written before it existed: their drift
+    /// is reported as `no_baseline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_baseline: Option<crate::drift::DriftBaseline>,
 }
 
 /// A model for one component. With `z` the standardised features, the model's log-odds
@@ -396,6 +401,9 @@ impl ModelArtifact {
         }
         if self.feature_std.iter().any(|s| *s <= 0.0) {
             return Err("feature_std holds a non-positive value".into());
+        }
+        if let Some(b) = &self.drift_baseline {
+            b.validate(n)?;
         }
         for c in &self.components {
             if !c.is_trained() {

@@ -84,9 +84,17 @@
 //! atomically (temporary file + rename). [`ModelRegistry`] holds the active artefact per
 //! type and swaps all of them at once on [`ModelRegistry::reload`]; a [`Scorer`] picks up
 //! the new version on its next message and restarts that type's persistence counters.
+//!
+//! # Drift ([`drift`])
+//! The artefact also carries `drift_baseline`, each feature's training distribution
+//! (decile bins and their shares). A [`DriftMonitor`] given to the scorer
+//! ([`Scorer::with_drift`]) counts the live feature vectors into the same bins per
+//! device type over a window of event time and reports the population stability index
+//! per feature (0.1 watch, 0.25 drift).
 
 pub mod artifact;
 mod calibrate;
+pub mod drift;
 mod error;
 pub mod eval;
 pub mod features;
@@ -105,6 +113,7 @@ mod tests;
 pub use artifact::{
     ComponentMetrics, ComponentModel, LabelSummary, ModelArtifact, TrainingSummary,
 };
+pub use drift::{DriftMonitor, DriftSettings};
 pub use error::{Error, Result};
 pub use features::{DeviceState, FeatureSchema};
 pub use registry::ModelRegistry;

@@ -92,6 +92,7 @@ fn model(device_type: &str, variant: u32, padding: usize) -> ModelArtifact {
         feature_p05: mean.clone(),
         feature_p95: mean,
         components,
+        drift_baseline: None,
         training_summary: TrainingSummary {
             devices: 0,
             rows: 0,

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use domain::{Contribution, DeviceId, Message, Prediction, ProfileSet};
 
 use crate::artifact::ModelArtifact;
+use crate::drift::DriftMonitor;
 use crate::features::{DeviceState, FeatureSchema};
 use crate::history;
 use crate::registry::ModelRegistry;
@@ -49,6 +50,7 @@ pub struct Scorer {
     raw: Vec<f64>,
     z: Vec<f64>,
     contrib: Vec<f64>,
+    drift: Option<DriftMonitor>,
 }
 
 impl Scorer {
@@ -64,7 +66,15 @@ impl Scorer {
             raw: Vec::new(),
             z: Vec::new(),
             contrib: Vec::new(),
+            drift: None,
         }
+    }
+
+    /// Counts every feature vector this scorer scores into `monitor`, the drift watch
+    /// ([`crate::drift`]).
+    pub fn with_drift(mut self, monitor: DriftMonitor) -> Scorer {
+        self.drift = Some(monitor);
+        self
     }
 
     /// Devices with state.
@@ -184,6 +194,9 @@ impl Scorer {
         self.raw.resize(d, 0.0);
         self.z.resize(d, 0.0);
         entry.state.write_features(&mut self.raw);
+        if let Some(drift) = &self.drift {
+            drift.observe(model, ts, &self.raw);
+        }
         model.standardize(&self.raw, &mut self.z);
 
         let mut out = Vec::with_capacity(model.components.len());

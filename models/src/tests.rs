@@ -363,7 +363,7 @@ fn replay_scores_every_message() {
 }
 
 /// A hand-made washer model: drain-pump risk driven by `drain_time_s.last`.
-fn handmade(version: &str, weight: f64) -> ModelArtifact {
+pub(crate) fn handmade(version: &str, weight: f64) -> ModelArtifact {
     let profiles = ProfileSet::builtin();
     let schema = FeatureSchema::for_profile(profiles.get("washer").unwrap());
     let n = schema.len();
@@ -416,6 +416,7 @@ fn handmade(version: &str, weight: f64) -> ModelArtifact {
         feature_p05: mean.clone(),
         feature_p95: mean,
         components,
+        drift_baseline: None,
         training_summary: TrainingSummary {
             devices: 0,
             rows: 0,

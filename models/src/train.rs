@@ -755,6 +755,10 @@ fn train_type(
         feature_p95: p95,
         components: models,
         training_summary: summary,
+        drift_baseline: Some(crate::drift::DriftBaseline::from_rows(
+            rows.schema.len(),
+            train_idx.iter().map(|&i| rows.row(i)),
+        )),
     };
     artifact.version = format!(
         "{device_type}-{}-{}",

@@ -16,6 +16,7 @@ mod diagnosis;
 mod feedback;
 mod fleet;
 mod harness;
+mod insight;
 mod models;
 mod mosquitto;
 mod mqtt5;

@@ -63,11 +63,13 @@ pub enum Permission {
     ReadFleet,
     /// Run the batch-alarm detector on demand.
     RunFleetDetection,
+    /// Read model performance in production and model drift.
+    ReadModels,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 17] = [
+    pub const ALL: [Permission; 18] = [
         Permission::ReadTickets,
         Permission::ReadDevices,
         Permission::ReadDeadLetters,
@@ -85,6 +87,7 @@ impl Permission {
         Permission::ReadAudit,
         Permission::ReadFleet,
         Permission::RunFleetDetection,
+        Permission::ReadModels,
     ];
 
     /// The roles that hold this permission.
@@ -112,6 +115,7 @@ impl Permission {
             Permission::ReadAudit => "read_audit",
             Permission::ReadFleet => "read_fleet",
             Permission::RunFleetDetection => "run_fleet_detection",
+            Permission::ReadModels => "read_models",
         }
     }
 }
@@ -135,6 +139,7 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::ReadEvents
                 | P::ReadFleet
                 | P::RunFleetDetection
+                | P::ReadModels
         ),
         Role::Engineer => matches!(
             permission,
@@ -155,6 +160,7 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::ReadEvents
                 | P::ManageWebhooks
                 | P::ReadFleet
+                | P::ReadModels
         ),
     }
 }

@@ -238,6 +238,23 @@ pub(crate) struct TelemetryPage {
     telemetry: Vec<TelemetryRecord>,
 }
 
+/// The `from` and `to` parameters (RFC 3339 or epoch ms); 400 when `from > to`.
+pub(super) fn parse_period(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(Option<Timestamp>, Option<Timestamp>)> {
+    let from = parse_time("from", from)?;
+    let to = parse_time("to", to)?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if f > t {
+            return Err(Error::BadRequest(format!(
+                "from ({f}) is later than to ({t})"
+            )));
+        }
+    }
+    Ok((from, to))
+}
+
 pub(super) fn parse_time(name: &str, raw: Option<&str>) -> Result<Option<Timestamp>> {
     raw.map(|s| {
         Timestamp::parse(s).map_err(|e| Error::BadRequest(format!("parameter {name}: {e}")))
@@ -264,15 +281,7 @@ pub(crate) async fn telemetry(
     ApiQuery(q): ApiQuery<TelemetryParams>,
 ) -> Result<Json<TelemetryPage>> {
     let id = parse_device_id(&raw)?;
-    let from = parse_time("from", q.from.as_deref())?;
-    let to = parse_time("to", q.to.as_deref())?;
-    if let (Some(f), Some(t)) = (from, to) {
-        if f > t {
-            return Err(Error::BadRequest(format!(
-                "from ({f}) is later than to ({t})"
-            )));
-        }
-    }
+    let (from, to) = parse_period(q.from.as_deref(), q.to.as_deref())?;
     let limit = page_limit(q.limit, 100, 10_000)?;
     let rows = blocking(move || {
         if state.store.device(id.as_str())?.is_none() {

@@ -48,6 +48,7 @@
 //! | `read_audit` | `GET /api/v1/audit` | yes | | | |
 //! | `read_fleet` | `GET /api/v1/fleet/stats`, `/fleet/alarms`, `/fleet/parts-forecast` | yes | yes | | yes |
 //! | `run_fleet_detection` | `POST /api/v1/fleet/alarms/detect` | yes | yes | | |
+//! | `read_models` | `GET /api/v1/models/performance`, `GET /api/v1/models/drift` | yes | yes | | yes |
 //! | `transition_tickets` | `POST /api/v1/tickets/{id}/transitions` | yes | yes | assigned tickets only, to `in_progress` or `resolved` | |
 //! | `assign_tickets` | `POST /api/v1/tickets/{id}/assignment` | yes | yes | | |
 //! | `dismiss_tickets` | a transition to `dismissed` (checked by the transitions handler) | yes | yes | | |
@@ -96,7 +97,9 @@
 //! `fixahead_ticket_predictions_total`, `fixahead_prediction_flags_total` (counters
 //! since start) and
 //! `fixahead_tickets_active` (gauge); the `run` process adds the webhook counters
-//! (`fixahead_webhook_failures_total` and others, docs/api.md).
+//! (`fixahead_webhook_failures_total` and others, docs/api.md) and the drift gauges
+//! `fixahead_model_drift_psi{device_type,feature}`, `fixahead_model_drift_samples` and
+//! `fixahead_model_drift_status{device_type,status}`.
 //!
 //! ## `GET /api/v1/tickets`
 //! Tickets, newest first (descending id). Parameters, all optional:
@@ -272,6 +275,25 @@
 //! refresh_interval`. An unknown `group_by` is a 400 naming the parameter. Engineers
 //! hold no fleet permission: they work from their tickets. A new alarm writes a
 //! `fleet.batch_alarm` event. Bodies: docs/api.md; method: docs/fleet.md.
+//! ## `GET /api/v1/models/performance` (admin, planner, integration)
+//! Model performance in production from ticket outcomes, one row per (model version,
+//! device type, component, region) plus `totals`: flags, resolved, confirmed,
+//! `precision` (confirmed / resolved flags), dismissed and `dismissed_share`, caught,
+//! late and missed failures with `recall`, `lead_time` of caught failures (median, mean,
+//! p10 days), repairs and repeat failures within 30 days. Parameters: `from`, `to`
+//! (tickets opened in the period), `model_version`, `device_type`, `component`,
+//! `region`. Definitions: [`crate::tickets::performance`]; the service keeps every
+//! ticket's facts in memory, refreshed from the covering index `tickets_performance` by
+//! change revision, and keeps each report until a ticket changes. 400 on a bad
+//! parameter or `from > to`.
+//!
+//! ## `GET /api/v1/models/drift` (admin, planner, integration)
+//! Per device type with a scoring model: the population stability index of each
+//! feature's recent window against the training data stored in the artefact, status
+//! `ok` / `watch` (>= 0.1) / `drift` (>= 0.25) / `insufficient_data`, the model's worst
+//! status (or `no_baseline`), sample counts and the window. Parameters: `device_type`,
+//! `status`. The process supplies it ([`AppState::with_drift`]); without one the
+//! report has no models.
 //!
 //! ## `GET /openapi.json`, `GET /docs` (any role)
 //! The OpenAPI document and the docs page (above).
@@ -285,6 +307,7 @@ mod extract;
 mod fleet;
 mod keys;
 mod metrics;
+mod models;
 mod system;
 mod tickets;
 mod webhooks;
@@ -309,6 +332,7 @@ use auth::{Access, Permission};
 use metrics::ApiMetrics;
 
 pub use auth::{AuditNote, Principal};
+pub use models::{DriftReport, DriftReporter, FeatureDrift, ModelDrift, RegionLookup};
 
 /// Default limit of a request body, in bytes (`[http] max_body_bytes`).
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
@@ -355,6 +379,10 @@ pub struct AppState {
     commands: Option<crate::commands::CommandService>,
     summary: Option<crate::fleet::FleetSummary>,
     fleet: Fleet,
+    /// Device regions for the performance report (default: none, assignment regions).
+    regions: RegionLookup,
+    /// The drift of the active models, when the process scores.
+    drift: Option<DriftReporter>,
 }
 
 impl AppState {
@@ -398,6 +426,8 @@ impl AppState {
             commands: None,
             summary: None,
             fleet,
+            regions: Arc::new(crate::tickets::AssignmentRegions),
+            drift: None,
         }
     }
 
@@ -419,6 +449,21 @@ impl AppState {
     /// batch-alarm detector. `fixahead run` refreshes and runs them periodically.
     pub fn fleet(&self) -> &Fleet {
         &self.fleet
+    }
+
+    /// Serves `GET /api/v1/models/drift` from `reporter` (called on the blocking pool).
+    /// Without it the endpoint answers an empty report.
+    pub fn with_drift(mut self, reporter: DriftReporter) -> Self {
+        self.drift = Some(reporter);
+        self
+    }
+
+    /// Takes each device's region from `regions` (the device registry) in the
+    /// performance report; tickets of devices without one fall back to their
+    /// assignment region.
+    pub fn with_regions(mut self, regions: RegionLookup) -> Self {
+        self.regions = regions;
+        self
     }
 
     /// Checks API keys against `store` and writes the audit log to it. Without it no
@@ -550,6 +595,11 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
             Access::Requires(P::RunFleetDetection),
             routes!(fleet::detect),
         ),
+        (
+            Access::Requires(P::ReadModels),
+            routes!(models::performance),
+        ),
+        (Access::Requires(P::ReadModels), routes!(models::drift)),
     ]
 }
 

@@ -31,7 +31,7 @@ pub(crate) struct CreateWebhook {
     #[schema(min_length = 16, max_length = 256)]
     secret: String,
     /// The event types to receive: `ticket.opened`, `ticket.updated`,
-    /// `ticket.sla_breached`, `prediction.flagged`.
+    /// `ticket.sla_breached`, `prediction.flagged`, `fleet.batch_alarm`.
     #[schema(min_items = 1, example = json!(["ticket.opened", "ticket.sla_breached"]))]
     event_types: Vec<String>,
     /// Free text, at most 200 characters.

@@ -16,6 +16,7 @@
 //! and a rolled-back one never does.
 
 mod config;
+pub mod performance;
 mod service;
 pub mod store;
 
@@ -28,6 +29,9 @@ use domain::{
 use serde::Serialize;
 
 pub use config::{ConfigDuration, TicketConfig};
+pub use performance::{
+    AssignmentRegions, PerformanceQuery, PerformanceReport, PerformanceRow, Regions,
+};
 pub use service::{Clock, TicketService, SYSTEM_ACTOR};
 
 /// Event type: a ticket was opened.

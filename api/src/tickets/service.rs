@@ -13,8 +13,9 @@ use tokio::sync::watch;
 use super::store::{self, NewTicket, Reopen, StatusChange, TicketUpdate};
 use super::{
     AssignmentInput, DeviceSignals, DiagnosisContext, EventRecord, FaultSignal, OutcomeInput,
-    RiskRecord, SlaBreach, SlaKind, TicketChange, TicketChangeKind, TicketConfig, TicketQuery,
-    TicketStats, EVENT_FLAGGED, EVENT_OPENED, EVENT_SLA_BREACHED, EVENT_UPDATED,
+    PerformanceQuery, PerformanceReport, Regions, RiskRecord, SlaBreach, SlaKind, TicketChange,
+    TicketChangeKind, TicketConfig, TicketQuery, TicketStats, EVENT_FLAGGED, EVENT_OPENED,
+    EVENT_SLA_BREACHED, EVENT_UPDATED,
 };
 use crate::{Error, Result};
 
@@ -55,6 +56,8 @@ struct Inner {
     sla_resolve: AtomicU64,
     /// The id of the newest committed event; SSE streams wait on it.
     events: watch::Sender<i64>,
+    /// Every ticket as the performance report reads it, refreshed by change revision.
+    performance: Mutex<super::performance::FactCache>,
 }
 
 impl std::fmt::Debug for TicketService {
@@ -134,6 +137,7 @@ impl TicketService {
                 sla_respond: AtomicU64::new(0),
                 sla_resolve: AtomicU64::new(0),
                 events: watch::Sender::new(last_event),
+                performance: Mutex::default(),
             }),
         })
     }
@@ -639,6 +643,23 @@ impl TicketService {
     /// Tickets matching `query`, newest first, each with its log.
     pub fn list(&self, query: &TicketQuery) -> Result<Vec<Ticket>> {
         store::list_tickets(&lock(&self.inner.reader), query)
+    }
+
+    /// Model performance from ticket outcomes (see [`super::performance`]), with
+    /// regions from `regions` first and the tickets' assignments second.
+    pub fn performance(
+        &self,
+        query: &PerformanceQuery,
+        regions: &dyn Regions,
+    ) -> Result<PerformanceReport> {
+        let mut cache = self
+            .inner
+            .performance
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let changed = store::performance_facts(&lock(&self.inner.reader), cache.rev())?;
+        cache.apply(changed);
+        Ok(cache.report(query, regions))
     }
 
     /// The current risk of every scored component of a device.

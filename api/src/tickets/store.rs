@@ -25,7 +25,11 @@
 //!
 //! **Schema versions** (`PRAGMA user_version`): 0/1 is the first schema; 2 adds the
 //! columns above with `ALTER TABLE ... ADD COLUMN` (existing tickets get no resolve
-//! clock, an empty assignment and no outcome) and the `events` table. Opening a file
+//! clock, an empty assignment and no outcome) and the `events` table; 3 adds the
+//! outcome's kind, component and failure time as columns (`outcome_kind`,
+//! `outcome_component`, `outcome_failed_at`) and a change revision (`perf_rev`), all
+//! kept by triggers, and the covering index `tickets_performance` from which the model
+//! performance report reads the tickets changed since it last looked. Opening a file
 //! upgrades it in place; the upgrade is idempotent.
 //!
 //! The functions here are plain SQL over a connection or transaction; the rules live in
@@ -126,7 +130,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS fleet_alarms_one_active
 "#;
 
 /// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Columns schema version 2 added to `tickets` (name, definition).
 const V2_COLUMNS: [(&str, &str); 12] = [
@@ -144,6 +148,69 @@ const V2_COLUMNS: [(&str, &str); 12] = [
     ("outcome", "TEXT"),
 ];
 
+/// Columns schema version 3 added to `tickets`: the outcome's kind, component and
+/// failure time (epoch milliseconds), copied out of `outcome`, and `perf_rev`, a
+/// revision that grows with every change the performance report depends on. The
+/// triggers of [`V3_DERIVED`] write all four, so whatever writes a ticket, the
+/// database keeps them right. The report keeps its tickets in memory and reads only
+/// those with a newer `perf_rev` ([`performance_facts`]), from a covering index, so it
+/// parses no JSON and re-reads nothing that did not change. (Virtual generated columns
+/// would be simpler, but SQLite does not read them from a covering index.)
+const V3_COLUMNS: [(&str, &str); 4] = [
+    ("outcome_kind", "TEXT"),
+    ("outcome_component", "TEXT"),
+    ("outcome_failed_at", "INTEGER"),
+    ("perf_rev", "INTEGER NOT NULL DEFAULT 0"),
+];
+
+/// The V3 columns' new values for the row `{row}` (SQL assignments).
+macro_rules! derived_columns {
+    ($row:literal) => {
+        concat!(
+            "outcome_kind = json_extract(",
+            $row,
+            ".outcome, '$.kind'), ",
+            "outcome_component = json_extract(",
+            $row,
+            ".outcome, '$.component'), ",
+            "outcome_failed_at = CAST(ROUND(unixepoch(json_extract(",
+            $row,
+            ".outcome, '$.failed_at'), 'subsec') * 1000) AS INTEGER), ",
+            "perf_rev = (SELECT COALESCE(MAX(perf_rev), 0) + 1 FROM tickets)"
+        )
+    };
+}
+
+/// The triggers that keep the V3 columns, the backfill, and the covering index of the
+/// performance report, led by `perf_rev`. A write transaction holds the database lock,
+/// so revisions grow in commit order: a reader that has seen revision `r` finds every
+/// later change above it. Updates that touch none of the report's columns (a new risk
+/// on an open ticket changes `model_version` only when the model does) leave it alone.
+const V3_DERIVED: &str = concat!(
+    "CREATE TRIGGER IF NOT EXISTS tickets_derived_insert AFTER INSERT ON tickets
+     BEGIN UPDATE tickets SET ",
+    derived_columns!("NEW"),
+    " WHERE id = NEW.id; END;
+     CREATE TRIGGER IF NOT EXISTS tickets_derived_update
+     AFTER UPDATE OF outcome, status, model_version, region, ended_at, opened_at, source,
+         device_id, device_type, component ON tickets
+     WHEN NEW.outcome IS NOT OLD.outcome OR NEW.status IS NOT OLD.status
+         OR NEW.model_version IS NOT OLD.model_version OR NEW.region IS NOT OLD.region
+         OR NEW.ended_at IS NOT OLD.ended_at OR NEW.opened_at IS NOT OLD.opened_at
+         OR NEW.source IS NOT OLD.source OR NEW.device_id IS NOT OLD.device_id
+         OR NEW.device_type IS NOT OLD.device_type OR NEW.component IS NOT OLD.component
+     BEGIN UPDATE tickets SET ",
+    derived_columns!("NEW"),
+    " WHERE id = NEW.id; END;
+     UPDATE tickets SET ",
+    derived_columns!("tickets"),
+    ";
+     CREATE INDEX IF NOT EXISTS tickets_performance ON tickets (
+         perf_rev, id, opened_at, source, status, device_id, device_type, component,
+         model_version, region, ended_at, outcome_kind, outcome_component,
+         outcome_failed_at);"
+);
+
 /// Brings the schema to [`SCHEMA_VERSION`]: adds the columns a file created by an
 /// older version lacks.
 fn migrate(conn: &Connection) -> Result<()> {
@@ -155,13 +222,14 @@ fn migrate(conn: &Connection) -> Result<()> {
         .prepare("SELECT name FROM pragma_table_info('tickets')")?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    for (name, definition) in V2_COLUMNS {
+    for (name, definition) in V2_COLUMNS.into_iter().chain(V3_COLUMNS) {
         if !existing.iter().any(|c| c == name) {
             conn.execute_batch(&format!(
                 "ALTER TABLE tickets ADD COLUMN {name} {definition}"
             ))?;
         }
     }
+    conn.execute_batch(V3_DERIVED)?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }
@@ -991,7 +1059,8 @@ pub fn read_outcomes(path: &Path) -> Result<Vec<TicketOutcome>> {
     )?;
     conn.busy_timeout(Duration::from_secs(10))?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version < SCHEMA_VERSION {
+    // Outcomes exist from schema version 2 on.
+    if version < 2 {
         return Ok(Vec::new());
     }
     let mut st = conn.prepare(
@@ -1023,4 +1092,43 @@ pub fn read_outcomes(path: &Path) -> Result<Vec<TicketOutcome>> {
         });
     }
     Ok(out)
+}
+
+/// The tickets whose `perf_rev` is above `after`, as the performance report keeps
+/// them: (id, revision, fact), read from the covering index `tickets_performance`.
+pub(crate) fn performance_facts(
+    conn: &Connection,
+    after: i64,
+) -> Result<Vec<(i64, i64, crate::tickets::performance::Fact)>> {
+    use crate::tickets::performance::Fact;
+    let mut st = conn.prepare_cached(
+        "SELECT id, perf_rev, opened_at, source, status, device_id, device_type, component,
+             model_version, region, ended_at, outcome_kind, outcome_component,
+             outcome_failed_at
+         FROM tickets INDEXED BY tickets_performance WHERE perf_rev > ?1",
+    )?;
+    let rows = st.query_map(params![after], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            Fact {
+                opened_at: r.get(2)?,
+                proactive: r.get_ref(3)?.as_str()? == "proactive",
+                status: r.get_ref(4)?.as_str()?.parse().ok(),
+                device_id: r.get(5)?,
+                device_type: r.get(6)?,
+                component: r.get(7)?,
+                model_version: r.get(8)?,
+                region: r.get(9)?,
+                ended_at: r.get(10)?,
+                outcome_kind: r
+                    .get_ref(11)?
+                    .as_str_or_null()?
+                    .and_then(crate::tickets::performance::outcome_kind),
+                outcome_component: r.get(12)?,
+                failed_at: r.get(13)?,
+            },
+        ))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -1,7 +1,8 @@
 //! Webhooks: events pushed to other systems over HTTP, at least once.
 //!
 //! A webhook is a URL, a secret and the event types it wants (`ticket.opened`,
-//! `ticket.updated`, `ticket.sla_breached`, `prediction.flagged`). [`WebhookService`]
+//! `ticket.updated`, `ticket.sla_breached`, `prediction.flagged`,
+//! `fleet.batch_alarm`). [`WebhookService`]
 //! keeps registrations and the delivery outbox in the ticket store's file
 //! (`tickets.db`, tables in [`store`]); [`run`] is the dispatcher task that fills the
 //! outbox from the events table and sends it.

@@ -190,6 +190,7 @@ fn handmade() -> ModelArtifact {
         feature_p05: mean.clone(),
         feature_p95: mean,
         components,
+        drift_baseline: None,
         training_summary: TrainingSummary {
             devices: 0,
             rows: 0,

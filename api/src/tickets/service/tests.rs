@@ -1028,3 +1028,66 @@ fn a_file_from_the_first_schema_is_upgraded_in_place() {
             .unwrap();
     }
 }
+
+#[test]
+fn performance_reads_changed_tickets_from_the_covering_index_and_sees_every_change() {
+    let f = Fixture::new();
+    let id = open_one(&f, "wm-1");
+    let false_alarm = open_one(&f, "wm-2");
+    let report = |f: &Fixture| {
+        f.svc
+            .performance(
+                &PerformanceQuery::default(),
+                &crate::tickets::AssignmentRegions,
+            )
+            .unwrap()
+            .totals
+    };
+    assert_eq!((report(&f).flags, report(&f).active), (2, 2));
+    let rev = |f: &Fixture| -> i64 {
+        store::open_connection(&f.path, false)
+            .unwrap()
+            .query_row("SELECT MAX(perf_rev) FROM tickets", [], |r| r.get(0))
+            .unwrap()
+    };
+    // A new score of the same model on an open ticket changes nothing the report reads.
+    let before = rev(&f);
+    open_one(&f, "wm-1");
+    assert_eq!(rev(&f), before);
+    f.advance(72 * HOUR);
+    let confirmed = OutcomeInput {
+        kind: Some(OutcomeKind::ConfirmedFailure),
+        failed_at: Some(Timestamp(T0 + 60 * HOUR)),
+        ..Default::default()
+    };
+    f.svc
+        .transition(id, TicketStatus::Resolved, "eng", "", Some(confirmed))
+        .unwrap();
+    // The kept report is dropped: the change shows, and so does the next one.
+    let t = report(&f);
+    assert_eq!((t.flags, t.resolved, t.confirmed, t.active), (2, 1, 1, 1));
+    assert_eq!(t.lead_time.median_days, Some(2.5));
+    f.svc
+        .transition(false_alarm, TicketStatus::Dismissed, "planner", "", None)
+        .unwrap();
+    assert_eq!((report(&f).dismissed, report(&f).active), (1, 0));
+    // The report reads the index alone, never the rows with their JSON.
+    let conn = store::open_connection(&f.path, false).unwrap();
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT id, perf_rev, opened_at, source, status, device_id,
+                 device_type, component, model_version, region, ended_at, outcome_kind,
+                 outcome_component, outcome_failed_at FROM tickets
+                 INDEXED BY tickets_performance WHERE perf_rev > 0",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p.contains("COVERING INDEX tickets_performance")),
+        "{plan:?}"
+    );
+}
