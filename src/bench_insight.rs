@@ -27,14 +27,26 @@ use crate::bench::TempDir;
 use crate::cli::InsightBenchArgs;
 
 /// The paths timed, one line each: add an endpoint here to time it. `{from}` and `{to}`
-/// become the last 90 days of the generated year.
+/// become the last 90 days of the generated year, `{year}` its start, `{device}` a
+/// device with two weeks of telemetry (every 15 minutes) behind its diagnosis.
 const ENDPOINTS: &[&str] = &[
     "/api/v1/models/performance",
     "/api/v1/models/performance?from={from}&to={to}",
     "/api/v1/models/performance?device_type=washer&region=region-3",
     "/api/v1/models/drift",
     "/api/v1/models/drift?status=drift",
+    "/api/v1/devices/{device}/diagnosis",
+    "/api/v1/fleet/stats?group_by=batch&from={year}&to={to}",
+    "/api/v1/fleet/stats?group_by=region&from={year}&to={to}",
+    "/api/v1/fleet/alarms",
+    "/api/v1/fleet/parts-forecast?days=30&group_by=region",
 ];
+
+/// Devices (the first few, one of each kind) given two weeks of telemetry every 15
+/// minutes, for the diagnosis endpoint.
+const DIAGNOSED_DEVICES: usize = 5;
+/// Telemetry interval of those devices.
+const DIAGNOSED_INTERVAL_MS: i64 = 15 * 60_000;
 
 /// Paths also timed with one ticket changed before each request (its assignment, through
 /// the ticket service), so every answer is computed afresh rather than reused.
@@ -192,7 +204,33 @@ pub(crate) async fn run(args: InsightBenchArgs) -> anyhow::Result<()> {
     .with_regions(crate::insight::DeviceRegions::lookup(
         ingest::store::StoreReader::open(&dir.join("hot.db"))?,
     ))
-    .with_drift(crate::insight::drift_reporter(drift));
+    .with_drift(crate::insight::drift_reporter(drift))
+    .with_fleet(
+        api::fleet::FleetSettings::default(),
+        ingest::store::StoreReader::open(&dir.join("hot.db"))?,
+    );
+    // What `fixahead run` refreshes in the background: the diagnosis's fleet summary
+    // (normal ranges, comparable devices) and the fleet snapshot with a detector run.
+    let summary = api::FleetSummary::open(&dir.join("tickets.db"))?;
+    let state = state.with_fleet_summary(summary.clone());
+    let prepared = {
+        let (state, dir) = (state.clone(), dir.clone());
+        let now = Timestamp(clock.load(Ordering::SeqCst));
+        tokio::task::spawn_blocking(move || {
+            let t0 = Instant::now();
+            summary.refresh(&ingest::store::StoreReader::open(&dir.join("hot.db"))?, now)?;
+            let t1 = Instant::now();
+            state.fleet().refresh()?;
+            state.fleet().detect()?;
+            anyhow::Ok((t1 - t0, t1.elapsed()))
+        })
+        .await??
+    };
+    eprintln!(
+        "background work: fleet summary {:.1} s, fleet snapshot and detector {:.1} s",
+        prepared.0.as_secs_f64(),
+        prepared.1.as_secs_f64()
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let stop = tokio_util::sync::CancellationToken::new();
@@ -208,7 +246,11 @@ pub(crate) async fn run(args: InsightBenchArgs) -> anyhow::Result<()> {
     let to = Timestamp(end).to_rfc3339();
     let mut results = Vec::new();
     for template in ENDPOINTS {
-        let path = template.replace("{from}", &from).replace("{to}", &to);
+        let path = template
+            .replace("{from}", &from)
+            .replace("{to}", &to)
+            .replace("{year}", &start.to_rfc3339())
+            .replace("{device}", fleet.ids[0].as_str());
         results.push(time_path(addr, &path, &key, args.requests, None).await?);
     }
     let active = tickets.list(&api::TicketQuery {
@@ -336,6 +378,45 @@ fn write_devices(fleet: &Fleet, dir: &std::path::Path, start: Timestamp) -> anyh
                         .channels()
                         .iter()
                         .map(|c| (c.name.clone(), (c.min + c.max) / 2.0))
+                        .collect(),
+                })
+            })
+            .collect();
+        let items: Vec<ingest::store::StoreItem<'_>> = messages
+            .iter()
+            .map(|m| ingest::store::StoreItem::Message {
+                message: m,
+                received_at: start,
+            })
+            .collect();
+        store.commit(&items)?;
+    }
+    // Two weeks of readings every 15 minutes before `start` for the diagnosed devices
+    // (sequence numbers after the report above).
+    for i in 0..DIAGNOSED_DEVICES.min(fleet.ids.len()) {
+        let p = fleet.profile(i);
+        let steps = 14 * Timestamp::DAY_MS / DIAGNOSED_INTERVAL_MS;
+        let messages: Vec<Message> = (0..steps)
+            .map(|k| {
+                Message::Telemetry(Telemetry {
+                    device_id: fleet.ids[i].clone(),
+                    ts: Timestamp(start.millis() - (steps - k) * DIAGNOSED_INTERVAL_MS),
+                    seq: 2 + k as u64,
+                    device_type: p.device_type().to_owned(),
+                    model: "BENCH-1".into(),
+                    fw: Some("1.0.0".into()),
+                    batch: Some(format!("B{:02}", i % 20)),
+                    region: Some(format!("region-{}", i as u32 % REGIONS)),
+                    readings: p
+                        .channels()
+                        .iter()
+                        .map(|c| {
+                            let wave = ((k % 96) as f64 / 96.0 * std::f64::consts::TAU).sin();
+                            (
+                                c.name.clone(),
+                                (c.min + c.max) / 2.0 + wave * (c.max - c.min) / 8.0,
+                            )
+                        })
                         .collect(),
                 })
             })
