@@ -356,71 +356,38 @@ async fn time_path(
     })
 }
 
-/// One telemetry report per device (mid-range readings), so hot.db knows the fleet.
+/// One telemetry report per device (mid-range readings), so hot.db knows the fleet,
+/// and two weeks of readings every 15 minutes before `start` for the diagnosed devices
+/// (sequence numbers after that report; a daily wave around mid-range).
 fn write_devices(fleet: &Fleet, dir: &std::path::Path, start: Timestamp) -> anyhow::Result<()> {
     let mut store =
         ingest::store::HotStore::open(&dir.join("hot.db"), ingest::store::Synchronous::Normal)?;
-    for chunk in (0..fleet.ids.len()).collect::<Vec<_>>().chunks(5_000) {
-        let messages: Vec<Message> = chunk
-            .iter()
-            .map(|&i| {
-                let p = fleet.profile(i);
-                Message::Telemetry(Telemetry {
-                    device_id: fleet.ids[i].clone(),
-                    ts: Timestamp(start.millis() + i as i64),
-                    seq: 1,
-                    device_type: p.device_type().to_owned(),
-                    model: "BENCH-1".into(),
-                    fw: Some("1.0.0".into()),
-                    batch: Some(format!("B{:02}", i % 20)),
-                    region: Some(format!("region-{}", i as u32 % REGIONS)),
-                    readings: p
-                        .channels()
-                        .iter()
-                        .map(|c| (c.name.clone(), (c.min + c.max) / 2.0))
-                        .collect(),
-                })
-            })
-            .collect();
-        let items: Vec<ingest::store::StoreItem<'_>> = messages
-            .iter()
-            .map(|m| ingest::store::StoreItem::Message {
-                message: m,
-                received_at: start,
-            })
-            .collect();
-        store.commit(&items)?;
-    }
-    // Two weeks of readings every 15 minutes before `start` for the diagnosed devices
-    // (sequence numbers after the report above).
-    for i in 0..DIAGNOSED_DEVICES.min(fleet.ids.len()) {
+    // Device `i`'s report `seq` at `ts`, each channel at mid-range plus `swing` of its
+    // physical range.
+    let report = |i: usize, seq: u64, ts: i64, swing: f64| {
         let p = fleet.profile(i);
-        let steps = 14 * Timestamp::DAY_MS / DIAGNOSED_INTERVAL_MS;
-        let messages: Vec<Message> = (0..steps)
-            .map(|k| {
-                Message::Telemetry(Telemetry {
-                    device_id: fleet.ids[i].clone(),
-                    ts: Timestamp(start.millis() - (steps - k) * DIAGNOSED_INTERVAL_MS),
-                    seq: 2 + k as u64,
-                    device_type: p.device_type().to_owned(),
-                    model: "BENCH-1".into(),
-                    fw: Some("1.0.0".into()),
-                    batch: Some(format!("B{:02}", i % 20)),
-                    region: Some(format!("region-{}", i as u32 % REGIONS)),
-                    readings: p
-                        .channels()
-                        .iter()
-                        .map(|c| {
-                            let wave = ((k % 96) as f64 / 96.0 * std::f64::consts::TAU).sin();
-                            (
-                                c.name.clone(),
-                                (c.min + c.max) / 2.0 + wave * (c.max - c.min) / 8.0,
-                            )
-                        })
-                        .collect(),
+        Message::Telemetry(Telemetry {
+            device_id: fleet.ids[i].clone(),
+            ts: Timestamp(ts),
+            seq,
+            device_type: p.device_type().to_owned(),
+            model: "BENCH-1".into(),
+            fw: Some("1.0.0".into()),
+            batch: Some(format!("B{:02}", i % 20)),
+            region: Some(format!("region-{}", i as u32 % REGIONS)),
+            readings: p
+                .channels()
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        (c.min + c.max) / 2.0 + swing * (c.max - c.min),
+                    )
                 })
-            })
-            .collect();
+                .collect(),
+        })
+    };
+    let mut commit = |messages: Vec<Message>| -> anyhow::Result<()> {
         let items: Vec<ingest::store::StoreItem<'_>> = messages
             .iter()
             .map(|m| ingest::store::StoreItem::Message {
@@ -429,6 +396,27 @@ fn write_devices(fleet: &Fleet, dir: &std::path::Path, start: Timestamp) -> anyh
             })
             .collect();
         store.commit(&items)?;
+        Ok(())
+    };
+    for chunk in (0..fleet.ids.len()).collect::<Vec<_>>().chunks(5_000) {
+        commit(
+            chunk
+                .iter()
+                .map(|&i| report(i, 1, start.millis() + i as i64, 0.0))
+                .collect(),
+        )?;
+    }
+    let steps = 14 * Timestamp::DAY_MS / DIAGNOSED_INTERVAL_MS;
+    for i in 0..DIAGNOSED_DEVICES.min(fleet.ids.len()) {
+        commit(
+            (0..steps)
+                .map(|k| {
+                    let wave = ((k % 96) as f64 / 96.0 * std::f64::consts::TAU).sin();
+                    let ts = start.millis() - (steps - k) * DIAGNOSED_INTERVAL_MS;
+                    report(i, 2 + k as u64, ts, wave / 8.0)
+                })
+                .collect(),
+        )?;
     }
     Ok(())
 }
