@@ -217,7 +217,8 @@ pub struct Diagnosis {
     /// The latest risk of every scored component of the device.
     #[serde(default)]
     pub component_risks: Vec<ComponentRisk>,
-    /// Predicted lead time in days: `null` until the models estimate one.
+    /// Predicted days to the failure (the prediction's `lead_time_days`); `null` on
+    /// reactive tickets and for models without lead times.
     #[serde(default)]
     pub lead_time_days: Option<f64>,
     /// Model version of the scores in this snapshot (`null` if none).

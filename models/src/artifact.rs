@@ -155,20 +155,17 @@ pub fn lead_time_bins(threshold: f64, mut rows: Vec<(f64, f64)>) -> Vec<LeadTime
         return Vec::new();
     }
     rows.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let quantile = |sorted: &[f64], q: f64| {
-        let pos = q * (sorted.len() - 1) as f64;
-        let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-        sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-    };
     (0..n_bins)
         .map(|b| {
             let (from, to) = (b * rows.len() / n_bins, (b + 1) * rows.len() / n_bins);
             let mut days: Vec<f64> = rows[from..to].iter().map(|r| r.1).collect();
             days.sort_by(f64::total_cmp);
+            // A bin holds at least MIN_LEAD_TIME_ROWS rows, so it is never empty.
+            let at = |q| crate::eval::percentile(&days, q).unwrap_or(f64::NAN);
             LeadTimeBin {
                 min_risk: if b == 0 { threshold } else { rows[from].0 },
-                median_days: quantile(&days, 0.5),
-                p25_days: quantile(&days, 0.25),
+                median_days: at(0.5),
+                p25_days: at(0.25),
                 rows: to - from,
             }
         })

@@ -281,7 +281,7 @@ impl Metrics {
 }
 
 /// Linear-interpolated percentile `p` in [0, 1] of sorted values; `None` when empty.
-fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     let last = sorted.len().checked_sub(1)?;
     let pos = p.clamp(0.0, 1.0) * last as f64;
     let lo = pos.floor() as usize;

@@ -60,6 +60,15 @@ impl Fixture {
     }
 }
 
+fn success(at: i64) -> Attempt {
+    Attempt {
+        at: Timestamp(at),
+        duration_ms: 1,
+        http_status: Some(204),
+        error: None,
+    }
+}
+
 fn failure(at: i64) -> Attempt {
     Attempt {
         at: Timestamp(at),
@@ -284,12 +293,7 @@ fn failed_attempts_back_off_then_give_up_and_success_ends_the_delivery() {
     );
 
     // The second succeeds at once.
-    let ok = Attempt {
-        at: Timestamp(T0 + 20_000),
-        duration_ms: 3,
-        http_status: Some(204),
-        error: None,
-    };
+    let ok = success(T0 + 20_000);
     assert_eq!(
         f.svc.record_attempt(&due[1], &ok).unwrap(),
         DeliveryStatus::Delivered
@@ -357,12 +361,7 @@ fn finished_deliveries_are_pruned_after_the_retention_and_pending_ones_never() {
     f.event(tickets::EVENT_OPENED);
     f.svc.enqueue().unwrap();
     let due = f.svc.due(10).unwrap();
-    let ok = Attempt {
-        at: Timestamp(T0),
-        duration_ms: 1,
-        http_status: Some(200),
-        error: None,
-    };
+    let ok = success(T0);
     f.svc.record_attempt(&due[0], &ok).unwrap();
     f.now.store(T0 + 31 * 86_400_000, Ordering::SeqCst);
     assert_eq!(f.svc.prune().unwrap(), 1);
