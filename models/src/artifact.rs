@@ -310,6 +310,10 @@ pub struct EventMetrics {
     pub false_alarms_per_1000_device_months: f64,
     /// Device-months the rows span.
     pub device_months: f64,
+    /// Median days from the flag that caught a failure to the failure (absent without
+    /// catches, and in files written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_time_days_median: Option<f64>,
 }
 
 /// What a model was trained on.

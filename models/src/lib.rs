@@ -74,7 +74,11 @@
 //! `validation_events` (the episode counts the threshold was chosen on). A flag needs
 //! `persistence` (default 3) consecutive scores at or above the threshold, held for at
 //! least `hold_ms` (default 12 h) of event time, so neither one noisy reading nor a
-//! short burst from a device that reports every few minutes can flag.
+//! short burst from a device that reports every few minutes can flag. With
+//! `adaptive_persistence` (default on) training also tries one score held `hold_ms`
+//! and, for types reporting no more often than the sample interval, a single score,
+//! and stores the rule that catches the most validation failures per component
+//! (`train::event_threshold_and_rule`).
 //!
 //! # Artefacts ([`artifact`], [`registry`])
 //! `{model_dir}/{device_type}/{version}.json` (pretty JSON [`ModelArtifact`]: feature

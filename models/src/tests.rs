@@ -268,12 +268,14 @@ fn training_learns_a_drifting_channel() {
     let mut scorer = Scorer::new(registry, ProfileSet::builtin());
     let mut healthy = 0.0;
     let mut degrading = 0.0;
+    // Whether each device was ever flagged (under the flag rule training chose).
+    let mut flagged = [false, false];
     for i in 0..120 {
         let t = T0 + i * 4 * HOUR;
         let drift = if i > 60 { (i - 60) as f64 * 0.4 } else { 0.0 };
-        for (id, drain, out) in [
-            ("wm-h", 12.0, &mut healthy),
-            ("wm-d", 12.0 + drift, &mut degrading),
+        for (k, id, drain, out) in [
+            (0, "wm-h", 12.0, &mut healthy),
+            (1, "wm-d", 12.0 + drift, &mut degrading),
         ] {
             let preds = scorer.observe(&telemetry(id, t, drain));
             if t - T0 < crate::features::WARM_UP_MS {
@@ -282,6 +284,7 @@ fn training_learns_a_drifting_channel() {
             }
             let p = preds.iter().find(|p| p.component == "drain_pump").unwrap();
             *out = p.risk;
+            flagged[k] |= p.flagged;
             assert_eq!(p.model_version, a.version);
             assert!(p.top_features.len() <= crate::scorer::TOP_FEATURES);
         }
@@ -291,9 +294,16 @@ fn training_learns_a_drifting_channel() {
         degrading > healthy + 0.3,
         "healthy {healthy}, degrading {degrading}"
     );
+    assert_eq!(
+        flagged,
+        [false, true],
+        "the degrading device and only it is flagged (persistence {}, hold {} ms)",
+        pump.persistence,
+        pump.hold_ms
+    );
+    // Its explanation names the drifting channel.
     let preds = scorer.observe(&telemetry("wm-d", T0 + 121 * 4 * HOUR, 40.0));
     let p = preds.iter().find(|p| p.component == "drain_pump").unwrap();
-    assert!(p.flagged);
     assert!(
         p.top_features
             .iter()

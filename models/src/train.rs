@@ -63,6 +63,12 @@ pub struct TrainParams {
     pub persistence: u32,
     /// Event time the risk must stay at or above the threshold before a flag.
     pub hold_ms: i64,
+    /// Also try two faster flag rules per component, `persistence` 1 with `hold_ms`
+    /// and `persistence` 1 without a hold, and keep the rule that catches the most
+    /// validation failures within the precision target and the alert budget (a tie
+    /// keeps the slower rule). A washer reporting once a day needs three days for three
+    /// scores; a component whose precursor shows in one score should not wait for them.
+    pub adaptive_persistence: bool,
     /// Seed of the negative undersampling.
     pub seed: u64,
     /// Solver iterations per model.
@@ -103,6 +109,7 @@ impl Default for TrainParams {
             alert_budget: 2.0,
             persistence: 3,
             hold_ms: 12 * Timestamp::HOUR_MS,
+            adaptive_persistence: true,
             seed: 42,
             max_iterations: 150,
             negatives_per_positive: 4.0,
@@ -212,6 +219,8 @@ struct TypeRows {
     /// Position of the row among its device's rows.
     seq: Vec<u32>,
     devices: HashSet<u32>,
+    /// Messages scored (warm devices), of which the rows are a sample.
+    scored_messages: u64,
 }
 
 impl TypeRows {
@@ -379,6 +388,9 @@ pub fn train_on(
         if !dev.state.update(&msg) || !dev.state.is_warm() {
             return;
         }
+        if let Some(rows) = types.get_mut(device_type) {
+            rows.scored_messages += 1;
+        }
         if dev
             .last_row_ms
             .is_some_and(|last| ts.0.saturating_sub(last) < params.sample_interval_ms)
@@ -395,6 +407,8 @@ pub fn train_on(
                 dev: Vec::new(),
                 seq: Vec::new(),
                 devices: HashSet::new(),
+                // This message is scored as well.
+                scored_messages: 1,
             });
         scratch.resize(schema.len(), 0.0);
         dev.state.write_features(&mut scratch);
@@ -612,6 +626,9 @@ fn train_type(
     if train_idx.is_empty() {
         return Ok(None);
     }
+    // Rows are the scores when a type reports about once per sample interval or less.
+    let every_score_seen = rows.scored_messages as f64 <= 1.5 * n as f64;
+    let flag_rules = FlagRule::candidates(p, every_score_seen);
 
     // Standardisation and normal ranges from the training split (NaN = unknown, skipped).
     let (mean, std) = mean_std(rows, &train_idx, d);
@@ -698,7 +715,7 @@ fn train_type(
                     let all_neg: Vec<usize> = neg.iter().chain(&hard_neg).copied().collect();
                     let ev =
                         EvalRows::new(rows, &split_of, &labels, &pos, &all_neg, ctx, &mean, &std);
-                    choose_and_calibrate(component, fit, &ev, p)
+                    choose_and_calibrate(component, fit, &ev, p, &flag_rules)
                 }
             }
         };
@@ -1052,6 +1069,7 @@ fn choose_and_calibrate(
     fit: Fitted,
     ev: &EvalRows<'_>,
     p: &TrainParams,
+    flag_rules: &[FlagRule],
 ) -> ComponentModel {
     let logistic = ComponentModel {
         weights: fit.weights,
@@ -1158,7 +1176,9 @@ fn choose_and_calibrate(
                 continue;
             }
             let cal = calibrate(c.clone());
-            if let Some((_, rule, m)) = event_threshold(event_rows_of(&cal, &all_validation), p) {
+            if let Some((_, _, rule, m)) =
+                event_threshold_and_rule(&event_rows_of(&cal, &all_validation), p, flag_rules)
+            {
                 let key = (rule == "event_target", m.recall, selection_ap);
                 if best_key.is_none_or(|b| key > b) {
                     best_key = Some(key);
@@ -1231,7 +1251,9 @@ fn choose_and_calibrate(
             )
         })
         .collect();
-    let Some((threshold, rule, events)) = event_threshold(event_rows, p) else {
+    let Some((flag_rule, threshold, rule, events)) =
+        event_threshold_and_rule(&event_rows, p, flag_rules)
+    else {
         model.skipped_reason = Some(format!(
             "no usable threshold: none catches a failure in the validation period within the alert budget of {} false alarms per 1000 device-months",
             p.alert_budget
@@ -1242,6 +1264,8 @@ fn choose_and_calibrate(
     let (_, _, mut metrics) = evaluate(&scored, p.target_precision, Some(threshold));
     metrics.validation_events = Some(events);
     model.threshold = threshold;
+    model.persistence = flag_rule.persistence;
+    model.hold_ms = flag_rule.hold_ms;
     model.lead_time = crate::artifact::lead_time_bins(threshold, lead_rows);
     model.threshold_rule = format!("{rule}{event_suffix}");
     model.metrics = Some(metrics);
@@ -1266,14 +1290,86 @@ pub(crate) struct EventRow {
 /// Most candidate thresholds tried by [`event_threshold`] (quantiles of the risks).
 const EVENT_CANDIDATES: usize = 400;
 
+/// A flag rule: consecutive scores at or above the threshold, and event time held.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct FlagRule {
+    pub(crate) persistence: u32,
+    pub(crate) hold_ms: i64,
+}
+
+impl FlagRule {
+    /// The flag rules training tries, slowest first (see
+    /// [`TrainParams::adaptive_persistence`]). `every_score_seen`: the validation rows
+    /// are (nearly) all the type's scores. When a type reports more often than
+    /// `sample_interval_ms`, the rows are a sample and cannot show a single high score
+    /// between them, so a rule without a hold of at least one sample interval would
+    /// raise false alarms that validation never counted: it is not tried.
+    pub(crate) fn candidates(p: &TrainParams, every_score_seen: bool) -> Vec<FlagRule> {
+        let mut rules = vec![FlagRule {
+            persistence: p.persistence.max(1),
+            hold_ms: p.hold_ms.max(0),
+        }];
+        if p.adaptive_persistence {
+            for rule in [
+                FlagRule {
+                    persistence: 1,
+                    hold_ms: p.hold_ms.max(0),
+                },
+                FlagRule {
+                    persistence: 1,
+                    hold_ms: 0,
+                },
+            ] {
+                if !rules.contains(&rule)
+                    && (every_score_seen || rule.hold_ms >= p.sample_interval_ms)
+                {
+                    rules.push(rule);
+                }
+            }
+        }
+        rules
+    }
+}
+
+/// The best flag rule and its threshold ([`event_threshold`] for each of `rules`, from
+/// [`FlagRule::candidates`]): a threshold meeting the target wins over a best-F1
+/// fallback, then the higher recall, then the longer median lead time, then the slower
+/// rule (fewer chances for noise).
+pub(crate) fn event_threshold_and_rule(
+    rows: &[EventRow],
+    p: &TrainParams,
+    rules: &[FlagRule],
+) -> Option<(FlagRule, f64, &'static str, crate::artifact::EventMetrics)> {
+    let mut best: Option<(FlagRule, f64, &'static str, crate::artifact::EventMetrics)> = None;
+    for &rule in rules {
+        let Some((t, name, m)) = event_threshold(rows.to_vec(), p, rule) else {
+            continue;
+        };
+        let key = |name: &str, m: &crate::artifact::EventMetrics| {
+            (
+                name == "event_target",
+                m.recall,
+                m.lead_time_days_median.unwrap_or(0.0),
+            )
+        };
+        if best
+            .as_ref()
+            .is_none_or(|(_, _, bn, bm)| key(name, &m) > key(bn, bm))
+        {
+            best = Some((rule, t, name, m));
+        }
+    }
+    best
+}
+
 /// Chooses a threshold at event level on rows sampled every `sample_interval_ms`.
 ///
-/// Flags are counted the way `eval` and the live scorer raise them: an episode starts
-/// once the risk has stayed at or above the threshold for `1 + ceil(hold_ms /
-/// sample_interval_ms)` consecutive rows (at least `persistence` rows' worth of hold),
-/// and ends at the first row below it, or at a gap in the rows (an excluded period).
-/// An episode is true if its first flagged row is positive (its component fails
-/// within the horizon), and it catches that failure.
+/// Flags are counted the way `eval` and the live scorer raise them under `rule`: an
+/// episode starts at the first row where the risk has been at or above the threshold
+/// for at least `rule.persistence` consecutive rows and for at least `rule.hold_ms` of
+/// event time since the first of them, and ends at the first row below it, or at a gap
+/// in the rows (an excluded period). An episode is true if its first flagged row is
+/// positive (its component fails within the horizon), and it catches that failure.
 ///
 /// Rule: among thresholds whose event precision reaches `target_precision` and whose
 /// false alarms stay within `alert_budget` per 1000 device-months, with at least one
@@ -1286,10 +1382,10 @@ const EVENT_CANDIDATES: usize = 400;
 pub(crate) fn event_threshold(
     mut rows: Vec<EventRow>,
     p: &TrainParams,
+    rule: FlagRule,
 ) -> Option<(f64, &'static str, crate::artifact::EventMetrics)> {
     rows.sort_by(|a, b| a.dev.cmp(&b.dev).then(a.seq.cmp(&b.seq)));
-    let hold_rows = (p.hold_ms.max(0) as u64).div_ceil(p.sample_interval_ms.max(1) as u64);
-    let need = (p.persistence as usize).max(1 + hold_rows as usize);
+    let need = rule.persistence.max(1) as usize;
     let contiguous = |k: usize| {
         k > 0 && rows[k - 1].dev == rows[k].dev && rows[k].seq == rows[k - 1].seq.saturating_add(1)
     };
@@ -1314,18 +1410,26 @@ pub(crate) fn event_threshold(
         .collect();
     let count = |t: f64| -> crate::artifact::EventMetrics {
         let (mut flags, mut false_alarms) = (0u64, 0u64);
-        let mut caught: HashSet<(u32, i64)> = HashSet::new();
-        let mut run = 0usize;
+        // Caught failures and the lead of the first flag that caught each.
+        let mut caught: HashMap<(u32, i64), f64> = HashMap::new();
+        let (mut run, mut since, mut flagged) = (0usize, 0i64, false);
         for (k, r) in rows.iter().enumerate() {
             if !contiguous(k) {
                 run = 0;
             }
             if r.risk >= t {
+                if run == 0 {
+                    since = r.ts;
+                    flagged = false;
+                }
                 run += 1;
-                if run == need {
+                if !flagged && run >= need && r.ts - since >= rule.hold_ms {
+                    flagged = true;
                     flags += 1;
                     if r.positive {
-                        caught.insert((r.dev, r.failure_ts));
+                        caught
+                            .entry((r.dev, r.failure_ts))
+                            .or_insert((r.failure_ts - r.ts) as f64 / Timestamp::DAY_MS as f64);
                     } else {
                         false_alarms += 1;
                     }
@@ -1348,6 +1452,11 @@ pub(crate) fn event_threshold(
                 0.0
             },
             device_months,
+            lead_time_days_median: {
+                let mut leads: Vec<f64> = caught.values().copied().collect();
+                leads.sort_by(f64::total_cmp);
+                crate::eval::percentile(&leads, 0.5)
+            },
         }
     };
     let mut risks: Vec<f64> = rows
@@ -1632,5 +1741,91 @@ mod tests {
         let none: Vec<_> = rows.iter().map(|r| (r.0, false, r.2, 0)).collect();
         let (_, rule, _) = evaluate(&none, 0.5, None);
         assert_eq!(rule, "max_f1");
+    }
+
+    /// Rows of `devices` devices every `step_ms` for 60 days; devices below `failing`
+    /// score `high` on the days in `high_days` and fail on day 24 (positives within
+    /// the 14-day horizon before it), the others score 0.1 throughout.
+    fn flag_rows(
+        devices: u32,
+        failing: u32,
+        step_ms: i64,
+        high_days: std::ops::Range<i64>,
+    ) -> Vec<EventRow> {
+        let day = Timestamp::DAY_MS;
+        let fail = 24 * day;
+        let mut rows = Vec::new();
+        for dev in 0..devices {
+            for (seq, ts) in (0..60 * day).step_by(step_ms as usize).enumerate() {
+                let failing = dev < failing;
+                if failing && ts >= fail {
+                    break; // broken, then the history of this test ends
+                }
+                let high = failing && high_days.contains(&(ts / day));
+                rows.push(EventRow {
+                    ts,
+                    dev,
+                    seq: seq as u32,
+                    positive: failing && fail - ts <= 14 * day,
+                    failure_ts: fail,
+                    risk: if high { 0.9 } else { 0.1 },
+                });
+            }
+        }
+        rows
+    }
+
+    #[test]
+    fn flag_rules_follow_event_time_and_the_fastest_rule_wins_only_when_it_catches_more() {
+        let p = TrainParams::default();
+        let day = Timestamp::DAY_MS;
+        let slow = FlagRule {
+            persistence: 3,
+            hold_ms: 12 * Timestamp::HOUR_MS,
+        };
+        let held = FlagRule {
+            persistence: 1,
+            hold_ms: 12 * Timestamp::HOUR_MS,
+        };
+        let single = FlagRule {
+            persistence: 1,
+            hold_ms: 0,
+        };
+        assert_eq!(FlagRule::candidates(&p, true), vec![slow, held, single]);
+        // Rows that sample the scores cannot show a single high score between them.
+        assert_eq!(FlagRule::candidates(&p, false), vec![slow, held]);
+        let fixed = TrainParams {
+            adaptive_persistence: false,
+            ..TrainParams::default()
+        };
+        assert_eq!(FlagRule::candidates(&fixed, true), vec![slow]);
+
+        // A daily reporter whose precursor shows from day 18: the slow rule flags on the
+        // third high score (day 20), the held rule on the second, a single score at once.
+        let sustained = flag_rows(30, 5, day, 18..24);
+        for (rule, lead) in [(slow, 4.0), (held, 5.0), (single, 6.0)] {
+            let (t, name, m) = event_threshold(sustained.clone(), &p, rule).unwrap();
+            assert_eq!((name, m.caught, m.false_alarms), ("event_target", 5, 0));
+            assert!(t > 0.1 && t <= 0.9, "{t}");
+            assert_eq!(m.lead_time_days_median, Some(lead), "{rule:?}");
+        }
+        let (rule, _, _, m) =
+            event_threshold_and_rule(&sustained, &p, &FlagRule::candidates(&p, true)).unwrap();
+        assert_eq!((rule, m.recall), (single, 1.0), "same recall, longest lead");
+
+        // One high score only: only the single-score rule catches anything.
+        let blip = flag_rows(30, 5, day, 20..21);
+        assert!(event_threshold(blip.clone(), &p, slow).is_none());
+        assert!(event_threshold(blip.clone(), &p, held).is_none());
+        let (rule, _, name, m) =
+            event_threshold_and_rule(&blip, &p, &FlagRule::candidates(&p, true)).unwrap();
+        assert_eq!((rule, name, m.caught), (single, "event_target", 5));
+
+        // Rows every 6 h of an hourly reporter: both rules flag 12 h into the episode,
+        // the same catches and lead, so the slower rule is kept.
+        let sampled = flag_rows(30, 5, 6 * Timestamp::HOUR_MS, 18..24);
+        let (rule, _, _, m) =
+            event_threshold_and_rule(&sampled, &p, &FlagRule::candidates(&p, false)).unwrap();
+        assert_eq!((rule, m.lead_time_days_median), (slow, Some(5.5)));
     }
 }
