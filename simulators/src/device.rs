@@ -60,6 +60,10 @@ pub(crate) struct ComponentSpec {
     pub(crate) onset_days: (f64, f64),
     /// Fault codes that a repair of this component clears.
     pub(crate) codes: &'static [&'static str],
+    /// The component wears only while the appliance runs: its failure time and
+    /// precursor are on the device's use clock ([`DeviceCore::advance_use`]), not the
+    /// calendar. A compressor that is switched off neither wears nor fails.
+    pub(crate) wears_with_use: bool,
 }
 
 /// A firmware version that reports one channel differently.
@@ -440,6 +444,11 @@ pub(crate) struct DeviceCore {
     seq: u64,
     failure_rate_per_year: f64,
     sudden_share: f64,
+    /// Use time (ms) for components that wear with use, scaled so that a fleet-average
+    /// duty wears like the calendar; starts at the history's start.
+    use_clock: i64,
+    /// Event time up to which `use_clock` has been advanced.
+    use_until: i64,
 }
 
 impl DeviceCore {
@@ -545,6 +554,8 @@ impl DeviceCore {
             seq: 0,
             failure_rate_per_year: config.failure_rate_per_year,
             sudden_share: config.sudden_failure_share,
+            use_clock: start,
+            use_until: start,
         };
         for spec in kind.components {
             let rate_multiplier = config
@@ -600,9 +611,33 @@ impl DeviceCore {
         }
     }
 
+    /// Advances the use clock to `t`: by the elapsed time times `rate` when the
+    /// appliance ran since the last call, not at all when it did not. `rate` is the
+    /// inverse of the fleet's average duty, so a year at average use wears like a
+    /// calendar year.
+    pub(crate) fn advance_use(&mut self, t: i64, ran: bool, rate: f64) {
+        let dt = t.saturating_sub(self.use_until).max(0);
+        self.use_until = self.use_until.max(t);
+        if ran {
+            self.use_clock = self
+                .use_clock
+                .saturating_add((dt as f64 * rate.max(0.0)) as i64);
+        }
+    }
+
+    /// The clock component `i` wears on at event time `t`.
+    fn clock(&self, i: usize, t: i64) -> i64 {
+        match self.components.get(i) {
+            Some(c) if c.spec.wears_with_use => self.use_clock,
+            _ => t,
+        }
+    }
+
     /// Wear of component `i` at `t`, 0-1.
     pub(crate) fn severity(&self, i: usize, t: i64) -> f64 {
-        self.components.get(i).map_or(0.0, |c| c.severity(t))
+        self.components
+            .get(i)
+            .map_or(0.0, |c| c.severity(self.clock(i, t)))
     }
 
     /// A self-test at `t`: every component's wear against [`SELF_TEST_WEAR_LIMIT`].
@@ -611,8 +646,9 @@ impl DeviceCore {
     pub(crate) fn self_test(&self, t: i64) -> Vec<crate::ComponentCheck> {
         self.components
             .iter()
-            .map(|c| {
-                let wear = c.severity(t);
+            .enumerate()
+            .map(|(i, c)| {
+                let wear = c.severity(self.clock(i, t));
                 let status = if c.is_failed() {
                     "failed"
                 } else if wear > SELF_TEST_WEAR_LIMIT {
@@ -639,7 +675,7 @@ impl DeviceCore {
     /// Indices of healthy components whose failure time has come by `t`.
     pub(crate) fn due_failures(&self, t: i64) -> Vec<usize> {
         (0..self.components.len())
-            .filter(|&i| self.components[i].is_due(t))
+            .filter(|&i| self.components[i].is_due(self.clock(i, t)))
             .collect()
     }
 
@@ -697,7 +733,8 @@ impl DeviceCore {
             self.clear_fault(code, t);
         }
         let multiplier = self.components[i].rate_multiplier;
-        let state = self.sample_failure(spec, t, multiplier);
+        let from = self.clock(i, t);
+        let state = self.sample_failure(spec, from, multiplier);
         self.components[i].state = state;
     }
 
@@ -1012,6 +1049,7 @@ mod tests {
         mode: "wear",
         onset_days: (10.0, 10.0),
         codes: &["X1"],
+        wears_with_use: false,
     };
 
     #[test]

@@ -53,18 +53,21 @@ pub(crate) static SPEC: KindSpec = KindSpec {
             mode: "clog",
             onset_days: (4.0, 21.0),
             codes: &["E24", "E25"],
+            wears_with_use: false,
         },
         ComponentSpec {
             name: "circulation_pump",
             mode: "impeller_wear",
             onset_days: (10.0, 40.0),
             codes: &["E14", "E16"],
+            wears_with_use: false,
         },
         ComponentSpec {
             name: "heater",
             mode: "heater_wear",
             onset_days: (5.0, 25.0),
             codes: &["E08", "E09"],
+            wears_with_use: false,
         },
     ],
     fault_codes: &[

@@ -125,7 +125,12 @@
 //! | water_heater | `heating_element` | `element_degradation` (7-40 d): element current falls, duty and recovery time rise | `W12` | `W11` |
 //! | water_heater | `thermostat` | `thermostat_drift` (5-30 d): the tank heats up to 12 K above its set point (`max_tank_temp_c`) | `W22` | `W21` (safety cut-out at 88 °C) |
 //!
-//! An air conditioner that is off shows no precursor until it runs again.
+//! An air conditioner's compressor and outdoor fan wear with use: their failure time and
+//! precursor run on a use clock that advances five hours per running hour (the
+//! simulated fleet runs about 20% of the year) and stands still while the unit is off,
+//! so they fail, and show their precursor, in the seasons the unit runs. A compressor
+//! that is switched off neither wears nor fails. The refrigerant leak runs on the
+//! calendar (gas escapes either way) and shows only while the unit runs.
 //!
 //! ## Confounders
 //!
