@@ -294,7 +294,8 @@ fn train_into(
                     (_, Some(why)) => println!("  {:<16} skipped: {why}", c.component),
                     (Some(m), None) => println!(
                         "  {:<16} threshold {:.3}  flag after {} score(s) held {} h  precision {:.2}  recall {:.2}  AP {:.3} (base rate {:.3})  failures caught {}/{}",
-                        c.component, c.threshold, c.persistence, c.hold_ms / 3_600_000, m.precision, m.recall, m.average_precision, m.base_rate, m.events_detected, m.events
+                        c.component, c.threshold, c.persistence, c.hold_ms / 3_600_000,
+                        m.precision, m.recall, m.average_precision, m.base_rate, m.events_detected, m.events
                     ),
                     (None, None) => println!("  {:<16} no validation metrics", c.component),
                 }

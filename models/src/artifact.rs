@@ -111,6 +111,12 @@ pub struct ComponentModel {
     /// A device that reports every few minutes would otherwise flag on a short burst.
     #[serde(default)]
     pub hold_ms: i64,
+    /// Once raised, a flag stays raised until the risk has stayed below the threshold
+    /// for this much event time (milliseconds), so a risk that dips under the threshold
+    /// for a score or two does not end one flag and raise another. 0 (and artefacts
+    /// written before it existed): the flag drops with the first score below.
+    #[serde(default)]
+    pub release_ms: i64,
     /// How the threshold was chosen: `target_precision`, `max_f1` or `max_f1_training`.
     pub threshold_rule: String,
     /// Validation metrics at the threshold, when the component was trained.

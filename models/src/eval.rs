@@ -13,13 +13,20 @@
 //!   device and component started within the horizon before it (`[f - h, f)`); the
 //!   lead time is the failure time minus the start of the earliest such episode.
 //! * A flag is **followed by a failure** if a failure of that component follows within
-//!   the horizon after its start (`(s, s + h]`); otherwise it is a **false alarm**.
+//!   the horizon after its start (`(s, s + h]`); otherwise it is a **false alarm**,
+//!   unless its horizon runs past the end of the history (`s + h` after the last
+//!   message): then nobody knows yet, and it is **censored** (`flags_censored`),
+//!   neither a flag nor a false alarm, as training leaves such rows unlabelled. The
+//!   false-alarm rate divides by the device-months in which a flag could be judged
+//!   (`judged_device_months`: each device's span up to one horizon before the end).
 //! * `precision` = flags followed by a failure / flags; `recall` = caught / failures
 //!   (all failures, also sudden ones and those before the device's warm-up, see
 //!   `failures_before_warm_up`); `recall_with_precursor` = caught / failures whose
 //!   mode is not `sudden`; `f1` from `precision` and `recall`.
-//! * `false_alarms_per_1000_device_months`: device-months are the sum over devices of
-//!   their observed time span (first to last message) divided by 30 days.
+//! * `false_alarms_per_1000_device_months`: false alarms over `judged_device_months`
+//!   (the sum over devices of their observed span, first message to the earlier of
+//!   their last message and one horizon before the history's end, divided by 30 days)
+//!   x 1000. `device_months` is the whole observed span.
 //!
 //! Evaluated pairs are the (device type, component)s the active model scores (trained
 //! components of a model whose schema matches the profile); the baseline is evaluated
@@ -47,6 +54,15 @@
 //! }
 //! ```
 //! where `M` is a [`Metrics`] object (undefined ratios are `null`).
+//!
+//! # `episodes.jsonl`
+//! Every flag of the model and of the baseline in the evaluated period, and every
+//! failure each missed, one JSON object per line ([`EpisodeRecord`]): what to read when
+//! asking which flags were false alarms and which failures went unseen.
+//! ```text
+//! {"scorer":"model","event":"flag","device_id":"wm-0001","device_type":"washer","component":"drain_pump","ts":1780000000000,"outcome":"followed","failure_ts":1780500000000,"lead_days":5.79}
+//! {"scorer":"baseline","event":"missed_failure","device_id":"wm-0001",...,"ts":1780500000000,"sudden":false}
+//! ```
 
 mod charts;
 
@@ -112,6 +128,9 @@ pub struct EventCounts {
     pub flags_followed: u64,
     /// Flag episodes that started while the component was failed (not counted as flags).
     pub flags_while_failed: u64,
+    /// Flag episodes not followed by a failure before the history's end, whose horizon
+    /// runs past it (not counted as flags).
+    pub flags_censored: u64,
     /// Failures.
     pub failures: u64,
     /// Failures whose mode is not `sudden`.
@@ -132,6 +151,7 @@ impl EventCounts {
         self.flags += other.flags;
         self.flags_followed += other.flags_followed;
         self.flags_while_failed += other.flags_while_failed;
+        self.flags_censored += other.flags_censored;
         self.failures += other.failures;
         self.failures_with_precursor += other.failures_with_precursor;
         self.failures_before_warm_up += other.failures_before_warm_up;
@@ -141,52 +161,179 @@ impl EventCounts {
     }
 }
 
+/// What became of one flag episode start (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlagOutcome {
+    /// Raised while the component was already failed (neither catch nor false alarm).
+    WhileFailed,
+    /// A failure of the component followed within the horizon, at this time.
+    Followed(i64),
+    /// No failure followed within the horizon.
+    FalseAlarm,
+    /// No failure followed before the history's end, which comes before the horizon's.
+    Censored,
+}
+
+/// Classifies a flag that started at `s` against the component's failures; the history
+/// ends at `end_ms`.
+pub fn classify_flag(
+    s: i64,
+    failures: &[FailureEvent],
+    horizon_ms: i64,
+    end_ms: i64,
+) -> FlagOutcome {
+    if failures
+        .iter()
+        .any(|f| s >= f.ts && s <= f.repaired_at.unwrap_or(i64::MAX))
+    {
+        return FlagOutcome::WhileFailed;
+    }
+    failures
+        .iter()
+        .filter(|f| f.ts > s && f.ts <= s.saturating_add(horizon_ms))
+        .map(|f| f.ts)
+        .min()
+        .map_or(
+            if s.saturating_add(horizon_ms) > end_ms {
+                FlagOutcome::Censored
+            } else {
+                FlagOutcome::FalseAlarm
+            },
+            FlagOutcome::Followed,
+        )
+}
+
+/// The start of the earliest flag (of sorted `starts`) that catches failure `f`.
+fn catching_flag(starts: &[i64], f: &FailureEvent, horizon_ms: i64) -> Option<i64> {
+    starts
+        .iter()
+        .copied()
+        .find(|&s| s >= f.ts.saturating_sub(horizon_ms) && s < f.ts)
+}
+
 /// Scores one (device, component): flag episode starts (epoch ms, any order) against its
-/// failures, with horizon `horizon_ms`. See the module docs for the rules.
+/// failures, with horizon `horizon_ms`, in a history that ends at `end_ms`. See the
+/// module docs for the rules.
 pub fn score_events(
     flag_starts: &[i64],
     failures: &[FailureEvent],
     horizon_ms: i64,
+    end_ms: i64,
 ) -> EventCounts {
     let mut c = EventCounts::default();
-    let broken = |s: i64| {
-        failures
-            .iter()
-            .any(|f| s >= f.ts && s <= f.repaired_at.unwrap_or(i64::MAX))
-    };
-    let starts: Vec<i64> = {
-        let mut v: Vec<i64> = flag_starts
-            .iter()
-            .copied()
-            .filter(|&s| !broken(s))
-            .collect();
-        v.sort_unstable();
-        v
-    };
+    let mut starts: Vec<(i64, FlagOutcome)> = flag_starts
+        .iter()
+        .map(|&s| (s, classify_flag(s, failures, horizon_ms, end_ms)))
+        .filter(|(_, o)| *o != FlagOutcome::WhileFailed)
+        .collect();
+    starts.sort_unstable_by_key(|(s, _)| *s);
     c.flags_while_failed = (flag_starts.len() - starts.len()) as u64;
-    c.flags = starts.len() as u64;
+    c.flags_censored = starts
+        .iter()
+        .filter(|(_, o)| *o == FlagOutcome::Censored)
+        .count() as u64;
+    c.flags = starts.len() as u64 - c.flags_censored;
     c.flags_followed = starts
         .iter()
-        .filter(|&&s| {
-            failures
-                .iter()
-                .any(|f| f.ts > s && f.ts <= s.saturating_add(horizon_ms))
-        })
+        .filter(|(_, o)| matches!(o, FlagOutcome::Followed(_)))
         .count() as u64;
+    let starts: Vec<i64> = starts.into_iter().map(|(s, _)| s).collect();
     for f in failures {
         c.failures += 1;
         c.failures_with_precursor += u64::from(!f.sudden);
         c.failures_before_warm_up += u64::from(f.before_warm_up);
-        let first = starts
-            .iter()
-            .find(|&&s| s >= f.ts.saturating_sub(horizon_ms) && s < f.ts);
-        if let Some(&s) = first {
+        if let Some(s) = catching_flag(&starts, f, horizon_ms) {
             c.caught += 1;
             c.caught_with_precursor += u64::from(!f.sudden);
             c.lead_times_ms.push(f.ts - s);
         }
     }
     c
+}
+
+/// One line of `episodes.jsonl`: a flag episode of the model or the baseline and what
+/// became of it, or a failure it missed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EpisodeRecord {
+    /// `model` or `baseline`.
+    pub scorer: &'static str,
+    /// `flag` or `missed_failure`.
+    pub event: &'static str,
+    pub device_id: String,
+    pub device_type: String,
+    pub component: String,
+    /// The flag's start, or the missed failure's time (epoch ms).
+    pub ts: i64,
+    /// Flags: `followed`, `false_alarm`, `censored` or `while_failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<&'static str>,
+    /// Flags followed by a failure: the failure's time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_ts: Option<i64>,
+    /// Flags followed by a failure: days from the flag to it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead_days: Option<f64>,
+    /// Missed failures: whether the failure was sudden (no precursor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sudden: Option<bool>,
+}
+
+/// The episode records of one scorer for one (device, component).
+fn episode_records(
+    scorer: &'static str,
+    key: (&str, &str, &str),
+    flag_starts: &[i64],
+    failures: &[FailureEvent],
+    horizon_ms: i64,
+    end_ms: i64,
+) -> Vec<EpisodeRecord> {
+    let (device_id, device_type, component) = key;
+    let record = |event, ts| EpisodeRecord {
+        scorer,
+        event,
+        device_id: device_id.to_owned(),
+        device_type: device_type.to_owned(),
+        component: component.to_owned(),
+        ts,
+        outcome: None,
+        failure_ts: None,
+        lead_days: None,
+        sudden: None,
+    };
+    let mut starts: Vec<i64> = flag_starts.to_vec();
+    starts.sort_unstable();
+    let mut out = Vec::new();
+    let mut counted = Vec::new();
+    for &s in &starts {
+        let outcome = classify_flag(s, failures, horizon_ms, end_ms);
+        let mut r = record("flag", s);
+        match outcome {
+            FlagOutcome::WhileFailed => r.outcome = Some("while_failed"),
+            FlagOutcome::Censored => {
+                r.outcome = Some("censored");
+                counted.push(s);
+            }
+            FlagOutcome::FalseAlarm => {
+                r.outcome = Some("false_alarm");
+                counted.push(s);
+            }
+            FlagOutcome::Followed(f) => {
+                r.outcome = Some("followed");
+                r.failure_ts = Some(f);
+                r.lead_days = Some((f - s) as f64 / DAY_MS as f64);
+                counted.push(s);
+            }
+        }
+        out.push(r);
+    }
+    for f in failures {
+        if catching_flag(&counted, f, horizon_ms).is_none() {
+            let mut r = record("missed_failure", f.ts);
+            r.sudden = Some(f.sudden);
+            out.push(r);
+        }
+    }
+    out
 }
 
 /// Event-level metrics of one scope (overall, a device type, or a type's component).
@@ -196,6 +343,9 @@ pub struct Metrics {
     pub devices: u64,
     /// Observed device-months (sum of each device's first-to-last message span / 30 d).
     pub device_months: f64,
+    /// Device-months in which a flag could be judged: each device's span up to one
+    /// horizon before the history's end (the false-alarm rate's denominator).
+    pub judged_device_months: f64,
     /// Flag episodes (rising edges).
     pub flags: u64,
     /// Flags followed by a failure within the horizon.
@@ -204,6 +354,9 @@ pub struct Metrics {
     pub false_alarms: u64,
     /// Flag episodes that started while the component was failed (not in `flags`).
     pub flags_while_failed: u64,
+    /// Flag episodes within one horizon of the history's end that no failure followed
+    /// before it: not yet known to be right or wrong (not in `flags`).
+    pub flags_censored: u64,
     /// All failures.
     pub failures: u64,
     /// Failures with a precursor (mode is not `sudden`).
@@ -226,7 +379,7 @@ pub struct Metrics {
     pub lead_time_days_median: Option<f64>,
     /// 10th percentile of the lead times of catches, days (the short ones).
     pub lead_time_days_p10: Option<f64>,
-    /// `false_alarms / device_months * 1000`.
+    /// `false_alarms / judged_device_months * 1000`.
     pub false_alarms_per_1000_device_months: Option<f64>,
     /// Model version(s) evaluated (comma-separated when several), or the baseline's name.
     pub model_version: String,
@@ -234,12 +387,14 @@ pub struct Metrics {
 
 impl Metrics {
     /// Metrics from summed counts, the scope's devices and device-months, and a version.
+    /// `months`: (observed device-months, judged device-months).
     pub fn from_counts(
         c: &EventCounts,
         devices: u64,
-        device_months: f64,
+        months: (f64, f64),
         model_version: String,
     ) -> Metrics {
+        let (device_months, judged_device_months) = months;
         let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
         let precision = ratio(c.flags_followed, c.flags);
         let recall = ratio(c.caught, c.failures);
@@ -258,10 +413,12 @@ impl Metrics {
         Metrics {
             devices,
             device_months,
+            judged_device_months,
             flags: c.flags,
             flags_followed_by_failure: c.flags_followed,
             false_alarms,
             flags_while_failed: c.flags_while_failed,
+            flags_censored: c.flags_censored,
             failures: c.failures,
             failures_with_precursor: c.failures_with_precursor,
             failures_before_warm_up: c.failures_before_warm_up,
@@ -273,8 +430,8 @@ impl Metrics {
             f1,
             lead_time_days_median: percentile(&days, 0.5),
             lead_time_days_p10: percentile(&days, 0.1),
-            false_alarms_per_1000_device_months: (device_months > 0.0)
-                .then(|| false_alarms as f64 / device_months * 1000.0),
+            false_alarms_per_1000_device_months: (judged_device_months > 0.0)
+                .then(|| false_alarms as f64 / judged_device_months * 1000.0),
             model_version,
         }
     }
@@ -691,7 +848,8 @@ pub fn eval(
     // Counts per (type, component) and devices per type.
     let mut model_counts: BTreeMap<(String, String), EventCounts> = BTreeMap::new();
     let mut base_counts: BTreeMap<(String, String), EventCounts> = BTreeMap::new();
-    let mut type_devices: BTreeMap<String, (u64, f64)> = BTreeMap::new();
+    let mut type_devices: BTreeMap<String, (u64, f64, f64)> = BTreeMap::new();
+    let mut episodes: Vec<EpisodeRecord> = Vec::new();
     let mut device_ids: Vec<&String> = devices.keys().collect();
     device_ids.sort();
     for id in device_ids {
@@ -702,10 +860,12 @@ pub fn eval(
         if dev.last < from {
             continue;
         }
+        let horizon = horizon_for(&dev.device_type);
         let td = type_devices.entry(dev.device_type.clone()).or_default();
         td.0 += 1;
         td.1 += (dev.last - dev.first.max(from)) as f64 / DEVICE_MONTH_MS;
-        let horizon = horizon_for(&dev.device_type);
+        td.2 += (dev.last.min(max_ts.saturating_sub(horizon)) - dev.first.max(from)).max(0) as f64
+            / DEVICE_MONTH_MS;
         for comp in comps {
             let key = (id.clone(), comp.clone());
             let all: &[(i64, Option<i64>, bool)] = failures.get(&key).map_or(&[], |l| &l[..]);
@@ -736,16 +896,21 @@ pub fn eval(
             let tc = (dev.device_type.clone(), comp.clone());
             let m = model_eps.get(&key).map(in_period).unwrap_or_default();
             let m = &m[..];
+            let b = base_eps.get(&key).map(in_period).unwrap_or_default();
+            let b = &b[..];
+            let names = (id.as_str(), dev.device_type.as_str(), comp.as_str());
+            episodes.extend(episode_records("model", names, m, &fails, horizon, max_ts));
+            episodes.extend(episode_records(
+                "baseline", names, b, &fails, horizon, max_ts,
+            ));
             model_counts
                 .entry(tc.clone())
                 .or_default()
-                .add(&score_events(m, &fails, horizon));
-            let b = base_eps.get(&key).map(in_period).unwrap_or_default();
-            let b = &b[..];
+                .add(&score_events(m, &fails, horizon, max_ts));
             base_counts
                 .entry(tc)
                 .or_default()
-                .add(&score_events(b, &fails, horizon));
+                .add(&score_events(b, &fails, horizon, max_ts));
         }
     }
     let mut unscored_failures: BTreeMap<String, u64> = BTreeMap::new();
@@ -836,6 +1001,7 @@ pub fn eval(
         report.chart_text = text;
     }
     write_json(&report, &report_dir.join("metrics.json"))?;
+    write_episodes(&episodes, &report_dir.join("episodes.jsonl"))?;
     let md = render_markdown(&report, params.no_charts);
     let path = report_dir.join("report.md");
     fs::write(&path, md).map_err(|e| Error::io(&path, e))?;
@@ -893,7 +1059,7 @@ fn peak(s: &Series) -> f64 {
 
 fn scope(
     counts: &BTreeMap<(String, String), EventCounts>,
-    type_devices: &BTreeMap<String, (u64, f64)>,
+    type_devices: &BTreeMap<String, (u64, f64, f64)>,
     version_of: &dyn Fn(&str) -> String,
     overall_version: String,
 ) -> ScopedMetrics {
@@ -901,27 +1067,45 @@ fn scope(
     let mut by_type: BTreeMap<String, EventCounts> = BTreeMap::new();
     let mut all = EventCounts::default();
     for ((t, c), counts) in counts {
-        let (n, months) = type_devices.get(t).copied().unwrap_or_default();
+        let (n, months, judged) = type_devices.get(t).copied().unwrap_or_default();
         out.by_component.entry(t.clone()).or_default().insert(
             c.clone(),
-            Metrics::from_counts(counts, n, months, version_of(t)),
+            Metrics::from_counts(counts, n, (months, judged), version_of(t)),
         );
         by_type.entry(t.clone()).or_default().add(counts);
         all.add(counts);
     }
     for (t, counts) in &by_type {
-        let (n, months) = type_devices.get(t).copied().unwrap_or_default();
+        let (n, months, judged) = type_devices.get(t).copied().unwrap_or_default();
         out.by_type.insert(
             t.clone(),
-            Metrics::from_counts(counts, n, months, version_of(t)),
+            Metrics::from_counts(counts, n, (months, judged), version_of(t)),
         );
     }
-    let (n, months) = type_devices
+    let (n, months, judged) = type_devices
         .iter()
         .filter(|(t, _)| by_type.contains_key(*t))
-        .fold((0, 0.0), |acc, (_, v)| (acc.0 + v.0, acc.1 + v.1));
-    out.overall = Metrics::from_counts(&all, n, months, overall_version);
+        .fold((0, 0.0, 0.0), |acc, (_, v)| {
+            (acc.0 + v.0, acc.1 + v.1, acc.2 + v.2)
+        });
+    out.overall = Metrics::from_counts(&all, n, (months, judged), overall_version);
     out
+}
+
+/// `episodes.jsonl`: one [`EpisodeRecord`] per line, by device, component and scorer.
+fn write_episodes(episodes: &[EpisodeRecord], path: &Path) -> Result<()> {
+    let mut text = String::new();
+    for e in episodes {
+        let line = serde_json::to_string(e).map_err(|e| {
+            Error::io(
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            )
+        })?;
+        text.push_str(&line);
+        text.push('\n');
+    }
+    fs::write(path, text).map_err(|e| Error::io(path, e))
 }
 
 fn write_json(report: &EvalReport, path: &Path) -> Result<()> {
@@ -999,8 +1183,11 @@ fn render_markdown(r: &EvalReport, no_charts: bool) -> String {
         "Counted at event level: a flag is an episode of consecutive flagged scores (one per \
          rising edge); a failure is caught if a flag of that device and component started \
          within the horizon before it; a flag not followed by a failure of its component \
-         within the horizon is a false alarm. Flags that start while the component is \
-         already failed are not counted. Baseline: flag a component when the device raised \
+         within the horizon is a false alarm, unless the history ends before its horizon \
+         does (censored: not yet known, not counted; the false-alarm rate is per judged \
+         device-month, up to one horizon before the end). Flags that start while the \
+         component is already failed are not counted. Every flag and missed failure is in \
+         `episodes.jsonl`. Baseline: flag a component when the device raised \
          at least 2 of its fault codes, or one major/critical code, in the last 7 days. \
          Both start after the same 7-day warm-up. See `metrics.json` for every number.\n"
     );

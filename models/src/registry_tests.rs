@@ -74,6 +74,7 @@ fn model(device_type: &str, variant: u32, padding: usize) -> ModelArtifact {
             threshold: 0.5 + 0.001 * f64::from(variant),
             persistence: 3,
             hold_ms: 0,
+            release_ms: 0,
             threshold_rule: "target_precision".into(),
             metrics: None,
             skipped_reason: (*c != trained).then(|| "test".to_owned()),

@@ -33,6 +33,10 @@ struct DeviceEntry {
     streaks: Box<[u16]>,
     /// Event time (epoch seconds) of the first score of each current streak.
     streak_since: Box<[i64]>,
+    /// Per component model: 0 while no flag is raised; otherwise the event time (epoch
+    /// seconds) since which the risk has been below the threshold, or `i64::MAX` while
+    /// it is at or above it (see `ComponentModel::release_ms`).
+    raised_below: Box<[i64]>,
 }
 
 /// Keeps every device's feature state and scores it with the active model of its type.
@@ -92,6 +96,7 @@ impl Scorer {
                     + e.state.size_bytes()
                     + std::mem::size_of_val(&*e.streaks)
                     + std::mem::size_of_val(&*e.streak_since)
+                    + std::mem::size_of_val(&*e.raised_below)
             })
             .sum()
     }
@@ -168,6 +173,7 @@ impl Scorer {
                     state: DeviceState::new(&ctx.schema),
                     streaks: Box::new([]),
                     streak_since: Box::new([]),
+                    raised_below: Box::new([]),
                 }),
         };
         if entry.type_idx != type_idx {
@@ -177,6 +183,7 @@ impl Scorer {
                 state: DeviceState::new(&ctx.schema),
                 streaks: Box::new([]),
                 streak_since: Box::new([]),
+                raised_below: Box::new([]),
             };
         }
         if !entry.state.update(msg) || !entry.state.is_warm() {
@@ -189,6 +196,7 @@ impl Scorer {
             entry.epoch = ctx.epoch;
             entry.streaks = vec![0u16; model.components.len()].into_boxed_slice();
             entry.streak_since = vec![0i64; model.components.len()].into_boxed_slice();
+            entry.raised_below = vec![0i64; model.components.len()].into_boxed_slice();
         }
         let d = model.feature_schema.len();
         self.raw.resize(d, 0.0);
@@ -214,10 +222,18 @@ impl Scorer {
             if *streak == 1 {
                 entry.streak_since[ci] = ts.millis() / 1000;
             }
-            let held_ms = (ts.millis() / 1000)
+            let now_s = ts.millis() / 1000;
+            let held_ms = now_s
                 .saturating_sub(entry.streak_since[ci])
                 .saturating_mul(1000);
-            let flagged = u32::from(*streak) >= comp.persistence.max(1) && held_ms >= comp.hold_ms;
+            let raise = u32::from(*streak) >= comp.persistence.max(1) && held_ms >= comp.hold_ms;
+            let flagged = latch(
+                &mut entry.raised_below[ci],
+                raise,
+                *streak > 0,
+                now_s,
+                comp.release_ms,
+            );
             out.push(Prediction {
                 device_id: msg.device_id().clone(),
                 device_type: device_type.to_owned(),
@@ -233,6 +249,28 @@ impl Scorer {
         }
         out
     }
+}
+
+/// Keeps a raised flag up until the risk has been below the threshold for `release_ms`
+/// of event time; `state` is the component's `raised_below` entry. With `release_ms`
+/// 0 the flag is exactly `raise`.
+fn latch(state: &mut i64, raise: bool, above: bool, now_s: i64, release_ms: i64) -> bool {
+    if raise || (*state != 0 && above) {
+        *state = i64::MAX;
+        return true;
+    }
+    if *state == 0 {
+        return false;
+    }
+    if *state == i64::MAX {
+        // The first score below the threshold since the flag went up.
+        *state = now_s.max(1);
+    }
+    if now_s.saturating_sub(*state).saturating_mul(1000) >= release_ms.max(0) {
+        *state = 0;
+        return false;
+    }
+    true
 }
 
 /// The model if its feature schema is the profile's; otherwise none (and a warning):
@@ -294,4 +332,46 @@ pub fn replay_history(
         let preds = scorer.observe(&msg);
         f(&msg, preds);
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::latch;
+
+    /// Runs `latch` over (seconds, raise, above) scores.
+    fn run(release_ms: i64, scores: &[(i64, bool, bool)]) -> Vec<bool> {
+        let mut state = 0;
+        scores
+            .iter()
+            .map(|&(t, raise, above)| latch(&mut state, raise, above, t, release_ms))
+            .collect()
+    }
+
+    #[test]
+    fn a_raised_flag_stays_up_until_the_risk_has_been_low_for_the_release_time() {
+        const DAY: i64 = 86_400;
+        // Daily scores: raised, a dip for a day, above again (not yet a raise), then low.
+        let scores = [
+            (0, false, false),
+            (DAY, true, true),
+            (2 * DAY, false, false),
+            (3 * DAY, false, true),
+            (4 * DAY, false, false),
+            (5 * DAY, false, false),
+            (6 * DAY, false, false),
+            (7 * DAY, false, false),
+            (8 * DAY, false, true),
+        ];
+        // Without a release time the flag is exactly the raise rule.
+        assert_eq!(
+            run(0, &scores),
+            [false, true, false, false, false, false, false, false, false]
+        );
+        // With 3 days, the dip does not end it; three days below (day 4 to day 7) do,
+        // and a score above the threshold alone does not raise it again.
+        assert_eq!(
+            run(3 * DAY * 1000, &scores),
+            [false, true, true, true, true, true, true, false, false]
+        );
+    }
 }

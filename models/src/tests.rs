@@ -408,6 +408,7 @@ pub(crate) fn handmade(version: &str, weight: f64) -> ModelArtifact {
             threshold: 0.5,
             persistence: 3,
             hold_ms: 0,
+            release_ms: 0,
             threshold_rule: "target_precision".into(),
             metrics: None,
             skipped_reason: (c != "drain_pump").then(|| "test".to_owned()),

@@ -69,6 +69,10 @@ pub struct TrainParams {
     /// keeps the slower rule). A washer reporting once a day needs three days for three
     /// scores; a component whose precursor shows in one score should not wait for them.
     pub adaptive_persistence: bool,
+    /// Once raised, a flag stays raised until the risk has stayed below the threshold
+    /// for this much event time: a daily reporter whose risk hovers at the threshold
+    /// would otherwise raise a new flag, and a new false alarm, every other day.
+    pub release_ms: i64,
     /// Seed of the negative undersampling.
     pub seed: u64,
     /// Solver iterations per model.
@@ -110,6 +114,7 @@ impl Default for TrainParams {
             persistence: 3,
             hold_ms: 12 * Timestamp::HOUR_MS,
             adaptive_persistence: true,
+            release_ms: 3 * Timestamp::DAY_MS,
             seed: 42,
             max_iterations: 150,
             negatives_per_positive: 4.0,
@@ -148,6 +153,9 @@ impl TrainParams {
         }
         if self.hold_ms < 0 {
             return bad("hold_ms must not be negative");
+        }
+        if self.release_ms < 0 {
+            return bad("release_ms must not be negative");
         }
         if self.persistence == 0 {
             return bad("persistence must be at least 1");
@@ -1345,6 +1353,7 @@ pub(crate) fn event_threshold_and_rule(
         let Some((t, name, m)) = event_threshold(rows.to_vec(), p, rule) else {
             continue;
         };
+
         let key = |name: &str, m: &crate::artifact::EventMetrics| {
             (
                 name == "event_target",
@@ -1367,8 +1376,8 @@ pub(crate) fn event_threshold_and_rule(
 /// Flags are counted the way `eval` and the live scorer raise them under `rule`: an
 /// episode starts at the first row where the risk has been at or above the threshold
 /// for at least `rule.persistence` consecutive rows and for at least `rule.hold_ms` of
-/// event time since the first of them, and ends at the first row below it, or at a gap
-/// in the rows (an excluded period). An episode is true if its first flagged row is
+/// event time since the first of them, and ends once the risk has stayed below it for
+/// `release_ms` (at once when 0), or at a gap in the rows (an excluded period). An episode is true if its first flagged row is
 /// positive (its component fails within the horizon), and it catches that failure.
 ///
 /// Rule: among thresholds whose event precision reaches `target_precision` and whose
@@ -1386,6 +1395,7 @@ pub(crate) fn event_threshold(
 ) -> Option<(f64, &'static str, crate::artifact::EventMetrics)> {
     rows.sort_by(|a, b| a.dev.cmp(&b.dev).then(a.seq.cmp(&b.seq)));
     let need = rule.persistence.max(1) as usize;
+    let release_ms = p.release_ms.max(0);
     let contiguous = |k: usize| {
         k > 0 && rows[k - 1].dev == rows[k].dev && rows[k].seq == rows[k - 1].seq.saturating_add(1)
     };
@@ -1412,19 +1422,27 @@ pub(crate) fn event_threshold(
         let (mut flags, mut false_alarms) = (0u64, 0u64);
         // Caught failures and the lead of the first flag that caught each.
         let mut caught: HashMap<(u32, i64), f64> = HashMap::new();
-        let (mut run, mut since, mut flagged) = (0usize, 0i64, false);
+        // `raised`: a flag is up; `below`: since when it has had no reason to be (the
+        // live scorer's latch, `scorer::latch`).
+        let (mut run, mut since, mut raised, mut below) = (0usize, 0i64, false, None);
         for (k, r) in rows.iter().enumerate() {
             if !contiguous(k) {
-                run = 0;
+                (run, raised, below) = (0, false, None);
             }
-            if r.risk >= t {
+            let above = r.risk >= t;
+            if above {
                 if run == 0 {
                     since = r.ts;
-                    flagged = false;
                 }
                 run += 1;
-                if !flagged && run >= need && r.ts - since >= rule.hold_ms {
-                    flagged = true;
+            } else {
+                run = 0;
+            }
+            let raise = above && run >= need && r.ts - since >= rule.hold_ms;
+            if raise || (raised && above) {
+                below = None;
+                if !raised {
+                    raised = true;
                     flags += 1;
                     if r.positive {
                         caught
@@ -1434,8 +1452,11 @@ pub(crate) fn event_threshold(
                         false_alarms += 1;
                     }
                 }
-            } else {
-                run = 0;
+            } else if raised {
+                let from = *below.get_or_insert(r.ts);
+                if r.ts - from >= release_ms {
+                    (raised, below) = (false, None);
+                }
             }
         }
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
@@ -1549,6 +1570,7 @@ fn untrained(component: &str, p: &TrainParams) -> ComponentModel {
         threshold: 1.0,
         persistence: p.persistence,
         hold_ms: p.hold_ms,
+        release_ms: p.release_ms.max(0),
         threshold_rule: "none".into(),
         metrics: None,
         skipped_reason: None,
@@ -1827,5 +1849,41 @@ mod tests {
         let (rule, _, _, m) =
             event_threshold_and_rule(&sampled, &p, &FlagRule::candidates(&p, false)).unwrap();
         assert_eq!((rule, m.lead_time_days_median), (slow, Some(5.5)));
+    }
+
+    #[test]
+    fn a_flag_that_dips_under_the_threshold_within_the_release_time_is_one_flag() {
+        let day = Timestamp::DAY_MS;
+        // Healthy devices at 0.1 throughout; one device at 0.9 on days 10 and 12 (a dip
+        // on day 11) and no failure: one false alarm with a release time, two without.
+        let mut rows = flag_rows(40, 0, day, 0..0);
+        for r in rows.iter_mut().filter(|r| r.dev == 0) {
+            if [10, 12].contains(&(r.ts / day)) {
+                r.risk = 0.9;
+            }
+        }
+        let single = FlagRule {
+            persistence: 1,
+            hold_ms: 0,
+        };
+        let count = |release_ms: i64| {
+            let p = TrainParams {
+                release_ms,
+                // Let every threshold through, to see the counts of the top one.
+                alert_budget: 1e9,
+                target_precision: 0.0,
+                ..TrainParams::default()
+            };
+            let mut rows = rows.clone();
+            // One catchable failure elsewhere so that some threshold is usable.
+            for r in rows.iter_mut().filter(|r| r.dev == 1 && r.ts / day == 20) {
+                (r.risk, r.positive, r.failure_ts) = (0.9, true, 21 * day);
+            }
+            event_threshold(rows, &p, single).unwrap().2
+        };
+        let released = count(3 * day);
+        let at_once = count(0);
+        assert_eq!((released.flags, released.false_alarms), (2, 1));
+        assert_eq!((at_once.flags, at_once.false_alarms), (3, 2));
     }
 }

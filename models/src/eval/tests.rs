@@ -8,7 +8,10 @@ use domain::{ProfileSet, Timestamp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{charts, score_events, EvalParams, FailureEvent, Metrics, Series};
+use super::{
+    charts, classify_flag, episode_records, score_events, EvalParams, FailureEvent, FlagOutcome,
+    Metrics, Series,
+};
 use crate::artifact::{ComponentModel, ModelArtifact, TrainingSummary, FORMAT_VERSION};
 use crate::predict::predict;
 use crate::{FeatureSchema, ModelRegistry, TrainParams};
@@ -34,8 +37,9 @@ fn event_scoring_by_hand() {
     // 15 d later), day 27 (catches day 30, lead 3 d), day 10.5 (while failed: not a
     // flag).
     let starts = [5 * DAY, 15 * DAY, 27 * DAY, 10 * DAY + 12 * HOUR];
-    let c = score_events(&starts, &failures, 7 * DAY);
+    let c = score_events(&starts, &failures, 7 * DAY, 60 * DAY);
     assert_eq!(c.flags, 3);
+    assert_eq!(c.flags_censored, 0);
     assert_eq!(c.flags_while_failed, 1);
     assert_eq!(c.flags_followed, 2);
     assert_eq!(c.failures, 2);
@@ -44,7 +48,7 @@ fn event_scoring_by_hand() {
     assert_eq!(c.caught_with_precursor, 1);
     assert_eq!(c.lead_times_ms, vec![5 * DAY, 3 * DAY]);
 
-    let m = Metrics::from_counts(&c, 2, 2.0, "v1".into());
+    let m = Metrics::from_counts(&c, 2, (2.5, 2.0), "v1".into());
     assert_eq!(m.false_alarms, 1);
     assert!((m.precision.unwrap() - 2.0 / 3.0).abs() < 1e-12);
     assert_eq!(m.recall, Some(1.0));
@@ -60,13 +64,103 @@ fn event_scoring_by_hand() {
         &[DAY, 4 * DAY, 8 * DAY],
         &[fail(10.0, 11.0, false)],
         7 * DAY,
+        60 * DAY,
     );
     assert_eq!((c.flags, c.flags_followed, c.caught), (3, 2, 1));
     assert_eq!(c.lead_times_ms, vec![6 * DAY]);
-    let m = Metrics::from_counts(&score_events(&[], &failures, DAY), 1, 0.0, String::new());
+    let m = Metrics::from_counts(
+        &score_events(&[], &failures, DAY, 60 * DAY),
+        1,
+        (0.0, 0.0),
+        String::new(),
+    );
     assert_eq!((m.precision, m.recall, m.f1), (None, Some(0.0), None));
     assert_eq!(m.false_alarms_per_1000_device_months, None);
     assert_eq!(m.lead_time_days_median, None);
+}
+
+#[test]
+fn flags_whose_horizon_outlives_the_history_are_censored_not_false_alarms() {
+    // The history ends on day 40; horizon 7 days. A failure on day 38.
+    let end = 40 * DAY;
+    let failures = [fail(38.0, 39.5, false)];
+    let h = 7 * DAY;
+    assert_eq!(
+        classify_flag(20 * DAY, &failures, h, end),
+        FlagOutcome::FalseAlarm
+    );
+    assert_eq!(
+        classify_flag(36 * DAY, &failures, h, end),
+        FlagOutcome::Followed(38 * DAY)
+    );
+    assert_eq!(
+        classify_flag(38 * DAY + HOUR, &failures, h, end),
+        FlagOutcome::WhileFailed
+    );
+    // A flag whose failure comes before the end is judged even when its horizon is not.
+    assert_eq!(
+        classify_flag(34 * DAY - HOUR, &failures, h, end),
+        FlagOutcome::Followed(38 * DAY)
+    );
+    // After the repair nothing follows before the end, and its horizon runs past it.
+    assert_eq!(
+        classify_flag(39 * DAY + 13 * HOUR, &failures, h, end),
+        FlagOutcome::Censored
+    );
+    assert_eq!(
+        classify_flag(33 * DAY, &[], h, end),
+        FlagOutcome::FalseAlarm
+    );
+    assert_eq!(
+        classify_flag(33 * DAY + 1, &[], h, end),
+        FlagOutcome::Censored
+    );
+
+    let starts = [20 * DAY, 36 * DAY, 39 * DAY + 13 * HOUR];
+    let c = score_events(&starts, &failures, h, end);
+    assert_eq!(
+        (c.flags, c.flags_followed, c.flags_censored, c.caught),
+        (2, 1, 1, 1)
+    );
+    // The false-alarm rate is over the judged months, not the observed ones.
+    let m = Metrics::from_counts(&c, 1, (4.0 / 3.0, 1.1), "v".into());
+    assert_eq!((m.false_alarms, m.flags_censored), (1, 1));
+    assert!((m.false_alarms_per_1000_device_months.unwrap() - 1000.0 / 1.1).abs() < 1e-9);
+    assert_eq!(m.precision, Some(0.5));
+
+    // episodes.jsonl says the same per flag, and lists the missed failure of a scorer
+    // that never flagged.
+    let rec = episode_records(
+        "model",
+        ("wm-1", "washer", "heater"),
+        &starts,
+        &failures,
+        h,
+        end,
+    );
+    let outcomes: Vec<_> = rec.iter().map(|r| (r.event, r.outcome)).collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("flag", Some("false_alarm")),
+            ("flag", Some("followed")),
+            ("flag", Some("censored")),
+        ]
+    );
+    assert_eq!(rec[1].lead_days, Some(2.0));
+    let rec = episode_records(
+        "baseline",
+        ("wm-1", "washer", "heater"),
+        &[],
+        &failures,
+        h,
+        end,
+    );
+    assert_eq!(rec.len(), 1);
+    assert_eq!(
+        (rec[0].event, rec[0].sudden, rec[0].ts),
+        ("missed_failure", Some(false), 38 * DAY)
+    );
 }
 
 /// Washers whose `drain_time_s` climbs over the 10 days before each drain-pump failure
