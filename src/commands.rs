@@ -293,9 +293,14 @@ fn train_into(
                 match (&c.metrics, &c.skipped_reason) {
                     (_, Some(why)) => println!("  {:<16} skipped: {why}", c.component),
                     (Some(m), None) => println!(
-                        "  {:<16} threshold {:.3}  flag after {} score(s) held {} h  precision {:.2}  recall {:.2}  AP {:.3} (base rate {:.3})  failures caught {}/{}",
+                        "  {:<16} threshold {:.3}  flag after {} score(s) held {} h{}  precision {:.2}  recall {:.2}  AP {:.3} (base rate {:.3})  failures caught {}/{}{}",
                         c.component, c.threshold, c.persistence, c.hold_ms / 3_600_000,
-                        m.precision, m.recall, m.average_precision, m.base_rate, m.events_detected, m.events
+                        if c.fault_rule.is_some() { " or on its fault codes" } else { "" },
+                        m.precision, m.recall, m.average_precision, m.base_rate, m.events_detected, m.events,
+                        m.validation_events.as_ref().map_or(String::new(), |e| format!(
+                            "  flags on validation: {} caught {}/{} failures, {} false",
+                            e.flags, e.caught, e.failures, e.false_alarms
+                        )),
                     ),
                     (None, None) => println!("  {:<16} no validation metrics", c.component),
                 }

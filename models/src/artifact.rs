@@ -117,6 +117,11 @@ pub struct ComponentModel {
     /// written before it existed): the flag drops with the first score below.
     #[serde(default)]
     pub release_ms: i64,
+    /// When set, the component is also flagged while its fault codes say so, whatever
+    /// the risk ([`FaultRule`]): training keeps it where it catches more validation
+    /// failures within the precision target and the alert budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault_rule: Option<FaultRule>,
     /// How the threshold was chosen: `target_precision`, `max_f1` or `max_f1_training`.
     pub threshold_rule: String,
     /// Validation metrics at the threshold, when the component was trained.
@@ -295,6 +300,78 @@ pub struct ComponentMetrics {
     pub validation_events: Option<EventMetrics>,
 }
 
+/// A fault-code rule read from a component's fault features, as the after-sales
+/// catalogue rule (and `eval`'s baseline) reads the codes: it fires while a major or
+/// critical code of the component was raised within about the last 7 days
+/// (`fault.{c}.major_count_7d`, a count decaying with a 7-day time constant, at least
+/// `e^-1`), or two or more of its codes within a few days (`fault.{c}.count_7d` at
+/// least 1.5), and a code came after the component's last repair
+/// (`fault.{c}.hours_since` under `fault.{c}.hours_since_repair`, or no repair seen
+/// within the cap): the codes of the failure a repair fixed decay for weeks and
+/// are not a new wear. Read from the feature vector, it is the same in training,
+/// evaluation and the live pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    /// Index of `fault.{component}.count_7d` in the feature schema.
+    pub count_7d: usize,
+    /// Index of `fault.{component}.major_count_7d` in the feature schema.
+    pub major_count_7d: usize,
+    /// Index of `fault.{component}.hours_since` (since its last code).
+    pub hours_since: usize,
+    /// Index of `fault.{component}.hours_since_repair` in the feature schema.
+    pub hours_since_repair: usize,
+}
+
+impl FaultRule {
+    /// `major_count_7d` at or above this: a major or critical code within 7 days.
+    pub const MAJOR_MIN: f64 = 0.367_879_441_171_442_33;
+    /// `count_7d` at or above this: two codes within about 5 days (or more, longer).
+    pub const COUNT_MIN: f64 = 1.5;
+
+    /// The rule of `component` in a feature schema, when it has fault features.
+    pub fn for_component(schema: &[String], component: &str) -> Option<FaultRule> {
+        let find = |what: &str| {
+            let name = format!("fault.{component}.{what}");
+            schema.iter().position(|n| *n == name)
+        };
+        Some(FaultRule {
+            count_7d: find("count_7d")?,
+            major_count_7d: find("major_count_7d")?,
+            hours_since: find("hours_since")?,
+            hours_since_repair: find("hours_since_repair")?,
+        })
+    }
+
+    /// Whether the rule fires on the raw (unstandardised) feature vector `raw`.
+    pub fn fires(&self, raw: &[f64]) -> bool {
+        self.fires_with(|i| raw.get(i).copied())
+    }
+
+    /// Whether the rule fires, reading feature `i` with `feature(i)`.
+    pub fn fires_with(&self, feature: impl Fn(usize) -> Option<f64>) -> bool {
+        let codes = feature(self.major_count_7d).is_some_and(|v| v >= Self::MAJOR_MIN)
+            || feature(self.count_7d).is_some_and(|v| v >= Self::COUNT_MIN);
+        if !codes {
+            return false;
+        }
+        // A component never seen repaired (NaN), or not within the cap: no old failure's
+        // codes left in the counts.
+        let since_repair = feature(self.hours_since_repair).unwrap_or(f64::NAN);
+        if since_repair.is_nan() || since_repair >= crate::features::HOURS_SINCE_CAP {
+            return true;
+        }
+        feature(self.hours_since).is_some_and(|h| h < since_repair)
+    }
+
+    fn max_index(&self) -> usize {
+        self.count_7d
+            .max(self.major_count_7d)
+            .max(self.hours_since)
+            .max(self.hours_since_repair)
+    }
+}
+
 /// Event-level outcome of a threshold on validation rows: flag episodes (a run of
 /// persistent scores at or above the threshold) against the failures that followed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -425,6 +502,12 @@ impl ModelArtifact {
             if c.family == FAMILY_TREES {
                 crate::trees::validate(&c.trees, n)
                     .map_err(|m| format!("component {}: {m}", c.component))?;
+            }
+            if c.fault_rule.is_some_and(|r| r.max_index() >= n) {
+                return Err(format!(
+                    "component {} has a fault rule on features beyond the {n} of its schema",
+                    c.component
+                ));
             }
             if c.family == FAMILY_LOGISTIC && c.weights.len() != n {
                 return Err(format!(
@@ -684,5 +767,54 @@ mod lead_time_tests {
             "too few rows"
         );
         assert_eq!(lead_time_bins(0.6, vec![(0.7, 3.0); 9]).len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod fault_rule_tests {
+    use super::FaultRule;
+
+    #[test]
+    fn the_fault_code_rule_reads_codes_since_the_last_repair() {
+        let schema: Vec<String> = [
+            "x.level",
+            "fault.pump.count_7d",
+            "fault.pump.major_count_7d",
+            "fault.pump.hours_since",
+            "fault.pump.hours_since_repair",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        assert_eq!(FaultRule::for_component(&schema, "fan"), None);
+        let rule = FaultRule::for_component(&schema, "pump").unwrap();
+        assert_eq!(
+            rule,
+            FaultRule {
+                count_7d: 1,
+                major_count_7d: 2,
+                hours_since: 3,
+                hours_since_repair: 4
+            }
+        );
+        let fires = |count: f64, major: f64, since: f64, since_repair: f64| {
+            rule.fires(&[0.0, count, major, since, since_repair])
+        };
+        // Never repaired (NaN or the 720 h cap): the codes alone decide.
+        assert!(fires(1.0, 1.0, 2.0, f64::NAN), "a fresh major code");
+        assert!(fires(1.0, 0.37, 160.0, 720.0), "a major code a week ago");
+        assert!(!fires(1.0, 0.36, 170.0, 720.0), "older than about a week");
+        assert!(fires(1.6, 0.0, 1.0, 720.0), "two minor codes within days");
+        assert!(
+            !fires(1.4, 0.0, 1.0, 720.0),
+            "one minor code and an old one"
+        );
+        // Repaired 200 h ago: the failure's own codes still count up, but no code came
+        // since the repair, so the rule stays quiet until one does.
+        assert!(!fires(1.2, 1.2, 260.0, 200.0));
+        assert!(fires(1.2, 1.2, 10.0, 200.0));
+        // Missing or NaN features never panic.
+        assert!(!rule.fires(&[]));
+        assert!(!fires(f64::NAN, f64::NAN, f64::NAN, f64::NAN));
     }
 }

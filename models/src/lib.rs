@@ -115,7 +115,7 @@ mod registry_tests;
 mod tests;
 
 pub use artifact::{
-    ComponentMetrics, ComponentModel, LabelSummary, ModelArtifact, TrainingSummary,
+    ComponentMetrics, ComponentModel, FaultRule, LabelSummary, ModelArtifact, TrainingSummary,
 };
 pub use drift::{DriftMonitor, DriftSettings};
 pub use error::{Error, Result};

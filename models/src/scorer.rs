@@ -49,8 +49,10 @@ pub struct Scorer {
     profiles: ProfileSet,
     seen_generation: u64,
     types: Vec<TypeCtx>,
-    type_index: HashMap<String, u32>,
-    devices: HashMap<DeviceId, DeviceEntry>,
+    type_index: HashMap<String, u32, foldhash::fast::RandomState>,
+    /// The hot lookup of every message: foldhash (seeded per process, so device ids
+    /// chosen to collide cannot be precomputed) instead of SipHash.
+    devices: HashMap<DeviceId, DeviceEntry, foldhash::fast::RandomState>,
     raw: Vec<f64>,
     z: Vec<f64>,
     contrib: Vec<f64>,
@@ -65,8 +67,8 @@ impl Scorer {
             registry,
             profiles,
             types: Vec::new(),
-            type_index: HashMap::new(),
-            devices: HashMap::new(),
+            type_index: HashMap::default(),
+            devices: HashMap::default(),
             raw: Vec::new(),
             z: Vec::new(),
             contrib: Vec::new(),
@@ -226,7 +228,8 @@ impl Scorer {
             let held_ms = now_s
                 .saturating_sub(entry.streak_since[ci])
                 .saturating_mul(1000);
-            let raise = u32::from(*streak) >= comp.persistence.max(1) && held_ms >= comp.hold_ms;
+            let raise = (u32::from(*streak) >= comp.persistence.max(1) && held_ms >= comp.hold_ms)
+                || comp.fault_rule.is_some_and(|r| r.fires(&self.raw));
             let flagged = latch(
                 &mut entry.raised_below[ci],
                 raise,

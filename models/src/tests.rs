@@ -409,6 +409,7 @@ pub(crate) fn handmade(version: &str, weight: f64) -> ModelArtifact {
             persistence: 3,
             hold_ms: 0,
             release_ms: 0,
+            fault_rule: None,
             threshold_rule: "target_precision".into(),
             metrics: None,
             skipped_reason: (c != "drain_pump").then(|| "test".to_owned()),

@@ -13,8 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::{
-    sigmoid, CandidateMetrics, ComponentMetrics, ComponentModel, LabelSummary, ModelArtifact,
-    TrainingSummary, FAMILY_LOGISTIC, FAMILY_TREES, FORMAT_VERSION,
+    sigmoid, CandidateMetrics, ComponentMetrics, ComponentModel, FaultRule, LabelSummary,
+    ModelArtifact, TrainingSummary, FAMILY_LOGISTIC, FAMILY_TREES, FORMAT_VERSION,
 };
 use crate::features::{DeviceState, FeatureSchema};
 use crate::history::{self, EventKind, HealthyCheck, HistoryEvent, HistoryStats};
@@ -73,6 +73,10 @@ pub struct TrainParams {
     /// for this much event time: a daily reporter whose risk hovers at the threshold
     /// would otherwise raise a new flag, and a new false alarm, every other day.
     pub release_ms: i64,
+    /// Also try, per component, flagging on its fault codes besides the risk
+    /// ([`crate::FaultRule`]), and keep it where it catches more validation failures
+    /// within the precision target and the alert budget (a tie keeps the risk alone).
+    pub fault_code_rule: bool,
     /// Seed of the negative undersampling.
     pub seed: u64,
     /// Solver iterations per model.
@@ -115,6 +119,7 @@ impl Default for TrainParams {
             hold_ms: 12 * Timestamp::HOUR_MS,
             adaptive_persistence: true,
             release_ms: 3 * Timestamp::DAY_MS,
+            fault_code_rule: true,
             seed: 42,
             max_iterations: 150,
             negatives_per_positive: 4.0,
@@ -636,7 +641,6 @@ fn train_type(
     }
     // Rows are the scores when a type reports about once per sample interval or less.
     let every_score_seen = rows.scored_messages as f64 <= 1.5 * n as f64;
-    let flag_rules = FlagRule::candidates(p, every_score_seen);
 
     // Standardisation and normal ranges from the training split (NaN = unknown, skipped).
     let (mean, std) = mean_std(rows, &train_idx, d);
@@ -723,7 +727,10 @@ fn train_type(
                     let all_neg: Vec<usize> = neg.iter().chain(&hard_neg).copied().collect();
                     let ev =
                         EvalRows::new(rows, &split_of, &labels, &pos, &all_neg, ctx, &mean, &std);
-                    choose_and_calibrate(component, fit, &ev, p, &flag_rules)
+                    let fault_rule = FaultRule::for_component(rows.schema.names(), component);
+                    let flag_rules =
+                        FlagRule::candidates(p, every_score_seen, fault_rule.is_some());
+                    choose_and_calibrate(component, fit, &ev, p, &flag_rules, fault_rule)
                 }
             }
         };
@@ -1078,6 +1085,7 @@ fn choose_and_calibrate(
     ev: &EvalRows<'_>,
     p: &TrainParams,
     flag_rules: &[FlagRule],
+    fault_rule: Option<FaultRule>,
 ) -> ComponentModel {
     let logistic = ComponentModel {
         weights: fit.weights,
@@ -1167,6 +1175,10 @@ fn choose_and_calibrate(
                 positive: y,
                 failure_ts: f,
                 risk: sigmoid(model.calibration_a * s + model.calibration_b),
+                rule: fault_rule.is_some_and(|rule| {
+                    let row = ev.rows.row(r.0);
+                    rule.fires_with(|i| row.get(i).map(|&x| f64::from(x)))
+                }),
             })
             .collect()
     };
@@ -1274,6 +1286,7 @@ fn choose_and_calibrate(
     model.threshold = threshold;
     model.persistence = flag_rule.persistence;
     model.hold_ms = flag_rule.hold_ms;
+    model.fault_rule = fault_rule.filter(|_| flag_rule.fault_rule);
     model.lead_time = crate::artifact::lead_time_bins(threshold, lead_rows);
     model.threshold_rule = format!("{rule}{event_suffix}");
     model.metrics = Some(metrics);
@@ -1293,6 +1306,8 @@ pub(crate) struct EventRow {
     /// That failure's time (meaningful when `positive`).
     pub(crate) failure_ts: i64,
     pub(crate) risk: f64,
+    /// The component's fault-code rule fires at this row.
+    pub(crate) rule: bool,
 }
 
 /// Most candidate thresholds tried by [`event_threshold`] (quantiles of the risks).
@@ -1303,6 +1318,8 @@ const EVENT_CANDIDATES: usize = 400;
 pub(crate) struct FlagRule {
     pub(crate) persistence: u32,
     pub(crate) hold_ms: i64,
+    /// Also flag while the component's fault-code rule fires ([`crate::FaultRule`]).
+    pub(crate) fault_rule: bool,
 }
 
 impl FlagRule {
@@ -1312,20 +1329,30 @@ impl FlagRule {
     /// `sample_interval_ms`, the rows are a sample and cannot show a single high score
     /// between them, so a rule without a hold of at least one sample interval would
     /// raise false alarms that validation never counted: it is not tried.
-    pub(crate) fn candidates(p: &TrainParams, every_score_seen: bool) -> Vec<FlagRule> {
+    /// `has_fault_rule`: the component has fault features, so each rule is also tried
+    /// with its fault-code rule ([`TrainParams::fault_code_rule`]), after all rules
+    /// without it.
+    pub(crate) fn candidates(
+        p: &TrainParams,
+        every_score_seen: bool,
+        has_fault_rule: bool,
+    ) -> Vec<FlagRule> {
         let mut rules = vec![FlagRule {
             persistence: p.persistence.max(1),
             hold_ms: p.hold_ms.max(0),
+            fault_rule: false,
         }];
         if p.adaptive_persistence {
             for rule in [
                 FlagRule {
                     persistence: 1,
                     hold_ms: p.hold_ms.max(0),
+                    fault_rule: false,
                 },
                 FlagRule {
                     persistence: 1,
                     hold_ms: 0,
+                    fault_rule: false,
                 },
             ] {
                 if !rules.contains(&rule)
@@ -1334,6 +1361,16 @@ impl FlagRule {
                     rules.push(rule);
                 }
             }
+        }
+        if p.fault_code_rule && has_fault_rule {
+            let with: Vec<FlagRule> = rules
+                .iter()
+                .map(|r| FlagRule {
+                    fault_rule: true,
+                    ..*r
+                })
+                .collect();
+            rules.extend(with);
         }
         rules
     }
@@ -1438,7 +1475,8 @@ pub(crate) fn event_threshold(
             } else {
                 run = 0;
             }
-            let raise = above && run >= need && r.ts - since >= rule.hold_ms;
+            let raise = (above && run >= need && r.ts - since >= rule.hold_ms)
+                || (rule.fault_rule && r.rule);
             if raise || (raised && above) {
                 below = None;
                 if !raised {
@@ -1571,6 +1609,7 @@ fn untrained(component: &str, p: &TrainParams) -> ComponentModel {
         persistence: p.persistence,
         hold_ms: p.hold_ms,
         release_ms: p.release_ms.max(0),
+        fault_rule: None,
         threshold_rule: "none".into(),
         metrics: None,
         skipped_reason: None,
@@ -1791,6 +1830,7 @@ mod tests {
                     positive: failing && fail - ts <= 14 * day,
                     failure_ts: fail,
                     risk: if high { 0.9 } else { 0.1 },
+                    rule: false,
                 });
             }
         }
@@ -1804,23 +1844,29 @@ mod tests {
         let slow = FlagRule {
             persistence: 3,
             hold_ms: 12 * Timestamp::HOUR_MS,
+            fault_rule: false,
         };
         let held = FlagRule {
             persistence: 1,
             hold_ms: 12 * Timestamp::HOUR_MS,
+            fault_rule: false,
         };
         let single = FlagRule {
             persistence: 1,
             hold_ms: 0,
+            fault_rule: false,
         };
-        assert_eq!(FlagRule::candidates(&p, true), vec![slow, held, single]);
+        assert_eq!(
+            FlagRule::candidates(&p, true, false),
+            vec![slow, held, single]
+        );
         // Rows that sample the scores cannot show a single high score between them.
-        assert_eq!(FlagRule::candidates(&p, false), vec![slow, held]);
+        assert_eq!(FlagRule::candidates(&p, false, false), vec![slow, held]);
         let fixed = TrainParams {
             adaptive_persistence: false,
             ..TrainParams::default()
         };
-        assert_eq!(FlagRule::candidates(&fixed, true), vec![slow]);
+        assert_eq!(FlagRule::candidates(&fixed, true, false), vec![slow]);
 
         // A daily reporter whose precursor shows from day 18: the slow rule flags on the
         // third high score (day 20), the held rule on the second, a single score at once.
@@ -1832,7 +1878,8 @@ mod tests {
             assert_eq!(m.lead_time_days_median, Some(lead), "{rule:?}");
         }
         let (rule, _, _, m) =
-            event_threshold_and_rule(&sustained, &p, &FlagRule::candidates(&p, true)).unwrap();
+            event_threshold_and_rule(&sustained, &p, &FlagRule::candidates(&p, true, false))
+                .unwrap();
         assert_eq!((rule, m.recall), (single, 1.0), "same recall, longest lead");
 
         // One high score only: only the single-score rule catches anything.
@@ -1840,14 +1887,15 @@ mod tests {
         assert!(event_threshold(blip.clone(), &p, slow).is_none());
         assert!(event_threshold(blip.clone(), &p, held).is_none());
         let (rule, _, name, m) =
-            event_threshold_and_rule(&blip, &p, &FlagRule::candidates(&p, true)).unwrap();
+            event_threshold_and_rule(&blip, &p, &FlagRule::candidates(&p, true, false)).unwrap();
         assert_eq!((rule, name, m.caught), (single, "event_target", 5));
 
         // Rows every 6 h of an hourly reporter: both rules flag 12 h into the episode,
         // the same catches and lead, so the slower rule is kept.
         let sampled = flag_rows(30, 5, 6 * Timestamp::HOUR_MS, 18..24);
         let (rule, _, _, m) =
-            event_threshold_and_rule(&sampled, &p, &FlagRule::candidates(&p, false)).unwrap();
+            event_threshold_and_rule(&sampled, &p, &FlagRule::candidates(&p, false, false))
+                .unwrap();
         assert_eq!((rule, m.lead_time_days_median), (slow, Some(5.5)));
     }
 
@@ -1865,6 +1913,7 @@ mod tests {
         let single = FlagRule {
             persistence: 1,
             hold_ms: 0,
+            fault_rule: false,
         };
         let count = |release_ms: i64| {
             let p = TrainParams {
@@ -1885,5 +1934,54 @@ mod tests {
         let at_once = count(0);
         assert_eq!((released.flags, released.false_alarms), (2, 1));
         assert_eq!((at_once.flags, at_once.false_alarms), (3, 2));
+    }
+
+    #[test]
+    fn the_fault_code_rule_is_kept_only_where_it_catches_more_within_the_budget() {
+        let p = TrainParams::default();
+        let day = Timestamp::DAY_MS;
+        let with_rule = |r: FlagRule| FlagRule {
+            fault_rule: true,
+            ..r
+        };
+        let base = FlagRule::candidates(&p, true, false);
+        let all = FlagRule::candidates(&p, true, true);
+        assert_eq!(all.len(), 2 * base.len());
+        assert_eq!(
+            all[base.len()..],
+            base.iter().map(|&r| with_rule(r)).collect::<Vec<_>>()
+        );
+        let off = TrainParams {
+            fault_code_rule: false,
+            ..TrainParams::default()
+        };
+        assert_eq!(FlagRule::candidates(&off, true, true), base);
+
+        // The risk shows one failing device (day 20, 0.9); the codes show all five.
+        let mut rows = flag_rows(30, 1, day, 20..21);
+        for r in rows.iter_mut().filter(|r| r.dev < 5) {
+            (r.positive, r.failure_ts) = (r.ts >= 10 * day, 24 * day);
+            r.rule = r.ts / day == 20;
+        }
+        rows.retain(|r| r.dev >= 5 || r.ts < 24 * day);
+        let (rule, _, _, m) = event_threshold_and_rule(&rows, &p, &all).unwrap();
+        assert!(rule.fault_rule, "{rule:?}");
+        assert_eq!((m.caught, m.false_alarms), (5, 0));
+        // Codes on ten healthy devices as well: the rule breaks the budget, and the
+        // risk alone is kept, with its one catch; a risk that catches the failures on
+        // its own is kept alone too, since the rule adds only false alarms.
+        let without_rule = |mut rows: Vec<EventRow>| {
+            for r in rows
+                .iter_mut()
+                .filter(|r| (10..20).contains(&r.dev) && r.ts / day == 30)
+            {
+                r.rule = true;
+            }
+            let (rule, _, _, m) = event_threshold_and_rule(&rows, &p, &all).unwrap();
+            assert!(!rule.fault_rule, "{rule:?}");
+            (m.caught, m.false_alarms)
+        };
+        assert_eq!(without_rule(rows), (1, 0));
+        assert_eq!(without_rule(flag_rows(30, 5, day, 18..24)), (5, 0));
     }
 }
