@@ -78,7 +78,10 @@
 //! `adaptive_persistence` (default on) training also tries one score held `hold_ms`
 //! and, for types reporting no more often than the sample interval, a single score,
 //! and stores the rule that catches the most validation failures per component
-//! (`train::event_threshold_and_rule`).
+//! (`train::event_threshold_and_rule`), each also tried with the component's
+//! fault-code rule ([`FaultRule`]: flag on its catalogue codes since its last repair,
+//! whatever the risk). A raised flag stays up until the risk has been below the
+//! threshold for `release_ms` (default 3 days).
 //!
 //! # Artefacts ([`artifact`], [`registry`])
 //! `{model_dir}/{device_type}/{version}.json` (pretty JSON [`ModelArtifact`]: feature

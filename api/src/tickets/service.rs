@@ -467,8 +467,15 @@ impl TicketService {
             skills_json: &skills,
         };
         if let Some((id, number)) = self.try_open(conn, day, new)? {
+            // A flag under the threshold was raised by the model's fault-code rule
+            // (models::FaultRule): say so, or the note reads as a contradiction.
+            let why = if p.risk < p.threshold {
+                "flagged on its fault codes; "
+            } else {
+                ""
+            };
             let mut note = format!(
-                "Risk {:.2} (threshold {:.2}) for {} by model {}; priority {priority}",
+                "{why}Risk {:.2} (threshold {:.2}) for {} by model {}; priority {priority}",
                 p.risk, p.threshold, p.component, p.model_version
             );
             if let Some(code) = critical {

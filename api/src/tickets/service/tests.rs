@@ -364,6 +364,7 @@ fn updates_raise_priority_and_rate_limit_the_log() {
     assert_eq!(t.log[0].action, "opened");
     assert_eq!(t.log[0].actor, "fixahead");
     assert!(t.log[0].note.contains("washer-v1"));
+    assert!(!t.log[0].note.contains("fault codes"), "{}", t.log[0].note);
     assert!((t.peak_risk - 0.69).abs() < 1e-9);
     assert!((t.risk - 0.66).abs() < 1e-9);
 
@@ -1089,5 +1090,25 @@ fn performance_reads_changed_tickets_from_the_covering_index_and_sees_every_chan
         plan.iter()
             .any(|p| p.contains("COVERING INDEX tickets_performance")),
         "{plan:?}"
+    );
+}
+
+#[test]
+fn a_flag_under_the_threshold_says_the_fault_codes_raised_it() {
+    let f = Fixture::new();
+    let ctx = DiagnosisContext::default();
+    // The model's fault-code rule flags a component whose risk is under the threshold.
+    let id = f
+        .svc
+        .record_predictions(&[pred("wm-7", "drain_pump", 0.2, true)], &ctx)
+        .unwrap()[0]
+        .ticket_id;
+    let t = f.svc.get(id).unwrap().unwrap();
+    assert!(
+        t.log[0]
+            .note
+            .starts_with("flagged on its fault codes; Risk 0.20 (threshold 0.60)"),
+        "{}",
+        t.log[0].note
     );
 }
