@@ -76,8 +76,8 @@
 //! least `hold_ms` (default 12 h) of event time, so neither one noisy reading nor a
 //! short burst from a device that reports every few minutes can flag. With
 //! `adaptive_persistence` (default on) training also tries one score held `hold_ms`
-//! and, for types reporting no more often than the sample interval, a single score,
-//! and stores the rule that catches the most validation failures per component
+//! (still at least two readings), and stores the rule that catches the most
+//! validation failures per component
 //! (`train::event_threshold_and_rule`), each also tried with the component's
 //! fault-code rule ([`FaultRule`]: flag on its catalogue codes since its last repair,
 //! whatever the risk). A raised flag stays up until the risk has been below the

@@ -63,11 +63,11 @@ pub struct TrainParams {
     pub persistence: u32,
     /// Event time the risk must stay at or above the threshold before a flag.
     pub hold_ms: i64,
-    /// Also try two faster flag rules per component, `persistence` 1 with `hold_ms`
-    /// and `persistence` 1 without a hold, and keep the rule that catches the most
-    /// validation failures within the precision target and the alert budget (a tie
-    /// keeps the slower rule). A washer reporting once a day needs three days for three
-    /// scores; a component whose precursor shows in one score should not wait for them.
+    /// Also try a faster flag rule per component, `persistence` 1 with `hold_ms` (one
+    /// score held that long: at least two readings, so a single reading still cannot
+    /// raise a flag), and keep the rule that catches the most validation failures
+    /// within the precision target and the alert budget (a tie keeps the slower rule).
+    /// A washer reporting once a day needs three days for three scores.
     pub adaptive_persistence: bool,
     /// Once raised, a flag stays raised until the risk has stayed below the threshold
     /// for this much event time: a daily reporter whose risk hovers at the threshold
@@ -1324,11 +1324,13 @@ pub(crate) struct FlagRule {
 
 impl FlagRule {
     /// The flag rules training tries, slowest first (see
-    /// [`TrainParams::adaptive_persistence`]). `every_score_seen`: the validation rows
-    /// are (nearly) all the type's scores. When a type reports more often than
-    /// `sample_interval_ms`, the rows are a sample and cannot show a single high score
-    /// between them, so a rule without a hold of at least one sample interval would
-    /// raise false alarms that validation never counted: it is not tried.
+    /// [`TrainParams::adaptive_persistence`]): the configured one, and one score held
+    /// `hold_ms` when the hold is positive (a flag always needs the risk to persist:
+    /// a single reading never raises one). `every_score_seen`: the validation rows are
+    /// (nearly) all the type's scores. When a type reports more often than
+    /// `sample_interval_ms`, the rows are a sample and cannot show a short spell
+    /// between them, so the faster rule is tried only when its hold spans at least one
+    /// sample interval: otherwise it would raise false alarms validation never counted.
     /// `has_fault_rule`: the component has fault features, so each rule is also tried
     /// with its fault-code rule ([`TrainParams::fault_code_rule`]), after all rules
     /// without it.
@@ -1342,25 +1344,17 @@ impl FlagRule {
             hold_ms: p.hold_ms.max(0),
             fault_rule: false,
         }];
-        if p.adaptive_persistence {
-            for rule in [
-                FlagRule {
-                    persistence: 1,
-                    hold_ms: p.hold_ms.max(0),
-                    fault_rule: false,
-                },
-                FlagRule {
-                    persistence: 1,
-                    hold_ms: 0,
-                    fault_rule: false,
-                },
-            ] {
-                if !rules.contains(&rule)
-                    && (every_score_seen || rule.hold_ms >= p.sample_interval_ms)
-                {
-                    rules.push(rule);
-                }
-            }
+        let held = FlagRule {
+            persistence: 1,
+            hold_ms: p.hold_ms.max(0),
+            fault_rule: false,
+        };
+        if p.adaptive_persistence
+            && held.hold_ms > 0
+            && !rules.contains(&held)
+            && (every_score_seen || held.hold_ms >= p.sample_interval_ms)
+        {
+            rules.push(held);
         }
         if p.fault_code_rule && has_fault_rule {
             let with: Vec<FlagRule> = rules
@@ -1475,6 +1469,8 @@ pub(crate) fn event_threshold(
             } else {
                 run = 0;
             }
+            // A fault-code rule raises a flag as soon as it fires: the device itself
+            // reports the fault, which the service teams want the moment it happens.
             let raise = (above && run >= need && r.ts - since >= rule.hold_ms)
                 || (rule.fault_rule && r.rule);
             if raise || (raised && above) {
@@ -1838,7 +1834,7 @@ mod tests {
     }
 
     #[test]
-    fn flag_rules_follow_event_time_and_the_fastest_rule_wins_only_when_it_catches_more() {
+    fn flag_rules_follow_event_time_and_a_single_reading_never_raises_a_flag() {
         let p = TrainParams::default();
         let day = Timestamp::DAY_MS;
         let slow = FlagRule {
@@ -1851,27 +1847,23 @@ mod tests {
             hold_ms: 12 * Timestamp::HOUR_MS,
             fault_rule: false,
         };
-        let single = FlagRule {
-            persistence: 1,
-            hold_ms: 0,
-            fault_rule: false,
-        };
-        assert_eq!(
-            FlagRule::candidates(&p, true, false),
-            vec![slow, held, single]
-        );
-        // Rows that sample the scores cannot show a single high score between them.
-        assert_eq!(FlagRule::candidates(&p, false, false), vec![slow, held]);
+        assert_eq!(FlagRule::candidates(&p, true, false), vec![slow, held]);
         let fixed = TrainParams {
             adaptive_persistence: false,
             ..TrainParams::default()
         };
         assert_eq!(FlagRule::candidates(&fixed, true, false), vec![slow]);
+        // Without a hold the faster rule would flag on one reading: it is not tried.
+        let no_hold = TrainParams {
+            hold_ms: 0,
+            ..TrainParams::default()
+        };
+        assert_eq!(FlagRule::candidates(&no_hold, true, false).len(), 1);
 
         // A daily reporter whose precursor shows from day 18: the slow rule flags on the
-        // third high score (day 20), the held rule on the second, a single score at once.
+        // third high score (day 20), the held rule on the second (day 19).
         let sustained = flag_rows(30, 5, day, 18..24);
-        for (rule, lead) in [(slow, 4.0), (held, 5.0), (single, 6.0)] {
+        for (rule, lead) in [(slow, 4.0), (held, 5.0)] {
             let (t, name, m) = event_threshold(sustained.clone(), &p, rule).unwrap();
             assert_eq!((name, m.caught, m.false_alarms), ("event_target", 5, 0));
             assert!(t > 0.1 && t <= 0.9, "{t}");
@@ -1880,15 +1872,13 @@ mod tests {
         let (rule, _, _, m) =
             event_threshold_and_rule(&sustained, &p, &FlagRule::candidates(&p, true, false))
                 .unwrap();
-        assert_eq!((rule, m.recall), (single, 1.0), "same recall, longest lead");
+        assert_eq!((rule, m.recall), (held, 1.0), "same recall, longer lead");
 
-        // One high score only: only the single-score rule catches anything.
+        // One high score only (one reading): no rule raises a flag.
         let blip = flag_rows(30, 5, day, 20..21);
-        assert!(event_threshold(blip.clone(), &p, slow).is_none());
-        assert!(event_threshold(blip.clone(), &p, held).is_none());
-        let (rule, _, name, m) =
-            event_threshold_and_rule(&blip, &p, &FlagRule::candidates(&p, true, false)).unwrap();
-        assert_eq!((rule, name, m.caught), (single, "event_target", 5));
+        assert!(
+            event_threshold_and_rule(&blip, &p, &FlagRule::candidates(&p, true, false)).is_none()
+        );
 
         // Rows every 6 h of an hourly reporter: both rules flag 12 h into the episode,
         // the same catches and lead, so the slower rule is kept.
@@ -1957,8 +1947,9 @@ mod tests {
         };
         assert_eq!(FlagRule::candidates(&off, true, true), base);
 
-        // The risk shows one failing device (day 20, 0.9); the codes show all five.
-        let mut rows = flag_rows(30, 1, day, 20..21);
+        // The risk shows one failing device (days 18-23, 0.9); the codes show all five,
+        // on day 20 (a fault code raises the flag the moment it comes).
+        let mut rows = flag_rows(30, 1, day, 18..24);
         for r in rows.iter_mut().filter(|r| r.dev < 5) {
             (r.positive, r.failure_ts) = (r.ts >= 10 * day, 24 * day);
             r.rule = r.ts / day == 20;
