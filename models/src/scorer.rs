@@ -257,7 +257,13 @@ impl Scorer {
 /// Keeps a raised flag up until the risk has been below the threshold for `release_ms`
 /// of event time; `state` is the component's `raised_below` entry. With `release_ms`
 /// 0 the flag is exactly `raise`.
-fn latch(state: &mut i64, raise: bool, above: bool, now_s: i64, release_ms: i64) -> bool {
+pub(crate) fn latch(
+    state: &mut i64,
+    raise: bool,
+    above: bool,
+    now_s: i64,
+    release_ms: i64,
+) -> bool {
     if raise || (*state != 0 && above) {
         *state = i64::MAX;
         return true;

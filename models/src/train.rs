@@ -232,8 +232,6 @@ struct TypeRows {
     /// Position of the row among its device's rows.
     seq: Vec<u32>,
     devices: HashSet<u32>,
-    /// Messages scored (warm devices), of which the rows are a sample.
-    scored_messages: u64,
 }
 
 impl TypeRows {
@@ -401,9 +399,6 @@ pub fn train_on(
         if !dev.state.update(&msg) || !dev.state.is_warm() {
             return;
         }
-        if let Some(rows) = types.get_mut(device_type) {
-            rows.scored_messages += 1;
-        }
         if dev
             .last_row_ms
             .is_some_and(|last| ts.0.saturating_sub(last) < params.sample_interval_ms)
@@ -420,8 +415,6 @@ pub fn train_on(
                 dev: Vec::new(),
                 seq: Vec::new(),
                 devices: HashSet::new(),
-                // This message is scored as well.
-                scored_messages: 1,
             });
         scratch.resize(schema.len(), 0.0);
         dev.state.write_features(&mut scratch);
@@ -639,8 +632,6 @@ fn train_type(
     if train_idx.is_empty() {
         return Ok(None);
     }
-    // Rows are the scores when a type reports about once per sample interval or less.
-    let every_score_seen = rows.scored_messages as f64 <= 1.5 * n as f64;
 
     // Standardisation and normal ranges from the training split (NaN = unknown, skipped).
     let (mean, std) = mean_std(rows, &train_idx, d);
@@ -728,8 +719,7 @@ fn train_type(
                     let ev =
                         EvalRows::new(rows, &split_of, &labels, &pos, &all_neg, ctx, &mean, &std);
                     let fault_rule = FaultRule::for_component(rows.schema.names(), component);
-                    let flag_rules =
-                        FlagRule::candidates(p, every_score_seen, fault_rule.is_some());
+                    let flag_rules = FlagRule::candidates(p, fault_rule.is_some());
                     choose_and_calibrate(component, fit, &ev, p, &flag_rules, fault_rule)
                 }
             }
@@ -1325,20 +1315,13 @@ pub(crate) struct FlagRule {
 impl FlagRule {
     /// The flag rules training tries, slowest first (see
     /// [`TrainParams::adaptive_persistence`]): the configured one, and one score held
-    /// `hold_ms` when the hold is positive (a flag always needs the risk to persist:
-    /// a single reading never raises one). `every_score_seen`: the validation rows are
-    /// (nearly) all the type's scores. When a type reports more often than
-    /// `sample_interval_ms`, the rows are a sample and cannot show a short spell
-    /// between them, so the faster rule is tried only when its hold spans at least one
-    /// sample interval: otherwise it would raise false alarms validation never counted.
+    /// `hold_ms` when that hold spans at least one sample interval. A flag always needs
+    /// the risk to persist (a single reading never raises one), and validation rows are
+    /// a sample every `sample_interval_ms`: they cannot show a shorter spell.
     /// `has_fault_rule`: the component has fault features, so each rule is also tried
     /// with its fault-code rule ([`TrainParams::fault_code_rule`]), after all rules
     /// without it.
-    pub(crate) fn candidates(
-        p: &TrainParams,
-        every_score_seen: bool,
-        has_fault_rule: bool,
-    ) -> Vec<FlagRule> {
+    pub(crate) fn candidates(p: &TrainParams, has_fault_rule: bool) -> Vec<FlagRule> {
         let mut rules = vec![FlagRule {
             persistence: p.persistence.max(1),
             hold_ms: p.hold_ms.max(0),
@@ -1349,10 +1332,7 @@ impl FlagRule {
             hold_ms: p.hold_ms.max(0),
             fault_rule: false,
         };
-        if p.adaptive_persistence
-            && held.hold_ms > 0
-            && !rules.contains(&held)
-            && (every_score_seen || held.hold_ms >= p.sample_interval_ms)
+        if p.adaptive_persistence && held.hold_ms >= p.sample_interval_ms && !rules.contains(&held)
         {
             rules.push(held);
         }
@@ -1453,12 +1433,11 @@ pub(crate) fn event_threshold(
         let (mut flags, mut false_alarms) = (0u64, 0u64);
         // Caught failures and the lead of the first flag that caught each.
         let mut caught: HashMap<(u32, i64), f64> = HashMap::new();
-        // `raised`: a flag is up; `below`: since when it has had no reason to be (the
-        // live scorer's latch, `scorer::latch`).
-        let (mut run, mut since, mut raised, mut below) = (0usize, 0i64, false, None);
+        // The live scorer's latch (`scorer::latch`) on event seconds; 0: no flag up.
+        let (mut run, mut since, mut latch) = (0usize, 0i64, 0i64);
         for (k, r) in rows.iter().enumerate() {
             if !contiguous(k) {
-                (run, raised, below) = (0, false, None);
+                (run, latch) = (0, 0);
             }
             let above = r.risk >= t;
             if above {
@@ -1473,23 +1452,16 @@ pub(crate) fn event_threshold(
             // reports the fault, which the service teams want the moment it happens.
             let raise = (above && run >= need && r.ts - since >= rule.hold_ms)
                 || (rule.fault_rule && r.rule);
-            if raise || (raised && above) {
-                below = None;
-                if !raised {
-                    raised = true;
-                    flags += 1;
-                    if r.positive {
-                        caught
-                            .entry((r.dev, r.failure_ts))
-                            .or_insert((r.failure_ts - r.ts) as f64 / Timestamp::DAY_MS as f64);
-                    } else {
-                        false_alarms += 1;
-                    }
-                }
-            } else if raised {
-                let from = *below.get_or_insert(r.ts);
-                if r.ts - from >= release_ms {
-                    (raised, below) = (false, None);
+            let was_up = latch != 0;
+            let up = crate::scorer::latch(&mut latch, raise, above, r.ts / 1000, release_ms);
+            if up && !was_up {
+                flags += 1;
+                if r.positive {
+                    caught
+                        .entry((r.dev, r.failure_ts))
+                        .or_insert((r.failure_ts - r.ts) as f64 / Timestamp::DAY_MS as f64);
+                } else {
+                    false_alarms += 1;
                 }
             }
         }
@@ -1847,18 +1819,18 @@ mod tests {
             hold_ms: 12 * Timestamp::HOUR_MS,
             fault_rule: false,
         };
-        assert_eq!(FlagRule::candidates(&p, true, false), vec![slow, held]);
+        assert_eq!(FlagRule::candidates(&p, false), vec![slow, held]);
         let fixed = TrainParams {
             adaptive_persistence: false,
             ..TrainParams::default()
         };
-        assert_eq!(FlagRule::candidates(&fixed, true, false), vec![slow]);
+        assert_eq!(FlagRule::candidates(&fixed, false), vec![slow]);
         // Without a hold the faster rule would flag on one reading: it is not tried.
         let no_hold = TrainParams {
             hold_ms: 0,
             ..TrainParams::default()
         };
-        assert_eq!(FlagRule::candidates(&no_hold, true, false).len(), 1);
+        assert_eq!(FlagRule::candidates(&no_hold, false).len(), 1);
 
         // A daily reporter whose precursor shows from day 18: the slow rule flags on the
         // third high score (day 20), the held rule on the second (day 19).
@@ -1870,22 +1842,18 @@ mod tests {
             assert_eq!(m.lead_time_days_median, Some(lead), "{rule:?}");
         }
         let (rule, _, _, m) =
-            event_threshold_and_rule(&sustained, &p, &FlagRule::candidates(&p, true, false))
-                .unwrap();
+            event_threshold_and_rule(&sustained, &p, &FlagRule::candidates(&p, false)).unwrap();
         assert_eq!((rule, m.recall), (held, 1.0), "same recall, longer lead");
 
         // One high score only (one reading): no rule raises a flag.
         let blip = flag_rows(30, 5, day, 20..21);
-        assert!(
-            event_threshold_and_rule(&blip, &p, &FlagRule::candidates(&p, true, false)).is_none()
-        );
+        assert!(event_threshold_and_rule(&blip, &p, &FlagRule::candidates(&p, false)).is_none());
 
         // Rows every 6 h of an hourly reporter: both rules flag 12 h into the episode,
         // the same catches and lead, so the slower rule is kept.
         let sampled = flag_rows(30, 5, 6 * Timestamp::HOUR_MS, 18..24);
         let (rule, _, _, m) =
-            event_threshold_and_rule(&sampled, &p, &FlagRule::candidates(&p, false, false))
-                .unwrap();
+            event_threshold_and_rule(&sampled, &p, &FlagRule::candidates(&p, false)).unwrap();
         assert_eq!((rule, m.lead_time_days_median), (slow, Some(5.5)));
     }
 
@@ -1934,8 +1902,8 @@ mod tests {
             fault_rule: true,
             ..r
         };
-        let base = FlagRule::candidates(&p, true, false);
-        let all = FlagRule::candidates(&p, true, true);
+        let base = FlagRule::candidates(&p, false);
+        let all = FlagRule::candidates(&p, true);
         assert_eq!(all.len(), 2 * base.len());
         assert_eq!(
             all[base.len()..],
@@ -1945,7 +1913,7 @@ mod tests {
             fault_code_rule: false,
             ..TrainParams::default()
         };
-        assert_eq!(FlagRule::candidates(&off, true, true), base);
+        assert_eq!(FlagRule::candidates(&off, true), base);
 
         // The risk shows one failing device (days 18-23, 0.9); the codes show all five,
         // on day 20 (a fault code raises the flag the moment it comes).
