@@ -24,8 +24,11 @@
 //! (measurement, tags) and timestamp come from the stored row alone, so a batch sent
 //! again (a crash between the server's answer and the cursor write, or an answer lost
 //! on the way) carries the same points, and InfluxDB overwrites a point with the same
-//! series and timestamp: resending is harmless. The archiver itself resends nothing
-//! the server acknowledged while it runs.
+//! series and timestamp: resending is harmless. While it runs, the archiver resends
+//! only a batch whose outcome it cannot know (no answer in time, the connection cut
+//! after the request went out, a 5xx other than 503); it counts those points in
+//! `points_uncertain`, the bound on the copies a server without InfluxDB's overwrite
+//! (VictoriaMetrics without `-dedup.minScrapeInterval`) can hold twice.
 //!
 //! Failures: a write that fails for the server's or the network's sake (no connection,
 //! timeout, 5xx, 429, 401/403/404: a token or bucket an operator can fix) is retried
@@ -270,8 +273,13 @@ fn write_fault(out: &mut String, f: &FaultMessage, profiles: &ProfileSet) {
 /// Why a write failed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriteError {
-    /// The server or the network failed: retry the same batch later.
+    /// The server or the network failed before the batch was taken (no connection,
+    /// 503, 429, 401/403/404): retry the same batch later.
     Retry(String),
+    /// No clear answer: the request may have reached the server and been written (a
+    /// timeout, a connection cut after sending, 500/502/504). Retry the same batch
+    /// later; a server that did take it gets the same points twice.
+    Unknown(String),
     /// The server refused the batch's content (400, 413) and wrote none of it: split
     /// it to find the points it refuses.
     Refused(String),
@@ -344,11 +352,25 @@ impl LineSink for InfluxSink {
                         dropped: dropped_points(&detail),
                         detail,
                     }),
+                    // A server that says it is unavailable or asks us to slow down
+                    // did not write; any other server error may have written part or
+                    // all of the batch (a proxy's 502/504 above a server that did).
+                    s if s >= 500 && s != 503 => Err(WriteError::Unknown(detail)),
                     _ => Err(WriteError::Retry(detail)),
                 }
             }
+            // Not connected: the request never went out.
+            Ok(Err(influxdb2::RequestError::ReqwestProcessing { source }))
+                if source.is_connect() =>
+            {
+                Err(WriteError::Retry(source.to_string()))
+            }
+            // Sent, but the answer was lost on the way.
+            Ok(Err(influxdb2::RequestError::ReqwestProcessing { source })) => {
+                Err(WriteError::Unknown(source.to_string()))
+            }
             Ok(Err(e)) => Err(WriteError::Retry(e.to_string())),
-            Err(_) => Err(WriteError::Retry(format!(
+            Err(_) => Err(WriteError::Unknown(format!(
                 "no answer within {} ms",
                 self.timeout.as_millis()
             ))),
@@ -450,6 +472,10 @@ pub struct ArchiveMetrics {
     pub batches: AtomicU64,
     /// Write requests that failed (each retry counts).
     pub write_failures: AtomicU64,
+    /// Points in failed writes whose outcome is unknown ([`WriteError::Unknown`]),
+    /// all sent again: at most this many can be held twice by a server that does
+    /// not overwrite a point with the same series and time.
+    pub points_uncertain: AtomicU64,
     /// Stored rows not yet archived, as of the archiver's last look.
     pub backlog: AtomicU64,
     /// The cursor: the `arrival` of the last row archived.
@@ -471,6 +497,8 @@ pub struct ArchiveSnapshot {
     pub batches: u64,
     /// Write requests failed.
     pub write_failures: u64,
+    /// Points sent again after a write with no clear answer.
+    pub points_uncertain: u64,
     /// Rows behind.
     pub backlog: u64,
     /// The cursor.
@@ -489,6 +517,7 @@ impl ArchiveMetrics {
             points_refused: self.points_refused.load(Relaxed),
             batches: self.batches.load(Relaxed),
             write_failures: self.write_failures.load(Relaxed),
+            points_uncertain: self.points_uncertain.load(Relaxed),
             backlog: self.backlog.load(Relaxed),
             position: self.position.load(Relaxed),
             last_success_ms: (last > 0).then_some(last),
@@ -532,6 +561,13 @@ impl ArchiveMetrics {
             "counter",
             "Archive write requests that failed: retried (server down, timeout, 5xx, 401/403/404, 429), split (400/413) or partly written (422).",
             s.write_failures.to_string(),
+        );
+        metric(
+            out,
+            "fixahead_archive_points_uncertain_total",
+            "counter",
+            "Points in archive writes that got no clear answer (timeout, connection cut after sending, 500/502/504) and were sent again; a server that had taken them holds them twice unless it overwrites a point with the same series and time, as InfluxDB does.",
+            s.points_uncertain.to_string(),
         );
         metric(
             out,
@@ -772,20 +808,40 @@ impl<S: LineSink> Archiver<S> {
                         todo.push((from, mid));
                     }
                 }
+                Err(WriteError::Unknown(detail)) => {
+                    self.metrics
+                        .points_uncertain
+                        .fetch_add((to - from) as u64, Relaxed);
+                    tracing::warn!(error = %detail, points = to - from, retry_in_ms = backoff.as_millis() as u64,
+                        "Archive write got no clear answer; the points are sent again, and a server that took them holds them twice unless it overwrites");
+                    todo.push((from, to));
+                    if !self.retry_later(stop, &mut backoff).await {
+                        return Delivery::Stopped;
+                    }
+                }
                 Err(WriteError::Retry(detail)) => {
-                    self.metrics.write_failures.fetch_add(1, Relaxed);
                     tracing::warn!(error = %detail, retry_in_ms = backoff.as_millis() as u64,
                         "Archive write failed; the points wait in hot.db and are retried");
                     todo.push((from, to));
-                    self.refresh_backlog().await;
-                    if !self.pause(stop, backoff).await {
+                    if !self.retry_later(stop, &mut backoff).await {
                         return Delivery::Stopped;
                     }
-                    backoff = self.next_backoff(backoff);
                 }
             }
         }
         Delivery::Done
+    }
+
+    /// After a failed write: counts it, refreshes the backlog and waits `backoff`,
+    /// which then grows. False if stopped while waiting.
+    async fn retry_later(&self, stop: &CancellationToken, backoff: &mut Duration) -> bool {
+        self.metrics.write_failures.fetch_add(1, Relaxed);
+        self.refresh_backlog().await;
+        if !self.pause(stop, *backoff).await {
+            return false;
+        }
+        *backoff = self.next_backoff(*backoff);
+        true
     }
 
     /// Counts a write the server took, but for `dropped` of its points.
@@ -999,6 +1055,8 @@ mod tests {
         drop: Option<String>,
         /// Never answer.
         hang: bool,
+        /// Requests to write, then answer with Unknown (the answer lost on the way).
+        lose_answers: usize,
         requests: usize,
     }
 
@@ -1032,6 +1090,12 @@ mod tests {
                         .map(str::to_owned),
                 );
                 let dropped = body.lines().count() - (s.accepted.len() - before);
+                if s.lose_answers > 0 {
+                    s.lose_answers -= 1;
+                    return Err(WriteError::Unknown(
+                        "connection closed before the answer".into(),
+                    ));
+                }
                 if dropped > 0 {
                     return Err(WriteError::Partial {
                         detail: format!("partial write: dropped={dropped}"),
@@ -1192,6 +1256,104 @@ mod tests {
         assert_eq!(fx.cursor(), 12);
     }
 
+    /// An HTTP server on a free port that answers one request per connection with
+    /// `answer` (raw bytes after reading the request head; empty: close unanswered).
+    async fn one_shot_server(answer: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut head = Vec::new();
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = conn.write_all(answer.as_bytes()).await;
+                let _ = conn.shutdown().await;
+            }
+        });
+        url
+    }
+
+    async fn write_to(url: String) -> std::result::Result<(), WriteError> {
+        let target = InfluxTarget {
+            url,
+            org: "o".into(),
+            bucket: "b".into(),
+            token: "t".into(),
+        };
+        let sink = InfluxSink::new(&target, Duration::from_secs(5)).unwrap();
+        sink.write("m,device_id=a v=1 1".into()).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn failures_say_whether_the_server_may_have_written_the_batch() {
+        // Nothing listens: the request never went out.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let refused = write_to(format!("http://127.0.0.1:{port}")).await;
+        assert!(matches!(refused, Err(WriteError::Retry(_))), "{refused:?}");
+        // Read the request, then hung up: it may have been written.
+        let cut = write_to(one_shot_server("").await).await;
+        assert!(matches!(cut, Err(WriteError::Unknown(_))), "{cut:?}");
+        let answer = |status: &'static str| {
+            one_shot_server(match status {
+                "503" => "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy",
+                "500" => "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\n\r\noops",
+                _ => "HTTP/1.1 204 No Content\r\n\r\n",
+            })
+        };
+        let unavailable = write_to(answer("503").await).await;
+        assert!(
+            matches!(unavailable, Err(WriteError::Retry(_))),
+            "{unavailable:?}"
+        );
+        let internal = write_to(answer("500").await).await;
+        assert!(
+            matches!(internal, Err(WriteError::Unknown(_))),
+            "{internal:?}"
+        );
+        assert_eq!(write_to(answer("204").await).await, Ok(()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lost_answer_resends_the_batch_and_counts_its_points_as_uncertain() {
+        let mut fx = Fixture::new();
+        fx.commit(12);
+        let sink = Arc::new(FakeSink::default());
+        sink.state.lock().unwrap().lose_answers = 1;
+        let (sink, metrics) = run_until(fx.archiver(sink, 5), |s, m| {
+            s.accepted.len() == 17 && m.backlog.load(Relaxed) == 0
+        })
+        .await;
+        let s = sink.state.lock().unwrap();
+        let mut want: Vec<u64> = (1..=5).collect();
+        want.extend(1..=12);
+        assert_eq!(
+            seqs(&s.accepted),
+            want,
+            "the first batch twice (the server took it, the answer was lost), then the rest once"
+        );
+        let m = metrics.snapshot();
+        assert_eq!(
+            m.points_uncertain, 5,
+            "the points that may now be held twice"
+        );
+        assert_eq!(m.write_failures, 1);
+        assert_eq!(
+            m.points_telemetry + m.points_faults,
+            12,
+            "accepted points count once"
+        );
+        assert_eq!(fx.cursor(), 12);
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_backlog_grows_while_the_server_is_down() {
         let mut fx = Fixture::new();
@@ -1332,6 +1494,7 @@ mod tests {
             "fixahead_archive_points_total{measurement=\"fault\"} 2\n",
             "fixahead_archive_backlog_rows 9\n",
             "fixahead_archive_write_failures_total 0\n",
+            "fixahead_archive_points_uncertain_total 0\n",
             "fixahead_archive_last_success_timestamp_seconds 1795500000.123\n",
             "# TYPE fixahead_archive_backlog_rows gauge\n",
         ] {
