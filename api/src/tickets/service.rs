@@ -282,7 +282,11 @@ impl TicketService {
     ///   updates the active ticket of the pair: latest risk, peak risk, model version,
     ///   one more signal, a fresh diagnosis, a priority raised (never lowered) by the
     ///   rules, and a `risk_updated` log entry when the risk moved by at least
-    ///   `risk_log_delta` and `risk_log_interval` has passed since the last one.
+    ///   `risk_log_delta` and `risk_log_interval` has passed since the last one;
+    /// * except that one flag episode opens at most one ticket: with no active ticket,
+    ///   a flagged prediction whose episode already had a ticket that was resolved or
+    ///   dismissed since the episode began changes nothing (the flag must go down and
+    ///   come up again to open another).
     ///
     /// The insert relies on the store's unique index, not on a prior read, so two
     /// callers can never open two active tickets for one pair. Events are written in
@@ -332,7 +336,7 @@ impl TicketService {
                 store::upsert_risk(&tx, p, now)?;
                 recorded += 1;
                 if p.flagged {
-                    changes.push(self.apply_flag(&tx, p, device.context, now, &day)?);
+                    changes.extend(self.apply_flag(&tx, p, device.context, now, &day)?);
                 }
             }
         }
@@ -428,7 +432,24 @@ impl TicketService {
         ctx: &DiagnosisContext,
         now: Timestamp,
         day: &str,
-    ) -> Result<TicketChange> {
+    ) -> Result<Option<TicketChange>> {
+        // One flag episode, one ticket: a planner who resolved or dismissed this
+        // episode's ticket has dealt with it, and a flag that stays up (the risk of a
+        // repaired part stays high while its windows still hold the failing readings;
+        // a dismissed prediction has not changed) must not open another at once. A new
+        // episode, after the flag went down, opens a new ticket; a critical fault code
+        // opens a reactive one regardless (`apply_fault`).
+        let (device_id, component) = (p.device_id.as_str(), p.component.as_str());
+        if store::episode_ticket_ended(conn, device_id, component)?
+            && store::active_ticket(conn, device_id, component)?.is_none()
+        {
+            tracing::debug!(
+                device_id,
+                component,
+                "Flag episode already had a ticket that ended; not opening another"
+            );
+            return Ok(None);
+        }
         let config = &self.inner.config;
         let critical = critical_fault(config, p, ctx);
         let priority = config.priority(p.risk, p.lead_time_days, critical.is_some());
@@ -482,13 +503,13 @@ impl TicketService {
                 note.push_str(&format!(" (critical fault {code} raised)"));
             }
             self.opened(conn, id, now, &note)?;
-            return Ok(change(
+            return Ok(Some(change(
                 id,
                 number,
                 priority,
                 TicketChangeKind::Opened,
                 TicketSource::Proactive,
-            ));
+            )));
         }
 
         // The unique index reported an active ticket for the pair: update it.
@@ -531,13 +552,13 @@ impl TicketService {
             }
             log_change(conn, active.id, now, SYSTEM_ACTOR, "priority_raised", &note)?;
         }
-        Ok(change(
+        Ok(Some(change(
             active.id,
             active.number,
             new_priority,
             TicketChangeKind::Updated,
             TicketSource::Proactive,
-        ))
+        )))
     }
 
     /// A raised fault code: opens or updates a reactive ticket if the catalogue rates it

@@ -18,7 +18,9 @@
 //! * `ticket_numbers`: the last sequence number issued per UTC day (`YYYYMMDD`). A
 //!   number is `YYYYMMDD` followed by the 6-digit sequence (`20261124000042`); it is
 //!   allocated in the same transaction as the ticket insert and never reused.
-//! * `device_risk`: the latest score per (device, component) by event time.
+//! * `device_risk`: the latest score per (device, component) by event time, and
+//!   `flagged_at`: when the current flag episode's first flagged score was recorded
+//!   (NULL while not flagged), so that one episode opens at most one ticket.
 //! * `fleet_alarms`: batch alarms (`crate::fleet`), at most one `active` per (model,
 //!   dimension, value, component, statistic) by a unique partial index; created by any
 //!   open (`CREATE TABLE IF NOT EXISTS`), so older files gain it without a version.
@@ -29,8 +31,10 @@
 //! outcome's kind, component and failure time as columns (`outcome_kind`,
 //! `outcome_component`, `outcome_failed_at`) and a change revision (`perf_rev`), all
 //! kept by triggers, and the covering index `tickets_performance` from which the model
-//! performance report reads the tickets changed since it last looked. Opening a file
-//! upgrades it in place; the upgrade is idempotent.
+//! performance report reads the tickets changed since it last looked; 4 adds
+//! `device_risk.flagged_at` (a flagged row of an older file gets its `updated_at`: the
+//! episode is at least that old). Opening a file upgrades it in place; the upgrade is
+//! idempotent.
 //!
 //! The functions here are plain SQL over a connection or transaction; the rules live in
 //! the service.
@@ -96,6 +100,7 @@ CREATE TABLE IF NOT EXISTS device_risk (
     ts            INTEGER NOT NULL,
     top_features  TEXT NOT NULL,
     updated_at    INTEGER NOT NULL,
+    flagged_at    INTEGER,
     PRIMARY KEY (device_id, component)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
@@ -130,7 +135,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS fleet_alarms_one_active
 "#;
 
 /// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Columns schema version 2 added to `tickets` (name, definition).
 const V2_COLUMNS: [(&str, &str); 12] = [
@@ -230,6 +235,17 @@ fn migrate(conn: &Connection) -> Result<()> {
         }
     }
     conn.execute_batch(V3_DERIVED)?;
+    let has_flagged_at: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('device_risk') WHERE name = 'flagged_at')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_flagged_at {
+        conn.execute_batch(
+            "ALTER TABLE device_risk ADD COLUMN flagged_at INTEGER;
+             UPDATE device_risk SET flagged_at = updated_at WHERE flagged;",
+        )?;
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
 }
@@ -464,13 +480,16 @@ pub(crate) fn upsert_risk(conn: &Connection, p: &Prediction, now: Timestamp) -> 
     let features = serde_json::to_string(&p.top_features)?;
     conn.prepare_cached(
         "INSERT INTO device_risk (device_id, component, device_type, risk, threshold, flagged,
-             model_version, ts, top_features, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             model_version, ts, top_features, updated_at, flagged_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?6 THEN ?10 END)
          ON CONFLICT (device_id, component) DO UPDATE SET
              device_type = excluded.device_type, risk = excluded.risk,
              threshold = excluded.threshold, flagged = excluded.flagged,
              model_version = excluded.model_version, ts = excluded.ts,
-             top_features = excluded.top_features, updated_at = excluded.updated_at
+             top_features = excluded.top_features, updated_at = excluded.updated_at,
+             flagged_at = CASE WHEN NOT excluded.flagged THEN NULL
+                 WHEN device_risk.flagged THEN device_risk.flagged_at
+                 ELSE excluded.updated_at END
          WHERE excluded.ts >= device_risk.ts",
     )?
     .execute(params![
@@ -987,6 +1006,25 @@ pub(crate) fn risk_flagged(
             Ok((r.get::<_, bool>(0)?, Timestamp(r.get(1)?)))
         })
         .optional()?)
+}
+
+/// Whether the current flag episode of a (device, component) already had a ticket
+/// that has since ended: one resolved or dismissed (`ended_at`) after the episode's
+/// first flagged score was recorded (`device_risk.flagged_at`; an end in the same
+/// millisecond counts as before). False when the pair is not flagged.
+pub(crate) fn episode_ticket_ended(
+    conn: &Connection,
+    device_id: &str,
+    component: &str,
+) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM device_risk r JOIN tickets t
+                 ON t.device_id = r.device_id AND t.component = r.component
+                 WHERE r.device_id = ?1 AND r.component = ?2 AND r.flagged
+                     AND t.ended_at > r.flagged_at)",
+        )?
+        .query_row(params![device_id, component], |r| r.get(0))?)
 }
 
 /// A ticket's summary as events carry it: id, number, device, component, source,

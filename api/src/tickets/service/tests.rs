@@ -152,7 +152,7 @@ fn concurrent_writers_on_one_file_still_open_one_ticket() {
 }
 
 #[test]
-fn a_new_ticket_opens_after_the_previous_one_is_closed() {
+fn a_new_flag_episode_opens_a_new_ticket_after_the_previous_one_ended() {
     let f = Fixture::new();
     let ctx = DiagnosisContext::default();
     let a = f
@@ -160,6 +160,7 @@ fn a_new_ticket_opens_after_the_previous_one_is_closed() {
         .record_predictions(&[pred("wm-1", "drain_pump", 0.8, true)], &ctx)
         .unwrap()
         .remove(0);
+    f.advance(HOUR);
     let closed = f
         .svc
         .transition(
@@ -182,11 +183,24 @@ fn a_new_ticket_opens_after_the_previous_one_is_closed() {
         last.note
     );
 
-    let b = f
-        .svc
-        .record_predictions(&[pred("wm-1", "drain_pump", 0.8, true)], &ctx)
-        .unwrap()
-        .remove(0);
+    // The flag stays up: the same episode, which the planner has dealt with, opens
+    // nothing, however long it lasts.
+    for _ in 0..3 {
+        f.advance(HOUR);
+        let changes = f
+            .svc
+            .record_predictions(&[pred("wm-1", "drain_pump", 0.9, true)], &ctx)
+            .unwrap();
+        assert!(changes.is_empty(), "{changes:?}");
+    }
+    assert_eq!(f.svc.count_active().unwrap(), 0);
+    // The flag goes down and comes up again: a new episode, a new ticket.
+    let mut down = pred("wm-1", "drain_pump", 0.3, false);
+    down.ts = Timestamp(T0 + HOUR);
+    assert!(f.svc.record_predictions(&[down], &ctx).unwrap().is_empty());
+    let mut up = pred("wm-1", "drain_pump", 0.8, true);
+    up.ts = Timestamp(T0 + 2 * HOUR);
+    let b = f.svc.record_predictions(&[up], &ctx).unwrap().remove(0);
     assert_eq!(b.kind, TicketChangeKind::Opened);
     assert_ne!(b.ticket_id, a.ticket_id);
     assert_ne!(b.number, a.number);
@@ -230,14 +244,15 @@ fn numbers_are_date_and_daily_sequence_and_never_reused() {
         numbers,
         ["20261124000001", "20261124000002", "20261124000003"]
     );
-    // Closing a ticket does not free its number.
+    // Closing a ticket does not free its number (the next flag episode gets a new one).
     f.svc
         .transition(1, TicketStatus::Dismissed, "planner", "", None)
         .unwrap();
-    let ch = f
-        .svc
-        .record_predictions(&[pred("wm-0", "drain_pump", 0.8, true)], &ctx)
-        .unwrap();
+    let mut down = pred("wm-0", "drain_pump", 0.3, false);
+    down.ts = Timestamp(T0 + 1);
+    let mut up = pred("wm-0", "drain_pump", 0.8, true);
+    up.ts = Timestamp(T0 + 2);
+    let ch = f.svc.record_predictions(&[down, up], &ctx).unwrap();
     assert_eq!(ch[0].number, "20261124000004");
     // A new UTC day starts a new sequence.
     f.advance(24 * HOUR);
@@ -1028,6 +1043,40 @@ fn a_file_from_the_first_schema_is_upgraded_in_place() {
             .execute("UPDATE tickets SET respond_breached = 0", [])
             .unwrap();
     }
+}
+
+#[test]
+fn a_version_3_file_gains_flagged_at_and_its_flagged_episodes_count_from_their_last_update() {
+    let Fixture {
+        _dir,
+        path,
+        now,
+        svc,
+    } = Fixture::new();
+    let ctx = DiagnosisContext::default();
+    let a = svc
+        .record_predictions(&[pred("wm-1", "drain_pump", 0.8, true)], &ctx)
+        .unwrap()
+        .remove(0);
+    drop(svc);
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("ALTER TABLE device_risk DROP COLUMN flagged_at; PRAGMA user_version = 3;")
+        .unwrap();
+    let svc = TicketService::open_with_clock(&path, TicketConfig::default(), clock(&now)).unwrap();
+    let flagged_at: Option<i64> = Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT flagged_at FROM device_risk", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(flagged_at, Some(T0), "the row's updated_at");
+    // The upgraded episode behaves as any: its ended ticket is not reopened by it.
+    now.fetch_add(HOUR, Ordering::SeqCst);
+    svc.transition(a.ticket_id, TicketStatus::Dismissed, "planner", "", None)
+        .unwrap();
+    let changes = svc
+        .record_predictions(&[pred("wm-1", "drain_pump", 0.8, true)], &ctx)
+        .unwrap();
+    assert!(changes.is_empty(), "{changes:?}");
 }
 
 #[test]
