@@ -698,7 +698,9 @@ impl Fields<'_> {
 
     fn status(&self, device_id: &DeviceId) -> FieldResult<StatusMessage> {
         let online = match self.required("state")? {
-            Value::String(s) => plain_status(s).ok_or_else(|| {
+            // Exact in JSON, as for every other enumerated field; only the plain
+            // payload forgives the whitespace a shell tool adds (`plain_status`).
+            Value::String(s) => json_status(s).ok_or_else(|| {
                 (
                     RejectReason::InvalidValue,
                     format!(
@@ -794,8 +796,15 @@ impl Fields<'_> {
     }
 }
 
+/// A plain status payload: `online` or `offline`, with surrounding whitespace allowed
+/// (`echo offline | mosquitto_pub -s` sends a line break).
 fn plain_status(s: &str) -> Option<bool> {
-    match s.trim() {
+    json_status(s.trim())
+}
+
+/// The `state` of a JSON status: exactly `online` or `offline`.
+fn json_status(s: &str) -> Option<bool> {
+    match s {
         "online" => Some(true),
         "offline" => Some(false),
         _ => None,
@@ -1070,6 +1079,26 @@ mod tests {
             for topic in [TOPIC, "fixahead/v1/wm-1/status"] {
                 assert_eq!(reason(topic, p), RejectReason::MalformedJson, "{p}");
             }
+        }
+    }
+
+    #[test]
+    fn a_json_status_state_is_exact_and_a_plain_one_may_carry_whitespace() {
+        // Found by tests/fuzz_decode.rs: `{"state": "offline "}` was accepted.
+        for p in [r#"{"state": "offline "}"#, r#"{"state": " online"}"#] {
+            assert_eq!(
+                reason("fixahead/v1/wm-1/status", p),
+                RejectReason::InvalidValue,
+                "{p}"
+            );
+        }
+        for (p, online) in [("offline\n", false), (" online ", true)] {
+            let Message::Status(s) =
+                decode("fixahead/v1/wm-1/status", p.as_bytes(), &profiles()).unwrap()
+            else {
+                panic!("not a status")
+            };
+            assert_eq!(s.online, online, "{p:?}");
         }
     }
 
