@@ -1,5 +1,10 @@
 //! The `fixahead` binary: thin glue over the library crates.
 
+/// mimalloc instead of the system allocator: scoring builds a few small strings per
+/// prediction and ingest a few per message; measured in docs/benchmarks.md.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod app;
 mod bench;
 mod bench_fleet;

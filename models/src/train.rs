@@ -1362,8 +1362,16 @@ pub(crate) fn event_threshold_and_rule(
     let mut best: Option<(FlagRule, f64, &'static str, crate::artifact::EventMetrics)> = None;
     for &rule in rules {
         let Some((t, name, m)) = event_threshold(rows.to_vec(), p, rule) else {
+            tracing::debug!(
+                ?rule,
+                "No threshold catches a failure within the alert budget"
+            );
             continue;
         };
+        tracing::debug!(?rule, threshold = t, selection = name, flags = m.flags,
+            false_alarms = m.false_alarms, caught = m.caught, failures = m.failures,
+            false_alarms_per_1000_device_months = m.false_alarms_per_1000_device_months,
+            lead_time_days_median = ?m.lead_time_days_median, "Flag rule candidate");
 
         let key = |name: &str, m: &crate::artifact::EventMetrics| {
             (
