@@ -440,9 +440,7 @@ impl TicketService {
         // episode, after the flag went down, opens a new ticket; a critical fault code
         // opens a reactive one regardless (`apply_fault`).
         let (device_id, component) = (p.device_id.as_str(), p.component.as_str());
-        if store::episode_ticket_ended(conn, device_id, component)?
-            && store::active_ticket(conn, device_id, component)?.is_none()
-        {
+        if store::episode_ticket_ended(conn, device_id, component)? {
             tracing::debug!(
                 device_id,
                 component,

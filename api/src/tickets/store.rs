@@ -1008,22 +1008,25 @@ pub(crate) fn risk_flagged(
         .optional()?)
 }
 
-/// Whether the current flag episode of a (device, component) already had a ticket
-/// that has since ended: one resolved or dismissed (`ended_at`) after the episode's
-/// first flagged score was recorded (`device_risk.flagged_at`; an end in the same
-/// millisecond counts as before). False when the pair is not flagged.
+/// Whether the current flag episode of a (device, component) is done with tickets:
+/// the pair has no active ticket, and one of its tickets ended (resolved or dismissed,
+/// `ended_at`) after the episode's first flagged score was recorded
+/// (`device_risk.flagged_at`; an end in the same millisecond counts as before). False
+/// when the pair is not flagged. One statement: a flagged score costs one round trip.
 pub(crate) fn episode_ticket_ended(
     conn: &Connection,
     device_id: &str,
     component: &str,
 ) -> Result<bool> {
     Ok(conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "SELECT EXISTS (SELECT 1 FROM device_risk r JOIN tickets t
                  ON t.device_id = r.device_id AND t.component = r.component
                  WHERE r.device_id = ?1 AND r.component = ?2 AND r.flagged
-                     AND t.ended_at > r.flagged_at)",
-        )?
+                     AND t.ended_at > r.flagged_at)
+             AND NOT EXISTS (SELECT 1 FROM tickets WHERE device_id = ?1
+                 AND component = ?2 AND status IN {ACTIVE_SQL})"
+        ))?
         .query_row(params![device_id, component], |r| r.get(0))?)
 }
 

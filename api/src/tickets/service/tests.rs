@@ -194,6 +194,36 @@ fn a_new_flag_episode_opens_a_new_ticket_after_the_previous_one_ended() {
         assert!(changes.is_empty(), "{changes:?}");
     }
     assert_eq!(f.svc.count_active().unwrap(), 0);
+    // A critical code opens a reactive ticket meanwhile: the still-up flag updates it.
+    let fault_ctx = washer_ctx(&[("E23", T0)]);
+    let reactive = f
+        .svc
+        .record(&[DeviceSignals {
+            predictions: &[],
+            faults: &[critical_fault("wm-1")],
+            context: &fault_ctx,
+        }])
+        .unwrap()
+        .remove(0);
+    let update = f
+        .svc
+        .record_predictions(&[pred("wm-1", "drain_pump", 0.9, true)], &ctx)
+        .unwrap();
+    assert_eq!(update.len(), 1, "{update:?}");
+    assert_eq!(
+        (update[0].ticket_id, update[0].kind),
+        (reactive.ticket_id, TicketChangeKind::Updated)
+    );
+    f.advance(HOUR);
+    f.svc
+        .transition(
+            reactive.ticket_id,
+            TicketStatus::Dismissed,
+            "planner-7",
+            "",
+            None,
+        )
+        .unwrap();
     // The flag goes down and comes up again: a new episode, a new ticket.
     let mut down = pred("wm-1", "drain_pump", 0.3, false);
     down.ts = Timestamp(T0 + HOUR);
