@@ -295,7 +295,11 @@ fn train_into(
                     (Some(m), None) => println!(
                         "  {:<16} threshold {:.3}  flag after {} score(s) held {} h{}  precision {:.2}  recall {:.2}  AP {:.3} (base rate {:.3})  failures caught {}/{}{}",
                         c.component, c.threshold, c.persistence, c.hold_ms / 3_600_000,
-                        if c.fault_rule.is_some() { " or on its fault codes" } else { "" },
+                        match &c.fault_rule {
+                            None => String::new(),
+                            Some(r) if r.months.is_all() => " or on its fault codes".into(),
+                            Some(r) => format!(" or on its fault codes in {}", r.months),
+                        },
                         m.precision, m.recall, m.average_precision, m.base_rate, m.events_detected, m.events,
                         m.validation_events.as_ref().map_or(String::new(), |e| format!(
                             "  flags on validation: {} caught {}/{} failures, {} false",

@@ -68,7 +68,7 @@ pub struct HistoryEvent {
 /// A check that found a component healthy: a service ticket closed with the outcome
 /// `no_fault_found` (`fixahead train --from-store`). Training keeps the rows of that
 /// device and component in the horizon before the check as negatives (see
-/// [`crate::train`]); a history directory has none.
+/// [`crate::train`](mod@crate::train)); a history directory has none.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HealthyCheck {
     /// The device.

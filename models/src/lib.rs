@@ -118,7 +118,8 @@ mod registry_tests;
 mod tests;
 
 pub use artifact::{
-    ComponentMetrics, ComponentModel, FaultRule, LabelSummary, ModelArtifact, TrainingSummary,
+    ComponentMetrics, ComponentModel, FaultRule, LabelSummary, ModelArtifact, MonthSet,
+    TrainingSummary,
 };
 pub use drift::{DriftMonitor, DriftSettings};
 pub use error::{Error, Result};

@@ -229,7 +229,9 @@ impl Scorer {
                 .saturating_sub(entry.streak_since[ci])
                 .saturating_mul(1000);
             let raise = (u32::from(*streak) >= comp.persistence.max(1) && held_ms >= comp.hold_ms)
-                || comp.fault_rule.is_some_and(|r| r.fires(&self.raw));
+                || comp
+                    .fault_rule
+                    .is_some_and(|r| r.fires_at(ts.millis(), &self.raw));
             let flagged = latch(
                 &mut entry.raised_below[ci],
                 raise,

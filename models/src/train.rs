@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifact::{
     sigmoid, CandidateMetrics, ComponentMetrics, ComponentModel, FaultRule, LabelSummary,
-    ModelArtifact, TrainingSummary, FAMILY_LOGISTIC, FAMILY_TREES, FORMAT_VERSION,
+    ModelArtifact, MonthSet, TrainingSummary, FAMILY_LOGISTIC, FAMILY_TREES, FORMAT_VERSION,
 };
 use crate::features::{DeviceState, FeatureSchema};
 use crate::history::{self, EventKind, HealthyCheck, HistoryEvent, HistoryStats};
@@ -720,7 +720,10 @@ fn train_type(
                         EvalRows::new(rows, &split_of, &labels, &pos, &all_neg, ctx, &mean, &std);
                     let fault_rule = FaultRule::for_component(rows.schema.names(), component);
                     let flag_rules = FlagRule::candidates(p, fault_rule.is_some());
-                    choose_and_calibrate(component, fit, &ev, p, &flag_rules, fault_rule)
+                    let seasonal = fault_rule.and_then(|rule| {
+                        seasonal_months(&history_rule_rows(rows, &split_of, &labels, rule), p)
+                    });
+                    choose_and_calibrate(component, fit, &ev, p, &flag_rules, fault_rule, seasonal)
                 }
             }
         };
@@ -1076,6 +1079,7 @@ fn choose_and_calibrate(
     p: &TrainParams,
     flag_rules: &[FlagRule],
     fault_rule: Option<FaultRule>,
+    seasonal: Option<MonthSet>,
 ) -> ComponentModel {
     let logistic = ComponentModel {
         weights: fit.weights,
@@ -1162,6 +1166,7 @@ fn choose_and_calibrate(
                 ts: ev.rows.ts[r.0],
                 dev,
                 seq: ev.rows.seq[r.0],
+                month: MonthSet::month_of(ev.rows.ts[r.0]),
                 positive: y,
                 failure_ts: f,
                 risk: sigmoid(model.calibration_a * s + model.calibration_b),
@@ -1261,9 +1266,14 @@ fn choose_and_calibrate(
             )
         })
         .collect();
-    let Some((flag_rule, threshold, rule, events)) =
-        event_threshold_and_rule(&event_rows, p, flag_rules)
-    else {
+    let chosen = with_seasonal_rule(
+        &event_rows,
+        p,
+        flag_rules,
+        event_threshold_and_rule(&event_rows, p, flag_rules),
+        seasonal,
+    );
+    let Some((flag_rule, threshold, rule, events)) = chosen else {
         model.skipped_reason = Some(format!(
             "no usable threshold: none catches a failure in the validation period within the alert budget of {} false alarms per 1000 device-months",
             p.alert_budget
@@ -1276,7 +1286,12 @@ fn choose_and_calibrate(
     model.threshold = threshold;
     model.persistence = flag_rule.persistence;
     model.hold_ms = flag_rule.hold_ms;
-    model.fault_rule = fault_rule.filter(|_| flag_rule.fault_rule);
+    model.fault_rule = fault_rule
+        .filter(|_| flag_rule.fault_rule)
+        .map(|rule| FaultRule {
+            months: flag_rule.fault_months,
+            ..rule
+        });
     model.lead_time = crate::artifact::lead_time_bins(threshold, lead_rows);
     model.threshold_rule = format!("{rule}{event_suffix}");
     model.metrics = Some(metrics);
@@ -1291,6 +1306,8 @@ pub(crate) struct EventRow {
     /// Position among the device's sampled rows: a jump means rows were excluded (a
     /// broken or censored stretch) and breaks an episode.
     pub(crate) seq: u32,
+    /// Calendar month of `ts` ([`MonthSet::month_of`]).
+    pub(crate) month: u8,
     /// A failure of the component follows within the horizon.
     pub(crate) positive: bool,
     /// That failure's time (meaningful when `positive`).
@@ -1310,6 +1327,8 @@ pub(crate) struct FlagRule {
     pub(crate) hold_ms: i64,
     /// Also flag while the component's fault-code rule fires ([`crate::FaultRule`]).
     pub(crate) fault_rule: bool,
+    /// The months the fault-code rule is on ([`FaultRule::months`]).
+    pub(crate) fault_months: MonthSet,
 }
 
 impl FlagRule {
@@ -1326,11 +1345,13 @@ impl FlagRule {
             persistence: p.persistence.max(1),
             hold_ms: p.hold_ms.max(0),
             fault_rule: false,
+            fault_months: MonthSet::ALL,
         }];
         let held = FlagRule {
             persistence: 1,
             hold_ms: p.hold_ms.max(0),
             fault_rule: false,
+            fault_months: MonthSet::ALL,
         };
         if p.adaptive_persistence && held.hold_ms >= p.sample_interval_ms && !rules.contains(&held)
         {
@@ -1348,6 +1369,149 @@ impl FlagRule {
         }
         rules
     }
+
+    /// `rules` without the fault-code rule, each with it on in `months` only.
+    pub(crate) fn seasonal(rules: &[FlagRule], months: MonthSet) -> Vec<FlagRule> {
+        rules
+            .iter()
+            .filter(|r| !r.fault_rule)
+            .map(|r| FlagRule {
+                fault_rule: true,
+                fault_months: months,
+                ..*r
+            })
+            .collect()
+    }
+
+    /// Whether the fault-code rule raises a flag at `row`.
+    fn fault_fires(&self, row: &EventRow) -> bool {
+        self.fault_rule
+            && row.rule
+            && (self.fault_months.is_all() || self.fault_months.contains(row.month))
+    }
+}
+
+/// A flag rule and its threshold, as [`event_threshold_and_rule`] returns them.
+type ChosenRule = (FlagRule, f64, &'static str, crate::artifact::EventMetrics);
+
+/// `chosen` (the best of the whole-year candidates on the validation `rows`), or the
+/// fault-code rule on in `seasonal`'s months only ([`seasonal_months`]) when the
+/// whole-year rule was not chosen and the seasonal one does at least as well on
+/// `rows`: a tie goes to the seasonal rule, since validation saw it do no harm and the
+/// months it is on were checked on the whole history (the rule has no fitted
+/// parameter, so the training period is fair evidence for it). Where validation has
+/// rows, its verdict stands: when the rule loses there, it is tried once more without
+/// the months the validation rows cover.
+fn with_seasonal_rule(
+    rows: &[EventRow],
+    p: &TrainParams,
+    flag_rules: &[FlagRule],
+    mut chosen: Option<ChosenRule>,
+    seasonal: Option<MonthSet>,
+) -> Option<ChosenRule> {
+    let Some(months) = seasonal else {
+        return chosen;
+    };
+    let validated = MonthSet::of(rows.iter().map(|r| r.month));
+    let outside = MonthSet::of(months.months().filter(|&m| !validated.contains(m)));
+    for months in [months, outside] {
+        if months.is_empty() || chosen.as_ref().is_some_and(|c| c.0.fault_rule) {
+            break;
+        }
+        let rules = FlagRule::seasonal(flag_rules, months);
+        if let Some(s) = event_threshold_and_rule(rows, p, &rules) {
+            if chosen
+                .as_ref()
+                .is_none_or(|c| candidate_key(s.2, &s.3) >= candidate_key(c.2, &c.3))
+            {
+                chosen = Some(s);
+            }
+        }
+    }
+    chosen
+}
+
+/// How flag-rule candidates rank: a threshold meeting the target, then recall, then the
+/// median lead time.
+fn candidate_key(name: &str, m: &crate::artifact::EventMetrics) -> (bool, f64, f64) {
+    (
+        name == "event_target",
+        m.recall,
+        m.lead_time_days_median.unwrap_or(0.0),
+    )
+}
+
+/// Every labelled row of the history before the test period (training, gap and
+/// validation), as event rows with the fault-code rule's verdict and no risk: the
+/// input of [`seasonal_months`].
+fn history_rule_rows(
+    rows: &TypeRows,
+    split_of: &[Split],
+    labels: &[Option<(bool, i64)>],
+    rule: FaultRule,
+) -> Vec<EventRow> {
+    (0..rows.len())
+        .filter(|&i| matches!(split_of[i], Split::Train | Split::Gap | Split::Validation))
+        .filter_map(|i| {
+            let (positive, failure_ts) = labels[i]?;
+            let row = rows.row(i);
+            Some(EventRow {
+                ts: rows.ts[i],
+                dev: rows.dev[i],
+                seq: rows.seq[i],
+                month: MonthSet::month_of(rows.ts[i]),
+                positive,
+                failure_ts,
+                risk: 0.0,
+                rule: rule.fires_with(|k| row.get(k).map(|&x| f64::from(x))),
+            })
+        })
+        .collect()
+}
+
+/// The calendar months in which the fault-code rule alone (flags raised while it fires,
+/// released as the live scorer releases them) met the precision target and the alert
+/// budget on `rows`, each month counted on its own: the flags that started in it, and
+/// its device-months. A month without a flag has no evidence and stays off. `None`
+/// when no month or every month qualifies: then there is no season to tell apart.
+pub(crate) fn seasonal_months(rows: &[EventRow], p: &TrainParams) -> Option<MonthSet> {
+    let mut rows = rows.to_vec();
+    rows.sort_by(|a, b| a.dev.cmp(&b.dev).then(a.seq.cmp(&b.seq)));
+    // Per month: flags, false alarms, device milliseconds.
+    let mut flags = [0u64; 13];
+    let mut false_alarms = [0u64; 13];
+    let mut device_ms = [0i64; 13];
+    let mut latch = 0i64;
+    for k in 0..rows.len() {
+        let r = rows[k];
+        let m = usize::from(r.month.min(12));
+        let contiguous =
+            k > 0 && rows[k - 1].dev == r.dev && r.seq == rows[k - 1].seq.saturating_add(1);
+        if contiguous {
+            device_ms[m] += r.ts.saturating_sub(rows[k - 1].ts).max(0);
+        } else {
+            latch = 0;
+        }
+        let was_up = latch != 0;
+        let up = crate::scorer::latch(&mut latch, r.rule, false, r.ts / 1000, p.release_ms);
+        if up && !was_up {
+            flags[m] += 1;
+            if !r.positive {
+                false_alarms[m] += 1;
+            }
+        }
+    }
+    let month_ms = 30.44 * Timestamp::DAY_MS as f64;
+    let months = MonthSet::of((1..=12u8).filter(|&m| {
+        let m = usize::from(m);
+        let device_months = device_ms[m] as f64 / month_ms;
+        flags[m] > 0
+            && (flags[m] - false_alarms[m]) as f64 / flags[m] as f64 >= p.target_precision
+            && device_months > 0.0
+            && 1000.0 * false_alarms[m] as f64 / device_months <= p.alert_budget
+    }));
+    tracing::debug!(?flags, ?false_alarms, %months, "Fault-code rule by month");
+    (!months.is_empty() && !months.is_all()).then_some(months)
 }
 
 /// The best flag rule and its threshold ([`event_threshold`] for each of `rules`, from
@@ -1358,8 +1522,8 @@ pub(crate) fn event_threshold_and_rule(
     rows: &[EventRow],
     p: &TrainParams,
     rules: &[FlagRule],
-) -> Option<(FlagRule, f64, &'static str, crate::artifact::EventMetrics)> {
-    let mut best: Option<(FlagRule, f64, &'static str, crate::artifact::EventMetrics)> = None;
+) -> Option<ChosenRule> {
+    let mut best: Option<ChosenRule> = None;
     for &rule in rules {
         let Some((t, name, m)) = event_threshold(rows.to_vec(), p, rule) else {
             tracing::debug!(
@@ -1373,16 +1537,9 @@ pub(crate) fn event_threshold_and_rule(
             false_alarms_per_1000_device_months = m.false_alarms_per_1000_device_months,
             lead_time_days_median = ?m.lead_time_days_median, "Flag rule candidate");
 
-        let key = |name: &str, m: &crate::artifact::EventMetrics| {
-            (
-                name == "event_target",
-                m.recall,
-                m.lead_time_days_median.unwrap_or(0.0),
-            )
-        };
         if best
             .as_ref()
-            .is_none_or(|(_, _, bn, bm)| key(name, &m) > key(bn, bm))
+            .is_none_or(|(_, _, bn, bm)| candidate_key(name, &m) > candidate_key(bn, bm))
         {
             best = Some((rule, t, name, m));
         }
@@ -1458,8 +1615,8 @@ pub(crate) fn event_threshold(
             }
             // A fault-code rule raises a flag as soon as it fires: the device itself
             // reports the fault, which the service teams want the moment it happens.
-            let raise = (above && run >= need && r.ts - since >= rule.hold_ms)
-                || (rule.fault_rule && r.rule);
+            let raise =
+                (above && run >= need && r.ts - since >= rule.hold_ms) || rule.fault_fires(r);
             let was_up = latch != 0;
             let up = crate::scorer::latch(&mut latch, raise, above, r.ts / 1000, release_ms);
             if up && !was_up {
@@ -1803,6 +1960,7 @@ mod tests {
                     ts,
                     dev,
                     seq: seq as u32,
+                    month: MonthSet::month_of(ts),
                     positive: failing && fail - ts <= 14 * day,
                     failure_ts: fail,
                     risk: if high { 0.9 } else { 0.1 },
@@ -1821,11 +1979,13 @@ mod tests {
             persistence: 3,
             hold_ms: 12 * Timestamp::HOUR_MS,
             fault_rule: false,
+            fault_months: MonthSet::ALL,
         };
         let held = FlagRule {
             persistence: 1,
             hold_ms: 12 * Timestamp::HOUR_MS,
             fault_rule: false,
+            fault_months: MonthSet::ALL,
         };
         assert_eq!(FlagRule::candidates(&p, false), vec![slow, held]);
         let fixed = TrainParams {
@@ -1880,6 +2040,7 @@ mod tests {
             persistence: 1,
             hold_ms: 0,
             fault_rule: false,
+            fault_months: MonthSet::ALL,
         };
         let count = |release_ms: i64| {
             let p = TrainParams {
@@ -1908,6 +2069,7 @@ mod tests {
         let day = Timestamp::DAY_MS;
         let with_rule = |r: FlagRule| FlagRule {
             fault_rule: true,
+            fault_months: MonthSet::ALL,
             ..r
         };
         let base = FlagRule::candidates(&p, false);
@@ -1950,5 +2112,73 @@ mod tests {
         };
         assert_eq!(without_rule(rows), (1, 0));
         assert_eq!(without_rule(flag_rows(30, 5, day, 18..24)), (5, 0));
+    }
+
+    #[test]
+    fn the_fault_code_rule_can_be_kept_for_the_months_where_it_is_precise() {
+        let p = TrainParams::default();
+        let day = Timestamp::DAY_MS;
+        // 2026-07-01, 2026-01-01 and 2026-02-01, UTC.
+        let (july, january, february) = (1_782_864_000_000, 1_767_225_600_000, 1_769_904_000_000);
+        let shift = |rows: Vec<EventRow>, by: i64, devices: u32| -> Vec<EventRow> {
+            rows.into_iter()
+                .map(|mut r| {
+                    (r.ts, r.failure_ts, r.dev) = (r.ts + by, r.failure_ts + by, r.dev + devices);
+                    r.month = MonthSet::month_of(r.ts);
+                    r
+                })
+                .collect()
+        };
+        let codes_on = |mut rows: Vec<EventRow>, devices: std::ops::Range<u32>, on_day: i64| {
+            for r in rows.iter_mut().filter(|r| devices.contains(&r.dev)) {
+                r.rule = r.ts / day == on_day;
+            }
+            rows
+        };
+        // The history: in July five of thirty devices raise codes on day 20 and fail on
+        // day 24; in January five healthy devices raise them and nothing follows.
+        let summer = codes_on(flag_rows(30, 5, day / 4, 100..101), 0..5, 20);
+        let winter = codes_on(flag_rows(30, 0, day / 4, 100..101), 0..5, 20);
+        let history: Vec<EventRow> = shift(summer, july, 0)
+            .into_iter()
+            .chain(shift(winter.clone(), january, 100))
+            .collect();
+        assert_eq!(seasonal_months(&history, &p), Some(MonthSet::of([7])));
+        assert_eq!(
+            seasonal_months(&shift(winter, january, 0), &p),
+            None,
+            "no good month"
+        );
+
+        // Validation in February and March: the risk catches two failures; codes on
+        // five healthy devices break the alert budget of the whole-year rule.
+        let validation = shift(
+            codes_on(flag_rows(30, 2, day / 4, 18..24), 10..15, 10),
+            february,
+            0,
+        );
+        let rules = FlagRule::candidates(&p, true);
+        let whole_year = event_threshold_and_rule(&validation, &p, &rules).unwrap();
+        assert!(!whole_year.0.fault_rule, "{:?}", whole_year.0);
+        let choose = |months: Option<MonthSet>| {
+            with_seasonal_rule(&validation, &p, &rules, Some(whole_year.clone()), months).unwrap()
+        };
+        // The July rule does no harm in validation: it is kept, for July only.
+        let seasonal = choose(Some(MonthSet::of([7])));
+        assert!(seasonal.0.fault_rule);
+        assert_eq!(seasonal.0.fault_months, MonthSet::of([7]));
+        assert_eq!(
+            (seasonal.3.caught, seasonal.3.false_alarms),
+            (whole_year.3.caught, whole_year.3.false_alarms)
+        );
+        // Validation judges the months it covers: February's false codes drop it.
+        assert_eq!(
+            choose(Some(MonthSet::of([2, 7]))).0.fault_months,
+            MonthSet::of([7])
+        );
+        // Only February in the history's good months: validation refuses, the
+        // whole-year choice stands; and without a season it stands too.
+        assert!(!choose(Some(MonthSet::of([2]))).0.fault_rule);
+        assert_eq!(choose(None).0, whole_year.0);
     }
 }
