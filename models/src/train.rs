@@ -1471,9 +1471,10 @@ fn history_rule_rows(
 
 /// The calendar months in which the fault-code rule alone (flags raised while it fires,
 /// released as the live scorer releases them) met the precision target and the alert
-/// budget on `rows`, each month counted on its own: the flags that started in it, and
-/// its device-months. A month without a flag has no evidence and stays off. `None`
-/// when no month or every month qualifies: then there is no season to tell apart.
+/// budget on `rows`, each month judged with its two neighbours: the flags that started
+/// in those three months, and their device-months. A month whose three months hold no
+/// flag has no evidence and stays off. `None` when no month or every month qualifies:
+/// then there is no season to tell apart.
 pub(crate) fn seasonal_months(rows: &[EventRow], p: &TrainParams) -> Option<MonthSet> {
     let mut rows = rows.to_vec();
     rows.sort_by(|a, b| a.dev.cmp(&b.dev).then(a.seq.cmp(&b.seq)));
@@ -1501,14 +1502,27 @@ pub(crate) fn seasonal_months(rows: &[EventRow], p: &TrainParams) -> Option<Mont
             }
         }
     }
+    // A month is judged with its two neighbours (December and January are neighbours):
+    // a season spans months, and one month of a small fleet holds a handful of flags,
+    // too few to tell a clean month from a lucky one (the 300-device demo history put the
+    // refrigerant rule on in Jan-Mar, May, Jul-Oct and Dec when judged month by month).
+    let around = |counts: &[u64; 13], m: usize| -> u64 {
+        let (before, after) = (
+            if m == 1 { 12 } else { m - 1 },
+            if m == 12 { 1 } else { m + 1 },
+        );
+        counts[before] + counts[m] + counts[after]
+    };
+    let device_ms = device_ms.map(|ms| ms.max(0) as u64);
     let month_ms = 30.44 * Timestamp::DAY_MS as f64;
     let months = MonthSet::of((1..=12u8).filter(|&m| {
         let m = usize::from(m);
-        let device_months = device_ms[m] as f64 / month_ms;
-        flags[m] > 0
-            && (flags[m] - false_alarms[m]) as f64 / flags[m] as f64 >= p.target_precision
+        let (flags, false_alarms) = (around(&flags, m), around(&false_alarms, m));
+        let device_months = around(&device_ms, m) as f64 / month_ms;
+        flags > 0
+            && (flags - false_alarms) as f64 / flags as f64 >= p.target_precision
             && device_months > 0.0
-            && 1000.0 * false_alarms[m] as f64 / device_months <= p.alert_budget
+            && 1000.0 * false_alarms as f64 / device_months <= p.alert_budget
     }));
     tracing::debug!(?flags, ?false_alarms, %months, "Fault-code rule by month");
     (!months.is_empty() && !months.is_all()).then_some(months)
@@ -2143,7 +2157,9 @@ mod tests {
             .into_iter()
             .chain(shift(winter.clone(), january, 100))
             .collect();
-        assert_eq!(seasonal_months(&history, &p), Some(MonthSet::of([7])));
+        // July is judged with June and August, which it makes good; January, with
+        // December and February, bad.
+        assert_eq!(seasonal_months(&history, &p), Some(MonthSet::of([6, 7, 8])));
         assert_eq!(
             seasonal_months(&shift(winter, january, 0), &p),
             None,
