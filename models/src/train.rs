@@ -720,7 +720,7 @@ fn train_type(
                         EvalRows::new(rows, &split_of, &labels, &pos, &all_neg, ctx, &mean, &std);
                     let fault_rule = FaultRule::for_component(rows.schema.names(), component);
                     let flag_rules = FlagRule::candidates(p, fault_rule.is_some());
-                    let seasonal = fault_rule.and_then(|rule| {
+                    let seasonal = fault_rule.filter(|_| p.fault_code_rule).and_then(|rule| {
                         seasonal_months(&history_rule_rows(rows, &split_of, &labels, rule), p)
                     });
                     choose_and_calibrate(component, fit, &ev, p, &flag_rules, fault_rule, seasonal)
@@ -1401,7 +1401,8 @@ type ChosenRule = (FlagRule, f64, &'static str, crate::artifact::EventMetrics);
 /// months it is on were checked on the whole history (the rule has no fitted
 /// parameter, so the training period is fair evidence for it). Where validation has
 /// rows, its verdict stands: when the rule loses there, it is tried once more without
-/// the months the validation rows cover.
+/// the months the validation rows cover. Nothing changes with
+/// [`TrainParams::fault_code_rule`] off.
 fn with_seasonal_rule(
     rows: &[EventRow],
     p: &TrainParams,
@@ -1409,7 +1410,7 @@ fn with_seasonal_rule(
     mut chosen: Option<ChosenRule>,
     seasonal: Option<MonthSet>,
 ) -> Option<ChosenRule> {
-    let Some(months) = seasonal else {
+    let Some(months) = seasonal.filter(|_| p.fault_code_rule) else {
         return chosen;
     };
     let validated = MonthSet::of(rows.iter().map(|r| r.month));
@@ -2196,5 +2197,18 @@ mod tests {
         // whole-year choice stands; and without a season it stands too.
         assert!(!choose(Some(MonthSet::of([2]))).0.fault_rule);
         assert_eq!(choose(None).0, whole_year.0);
+        // With the fault-code rule switched off, no season brings it back.
+        let off = TrainParams {
+            fault_code_rule: false,
+            ..TrainParams::default()
+        };
+        let kept = with_seasonal_rule(
+            &validation,
+            &off,
+            &rules,
+            Some(whole_year.clone()),
+            Some(MonthSet::of([7])),
+        );
+        assert_eq!(kept.map(|c| c.0), Some(whole_year.0));
     }
 }
