@@ -720,9 +720,12 @@ fn train_type(
                         EvalRows::new(rows, &split_of, &labels, &pos, &all_neg, ctx, &mean, &std);
                     let fault_rule = FaultRule::for_component(rows.schema.names(), component);
                     let flag_rules = FlagRule::candidates(p, fault_rule.is_some());
-                    let seasonal = fault_rule.filter(|_| p.fault_code_rule).and_then(|rule| {
-                        seasonal_months(&history_rule_rows(rows, &split_of, &labels, rule), p)
-                    });
+                    // Counted only when the whole-year rule is not chosen.
+                    let seasonal = || {
+                        fault_rule.and_then(|rule| {
+                            seasonal_months(&history_rule_rows(rows, &split_of, &labels, rule), p)
+                        })
+                    };
                     choose_and_calibrate(component, fit, &ev, p, &flag_rules, fault_rule, seasonal)
                 }
             }
@@ -1079,7 +1082,7 @@ fn choose_and_calibrate(
     p: &TrainParams,
     flag_rules: &[FlagRule],
     fault_rule: Option<FaultRule>,
-    seasonal: Option<MonthSet>,
+    seasonal: impl FnOnce() -> Option<MonthSet>,
 ) -> ComponentModel {
     let logistic = ComponentModel {
         weights: fit.weights,
@@ -1395,8 +1398,8 @@ impl FlagRule {
 type ChosenRule = (FlagRule, f64, &'static str, crate::artifact::EventMetrics);
 
 /// `chosen` (the best of the whole-year candidates on the validation `rows`), or the
-/// fault-code rule on in `seasonal`'s months only ([`seasonal_months`]) when the
-/// whole-year rule was not chosen and the seasonal one does at least as well on
+/// fault-code rule on in the months `seasonal` returns ([`seasonal_months`]; asked only
+/// when the whole-year rule was not chosen) when that does at least as well on
 /// `rows`: a tie goes to the seasonal rule, since validation saw it do no harm and the
 /// months it is on were checked on the whole history (the rule has no fitted
 /// parameter, so the training period is fair evidence for it). Where validation has
@@ -1408,9 +1411,12 @@ fn with_seasonal_rule(
     p: &TrainParams,
     flag_rules: &[FlagRule],
     mut chosen: Option<ChosenRule>,
-    seasonal: Option<MonthSet>,
+    seasonal: impl FnOnce() -> Option<MonthSet>,
 ) -> Option<ChosenRule> {
-    let Some(months) = seasonal.filter(|_| p.fault_code_rule) else {
+    if !p.fault_code_rule || chosen.as_ref().is_some_and(|c| c.0.fault_rule) {
+        return chosen;
+    }
+    let Some(months) = seasonal() else {
         return chosen;
     };
     let validated = MonthSet::of(rows.iter().map(|r| r.month));
@@ -2178,7 +2184,8 @@ mod tests {
         let whole_year = event_threshold_and_rule(&validation, &p, &rules).unwrap();
         assert!(!whole_year.0.fault_rule, "{:?}", whole_year.0);
         let choose = |months: Option<MonthSet>| {
-            with_seasonal_rule(&validation, &p, &rules, Some(whole_year.clone()), months).unwrap()
+            with_seasonal_rule(&validation, &p, &rules, Some(whole_year.clone()), || months)
+                .unwrap()
         };
         // The July rule does no harm in validation: it is kept, for July only.
         let seasonal = choose(Some(MonthSet::of([7])));
@@ -2202,13 +2209,16 @@ mod tests {
             fault_code_rule: false,
             ..TrainParams::default()
         };
-        let kept = with_seasonal_rule(
-            &validation,
-            &off,
-            &rules,
-            Some(whole_year.clone()),
-            Some(MonthSet::of([7])),
-        );
+        let kept = with_seasonal_rule(&validation, &off, &rules, Some(whole_year.clone()), || {
+            Some(MonthSet::of([7]))
+        });
         assert_eq!(kept.map(|c| c.0), Some(whole_year.0));
+        // A chosen whole-year rule stands, and the season is not even counted.
+        let mut with_rule = whole_year.clone();
+        with_rule.0.fault_rule = true;
+        let kept = with_seasonal_rule(&validation, &p, &rules, Some(with_rule.clone()), || {
+            unreachable!("the season is counted only without a whole-year rule")
+        });
+        assert_eq!(kept.map(|c| c.0), Some(with_rule.0));
     }
 }
