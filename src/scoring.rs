@@ -137,17 +137,29 @@ struct Signals {
     faults: Vec<api::FaultSignal>,
 }
 
-/// Keeps the latest prediction per component, plus every flagged one (in order).
+/// Keeps, in order, every flagged prediction, every unflagged one that ends a flag (the
+/// component's previous prediction in the batch was flagged), and the latest one per
+/// component. The ends matter: a flag that goes down and comes up again within one
+/// batch (an expired prediction restated, `models::scorer`) is two flag episodes, and
+/// the ticket store can only tell them apart if it sees the unflagged score between.
 fn condense(predictions: Vec<Prediction>) -> Vec<Prediction> {
-    let mut latest: BTreeMap<String, usize> = BTreeMap::new();
+    let mut latest: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut ends_flag = vec![false; predictions.len()];
+    let mut was_flagged: BTreeMap<&str, bool> = BTreeMap::new();
     for (i, p) in predictions.iter().enumerate() {
-        latest.insert(p.component.clone(), i);
+        latest.insert(&p.component, i);
+        let before = was_flagged.insert(&p.component, p.flagged);
+        ends_flag[i] = !p.flagged && before == Some(true);
     }
+    let keep: Vec<bool> = predictions
+        .iter()
+        .enumerate()
+        .map(|(i, p)| p.flagged || ends_flag[i] || latest.get(p.component.as_str()) == Some(&i))
+        .collect();
     predictions
         .into_iter()
-        .enumerate()
-        .filter(|(i, p)| p.flagged || latest.get(&p.component) == Some(i))
-        .map(|(_, p)| p)
+        .zip(keep)
+        .filter_map(|(p, keep)| keep.then_some(p))
         .collect()
 }
 
@@ -291,5 +303,20 @@ mod tests {
         ]);
         let risks: Vec<f64> = out.iter().map(|p| p.risk).collect();
         assert_eq!(risks, vec![0.9, 0.2, 0.3]);
+    }
+
+    #[test]
+    fn condense_keeps_the_score_that_ends_a_flag_between_two_flags() {
+        // A flag, the score where it expired, the flag raised again, then quiet scores.
+        let out = condense(vec![
+            p("a", 0.91, true),
+            p("a", 0.92, false),
+            p("a", 0.93, true),
+            p("a", 0.4, false),
+            p("a", 0.3, false),
+            p("a", 0.2, false),
+        ]);
+        let risks: Vec<f64> = out.iter().map(|p| p.risk).collect();
+        assert_eq!(risks, vec![0.91, 0.92, 0.93, 0.4, 0.2]);
     }
 }
