@@ -33,10 +33,13 @@ use crate::{Error, Result};
 ///   A version 2 model would be fed vectors of another layout, so it is refused.
 ///
 /// Fields added since with a default that keeps an older file's meaning stay in version
-/// 3 (`hold_ms`, `release_ms`, `fault_rule` and its `months` and `recent_hours`, ...):
-/// this build reads every version 3 file as it was validated. A build older than
-/// `months` and `recent_hours` refuses a file that has them (the fault rule rejects
-/// unknown fields, and the error names the field) rather than apply a different rule.
+/// 3 (`hold_ms`, `release_ms`, `expire_ms`, `fault_rule` and its `months` and
+/// `recent_hours`, ...): this build reads every version 3 file as it was validated. A
+/// build older than `months` and `recent_hours` refuses a file that has them (the fault
+/// rule rejects unknown fields, and the error names the field) rather than apply a
+/// different rule. A component rejects unknown fields too since `expire_ms`, so later
+/// fields are refused the same way; a build from before `expire_ms` reads a file with
+/// it and scores without expiry (that build's rule, not the validated one).
 pub const FORMAT_VERSION: u32 = 3;
 /// Name of the file that holds a device type's active version.
 pub const ACTIVE_FILE: &str = "ACTIVE";
@@ -81,6 +84,7 @@ pub struct ModelArtifact {
 /// (family `bagged_trees`), and `risk = sigmoid(calibration_a * logit + calibration_b)`
 /// (Platt scaling). Oriented so that `risk` is P(failure within horizon).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ComponentModel {
     /// Component name from the profile.
     pub component: String,
@@ -123,6 +127,13 @@ pub struct ComponentModel {
     /// written before it existed): the flag drops with the first score below.
     #[serde(default)]
     pub release_ms: i64,
+    /// A raised flag is a prediction for this much event time (milliseconds, the
+    /// model's horizon); once that has passed with the flag still up, the prediction has
+    /// expired: the flag goes down for one score and is raised again by the flag rule
+    /// if it still holds, a new flag episode (see `scorer::latch`). 0 (and artefacts
+    /// written before it existed, validated without it): flags never expire.
+    #[serde(default)]
+    pub expire_ms: i64,
     /// When set, the component is also flagged while its fault codes say so, whatever
     /// the risk ([`FaultRule`]): training keeps it where it catches more validation
     /// failures within the precision target and the alert budget.

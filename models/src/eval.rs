@@ -5,7 +5,9 @@
 //! The history is replayed through the same [`Scorer`] as the live pipeline.
 //!
 //! * A **flag** is a contiguous episode in which `flagged` is true for a (device,
-//!   component); it counts once, at its rising edge (its start).
+//!   component); it counts once, at its rising edge (its start). A flag the scorer
+//!   restates after it expired (one horizon after it was raised, see
+//!   `scorer::latch`) is a new episode.
 //! * A flag that starts while the component is already failed (from a failure up to
 //!   its repair) reports a failure rather than predicting one: it is not counted as a
 //!   flag, only in `flags_while_failed`.

@@ -474,6 +474,13 @@ impl DeviceState {
 
     /// Hours from `at_s` (seconds since the origin, [`NEVER`] for never) to the latest
     /// applied message, capped at [`HOURS_SINCE_CAP`].
+    /// Event time (epoch ms) of the latest repair seen of the schema's `component`-th
+    /// component (a critical code of it cleared); `None` if none was seen.
+    pub fn last_repair_ms(&self, component: usize) -> Option<i64> {
+        let at_s = self.components.get(component)?.last_repair_s;
+        (at_s != NEVER).then(|| self.origin_ms.saturating_add(i64::from(at_s) * 1000))
+    }
+
     fn hours_since(&self, at_s: u32) -> f64 {
         if at_s == NEVER {
             return HOURS_SINCE_CAP;
@@ -746,9 +753,14 @@ mod tests {
             feature(&st, "fault.motor_bearing.hours_since_repair"),
             HOURS_SINCE_CAP
         );
+        let slot = |c: &str| s.components().iter().position(|x| x == c).unwrap();
+        assert_eq!(st.last_repair_ms(slot("motor_bearing")), None);
         st.update(&cleared(3 * h, "E23"));
         st.update(&telemetry(8 * h, &[("drain_time_s", 10.0)]));
         assert!((feature(&st, "fault.drain_pump.hours_since_repair") - 5.0).abs() < 1e-9);
+        assert_eq!(st.last_repair_ms(slot("drain_pump")), Some(3 * h));
+        assert_eq!(st.last_repair_ms(slot("motor_bearing")), None);
+        assert_eq!(st.last_repair_ms(99), None);
     }
 
     #[test]

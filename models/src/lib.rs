@@ -81,7 +81,9 @@
 //! (`train::event_threshold_and_rule`), each also tried with the component's
 //! fault-code rule ([`FaultRule`]: flag on its catalogue codes since its last repair,
 //! whatever the risk). A raised flag stays up until the risk has been below the
-//! threshold for `release_ms` (default 3 days).
+//! threshold for `release_ms` (default 3 days), and expires one horizon after it was
+//! raised (`expire_ms`): it goes down for one score and the rule raises it again if it
+//! still holds, unless the component was repaired under it.
 //!
 //! # Artefacts ([`artifact`], [`registry`])
 //! `{model_dir}/{device_type}/{version}.json` (pretty JSON [`ModelArtifact`]: feature

@@ -75,6 +75,7 @@ fn model(device_type: &str, variant: u32, padding: usize) -> ModelArtifact {
             persistence: 3,
             hold_ms: 0,
             release_ms: 0,
+            expire_ms: 0,
             fault_rule: None,
             threshold_rule: "target_precision".into(),
             metrics: None,

@@ -33,10 +33,8 @@ struct DeviceEntry {
     streaks: Box<[u16]>,
     /// Event time (epoch seconds) of the first score of each current streak.
     streak_since: Box<[i64]>,
-    /// Per component model: 0 while no flag is raised; otherwise the event time (epoch
-    /// seconds) since which the risk has been below the threshold, or `i64::MAX` while
-    /// it is at or above it (see `ComponentModel::release_ms`).
-    raised_below: Box<[i64]>,
+    /// Per component model: the flag state (see [`latch`]).
+    latches: Box<[FlagLatch]>,
 }
 
 /// Keeps every device's feature state and scores it with the active model of its type.
@@ -98,7 +96,7 @@ impl Scorer {
                     + e.state.size_bytes()
                     + std::mem::size_of_val(&*e.streaks)
                     + std::mem::size_of_val(&*e.streak_since)
-                    + std::mem::size_of_val(&*e.raised_below)
+                    + std::mem::size_of_val(&*e.latches)
             })
             .sum()
     }
@@ -175,7 +173,7 @@ impl Scorer {
                     state: DeviceState::new(&ctx.schema),
                     streaks: Box::new([]),
                     streak_since: Box::new([]),
-                    raised_below: Box::new([]),
+                    latches: Box::new([]),
                 }),
         };
         if entry.type_idx != type_idx {
@@ -185,7 +183,7 @@ impl Scorer {
                 state: DeviceState::new(&ctx.schema),
                 streaks: Box::new([]),
                 streak_since: Box::new([]),
-                raised_below: Box::new([]),
+                latches: Box::new([]),
             };
         }
         if !entry.state.update(msg) || !entry.state.is_warm() {
@@ -198,7 +196,7 @@ impl Scorer {
             entry.epoch = ctx.epoch;
             entry.streaks = vec![0u16; model.components.len()].into_boxed_slice();
             entry.streak_since = vec![0i64; model.components.len()].into_boxed_slice();
-            entry.raised_below = vec![0i64; model.components.len()].into_boxed_slice();
+            entry.latches = vec![FlagLatch::default(); model.components.len()].into_boxed_slice();
         }
         let d = model.feature_schema.len();
         self.raw.resize(d, 0.0);
@@ -233,11 +231,21 @@ impl Scorer {
                     .fault_rule
                     .is_some_and(|r| r.fires_at(ts.millis(), &self.raw));
             let flagged = latch(
-                &mut entry.raised_below[ci],
+                &mut entry.latches[ci],
                 raise,
                 *streak > 0,
                 now_s,
                 comp.release_ms,
+                comp.expire_ms,
+                |up_since_s| {
+                    let slot = ctx
+                        .schema
+                        .components()
+                        .iter()
+                        .position(|c| *c == comp.component);
+                    slot.and_then(|i| entry.state.last_repair_ms(i))
+                        .is_some_and(|at| at / 1000 >= up_since_s)
+                },
             );
             out.push(Prediction {
                 device_id: msg.device_id().clone(),
@@ -256,29 +264,87 @@ impl Scorer {
     }
 }
 
+/// The flag state of one (device, component): when the flag went up and since when
+/// the risk has been below the threshold. Both are event seconds; 0 means "not".
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FlagLatch {
+    /// When the flag was raised; 0 while no flag is up; [`FULFILLED`] once the
+    /// component was repaired under the flag (it no longer expires).
+    up_since_s: i64,
+    /// Since when the risk has been below the threshold under a raised flag; 0 while it
+    /// is at or above it.
+    below_since_s: i64,
+}
+
+/// `FlagLatch::up_since_s` of a flag whose component was repaired while it was up.
+const FULFILLED: i64 = i64::MAX;
+
+impl FlagLatch {
+    /// Whether a flag is up.
+    pub(crate) fn is_up(&self) -> bool {
+        self.up_since_s != 0
+    }
+}
+
 /// Keeps a raised flag up until the risk has been below the threshold for `release_ms`
-/// of event time; `state` is the component's `raised_below` entry. With `release_ms`
-/// 0 the flag is exactly `raise`.
+/// of event time; with `release_ms` 0 the flag is exactly `raise`.
+///
+/// A flag is a prediction for the `expire_ms` (the model's horizon) after it was
+/// raised. Once that has passed without the flag going down, the prediction has
+/// expired: the flag goes down for this score, whatever the rule says, and the next
+/// score raises it again by the same rule as any flag (at once when the risk is still
+/// above the threshold with its persistence, or the fault-code rule still fires). So a
+/// standing risk is restated once per horizon, as a new flag episode: `eval` judges
+/// each restatement on its own (one that no failure follows is a false alarm), and a
+/// ticket a planner dismissed can be opened again by it (without expiry, a flag that
+/// never drops would never open another). `expire_ms` 0: flags never expire.
+///
+/// Except when the prediction came true: `repaired_since(up_since_s)`, asked only when
+/// a flag is due to expire, says whether the component was repaired (so it failed)
+/// after the flag went up. Such a flag does not expire; it ends by the release time
+/// alone, as before expiry existed. A repaired part's risk stays high while its
+/// feature windows still hold the failing readings, and a restated flag would open a
+/// new ticket for a device a technician has just fixed.
 pub(crate) fn latch(
-    state: &mut i64,
+    state: &mut FlagLatch,
     raise: bool,
     above: bool,
     now_s: i64,
     release_ms: i64,
+    expire_ms: i64,
+    repaired_since: impl FnOnce(i64) -> bool,
 ) -> bool {
-    if raise || (*state != 0 && above) {
-        *state = i64::MAX;
+    if state.is_up()
+        && expire_ms > 0
+        && now_s.saturating_sub(state.up_since_s).saturating_mul(1000) >= expire_ms
+    {
+        if repaired_since(state.up_since_s) {
+            state.up_since_s = FULFILLED;
+        } else {
+            *state = FlagLatch::default();
+            return false;
+        }
+    }
+    if raise || (state.is_up() && above) {
+        if !state.is_up() {
+            state.up_since_s = now_s.max(1);
+        }
+        state.below_since_s = 0;
         return true;
     }
-    if *state == 0 {
+    if !state.is_up() {
         return false;
     }
-    if *state == i64::MAX {
+    if state.below_since_s == 0 {
         // The first score below the threshold since the flag went up.
-        *state = now_s.max(1);
+        state.below_since_s = now_s.max(1);
     }
-    if now_s.saturating_sub(*state).saturating_mul(1000) >= release_ms.max(0) {
-        *state = 0;
+    if now_s
+        .saturating_sub(state.below_since_s)
+        .saturating_mul(1000)
+        >= release_ms.max(0)
+    {
+        *state = FlagLatch::default();
         return false;
     }
     true
@@ -347,20 +413,29 @@ pub fn replay_history(
 
 #[cfg(test)]
 mod tests {
-    use super::latch;
+    use super::{latch, FlagLatch};
 
-    /// Runs `latch` over (seconds, raise, above) scores.
+    const DAY: i64 = 86_400;
+
+    /// Runs `latch` over (seconds, raise, above) scores, without expiry.
     fn run(release_ms: i64, scores: &[(i64, bool, bool)]) -> Vec<bool> {
-        let mut state = 0;
+        run_expiring(release_ms, 0, scores)
+    }
+
+    fn run_expiring(release_ms: i64, expire_ms: i64, scores: &[(i64, bool, bool)]) -> Vec<bool> {
+        let mut state = FlagLatch::default();
         scores
             .iter()
-            .map(|&(t, raise, above)| latch(&mut state, raise, above, t, release_ms))
+            .map(|&(t, raise, above)| {
+                latch(&mut state, raise, above, t, release_ms, expire_ms, |_| {
+                    false
+                })
+            })
             .collect()
     }
 
     #[test]
     fn a_raised_flag_stays_up_until_the_risk_has_been_low_for_the_release_time() {
-        const DAY: i64 = 86_400;
         // Daily scores: raised, a dip for a day, above again (not yet a raise), then low.
         let scores = [
             (0, false, false),
@@ -384,5 +459,63 @@ mod tests {
             run(3 * DAY * 1000, &scores),
             [false, true, true, true, true, true, true, false, false]
         );
+    }
+
+    #[test]
+    fn a_flag_expires_after_the_horizon_and_a_standing_risk_raises_it_again() {
+        let (release, horizon) = (3 * DAY * 1000, 14 * DAY * 1000);
+        // Daily scores: raised on day 1, the rule keeps firing to day 20.
+        let firing: Vec<_> = (0..=20).map(|d| (d * DAY, d >= 1, d >= 1)).collect();
+        let up = run_expiring(release, horizon, &firing);
+        // Up from day 1; on day 15, 14 days after the raise, the prediction expired: down
+        // for that score, raised again on day 16 (a second episode), up to day 20.
+        let down: Vec<i64> = (0..=20).filter(|&d| !up[d as usize]).collect();
+        assert_eq!(down, [0, 15]);
+        // Without expiry it is one unbroken flag.
+        assert!(run(release, &firing)[1..].iter().all(|&f| f));
+
+        // Held only by the release time (the risk fell on day 13): the expiry on day 15
+        // ends it for good, with no raise to bring it back.
+        let fading: Vec<_> = (0..=20)
+            .map(|d| (d * DAY, (1..13).contains(&d), (1..13).contains(&d)))
+            .collect();
+        let up = run_expiring(release, horizon, &fading);
+        let raised: Vec<i64> = (0..=20).filter(|&d| up[d as usize]).collect();
+        assert_eq!(raised, (1..15).collect::<Vec<_>>());
+        // Without expiry the release time alone ends it three days after the drop.
+        let up = run(release, &fading);
+        let raised: Vec<i64> = (0..=20).filter(|&d| up[d as usize]).collect();
+        assert_eq!(raised, (1..16).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_flag_whose_component_was_repaired_under_it_does_not_expire() {
+        let (release, horizon) = (3 * DAY * 1000, 14 * DAY * 1000);
+        // Raised on day 1, the component failed and was repaired on day 8, and the
+        // repaired part's risk stays high to day 20, then falls.
+        let mut state = FlagLatch::default();
+        let mut asked = Vec::new();
+        let up: Vec<bool> = (0..=25)
+            .map(|d| {
+                let above = (1..=20).contains(&d);
+                latch(
+                    &mut state,
+                    above,
+                    above,
+                    d * DAY,
+                    release,
+                    horizon,
+                    |since| {
+                        asked.push((d, since));
+                        since <= 8 * DAY
+                    },
+                )
+            })
+            .collect();
+        // Asked once, when the flag was due to expire on day 15; then one flag to the
+        // release, three days after the risk fell.
+        assert_eq!(asked, [(15, DAY)]);
+        let raised: Vec<i64> = (0..=25).filter(|&d| up[d as usize]).collect();
+        assert_eq!(raised, (1..=23).collect::<Vec<_>>());
     }
 }

@@ -409,6 +409,7 @@ pub(crate) fn handmade(version: &str, weight: f64) -> ModelArtifact {
             persistence: 3,
             hold_ms: 0,
             release_ms: 0,
+            expire_ms: 0,
             fault_rule: None,
             threshold_rule: "target_precision".into(),
             metrics: None,
@@ -658,6 +659,28 @@ fn a_model_file_from_another_format_version_is_refused_with_a_clear_message() {
     std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
     let err = artifact::load(&path).unwrap_err().to_string();
     assert!(err.contains("no valid format_version"), "{err}");
+}
+
+#[test]
+fn a_version_3_file_without_expiry_reads_as_never_expiring_and_unknown_fields_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = handmade("washer-20261125T013000Z-bbbbbbbb", 1.0);
+    a.components[0].expire_ms = 14 * Timestamp::DAY_MS;
+    let path = artifact::save(&a, dir.path()).unwrap();
+    assert_eq!(artifact::load(&path).unwrap(), a);
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    // Written before `expire_ms`: its flags never expire, as they were validated.
+    v["components"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("expire_ms");
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    assert_eq!(artifact::load(&path).unwrap().components[0].expire_ms, 0);
+    // A field from a later build is refused and named, not ignored.
+    v["components"][0]["flag_budget_ms"] = 1.into();
+    std::fs::write(&path, serde_json::to_vec(&v).unwrap()).unwrap();
+    let err = artifact::load(&path).unwrap_err().to_string();
+    assert!(err.contains("flag_budget_ms"), "{err}");
 }
 
 /// The hand-made washer model as bagged trees: two stumps on `drain_time_s.last`.

@@ -32,6 +32,10 @@ use crate::{Error, Result};
 /// | `alert_budget` | 2 | and at most this many false alarms per 1000 device-months, per component | >= 0 |
 /// | `persistence` | 3 | consecutive scores over the threshold needed to flag | >= 1 |
 /// | `hold_ms` | 12 h | event time the risk must stay over the threshold before a flag | >= 0 |
+/// | `release_ms` | 3 days | a raised flag stays up until the risk has been below the threshold this long | >= 0 |
+/// | `expire_flags` | true | a flag still up one horizon after it was raised expires and is raised again if its rule still holds | bool |
+/// | `fault_code_rule` | true | also try flagging on the component's fault codes | bool |
+/// | `adaptive_persistence` | true | also try `persistence` 1 with `hold_ms` | bool |
 /// | `seed` | 42 | seeds negative undersampling | any |
 /// | `max_iterations` | 150 | L-BFGS iterations per component model | >= 1 |
 /// | `negatives_per_positive` | 4 | negatives kept per positive in the training split | > 0 |
@@ -73,6 +77,12 @@ pub struct TrainParams {
     /// for this much event time: a daily reporter whose risk hovers at the threshold
     /// would otherwise raise a new flag, and a new false alarm, every other day.
     pub release_ms: i64,
+    /// A flag is a prediction for `horizon_ms`: when one is still up that long after it
+    /// was raised, it expires (down for one score) and the flag rule raises it again if
+    /// it still holds, so a standing risk is restated, and counted, once per horizon
+    /// (`ComponentModel::expire_ms`). Off: a flag stays up as long as its rule and
+    /// release keep it, however long that is.
+    pub expire_flags: bool,
     /// Also try, per component, flagging on its fault codes besides the risk
     /// ([`crate::FaultRule`]), and keep it where it catches more validation failures
     /// within the precision target and the alert budget (a tie keeps the risk alone).
@@ -119,6 +129,7 @@ impl Default for TrainParams {
             hold_ms: 12 * Timestamp::HOUR_MS,
             adaptive_persistence: true,
             release_ms: 3 * Timestamp::DAY_MS,
+            expire_flags: true,
             fault_code_rule: true,
             seed: 42,
             max_iterations: 150,
@@ -138,6 +149,16 @@ impl Default for TrainParams {
 }
 
 impl TrainParams {
+    /// How long a raised flag lasts before it expires (`expire_flags`): the horizon, or
+    /// 0 (never).
+    pub(crate) fn expire_ms(&self) -> i64 {
+        if self.expire_flags {
+            self.horizon_ms.max(0)
+        } else {
+            0
+        }
+    }
+
     /// Checks every parameter's range.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::InvalidParams(m.to_owned()));
@@ -1489,7 +1510,7 @@ pub(crate) fn seasonal_months(rows: &[EventRow], p: &TrainParams) -> Option<Mont
     let mut flags = [0u64; 13];
     let mut false_alarms = [0u64; 13];
     let mut device_ms = [0i64; 13];
-    let mut latch = 0i64;
+    let mut latch = crate::scorer::FlagLatch::default();
     for k in 0..rows.len() {
         let r = rows[k];
         let m = usize::from(r.month.min(12));
@@ -1498,10 +1519,20 @@ pub(crate) fn seasonal_months(rows: &[EventRow], p: &TrainParams) -> Option<Mont
         if contiguous {
             device_ms[m] += r.ts.saturating_sub(rows[k - 1].ts).max(0);
         } else {
-            latch = 0;
+            latch = crate::scorer::FlagLatch::default();
         }
-        let was_up = latch != 0;
-        let up = crate::scorer::latch(&mut latch, r.rule, false, r.ts / 1000, p.release_ms);
+        let was_up = latch.is_up();
+        let up = crate::scorer::latch(
+            &mut latch,
+            r.rule,
+            false,
+            r.ts / 1000,
+            p.release_ms,
+            p.expire_ms(),
+            // Rows stop at a failure and the latch restarts after the gap, so no flag
+            // here spans a repair.
+            |_| false,
+        );
         if up && !was_up {
             flags[m] += 1;
             if !r.positive {
@@ -1619,11 +1650,12 @@ pub(crate) fn event_threshold(
         let (mut flags, mut false_alarms) = (0u64, 0u64);
         // Caught failures and the lead of the first flag that caught each.
         let mut caught: HashMap<(u32, i64), f64> = HashMap::new();
-        // The live scorer's latch (`scorer::latch`) on event seconds; 0: no flag up.
-        let (mut run, mut since, mut latch) = (0usize, 0i64, 0i64);
+        // The live scorer's latch (`scorer::latch`) on event seconds.
+        let (mut run, mut since) = (0usize, 0i64);
+        let mut latch = crate::scorer::FlagLatch::default();
         for (k, r) in rows.iter().enumerate() {
             if !contiguous(k) {
-                (run, latch) = (0, 0);
+                (run, latch) = (0, crate::scorer::FlagLatch::default());
             }
             let above = r.risk >= t;
             if above {
@@ -1638,8 +1670,16 @@ pub(crate) fn event_threshold(
             // reports the fault, which the service teams want the moment it happens.
             let raise =
                 (above && run >= need && r.ts - since >= rule.hold_ms) || rule.fault_fires(r);
-            let was_up = latch != 0;
-            let up = crate::scorer::latch(&mut latch, raise, above, r.ts / 1000, release_ms);
+            let was_up = latch.is_up();
+            let up = crate::scorer::latch(
+                &mut latch,
+                raise,
+                above,
+                r.ts / 1000,
+                release_ms,
+                p.expire_ms(),
+                |_| false, // as above: no flag here spans a repair
+            );
             if up && !was_up {
                 flags += 1;
                 if r.positive {
@@ -1763,6 +1803,7 @@ fn untrained(component: &str, p: &TrainParams) -> ComponentModel {
         persistence: p.persistence,
         hold_ms: p.hold_ms,
         release_ms: p.release_ms.max(0),
+        expire_ms: p.expire_ms(),
         fault_rule: None,
         threshold_rule: "none".into(),
         metrics: None,
@@ -2082,6 +2123,58 @@ mod tests {
         let at_once = count(0);
         assert_eq!((released.flags, released.false_alarms), (2, 1));
         assert_eq!((at_once.flags, at_once.false_alarms), (3, 2));
+    }
+
+    #[test]
+    fn threshold_selection_counts_a_flag_restated_after_the_horizon_as_a_new_flag() {
+        let day = Timestamp::DAY_MS;
+        // Device 0 is healthy but at 0.9 from day 10 to day 40; device 1 at 0.9 from day
+        // 5, 19 days before its failure on day 24 (the early flag: a false alarm).
+        let mut rows = flag_rows(40, 0, day, 0..0);
+        for r in rows.iter_mut().filter(|r| r.dev == 0) {
+            if (10..=40).contains(&(r.ts / day)) {
+                r.risk = 0.9;
+            }
+        }
+        for r in rows.iter_mut().filter(|r| r.dev == 1) {
+            if (5..24).contains(&(r.ts / day)) {
+                r.risk = 0.9;
+            }
+            (r.positive, r.failure_ts) = (r.ts >= 10 * day && r.ts < 24 * day, 24 * day);
+        }
+        // Device 2: a catchable failure on day 21 (a flag on day 20), in both cases.
+        for r in rows.iter_mut().filter(|r| r.dev == 2 && r.ts / day == 20) {
+            (r.risk, r.positive, r.failure_ts) = (0.9, true, 21 * day);
+        }
+        let rows: Vec<EventRow> = rows
+            .into_iter()
+            .filter(|r| r.dev != 1 || r.ts < 24 * day)
+            .collect();
+        let single = FlagRule {
+            persistence: 1,
+            hold_ms: 0,
+            fault_rule: false,
+            fault_months: MonthSet::ALL,
+        };
+        let count = |expire_flags: bool| {
+            let p = TrainParams {
+                expire_flags,
+                alert_budget: 1e9,
+                target_precision: 0.0,
+                ..TrainParams::default()
+            };
+            event_threshold(rows.clone(), &p, single).unwrap().2
+        };
+        // Expiring: device 0 flags on days 10, 25 and 40 (three false alarms); device 1
+        // on day 5 (false) and again on day 20, which catches its failure 4 days ahead.
+        let expiring = count(true);
+        assert_eq!((expiring.flags, expiring.false_alarms), (6, 4));
+        assert_eq!(expiring.caught, 2);
+        // Without expiry: devices 0 and 1 flag once each, both false; device 1's
+        // failure is missed.
+        let standing = count(false);
+        assert_eq!((standing.flags, standing.false_alarms), (3, 2));
+        assert_eq!(standing.caught, 1);
     }
 
     #[test]
