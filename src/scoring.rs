@@ -293,30 +293,34 @@ mod tests {
         }
     }
 
+    /// The risks of the predictions `condense` keeps, in order.
+    fn kept(predictions: &[(&str, f64, bool)]) -> Vec<f64> {
+        let predictions = predictions.iter().map(|&(c, r, f)| p(c, r, f)).collect();
+        condense(predictions).iter().map(|p| p.risk).collect()
+    }
+
     #[test]
     fn condense_keeps_latest_and_flagged() {
-        let out = condense(vec![
-            p("a", 0.1, false),
-            p("a", 0.9, true),
-            p("b", 0.2, false),
-            p("a", 0.3, false),
+        let risks = kept(&[
+            ("a", 0.1, false),
+            ("a", 0.9, true),
+            ("b", 0.2, false),
+            ("a", 0.3, false),
         ]);
-        let risks: Vec<f64> = out.iter().map(|p| p.risk).collect();
         assert_eq!(risks, vec![0.9, 0.2, 0.3]);
     }
 
     #[test]
     fn condense_keeps_the_score_that_ends_a_flag_between_two_flags() {
         // A flag, the score where it expired, the flag raised again, then quiet scores.
-        let out = condense(vec![
-            p("a", 0.91, true),
-            p("a", 0.92, false),
-            p("a", 0.93, true),
-            p("a", 0.4, false),
-            p("a", 0.3, false),
-            p("a", 0.2, false),
+        let risks = kept(&[
+            ("a", 0.91, true),
+            ("a", 0.92, false),
+            ("a", 0.93, true),
+            ("a", 0.4, false),
+            ("a", 0.3, false),
+            ("a", 0.2, false),
         ]);
-        let risks: Vec<f64> = out.iter().map(|p| p.risk).collect();
         assert_eq!(risks, vec![0.91, 0.92, 0.93, 0.4, 0.2]);
     }
 }

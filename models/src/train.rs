@@ -2087,6 +2087,24 @@ mod tests {
         assert_eq!((rule, m.lead_time_days_median), (slow, Some(5.5)));
     }
 
+    /// The event counts of the top threshold under `p`'s release and expiry, with every
+    /// threshold let through (no precision target, no budget) and one score raising a
+    /// flag.
+    fn top_threshold_counts(rows: Vec<EventRow>, p: TrainParams) -> crate::artifact::EventMetrics {
+        let p = TrainParams {
+            alert_budget: 1e9,
+            target_precision: 0.0,
+            ..p
+        };
+        let single = FlagRule {
+            persistence: 1,
+            hold_ms: 0,
+            fault_rule: false,
+            fault_months: MonthSet::ALL,
+        };
+        event_threshold(rows, &p, single).unwrap().2
+    }
+
     #[test]
     fn a_flag_that_dips_under_the_threshold_within_the_release_time_is_one_flag() {
         let day = Timestamp::DAY_MS;
@@ -2098,26 +2116,19 @@ mod tests {
                 r.risk = 0.9;
             }
         }
-        let single = FlagRule {
-            persistence: 1,
-            hold_ms: 0,
-            fault_rule: false,
-            fault_months: MonthSet::ALL,
-        };
         let count = |release_ms: i64| {
-            let p = TrainParams {
-                release_ms,
-                // Let every threshold through, to see the counts of the top one.
-                alert_budget: 1e9,
-                target_precision: 0.0,
-                ..TrainParams::default()
-            };
             let mut rows = rows.clone();
             // One catchable failure elsewhere so that some threshold is usable.
             for r in rows.iter_mut().filter(|r| r.dev == 1 && r.ts / day == 20) {
                 (r.risk, r.positive, r.failure_ts) = (0.9, true, 21 * day);
             }
-            event_threshold(rows, &p, single).unwrap().2
+            top_threshold_counts(
+                rows,
+                TrainParams {
+                    release_ms,
+                    ..TrainParams::default()
+                },
+            )
         };
         let released = count(3 * day);
         let at_once = count(0);
@@ -2150,20 +2161,14 @@ mod tests {
             .into_iter()
             .filter(|r| r.dev != 1 || r.ts < 24 * day)
             .collect();
-        let single = FlagRule {
-            persistence: 1,
-            hold_ms: 0,
-            fault_rule: false,
-            fault_months: MonthSet::ALL,
-        };
         let count = |expire_flags: bool| {
-            let p = TrainParams {
-                expire_flags,
-                alert_budget: 1e9,
-                target_precision: 0.0,
-                ..TrainParams::default()
-            };
-            event_threshold(rows.clone(), &p, single).unwrap().2
+            top_threshold_counts(
+                rows.clone(),
+                TrainParams {
+                    expire_flags,
+                    ..TrainParams::default()
+                },
+            )
         };
         // Expiring: device 0 flags on days 10, 25 and 40 (three false alarms); device 1
         // on day 5 (false) and again on day 20, which catches its failure 4 days ahead.
