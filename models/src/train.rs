@@ -1624,6 +1624,7 @@ pub(crate) fn event_threshold(
     rows.sort_by(|a, b| a.dev.cmp(&b.dev).then(a.seq.cmp(&b.seq)));
     let need = rule.persistence.max(1) as usize;
     let release_ms = p.release_ms.max(0);
+    let expire_ms = p.expire_ms();
     let contiguous = |k: usize| {
         k > 0 && rows[k - 1].dev == rows[k].dev && rows[k].seq == rows[k - 1].seq.saturating_add(1)
     };
@@ -1677,7 +1678,7 @@ pub(crate) fn event_threshold(
                 above,
                 r.ts / 1000,
                 release_ms,
-                p.expire_ms(),
+                expire_ms,
                 |_| false, // as above: no flag here spans a repair
             );
             if up && !was_up {
