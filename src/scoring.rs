@@ -143,19 +143,16 @@ struct Signals {
 /// batch (an expired prediction restated, `models::scorer`) is two flag episodes, and
 /// the ticket store can only tell them apart if it sees the unflagged score between.
 fn condense(predictions: Vec<Prediction>) -> Vec<Prediction> {
-    let mut latest: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut ends_flag = vec![false; predictions.len()];
-    let mut was_flagged: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut keep = vec![false; predictions.len()];
+    // Per component: the index of its latest prediction so far, and whether it flagged.
+    let mut latest: BTreeMap<&str, (usize, bool)> = BTreeMap::new();
     for (i, p) in predictions.iter().enumerate() {
-        latest.insert(&p.component, i);
-        let before = was_flagged.insert(&p.component, p.flagged);
-        ends_flag[i] = !p.flagged && before == Some(true);
+        let before = latest.insert(&p.component, (i, p.flagged));
+        keep[i] = p.flagged || before.is_some_and(|(_, flagged)| flagged);
     }
-    let keep: Vec<bool> = predictions
-        .iter()
-        .enumerate()
-        .map(|(i, p)| p.flagged || ends_flag[i] || latest.get(p.component.as_str()) == Some(&i))
-        .collect();
+    for &(i, _) in latest.values() {
+        keep[i] = true;
+    }
     predictions
         .into_iter()
         .zip(keep)

@@ -472,20 +472,23 @@ impl DeviceState {
         true
     }
 
-    /// Hours from `at_s` (seconds since the origin, [`NEVER`] for never) to the latest
-    /// applied message, capped at [`HOURS_SINCE_CAP`].
     /// Event time (epoch ms) of the latest repair seen of the schema's `component`-th
     /// component (a critical code of it cleared); `None` if none was seen.
     pub fn last_repair_ms(&self, component: usize) -> Option<i64> {
-        let at_s = self.components.get(component)?.last_repair_s;
+        self.epoch_ms(self.components.get(component)?.last_repair_s)
+    }
+
+    /// Event time (epoch ms) of `at_s` (seconds since the origin); `None` for [`NEVER`].
+    fn epoch_ms(&self, at_s: u32) -> Option<i64> {
         (at_s != NEVER).then(|| self.origin_ms.saturating_add(i64::from(at_s) * 1000))
     }
 
+    /// Hours from `at_s` (seconds since the origin, [`NEVER`] for never) to the latest
+    /// applied message, capped at [`HOURS_SINCE_CAP`].
     fn hours_since(&self, at_s: u32) -> f64 {
-        if at_s == NEVER {
+        let Some(at_ms) = self.epoch_ms(at_s) else {
             return HOURS_SINCE_CAP;
-        }
-        let at_ms = self.origin_ms.saturating_add(i64::from(at_s) * 1000);
+        };
         (self.last_ms.saturating_sub(at_ms) as f64 / Timestamp::HOUR_MS as f64)
             .clamp(0.0, HOURS_SINCE_CAP)
     }

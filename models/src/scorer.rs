@@ -314,7 +314,9 @@ pub(crate) fn latch(
     expire_ms: i64,
     repaired_since: impl FnOnce(i64) -> bool,
 ) -> bool {
-    if expire_ms > 0 && state.is_up() && now_s.saturating_sub(state.up_since_s) >= expire_ms / 1000
+    if expire_ms > 0
+        && state.is_up()
+        && now_s.saturating_sub(state.up_since_s).saturating_mul(1000) >= expire_ms
     {
         if repaired_since(state.up_since_s) {
             state.up_since_s = FULFILLED;
