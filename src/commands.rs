@@ -189,7 +189,10 @@ pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<()> {
     )
     .with_context(|| format!("evaluating on {}", args.history.display()))?;
     for t in &report.types_without_model {
-        eprintln!("no model for device type {t}: its devices were not evaluated");
+        eprintln!(
+            "no usable model for device type {t} (none active, or trained on other features \
+             than its profile names: retrain): its devices were not evaluated"
+        );
     }
     let fmt = |x: Option<f64>| x.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.2}"));
     for (name, m) in [
@@ -218,7 +221,10 @@ pub(crate) fn predict(args: PredictArgs) -> anyhow::Result<()> {
         models::predict::predict_with(&args.history, &ProfileSet::builtin(), registry, options)
             .with_context(|| format!("predicting on {}", args.history.display()))?;
     for t in &out.types_without_model {
-        eprintln!("no model for device type {t}: its devices have no prediction");
+        eprintln!(
+            "no usable model for device type {t} (none active, or trained on other features \
+             than its profile names: retrain): its devices have no prediction"
+        );
     }
     let mut w = std::io::BufWriter::new(std::io::stdout().lock());
     for line in &out.lines {

@@ -16,7 +16,9 @@ pub mod wire;
 pub use error::{DomainError, Result};
 pub use id::DeviceId;
 pub use prediction::{Contribution, Prediction};
-pub use profile::{Channel, Component, FaultDef, Part, Profile, ProfileSet, Severity};
+pub use profile::{
+    Channel, Component, FaultDef, Part, Profile, ProfileSet, RatioChannel, Severity,
+};
 pub use ticket::{
     Assignment, ComponentRisk, Diagnosis, FaultNote, LogEntry, Outcome, OutcomeKind, Priority,
     Ticket, TicketSource, TicketStatus,

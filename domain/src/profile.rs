@@ -30,6 +30,56 @@ pub struct Channel {
     pub description: String,
 }
 
+/// A channel the feature engine computes from two measured ones of the same message:
+/// `numerator / (denominator - offset)`.
+///
+/// Why: some wear shows only relative to what the device was asked to do. A washer's
+/// heat time grows as its element scales, but a 60 degC program takes three times as long
+/// to heat as a 30 degC one, so the raw channel mostly says which program ran. Heat time
+/// per kelvin of heating (`heat_time_s / (water_temp_c - 10)`, 10 degC a nominal mains
+/// inlet) takes the program out and leaves the element. A ratio is a profile entry, not
+/// code, so a new device type declares its own.
+///
+/// The value exists only for a message that carries both channels with finite values, a
+/// positive `denominator - offset` and a numerator above `numerator_above` if that is
+/// set; otherwise the ratio channel keeps its previous
+/// state, like a measured channel a message does not carry. It is never read from a
+/// payload and has no physical range (a ratio is not dead-lettered).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatioChannel {
+    /// Feature name prefix (`heat_time_per_k`); unique among the profile's channels.
+    pub name: String,
+    /// Unit, for people (`s/K`).
+    pub unit: String,
+    /// The measured channel divided.
+    pub numerator: String,
+    /// The measured channel divided by (less `offset`).
+    pub denominator: String,
+    /// Subtracted from the denominator before dividing (default 0).
+    #[serde(default)]
+    pub offset: f64,
+    /// When set, the ratio exists only for a numerator above this value. Some channels
+    /// report 0 for "did not happen this time" (a water heater's element current in an
+    /// hour it did not heat): that is no measurement of the part, and a ratio of it
+    /// would mostly follow how often the device was used.
+    #[serde(default)]
+    pub numerator_above: Option<f64>,
+    /// What the ratio measures.
+    #[serde(default)]
+    pub description: String,
+}
+
+impl RatioChannel {
+    /// The ratio of one message's readings, if it exists (see the type's docs).
+    pub fn value(&self, numerator: f64, denominator: f64) -> Option<f64> {
+        let d = denominator - self.offset;
+        let v = numerator / d;
+        let counted = self.numerator_above.is_none_or(|min| numerator > min);
+        (counted && numerator.is_finite() && d > 0.0 && v.is_finite()).then_some(v)
+    }
+}
+
 /// A replaceable part of a device type that can fail.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,6 +174,8 @@ struct ProfileFile {
     #[serde(default)]
     channels: Vec<Channel>,
     #[serde(default)]
+    ratios: Vec<RatioChannel>,
+    #[serde(default)]
     components: Vec<Component>,
     #[serde(default)]
     faults: Vec<FaultDef>,
@@ -135,6 +187,7 @@ pub struct Profile {
     device_type: String,
     title: String,
     channels: Vec<Channel>,
+    ratios: Vec<RatioChannel>,
     components: Vec<Component>,
     faults: Vec<FaultDef>,
     channel_index: HashMap<String, usize>,
@@ -183,6 +236,29 @@ impl Profile {
                 return Err(bad(format!("channel {} declared twice", c.name)));
             }
         }
+        let mut ratio_names = std::collections::HashSet::new();
+        for r in &file.ratios {
+            if !is_identifier(&r.name) {
+                return Err(bad(format!("ratio name {:?} is not an identifier", r.name)));
+            }
+            if channel_index.contains_key(&r.name) || !ratio_names.insert(r.name.as_str()) {
+                return Err(bad(format!("channel {} declared twice", r.name)));
+            }
+            for operand in [&r.numerator, &r.denominator] {
+                if !channel_index.contains_key(operand) {
+                    return Err(bad(format!(
+                        "ratio {} names unknown channel {operand}",
+                        r.name
+                    )));
+                }
+            }
+            if !r.offset.is_finite() || r.numerator_above.is_some_and(|m| !m.is_finite()) {
+                return Err(bad(format!(
+                    "ratio {}: offset and numerator_above must be finite",
+                    r.name
+                )));
+            }
+        }
         let mut component_names = std::collections::HashSet::new();
         for c in &file.components {
             if !is_identifier(&c.name) {
@@ -219,6 +295,7 @@ impl Profile {
             device_type: file.device_type,
             title: file.title,
             channels: file.channels,
+            ratios: file.ratios,
             components: file.components,
             faults: file.faults,
             channel_index,
@@ -239,6 +316,12 @@ impl Profile {
     /// Channels in declaration order (the order features use).
     pub fn channels(&self) -> &[Channel] {
         &self.channels
+    }
+
+    /// Ratio channels in declaration order; the feature engine puts them after
+    /// [`Profile::channels`].
+    pub fn ratios(&self) -> &[RatioChannel] {
+        &self.ratios
     }
 
     /// Components in declaration order.
@@ -398,6 +481,36 @@ mod tests {
         let dangling = "type = \"x\"\n[[channels]]\nname=\"a\"\nunit=\"V\"\nmin=0.0\nmax=1.0\n[[components]]\nname=\"c\"\n[[faults]]\ncode=\"E1\"\ntitle=\"t\"\ncomponent=\"nope\"\nseverity=\"major\"\n";
         let err = Profile::from_toml("t", dangling).unwrap_err().to_string();
         assert!(err.contains("unknown component nope"), "{err}");
+        let ratio = |num: &str, offset: &str| {
+            format!("type = \"x\"\n[[channels]]\nname=\"a\"\nunit=\"V\"\nmin=0.0\nmax=1.0\n[[ratios]]\nname=\"r\"\nunit=\"1\"\nnumerator=\"{num}\"\ndenominator=\"a\"\noffset={offset}\n[[components]]\nname=\"c\"\n")
+        };
+        let ok = Profile::from_toml("t", &ratio("a", "0.5")).unwrap();
+        assert_eq!(ok.ratios()[0].value(3.0, 2.0), Some(2.0));
+        assert_eq!(ok.ratios()[0].value(3.0, 0.5), None, "zero denominator");
+        assert_eq!(ok.ratios()[0].value(3.0, 0.2), None, "negative denominator");
+        assert_eq!(ok.ratios()[0].value(f64::NAN, 2.0), None);
+        let err = Profile::from_toml("t", &ratio("b", "0.0"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ratio r names unknown channel b"), "{err}");
+        let err = Profile::from_toml("t", &ratio("a", "nan"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("offset and numerator_above must be finite"),
+            "{err}"
+        );
+        let gated = ratio("a", "0.0").replace("offset=0.0\n", "offset=0.0\nnumerator_above=0.0\n");
+        let gated = Profile::from_toml("t", &gated).unwrap();
+        assert_eq!(
+            gated.ratios()[0].value(0.0, 2.0),
+            None,
+            "0 A: the element did not heat"
+        );
+        assert_eq!(gated.ratios()[0].value(1.0, 2.0), Some(0.5));
+        let clash = ratio("a", "0.0").replace("name=\"r\"", "name=\"a\"");
+        let err = Profile::from_toml("t", &clash).unwrap_err().to_string();
+        assert!(err.contains("channel a declared twice"), "{err}");
         let inverted = "type = \"x\"\n[[channels]]\nname=\"a\"\nunit=\"V\"\nmin=2.0\nmax=1.0\n[[components]]\nname=\"c\"\n";
         assert!(Profile::from_toml("t", inverted).is_err());
     }

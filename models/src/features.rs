@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use domain::{FaultState, Message, Profile, Severity, Timestamp};
+use domain::{FaultState, Message, Profile, RatioChannel, Severity, Timestamp};
 
 /// Time constant of the fast windows (EWMA, fault counts): one day of event time.
 pub const TAU_FAST_MS: f64 = Timestamp::DAY_MS as f64;
@@ -93,7 +93,11 @@ struct SchemaInner {
     channel_index: HashMap<String, usize>,
     /// Channel names in profile order, for the linear lookup of small profiles.
     channel_names: Vec<String>,
+    /// Measured channels plus ratio channels.
     n_channels: usize,
+    /// Ratio channels, in profile order after the measured ones, with the indices of
+    /// their numerator and denominator.
+    ratios: Vec<(RatioChannel, usize, usize)>,
     components: Vec<String>,
     /// Raised code -> (index of the component its catalogue entry points at, its
     /// severity is major or critical, it is critical).
@@ -103,7 +107,9 @@ struct SchemaInner {
 /// The named features of one device type, derived from its profile.
 ///
 /// Cheap to clone (an `Arc` inside). The order is: [`CHANNEL_FEATURES`] for each channel
-/// in profile order, [`COMPONENT_FEATURES`] for each component in profile order, then
+/// in profile order, then for each of the profile's ratio channels
+/// ([`domain::RatioChannel`], computed from two measured channels of one message),
+/// [`COMPONENT_FEATURES`] for each component in profile order, then
 /// [`DEVICE_FEATURES`].
 #[derive(Clone, Debug)]
 pub struct FeatureSchema {
@@ -114,9 +120,14 @@ impl FeatureSchema {
     /// Derives the schema of a profile.
     pub fn for_profile(profile: &Profile) -> FeatureSchema {
         let mut names = Vec::new();
-        for ch in profile.channels() {
+        let channel_names = profile
+            .channels()
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(profile.ratios().iter().map(|r| r.name.as_str()));
+        for ch in channel_names {
             for f in CHANNEL_FEATURES {
-                names.push(format!("{}.{f}", ch.name));
+                names.push(format!("{ch}.{f}"));
             }
         }
         let components: Vec<String> = profile
@@ -158,7 +169,16 @@ impl FeatureSchema {
                 names,
                 channel_index,
                 channel_names: profile.channels().iter().map(|c| c.name.clone()).collect(),
-                n_channels: profile.channels().len(),
+                n_channels: profile.channels().len() + profile.ratios().len(),
+                ratios: profile
+                    .ratios()
+                    .iter()
+                    .filter_map(|r| {
+                        let num = profile.channel_index(&r.numerator)?;
+                        let den = profile.channel_index(&r.denominator)?;
+                        Some((r.clone(), num, den))
+                    })
+                    .collect(),
                 components,
                 fault_component,
             }),
@@ -320,7 +340,8 @@ struct ComponentState {
 /// The running feature state of one device.
 ///
 /// O(1) in time and memory per message and per channel: a washer (7 channels, 3
-/// components) takes [`DeviceState::size_bytes`] = 348 bytes on a 64-bit target.
+/// components, one ratio channel) takes [`DeviceState::size_bytes`] = 380 bytes on a
+/// 64-bit target.
 ///
 /// **Event-time rule.** Features only move forward in event time: a message whose `ts`
 /// is older than the latest `ts` this state has applied is *not* applied
@@ -449,6 +470,7 @@ impl DeviceState {
                         ch.update(*x, k, at_s);
                     }
                 }
+                self.update_ratios(ts.0, at_s);
             }
             Message::Fault(f) if f.state == FaultState::Raised => {
                 self.all_faults_7d += 1.0;
@@ -470,6 +492,25 @@ impl DeviceState {
             Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => {}
         }
         true
+    }
+
+    /// Updates the ratio channels whose numerator and denominator were both read at
+    /// `at_s` (in the message just applied; channels keep only their latest reading, so
+    /// the two are the message's own values, at f32 precision).
+    fn update_ratios(&mut self, ts_ms: i64, at_s: u32) {
+        let inner = &self.schema.inner;
+        for (i, (ratio, num, den)) in inner.ratios.iter().enumerate() {
+            let (num, den) = (&self.channels[*num], &self.channels[*den]);
+            if num.at_s != at_s || den.at_s != at_s {
+                continue;
+            }
+            let Some(x) = ratio.value(f64::from(num.last), f64::from(den.last)) else {
+                continue;
+            };
+            let ch = &mut self.channels[inner.channel_names.len() + i];
+            let prev_ms = self.origin_ms.saturating_add(i64::from(ch.at_s) * 1000);
+            ch.update(x, &Decay::new(ts_ms.saturating_sub(prev_ms) as f64), at_s);
+        }
     }
 
     /// Event time (epoch ms) of the latest repair seen of the schema's `component`-th
@@ -608,7 +649,9 @@ mod tests {
     #[test]
     fn schema_is_derived_from_the_profile() {
         let s = washer();
-        assert_eq!(s.len(), 7 * 10 + 3 * 5 + 3);
+        // Seven measured channels and the ratio `heat_time_per_k`.
+        assert_eq!(s.len(), 8 * 10 + 3 * 5 + 3);
+        assert_eq!(s.names()[70], "heat_time_per_k.ewma_fast");
         assert!(s.names().contains(&"drain_time_s.ewma_fast".to_owned()));
         assert!(s.names().contains(&"fault.drain_pump.count_7d".to_owned()));
         assert_eq!(s.names().last().unwrap(), "device.messages_log1p");
@@ -637,6 +680,43 @@ mod tests {
             fridge.size_bytes()
         );
         assert!(fridge.size_bytes() < 2048);
+    }
+
+    #[test]
+    fn a_ratio_channel_divides_the_readings_of_one_message() {
+        let s = washer();
+        let mut st = DeviceState::new(&s);
+        let d = Timestamp::DAY_MS;
+        // 1200 s to heat to 40 degC: 40 K above the profile's nominal 10 degC inlet.
+        st.update(&telemetry(
+            0,
+            &[("heat_time_s", 1200.0), ("water_temp_c", 40.0)],
+        ));
+        assert_eq!(feature(&st, "heat_time_per_k.last"), 40.0);
+        // A message without one of the two, or with water no warmer than the offset
+        // (a heater that did not heat), leaves the ratio alone.
+        st.update(&telemetry(d, &[("heat_time_s", 3000.0)]));
+        st.update(&telemetry(
+            2 * d,
+            &[("heat_time_s", 3600.0), ("water_temp_c", 9.5)],
+        ));
+        st.update(&telemetry(
+            3 * d,
+            &[("heat_time_s", f64::NAN), ("water_temp_c", 60.0)],
+        ));
+        assert_eq!(feature(&st, "heat_time_per_k.last"), 40.0);
+        // The same element heating a 60 degC program: the raw heat time more than
+        // doubles, the ratio stays.
+        st.update(&telemetry(
+            4 * d,
+            &[("heat_time_s", 2000.0), ("water_temp_c", 60.0)],
+        ));
+        assert_eq!(feature(&st, "heat_time_per_k.last"), 40.0);
+        assert_eq!(feature(&st, "heat_time_per_k.std_slow"), 0.0);
+        assert!(feature(&st, "heat_time_s.std_slow") > 100.0);
+        // A device that never reported both has no ratio, like a channel never reported.
+        let fresh = DeviceState::new(&s);
+        assert!(feature(&fresh, "heat_time_per_k.ewma_fast").is_nan());
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //!   component cleared), both capped at 30 days;
 //! * per device: `fault.all.count_7d`, `device.age_days`, `device.messages_log1p`.
 //!
-//! State is O(1) per channel and stored as `f32`: a washer takes 348 bytes.
+//! State is O(1) per channel and stored as `f32`: a washer takes 380 bytes.
 //! A device is scored, and contributes training rows, only after it has reported for
 //! [`features::WARM_UP_MS`] (7 days): before that, the slow averages still lean on the
 //! first readings and `trend`/`std_slow` swing with the warm-up itself.
