@@ -665,8 +665,9 @@ mod tests {
         let body = &doc[start + "```toml\n".len()..];
         let example = &body[..body.find("```").expect("end of the example")];
         let p = parse_train_params(example).unwrap();
-        assert_eq!((p.trees, p.tree_depth, p.tree_rows), (40, 8, 10_000));
-        assert_eq!(p.alert_budget, models::TrainParams::default().alert_budget);
+        let default = models::TrainParams::default();
+        assert_eq!((p.alert_budget, p.tree_depth), (1.5, 8));
+        assert_eq!((p.trees, p.tree_rows), (default.trees, default.tree_rows));
         assert!(parse_train_params("tres = 40\n").is_err());
         assert!(parse_train_params("tree_depth = 99\n").is_err());
     }

@@ -43,7 +43,7 @@ use crate::{Error, Result};
 /// | `min_positives` | 5 | fewer positive training rows skip the component | >= 1 |
 /// | `min_lift` | 2 | a component whose better family's AP on the selection half is under this multiple of that half's base rate gets no model (it would only raise false alarms) | >= 0 |
 /// | `max_fit_rows` | 40,000 | cap on rows per fit (positives are subsampled too above it) | >= 10 |
-/// | `trees` | 20 | trees of the bagged-trees candidate (0 = logistic only) | >= 0 |
+/// | `trees` | 40 | trees of the bagged-trees candidate (0 = logistic only) | >= 0 |
 /// | `tree_depth` | 7 | maximum depth of each tree | 1..=20 |
 /// | `tree_rows` | 6,000 | bootstrap rows per tree (drawn from the logistic fit's sample) | >= 10 |
 /// | `test_from_ms` | none | messages and events at or after this time are a test period that training never reads | any |
@@ -140,7 +140,7 @@ impl Default for TrainParams {
             min_positives: 5,
             min_lift: 2.0,
             max_fit_rows: 40_000,
-            trees: 20,
+            trees: 40,
             tree_depth: 7,
             tree_rows: 6_000,
             test_from_ms: None,

@@ -142,6 +142,12 @@ pub(crate) struct ForestParams {
 }
 
 /// Fits bagged trees on standardised rows `x` with labels `y` (true = failure).
+///
+/// Each tree's bootstrap rows and feature subset are drawn first, in tree order, from
+/// one seeded generator; the trees are then fitted on up to
+/// [`std::thread::available_parallelism`] threads and returned in tree order. The
+/// result does not depend on the number of threads: the same seed gives the same
+/// forest on any machine.
 pub(crate) fn fit_forest(
     x: ArrayView2<'_, f64>,
     y: &[bool],
@@ -152,73 +158,126 @@ pub(crate) fn fit_forest(
     if m == 0 || d == 0 {
         return Err("no rows to fit trees on".into());
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let base = y.iter().filter(|b| **b).count() as f64 / m as f64;
+    let plans = plan(m, d, p, seed);
+    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    fit_planned(x, y, p, base, &plans, workers)
+}
+
+/// Each tree's bootstrap rows (of `m`) and sorted feature subset (a third of `d`, at
+/// least 8), drawn in tree order from one generator seeded with `seed`.
+fn plan(m: usize, d: usize, p: &ForestParams, seed: u64) -> Vec<(Vec<usize>, Vec<usize>)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let k = (d / 3).max(8).min(d);
     let rows = p.rows_per_tree.clamp(1, m);
-    let mut out = Vec::with_capacity(p.trees);
-    for _ in 0..p.trees {
-        let picked: Vec<usize> = (0..rows).map(|_| rng.gen_range(0..m)).collect();
-        let mut feats: Vec<usize> = rand::seq::index::sample(&mut rng, d, k).into_vec();
-        feats.sort_unstable();
-        let mut sub = Array2::<f64>::zeros((rows, k));
-        let mut sy = Array1::<bool>::from_elem(rows, false);
-        for (r, &i) in picked.iter().enumerate() {
-            for (c, &f) in feats.iter().enumerate() {
-                sub[[r, c]] = x[[i, f]];
-            }
-            sy[r] = y[i];
-        }
-        // linfa breaks a tie between the classes in a node (and so its pruning of
-        // sibling leaves of the same majority) by hash-map order, which varies between
-        // runs: weighting negatives by 1 + 2^-20 makes exact ties impossible, so the
-        // same seed gives the same trees.
-        let weights: Array1<f32> = sy
-            .iter()
-            .map(|&y| if y { 1.0 } else { 1.0 + f32::EPSILON * 8.0 })
-            .collect();
-        let dataset = Dataset::new(sub, sy).with_weights(weights);
-        let fitted: DecisionTree<f64, bool> = DecisionTree::params()
-            .max_depth(Some(p.max_depth))
-            .min_weight_leaf(p.min_leaf)
-            .min_weight_split(2.0 * p.min_leaf)
-            .fit(&dataset)
-            .map_err(|e| e.to_string())?;
-        let mut tree = Tree { nodes: Vec::new() };
-        convert(fitted.root_node(), &feats, &mut tree.nodes);
-        // Node shares from the tree's own bootstrap rows, smoothed toward the base share.
-        let mut pos = vec![0.0f64; tree.nodes.len()];
-        let mut cnt = vec![0.0f64; tree.nodes.len()];
-        let mut row = vec![0.0; d];
-        for &i in &picked {
-            for (f, v) in row.iter_mut().enumerate() {
-                *v = x[[i, f]];
-            }
-            let mut at = 0usize;
-            loop {
-                cnt[at] += 1.0;
-                if y[i] {
-                    pos[at] += 1.0;
-                }
-                let n = &tree.nodes[at];
-                match n.feature {
-                    Some(f) => {
-                        at = if row[f as usize] <= n.threshold {
-                            n.left
-                        } else {
-                            n.right
-                        } as usize
-                    }
-                    None => break,
-                }
-            }
-        }
-        for (i, n) in tree.nodes.iter_mut().enumerate() {
-            n.value = (pos[i] + 2.0 * base) / (cnt[i] + 2.0);
-        }
-        out.push(tree);
+    (0..p.trees)
+        .map(|_| {
+            let picked: Vec<usize> = (0..rows).map(|_| rng.gen_range(0..m)).collect();
+            let mut feats: Vec<usize> = rand::seq::index::sample(&mut rng, d, k).into_vec();
+            feats.sort_unstable();
+            (picked, feats)
+        })
+        .collect()
+}
+
+/// Fits the planned trees (bootstrap rows, features) on up to `workers` threads, in
+/// plan order.
+fn fit_planned(
+    x: ArrayView2<'_, f64>,
+    y: &[bool],
+    p: &ForestParams,
+    base: f64,
+    plans: &[(Vec<usize>, Vec<usize>)],
+    workers: usize,
+) -> std::result::Result<Vec<Tree>, String> {
+    let fit = |(picked, feats): &(Vec<usize>, Vec<usize>)| fit_tree(x, y, p, base, picked, feats);
+    let workers = workers.clamp(1, plans.len().max(1));
+    if workers == 1 {
+        return plans.iter().map(fit).collect();
     }
-    Ok(out)
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = plans
+            .chunks(plans.len().div_ceil(workers))
+            .map(|chunk| scope.spawn(move || chunk.iter().map(fit).collect::<Vec<_>>()))
+            .collect();
+        let mut out = Vec::with_capacity(plans.len());
+        for h in handles {
+            // A panic in a fit is a bug, not bad input: pass it on as it was.
+            let fitted = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            for tree in fitted {
+                out.push(tree?);
+            }
+        }
+        Ok(out)
+    })
+}
+
+/// Fits one tree on the bootstrap rows `picked`, splitting on the features `feats`.
+fn fit_tree(
+    x: ArrayView2<'_, f64>,
+    y: &[bool],
+    p: &ForestParams,
+    base: f64,
+    picked: &[usize],
+    feats: &[usize],
+) -> std::result::Result<Tree, String> {
+    let (rows, k, d) = (picked.len(), feats.len(), x.ncols());
+    let mut sub = Array2::<f64>::zeros((rows, k));
+    let mut sy = Array1::<bool>::from_elem(rows, false);
+    for (r, &i) in picked.iter().enumerate() {
+        for (c, &f) in feats.iter().enumerate() {
+            sub[[r, c]] = x[[i, f]];
+        }
+        sy[r] = y[i];
+    }
+    // linfa breaks a tie between the classes in a node (and so its pruning of
+    // sibling leaves of the same majority) by hash-map order, which varies between
+    // runs: weighting negatives by 1 + 2^-20 makes exact ties impossible, so the
+    // same seed gives the same trees.
+    let weights: Array1<f32> = sy
+        .iter()
+        .map(|&y| if y { 1.0 } else { 1.0 + f32::EPSILON * 8.0 })
+        .collect();
+    let dataset = Dataset::new(sub, sy).with_weights(weights);
+    let fitted: DecisionTree<f64, bool> = DecisionTree::params()
+        .max_depth(Some(p.max_depth))
+        .min_weight_leaf(p.min_leaf)
+        .min_weight_split(2.0 * p.min_leaf)
+        .fit(&dataset)
+        .map_err(|e| e.to_string())?;
+    let mut tree = Tree { nodes: Vec::new() };
+    convert(fitted.root_node(), feats, &mut tree.nodes);
+    // Node shares from the tree's own bootstrap rows, smoothed toward the base share.
+    let mut pos = vec![0.0f64; tree.nodes.len()];
+    let mut cnt = vec![0.0f64; tree.nodes.len()];
+    let mut row = vec![0.0; d];
+    for &i in picked {
+        for (f, v) in row.iter_mut().enumerate() {
+            *v = x[[i, f]];
+        }
+        let mut at = 0usize;
+        loop {
+            cnt[at] += 1.0;
+            if y[i] {
+                pos[at] += 1.0;
+            }
+            let n = &tree.nodes[at];
+            match n.feature {
+                Some(f) => {
+                    at = if row[f as usize] <= n.threshold {
+                        n.left
+                    } else {
+                        n.right
+                    } as usize
+                }
+                None => break,
+            }
+        }
+    }
+    for (i, n) in tree.nodes.iter_mut().enumerate() {
+        n.value = (pos[i] + 2.0 * base) / (cnt[i] + 2.0);
+    }
+    Ok(tree)
 }
 
 /// Appends `node` and its subtree in pre-order, mapping sub-feature indices to `feats`.
@@ -245,4 +304,39 @@ fn convert(node: &TreeNode<f64, bool>, feats: &[usize], out: &mut Vec<Node>) -> 
         };
     }
     at as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forest_is_the_same_on_any_number_of_threads_and_learns_a_step() {
+        // Feature 0 carries the label (positive above 0.5), features 1-8 are noise.
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let (m, d) = (2_000, 9);
+        let x = Array2::from_shape_fn((m, d), |_| rng.gen_range(0.0..1.0));
+        let y: Vec<bool> = (0..m).map(|i| x[[i, 0]] > 0.5).collect();
+        let p = ForestParams {
+            trees: 7,
+            max_depth: 4,
+            rows_per_tree: 500,
+            min_leaf: 5.0,
+        };
+        let forest = fit_forest(x.view(), &y, &p, 42).unwrap();
+        assert_eq!(forest.len(), 7);
+        validate(&forest, d).unwrap();
+        let base = y.iter().filter(|b| **b).count() as f64 / m as f64;
+        let plans = plan(m, d, &p, 42);
+        for workers in [1, 2, 3, 16] {
+            let again = fit_planned(x.view(), &y, &p, base, &plans, workers).unwrap();
+            assert_eq!(again, forest, "{workers} threads");
+        }
+        let mut row = vec![0.5; d];
+        row[0] = 0.9;
+        let high = forest_logit(&forest, &row);
+        row[0] = 0.1;
+        let low = forest_logit(&forest, &row);
+        assert!(high > 1.0 && low < -1.0, "high {high}, low {low}");
+    }
 }
