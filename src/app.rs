@@ -141,6 +141,15 @@ pub(crate) async fn start_with_clients(
     } else {
         tracing::info!(?versions, "Active models");
     }
+    let stale = registry.stale_types(&profiles);
+    if !stale.is_empty() {
+        tracing::warn!(
+            ?stale,
+            dir = %model_dir.display(),
+            "Active models trained on other features than these types' profiles name: \
+             their devices are stored but not scored until `fixahead train` writes new ones"
+        );
+    }
 
     let metrics = Arc::new(IngestMetrics::default());
     // Device credentials: checked by the embedded broker, issued by `fixahead devices`

@@ -372,7 +372,18 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let profiles = load_profiles(config.profiles.dir.as_deref())?;
     let model_dir = config.model_dir();
     let usable = match models::ModelRegistry::load_dir(&model_dir) {
-        Ok(registry) => !registry.versions().is_empty(),
+        Ok(registry) => {
+            let stale = registry.stale_types(&profiles);
+            if !stale.is_empty() {
+                // Trained by an older fixahead whose profiles had other features.
+                println!(
+                    "The models in {} for {} were trained on other features than the profiles name now.",
+                    model_dir.display(),
+                    stale.join(", ")
+                );
+            }
+            !registry.versions().is_empty() && stale.is_empty()
+        }
         Err(e) => {
             // The demo's own models, e.g. from an older fixahead: train new ones.
             println!(

@@ -623,6 +623,13 @@ pub struct LabelSummary {
 }
 
 impl ModelArtifact {
+    /// Whether the model was trained on the features `profile` derives today: the
+    /// [`crate::Scorer`] scores a type only with such a model. A profile that gained or
+    /// lost a channel, a ratio channel or a component since needs a new model.
+    pub fn fits(&self, profile: &domain::Profile) -> bool {
+        self.feature_schema.as_slice() == crate::FeatureSchema::for_profile(profile).names()
+    }
+
     /// Checks internal consistency: vector lengths, finite numbers, a safe version name.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if self.format_version != FORMAT_VERSION {

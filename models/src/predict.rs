@@ -207,7 +207,7 @@ pub(crate) fn has_usable_model(
     else {
         return false;
     };
-    model.feature_schema.as_slice() == FeatureSchema::for_profile(profile).names()
+    model.fits(profile)
 }
 
 #[cfg(test)]

@@ -78,6 +78,17 @@ impl ModelRegistry {
         self.read().get(device_type).cloned()
     }
 
+    /// Device types of `profiles` whose active model does not [`ModelArtifact::fits`]
+    /// its profile (trained before the profile changed): the scorer leaves them unscored
+    /// until a model is trained on the profile as it is.
+    pub fn stale_types(&self, profiles: &domain::ProfileSet) -> Vec<String> {
+        self.read()
+            .iter()
+            .filter(|(t, a)| profiles.get(t).is_some_and(|p| !a.fits(p)))
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
     /// Active version per device type.
     pub fn versions(&self) -> BTreeMap<String, String> {
         self.read()

@@ -494,3 +494,28 @@ fn registry_readers_and_a_scorer_see_only_complete_artifacts_while_versions_swap
     assert_eq!(swaps, u64::from(ROUNDS * VARIANTS - 1) * TYPES.len() as u64);
     assert!(reads.load(Ordering::Relaxed) > 0);
 }
+
+#[test]
+fn a_model_trained_before_its_profile_changed_is_stale_and_not_scored() {
+    let profiles = ProfileSet::builtin();
+    let fresh = model("washer", 1, 0);
+    let mut old = model("dishwasher", 1, 0);
+    // A dishwasher model from before the profile's ratio channel: ten features fewer.
+    old.feature_schema
+        .retain(|n| !n.starts_with("heat_time_per_k."));
+    assert!(fresh.fits(profiles.get("washer").unwrap()));
+    assert!(!old.fits(profiles.get("dishwasher").unwrap()));
+    let registry = ModelRegistry::from_artifacts([fresh, old]);
+    assert_eq!(registry.stale_types(&profiles), ["dishwasher"]);
+    let mut scorer = Scorer::new(registry.clone(), profiles.clone());
+    for h in 0..24 * 8 {
+        for (t, id) in [("washer", "wm-1"), ("dishwasher", "dw-1")] {
+            let predictions = scorer.observe(&telemetry(t, id, T0 + h * HOUR, NORMAL));
+            if t == "dishwasher" {
+                assert!(predictions.is_empty(), "a stale model scored");
+            } else if h >= 24 * 7 {
+                assert!(!predictions.is_empty(), "the fitting model did not score");
+            }
+        }
+    }
+}
