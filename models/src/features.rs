@@ -495,8 +495,8 @@ impl DeviceState {
     }
 
     /// Updates the ratio channels whose numerator and denominator were both read at
-    /// `at_s` (in the message just applied; channels keep only their latest reading, so
-    /// the two are the message's own values, at f32 precision).
+    /// `at_s`, the second of the message just applied: its own values (at f32
+    /// precision), or for a channel it did not carry, one read in that same second.
     fn update_ratios(&mut self, ts_ms: i64, at_s: u32) {
         let inner = &self.schema.inner;
         for (i, (ratio, num, den)) in inner.ratios.iter().enumerate() {
