@@ -17,7 +17,8 @@ pub use error::{DomainError, Result};
 pub use id::DeviceId;
 pub use prediction::{Contribution, Prediction};
 pub use profile::{
-    Channel, Component, FaultDef, Part, Profile, ProfileSet, RatioChannel, Severity,
+    Channel, Component, Condition, DerivedChannel, DifferenceChannel, FaultDef, Part, Profile,
+    ProfileSet, RatioChannel, Severity,
 };
 pub use ticket::{
     Assignment, ComponentRisk, Diagnosis, FaultNote, LogEntry, Outcome, OutcomeKind, Priority,

@@ -65,18 +65,138 @@ pub struct RatioChannel {
     /// would mostly follow how often the device was used.
     #[serde(default)]
     pub numerator_above: Option<f64>,
+    /// Further conditions on the same message (all must hold), such as "while the
+    /// compressor runs"; see [`Condition`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<Condition>,
     /// What the ratio measures.
     #[serde(default)]
     pub description: String,
 }
 
 impl RatioChannel {
-    /// The ratio of one message's readings, if it exists (see the type's docs).
+    /// The ratio of one message's readings, if it exists (see the type's docs). The
+    /// [`RatioChannel::when`] conditions are the caller's: they read other channels.
     pub fn value(&self, numerator: f64, denominator: f64) -> Option<f64> {
         let d = denominator - self.offset;
         let v = numerator / d;
         let counted = self.numerator_above.is_none_or(|min| numerator > min);
         (counted && numerator.is_finite() && d > 0.0 && v.is_finite()).then_some(v)
+    }
+}
+
+/// A channel the feature engine computes as the difference of two measured channels of
+/// the same message: `channel - minus`.
+///
+/// Why: some wear shows as a temperature lift, not a temperature. An air conditioner
+/// whose refrigerant charge leaks runs a hotter compressor discharge, but the discharge
+/// temperature follows the outdoor air by degree; the discharge temperature above the
+/// outdoor air, while it cools, leaves the charge (and the outdoor fan). Like a ratio, it
+/// is never read from a payload and has no physical range. It exists only for a message
+/// that carries both channels with finite values and meets every [`Condition`] of
+/// `when`; otherwise it keeps its previous state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DifferenceChannel {
+    /// Feature name prefix (`discharge_lift_cooling_k`); unique among the profile's
+    /// channels.
+    pub name: String,
+    /// Unit, for people (`K`).
+    pub unit: String,
+    /// The measured channel subtracted from.
+    pub channel: String,
+    /// The measured channel subtracted.
+    pub minus: String,
+    /// Conditions on the same message (all must hold); see [`Condition`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub when: Vec<Condition>,
+    /// What the difference measures.
+    #[serde(default)]
+    pub description: String,
+}
+
+impl DifferenceChannel {
+    /// The difference of one message's readings, if it is finite. The
+    /// [`DifferenceChannel::when`] conditions are the caller's.
+    pub fn value(&self, channel: f64, minus: f64) -> Option<f64> {
+        let v = channel - minus;
+        v.is_finite().then_some(v)
+    }
+}
+
+/// A condition on one measured channel of the same message, for a derived channel's
+/// `when`: the channel's reading is above `above` and below `below` (either may be left
+/// out, not both). A message that does not carry the channel, or carries a non-finite
+/// value, does not meet it.
+///
+/// Why: a reading often means something only in one operating state. An air
+/// conditioner's compressor current per Hz says how worn the compressor is only while
+/// it runs (an hour off reports 0 A at 0 Hz), and its discharge temperature says how
+/// much refrigerant it has in one way while cooling and in another while heating.
+/// Features over all messages would mostly follow how often and in which mode the
+/// household ran it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    /// A measured channel of the profile.
+    pub channel: String,
+    /// The reading must be above this (strictly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above: Option<f64>,
+    /// The reading must be below this (strictly).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub below: Option<f64>,
+}
+
+impl Condition {
+    /// Whether a reading meets the condition.
+    pub fn holds(&self, x: f64) -> bool {
+        x.is_finite() && self.above.is_none_or(|a| x > a) && self.below.is_none_or(|b| x < b)
+    }
+}
+
+/// A channel the feature engine computes from two measured channels of one message: a
+/// profile's `[[ratios]]` and `[[differences]]`, in that order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DerivedChannel {
+    /// `numerator / (denominator - offset)`.
+    Ratio(RatioChannel),
+    /// `channel - minus`.
+    Difference(DifferenceChannel),
+}
+
+impl DerivedChannel {
+    /// Feature name prefix.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Ratio(r) => &r.name,
+            Self::Difference(d) => &d.name,
+        }
+    }
+
+    /// The two measured channels it reads, in the order [`DerivedChannel::value`]
+    /// takes them.
+    pub fn operands(&self) -> (&str, &str) {
+        match self {
+            Self::Ratio(r) => (&r.numerator, &r.denominator),
+            Self::Difference(d) => (&d.channel, &d.minus),
+        }
+    }
+
+    /// Conditions on the same message, all of which must hold.
+    pub fn when(&self) -> &[Condition] {
+        match self {
+            Self::Ratio(r) => &r.when,
+            Self::Difference(d) => &d.when,
+        }
+    }
+
+    /// The value of one message's operand readings, if it exists (conditions aside).
+    pub fn value(&self, a: f64, b: f64) -> Option<f64> {
+        match self {
+            Self::Ratio(r) => r.value(a, b),
+            Self::Difference(d) => d.value(a, b),
+        }
     }
 }
 
@@ -176,6 +296,8 @@ struct ProfileFile {
     #[serde(default)]
     ratios: Vec<RatioChannel>,
     #[serde(default)]
+    differences: Vec<DifferenceChannel>,
+    #[serde(default)]
     components: Vec<Component>,
     #[serde(default)]
     faults: Vec<FaultDef>,
@@ -188,6 +310,8 @@ pub struct Profile {
     title: String,
     channels: Vec<Channel>,
     ratios: Vec<RatioChannel>,
+    /// Ratios, then differences.
+    derived: Vec<DerivedChannel>,
     components: Vec<Component>,
     faults: Vec<FaultDef>,
     channel_index: HashMap<String, usize>,
@@ -236,27 +360,57 @@ impl Profile {
                 return Err(bad(format!("channel {} declared twice", c.name)));
             }
         }
-        let mut ratio_names = std::collections::HashSet::new();
-        for r in &file.ratios {
-            if !is_identifier(&r.name) {
-                return Err(bad(format!("ratio name {:?} is not an identifier", r.name)));
+        let derived: Vec<DerivedChannel> = file
+            .ratios
+            .iter()
+            .cloned()
+            .map(DerivedChannel::Ratio)
+            .chain(
+                file.differences
+                    .iter()
+                    .cloned()
+                    .map(DerivedChannel::Difference),
+            )
+            .collect();
+        let mut derived_names = std::collections::HashSet::new();
+        for d in &derived {
+            let (kind, name) = match d {
+                DerivedChannel::Ratio(r) => ("ratio", &r.name),
+                DerivedChannel::Difference(d) => ("difference", &d.name),
+            };
+            if !is_identifier(name) {
+                return Err(bad(format!("{kind} name {name:?} is not an identifier")));
             }
-            if channel_index.contains_key(&r.name) || !ratio_names.insert(r.name.as_str()) {
-                return Err(bad(format!("channel {} declared twice", r.name)));
+            if channel_index.contains_key(name) || !derived_names.insert(name.as_str()) {
+                return Err(bad(format!("channel {name} declared twice")));
             }
-            for operand in [&r.numerator, &r.denominator] {
+            let (a, b) = d.operands();
+            for operand in [a, b]
+                .into_iter()
+                .chain(d.when().iter().map(|c| c.channel.as_str()))
+            {
                 if !channel_index.contains_key(operand) {
                     return Err(bad(format!(
-                        "ratio {} names unknown channel {operand}",
-                        r.name
+                        "{kind} {name} names unknown channel {operand}"
                     )));
                 }
             }
-            if !r.offset.is_finite() || r.numerator_above.is_some_and(|m| !m.is_finite()) {
-                return Err(bad(format!(
-                    "ratio {}: offset and numerator_above must be finite",
-                    r.name
-                )));
+            if let DerivedChannel::Ratio(r) = d {
+                if !r.offset.is_finite() || r.numerator_above.is_some_and(|m| !m.is_finite()) {
+                    return Err(bad(format!(
+                        "ratio {name}: offset and numerator_above must be finite"
+                    )));
+                }
+            }
+            for c in d.when() {
+                let finite = |v: Option<f64>| v.is_none_or(f64::is_finite);
+                if (c.above.is_none() && c.below.is_none()) || !finite(c.above) || !finite(c.below)
+                {
+                    return Err(bad(format!(
+                        "{kind} {name}: a condition on {} needs a finite above or below",
+                        c.channel
+                    )));
+                }
             }
         }
         let mut component_names = std::collections::HashSet::new();
@@ -296,6 +450,7 @@ impl Profile {
             title: file.title,
             channels: file.channels,
             ratios: file.ratios,
+            derived,
             components: file.components,
             faults: file.faults,
             channel_index,
@@ -318,10 +473,15 @@ impl Profile {
         &self.channels
     }
 
-    /// Ratio channels in declaration order; the feature engine puts them after
-    /// [`Profile::channels`].
+    /// Ratio channels in declaration order.
     pub fn ratios(&self) -> &[RatioChannel] {
         &self.ratios
+    }
+
+    /// Derived channels (ratios, then differences, each in declaration order); the
+    /// feature engine puts them after [`Profile::channels`].
+    pub fn derived(&self) -> &[DerivedChannel] {
+        &self.derived
     }
 
     /// Components in declaration order.
@@ -513,5 +673,69 @@ mod tests {
         assert!(err.contains("channel a declared twice"), "{err}");
         let inverted = "type = \"x\"\n[[channels]]\nname=\"a\"\nunit=\"V\"\nmin=2.0\nmax=1.0\n[[components]]\nname=\"c\"\n";
         assert!(Profile::from_toml("t", inverted).is_err());
+    }
+
+    #[test]
+    fn differences_and_conditions_are_validated() {
+        let profile = |derived: &str| {
+            format!(
+                "type = \"x\"\n[[channels]]\nname=\"a\"\nunit=\"V\"\nmin=0.0\nmax=9.0\n\
+                 [[channels]]\nname=\"b\"\nunit=\"V\"\nmin=0.0\nmax=9.0\n{derived}\
+                 [[components]]\nname=\"c\"\n"
+            )
+        };
+        let ok = Profile::from_toml(
+            "t",
+            &profile(
+                "[[ratios]]\nname=\"r\"\nunit=\"1\"\nnumerator=\"a\"\ndenominator=\"b\"\n\
+                 [[differences]]\nname=\"d\"\nunit=\"V\"\nchannel=\"a\"\nminus=\"b\"\n\
+                 when=[{channel=\"b\", above=1.0, below=5.0}]\n",
+            ),
+        )
+        .unwrap();
+        // Ratios first, then differences: the order of their features.
+        let names: Vec<&str> = ok.derived().iter().map(DerivedChannel::name).collect();
+        assert_eq!(names, ["r", "d"]);
+        let d = &ok.derived()[1];
+        assert_eq!(d.operands(), ("a", "b"));
+        assert_eq!(d.value(5.0, 2.0), Some(3.0));
+        assert_eq!(d.value(f64::INFINITY, 2.0), None);
+        let when = &d.when()[0];
+        assert!(when.holds(3.0));
+        assert!(!when.holds(1.0) && !when.holds(5.0) && !when.holds(f64::NAN));
+        for (derived, message) in [
+            (
+                "[[differences]]\nname=\"d\"\nunit=\"V\"\nchannel=\"a\"\nminus=\"z\"\n",
+                "difference d names unknown channel z",
+            ),
+            (
+                "[[differences]]\nname=\"b\"\nunit=\"V\"\nchannel=\"a\"\nminus=\"b\"\n",
+                "channel b declared twice",
+            ),
+            (
+                "[[differences]]\nname=\"d\"\nunit=\"V\"\nchannel=\"a\"\nminus=\"b\"\n\
+                 when=[{channel=\"q\", above=0.0}]\n",
+                "difference d names unknown channel q",
+            ),
+            (
+                "[[ratios]]\nname=\"r\"\nunit=\"1\"\nnumerator=\"a\"\ndenominator=\"b\"\n\
+                 when=[{channel=\"a\"}]\n",
+                "ratio r: a condition on a needs a finite above or below",
+            ),
+            (
+                "[[ratios]]\nname=\"r\"\nunit=\"1\"\nnumerator=\"a\"\ndenominator=\"b\"\n\
+                 when=[{channel=\"a\", below=inf}]\n",
+                "ratio r: a condition on a needs a finite above or below",
+            ),
+            (
+                "[[differences]]\nname=\"d\"\nunit=\"V\"\nchannel=\"a\"\nminus=\"b\"\noffset=1.0\n",
+                "unknown field `offset`",
+            ),
+        ] {
+            let err = Profile::from_toml("t", &profile(derived))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(message), "{derived}: {err}");
+        }
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use domain::{FaultState, Message, Profile, RatioChannel, Severity, Timestamp};
+use domain::{Condition, DerivedChannel, FaultState, Message, Profile, Severity, Timestamp};
 
 /// Time constant of the fast windows (EWMA, fault counts): one day of event time.
 pub const TAU_FAST_MS: f64 = Timestamp::DAY_MS as f64;
@@ -86,6 +86,16 @@ pub const DEVICE_FEATURES: [&str; 3] = [
     "device.messages_log1p",
 ];
 
+/// A derived channel with the indices of the measured channels it reads.
+#[derive(Debug)]
+struct Derived {
+    def: DerivedChannel,
+    /// Its two operands, in the order [`DerivedChannel::value`] takes them.
+    operands: (usize, usize),
+    /// Its conditions, each with the index of the channel it reads.
+    when: Vec<(usize, Condition)>,
+}
+
 #[derive(Debug)]
 struct SchemaInner {
     device_type: String,
@@ -93,11 +103,11 @@ struct SchemaInner {
     channel_index: HashMap<String, usize>,
     /// Channel names in profile order, for the linear lookup of small profiles.
     channel_names: Vec<String>,
-    /// Measured channels plus ratio channels.
+    /// Measured channels plus derived channels.
     n_channels: usize,
-    /// Ratio channels, in profile order after the measured ones, with the indices of
-    /// their numerator and denominator.
-    ratios: Vec<(RatioChannel, usize, usize)>,
+    /// Derived channels (ratios, then differences), in profile order after the measured
+    /// ones.
+    derived: Vec<Derived>,
     components: Vec<String>,
     /// Raised code -> (index of the component its catalogue entry points at, its
     /// severity is major or critical, it is critical).
@@ -107,8 +117,9 @@ struct SchemaInner {
 /// The named features of one device type, derived from its profile.
 ///
 /// Cheap to clone (an `Arc` inside). The order is: [`CHANNEL_FEATURES`] for each channel
-/// in profile order, then for each of the profile's ratio channels
-/// ([`domain::RatioChannel`], computed from two measured channels of one message),
+/// in profile order, then for each of the profile's derived channels
+/// ([`domain::DerivedChannel`]: ratios, then differences, each computed from two measured
+/// channels of one message),
 /// [`COMPONENT_FEATURES`] for each component in profile order, then
 /// [`DEVICE_FEATURES`].
 #[derive(Clone, Debug)]
@@ -124,7 +135,7 @@ impl FeatureSchema {
             .channels()
             .iter()
             .map(|c| c.name.as_str())
-            .chain(profile.ratios().iter().map(|r| r.name.as_str()));
+            .chain(profile.derived().iter().map(DerivedChannel::name));
         for ch in channel_names {
             for f in CHANNEL_FEATURES {
                 names.push(format!("{ch}.{f}"));
@@ -169,14 +180,24 @@ impl FeatureSchema {
                 names,
                 channel_index,
                 channel_names: profile.channels().iter().map(|c| c.name.clone()).collect(),
-                n_channels: profile.channels().len() + profile.ratios().len(),
-                ratios: profile
-                    .ratios()
+                n_channels: profile.channels().len() + profile.derived().len(),
+                // A profile validates its operands and conditions, so every lookup
+                // succeeds.
+                derived: profile
+                    .derived()
                     .iter()
-                    .filter_map(|r| {
-                        let num = profile.channel_index(&r.numerator)?;
-                        let den = profile.channel_index(&r.denominator)?;
-                        Some((r.clone(), num, den))
+                    .filter_map(|d| {
+                        let (a, b) = d.operands();
+                        let when = d
+                            .when()
+                            .iter()
+                            .map(|c| Some((profile.channel_index(&c.channel)?, c.clone())))
+                            .collect::<Option<Vec<_>>>()?;
+                        Some(Derived {
+                            def: d.clone(),
+                            operands: (profile.channel_index(a)?, profile.channel_index(b)?),
+                            when,
+                        })
                     })
                     .collect(),
                 components,
@@ -470,7 +491,7 @@ impl DeviceState {
                         ch.update(*x, k, at_s);
                     }
                 }
-                self.update_ratios(ts.0, at_s);
+                self.update_derived(ts.0, at_s);
             }
             Message::Fault(f) if f.state == FaultState::Raised => {
                 self.all_faults_7d += 1.0;
@@ -494,17 +515,28 @@ impl DeviceState {
         true
     }
 
-    /// Updates the ratio channels whose numerator and denominator were both read at
-    /// `at_s`, the second of the message just applied: its own values (at f32
-    /// precision), or for a channel it did not carry, one read in that same second.
-    fn update_ratios(&mut self, ts_ms: i64, at_s: u32) {
+    /// Updates the derived channels whose operands and condition channels were all read
+    /// at `at_s`, the second of the message just applied (its own values at f32
+    /// precision, or for a channel it did not carry, one read in that same second), and
+    /// whose conditions hold.
+    fn update_derived(&mut self, ts_ms: i64, at_s: u32) {
         let inner = &self.schema.inner;
-        for (i, (ratio, num, den)) in inner.ratios.iter().enumerate() {
-            let (num, den) = (&self.channels[*num], &self.channels[*den]);
-            if num.at_s != at_s || den.at_s != at_s {
+        for (i, d) in inner.derived.iter().enumerate() {
+            let read = |c: usize| {
+                let ch = &self.channels[c];
+                (ch.at_s == at_s).then_some(f64::from(ch.last))
+            };
+            let (Some(a), Some(b)) = (read(d.operands.0), read(d.operands.1)) else {
+                continue;
+            };
+            if !d
+                .when
+                .iter()
+                .all(|(c, cond)| read(*c).is_some_and(|x| cond.holds(x)))
+            {
                 continue;
             }
-            let Some(x) = ratio.value(f64::from(num.last), f64::from(den.last)) else {
+            let Some(x) = d.def.value(a, b) else {
                 continue;
             };
             let ch = &mut self.channels[inner.channel_names.len() + i];
@@ -717,6 +749,121 @@ mod tests {
         // A device that never reported both has no ratio, like a channel never reported.
         let fresh = DeviceState::new(&s);
         assert!(feature(&fresh, "heat_time_per_k.ewma_fast").is_nan());
+    }
+
+    #[test]
+    fn conditions_gate_derived_channels_and_a_difference_subtracts() {
+        let profile = domain::Profile::from_toml(
+            "t",
+            r#"
+type = "ac"
+[[channels]]
+name = "hz"
+unit = "Hz"
+min = 0.0
+max = 130.0
+[[channels]]
+name = "amps"
+unit = "A"
+min = 0.0
+max = 30.0
+[[channels]]
+name = "outdoor"
+unit = "degC"
+min = -40.0
+max = 60.0
+[[channels]]
+name = "discharge"
+unit = "degC"
+min = -40.0
+max = 130.0
+[[ratios]]
+name = "amps_per_hz"
+unit = "A/Hz"
+numerator = "amps"
+denominator = "hz"
+offset = -10.0
+when = [{ channel = "hz", above = 0.0 }]
+[[differences]]
+name = "lift"
+unit = "K"
+channel = "discharge"
+minus = "outdoor"
+when = [{ channel = "hz", above = 0.0 }, { channel = "outdoor", above = 16.0, below = 50.0 }]
+[[components]]
+name = "compressor"
+"#,
+        )
+        .unwrap();
+        let s = FeatureSchema::for_profile(&profile);
+        let names = s.names();
+        let at = |n: &str| names.iter().position(|x| x == n).unwrap();
+        // Measured channels, then the ratio, then the difference.
+        assert!(at("discharge.shift_z") < at("amps_per_hz.ewma_fast"));
+        assert!(at("amps_per_hz.shift_z") < at("lift.ewma_fast"));
+        let mut st = DeviceState::new(&s);
+        let h = Timestamp::HOUR_MS;
+        let running = [
+            ("hz", 40.0),
+            ("amps", 2.5),
+            ("outdoor", 30.0),
+            ("discharge", 65.0),
+        ];
+        st.update(&telemetry(0, &running));
+        assert!((feature(&st, "amps_per_hz.last") - 0.05).abs() < 1e-6);
+        assert_eq!(feature(&st, "lift.last"), 35.0);
+        // Off: 0 Hz fails both conditions, so an hour off moves neither.
+        st.update(&telemetry(
+            h,
+            &[
+                ("hz", 0.0),
+                ("amps", 0.0),
+                ("outdoor", 30.0),
+                ("discharge", 31.0),
+            ],
+        ));
+        assert!((feature(&st, "amps_per_hz.last") - 0.05).abs() < 1e-6);
+        assert_eq!(feature(&st, "lift.last"), 35.0);
+        // Running on a cold day: the ratio moves, the cooling-only difference does not.
+        st.update(&telemetry(
+            2 * h,
+            &[
+                ("hz", 90.0),
+                ("amps", 6.0),
+                ("outdoor", 5.0),
+                ("discharge", 70.0),
+            ],
+        ));
+        assert!((feature(&st, "amps_per_hz.last") - 0.06).abs() < 1e-6);
+        assert_eq!(feature(&st, "lift.last"), 35.0);
+        // A message without the condition's channel (or with it NaN) meets no condition.
+        st.update(&telemetry(
+            3 * h,
+            &[("amps", 9.0), ("outdoor", 30.0), ("discharge", 80.0)],
+        ));
+        st.update(&telemetry(
+            4 * h,
+            &[
+                ("hz", f64::NAN),
+                ("amps", 9.0),
+                ("outdoor", 30.0),
+                ("discharge", 80.0),
+            ],
+        ));
+        assert!((feature(&st, "amps_per_hz.last") - 0.06).abs() < 1e-6);
+        assert_eq!(feature(&st, "lift.last"), 35.0);
+        // Running and warm again: both move.
+        st.update(&telemetry(
+            5 * h,
+            &[
+                ("hz", 40.0),
+                ("amps", 3.0),
+                ("outdoor", 20.0),
+                ("discharge", 60.0),
+            ],
+        ));
+        assert!((feature(&st, "amps_per_hz.last") - 0.06).abs() < 1e-6);
+        assert_eq!(feature(&st, "lift.last"), 40.0);
     }
 
     #[test]
