@@ -465,6 +465,7 @@ fn write_tickets(
                         model_version: format!("{}-{version}", p.device_type()),
                         top_features: Vec::new(),
                         lead_time_days: None,
+                        warming_up: false,
                     };
                     (device, prediction, fleet.context(device))
                 })

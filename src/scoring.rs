@@ -287,6 +287,7 @@ mod tests {
             model_version: "v".into(),
             top_features: vec![],
             lead_time_days: None,
+            warming_up: false,
         }
     }
 

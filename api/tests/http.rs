@@ -95,6 +95,7 @@ fn prediction(device: &str, component: &str, risk: f64, flagged: bool) -> Predic
             normal_range: Some((10.0, 20.0)),
         }],
         lead_time_days: None,
+        warming_up: false,
     }
 }
 

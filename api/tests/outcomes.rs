@@ -16,6 +16,7 @@ fn flag(device: &str, component: &str) -> Prediction {
         model_version: "washer-v1".into(),
         top_features: Vec::new(),
         lead_time_days: None,
+        warming_up: false,
     }
 }
 

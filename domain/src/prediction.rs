@@ -47,4 +47,11 @@ pub struct Prediction {
     /// time to failure of validation rows at a similar risk that did fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lead_time_days: Option<f64>,
+    /// The device has reported for less than the feature warm-up (7 days): its
+    /// statistical features still lean on the first readings, so the risk is not to be
+    /// trusted and cannot raise a flag. Only the model's fault-code rule flags such a
+    /// device, and only its flags (and the score that ends one) are reported. Absent
+    /// when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub warming_up: bool,
 }

@@ -39,8 +39,10 @@
 //! Rules from the profile's fault catalogue: flag (device, component) when, within the
 //! last 7 days, the device raised at least 2 fault codes whose catalogue component is
 //! that component, or any code of severity `major`/`critical` for it. It is evaluated
-//! at every message of the device after the same warm-up as the model
-//! ([`crate::features::WARM_UP_MS`]) and uses the same episode logic.
+//! at every message of the device from its first one (a rule on codes needs no
+//! history; the model's fault-code rule flags from the first message too, its risk only
+//! after [`crate::features::WARM_UP_MS`]) and uses the same episode logic. Row-level
+//! metrics leave out the scores of warming-up devices (`Prediction::warming_up`).
 //!
 //! # `metrics.json`
 //! ```text
@@ -742,7 +744,8 @@ pub fn eval(
                     .or_default()
                     .insert(p.model_version.clone());
             }
-            if ts < from {
+            // Rows are scores the risk stands behind: not a warming-up device's.
+            if ts < from || p.warming_up {
                 continue;
             }
             // Row label: a failure in (ts, ts + h]; rows while failed are excluded.
@@ -787,9 +790,6 @@ pub fn eval(
                     }
                 }
             }
-        }
-        if ts.saturating_sub(dev.first) < WARM_UP_MS {
-            return;
         }
         for comp in profile.components() {
             let flagged = match dev.codes.get_mut(&comp.name) {

@@ -47,6 +47,11 @@ pub struct PredictLine {
     /// The full feature vector the model scored, when [`PredictOptions::features`] is set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub features: Option<FeatureVector>,
+    /// The observation came from a device still in its feature warm-up, flagged (or
+    /// ending a flag) by its fault codes: the risk is not to be trusted yet (as
+    /// `domain::Prediction::warming_up`). Absent when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warming_up: bool,
 }
 
 /// A device's full feature vector at one observation.
@@ -181,6 +186,7 @@ pub fn predict_with(
                 threshold: p.threshold,
                 top_features: p.top_features,
                 features: features.clone(),
+                warming_up: p.warming_up,
             };
             last.insert((line.device_id.clone(), line.component.clone()), line);
         }

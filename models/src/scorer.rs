@@ -186,12 +186,19 @@ impl Scorer {
                 latches: Box::new([]),
             };
         }
-        if !entry.state.update(msg) || !entry.state.is_warm() {
+        if !entry.state.update(msg) {
             return Vec::new();
         }
         let Some(model) = &ctx.model else {
             return Vec::new();
         };
+        // Before the warm-up the statistical features still lean on the first readings,
+        // so the risk cannot raise a flag; the fault-code rule can (the appliance's own
+        // diagnosis needs no history), and only its flags are reported.
+        let warm = entry.state.is_warm();
+        if !warm && !model.components.iter().any(|c| c.fault_rule.is_some()) {
+            return Vec::new();
+        }
         if entry.epoch != ctx.epoch || entry.streaks.len() != model.components.len() {
             entry.epoch = ctx.epoch;
             entry.streaks = vec![0u16; model.components.len()].into_boxed_slice();
@@ -202,7 +209,7 @@ impl Scorer {
         self.raw.resize(d, 0.0);
         self.z.resize(d, 0.0);
         entry.state.write_features(&mut self.raw);
-        if let Some(drift) = &self.drift {
+        if let (true, Some(drift)) = (warm, &self.drift) {
             drift.observe(model, ts, &self.raw);
         }
         model.standardize(&self.raw, &mut self.z);
@@ -212,9 +219,16 @@ impl Scorer {
             if !comp.is_trained() {
                 continue;
             }
+            let was_up = entry.latches[ci].is_up();
+            let fault_fires = comp
+                .fault_rule
+                .is_some_and(|r| r.fires_at(ts.millis(), &self.raw));
+            if !warm && !was_up && !fault_fires {
+                continue;
+            }
             let risk = comp.risk_and_contributions(&self.z, &mut self.contrib);
             let streak = &mut entry.streaks[ci];
-            *streak = if risk >= comp.threshold {
+            *streak = if warm && risk >= comp.threshold {
                 streak.saturating_add(1)
             } else {
                 0
@@ -227,9 +241,7 @@ impl Scorer {
                 .saturating_sub(entry.streak_since[ci])
                 .saturating_mul(1000);
             let raise = (u32::from(*streak) >= comp.persistence.max(1) && held_ms >= comp.hold_ms)
-                || comp
-                    .fault_rule
-                    .is_some_and(|r| r.fires_at(ts.millis(), &self.raw));
+                || fault_fires;
             let flagged = latch(
                 &mut entry.latches[ci],
                 raise,
@@ -257,7 +269,12 @@ impl Scorer {
                 flagged,
                 model_version: model.version.clone(),
                 top_features: top_contributions(model, &self.contrib, &self.raw),
-                lead_time_days: comp.lead_time_days(risk),
+                lead_time_days: if warm {
+                    comp.lead_time_days(risk)
+                } else {
+                    None
+                },
+                warming_up: !warm,
             });
         }
         out

@@ -489,19 +489,76 @@ fn persistence_needs_consecutive_high_scores() {
     });
     assert!(scorer.observe(&status).is_empty());
     // Faults move the state and are scored too.
-    let fault = Message::Fault(FaultMessage {
+    assert_eq!(scorer.observe(&washer_fault(T0 + 6 * HOUR, "E21")).len(), 1);
+}
+
+fn washer_fault(t: i64, code: &str) -> Message {
+    Message::Fault(FaultMessage {
         device_id: DeviceId::parse("wm-1").unwrap(),
-        ts: Timestamp(T0 + 6 * HOUR),
+        ts: Timestamp(t),
         seq: 9,
         device_type: "washer".into(),
         model: "WM-500".into(),
         fw: None,
         batch: None,
         region: None,
-        code: "E21".into(),
+        code: code.into(),
         state: FaultState::Raised,
-    });
-    assert_eq!(scorer.observe(&fault).len(), 1);
+    })
+}
+
+#[test]
+fn a_warming_up_device_is_flagged_by_its_fault_codes_and_never_by_its_risk() {
+    let mut artifact = handmade("washer-a", 1.0);
+    let rule = artifact::FaultRule::for_component(&artifact.feature_schema, "drain_pump");
+    for c in &mut artifact.components {
+        c.persistence = 1;
+        c.fault_rule = rule;
+    }
+    let mut scorer = Scorer::new(
+        ModelRegistry::from_artifacts([artifact]),
+        ProfileSet::builtin(),
+    );
+    // A brand-new device with readings far above normal: the risk is high, but the
+    // warm-up week is not over, so nothing is reported and nothing flags.
+    for i in 0..6 {
+        assert!(
+            scorer
+                .observe(&telemetry("wm-1", T0 + i * HOUR, 40.0))
+                .is_empty(),
+            "a warming-up device's risk is not reported"
+        );
+    }
+    // Its own major drain code flags it at once.
+    let preds = scorer.observe(&washer_fault(T0 + 6 * HOUR, "E21"));
+    assert_eq!(preds.len(), 1, "{preds:?}");
+    let p = &preds[0];
+    assert!(p.flagged && p.warming_up, "{p:?}");
+    assert_eq!(p.component, "drain_pump");
+    assert_eq!(
+        p.lead_time_days, None,
+        "no lead time from an unreliable risk"
+    );
+    // While the flag stands, every score is reported (so its end is seen).
+    let p = one_drain_pump(scorer.observe(&telemetry("wm-1", T0 + 7 * HOUR, 12.0)));
+    assert!(p.flagged && p.warming_up);
+    // Four days after the code the rule stops; the score that ends the flag is
+    // reported, then nothing until the warm-up is over.
+    let p = one_drain_pump(scorer.observe(&telemetry("wm-1", T0 + 5 * DAY, 40.0)));
+    assert!(!p.flagged && p.warming_up, "{p:?}");
+    assert!(scorer
+        .observe(&telemetry("wm-1", T0 + 5 * DAY + HOUR, 40.0))
+        .is_empty());
+    // Warm: every message is scored, and the risk flags by itself.
+    let p = one_drain_pump(scorer.observe(&telemetry("wm-1", T0 + 8 * DAY, 40.0)));
+    assert!(p.flagged && !p.warming_up && p.risk > 0.99, "{p:?}");
+    // The JSON of a warm score carries no warming_up field.
+    assert!(!serde_json::to_string(&p).unwrap().contains("warming_up"));
+}
+
+fn one_drain_pump(preds: Vec<domain::Prediction>) -> domain::Prediction {
+    assert_eq!(preds.len(), 1, "{preds:?}");
+    preds.into_iter().next().unwrap()
 }
 
 #[test]

@@ -48,6 +48,7 @@ fn flag(svc: &TicketService, device: &str) -> i64 {
         model_version: "washer-v1".into(),
         top_features: Vec::new(),
         lead_time_days: None,
+        warming_up: false,
     };
     svc.record_predictions(&[p], &washer()).unwrap()[0].ticket_id
 }

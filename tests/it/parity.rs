@@ -5,8 +5,9 @@
 //! trained model and (b) read by `fixahead predict` with the same model directory. For
 //! every device and component, the current risk the live pipeline recorded
 //! (`GET /api/v1/devices/{id}`) must equal predict's line: `risk`, `threshold`,
-//! `flagged`, `model_version`, `ts` and every `top_features` entry (feature, value,
-//! contribution, normal range), and the two must cover exactly the same pairs.
+//! `flagged`, `model_version`, `warming_up`, `ts` and every `top_features` entry
+//! (feature, value, contribution, normal range), and the two must cover exactly the
+//! same pairs.
 //!
 //! The replay publishes as fast as the broker takes it, so the broker holds a device's
 //! telemetry and fault messages at the same time: the test also checks that ingest
@@ -163,7 +164,7 @@ fn differences(offline: &BTreeMap<Pair, Value>, live: &BTreeMap<Pair, Value>) ->
                 ));
             }
         }
-        for key in ["flagged", "model_version"] {
+        for key in ["flagged", "model_version", "warming_up"] {
             if o[key] != l[key] {
                 diffs.push(format!(
                     "{pair:?}: {key} offline {} live {}",

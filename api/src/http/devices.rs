@@ -442,6 +442,10 @@ struct ComponentRiskView {
     explanation: String,
     #[schema(value_type = Vec<Object>)]
     top_features: Vec<domain::Contribution>,
+    /// The device is still in its 7-day feature warm-up: the risk is not to be
+    /// trusted, and only its fault codes can flag it. Absent when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    warming_up: bool,
 }
 
 /// A part the visit may need.
@@ -564,10 +568,15 @@ fn explain(r: &crate::tickets::RiskRecord) -> String {
         parts.push("no feature stands out".into());
     }
     format!(
-        "Risk {:.2} against threshold {:.2}{}: {}",
+        "Risk {:.2} against threshold {:.2}{}{}: {}",
         r.risk,
         r.threshold,
         if r.flagged { ", flagged" } else { "" },
+        if r.warming_up {
+            " (device warming up: the risk is not reliable yet, only fault codes flag it)"
+        } else {
+            ""
+        },
         parts.join("; ")
     )
 }
@@ -728,6 +737,7 @@ fn diagnose(state: &AppState, who: &Principal, id: &DeviceId) -> Result<DeviceDi
             ts: r.ts,
             explanation: explain(r),
             top_features: r.top_features.clone(),
+            warming_up: r.warming_up,
         })
         .collect();
     let comparable = match &state.summary {

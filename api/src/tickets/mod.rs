@@ -175,6 +175,11 @@ pub struct RiskRecord {
     pub top_features: Vec<Contribution>,
     /// Wall-clock time the record was written.
     pub updated_at: Timestamp,
+    /// The score came from a device still in its feature warm-up: the risk is not to
+    /// be trusted, and only the fault-code rule can flag it (`domain::Prediction`).
+    /// Absent when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub warming_up: bool,
 }
 
 /// Counters of the ticket service since it was opened, for `/metrics`.

@@ -487,8 +487,11 @@ impl TicketService {
         };
         if let Some((id, number)) = self.try_open(conn, day, new)? {
             // A flag under the threshold was raised by the model's fault-code rule
-            // (models::FaultRule): say so, or the note reads as a contradiction.
-            let why = if p.risk < p.threshold {
+            // (models::FaultRule): say so, or the note reads as a contradiction. So is
+            // every flag of a device in its warm-up, whatever its risk says.
+            let why = if p.warming_up {
+                "flagged on its fault codes; device warming up, risk not reliable yet; "
+            } else if p.risk < p.threshold {
                 "flagged on its fault codes; "
             } else {
                 ""

@@ -33,7 +33,8 @@
 //! kept by triggers, and the covering index `tickets_performance` from which the model
 //! performance report reads the tickets changed since it last looked; 4 adds
 //! `device_risk.flagged_at` (a flagged row of an older file gets its `updated_at`: the
-//! episode is at least that old). Opening a file upgrades it in place; the upgrade is
+//! episode is at least that old); 5 adds `device_risk.warming_up` (0 for older rows:
+//! before it, a warming-up device was never scored). Opening a file upgrades it in place; the upgrade is
 //! idempotent.
 //!
 //! The functions here are plain SQL over a connection or transaction; the rules live in
@@ -101,6 +102,7 @@ CREATE TABLE IF NOT EXISTS device_risk (
     top_features  TEXT NOT NULL,
     updated_at    INTEGER NOT NULL,
     flagged_at    INTEGER,
+    warming_up    INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (device_id, component)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
@@ -135,7 +137,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS fleet_alarms_one_active
 "#;
 
 /// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// Columns schema version 2 added to `tickets` (name, definition).
 const V2_COLUMNS: [(&str, &str); 12] = [
@@ -235,19 +237,28 @@ fn migrate(conn: &Connection) -> Result<()> {
         }
     }
     conn.execute_batch(V3_DERIVED)?;
-    let has_flagged_at: bool = conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('device_risk') WHERE name = 'flagged_at')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_flagged_at {
+    if !has_column(conn, "device_risk", "flagged_at")? {
         conn.execute_batch(
             "ALTER TABLE device_risk ADD COLUMN flagged_at INTEGER;
              UPDATE device_risk SET flagged_at = updated_at WHERE flagged;",
         )?;
     }
+    if !has_column(conn, "device_risk", "warming_up")? {
+        conn.execute_batch(
+            "ALTER TABLE device_risk ADD COLUMN warming_up INTEGER NOT NULL DEFAULT 0;",
+        )?;
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     Ok(())
+}
+
+/// Whether `table` has a column `column`.
+fn has_column(conn: &Connection, table: &str, column: &str) -> Result<bool> {
+    Ok(conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info(?1) WHERE name = ?2)",
+        params![table, column],
+        |r| r.get(0),
+    )?)
 }
 
 /// The SQL list of active statuses; must match [`TicketStatus::is_active`].
@@ -480,13 +491,14 @@ pub(crate) fn upsert_risk(conn: &Connection, p: &Prediction, now: Timestamp) -> 
     let features = serde_json::to_string(&p.top_features)?;
     conn.prepare_cached(
         "INSERT INTO device_risk (device_id, component, device_type, risk, threshold, flagged,
-             model_version, ts, top_features, updated_at, flagged_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?6 THEN ?10 END)
+             model_version, ts, top_features, updated_at, flagged_at, warming_up)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, CASE WHEN ?6 THEN ?10 END, ?11)
          ON CONFLICT (device_id, component) DO UPDATE SET
              device_type = excluded.device_type, risk = excluded.risk,
              threshold = excluded.threshold, flagged = excluded.flagged,
              model_version = excluded.model_version, ts = excluded.ts,
              top_features = excluded.top_features, updated_at = excluded.updated_at,
+             warming_up = excluded.warming_up,
              flagged_at = CASE WHEN NOT excluded.flagged THEN NULL
                  WHEN device_risk.flagged THEN device_risk.flagged_at
                  ELSE excluded.updated_at END
@@ -503,6 +515,7 @@ pub(crate) fn upsert_risk(conn: &Connection, p: &Prediction, now: Timestamp) -> 
         p.ts.millis(),
         features,
         now.millis(),
+        p.warming_up,
     ])?;
     Ok(())
 }
@@ -511,7 +524,7 @@ pub(crate) fn upsert_risk(conn: &Connection, p: &Prediction, now: Timestamp) -> 
 pub(crate) fn device_risk(conn: &Connection, device_id: &str) -> Result<Vec<RiskRecord>> {
     let mut st = conn.prepare_cached(
         "SELECT device_id, device_type, component, risk, threshold, flagged, model_version, ts,
-             top_features, updated_at
+             top_features, updated_at, warming_up
          FROM device_risk WHERE device_id = ?1 ORDER BY component",
     )?;
     let rows = st.query_map(params![device_id], |r| {
@@ -527,6 +540,7 @@ pub(crate) fn device_risk(conn: &Connection, device_id: &str) -> Result<Vec<Risk
                 ts: Timestamp(r.get(7)?),
                 top_features: Vec::new(),
                 updated_at: Timestamp(r.get(9)?),
+                warming_up: r.get(10)?,
             },
             r.get::<_, String>(8)?,
         ))

@@ -62,6 +62,7 @@ fn pred(device: &str, component: &str, risk: f64, flagged: bool) -> Prediction {
             normal_range: Some((10.0, 20.0)),
         }],
         lead_time_days: None,
+        warming_up: false,
     }
 }
 
@@ -344,6 +345,7 @@ fn priority_rules_and_sla_deadlines() {
     // A short predicted lead time raises a low risk, and the diagnosis carries it.
     let soon = |device: &str, days: f64| Prediction {
         lead_time_days: Some(days),
+        warming_up: false,
         ..pred(device, "drain_pump", 0.65, true)
     };
     let ch = f
@@ -1190,4 +1192,56 @@ fn a_flag_under_the_threshold_says_the_fault_codes_raised_it() {
         "{}",
         t.log[0].note
     );
+}
+
+#[test]
+fn a_warming_up_flag_says_so_in_its_ticket_and_risk_and_older_files_gain_the_column() {
+    let Fixture {
+        _dir: dir,
+        path,
+        now,
+        svc,
+    } = Fixture::new();
+    let ctx = DiagnosisContext::default();
+    // A device in its warm-up week, flagged by its fault codes with a risk over the
+    // threshold that is not to be trusted yet.
+    let warming = Prediction {
+        warming_up: true,
+        ..pred("wm-8", "drain_pump", 0.9, true)
+    };
+    let id = svc.record_predictions(&[warming], &ctx).unwrap()[0].ticket_id;
+    let t = svc.get(id).unwrap().unwrap();
+    assert!(
+        t.log[0].note.starts_with(
+            "flagged on its fault codes; device warming up, risk not reliable yet; Risk 0.90"
+        ),
+        "{}",
+        t.log[0].note
+    );
+    let risk = svc.device_risk("wm-8").unwrap();
+    assert!(risk[0].warming_up && risk[0].flagged);
+    assert!(serde_json::to_string(&risk[0])
+        .unwrap()
+        .contains("\"warming_up\":true"));
+    // A warm score replaces it and drops the mark (and the field).
+    now.fetch_add(HOUR, Ordering::SeqCst);
+    let warm = Prediction {
+        ts: Timestamp(T0 + HOUR),
+        ..pred("wm-8", "drain_pump", 0.9, true)
+    };
+    svc.record_predictions(&[warm], &ctx).unwrap();
+    let risk = svc.device_risk("wm-8").unwrap();
+    assert!(!risk[0].warming_up);
+    assert!(!serde_json::to_string(&risk[0])
+        .unwrap()
+        .contains("warming_up"));
+    // A version-4 file (no column) is upgraded in place; its rows read as warm.
+    drop(svc);
+    Connection::open(&path)
+        .unwrap()
+        .execute_batch("ALTER TABLE device_risk DROP COLUMN warming_up; PRAGMA user_version = 4;")
+        .unwrap();
+    let svc = TicketService::open_with_clock(&path, TicketConfig::default(), clock(&now)).unwrap();
+    assert!(!svc.device_risk("wm-8").unwrap()[0].warming_up);
+    drop(dir);
 }
