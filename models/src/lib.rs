@@ -108,6 +108,7 @@ mod error;
 pub mod eval;
 pub mod features;
 pub mod history;
+mod par;
 pub mod predict;
 pub mod registry;
 pub mod scorer;

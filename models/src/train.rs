@@ -1642,15 +1642,24 @@ pub(crate) fn event_threshold(
         device_ms += last - first;
     }
     let device_months = device_ms as f64 / (30.44 * Timestamp::DAY_MS as f64);
-    let failures: HashSet<(u32, i64)> = rows
+    // Each positive row's failure, numbered, so a candidate's catches are a vector.
+    let mut failure_index: HashMap<(u32, i64), usize> = HashMap::new();
+    let failure_of: Vec<usize> = rows
         .iter()
-        .filter(|r| r.positive)
-        .map(|r| (r.dev, r.failure_ts))
+        .map(|r| {
+            let next = failure_index.len();
+            if r.positive {
+                *failure_index.entry((r.dev, r.failure_ts)).or_insert(next)
+            } else {
+                usize::MAX
+            }
+        })
         .collect();
+    let n_failures = failure_index.len();
     let count = |t: f64| -> crate::artifact::EventMetrics {
         let (mut flags, mut false_alarms) = (0u64, 0u64);
-        // Caught failures and the lead of the first flag that caught each.
-        let mut caught: HashMap<(u32, i64), f64> = HashMap::new();
+        // Per failure, the lead in days of the first flag that caught it (NaN: none).
+        let mut caught = vec![f64::NAN; n_failures];
         // The live scorer's latch (`scorer::latch`) on event seconds.
         let (mut run, mut since) = (0usize, 0i64);
         let mut latch = crate::scorer::FlagLatch::default();
@@ -1683,23 +1692,25 @@ pub(crate) fn event_threshold(
             );
             if up && !was_up {
                 flags += 1;
-                if r.positive {
-                    caught
-                        .entry((r.dev, r.failure_ts))
-                        .or_insert((r.failure_ts - r.ts) as f64 / Timestamp::DAY_MS as f64);
+                if let Some(lead) = caught.get_mut(failure_of[k]) {
+                    if lead.is_nan() {
+                        *lead = (r.failure_ts - r.ts) as f64 / Timestamp::DAY_MS as f64;
+                    }
                 } else {
                     false_alarms += 1;
                 }
             }
         }
+        let mut leads: Vec<f64> = caught.into_iter().filter(|l| !l.is_nan()).collect();
+        let n_caught = leads.len() as u64;
         let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
         crate::artifact::EventMetrics {
             flags,
             false_alarms,
-            failures: failures.len() as u64,
-            caught: caught.len() as u64,
+            failures: n_failures as u64,
+            caught: n_caught,
             precision: ratio(flags - false_alarms, flags),
-            recall: ratio(caught.len() as u64, failures.len() as u64),
+            recall: ratio(n_caught, n_failures as u64),
             false_alarms_per_1000_device_months: if device_months > 0.0 {
                 1000.0 * false_alarms as f64 / device_months
             } else {
@@ -1707,7 +1718,6 @@ pub(crate) fn event_threshold(
             },
             device_months,
             lead_time_days_median: {
-                let mut leads: Vec<f64> = caught.values().copied().collect();
                 leads.sort_by(f64::total_cmp);
                 crate::eval::percentile(&leads, 0.5)
             },
@@ -1738,8 +1748,9 @@ pub(crate) fn event_threshold(
     let mut target: Option<(f64, crate::artifact::EventMetrics)> = None;
     let mut target_low: Option<f64> = None;
     let mut best: Option<(f64, f64, crate::artifact::EventMetrics)> = None;
-    for &t in &candidates {
-        let m = count(t);
+    // Every candidate's replay is independent: count them on all cores, choose in order.
+    let counted = crate::par::map(&candidates, |&t| count(t));
+    for (&t, m) in candidates.iter().zip(counted) {
         let feasible = m.caught > 0
             && m.precision >= p.target_precision
             && m.false_alarms_per_1000_device_months <= p.alert_budget;

@@ -160,8 +160,7 @@ pub(crate) fn fit_forest(
     }
     let base = y.iter().filter(|b| **b).count() as f64 / m as f64;
     let plans = plan(m, d, p, seed);
-    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    fit_planned(x, y, p, base, &plans, workers)
+    fit_planned(x, y, p, base, &plans, crate::par::workers())
 }
 
 /// Each tree's bootstrap rows (of `m`) and sorted feature subset (a third of `d`, at
@@ -191,25 +190,9 @@ fn fit_planned(
     workers: usize,
 ) -> std::result::Result<Vec<Tree>, String> {
     let fit = |(picked, feats): &(Vec<usize>, Vec<usize>)| fit_tree(x, y, p, base, picked, feats);
-    let workers = workers.clamp(1, plans.len().max(1));
-    if workers == 1 {
-        return plans.iter().map(fit).collect();
-    }
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = plans
-            .chunks(plans.len().div_ceil(workers))
-            .map(|chunk| scope.spawn(move || chunk.iter().map(fit).collect::<Vec<_>>()))
-            .collect();
-        let mut out = Vec::with_capacity(plans.len());
-        for h in handles {
-            // A panic in a fit is a bug, not bad input: pass it on as it was.
-            let fitted = h.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
-            for tree in fitted {
-                out.push(tree?);
-            }
-        }
-        Ok(out)
-    })
+    crate::par::map_on(plans, workers, fit)
+        .into_iter()
+        .collect()
 }
 
 /// Fits one tree on the bootstrap rows `picked`, splitting on the features `feats`.
