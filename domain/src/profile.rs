@@ -309,7 +309,6 @@ pub struct Profile {
     device_type: String,
     title: String,
     channels: Vec<Channel>,
-    ratios: Vec<RatioChannel>,
     /// Ratios, then differences.
     derived: Vec<DerivedChannel>,
     components: Vec<Component>,
@@ -362,15 +361,9 @@ impl Profile {
         }
         let derived: Vec<DerivedChannel> = file
             .ratios
-            .iter()
-            .cloned()
+            .into_iter()
             .map(DerivedChannel::Ratio)
-            .chain(
-                file.differences
-                    .iter()
-                    .cloned()
-                    .map(DerivedChannel::Difference),
-            )
+            .chain(file.differences.into_iter().map(DerivedChannel::Difference))
             .collect();
         let mut derived_names = std::collections::HashSet::new();
         for d in &derived {
@@ -449,7 +442,6 @@ impl Profile {
             device_type: file.device_type,
             title: file.title,
             channels: file.channels,
-            ratios: file.ratios,
             derived,
             components: file.components,
             faults: file.faults,
@@ -471,11 +463,6 @@ impl Profile {
     /// Channels in declaration order (the order features use).
     pub fn channels(&self) -> &[Channel] {
         &self.channels
-    }
-
-    /// Ratio channels in declaration order.
-    pub fn ratios(&self) -> &[RatioChannel] {
-        &self.ratios
     }
 
     /// Derived channels (ratios, then differences, each in declaration order); the
@@ -645,10 +632,14 @@ mod tests {
             format!("type = \"x\"\n[[channels]]\nname=\"a\"\nunit=\"V\"\nmin=0.0\nmax=1.0\n[[ratios]]\nname=\"r\"\nunit=\"1\"\nnumerator=\"{num}\"\ndenominator=\"a\"\noffset={offset}\n[[components]]\nname=\"c\"\n")
         };
         let ok = Profile::from_toml("t", &ratio("a", "0.5")).unwrap();
-        assert_eq!(ok.ratios()[0].value(3.0, 2.0), Some(2.0));
-        assert_eq!(ok.ratios()[0].value(3.0, 0.5), None, "zero denominator");
-        assert_eq!(ok.ratios()[0].value(3.0, 0.2), None, "negative denominator");
-        assert_eq!(ok.ratios()[0].value(f64::NAN, 2.0), None);
+        assert_eq!(ok.derived()[0].value(3.0, 2.0), Some(2.0));
+        assert_eq!(ok.derived()[0].value(3.0, 0.5), None, "zero denominator");
+        assert_eq!(
+            ok.derived()[0].value(3.0, 0.2),
+            None,
+            "negative denominator"
+        );
+        assert_eq!(ok.derived()[0].value(f64::NAN, 2.0), None);
         let err = Profile::from_toml("t", &ratio("b", "0.0"))
             .unwrap_err()
             .to_string();
@@ -663,11 +654,11 @@ mod tests {
         let gated = ratio("a", "0.0").replace("offset=0.0\n", "offset=0.0\nnumerator_above=0.0\n");
         let gated = Profile::from_toml("t", &gated).unwrap();
         assert_eq!(
-            gated.ratios()[0].value(0.0, 2.0),
+            gated.derived()[0].value(0.0, 2.0),
             None,
             "0 A: the element did not heat"
         );
-        assert_eq!(gated.ratios()[0].value(1.0, 2.0), Some(0.5));
+        assert_eq!(gated.derived()[0].value(1.0, 2.0), Some(0.5));
         let clash = ratio("a", "0.0").replace("name=\"r\"", "name=\"a\"");
         let err = Profile::from_toml("t", &clash).unwrap_err().to_string();
         assert!(err.contains("channel a declared twice"), "{err}");

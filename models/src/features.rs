@@ -432,7 +432,8 @@ impl DeviceState {
     /// Whether the features are settled: the device has reported for at least
     /// [`WARM_UP_MS`] of event time. Before that the slow averages still lean on the
     /// first readings and `trend`/`std_slow` swing with the warm-up itself, so training
-    /// takes no rows from this period and the scorer does not score it.
+    /// takes no rows from this period and the scorer's risk cannot flag it (only the
+    /// fault-code rule can, `crate::scorer`).
     pub fn is_warm(&self) -> bool {
         self.messages > 0 && self.last_ms.saturating_sub(self.origin_ms) >= WARM_UP_MS
     }
@@ -803,66 +804,41 @@ name = "compressor"
         assert!(at("amps_per_hz.shift_z") < at("lift.ewma_fast"));
         let mut st = DeviceState::new(&s);
         let h = Timestamp::HOUR_MS;
-        let running = [
-            ("hz", 40.0),
-            ("amps", 2.5),
-            ("outdoor", 30.0),
-            ("discharge", 65.0),
-        ];
-        st.update(&telemetry(0, &running));
-        assert!((feature(&st, "amps_per_hz.last") - 0.05).abs() < 1e-6);
+        // (hz, amps, outdoor, discharge) of one report at hour `k`.
+        let report = |k: i64, hz: f64, amps: f64, outdoor: f64, discharge: f64| {
+            telemetry(
+                k * h,
+                &[
+                    ("hz", hz),
+                    ("amps", amps),
+                    ("outdoor", outdoor),
+                    ("discharge", discharge),
+                ],
+            )
+        };
+        let ratio = |st: &DeviceState| feature(st, "amps_per_hz.last");
+        st.update(&report(0, 40.0, 2.5, 30.0, 65.0));
+        assert!((ratio(&st) - 0.05).abs() < 1e-6);
         assert_eq!(feature(&st, "lift.last"), 35.0);
         // Off: 0 Hz fails both conditions, so an hour off moves neither.
-        st.update(&telemetry(
-            h,
-            &[
-                ("hz", 0.0),
-                ("amps", 0.0),
-                ("outdoor", 30.0),
-                ("discharge", 31.0),
-            ],
-        ));
-        assert!((feature(&st, "amps_per_hz.last") - 0.05).abs() < 1e-6);
+        st.update(&report(1, 0.0, 0.0, 30.0, 31.0));
+        assert!((ratio(&st) - 0.05).abs() < 1e-6);
         assert_eq!(feature(&st, "lift.last"), 35.0);
         // Running on a cold day: the ratio moves, the cooling-only difference does not.
-        st.update(&telemetry(
-            2 * h,
-            &[
-                ("hz", 90.0),
-                ("amps", 6.0),
-                ("outdoor", 5.0),
-                ("discharge", 70.0),
-            ],
-        ));
-        assert!((feature(&st, "amps_per_hz.last") - 0.06).abs() < 1e-6);
+        st.update(&report(2, 90.0, 6.0, 5.0, 70.0));
+        assert!((ratio(&st) - 0.06).abs() < 1e-6);
         assert_eq!(feature(&st, "lift.last"), 35.0);
         // A message without the condition's channel (or with it NaN) meets no condition.
         st.update(&telemetry(
             3 * h,
             &[("amps", 9.0), ("outdoor", 30.0), ("discharge", 80.0)],
         ));
-        st.update(&telemetry(
-            4 * h,
-            &[
-                ("hz", f64::NAN),
-                ("amps", 9.0),
-                ("outdoor", 30.0),
-                ("discharge", 80.0),
-            ],
-        ));
-        assert!((feature(&st, "amps_per_hz.last") - 0.06).abs() < 1e-6);
+        st.update(&report(4, f64::NAN, 9.0, 30.0, 80.0));
+        assert!((ratio(&st) - 0.06).abs() < 1e-6);
         assert_eq!(feature(&st, "lift.last"), 35.0);
         // Running and warm again: both move.
-        st.update(&telemetry(
-            5 * h,
-            &[
-                ("hz", 40.0),
-                ("amps", 3.0),
-                ("outdoor", 20.0),
-                ("discharge", 60.0),
-            ],
-        ));
-        assert!((feature(&st, "amps_per_hz.last") - 0.06).abs() < 1e-6);
+        st.update(&report(5, 40.0, 3.0, 20.0, 60.0));
+        assert!((ratio(&st) - 0.06).abs() < 1e-6);
         assert_eq!(feature(&st, "lift.last"), 40.0);
     }
 
