@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use domain::{DeviceId, Message, ProfileSet, Timestamp};
-use ingest::store::StoreReader;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS};
 use serde_json::{json, Value};
+use store::hot::StoreReader;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

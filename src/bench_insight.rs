@@ -188,7 +188,7 @@ pub(crate) async fn run(args: InsightBenchArgs) -> anyhow::Result<()> {
     let (key, _) = access.create(api::Role::Admin, "bench")?;
     let state = api::AppState::new(
         tickets.clone(),
-        ingest::store::StoreReader::open(&dir.join("hot.db"))?,
+        store::hot::StoreReader::open(&dir.join("hot.db"))?,
         ProfileSet::builtin(),
         {
             let drift = drift.clone();
@@ -202,12 +202,12 @@ pub(crate) async fn run(args: InsightBenchArgs) -> anyhow::Result<()> {
     )
     .with_access(access)
     .with_regions(crate::insight::DeviceRegions::lookup(
-        ingest::store::StoreReader::open(&dir.join("hot.db"))?,
+        store::hot::StoreReader::open(&dir.join("hot.db"))?,
     ))
     .with_drift(crate::insight::drift_reporter(drift))
     .with_fleet(
         api::fleet::FleetSettings::default(),
-        ingest::store::StoreReader::open(&dir.join("hot.db"))?,
+        store::hot::StoreReader::open(&dir.join("hot.db"))?,
     );
     // What `fixahead run` refreshes in the background: the diagnosis's fleet summary
     // (normal ranges, comparable devices) and the fleet snapshot with a detector run.
@@ -218,7 +218,7 @@ pub(crate) async fn run(args: InsightBenchArgs) -> anyhow::Result<()> {
         let now = Timestamp(clock.load(Ordering::SeqCst));
         tokio::task::spawn_blocking(move || {
             let t0 = Instant::now();
-            summary.refresh(&ingest::store::StoreReader::open(&dir.join("hot.db"))?, now)?;
+            summary.refresh(&store::hot::StoreReader::open(&dir.join("hot.db"))?, now)?;
             let t1 = Instant::now();
             state.fleet().refresh()?;
             state.fleet().detect()?;
@@ -360,8 +360,7 @@ async fn time_path(
 /// and two weeks of readings every 15 minutes before `start` for the diagnosed devices
 /// (sequence numbers after that report; a daily wave around mid-range).
 fn write_devices(fleet: &Fleet, dir: &std::path::Path, start: Timestamp) -> anyhow::Result<()> {
-    let mut store =
-        ingest::store::HotStore::open(&dir.join("hot.db"), ingest::store::Synchronous::Normal)?;
+    let mut store = store::hot::HotStore::open(&dir.join("hot.db"), store::Synchronous::Normal)?;
     // Device `i`'s report `seq` at `ts`, each channel at mid-range plus `swing` of its
     // physical range.
     let report = |i: usize, seq: u64, ts: i64, swing: f64| {
@@ -388,9 +387,9 @@ fn write_devices(fleet: &Fleet, dir: &std::path::Path, start: Timestamp) -> anyh
         })
     };
     let mut commit = |messages: Vec<Message>| -> anyhow::Result<()> {
-        let items: Vec<ingest::store::StoreItem<'_>> = messages
+        let items: Vec<store::hot::StoreItem<'_>> = messages
             .iter()
-            .map(|m| ingest::store::StoreItem::Message {
+            .map(|m| store::hot::StoreItem::Message {
                 message: m,
                 received_at: start,
             })

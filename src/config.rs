@@ -193,7 +193,7 @@ pub(crate) struct IngestConfig {
     /// Messages buffered between the MQTT source and the writer.
     pub(crate) queue_capacity: usize,
     /// `full` (fsync every commit) or `normal` (survives a process crash, not a power cut).
-    pub(crate) synchronous: ingest::store::Synchronous,
+    pub(crate) synchronous: store::Synchronous,
     /// Reject messages dated more than this after their arrival (`1d`), or `off`.
     pub(crate) max_future_skew: String,
 }
@@ -204,7 +204,7 @@ impl Default for IngestConfig {
             batch_max: 512,
             batch_interval_ms: 0,
             queue_capacity: 2048,
-            synchronous: ingest::store::Synchronous::Full,
+            synchronous: store::Synchronous::Full,
             max_future_skew: "1d".into(),
         }
     }
@@ -223,7 +223,7 @@ pub(crate) struct DeadLettersConfig {
 impl Default for DeadLettersConfig {
     fn default() -> Self {
         Self {
-            max_rows: ingest::store::DeadLetterRetention::DEFAULT_MAX_ROWS,
+            max_rows: store::hot::DeadLetterRetention::DEFAULT_MAX_ROWS,
             max_age: "30d".into(),
         }
     }
@@ -489,9 +489,7 @@ impl Config {
     }
 
     /// The dead-letter bounds the writer enforces.
-    pub(crate) fn dead_letter_retention(
-        &self,
-    ) -> anyhow::Result<ingest::store::DeadLetterRetention> {
+    pub(crate) fn dead_letter_retention(&self) -> anyhow::Result<store::hot::DeadLetterRetention> {
         let dl = &self.dead_letters;
         if dl.max_rows == 0 || dl.max_rows > i64::MAX as u64 {
             bail!("dead_letters.max_rows must be 1 to 2^63-1");
@@ -501,7 +499,7 @@ impl Config {
         if max_age_ms < 1 {
             bail!("dead_letters.max_age must be at least 1ms");
         }
-        Ok(ingest::store::DeadLetterRetention {
+        Ok(store::hot::DeadLetterRetention {
             max_rows: dl.max_rows,
             max_age_ms,
             ..Default::default()
@@ -586,7 +584,7 @@ mod tests {
         let documented = cfg.dead_letter_retention().unwrap();
         let default = Config::default().dead_letter_retention().unwrap();
         assert_eq!(documented, default, "the example shows the defaults");
-        assert_eq!(default, ingest::store::DeadLetterRetention::default());
+        assert_eq!(default, store::hot::DeadLetterRetention::default());
         assert_eq!(default.max_rows, 100_000);
         assert_eq!(default.max_age_ms, 30 * domain::Timestamp::DAY_MS);
         assert_eq!(

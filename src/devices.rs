@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use domain::DeviceId;
-use ingest::credentials::{export_mosquitto, CredentialStore};
+use store::credentials::{export_mosquitto, CredentialStore};
 
 use crate::cli::{DevicesArgs, DevicesCommand};
 use crate::config::Config;
@@ -98,11 +98,11 @@ pub(crate) fn devices(args: DevicesArgs) -> anyhow::Result<()> {
             dir: out,
             ingest_user,
         } => {
-            if !dir.join(ingest::credentials::DEVICES_DB).exists() {
+            if !dir.join(store::credentials::DEVICES_DB).exists() {
                 bail!(
                     "{} has no {}: issue credentials with `fixahead devices add` first",
                     dir.display(),
-                    ingest::credentials::DEVICES_DB
+                    store::credentials::DEVICES_DB
                 );
             }
             let export = export_mosquitto(&open()?, out, ingest_user)?;

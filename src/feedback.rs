@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use api::tickets::store::TicketOutcome;
 use domain::{DeviceId, OutcomeKind, ProfileSet, Timestamp};
-use ingest::store::StoreReader;
 use models::history::{EventKind, HealthyCheck, HistoryEvent, HistoryStats};
 use models::train::LABELS_FROM_STORE;
 use models::TrainingData;
+use store::hot::StoreReader;
 
 /// The hot store's file name in a data directory.
 pub(crate) const HOT_DB: &str = "hot.db";

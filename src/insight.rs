@@ -60,13 +60,13 @@ type RegionMap = Arc<HashMap<String, String>>;
 
 /// The device registry's regions (hot.db), read at most every [`REGIONS_TTL`].
 pub(crate) struct DeviceRegions {
-    reader: ingest::store::StoreReader,
+    reader: store::hot::StoreReader,
     cached: Mutex<Option<(Instant, RegionMap)>>,
 }
 
 impl DeviceRegions {
     /// The lookup the API takes ([`api::AppState::with_regions`]).
-    pub(crate) fn lookup(reader: ingest::store::StoreReader) -> api::RegionLookup {
+    pub(crate) fn lookup(reader: store::hot::StoreReader) -> api::RegionLookup {
         Arc::new(DeviceRegions {
             reader,
             cached: Mutex::new(None),

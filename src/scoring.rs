@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use domain::{FaultState, Message, Prediction, ProfileSet};
-use ingest::store::StoreReader;
 use models::Scorer;
+use store::hot::StoreReader;
 use tokio::sync::mpsc;
 
 /// Most messages scored before their predictions are recorded.

@@ -10,10 +10,11 @@ use thiserror::Error;
 pub enum Error {
     /// The ticket store (SQLite) failed.
     #[error("ticket store: {0}")]
-    Store(#[from] rusqlite::Error),
-    /// The ingest hot store failed.
-    #[error("hot store: {0}")]
-    Ingest(#[from] ingest::Error),
+    Sqlite(#[from] rusqlite::Error),
+    /// A store of the data directory failed (see [`store::Error`]); its caller-facing
+    /// errors become [`Error::BadRequest`], [`Error::Conflict`] and [`Error::NotFound`].
+    #[error("{0}")]
+    Store(store::Error),
     /// A file-system or socket operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -78,6 +79,17 @@ pub type ApiError = Error;
 
 /// Result with [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<store::Error> for Error {
+    fn from(e: store::Error) -> Self {
+        match e {
+            store::Error::Invalid(m) => Error::BadRequest(m),
+            store::Error::Conflict(m) => Error::Conflict(m),
+            store::Error::NotFound(m) => Error::NotFound(m),
+            e => Error::Store(e),
+        }
+    }
+}
 
 impl Error {
     /// An [`Error::Invalid`] from a message of the form `field.path: what is wrong`,

@@ -14,8 +14,9 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use domain::ProfileSet;
-use ingest::store::{HotStore, StoreReader, Synchronous};
 use serde_json::Value;
+use store::hot::{HotStore, StoreReader};
+use store::Synchronous;
 use tower::ServiceExt;
 
 struct App {

@@ -8,8 +8,9 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use domain::{decode, Contribution, DeviceId, Prediction, ProfileSet, Timestamp};
-use ingest::store::{HotStore, StoreItem, StoreReader, Synchronous};
 use serde_json::Value;
+use store::hot::{HotStore, StoreItem, StoreReader};
+use store::Synchronous;
 use tower::ServiceExt;
 
 /// The admin key every request carries.

@@ -51,8 +51,8 @@ use domain::{FaultMessage, FaultState, Message, ProfileSet, Telemetry};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::StoreReader;
 use crate::{Error, Result};
+use store::hot::StoreReader;
 
 /// Where to write: an InfluxDB 2 server (or anything that accepts its
 /// `/api/v2/write`, such as VictoriaMetrics).
@@ -866,9 +866,10 @@ impl<S: LineSink> Archiver<S> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{HotStore, StoreItem, Synchronous};
     use domain::{decode, Timestamp};
     use std::sync::Mutex;
+    use store::hot::{HotStore, StoreItem};
+    use store::Synchronous;
 
     fn telemetry(readings: Vec<(&str, f64)>) -> Message {
         Message::Telemetry(Telemetry {

@@ -12,7 +12,7 @@
 //!
 //! Authentication ([`DeviceAuth`], docs/operations.md "Device credentials"): with it,
 //! rumqttd asks us about every CONNECT that carries a username, and we check the
-//! device's password against its stored hash ([`crate::credentials`]) on a blocking
+//! device's password against its stored hash ([`store::credentials`]) on a blocking
 //! thread (one PBKDF2 run; the broker's runtime keeps serving other connections). A
 //! CONNECT without a username is refused by rumqttd itself, before we are asked. A
 //! refused client gets no CONNACK: rumqttd 0.20 closes the connection. rumqttd has no
@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 use domain::DeviceId;
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
-use crate::credentials::{generate_password, secrets_equal, CredentialStore};
 use crate::metrics::{AuthRefusal, IngestMetrics};
 use crate::{Error, Result};
+use store::credentials::{generate_password, secrets_equal, CredentialStore, PasswordHash};
 
 /// One of fixahead's own MQTT clients (the ingestor; the demo's simulator): a username
 /// that no device can have (it holds a `:`) and a random secret that lives only in this
@@ -82,9 +82,9 @@ pub struct DeviceAuth {
 
 /// A hash no password matches, checked for unknown users (made once per process, with
 /// the iteration count new credentials get).
-fn unknown_user_hash() -> &'static crate::credentials::PasswordHash {
-    static HASH: std::sync::OnceLock<crate::credentials::PasswordHash> = std::sync::OnceLock::new();
-    HASH.get_or_init(|| crate::credentials::PasswordHash::new(&generate_password()))
+fn unknown_user_hash() -> &'static PasswordHash {
+    static HASH: std::sync::OnceLock<PasswordHash> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| PasswordHash::new(&generate_password()))
 }
 
 impl DeviceAuth {

@@ -3,9 +3,9 @@ use thiserror::Error;
 /// Errors of the ingest crate.
 #[derive(Debug, Error)]
 pub enum Error {
-    /// The SQLite hot store failed.
+    /// The hot store failed.
     #[error("hot store: {0}")]
-    Store(#[from] rusqlite::Error),
+    Store(#[from] store::Error),
     /// A file-system operation on the data directory failed.
     #[error("{context}: {source}")]
     Io {
@@ -30,15 +30,6 @@ pub enum Error {
     /// A background task panicked or was cancelled.
     #[error("ingest task failed: {0}")]
     Task(String),
-    /// Bad input from a caller: an invalid account name or password, a bad path.
-    #[error("{0}")]
-    InvalidInput(String),
-    /// The device already has credentials (rotate them to issue new ones).
-    #[error("{0}")]
-    CredentialsExist(String),
-    /// The device (or account) has no credentials.
-    #[error("{0}")]
-    NoCredentials(String),
     /// The InfluxDB archive is misconfigured or its cursor file is unreadable.
     #[error("InfluxDB archive: {0}")]
     Archive(String),

@@ -29,8 +29,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::IngestMetrics;
 use crate::source::{Acker, Received};
-use crate::store::{HotStore, Outcome, StoreItem};
 use crate::{Error, Result};
+use store::hot::{HotStore, Outcome, StoreItem};
 
 /// Batching settings.
 #[derive(Clone, Debug)]
@@ -287,7 +287,7 @@ async fn commit_blocking(
                 },
             })
             .collect();
-        let res = store.commit(&items);
+        let res = store.commit(&items).map_err(Error::from);
         drop(items);
         (store, batch, decoded, res)
     })

@@ -8,8 +8,9 @@ use domain::{ProfileSet, RejectReason, Timestamp};
 use ingest::metrics::IngestMetrics;
 use ingest::pipeline::{PipelineSettings, Writer};
 use ingest::source::{Acker, Received};
-use ingest::store::{DeadLetterRetention, HotStore, StoreReader, Synchronous};
 use rumqttc::{Publish, QoS};
+use store::hot::{DeadLetterRetention, HotStore, StoreReader};
+use store::Synchronous;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 

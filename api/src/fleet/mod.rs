@@ -30,9 +30,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use domain::{ProfileSet, Timestamp};
-use ingest::store::StoreReader;
 use rusqlite::params;
 use serde::{Deserialize, Serialize};
+use store::hot::StoreReader;
 
 use crate::tickets::{ConfigDuration, TicketService};
 use crate::{Error, Result};

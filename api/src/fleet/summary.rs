@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use domain::Timestamp;
-use ingest::store::StoreReader;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
+use store::hot::StoreReader;
 
 use crate::Result;
 

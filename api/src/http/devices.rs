@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::{Extension, Json};
 use domain::{DeviceId, Priority, TicketStatus, Timestamp};
-use ingest::store::{DeviceRecord, TelemetryRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use store::hot::{DeviceRecord, FaultRecord, TelemetryRecord};
 
 use super::auth::{AuditNote, Principal};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
@@ -105,7 +105,7 @@ impl From<&domain::Ticket> for TicketSummary {
 }
 
 /// A stored fault with the profile's catalogue text.
-fn fault_view(profile: Option<&domain::Profile>, f: ingest::store::FaultRecord) -> FaultView {
+fn fault_view(profile: Option<&domain::Profile>, f: FaultRecord) -> FaultView {
     let def = profile.and_then(|p| p.fault(&f.code));
     FaultView {
         title: def.map(|d| d.title.clone()),
@@ -306,16 +306,7 @@ pub(crate) struct IssueParams {
     rotate: Option<bool>,
 }
 
-fn credential_error(e: ingest::Error) -> Error {
-    match e {
-        ingest::Error::CredentialsExist(m) => Error::Conflict(m),
-        ingest::Error::NoCredentials(m) => Error::NotFound(m),
-        ingest::Error::InvalidInput(m) => Error::BadRequest(m),
-        e => Error::Ingest(e),
-    }
-}
-
-fn credential_store(state: &AppState) -> Result<ingest::credentials::CredentialStore> {
+fn credential_store(state: &AppState) -> Result<store::credentials::CredentialStore> {
     state
         .credentials
         .clone()
@@ -346,7 +337,7 @@ pub(crate) async fn issue_credentials(
     let store = credential_store(&state)?;
     let rotate = q.rotate.unwrap_or(false);
     let (password, info) =
-        blocking(move || store.issue(&id, None, rotate).map_err(credential_error)).await?;
+        blocking(move || store.issue(&id, None, rotate).map_err(Error::from)).await?;
     tracing::info!(device_id = %info.device_id, rotate, "Issued device credentials over the API");
     Ok((
         axum::http::StatusCode::CREATED,
@@ -380,7 +371,7 @@ pub(crate) async fn revoke_credentials(
     let id = parse_device_id(&raw)?;
     let store = credential_store(&state)?;
     let device = id.to_string();
-    blocking(move || store.revoke(&id).map_err(credential_error)).await?;
+    blocking(move || store.revoke(&id).map_err(Error::from)).await?;
     tracing::info!(device_id = %device, "Revoked device credentials over the API");
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

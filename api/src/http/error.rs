@@ -45,7 +45,8 @@ pub(crate) struct ErrorDetail {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let busy = match &self {
-            Error::Store(e) | Error::Ingest(ingest::Error::Store(e)) => is_busy(e),
+            Error::Sqlite(e) => is_busy(e),
+            Error::Store(e) => e.is_busy(),
             _ => false,
         };
         match self {
@@ -151,7 +152,7 @@ mod tests {
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
             Some("database is locked".into()),
         );
-        let (status, b) = body(Error::Store(busy)).await;
+        let (status, b) = body(Error::Sqlite(busy)).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(b["error"]["code"], "unavailable");
         let (status, b) = body(Error::Conflict("already closed".into())).await;

@@ -318,7 +318,7 @@ use std::sync::Arc;
 use axum::http::Method;
 use axum::Router;
 use domain::ProfileSet;
-use ingest::store::StoreReader;
+use store::hot::StoreReader;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
@@ -351,7 +351,7 @@ pub type HealthReporter = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let data = std::path::Path::new("data");
 /// let tickets = api::TicketService::open(&data.join("tickets.db"), api::TicketConfig::default())?;
-/// let store = ingest::store::StoreReader::open(&data.join("hot.db"))?;
+/// let store = store::hot::StoreReader::open(&data.join("hot.db"))?;
 /// let state = api::AppState::new(
 ///     tickets,
 ///     store,
@@ -370,7 +370,7 @@ pub struct AppState {
     metrics: MetricsRenderer,
     health: HealthReporter,
     api_metrics: Arc<ApiMetrics>,
-    credentials: Option<ingest::credentials::CredentialStore>,
+    credentials: Option<store::credentials::CredentialStore>,
     /// Set to `true` by [`AppState::close_streams`]: open event streams end.
     streams_closed: Arc<tokio::sync::watch::Sender<bool>>,
     access: Option<AccessStore>,
@@ -481,7 +481,7 @@ impl AppState {
 
     /// Serves `POST`/`DELETE /api/v1/devices/{device_id}/credentials` from `store`.
     /// Without it those endpoints answer 404.
-    pub fn with_credentials(mut self, store: ingest::credentials::CredentialStore) -> Self {
+    pub fn with_credentials(mut self, store: store::credentials::CredentialStore) -> Self {
         self.credentials = Some(store);
         self
     }

@@ -60,10 +60,10 @@ pub struct DiagnosisContext {
 
 impl DiagnosisContext {
     /// A context from a profile and the hot store's fault records
-    /// ([`ingest::store::StoreReader::recent_faults`]); only `raised` records count.
+    /// ([`::store::hot::StoreReader::recent_faults`]); only `raised` records count.
     pub fn from_records(
         profile: Option<Arc<Profile>>,
-        faults: &[ingest::store::FaultRecord],
+        faults: &[::store::hot::FaultRecord],
     ) -> Self {
         Self {
             profile,

@@ -1,0 +1,31 @@
+//! fixahead's system of record: every file of the data directory that holds state,
+//! behind typed handles that speak the domain's types.
+//!
+//! * [`hot`]: `hot.db`, the hot store: telemetry, faults, the device registry and
+//!   dead letters. One writer ([`hot::HotStore`], the ingest pipeline), any number of
+//!   readers ([`hot::StoreReader`]).
+//! * [`credentials`]: `devices.db`, device credentials (Mosquitto's `$7$` hashes),
+//!   and their export as Mosquitto password and ACL files.
+//!
+//! [`sqlite`](crate::sqlite) (private) is the one helper every store opens its files
+//! with: flags, busy timeout, WAL and durability, schema versions and upgrades.
+//!
+//! **API Boundary:** the handles and records here are the seam between fixahead and
+//! its database engine. Their methods take and return domain types and this crate's
+//! records; no engine type (no `rusqlite` connection, row or error) crosses it, so a
+//! second backend can be added inside these handles without touching their callers.
+//!
+//! Everything here blocks; async callers use `tokio::task::spawn_blocking`.
+
+pub mod credentials;
+mod error;
+pub mod hot;
+mod sqlite;
+
+pub use error::{EngineError, Error, Result};
+pub use sqlite::Synchronous;
+
+/// The wall clock as a [`domain::Timestamp`].
+pub(crate) fn now() -> domain::Timestamp {
+    domain::Timestamp(chrono::Utc::now().timestamp_millis())
+}
