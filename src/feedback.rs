@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use api::tickets::store::TicketOutcome;
 use domain::{DeviceId, OutcomeKind, ProfileSet, Timestamp};
 use models::history::{EventKind, HealthyCheck, HistoryEvent, HistoryStats};
 use models::train::LABELS_FROM_STORE;
 use models::TrainingData;
 use store::hot::StoreReader;
+use store::tickets::TicketOutcome;
 
 /// The hot store's file name in a data directory.
 pub(crate) const HOT_DB: &str = "hot.db";
@@ -112,7 +112,7 @@ pub(crate) fn training_data(
     let counts = reader
         .counts()
         .with_context(|| format!("reading {}", hot.display()))?;
-    let outcomes = api::tickets::store::read_outcomes(&tickets)
+    let outcomes = store::tickets::read_outcomes(&tickets)
         .with_context(|| format!("reading outcomes from {}", tickets.display()))?;
     let labels = labels_from_outcomes(&outcomes);
     println!(

@@ -15,104 +15,20 @@
 //! the ingest pipeline, which must not wait on API requests.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{CommandOutcome, CommandRequest, CommandResult, DeviceId, MessageKind, Timestamp};
-use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
+use store::tickets::TicketDb;
+pub use store::tickets::{CommandRecord, CommandStatus};
 
 use crate::tickets::Clock;
 use crate::{Error, Result};
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS commands (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    device_id    TEXT NOT NULL,
-    command      TEXT NOT NULL,
-    status       TEXT NOT NULL,
-    created_at   INTEGER NOT NULL,
-    deadline     INTEGER NOT NULL,
-    answered_at  INTEGER,
-    result       TEXT,
-    error        TEXT,
-    late         INTEGER NOT NULL DEFAULT 0,
-    requested_by TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS commands_by_device ON commands (device_id, id);
-CREATE INDEX IF NOT EXISTS commands_pending ON commands (deadline) WHERE status = 'pending';
-"#;
 
 /// Publishes one MQTT message (topic, payload) with QoS 1, not retained. Must not
 /// block: queue it and return.
 pub type CommandPublisher =
     Arc<dyn Fn(&str, Vec<u8>) -> std::result::Result<(), String> + Send + Sync>;
-
-/// Where a command stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CommandStatus {
-    /// Sent; no answer yet and the deadline has not passed.
-    Pending,
-    /// The device answered in time with a report.
-    Answered,
-    /// No answer arrived before the deadline (the device may be offline).
-    TimedOut,
-    /// It could not be published, or the device answered that it could not run it.
-    Failed,
-}
-
-impl CommandStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Answered => "answered",
-            Self::TimedOut => "timed_out",
-            Self::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self> {
-        Ok(match s {
-            "pending" => Self::Pending,
-            "answered" => Self::Answered,
-            "timed_out" => Self::TimedOut,
-            "failed" => Self::Failed,
-            other => return Err(Error::Corrupt(format!("command status {other:?}"))),
-        })
-    }
-}
-
-/// A command as stored and shown by `GET /api/v1/devices/{device_id}/commands/{id}`.
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct CommandRecord {
-    /// Command id (also in the MQTT payloads).
-    pub id: i64,
-    /// The device.
-    pub device_id: String,
-    /// The command, e.g. `self_test`.
-    pub command: String,
-    /// Where it stands.
-    pub status: CommandStatus,
-    /// When it was requested.
-    #[schema(value_type = String)]
-    pub created_at: Timestamp,
-    /// Answers received after this are late.
-    #[schema(value_type = String)]
-    pub deadline: Timestamp,
-    /// When ingest received the answer.
-    #[schema(value_type = Option<String>)]
-    pub answered_at: Option<Timestamp>,
-    /// The device's report (status `ok`).
-    #[schema(value_type = Option<Object>)]
-    pub result: Option<serde_json::Value>,
-    /// Why it failed (device error or publish failure).
-    pub error: Option<String>,
-    /// The answer arrived after the deadline (the command stays `timed_out`).
-    pub late: bool,
-    /// The API key name that requested it.
-    pub requested_by: String,
-}
 
 /// What recording an answer did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,7 +42,7 @@ pub enum ResultOutcome {
 }
 
 struct Inner {
-    conn: Mutex<Connection>,
+    db: TicketDb,
     clock: Clock,
     timeout: Duration,
     publisher: CommandPublisher,
@@ -138,34 +54,6 @@ pub struct CommandService {
     inner: Arc<Inner>,
 }
 
-fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn row_to_record(
-    r: &rusqlite::Row<'_>,
-) -> rusqlite::Result<(CommandRecord, String, Option<String>)> {
-    Ok((
-        CommandRecord {
-            id: r.get(0)?,
-            device_id: r.get(1)?,
-            command: r.get(2)?,
-            status: CommandStatus::Pending,
-            created_at: Timestamp(r.get(4)?),
-            deadline: Timestamp(r.get(5)?),
-            answered_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
-            result: None,
-            error: r.get(8)?,
-            late: r.get::<_, i64>(9)? != 0,
-            requested_by: r.get(10)?,
-        },
-        r.get::<_, String>(3)?,
-        r.get::<_, Option<String>>(7)?,
-    ))
-}
-
-const COLUMNS: &str = "id, device_id, command, status, created_at, deadline, answered_at, result, error, late, requested_by";
-
 impl CommandService {
     /// Opens the `commands` table in the ticket store at `path` (creating it), with
     /// `timeout` from sending to the deadline, publishing through `publisher`.
@@ -175,11 +63,9 @@ impl CommandService {
         publisher: CommandPublisher,
         clock: Clock,
     ) -> Result<Self> {
-        let conn = crate::tickets::store::open_connection(path, true)?;
-        conn.execute_batch(SCHEMA)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                db: TicketDb::open(path)?,
                 clock,
                 timeout,
                 publisher,
@@ -205,15 +91,8 @@ impl CommandService {
             now.millis()
                 .saturating_add(i64::try_from(self.inner.timeout.as_millis()).unwrap_or(i64::MAX)),
         );
-        let id = {
-            let conn = lock(&self.inner.conn);
-            conn.execute(
-                "INSERT INTO commands (device_id, command, status, created_at, deadline, requested_by)
-                 VALUES (?1, ?2, 'pending', ?3, ?4, ?5)",
-                params![device.as_str(), command, now.millis(), deadline.millis(), requested_by],
-            )?;
-            conn.last_insert_rowid()
-        };
+        let db = &self.inner.db;
+        let id = db.write(|tx| tx.insert_command(device, command, now, deadline, requested_by))?;
         let payload = serde_json::to_vec(&CommandRequest {
             id,
             command: command.to_owned(),
@@ -223,10 +102,8 @@ impl CommandService {
         let topic = MessageKind::Command.topic(device);
         if let Err(e) = (self.inner.publisher)(&topic, payload) {
             tracing::warn!(command_id = id, device_id = %device, error = %e, "Could not publish a command");
-            lock(&self.inner.conn).execute(
-                "UPDATE commands SET status = 'failed', error = ?2 WHERE id = ?1",
-                params![id, format!("could not publish the command: {e}")],
-            )?;
+            let error = format!("could not publish the command: {e}");
+            db.write(|tx| tx.fail_command(id, &error))?;
         } else {
             tracing::info!(command_id = id, device_id = %device, command, "Command sent");
         }
@@ -237,113 +114,77 @@ impl CommandService {
     /// The command `id` of `device_id`, timed out first if its deadline has passed.
     pub fn get(&self, device_id: &str, id: i64) -> Result<Option<CommandRecord>> {
         let now = (self.inner.clock)();
-        let conn = lock(&self.inner.conn);
-        conn.execute(
-            "UPDATE commands SET status = 'timed_out'
-             WHERE id = ?1 AND status = 'pending' AND deadline <= ?2",
-            params![id, now.millis()],
-        )?;
-        let row = conn
-            .query_row(
-                &format!("SELECT {COLUMNS} FROM commands WHERE id = ?1 AND device_id = ?2"),
-                params![id, device_id],
-                row_to_record,
-            )
-            .optional()?;
-        row.map(|(mut rec, status, result)| {
-            rec.status = CommandStatus::parse(&status)?;
-            rec.result = result.map(|r| serde_json::from_str(&r)).transpose()?;
-            Ok(rec)
-        })
-        .transpose()
+        Ok(self.inner.db.write(|tx| {
+            tx.time_out_commands(Some(id), now)?;
+            tx.command(device_id, id)
+        })?)
     }
 
     /// Marks every pending command whose deadline has passed `timed_out`; returns how
     /// many. The same rule as the lazy check in [`CommandService::get`].
     pub fn expire(&self) -> Result<usize> {
         let now = (self.inner.clock)();
-        Ok(lock(&self.inner.conn).execute(
-            "UPDATE commands SET status = 'timed_out' WHERE status = 'pending' AND deadline <= ?1",
-            params![now.millis()],
-        )?)
+        Ok(self.inner.db.write(|tx| tx.time_out_commands(None, now))?)
     }
 
     /// Records a device's answer, received by ingest at `result.received_at` (now, if
     /// unset).
     pub fn record_result(&self, result: &CommandResult) -> Result<ResultOutcome> {
         let received_at = result.received_at.unwrap_or_else(|| (self.inner.clock)());
-        let mut conn = lock(&self.inner.conn);
-        let tx = conn.transaction()?;
-        let row: Option<(String, i64, Option<i64>)> = tx
-            .query_row(
-                "SELECT status, deadline, answered_at FROM commands WHERE id = ?1 AND device_id = ?2",
-                params![result.id, result.device_id.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            )
-            .optional()?;
-        let Some((status, deadline, answered_at)) = row else {
-            return Ok(ResultOutcome::Unmatched);
-        };
-        let open = matches!(status.as_str(), "pending" | "timed_out") && answered_at.is_none();
-        if !open {
-            return Ok(ResultOutcome::Unmatched);
-        }
-        let late = received_at.millis() > deadline;
-        let new_status = match (late, result.status) {
-            (true, _) => CommandStatus::TimedOut,
-            (false, CommandOutcome::Ok) => CommandStatus::Answered,
-            (false, CommandOutcome::Error) => CommandStatus::Failed,
-        };
-        let report = result
-            .report
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()?;
-        tx.execute(
-            "UPDATE commands SET status = ?2, answered_at = ?3, result = ?4, error = ?5, late = ?6 WHERE id = ?1",
-            params![
+        Ok(self.inner.db.write(|tx| {
+            let Some(state) = tx.command_state(result.device_id.as_str(), result.id)? else {
+                return Ok(ResultOutcome::Unmatched);
+            };
+            let open = matches!(
+                state.status,
+                CommandStatus::Pending | CommandStatus::TimedOut
+            ) && state.answered_at.is_none();
+            if !open {
+                return Ok(ResultOutcome::Unmatched);
+            }
+            let late = received_at > state.deadline;
+            let new_status = match (late, result.status) {
+                (true, _) => CommandStatus::TimedOut,
+                (false, CommandOutcome::Ok) => CommandStatus::Answered,
+                (false, CommandOutcome::Error) => CommandStatus::Failed,
+            };
+            tx.record_answer(
                 result.id,
-                new_status.as_str(),
-                received_at.millis(),
-                report,
-                result.error,
-                late
-            ],
-        )?;
-        tx.commit()?;
-        Ok(if late {
-            ResultOutcome::Late
-        } else {
-            ResultOutcome::Recorded
-        })
+                new_status,
+                received_at,
+                result.report.as_ref(),
+                result.error.as_deref(),
+                late,
+            )?;
+            Ok::<_, store::Error>(if late {
+                ResultOutcome::Late
+            } else {
+                ResultOutcome::Recorded
+            })
+        })?)
     }
 
     /// The newest `limit` commands of a device, newest first (for its diagnosis).
     pub fn recent(&self, device_id: &str, limit: usize) -> Result<Vec<CommandRecord>> {
-        let conn = lock(&self.inner.conn);
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM commands WHERE device_id = ?1 ORDER BY id DESC LIMIT ?2"
-        ))?;
-        let rows = stmt
-            .query_map(params![device_id, limit as i64], row_to_record)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
         let now = (self.inner.clock)();
-        rows.into_iter()
-            .map(|(mut rec, status, result)| {
-                rec.status = CommandStatus::parse(&status)?;
-                if rec.status == CommandStatus::Pending && rec.deadline <= now {
-                    rec.status = CommandStatus::TimedOut;
-                }
-                rec.result = result.map(|r| serde_json::from_str(&r)).transpose()?;
-                Ok(rec)
-            })
-            .collect()
+        let mut rows = self
+            .inner
+            .db
+            .read(|t| t.recent_commands(device_id, limit))?;
+        for rec in &mut rows {
+            if rec.status == CommandStatus::Pending && rec.deadline <= now {
+                rec.status = CommandStatus::TimedOut;
+            }
+        }
+        Ok(rows)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicI64, Ordering};
+
+    use std::sync::Mutex;
 
     use super::*;
 

@@ -8,9 +8,6 @@ use thiserror::Error;
 /// the client; everything else is logged and answered with a generic message.
 #[derive(Debug, Error)]
 pub enum Error {
-    /// The ticket store (SQLite) failed.
-    #[error("ticket store: {0}")]
-    Sqlite(#[from] rusqlite::Error),
     /// A store of the data directory failed (see [`store::Error`]); its caller-facing
     /// errors become [`Error::BadRequest`], [`Error::Conflict`] and [`Error::NotFound`].
     #[error("{0}")]

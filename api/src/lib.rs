@@ -16,7 +16,6 @@
 //! Everything here that touches SQLite is blocking; async callers use
 //! `tokio::task::spawn_blocking` (the HTTP handlers do).
 
-pub mod access;
 pub mod commands;
 mod error;
 pub mod fleet;
@@ -24,14 +23,15 @@ pub mod http;
 pub mod tickets;
 pub mod webhooks;
 
-pub use access::{AccessStore, Role};
 pub use commands::{CommandPublisher, CommandRecord, CommandService, CommandStatus, ResultOutcome};
+pub use domain::Role;
 pub use error::{ApiError, Error, Result};
 pub use fleet::FleetSummary;
 pub use http::{
     router, serve, AppState, DriftReport, DriftReporter, FeatureDrift, HealthReporter,
     MetricsRenderer, ModelDrift, Principal, RegionLookup,
 };
+pub use store::access::{self, AccessStore};
 pub use tickets::{
     AssignmentInput, DeviceSignals, DiagnosisContext, EventRecord, FaultSignal, OutcomeInput,
     PerformanceQuery, PerformanceReport, RiskRecord, SlaBreach, SlaKind, TicketChange,

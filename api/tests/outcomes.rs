@@ -1,8 +1,8 @@
-//! `tickets::store::read_outcomes`: what the feedback loop reads from `tickets.db`.
+//! `store::tickets::read_outcomes`: what the feedback loop reads from `tickets.db`.
 
-use api::tickets::store::read_outcomes;
 use api::{DiagnosisContext, OutcomeInput, TicketConfig, TicketService};
 use domain::{DeviceId, OutcomeKind, Prediction, TicketStatus, Timestamp};
+use store::tickets::read_outcomes;
 
 fn flag(device: &str, component: &str) -> Prediction {
     Prediction {

@@ -20,6 +20,9 @@ pub enum DomainError {
     /// A timestamp that is neither RFC 3339 nor integer epoch milliseconds.
     #[error("invalid timestamp {0:?}: expected RFC 3339 or integer epoch milliseconds")]
     InvalidTimestamp(String),
+    /// A role name that is not `admin`, `planner`, `engineer` or `integration`.
+    #[error("unknown role {0:?}: expected admin, planner, engineer or integration")]
+    UnknownRole(String),
     /// A value that is not one of a closed set (priority, status, ...).
     #[error("invalid {what} {value:?}: expected one of {expected}")]
     InvalidValue {

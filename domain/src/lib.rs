@@ -9,6 +9,7 @@ mod error;
 mod id;
 pub mod prediction;
 pub mod profile;
+mod role;
 pub mod ticket;
 pub mod time;
 pub mod wire;
@@ -20,6 +21,7 @@ pub use profile::{
     Channel, Component, Condition, DerivedChannel, DifferenceChannel, FaultDef, Part, Profile,
     ProfileSet, RatioChannel, Severity,
 };
+pub use role::Role;
 pub use ticket::{
     Assignment, ComponentRisk, Diagnosis, FaultNote, LogEntry, Outcome, OutcomeKind, Priority,
     Ticket, TicketSource, TicketStatus,

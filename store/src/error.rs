@@ -71,5 +71,11 @@ impl From<rusqlite::Error> for Error {
     }
 }
 
+impl From<rusqlite::types::FromSqlError> for Error {
+    fn from(e: rusqlite::types::FromSqlError) -> Self {
+        Error::Engine(EngineError(rusqlite::Error::from(e)))
+    }
+}
+
 /// Result with [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -4,8 +4,14 @@
 //! * [`hot`]: `hot.db`, the hot store: telemetry, faults, the device registry and
 //!   dead letters. One writer ([`hot::HotStore`], the ingest pipeline), any number of
 //!   readers ([`hot::StoreReader`]).
+//! * [`access`]: `keys.db`, the HTTP API's keys (SHA-256 hashes with their
+//!   [`domain::Role`]) and its audit log.
 //! * [`credentials`]: `devices.db`, device credentials (Mosquitto's `$7$` hashes),
 //!   and their export as Mosquitto password and ACL files.
+//! * [`tickets`]: `tickets.db`, the after-sales record: tickets and their logs, the
+//!   current risk per (device, component), events, webhook deliveries, commands and
+//!   fleet analytics. [`tickets::TicketDb`] hands out [`tickets::Tables`] inside one
+//!   transaction ([`tickets::TicketDb::write`]); the rules live in the api crate.
 //!
 //! [`sqlite`](crate::sqlite) (private) is the one helper every store opens its files
 //! with: flags, busy timeout, WAL and durability, schema versions and upgrades.
@@ -17,10 +23,12 @@
 //!
 //! Everything here blocks; async callers use `tokio::task::spawn_blocking`.
 
+pub mod access;
 pub mod credentials;
 mod error;
 pub mod hot;
 mod sqlite;
+pub mod tickets;
 
 pub use error::{EngineError, Error, Result};
 pub use sqlite::Synchronous;

@@ -50,8 +50,12 @@ impl Synchronous {
 pub(crate) enum Access {
     /// Creates the file (and its directory) if missing, WAL, the schema applied.
     ReadWrite(Synchronous),
-    /// Opens an existing file; writes fail.
+    /// Opens an existing file read-only; writes fail.
     ReadOnly,
+    /// Opens the file read-write without touching its schema, then refuses writes
+    /// (`PRAGMA query_only`): a reader beside a writer connection of the same
+    /// process, which shares its WAL index.
+    QueryOnly,
 }
 
 /// A file's schema: what [`open`] creates and upgrades.
@@ -60,9 +64,9 @@ pub(crate) struct Schema {
     pub(crate) file: &'static str,
     /// The version this binary writes to `PRAGMA user_version`.
     pub(crate) version: i64,
-    /// Run on every read-write open: `CREATE ... IF NOT EXISTS` of what the current
-    /// schema has and a file of any older version may lack.
-    pub(crate) create: &'static str,
+    /// Run on every read-write open, in order: `CREATE ... IF NOT EXISTS` of what the
+    /// current schema has and a file of any older version may lack.
+    pub(crate) create: &'static [&'static str],
     /// Brings a file from the version found (0: new, or from before versions) to
     /// `version`, after `create`, inside the upgrade's transaction. Idempotent.
     pub(crate) upgrade: fn(&Connection, i64) -> Result<()>,
@@ -83,6 +87,7 @@ pub(crate) fn open(path: &Path, access: Access, schema: &Schema) -> Result<Conne
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
         }
         Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        Access::QueryOnly => OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     };
     let mut conn = Connection::open_with_flags(path, flags)?;
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -90,8 +95,13 @@ pub(crate) fn open(path: &Path, access: Access, schema: &Schema) -> Result<Conne
     if let Access::ReadWrite(synchronous) = access {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", synchronous.pragma())?;
-        conn.execute_batch(schema.create)?;
+        for batch in schema.create {
+            conn.execute_batch(batch)?;
+        }
         upgrade(&mut conn, schema)?;
+    }
+    if access == Access::QueryOnly {
+        conn.pragma_update(None, "query_only", "ON")?;
     }
     Ok(conn)
 }
@@ -157,6 +167,11 @@ pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// Whether a statement broke a constraint (a unique index, most often).
+pub(crate) fn is_constraint(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,7 +183,7 @@ mod tests {
     const V1: Schema = Schema {
         file: "test.db",
         version: 1,
-        create: "CREATE TABLE IF NOT EXISTS t (x INTEGER);",
+        create: &["CREATE TABLE IF NOT EXISTS t (x INTEGER);"],
         upgrade: nothing,
     };
 

@@ -16,10 +16,11 @@
 
 use std::collections::HashMap;
 
-use domain::{ProfileSet, Timestamp};
-use rusqlite::{params, OptionalExtension};
+use domain::ProfileSet;
 use serde::Serialize;
 use serde_json::json;
+pub use store::tickets::AlarmRecord;
+use store::tickets::{AlarmKey, AlarmNumbers};
 
 use super::stats::{benjamini_hochberg, binomial_sf, hypergeometric_sf};
 use super::{FleetSettings, FleetSnapshot};
@@ -275,46 +276,6 @@ pub(crate) fn cells(
     out
 }
 
-/// A fleet-level alarm, as stored and served.
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct AlarmRecord {
-    /// Alarm id.
-    pub id: i64,
-    /// `active` or `cleared`.
-    pub status: String,
-    /// When the detector first found it.
-    #[schema(value_type = String)]
-    pub raised_at: Timestamp,
-    /// The last run that tested it.
-    #[schema(value_type = String)]
-    pub updated_at: Timestamp,
-    /// When it was cleared.
-    #[schema(value_type = Option<String>)]
-    pub cleared_at: Option<Timestamp>,
-    /// The model.
-    pub model: String,
-    /// `batch` or `fw`.
-    pub dimension: String,
-    /// The batch or firmware version.
-    pub value: String,
-    /// The component.
-    pub component: String,
-    /// `confirmed_failures` or `flagged_share`.
-    pub statistic: String,
-    /// One-sided p-value, latest run.
-    pub p_value: f64,
-    /// Benjamini–Hochberg adjusted p-value, latest run.
-    pub q_value: f64,
-    /// Failures (or flagged devices) of the group, latest run.
-    pub observed: u64,
-    /// What the group would have at the rest of the model's rate (or share).
-    pub expected: f64,
-    /// Device-months (or scored devices) of the group.
-    pub exposure: f64,
-    /// Rate (or share) ratio against the rest; `null` when the rest has none.
-    pub ratio: Option<f64>,
-}
-
 /// What one detector run did.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DetectionReport {
@@ -326,31 +287,6 @@ pub struct DetectionReport {
     pub cleared: Vec<AlarmRecord>,
     /// Alarms active after the run.
     pub active: u64,
-}
-
-const ALARM_COLUMNS: &str =
-    "id, status, raised_at, updated_at, cleared_at, model, dimension, value,
-     component, statistic, p_value, q_value, observed, expected, exposure, ratio";
-
-fn alarm_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlarmRecord> {
-    Ok(AlarmRecord {
-        id: r.get(0)?,
-        status: r.get(1)?,
-        raised_at: Timestamp(r.get(2)?),
-        updated_at: Timestamp(r.get(3)?),
-        cleared_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
-        model: r.get(5)?,
-        dimension: r.get(6)?,
-        value: r.get(7)?,
-        component: r.get(8)?,
-        statistic: r.get(9)?,
-        p_value: r.get(10)?,
-        q_value: r.get(11)?,
-        observed: r.get::<_, i64>(12)?.max(0) as u64,
-        expected: r.get(13)?,
-        exposure: r.get(14)?,
-        ratio: r.get(15)?,
-    })
 }
 
 /// Records a run's findings in one transaction: a significant finding without an
@@ -368,128 +304,63 @@ pub(crate) fn record(
             tested: findings.len(),
             ..DetectionReport::default()
         };
-        let by_key: HashMap<[&str; 5], &Finding> = findings
-            .iter()
-            .map(|f| {
-                let c = &f.cell;
-                (
-                    [
-                        c.model.as_str(),
-                        c.dimension.as_str(),
-                        &c.value,
-                        &c.component,
-                        c.statistic.as_str(),
-                    ],
-                    f,
-                )
-            })
-            .collect();
+        let by_key: HashMap<AlarmKey<'_>, &Finding> =
+            findings.iter().map(|f| (alarm_key(&f.cell), f)).collect();
         // Active alarms: update or clear.
-        let active: Vec<AlarmRecord> = {
-            let mut st = tx.prepare(&format!(
-                "SELECT {ALARM_COLUMNS} FROM fleet_alarms WHERE status = 'active'"
-            ))?;
-            let rows = st.query_map([], alarm_row)?;
-            rows.collect::<rusqlite::Result<_>>()?
-        };
-        for a in &active {
-            let k = [
-                a.model.as_str(),
-                &a.dimension,
-                &a.value,
-                &a.component,
-                &a.statistic,
-            ];
+        for a in tx.active_alarms()? {
+            let k = AlarmKey {
+                model: &a.model,
+                dimension: &a.dimension,
+                value: &a.value,
+                component: &a.component,
+                statistic: &a.statistic,
+            };
             match by_key.get(&k) {
                 Some(f) if f.p_value <= settings.alarm_clear_p => {
-                    tx.execute(
-                        "UPDATE fleet_alarms SET updated_at = ?2, p_value = ?3, q_value = ?4,
-                             observed = ?5, expected = ?6, exposure = ?7, ratio = ?8 WHERE id = ?1",
-                        params![
-                            a.id,
-                            now.millis(),
-                            f.p_value,
-                            f.q_value,
-                            f.cell.observed as i64,
-                            f.expected,
-                            f.cell.exposure,
-                            f.ratio
-                        ],
-                    )?;
+                    tx.update_alarm(a.id, &numbers(f), now)?;
                 }
                 _ => {
-                    tx.execute(
-                        "UPDATE fleet_alarms SET status = 'cleared', cleared_at = ?2, updated_at = ?2
-                          WHERE id = ?1",
-                        params![a.id, now.millis()],
-                    )?;
-                    report.cleared.push(get(tx, a.id)?);
+                    tx.clear_alarm(a.id, now)?;
+                    report.cleared.push(tx.alarm(a.id)?);
                 }
             }
         }
         for f in findings.iter().filter(|f| f.significant) {
-            let c = &f.cell;
-            let exists: Option<i64> = tx
-                .query_row(
-                    "SELECT id FROM fleet_alarms WHERE status = 'active' AND model = ?1
-                       AND dimension = ?2 AND value = ?3 AND component = ?4 AND statistic = ?5",
-                    params![
-                        c.model,
-                        c.dimension.as_str(),
-                        c.value,
-                        c.component,
-                        c.statistic.as_str()
-                    ],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            if exists.is_some() {
+            let k = alarm_key(&f.cell);
+            if tx.active_alarm_id(&k)?.is_some() {
                 continue;
             }
-            let id: i64 = tx.query_row(
-                "INSERT INTO fleet_alarms (status, raised_at, updated_at, model, dimension, value,
-                     component, statistic, p_value, q_value, observed, expected, exposure, ratio)
-                 VALUES ('active', ?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                 RETURNING id",
-                params![
-                    now.millis(),
-                    c.model,
-                    c.dimension.as_str(),
-                    c.value,
-                    c.component,
-                    c.statistic.as_str(),
-                    f.p_value,
-                    f.q_value,
-                    c.observed as i64,
-                    f.expected,
-                    c.exposure,
-                    f.ratio
-                ],
-                |r| r.get(0),
-            )?;
-            let alarm = get(tx, id)?;
-            tx.execute(
-                "INSERT INTO events (at, type, ticket_id, device_id, data) VALUES (?1, ?2, NULL, NULL, ?3)",
-                params![now.millis(), EVENT_BATCH_ALARM, json!({"alarm": alarm}).to_string()],
-            )?;
+            let id = tx.insert_alarm(&k, &numbers(f), now)?;
+            let alarm = tx.alarm(id)?;
+            tx.insert_event(now, EVENT_BATCH_ALARM, None, None, &json!({"alarm": alarm}))?;
             report.raised.push(alarm);
         }
-        report.active = tx.query_row(
-            "SELECT COUNT(*) FROM fleet_alarms WHERE status = 'active'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )?
-        .max(0) as u64;
+        report.active = tx.count_active_alarms()?;
         Ok(report)
     })
 }
 
-fn get(conn: &rusqlite::Connection, id: i64) -> Result<AlarmRecord> {
-    Ok(conn.query_row(
-        &format!("SELECT {ALARM_COLUMNS} FROM fleet_alarms WHERE id = ?1"),
-        params![id],
-        alarm_row,
-    )?)
+/// The alarm key of a cell.
+fn alarm_key(c: &Cell) -> AlarmKey<'_> {
+    AlarmKey {
+        model: &c.model,
+        dimension: c.dimension.as_str(),
+        value: &c.value,
+        component: &c.component,
+        statistic: c.statistic.as_str(),
+    }
+}
+
+/// A finding's numbers as the alarm stores them.
+fn numbers(f: &Finding) -> AlarmNumbers {
+    AlarmNumbers {
+        p_value: f.p_value,
+        q_value: f.q_value,
+        observed: f.cell.observed,
+        expected: f.expected,
+        exposure: f.cell.exposure,
+        ratio: f.ratio,
+    }
 }
 
 /// Alarms with `status` (`None`: all), newest first, ids below `before`.
@@ -499,16 +370,5 @@ pub(crate) fn list(
     before: Option<i64>,
     limit: usize,
 ) -> Result<Vec<AlarmRecord>> {
-    tickets.read(|c| {
-        let mut st = c.prepare_cached(&format!(
-            "SELECT {ALARM_COLUMNS} FROM fleet_alarms
-              WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR id < ?2)
-              ORDER BY id DESC LIMIT ?3"
-        ))?;
-        let rows = st.query_map(
-            params![status, before, i64::try_from(limit).unwrap_or(i64::MAX)],
-            alarm_row,
-        )?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    })
+    tickets.read(|t| Ok(t.alarms(status, before, limit)?))
 }

@@ -30,9 +30,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use domain::{ProfileSet, Timestamp};
-use rusqlite::params;
 use serde::{Deserialize, Serialize};
 use store::hot::StoreReader;
+use store::tickets::{Tables, TicketReader};
 
 use crate::tickets::{ConfigDuration, TicketService};
 use crate::{Error, Result};
@@ -296,11 +296,11 @@ impl FleetSnapshot {
     }
 
     /// Reads the registry from `store`, the current risks and the tickets from
-    /// `tickets_db` (a connection to the ticket store), "now" from `tickets`' clock.
+    /// `tickets_db` (the ticket store's tables), "now" from `tickets`' clock.
     pub fn load(
         store: &StoreReader,
         tickets: &TicketService,
-        tickets_db: &rusqlite::Connection,
+        tickets_db: &Tables<'_>,
     ) -> Result<Self> {
         let as_of = tickets.now();
         let mut names = Names::default();
@@ -318,70 +318,39 @@ impl FleetSnapshot {
                 last_seen: d.last_seen.millis(),
             });
         }
-        let c = tickets_db;
-        let (risks, tickets) = {
-            let mut risks = Vec::new();
-            let mut st =
-                c.prepare("SELECT device_id, component, risk, flagged FROM device_risk")?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                let id: String = r.get(0)?;
-                let Some(&device) = index.get(&id) else {
-                    continue;
-                };
-                let component: String = r.get(1)?;
+        let mut risks = Vec::new();
+        tickets_db.for_each_risk(|device_id, component, risk, flagged| {
+            if let Some(&device) = index.get(device_id) {
                 risks.push(RiskRow {
                     device,
-                    component: names.id(&component),
-                    risk: r.get(2)?,
-                    flagged: r.get(3)?,
+                    component: names.id(component),
+                    risk,
+                    flagged,
                 });
             }
-            let mut tickets = Vec::new();
-            let mut st = c.prepare(
-                "SELECT device_id, device_type, component, source = 'proactive',
-                        status IN ('open', 'acknowledged', 'scheduled', 'in_progress'),
-                        status = 'dismissed', opened_at, risk, outcome
-                   FROM tickets",
-            )?;
-            let mut rows = st.query(params![])?;
-            while let Some(r) = rows.next()? {
-                let id: String = r.get(0)?;
-                let device_type: String = r.get(1)?;
-                let component: String = r.get(2)?;
-                let outcome: Option<String> = r.get(8)?;
-                let failure = match outcome
-                    .as_deref()
-                    .map(serde_json::from_str::<domain::Outcome>)
-                {
-                    Some(Ok(o)) if o.kind == domain::OutcomeKind::ConfirmedFailure => {
-                        Some(FailureRow {
-                            at: o.failed_at.unwrap_or(o.recorded_at).millis(),
-                            component: names.id(o.component.as_deref().unwrap_or(&component)),
-                            parts: o.parts_replaced.iter().map(|p| names.id(p)).collect(),
-                        })
-                    }
-                    Some(Err(e)) => {
-                        return Err(Error::Corrupt(format!(
-                            "tickets.outcome of a ticket of {id}: {e}"
-                        )))
-                    }
-                    _ => None,
-                };
-                tickets.push(TicketRow {
-                    device: index.get(&id).copied(),
-                    device_type: names.id(&device_type),
-                    component: names.id(&component),
-                    proactive: r.get(3)?,
-                    active: r.get(4)?,
-                    dismissed: r.get(5)?,
-                    opened_at: r.get(6)?,
-                    risk: r.get(7)?,
-                    failure,
-                });
-            }
-            (risks, tickets)
-        };
+        })?;
+        let mut tickets = Vec::new();
+        tickets_db.for_each_fleet_ticket(|t| {
+            let failure = match t.outcome {
+                Some(o) if o.kind == domain::OutcomeKind::ConfirmedFailure => Some(FailureRow {
+                    at: o.failed_at.unwrap_or(o.recorded_at).millis(),
+                    component: names.id(o.component.as_deref().unwrap_or(t.component)),
+                    parts: o.parts_replaced.iter().map(|p| names.id(p)).collect(),
+                }),
+                _ => None,
+            };
+            tickets.push(TicketRow {
+                device: index.get(t.device_id).copied(),
+                device_type: names.id(t.device_type),
+                component: names.id(t.component),
+                proactive: t.proactive,
+                active: t.active,
+                dismissed: t.dismissed,
+                opened_at: t.opened_at,
+                risk: t.risk,
+                failure,
+            });
+        })?;
         Ok(Self {
             as_of,
             names,
@@ -678,7 +647,7 @@ pub struct Fleet {
     current: Arc<RwLock<Option<Arc<FleetSnapshot>>>>,
     /// Its own ticket-store connection, opened on first use: loading a snapshot scans
     /// whole tables and must not hold up the ticket endpoints' reader.
-    tickets_db: Arc<Mutex<Option<rusqlite::Connection>>>,
+    tickets_db: Arc<Mutex<Option<TicketReader>>>,
 }
 
 impl std::fmt::Debug for Fleet {
@@ -731,7 +700,11 @@ impl Fleet {
             let Some(conn) = db.as_ref() else {
                 return Err(Error::Task("ticket store connection missing".into()));
             };
-            Arc::new(FleetSnapshot::load(&self.store, &self.tickets, conn)?)
+            Arc::new(FleetSnapshot::load(
+                &self.store,
+                &self.tickets,
+                &conn.tables(),
+            )?)
         };
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&snapshot));
         Ok(snapshot)

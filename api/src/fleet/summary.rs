@@ -10,94 +10,20 @@
 //! previous summary until the new one commits.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::path::Path;
 
 use domain::Timestamp;
-use rusqlite::{params, Connection, OptionalExtension};
-use serde::Serialize;
 use store::hot::StoreReader;
+use store::tickets::ComponentHistory;
+pub use store::tickets::{Cohort, NormalRange};
+use store::tickets::{CohortRow, RangeRow, TicketDb};
 
 use crate::Result;
-
-const SCHEMA: &str = r#"
-CREATE TABLE IF NOT EXISTS fleet_ranges (
-    device_type TEXT NOT NULL,
-    model       TEXT NOT NULL,
-    channel     TEXT NOT NULL,
-    devices     INTEGER NOT NULL,
-    p5          REAL NOT NULL,
-    p50         REAL NOT NULL,
-    p95         REAL NOT NULL,
-    computed_at INTEGER NOT NULL,
-    PRIMARY KEY (device_type, model, channel)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS fleet_cohorts (
-    device_type TEXT NOT NULL,
-    model       TEXT NOT NULL,
-    batch       TEXT NOT NULL,
-    devices     INTEGER NOT NULL,
-    devices_with_tickets INTEGER NOT NULL,
-    components  TEXT NOT NULL,
-    computed_at INTEGER NOT NULL,
-    PRIMARY KEY (device_type, model, batch)
-) WITHOUT ROWID;
-"#;
 
 /// Telemetry messages read back per device for its recent channel values.
 const RECENT_MESSAGES: usize = 10;
 /// Devices read per page of the registry.
 const PAGE: usize = 1000;
-
-/// A channel's normal range in a (type, model): percentiles of each device's latest value.
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct NormalRange {
-    /// 5th percentile.
-    pub p5: f64,
-    /// Median.
-    pub p50: f64,
-    /// 95th percentile.
-    pub p95: f64,
-    /// Devices that reported the channel.
-    pub devices: u64,
-    /// When the summary was computed.
-    #[schema(value_type = String)]
-    pub computed_at: Timestamp,
-}
-
-/// How one component fared across a cohort of comparable devices.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct ComponentHistory {
-    /// The component.
-    pub component: String,
-    /// Tickets ever opened for it in the cohort.
-    pub tickets: u64,
-    /// Tickets active now.
-    pub active: u64,
-    /// Outcomes `confirmed_failure`.
-    pub confirmed_failures: u64,
-    /// Outcomes `no_fault_found`.
-    pub no_fault_found: u64,
-}
-
-/// Comparable devices: same type, model and production batch (devices that report no
-/// batch form one cohort per model).
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Cohort {
-    /// Product model.
-    pub model: String,
-    /// Production batch, `null` when the devices report none (then: the whole model).
-    pub batch: Option<String>,
-    /// Devices in the cohort (this one included).
-    pub devices: u64,
-    /// Devices that had at least one ticket.
-    pub devices_with_tickets: u64,
-    /// Per component, what their tickets came to.
-    pub components: Vec<ComponentHistory>,
-    /// When the summary was computed.
-    #[schema(value_type = String)]
-    pub computed_at: Timestamp,
-}
 
 /// (device type, model, batch key).
 type CohortKey = (String, String, String);
@@ -107,14 +33,10 @@ type CohortTally = (u64, u64, BTreeMap<String, ComponentHistory>);
 /// The pre-aggregated fleet summary in `tickets.db`. Cheap to clone.
 #[derive(Clone)]
 pub struct FleetSummary {
-    /// For the diagnoses' reads; a refresh writes on a connection of its own, so reads
-    /// never wait for it (WAL: they see the previous summary until it commits).
-    conn: Arc<Mutex<Connection>>,
-    path: PathBuf,
-}
-
-fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Diagnoses read on its reader; a refresh scans the tickets on a connection of
+    /// its own and writes on its writer, so reads never wait for it (WAL: they see the
+    /// previous summary until it commits).
+    db: TicketDb,
 }
 
 /// The value at quantile `q` of sorted `v`, interpolated between the two nearest
@@ -129,7 +51,7 @@ fn quantile(v: &[f64], q: f64) -> f64 {
     v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
 }
 
-/// The key of a batch in `fleet_cohorts` (`""`: no batch reported).
+/// The key of a batch in a cohort tally (`""`: no batch reported).
 fn batch_key(batch: Option<&str>) -> &str {
     batch.unwrap_or("")
 }
@@ -137,11 +59,8 @@ fn batch_key(batch: Option<&str>) -> &str {
 impl FleetSummary {
     /// Opens the summary tables in the ticket store at `path` (creating them).
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = crate::tickets::store::open_connection(path, true)?;
-        conn.execute_batch(SCHEMA)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            path: path.to_owned(),
+            db: TicketDb::open(path)?,
         })
     }
 
@@ -178,109 +97,80 @@ impl FleetSummary {
         for key in cohort_of.values() {
             cohorts.entry(key.clone()).or_default().0 += 1;
         }
-        let mut conn = crate::tickets::store::open_connection(&self.path, false)?;
-        {
-            let mut st = conn.prepare(
-                "SELECT device_id, component, status, json_extract(outcome, '$.kind') FROM tickets ORDER BY device_id",
-            )?;
-            let mut rows = st.query([])?;
-            let mut last_device: Option<String> = None;
-            while let Some(r) = rows.next()? {
-                let device: String = r.get(0)?;
-                let Some(key) = cohort_of.get(&device) else {
-                    continue;
+        let reader = self.db.reader()?;
+        let mut last_device: Option<String> = None;
+        reader
+            .tables()
+            .for_each_ticket_tally(|device, component, active, outcome| {
+                let Some(key) = cohort_of.get(device) else {
+                    return;
                 };
                 let entry = cohorts.entry(key.clone()).or_default();
-                if last_device.as_deref() != Some(device.as_str()) {
+                if last_device.as_deref() != Some(device) {
                     entry.1 += 1;
-                    last_device = Some(device);
+                    last_device = Some(device.to_owned());
                 }
-                let component: String = r.get(1)?;
-                let status: String = r.get(2)?;
-                let outcome: Option<String> = r.get(3)?;
                 let h = entry
                     .2
-                    .entry(component.clone())
+                    .entry(component.to_owned())
                     .or_insert_with(|| ComponentHistory {
-                        component,
+                        component: component.to_owned(),
                         ..ComponentHistory::default()
                     });
                 h.tickets += 1;
-                if matches!(
-                    status.as_str(),
-                    "open" | "acknowledged" | "scheduled" | "in_progress"
-                ) {
+                if active {
                     h.active += 1;
                 }
-                match outcome.as_deref() {
+                match outcome {
                     Some("confirmed_failure") => h.confirmed_failures += 1,
                     Some("no_fault_found") => h.no_fault_found += 1,
                     _ => {}
                 }
-            }
-        }
-        let tx = conn.transaction()?;
-        tx.execute("DELETE FROM fleet_ranges", [])?;
-        tx.execute("DELETE FROM fleet_cohorts", [])?;
-        {
-            let mut ins = tx.prepare(
-                "INSERT INTO fleet_ranges (device_type, model, channel, devices, p5, p50, p95, computed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            )?;
-            for ((t, m, c), mut v) in values {
+            })?;
+        let ranges: Vec<RangeRow<'_>> = values
+            .iter_mut()
+            .map(|((t, m, c), v)| {
                 v.sort_by(f64::total_cmp);
-                ins.execute(params![
-                    t,
-                    m,
-                    c,
-                    v.len() as i64,
-                    quantile(&v, 0.05),
-                    quantile(&v, 0.5),
-                    quantile(&v, 0.95),
-                    now.millis()
-                ])?;
-            }
-            let mut ins = tx.prepare(
-                "INSERT INTO fleet_cohorts (device_type, model, batch, devices, devices_with_tickets, components, computed_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            for ((t, m, b), (devices, with_tickets, components)) in cohorts {
-                let components: Vec<ComponentHistory> = components.into_values().collect();
-                ins.execute(params![
-                    t,
-                    m,
-                    b,
-                    devices as i64,
-                    with_tickets as i64,
-                    serde_json::to_string(&components)?,
-                    now.millis()
-                ])?;
-            }
-        }
-        tx.commit()?;
+                RangeRow {
+                    device_type: t,
+                    model: m,
+                    channel: c,
+                    range: NormalRange {
+                        p5: quantile(v, 0.05),
+                        p50: quantile(v, 0.5),
+                        p95: quantile(v, 0.95),
+                        devices: v.len() as u64,
+                        computed_at: now,
+                    },
+                }
+            })
+            .collect();
+        let histories: Vec<(&CohortKey, u64, u64, Vec<ComponentHistory>)> = cohorts
+            .iter()
+            .map(|(key, (devices, with_tickets, components))| {
+                let components = components.values().cloned().collect();
+                (key, *devices, *with_tickets, components)
+            })
+            .collect();
+        let cohort_rows: Vec<CohortRow<'_>> = histories
+            .iter()
+            .map(|((t, m, b), devices, with_tickets, components)| CohortRow {
+                device_type: t,
+                model: m,
+                batch: (!b.is_empty()).then_some(b.as_str()),
+                devices: *devices,
+                devices_with_tickets: *with_tickets,
+                components,
+            })
+            .collect();
+        self.db
+            .write(|tx| tx.replace_fleet_summary(&ranges, &cohort_rows, now))?;
         Ok(cohort_of.len() as u64)
     }
 
     /// Normal ranges of every channel of a (type, model), by channel.
     pub fn ranges(&self, device_type: &str, model: &str) -> Result<BTreeMap<String, NormalRange>> {
-        let conn = lock(&self.conn);
-        let mut st = conn.prepare_cached(
-            "SELECT channel, p5, p50, p95, devices, computed_at FROM fleet_ranges
-             WHERE device_type = ?1 AND model = ?2",
-        )?;
-        let rows = st.query_map(params![device_type, model], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                NormalRange {
-                    p5: r.get(1)?,
-                    p50: r.get(2)?,
-                    p95: r.get(3)?,
-                    devices: r.get::<_, i64>(4)?.max(0) as u64,
-                    computed_at: Timestamp(r.get(5)?),
-                },
-            ))
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        Ok(self.db.read(|t| t.normal_ranges(device_type, model))?)
     }
 
     /// The cohort of a (type, model, batch), if the summary has it.
@@ -290,32 +180,7 @@ impl FleetSummary {
         model: &str,
         batch: Option<&str>,
     ) -> Result<Option<Cohort>> {
-        let conn = lock(&self.conn);
-        let row = conn
-            .prepare_cached(
-                "SELECT devices, devices_with_tickets, components, computed_at FROM fleet_cohorts
-                 WHERE device_type = ?1 AND model = ?2 AND batch = ?3",
-            )?
-            .query_row(params![device_type, model, batch_key(batch)], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .optional()?;
-        row.map(|(devices, with_tickets, components, at)| {
-            Ok(Cohort {
-                model: model.to_owned(),
-                batch: batch.map(str::to_owned),
-                devices: devices.max(0) as u64,
-                devices_with_tickets: with_tickets.max(0) as u64,
-                components: serde_json::from_str(&components)?,
-                computed_at: Timestamp(at),
-            })
-        })
-        .transpose()
+        Ok(self.db.read(|t| t.cohort(device_type, model, batch))?)
     }
 }
 

@@ -51,7 +51,7 @@ pub(crate) async fn list(
         .access
         .clone()
         .ok_or_else(|| Error::NotFound("this server keeps no audit log".into()))?;
-    let mut audit = blocking(move || store.audit_log(q.before, limit + 1)).await?;
+    let mut audit = blocking(move || Ok(store.audit_log(q.before, limit + 1)?)).await?;
     let next = next_cursor(&mut audit, limit, |e| e.id);
     Ok(Json(AuditPage { audit, next }))
 }

@@ -21,8 +21,9 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::metrics::ApiMetrics;
-use crate::access::{AccessStore, AuditRecord, KeyInfo, Role};
+use crate::access::{AccessStore, AuditRecord, KeyInfo};
 use crate::Error;
+use domain::Role;
 
 /// Something a route needs. Each route requires exactly one (or is public).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -284,7 +285,7 @@ pub(crate) async fn authenticate(
             None => Err(NoPrincipal::Invalid),
             Some(store) => {
                 let (store, key) = (store.clone(), key.to_owned());
-                match super::blocking(move || store.authenticate(&key)).await {
+                match super::blocking(move || Ok(store.authenticate(&key)?)).await {
                     Ok(Some(info)) => Ok(Principal::from(info)),
                     Ok(None) => Err(NoPrincipal::Invalid),
                     Err(e) => return e.into_response(),
@@ -325,7 +326,7 @@ pub(crate) async fn authenticate(
                 summary,
             };
             let store = store.clone();
-            if let Err(e) = super::blocking(move || store.audit(&record)).await {
+            if let Err(e) = super::blocking(move || Ok(store.audit(&record)?)).await {
                 auth.metrics.audit_failed();
                 tracing::error!(error = %e, "Could not write an audit record");
             }

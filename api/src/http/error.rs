@@ -7,13 +7,6 @@ use serde_json::json;
 
 use crate::Error;
 
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
-}
-
 /// The JSON error body.
 pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
     (
@@ -45,7 +38,6 @@ pub(crate) struct ErrorDetail {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let busy = match &self {
-            Error::Sqlite(e) => is_busy(e),
             Error::Store(e) => e.is_busy(),
             _ => false,
         };
@@ -152,7 +144,7 @@ mod tests {
             rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
             Some("database is locked".into()),
         );
-        let (status, b) = body(Error::Sqlite(busy)).await;
+        let (status, b) = body(Error::from(store::Error::from(busy))).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(b["error"]["code"], "unavailable");
         let (status, b) = body(Error::Conflict("already closed".into())).await;

@@ -9,8 +9,9 @@ use serde::{Deserialize, Serialize};
 use super::auth::AuditNote;
 use super::extract::{ApiJson, ApiPath};
 use super::{blocking, AppState};
-use crate::access::{self, AccessStore, KeyInfo, Role};
+use crate::access::{self, AccessStore, KeyInfo};
 use crate::{Error, Result};
+use domain::Role;
 
 /// Body of `POST /api/v1/keys`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -68,7 +69,7 @@ pub(crate) async fn create(
         message: format!("field name: {e}"),
     })?;
     let store = store(&state)?;
-    let (key, info) = blocking(move || store.create(body.role, &body.name)).await?;
+    let (key, info) = blocking(move || Ok(store.create(body.role, &body.name)?)).await?;
     tracing::info!(key_id = info.id, role = %info.role, "Created an API key over the API");
     let note = AuditNote(format!(
         "created key {} ({}, {:?})",
@@ -93,7 +94,7 @@ pub(crate) async fn create(
 )]
 pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<KeyList>> {
     let store = store(&state)?;
-    let keys = blocking(move || store.list()).await?;
+    let keys = blocking(move || Ok(store.list()?)).await?;
     Ok(Json(KeyList { keys }))
 }
 
@@ -116,7 +117,7 @@ pub(crate) async fn revoke(
 ) -> Result<Response> {
     let id = super::path_id("key id", &raw)?;
     let store = store(&state)?;
-    let info = blocking(move || store.revoke(id)).await?;
+    let info = blocking(move || Ok(store.revoke(id)?)).await?;
     tracing::info!(key_id = info.id, role = %info.role, "Revoked an API key over the API");
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.extensions_mut().insert(AuditNote(format!(

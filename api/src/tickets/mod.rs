@@ -2,8 +2,8 @@
 //! one service ticket per (device, component), and taking each ticket through its
 //! lifecycle, SLA clocks, assignment and outcome.
 //!
-//! [`TicketService`] is the entry point. It owns its own SQLite file (see
-//! [`store`] for the schema) and is a cheap, clonable, blocking handle.
+//! [`TicketService`] is the entry point, a cheap, clonable, blocking handle over the
+//! ticket store (`store::tickets`, which holds the schema and every SQL statement).
 //!
 //! **Architecture Invariant:** at most one *active* ticket (status `open`,
 //! `acknowledged`, `scheduled` or `in_progress`) exists per (device, component). A unique
@@ -18,14 +18,10 @@
 mod config;
 pub mod performance;
 mod service;
-pub mod store;
 
 use std::sync::Arc;
 
-use domain::{
-    Contribution, DeviceId, OutcomeKind, Prediction, Priority, Profile, TicketSource, TicketStatus,
-    Timestamp,
-};
+use domain::{DeviceId, OutcomeKind, Prediction, Priority, Profile, TicketSource, Timestamp};
 use serde::Serialize;
 
 pub use config::{ConfigDuration, TicketConfig};
@@ -33,6 +29,7 @@ pub use performance::{
     AssignmentRegions, PerformanceQuery, PerformanceReport, PerformanceRow, Regions,
 };
 pub use service::{Clock, TicketService, SYSTEM_ACTOR};
+pub use store::tickets::{EventRecord, RiskRecord, SlaKind, TicketOutcome, TicketQuery};
 
 /// Event type: a ticket was opened.
 pub const EVENT_OPENED: &str = "ticket.opened";
@@ -60,11 +57,8 @@ pub struct DiagnosisContext {
 
 impl DiagnosisContext {
     /// A context from a profile and the hot store's fault records
-    /// ([`::store::hot::StoreReader::recent_faults`]); only `raised` records count.
-    pub fn from_records(
-        profile: Option<Arc<Profile>>,
-        faults: &[::store::hot::FaultRecord],
-    ) -> Self {
+    /// ([`store::hot::StoreReader::recent_faults`]); only `raised` records count.
+    pub fn from_records(profile: Option<Arc<Profile>>, faults: &[store::hot::FaultRecord]) -> Self {
         Self {
             profile,
             recent_faults: faults
@@ -104,82 +98,6 @@ pub struct TicketChange {
     /// What the signal was: a model flag (proactive) or a critical fault (reactive).
     /// For an update, the signal's source, not the ticket's.
     pub source: TicketSource,
-}
-
-/// Filter and page of a ticket listing. Results are newest first (descending id).
-#[derive(Clone, Debug, PartialEq)]
-pub struct TicketQuery {
-    /// Only tickets in one of these statuses; empty means any status.
-    pub statuses: Vec<TicketStatus>,
-    /// Only tickets of this device.
-    pub device_id: Option<DeviceId>,
-    /// Only tickets for this component.
-    pub component: Option<String>,
-    /// Only tickets of this priority.
-    pub priority: Option<Priority>,
-    /// At most this many tickets.
-    pub limit: usize,
-    /// Cursor: only tickets listed after this id, i.e. with a smaller id.
-    pub after_id: Option<i64>,
-    /// Only tickets from this source.
-    pub source: Option<TicketSource>,
-    /// Only tickets opened at or after this time.
-    pub opened_after: Option<Timestamp>,
-}
-
-impl Default for TicketQuery {
-    fn default() -> Self {
-        Self {
-            statuses: Vec::new(),
-            device_id: None,
-            component: None,
-            priority: None,
-            limit: 100,
-            after_id: None,
-            source: None,
-            opened_after: None,
-        }
-    }
-}
-
-impl TicketQuery {
-    /// Every active status (`open`, `acknowledged`, `scheduled`, `in_progress`).
-    pub fn active_statuses() -> Vec<TicketStatus> {
-        TicketStatus::ALL
-            .into_iter()
-            .filter(|s| s.is_active())
-            .collect()
-    }
-}
-
-/// The current risk of one component of one device (the latest score by event time).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct RiskRecord {
-    /// The device.
-    pub device_id: String,
-    /// Its type.
-    pub device_type: String,
-    /// The component.
-    pub component: String,
-    /// Latest risk in [0, 1].
-    pub risk: f64,
-    /// The threshold the model used.
-    pub threshold: f64,
-    /// Whether the device was flagged for this component.
-    pub flagged: bool,
-    /// Model version of the score.
-    pub model_version: String,
-    /// Event time of the score.
-    pub ts: Timestamp,
-    /// Top contributing features.
-    pub top_features: Vec<Contribution>,
-    /// Wall-clock time the record was written.
-    pub updated_at: Timestamp,
-    /// The score came from a device still in its feature warm-up: the risk is not to
-    /// be trusted, and only the fault-code rule can flag it (`domain::Prediction`).
-    /// Absent when false.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub warming_up: bool,
 }
 
 /// Counters of the ticket service since it was opened, for `/metrics`.
@@ -254,26 +172,6 @@ pub struct AssignmentInput {
     pub region: Option<String>,
 }
 
-/// Which SLA clock.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SlaKind {
-    /// Time to the first response (leaving `open`).
-    Respond,
-    /// Time to resolution (or dismissal).
-    Resolve,
-}
-
-impl SlaKind {
-    /// Wire name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Respond => "respond",
-            Self::Resolve => "resolve",
-        }
-    }
-}
-
 /// One SLA clock that ran out, as [`TicketService::check_sla`] recorded it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SlaBreach {
@@ -285,23 +183,4 @@ pub struct SlaBreach {
     pub deadline: Timestamp,
     /// Who it escalated to.
     pub escalated_to: String,
-}
-
-/// One stored event (`GET /api/v1/events`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct EventRecord {
-    /// Its id: increasing, never reused; the SSE `id`.
-    pub id: i64,
-    /// When it happened (wall clock).
-    pub at: Timestamp,
-    /// `ticket.opened`, `ticket.updated`, `ticket.sla_breached` or
-    /// `prediction.flagged`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The ticket, for ticket events.
-    pub ticket_id: Option<i64>,
-    /// The device.
-    pub device_id: Option<String>,
-    /// The event's data.
-    pub data: serde_json::Value,
 }

@@ -70,15 +70,23 @@ pub(crate) struct Fact {
     pub(crate) failed_at: Option<i64>,
 }
 
-/// An outcome kind from its wire name (`None` for one this version does not know).
-pub(crate) fn outcome_kind(name: &str) -> Option<OutcomeKind> {
-    Some(match name {
-        "confirmed_failure" => OutcomeKind::ConfirmedFailure,
-        "no_fault_found" => OutcomeKind::NoFaultFound,
-        "customer_declined" => OutcomeKind::CustomerDeclined,
-        "not_reached" => OutcomeKind::NotReached,
-        _ => return None,
-    })
+impl From<store::tickets::PerformanceFact> for Fact {
+    fn from(f: store::tickets::PerformanceFact) -> Self {
+        Fact {
+            opened_at: f.opened_at,
+            proactive: f.proactive,
+            status: f.status,
+            device_id: f.device_id,
+            device_type: f.device_type,
+            component: f.component,
+            model_version: f.model_version,
+            region: f.region,
+            ended_at: f.ended_at,
+            outcome_kind: f.outcome_kind,
+            outcome_component: f.outcome_component,
+            failed_at: f.failed_at,
+        }
+    }
 }
 
 impl Fact {
@@ -365,13 +373,13 @@ impl FactCache {
 
     /// Applies the tickets changed after [`Self::rev`]: (id, revision, fact). Any
     /// change drops the reports computed before it.
-    pub(crate) fn apply(&mut self, changed: Vec<(i64, i64, Fact)>) {
+    pub(crate) fn apply(&mut self, changed: Vec<(i64, i64, store::tickets::PerformanceFact)>) {
         if !changed.is_empty() {
             self.reports.clear();
         }
         for (id, rev, fact) in changed {
             self.rev = self.rev.max(rev);
-            self.facts.insert(id, fact);
+            self.facts.insert(id, fact.into());
         }
     }
 
@@ -594,6 +602,11 @@ mod tests {
             outcome_component: None,
             failed_at: None,
         }
+    }
+
+    /// An outcome kind from its wire name, as the store reads it.
+    fn outcome_kind(name: &str) -> Option<OutcomeKind> {
+        serde_json::from_value(serde_json::Value::String(name.into())).ok()
     }
 
     fn resolved(mut f: Fact, kind: &str, failed_at: Option<i64>, ended_at: i64) -> Fact {

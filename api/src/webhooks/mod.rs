@@ -4,7 +4,7 @@
 //! `ticket.updated`, `ticket.sla_breached`, `prediction.flagged`,
 //! `fleet.batch_alarm`). [`WebhookService`]
 //! keeps registrations and the delivery outbox in the ticket store's file
-//! (`tickets.db`, tables in [`store`]); [`run`] is the dispatcher task that fills the
+//! (`tickets.db`, tables in `store::tickets`); [`run`] is the dispatcher task that fills the
 //! outbox from the events table and sends it.
 //!
 //! **Architecture Invariant:** a delivery is created in the same transaction that
@@ -30,16 +30,16 @@
 //! until `max_attempts`, when the delivery is `failed`.
 
 mod dispatch;
-pub mod store;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use domain::Timestamp;
 use hmac::{Hmac, Mac};
-use rusqlite::{Connection, TransactionBehavior};
 use serde::{Deserialize, Serialize};
+use store::tickets::TicketDb;
+pub use store::tickets::{Attempt, Delivery, DeliveryStatus, DueDelivery, Webhook};
 
 use crate::tickets::{
     self, ConfigDuration, EVENT_FLAGGED, EVENT_OPENED, EVENT_SLA_BREACHED, EVENT_UPDATED,
@@ -148,29 +148,6 @@ impl WebhookConfig {
     }
 }
 
-/// A registered webhook (never its secret).
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Webhook {
-    /// Its id.
-    pub id: i64,
-    /// Where deliveries are POSTed.
-    pub url: String,
-    /// The event types it receives.
-    pub event_types: Vec<String>,
-    /// Free text.
-    pub description: String,
-    /// When it was registered.
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Timestamp,
-    /// The name of the API key that registered it.
-    pub created_by: String,
-    /// The newest event already queued for it.
-    pub last_event_id: i64,
-    /// When it was removed (`null` while active).
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub deleted_at: Option<Timestamp>,
-}
-
 /// A webhook to register.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct NewWebhook {
@@ -182,99 +159,6 @@ pub struct NewWebhook {
     pub event_types: Vec<String>,
     /// Free text, at most [`MAX_DESCRIPTION_CHARS`].
     pub description: String,
-}
-
-/// State of a delivery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// Waiting for its next attempt.
-    Pending,
-    /// A receiver answered 2xx.
-    Delivered,
-    /// Every attempt failed.
-    Failed,
-    /// The webhook was removed first.
-    Cancelled,
-}
-
-impl DeliveryStatus {
-    /// Stored name.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Pending,
-            Self::Delivered,
-            Self::Failed,
-            Self::Cancelled,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
-    }
-}
-
-/// One attempt to deliver.
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Attempt {
-    /// When it started.
-    #[schema(value_type = String, format = DateTime)]
-    pub at: Timestamp,
-    /// How long it took.
-    pub duration_ms: i64,
-    /// The receiver's HTTP status, if it answered.
-    pub http_status: Option<u16>,
-    /// What went wrong (`null` on success).
-    pub error: Option<String>,
-}
-
-/// A delivery of one event to one webhook, with its attempts.
-#[derive(Clone, Debug, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct Delivery {
-    /// Its id (header `X-Fixahead-Delivery-Id`).
-    pub id: i64,
-    /// The event (header `X-Fixahead-Event-Id`).
-    pub event_id: i64,
-    /// The event's type.
-    pub event_type: String,
-    /// Its state.
-    pub status: DeliveryStatus,
-    /// Attempts made.
-    pub attempts: u32,
-    /// When it was queued.
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: Timestamp,
-    /// When the next attempt is due (pending only).
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub next_attempt_at: Option<Timestamp>,
-    /// When it was delivered, failed for good or cancelled.
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub ended_at: Option<Timestamp>,
-    /// The last attempt's error.
-    pub last_error: Option<String>,
-    /// Every attempt, oldest first.
-    #[serde(rename = "attempt_log")]
-    pub attempt_log: Vec<Attempt>,
-}
-
-/// A delivery due to be sent, with what sending needs.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct DueDelivery {
-    pub(crate) id: i64,
-    pub(crate) webhook_id: i64,
-    pub(crate) event_id: i64,
-    pub(crate) event_type: String,
-    pub(crate) body: String,
-    pub(crate) attempts: u32,
-    pub(crate) url: String,
-    pub(crate) secret: String,
 }
 
 /// Counters since start, for `/metrics`.
@@ -310,8 +194,8 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     out
 }
 
-/// Registrations and the delivery outbox. A cheap, clonable, blocking handle over one
-/// connection to the ticket store's file; call it from `spawn_blocking` in async code.
+/// Registrations and the delivery outbox. A cheap, clonable, blocking handle over the
+/// ticket store's file; call it from `spawn_blocking` in async code.
 /// One process dispatches per file (the `run` process).
 #[derive(Clone)]
 pub struct WebhookService {
@@ -319,7 +203,7 @@ pub struct WebhookService {
 }
 
 struct Inner {
-    conn: Mutex<Connection>,
+    db: TicketDb,
     config: WebhookConfig,
     clock: tickets::Clock,
     delivered: AtomicU64,
@@ -333,10 +217,6 @@ impl std::fmt::Debug for WebhookService {
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
     }
-}
-
-fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Checks a registration; the error names the field.
@@ -411,11 +291,9 @@ impl WebhookService {
         clock: tickets::Clock,
     ) -> Result<Self> {
         config.validate()?;
-        let conn = tickets::store::open_connection(path, true)?;
-        store::create_schema(&conn)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
+                db: TicketDb::open(path)?,
                 config,
                 clock,
                 delivered: AtomicU64::new(0),
@@ -447,47 +325,40 @@ impl WebhookService {
             }
         }
         let now = self.now();
-        let mut conn = lock(&self.inner.conn);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if store::list_webhooks(&tx)?.len() >= MAX_WEBHOOKS {
-            return Err(Error::Conflict(format!(
-                "at most {MAX_WEBHOOKS} webhooks; remove one first"
-            )));
-        }
-        let id = store::insert_webhook(
-            &tx,
-            new.url.trim(),
-            &new.secret,
-            &types,
-            &new.description,
-            now,
-            created_by,
-        )?;
-        let w = store::get_webhook(&tx, id)?
-            .ok_or_else(|| Error::Corrupt(format!("webhook {id} vanished in its transaction")))?;
-        tx.commit()?;
-        Ok(w)
+        self.inner.db.write(|tx| {
+            if tx.list_webhooks()?.len() >= MAX_WEBHOOKS {
+                return Err(Error::Conflict(format!(
+                    "at most {MAX_WEBHOOKS} webhooks; remove one first"
+                )));
+            }
+            let id = tx.insert_webhook(
+                new.url.trim(),
+                &new.secret,
+                &types,
+                &new.description,
+                now,
+                created_by,
+            )?;
+            tx.get_webhook(id)?
+                .ok_or_else(|| Error::Corrupt(format!("webhook {id} vanished in its transaction")))
+        })
     }
 
     /// Active webhooks, oldest first.
     pub fn list(&self) -> Result<Vec<Webhook>> {
-        store::list_webhooks(&lock(&self.inner.conn))
+        Ok(self.inner.db.read(|t| t.list_webhooks())?)
     }
 
     /// One webhook (a removed one too).
     pub fn get(&self, id: i64) -> Result<Option<Webhook>> {
-        store::get_webhook(&lock(&self.inner.conn), id)
+        Ok(self.inner.db.read(|t| t.get_webhook(id))?)
     }
 
     /// Removes a webhook: no new deliveries, pending ones cancelled. `false` if there is
     /// no such active webhook.
     pub fn delete(&self, id: i64) -> Result<bool> {
         let now = self.now();
-        let mut conn = lock(&self.inner.conn);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let deleted = store::delete_webhook(&tx, id, now)?;
-        tx.commit()?;
-        Ok(deleted)
+        Ok(self.inner.db.write(|tx| tx.delete_webhook(id, now))?)
     }
 
     /// A webhook's deliveries, newest first, with their attempts.
@@ -497,7 +368,10 @@ impl WebhookService {
         before: Option<i64>,
         limit: usize,
     ) -> Result<Vec<Delivery>> {
-        store::deliveries(&lock(&self.inner.conn), webhook_id, before, limit)
+        Ok(self
+            .inner
+            .db
+            .read(|t| t.deliveries(webhook_id, before, limit))?)
     }
 
     /// Turns events committed since each webhook's cursor into pending deliveries (one
@@ -505,24 +379,28 @@ impl WebhookService {
     pub fn enqueue(&self) -> Result<usize> {
         let now = self.now();
         let mut queued = 0;
-        let mut conn = lock(&self.inner.conn);
-        for w in store::list_webhooks(&conn)? {
+        let db = &self.inner.db;
+        for w in db.read(|t| t.list_webhooks())? {
             let mut cursor = w.last_event_id;
             loop {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let events = tickets::store::events_after(&tx, cursor, PAGE)?;
-                let Some(last) = events.last().map(|e| e.id) else {
+                let page = db.write(|tx| {
+                    let events = tx.events_after(cursor, PAGE)?;
+                    let Some(last) = events.last().map(|e| e.id) else {
+                        return Ok::<_, store::Error>(None);
+                    };
+                    for e in events.iter().filter(|e| w.event_types.contains(&e.kind)) {
+                        let body = serde_json::to_string(e)?;
+                        tx.insert_delivery(w.id, e.id, &e.kind, &body, now)?;
+                        queued += 1;
+                    }
+                    tx.set_cursor(w.id, last)?;
+                    Ok(Some((last, events.len())))
+                })?;
+                let Some((last, read)) = page else {
                     break;
                 };
-                for e in events.iter().filter(|e| w.event_types.contains(&e.kind)) {
-                    let body = serde_json::to_string(e)?;
-                    store::insert_delivery(&tx, w.id, e.id, &e.kind, &body, now)?;
-                    queued += 1;
-                }
-                store::set_cursor(&tx, w.id, last)?;
-                tx.commit()?;
                 cursor = last;
-                if events.len() < PAGE {
+                if read < PAGE {
                     break;
                 }
             }
@@ -532,12 +410,13 @@ impl WebhookService {
 
     /// Pending deliveries due now, longest-waiting first.
     pub(crate) fn due(&self, limit: usize) -> Result<Vec<DueDelivery>> {
-        store::due_deliveries(&lock(&self.inner.conn), self.now(), limit)
+        let now = self.now();
+        Ok(self.inner.db.read(|t| t.due_deliveries(now, limit))?)
     }
 
     /// When the next pending delivery is due.
     pub(crate) fn next_due(&self) -> Result<Option<Timestamp>> {
-        store::next_due(&lock(&self.inner.conn))
+        Ok(self.inner.db.read(|t| t.next_due())?)
     }
 
     /// Records an attempt at `d`: delivered on success; otherwise pending with the
@@ -567,7 +446,9 @@ impl WebhookService {
                 )),
             )
         };
-        store::record_attempt(&lock(&self.inner.conn), d.id, attempt, status, next)?;
+        self.inner
+            .db
+            .write(|tx| tx.record_attempt(d.id, attempt, status, next))?;
         let counter = match status {
             DeliveryStatus::Delivered => &self.inner.delivered,
             _ => &self.inner.attempt_failures,
@@ -586,11 +467,10 @@ impl WebhookService {
                 .millis()
                 .saturating_sub(self.inner.config.retention.millis()),
         );
-        let mut conn = lock(&self.inner.conn);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let n = store::delete_finished_before(&tx, cutoff)?;
-        tx.commit()?;
-        Ok(n)
+        Ok(self
+            .inner
+            .db
+            .write(|tx| tx.delete_finished_before(cutoff))?)
     }
 
     /// Counters since start.
@@ -605,7 +485,7 @@ impl WebhookService {
     /// The webhook metrics in the Prometheus text format.
     pub fn render_prometheus(&self, out: &mut String) {
         let s = self.stats();
-        let pending = store::count_pending(&lock(&self.inner.conn)).unwrap_or(0);
+        let pending = self.inner.db.read(|t| t.count_pending()).unwrap_or(0);
         out.push_str(&format!(
             "# HELP fixahead_webhook_deliveries_total Webhook deliveries a receiver accepted (2xx).\n\
              # TYPE fixahead_webhook_deliveries_total counter\nfixahead_webhook_deliveries_total {}\n\

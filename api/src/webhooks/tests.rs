@@ -33,15 +33,16 @@ impl Fixture {
 
     /// Writes an event the way the ticket service does; returns its id.
     fn event(&self, kind: &str) -> i64 {
-        let conn = tickets::store::open_connection(&self.path, false).unwrap();
-        tickets::store::insert_event(
-            &conn,
-            Timestamp(self.now.load(Ordering::SeqCst)),
-            kind,
-            Some(7),
-            "wm-0001",
-            &serde_json::json!({"n": 1}),
-        )
+        let db = store::tickets::TicketDb::open(&self.path).unwrap();
+        db.write(|tx| {
+            tx.insert_event(
+                Timestamp(self.now.load(Ordering::SeqCst)),
+                kind,
+                Some(7),
+                Some("wm-0001"),
+                &serde_json::json!({"n": 1}),
+            )
+        })
         .unwrap()
     }
 

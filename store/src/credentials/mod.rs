@@ -54,11 +54,11 @@ pub const DEVICES_DB: &str = "devices.db";
 const DEVICES: Schema = Schema {
     file: DEVICES_DB,
     version: 1,
-    create: "CREATE TABLE IF NOT EXISTS device_credentials (
+    create: &["CREATE TABLE IF NOT EXISTS device_credentials (
                  device_id     TEXT PRIMARY KEY NOT NULL,
                  password_hash TEXT NOT NULL,
                  issued_at     INTEGER NOT NULL
-             );",
+             );"],
     upgrade: |_, _| Ok(()),
 };
 

@@ -9,7 +9,7 @@ use crate::Result;
 pub(super) const HOT: Schema = Schema {
     file: super::HOT_DB,
     version: 1,
-    create: SCHEMA,
+    create: &[SCHEMA],
     upgrade,
 };
 

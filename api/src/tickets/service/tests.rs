@@ -2,8 +2,17 @@ use std::sync::atomic::AtomicI64;
 
 use domain::{Contribution, DeviceId, Priority, ProfileSet};
 
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use domain::{Prediction, Ticket, TicketStatus, Timestamp};
+use rusqlite::Connection;
+
 use super::*;
-use crate::tickets::{AssignmentInput, DeviceSignals, FaultSignal, OutcomeInput, SlaKind};
+use crate::tickets::{
+    AssignmentInput, DeviceSignals, DiagnosisContext, FaultSignal, OutcomeInput, SlaKind,
+    TicketChangeKind, TicketQuery,
+};
 use domain::TicketSource;
 
 /// 2026-11-24T06:00:00Z
@@ -1127,7 +1136,7 @@ fn performance_reads_changed_tickets_from_the_covering_index_and_sees_every_chan
     };
     assert_eq!((report(&f).flags, report(&f).active), (2, 2));
     let rev = |f: &Fixture| -> i64 {
-        store::open_connection(&f.path, false)
+        Connection::open(&f.path)
             .unwrap()
             .query_row("SELECT MAX(perf_rev) FROM tickets", [], |r| r.get(0))
             .unwrap()
@@ -1154,7 +1163,7 @@ fn performance_reads_changed_tickets_from_the_covering_index_and_sees_every_chan
         .unwrap();
     assert_eq!((report(&f).dismissed, report(&f).active), (1, 0));
     // The report reads the index alone, never the rows with their JSON.
-    let conn = store::open_connection(&f.path, false).unwrap();
+    let conn = Connection::open(&f.path).unwrap();
     let plan: Vec<String> = conn
         .prepare(
             "EXPLAIN QUERY PLAN SELECT id, perf_rev, opened_at, source, status, device_id,

@@ -1,4 +1,4 @@
-//! API keys and the audit log, in their own SQLite file, `keys.db` in the data directory.
+//! API keys and the audit log of the HTTP API, in their own SQLite file, `keys.db` in the data directory.
 //!
 //! * A key is 32 random bytes from the OS, shown once as `fxa_<base64url>` (47
 //!   characters). fixahead keeps its SHA-256 hash, never the key. A fast hash is right
@@ -20,18 +20,17 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use domain::Timestamp;
+use domain::{Role, Timestamp};
 use rand::RngCore as _;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+use crate::sqlite::{self, Access, Schema, Synchronous};
 use crate::{Error, Result};
 
 /// The key store's file name in the data directory.
@@ -45,63 +44,9 @@ pub const MAX_NAME_LEN: usize = 100;
 /// The prefix of generated keys (recognisable in logs and secret scanners).
 pub const KEY_PREFIX: &str = "fxa_";
 
-/// A role: what a key may do (the permission table is [`crate::http::auth`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Everything, including keys, device credentials and the audit log.
-    Admin,
-    /// Reads everything operational; transitions, assigns and dismisses tickets.
-    Planner,
-    /// Reads tickets and devices; diagnoses and records outcomes on assigned tickets.
-    Engineer,
-    /// Machine access: reads, events, webhooks, metrics.
-    Integration,
-}
-
-impl Role {
-    /// Every role.
-    pub const ALL: [Role; 4] = [
-        Role::Admin,
-        Role::Planner,
-        Role::Engineer,
-        Role::Integration,
-    ];
-
-    /// The name used in the API and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Planner => "planner",
-            Role::Engineer => "engineer",
-            Role::Integration => "integration",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| {
-                Error::BadRequest(format!(
-                    "unknown role {s:?}: expected admin, planner, engineer or integration"
-                ))
-            })
-    }
-}
-
 /// A stored key, without its secret.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeyInfo {
     /// Key id (stable; named in the audit log).
     pub id: i64,
@@ -110,10 +55,10 @@ pub struct KeyInfo {
     /// A label chosen at creation, e.g. who or what holds it.
     pub name: String,
     /// When it was created.
-    #[schema(value_type = String, example = "2026-11-24T06:00:00.000Z")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "2026-11-24T06:00:00.000Z"))]
     pub created_at: Timestamp,
     /// When it was revoked; `null` while it is valid.
-    #[schema(value_type = Option<String>)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub revoked_at: Option<Timestamp>,
 }
 
@@ -128,13 +73,13 @@ pub fn generate_key() -> String {
 /// visible ASCII characters (it travels in an HTTP header).
 pub fn check_supplied_key(key: &str) -> Result<()> {
     if key.len() < MIN_SUPPLIED_KEY_LEN || key.len() > MAX_KEY_LEN {
-        return Err(Error::BadRequest(format!(
+        return Err(Error::Invalid(format!(
             "an API key must have {MIN_SUPPLIED_KEY_LEN} to {MAX_KEY_LEN} characters, this one has {}",
             key.len()
         )));
     }
     if !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(Error::BadRequest(
+        return Err(Error::Invalid(
             "an API key may contain only visible ASCII characters".into(),
         ));
     }
@@ -149,7 +94,7 @@ fn hash_key(key: &str) -> Vec<u8> {
 pub fn check_name(name: &str) -> Result<()> {
     let n = name.chars().count();
     if n == 0 || n > MAX_NAME_LEN || name.chars().any(char::is_control) {
-        return Err(Error::BadRequest(format!(
+        return Err(Error::Invalid(format!(
             "a key name must have 1 to {MAX_NAME_LEN} characters and no control characters"
         )));
     }
@@ -157,12 +102,13 @@ pub fn check_name(name: &str) -> Result<()> {
 }
 
 /// One audit record: who did what, when, and how it ended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
     /// Record id (the cursor of `GET /api/v1/audit`).
     pub id: i64,
     /// When the request was answered.
-    #[schema(value_type = String, example = "2026-11-24T06:00:00.000Z")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, example = "2026-11-24T06:00:00.000Z"))]
     pub at: Timestamp,
     /// The key that made the request.
     pub key_id: i64,
@@ -214,6 +160,14 @@ impl fmt::Debug for AccessStore {
     }
 }
 
+/// `keys.db`, version 1 (files from before versions have the same tables).
+const KEYS: Schema = Schema {
+    file: KEYS_DB,
+    version: 1,
+    create: &[SCHEMA],
+    upgrade: |_, _| Ok(()),
+};
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS api_keys (
     id INTEGER PRIMARY KEY,
@@ -236,10 +190,6 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at);
 ";
-
-fn now() -> Timestamp {
-    Timestamp(chrono::Utc::now().timestamp_millis())
-}
 
 fn parse_role(s: String) -> rusqlite::Result<Role> {
     s.parse().map_err(|_| {
@@ -264,10 +214,7 @@ fn key_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyInfo> {
 impl AccessStore {
     /// Opens (creating if needed) the store at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.execute_batch(SCHEMA)?;
+        let conn = sqlite::open(path, Access::ReadWrite(Synchronous::Full), &KEYS)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_owned(),
@@ -285,11 +232,7 @@ impl AccessStore {
     }
 
     fn with_conn<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self
-            .conn
-            .lock()
-            .map_err(|_| Error::Task("the key store's connection lock is poisoned".into()))?;
-        f(&conn)
+        f(&sqlite::lock(&self.conn))
     }
 
     /// Creates a key with a generated secret; returns the secret (shown once) and the
@@ -304,7 +247,7 @@ impl AccessStore {
     pub fn insert(&self, key: &str, role: Role, name: &str) -> Result<KeyInfo> {
         check_supplied_key(key)?;
         check_name(name)?;
-        let created_at = now();
+        let created_at = crate::now();
         self.with_conn(|c| {
             let inserted = c.execute(
                 "INSERT INTO api_keys (hash, role, name, created_at) VALUES (?1, ?2, ?3, ?4)
@@ -378,7 +321,7 @@ impl AccessStore {
     /// is no such key or it is revoked already; [`Error::Conflict`] if it is the last
     /// valid admin key (create another first: nobody could manage keys over the API).
     pub fn revoke(&self, id: i64) -> Result<KeyInfo> {
-        let at = now();
+        let at = crate::now();
         self.with_conn(|c| {
             let changed = c.execute(
                 "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL
@@ -420,7 +363,7 @@ impl AccessStore {
                 "INSERT INTO audit (at, key_id, key_name, role, method, path, status, summary)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
-                    now().millis(),
+                    crate::now().millis(),
                     record.key_id,
                     record.key_name,
                     record.role.as_str(),
@@ -437,7 +380,7 @@ impl AccessStore {
     /// Deletes audit records written more than `retention_ms` ago; returns how many.
     /// `fixahead run` calls it hourly with `[http] audit_retention`.
     pub fn prune_audit(&self, retention_ms: i64) -> Result<usize> {
-        let cutoff = now().millis().saturating_sub(retention_ms);
+        let cutoff = crate::now().millis().saturating_sub(retention_ms);
         self.with_conn(|c| Ok(c.execute("DELETE FROM audit WHERE at < ?1", params![cutoff])?))
     }
 
