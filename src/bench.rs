@@ -9,7 +9,7 @@ use domain::{DeviceId, Message, ProfileSet, Timestamp};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::BenchCommand;
-use crate::simulate::{peak_rss_bytes, write_history_with_bar};
+use server::commands::simulate::write_history_with_bar;
 
 /// Training target: at most this long for [`TRAIN_TARGET_ROWS`] feature rows.
 const TRAIN_TARGET_SECS: f64 = 60.0;
@@ -51,7 +51,7 @@ fn fleet_for_rows(rows: u64, days: u32, kinds: &[String]) -> anyhow::Result<(usi
 }
 
 /// `fixahead bench train` and `fixahead bench score`.
-pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
+pub(crate) async fn run_train_or_score(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Train {
             rows,
@@ -589,6 +589,131 @@ fn time_features_only(scorer: &mut models::Scorer, batch: &[Message]) -> Duratio
         std::hint::black_box(scorer.observe(std::hint::black_box(m)));
     }
     t0.elapsed()
+}
+
+/// Peak resident memory of this process, from /proc (Linux).
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// `fixahead bench ...`
+pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        command @ (BenchCommand::Train { .. } | BenchCommand::Score { .. }) => {
+            run_train_or_score(command).await?;
+        }
+        BenchCommand::Ingest(args) => crate::bench_ingest::run(args).await?,
+        BenchCommand::FleetAlarms {
+            seeds,
+            devices,
+            days,
+            multiplier,
+            component,
+        } => tokio::task::block_in_place(|| {
+            crate::bench_fleet::run(seeds, devices, days, multiplier, component)
+        })?,
+        BenchCommand::Insight(args) => crate::bench_insight::run(args).await?,
+        BenchCommand::SimulateOffline { devices, days, out } => {
+            let tmp;
+            let dir = match out {
+                Some(d) => d,
+                None => {
+                    tmp =
+                        std::env::temp_dir().join(format!("fixahead-bench-{}", std::process::id()));
+                    tmp.clone()
+                }
+            };
+            let duration_ms = i64::from(days) * Timestamp::DAY_MS;
+            let config = simulators::FleetConfig {
+                devices,
+                seed: 1,
+                start: simulators::FleetConfig::DEFAULT_START,
+                ..simulators::FleetConfig::default()
+            };
+            let started = Instant::now();
+            let summary =
+                write_history_with_bar(&dir, config, ProfileSet::builtin(), duration_ms).await?;
+            let secs = started.elapsed().as_secs_f64();
+            let bytes: u64 = ["telemetry.jsonl", "events.jsonl", "devices.jsonl"]
+                .iter()
+                .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+                .map(|m| m.len())
+                .sum();
+            println!("bench simulate-offline");
+            println!("  devices            {devices}");
+            println!("  simulated days     {days}");
+            println!("  messages           {}", summary.messages);
+            println!("  failures           {}", summary.failures);
+            println!("  history size       {:.1} MB", bytes as f64 / 1e6);
+            println!("  wall time          {secs:.1} s   (target: at most 60 s for 10,000 devices x 90 days)");
+            println!(
+                "  throughput         {:.0} messages/s",
+                summary.messages as f64 / secs
+            );
+            if let Some(rss) = peak_rss_bytes() {
+                println!("  peak memory        {:.0} MB", rss as f64 / 1e6);
+            }
+            if dir.starts_with(std::env::temp_dir())
+                && dir
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("fixahead-bench-"))
+            {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+        BenchCommand::SimulateLive {
+            devices,
+            seconds,
+            connections,
+            mqtt_url,
+            mqtt_tls,
+        } => {
+            let (host, port, tls, where_) = match &mqtt_url {
+                Some(url) => {
+                    let endpoint = mqtt_tls.endpoint(url)?;
+                    (
+                        endpoint.host,
+                        endpoint.port,
+                        endpoint.tls.map(|t| t.rumqttc()),
+                        format!("external broker {url}; peak memory is the publisher's alone"),
+                    )
+                }
+                None => {
+                    let settings = ingest::broker::BrokerSettings::new(std::net::SocketAddr::from(
+                        ([127, 0, 0, 1], 0),
+                    ));
+                    let addr = ingest::broker::start(&settings)?.addr();
+                    (
+                        addr.ip().to_string(),
+                        addr.port(),
+                        None,
+                        "embedded broker in this process; peak memory includes it".to_owned(),
+                    )
+                }
+            };
+            let result =
+                simulators::bench_live(devices, seconds, connections, &host, port, tls).await?;
+            println!("bench simulate-live (QoS 1, no subscriber, {where_})");
+            println!("  devices            {}", result.devices);
+            println!("  connections        {}", result.connections);
+            println!("  simulation speed   {:.0}x", result.speed);
+            println!("  measured for       {:.1} s", result.seconds);
+            println!("  published          {}", result.published);
+            println!("  acknowledged       {}", result.acked);
+            println!(
+                "  throughput         {:.0} messages/s   (target: at least 50,000)",
+                result.msgs_per_sec
+            );
+            println!(
+                "  peak RSS           {:.0} MB   (target: publisher under 2 GB)",
+                result.peak_rss_bytes as f64 / 1e6
+            );
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

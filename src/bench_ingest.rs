@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::bench::TempDir;
 use crate::cli::IngestBenchArgs;
-use crate::config::Config;
+use server::settings::{ConfigFile, Overrides, Settings};
 
 /// Ratio target with the embedded broker.
 const RATIO_TARGET_EMBEDDED: f64 = 0.6;
@@ -209,9 +209,9 @@ pub(crate) async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
 
     // 5. The pipeline.
     let data_dir = tmp.0.join("data");
-    let mut config = Config {
+    let mut config = ConfigFile {
         data_dir: data_dir.clone(),
-        ..Config::default()
+        ..ConfigFile::default()
     };
     config.mqtt.url = Some(match &args.mqtt_url {
         Some(url) => url.clone(),
@@ -227,12 +227,13 @@ pub(crate) async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
     if let Some(ms) = args.batch_interval_ms {
         config.ingest.batch_interval_ms = ms;
     }
-    config.validate()?;
+    let batch_interval_ms = config.ingest.batch_interval_ms;
+    let settings = Settings::build(config, &Overrides::default())?;
     // The stores commit with an fsync each (`synchronous = full`): the disk's fsync
     // latency, measured next to them before and after, is part of the context.
     std::fs::create_dir_all(&data_dir)?;
     let fsync_before = tokio::task::block_in_place(|| fsync_latency(&data_dir))?;
-    let running = crate::app::start(&config, profiles.clone()).await?;
+    let running = server::app::start(&settings, profiles.clone()).await?;
     // The bench reads the pipeline's progress through the API, with its own admin key.
     let access = running.access.clone();
     let (key, _) = tokio::task::block_in_place(|| access.create(api::Role::Admin, "bench ingest"))?;
@@ -264,7 +265,7 @@ pub(crate) async fn run(args: IngestBenchArgs) -> anyhow::Result<()> {
         "messages": load.timed.len(),
         "devices": args.devices,
         "publisher_connections": args.connections,
-        "batch_interval_ms": config.ingest.batch_interval_ms,
+        "batch_interval_ms": batch_interval_ms,
         "max_ahead": args.max_ahead,
         "payload_bytes_mean": round1(load.payload_bytes_mean),
         "model": model_source,

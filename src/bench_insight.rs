@@ -201,10 +201,10 @@ pub(crate) async fn run(args: InsightBenchArgs) -> anyhow::Result<()> {
         Arc::new(|| serde_json::Value::Null),
     )
     .with_access(access)
-    .with_regions(crate::insight::DeviceRegions::lookup(
+    .with_regions(server::insight::DeviceRegions::lookup(
         store::hot::StoreReader::open(&dir.join("hot.db"))?,
     ))
-    .with_drift(crate::insight::drift_reporter(drift))
+    .with_drift(server::insight::drift_reporter(drift))
     .with_fleet(
         api::fleet::FleetSettings::default(),
         store::hot::StoreReader::open(&dir.join("hot.db"))?,

@@ -1,28 +1,21 @@
-//! The `fixahead` binary: thin glue over the library crates.
+//! The `fixahead` binary: parses the command line and calls the crate that does the
+//! work (`server` for the product's commands, `bench` for benchmarks).
 
 /// mimalloc instead of the system allocator: scoring builds a few small strings per
 /// prediction and ingest a few per message; measured in docs/benchmarks.md.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod app;
 mod bench;
 mod bench_fleet;
 mod bench_ingest;
 mod bench_insight;
 mod cli;
-mod commands;
-mod config;
-mod devices;
-mod feedback;
-mod insight;
-mod keys;
-mod scoring;
-mod simulate;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use server::commands;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -42,18 +35,20 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         .enable_all()
         .thread_name("fixahead")
         .build()?;
+    use cli::Command;
     match cli.command {
-        cli::Command::Run(args) => runtime.block_on(commands::run(args)),
-        cli::Command::Demo(args) => runtime.block_on(commands::demo(args)),
-        cli::Command::Simulate(args) => runtime.block_on(simulate::simulate(args)),
-        cli::Command::Replay(args) => runtime.block_on(simulate::replay(args)),
-        cli::Command::Bench(command) => runtime.block_on(simulate::bench(command)),
-        cli::Command::Train(args) => commands::train(args),
-        cli::Command::Eval(args) => commands::eval(args),
-        cli::Command::Predict(args) => commands::predict(args),
-        cli::Command::Devices(args) => devices::devices(args),
-        cli::Command::Keys(args) => keys::keys(args),
+        Command::Run(args) => runtime.block_on(commands::run(args))?,
+        Command::Demo(args) => runtime.block_on(commands::demo(args))?,
+        Command::Simulate(args) => runtime.block_on(commands::simulate(args))?,
+        Command::Replay(args) => runtime.block_on(commands::replay(args))?,
+        Command::Bench(command) => runtime.block_on(bench::run(command))?,
+        Command::Train(args) => commands::train(args)?,
+        Command::Eval(args) => commands::eval(args)?,
+        Command::Predict(args) => commands::predict(args)?,
+        Command::Devices(args) => commands::devices(args)?,
+        Command::Keys(args) => commands::keys(args)?,
     }
+    Ok(())
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default level.

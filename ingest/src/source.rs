@@ -38,13 +38,16 @@ pub const MQTT5_SESSION_EXPIRY_S: u32 = u32::MAX;
 /// CONNECT's receive maximum); the embedded broker's window is the same size.
 pub const MQTT5_RECEIVE_MAXIMUM: u16 = 1000;
 
-/// The MQTT protocol version spoken to the broker.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The MQTT protocol version spoken to the broker; `mqtt.protocol` in the
+/// configuration file (`"3.1.1"` or `"5"`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 pub enum Protocol {
     /// MQTT 3.1.1 (the default; every broker speaks it).
     #[default]
+    #[serde(rename = "3.1.1")]
     V311,
     /// MQTT 5.
+    #[serde(rename = "5")]
     V5,
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use models::drift::{self, DriftMonitor, TypeDrift};
 
 /// `GET /api/v1/models/drift`'s reporter over the scorer's monitor.
-pub(crate) fn drift_reporter(monitor: DriftMonitor) -> api::DriftReporter {
+pub fn drift_reporter(monitor: DriftMonitor) -> api::DriftReporter {
     Arc::new(move || {
         let settings = monitor.settings();
         api::DriftReport {
@@ -59,14 +59,14 @@ const REGIONS_TTL: Duration = Duration::from_secs(30);
 type RegionMap = Arc<HashMap<String, String>>;
 
 /// The device registry's regions (hot.db), read at most every [`REGIONS_TTL`].
-pub(crate) struct DeviceRegions {
+pub struct DeviceRegions {
     reader: store::hot::StoreReader,
     cached: Mutex<Option<(Instant, RegionMap)>>,
 }
 
 impl DeviceRegions {
     /// The lookup the API takes ([`api::AppState::with_regions`]).
-    pub(crate) fn lookup(reader: store::hot::StoreReader) -> api::RegionLookup {
+    pub fn lookup(reader: store::hot::StoreReader) -> api::RegionLookup {
         Arc::new(DeviceRegions {
             reader,
             cached: Mutex::new(None),

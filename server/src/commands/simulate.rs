@@ -1,18 +1,22 @@
-//! The simulator-facing commands: `simulate`, `replay` and `bench`.
+//! The simulator's commands: `simulate` (a live fleet over MQTT, or a history
+//! directory) and `replay` (any history directory to a broker).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
 use domain::{ProfileSet, Timestamp};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
-use crate::cli::{BenchCommand, ReplayArgs, SimulateArgs};
-use crate::commands::{now, shutdown_signal, simulator_config};
+use super::demo::fleet_config as simulator_config;
+use super::run::shutdown_signal;
+use crate::cli::{ReplayArgs, SimulateArgs};
+use crate::error::bail;
+use crate::now;
+use crate::{Context, Result};
 
 /// Parses `BATCH[:COMPONENT[:MULTIPLIER]]`.
-fn parse_defective_batch(spec: &str) -> anyhow::Result<simulators::DefectiveBatch> {
+fn parse_defective_batch(spec: &str) -> Result<simulators::DefectiveBatch> {
     let mut parts = spec.split(':');
     let batch = parts
         .next()
@@ -38,7 +42,7 @@ fn parse_defective_batch(spec: &str) -> anyhow::Result<simulators::DefectiveBatc
     })
 }
 
-fn fleet_config(args: &SimulateArgs, start: Timestamp) -> anyhow::Result<simulators::FleetConfig> {
+fn fleet_config(args: &SimulateArgs, start: Timestamp) -> Result<simulators::FleetConfig> {
     let mut config = simulators::FleetConfig {
         refrigerator_interval_s: args.refrigerator_interval,
         ..simulator_config(args.devices, args.seed, start, args.early_degradation)
@@ -65,7 +69,7 @@ fn cancel_on_signal() -> CancellationToken {
 }
 
 /// `fixahead simulate`
-pub(crate) async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
+pub async fn simulate(args: SimulateArgs) -> Result<()> {
     let profiles = ProfileSet::builtin();
     if let Some(out) = &args.out {
         if args.inject.is_some() {
@@ -119,12 +123,12 @@ pub(crate) async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
 }
 
 /// Writes a history with a progress bar over simulated time.
-pub(crate) async fn write_history_with_bar(
+pub async fn write_history_with_bar(
     out: &Path,
     config: simulators::FleetConfig,
     profiles: ProfileSet,
     duration_ms: i64,
-) -> anyhow::Result<simulators::HistorySummary> {
+) -> Result<simulators::HistorySummary> {
     let bar = ProgressBar::new(u64::try_from(duration_ms / Timestamp::HOUR_MS).unwrap_or(0));
     bar.set_style(
         ProgressStyle::with_template(
@@ -146,7 +150,7 @@ pub(crate) async fn write_history_with_bar(
 }
 
 /// `fixahead replay`
-pub(crate) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
+pub async fn replay(args: ReplayArgs) -> Result<()> {
     let endpoint = args.mqtt_tls.endpoint(&args.mqtt_url)?;
     let speed = match args.speed.as_str() {
         "max" => None,
@@ -174,131 +178,6 @@ pub(crate) async fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("replaying {}", args.dir.display()))?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
-    Ok(())
-}
-
-/// Peak resident memory of this process, from /proc (Linux).
-pub(crate) fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
-/// `fixahead bench ...`
-pub(crate) async fn bench(command: BenchCommand) -> anyhow::Result<()> {
-    match command {
-        command @ (BenchCommand::Train { .. } | BenchCommand::Score { .. }) => {
-            crate::bench::run(command).await?;
-        }
-        BenchCommand::Ingest(args) => crate::bench_ingest::run(args).await?,
-        BenchCommand::FleetAlarms {
-            seeds,
-            devices,
-            days,
-            multiplier,
-            component,
-        } => tokio::task::block_in_place(|| {
-            crate::bench_fleet::run(seeds, devices, days, multiplier, component)
-        })?,
-        BenchCommand::Insight(args) => crate::bench_insight::run(args).await?,
-        BenchCommand::SimulateOffline { devices, days, out } => {
-            let tmp;
-            let dir = match out {
-                Some(d) => d,
-                None => {
-                    tmp =
-                        std::env::temp_dir().join(format!("fixahead-bench-{}", std::process::id()));
-                    tmp.clone()
-                }
-            };
-            let duration_ms = i64::from(days) * Timestamp::DAY_MS;
-            let config = simulators::FleetConfig {
-                devices,
-                seed: 1,
-                start: simulators::FleetConfig::DEFAULT_START,
-                ..simulators::FleetConfig::default()
-            };
-            let started = Instant::now();
-            let summary =
-                write_history_with_bar(&dir, config, ProfileSet::builtin(), duration_ms).await?;
-            let secs = started.elapsed().as_secs_f64();
-            let bytes: u64 = ["telemetry.jsonl", "events.jsonl", "devices.jsonl"]
-                .iter()
-                .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
-                .map(|m| m.len())
-                .sum();
-            println!("bench simulate-offline");
-            println!("  devices            {devices}");
-            println!("  simulated days     {days}");
-            println!("  messages           {}", summary.messages);
-            println!("  failures           {}", summary.failures);
-            println!("  history size       {:.1} MB", bytes as f64 / 1e6);
-            println!("  wall time          {secs:.1} s   (target: at most 60 s for 10,000 devices x 90 days)");
-            println!(
-                "  throughput         {:.0} messages/s",
-                summary.messages as f64 / secs
-            );
-            if let Some(rss) = peak_rss_bytes() {
-                println!("  peak memory        {:.0} MB", rss as f64 / 1e6);
-            }
-            if dir.starts_with(std::env::temp_dir())
-                && dir
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("fixahead-bench-"))
-            {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-        }
-        BenchCommand::SimulateLive {
-            devices,
-            seconds,
-            connections,
-            mqtt_url,
-            mqtt_tls,
-        } => {
-            let (host, port, tls, where_) = match &mqtt_url {
-                Some(url) => {
-                    let endpoint = mqtt_tls.endpoint(url)?;
-                    (
-                        endpoint.host,
-                        endpoint.port,
-                        endpoint.tls.map(|t| t.rumqttc()),
-                        format!("external broker {url}; peak memory is the publisher's alone"),
-                    )
-                }
-                None => {
-                    let settings = ingest::broker::BrokerSettings::new(std::net::SocketAddr::from(
-                        ([127, 0, 0, 1], 0),
-                    ));
-                    let addr = ingest::broker::start(&settings)?.addr();
-                    (
-                        addr.ip().to_string(),
-                        addr.port(),
-                        None,
-                        "embedded broker in this process; peak memory includes it".to_owned(),
-                    )
-                }
-            };
-            let result =
-                simulators::bench_live(devices, seconds, connections, &host, port, tls).await?;
-            println!("bench simulate-live (QoS 1, no subscriber, {where_})");
-            println!("  devices            {}", result.devices);
-            println!("  connections        {}", result.connections);
-            println!("  simulation speed   {:.0}x", result.speed);
-            println!("  measured for       {:.1} s", result.seconds);
-            println!("  published          {}", result.published);
-            println!("  acknowledged       {}", result.acked);
-            println!(
-                "  throughput         {:.0} messages/s   (target: at least 50,000)",
-                result.msgs_per_sec
-            );
-            println!(
-                "  peak RSS           {:.0} MB   (target: publisher under 2 GB)",
-                result.peak_rss_bytes as f64 / 1e6
-            );
-        }
-    }
     Ok(())
 }
 

@@ -8,37 +8,35 @@
 //! no models.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{bail, Context};
 use domain::{DeviceId, OutcomeKind, ProfileSet, Timestamp};
 use models::history::{EventKind, HealthyCheck, HistoryEvent, HistoryStats};
 use models::train::LABELS_FROM_STORE;
 use models::TrainingData;
-use store::hot::StoreReader;
-use store::tickets::TicketOutcome;
 
-/// The hot store's file name in a data directory.
-pub(crate) const HOT_DB: &str = "hot.db";
-/// The ticket store's file name in a data directory.
-pub(crate) const TICKETS_DB: &str = "tickets.db";
+use crate::error::bail;
+use crate::{Context, Result};
+use store::hot::{StoreReader, HOT_DB};
+use store::tickets::TicketOutcome;
+use store::tickets::TICKETS_DB;
 
 /// What the ticket outcomes became.
 #[derive(Debug, Default, PartialEq)]
-pub(crate) struct Labels {
+pub struct Labels {
     /// A failure and its repair per confirmed failure.
-    pub(crate) events: Vec<HistoryEvent>,
+    pub events: Vec<HistoryEvent>,
     /// One check per no-fault-found outcome.
-    pub(crate) checks: Vec<HealthyCheck>,
+    pub checks: Vec<HealthyCheck>,
     /// Outcomes per kind (wire name), labelled or not.
-    pub(crate) outcomes: BTreeMap<&'static str, u64>,
+    pub outcomes: BTreeMap<&'static str, u64>,
     /// Outcomes whose device id does not parse (a hand-edited store): skipped.
-    pub(crate) skipped: u64,
+    pub skipped: u64,
 }
 
 impl Labels {
     /// Confirmed failures that became failure events.
-    pub(crate) fn failures(&self) -> usize {
+    pub fn failures(&self) -> usize {
         self.events
             .iter()
             .filter(|e| e.kind == EventKind::Failure)
@@ -55,7 +53,7 @@ impl Labels {
 /// * `no_fault_found`: a [`HealthyCheck`] of the ticket's component at the recording
 ///   time.
 /// * `customer_declined`, `not_reached`: counted, no label (nobody looked).
-pub(crate) fn labels_from_outcomes(outcomes: &[TicketOutcome]) -> Labels {
+pub fn labels_from_outcomes(outcomes: &[TicketOutcome]) -> Labels {
     let mut labels = Labels::default();
     for t in outcomes {
         let o = &t.outcome;
@@ -94,10 +92,7 @@ pub(crate) fn labels_from_outcomes(outcomes: &[TicketOutcome]) -> Labels {
 
 /// The training data of a data directory, after checking it holds enough to train:
 /// telemetry, and at least one confirmed failure. Prints what it found.
-pub(crate) fn training_data(
-    data_dir: &Path,
-    profiles: ProfileSet,
-) -> anyhow::Result<TrainingData<'static>> {
+pub fn training_data(data_dir: &Path, profiles: ProfileSet) -> Result<TrainingData<'static>> {
     let hot = data_dir.join(HOT_DB);
     let tickets = data_dir.join(TICKETS_DB);
     for (path, what) in [(&hot, "hot store"), (&tickets, "ticket store")] {
@@ -179,23 +174,6 @@ fn outcome_summary(labels: &Labels) -> String {
         line.push_str(&format!(", {} skipped (invalid device id)", labels.skipped));
     }
     line
-}
-
-/// The data directory of `train --from-store`: `--data-dir`, else the config file's,
-/// else `run`'s default; and the profiles of the config file.
-pub(crate) fn data_dir_and_profiles(
-    data_dir: Option<&Path>,
-    config: Option<&Path>,
-) -> anyhow::Result<(PathBuf, ProfileSet)> {
-    let config = match config {
-        Some(path) => crate::config::Config::load(path)?,
-        None => crate::config::Config::default(),
-    };
-    let profiles = crate::config::load_profiles(config.profiles.dir.as_deref())?;
-    Ok((
-        data_dir.map_or(config.data_dir, Path::to_path_buf),
-        profiles,
-    ))
 }
 
 #[cfg(test)]

@@ -1,37 +1,38 @@
-//! `fixahead keys`: API keys in `DATA_DIR/keys.db`, and the first admin key at start-up.
-//!
-//! Safe beside a running `fixahead run` on the same data directory: the API looks every
-//! request's key up in the store, so a created or revoked key counts from the next
-//! request, without a restart.
+//! The first admin API key, made sure of at start-up: from `FIXAHEAD_ADMIN_KEY`, or
+//! generated and written to `DATA_DIR/admin.key`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-use api::access::{check_supplied_key, AccessStore, KEYS_DB};
-use api::Role;
+use domain::Role;
+use store::access::{check_supplied_key, generate_key, AccessStore};
 
-use crate::cli::{KeysArgs, KeysCommand};
-use crate::config::Config;
+use crate::error::bail;
+use crate::{Context, Result};
 
 /// The environment variable that supplies the first admin key.
-pub(crate) const ADMIN_KEY_ENV: &str = "FIXAHEAD_ADMIN_KEY";
+pub const ADMIN_KEY_ENV: &str = "FIXAHEAD_ADMIN_KEY";
 /// Where a generated first admin key is written (mode 0600).
-pub(crate) const ADMIN_KEY_FILE: &str = "admin.key";
+pub const ADMIN_KEY_FILE: &str = "admin.key";
 
 /// How the first admin key came about at this start. (No `Debug`: it may hold the key.)
-pub(crate) enum Bootstrap {
+pub enum Bootstrap {
     /// A valid admin key existed already.
     Existing,
     /// Stored from `FIXAHEAD_ADMIN_KEY`.
     FromEnv,
     /// Generated now: shown once by the caller, and written to `file`.
-    Generated { key: String, file: PathBuf },
+    Generated {
+        /// The key.
+        key: String,
+        /// Where it was written.
+        file: PathBuf,
+    },
 }
 
 /// Makes sure a valid admin key exists: from `FIXAHEAD_ADMIN_KEY` if set, else a
 /// generated one written to `DATA_DIR/admin.key` with mode 0600.
-pub(crate) fn ensure_admin_key(store: &AccessStore, data_dir: &Path) -> anyhow::Result<Bootstrap> {
+pub fn ensure(store: &AccessStore, data_dir: &Path) -> Result<Bootstrap> {
     let supplied = match std::env::var(ADMIN_KEY_ENV) {
         Ok(k) => Some(k),
         Err(std::env::VarError::NotPresent) => None,
@@ -58,7 +59,7 @@ pub(crate) fn ensure_admin_key(store: &AccessStore, data_dir: &Path) -> anyhow::
         tracing::info!("Stored the first admin API key from {ADMIN_KEY_ENV}");
         return Ok(Bootstrap::FromEnv);
     }
-    let key = api::access::generate_key();
+    let key = generate_key();
     let file = data_dir.join(ADMIN_KEY_FILE);
     write_private(&file, &format!("{key}\n"))?;
     store.insert(&key, Role::Admin, "admin (generated at first start)")?;
@@ -66,7 +67,7 @@ pub(crate) fn ensure_admin_key(store: &AccessStore, data_dir: &Path) -> anyhow::
 }
 
 /// Writes `text` to `path`, readable and writable by the owner only.
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+fn write_private(path: &Path, text: &str) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -90,7 +91,7 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 }
 
 /// Prints a generated first admin key, once, on stderr.
-pub(crate) fn announce(bootstrap: &Bootstrap) {
+pub fn announce(bootstrap: &Bootstrap) {
     if let Bootstrap::Generated { key, file } = bootstrap {
         eprintln!();
         eprintln!("Created the first admin API key. It is shown only now; it is also in {} (mode 0600): move it to your secret store and delete the file.", file.display());
@@ -98,67 +99,4 @@ pub(crate) fn announce(bootstrap: &Bootstrap) {
         eprintln!("Send it as `Authorization: Bearer <key>`; create keys for people and systems with `fixahead keys create --role ROLE` (docs/operations.md, \"API keys\").");
         eprintln!();
     }
-}
-
-fn data_dir(args: &KeysArgs) -> anyhow::Result<PathBuf> {
-    if let Some(d) = &args.data_dir {
-        return Ok(d.clone());
-    }
-    Ok(match &args.config {
-        Some(path) => Config::load(path)?.data_dir,
-        None => Config::default().data_dir,
-    })
-}
-
-/// `fixahead keys ...`
-pub(crate) fn keys(args: KeysArgs) -> anyhow::Result<()> {
-    let dir = data_dir(&args)?;
-    let open = || -> anyhow::Result<AccessStore> {
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("creating data directory {}", dir.display()))?;
-        AccessStore::open_in(&dir)
-            .with_context(|| format!("opening the key store in {}", dir.display()))
-    };
-    match &args.command {
-        KeysCommand::Create { role, name } => {
-            let role: Role = role.parse()?;
-            let name = name
-                .clone()
-                .unwrap_or_else(|| format!("{role} (command line)"));
-            let store = open()?;
-            let (key, info) = store.create(role, &name)?;
-            // Alone on stdout, for `KEY=$(fixahead keys create --role planner)`.
-            println!("{key}");
-            eprintln!(
-                "Created API key {} ({role}, {name:?}). It is shown only now; fixahead keeps its hash in {}.",
-                info.id,
-                store.path().display()
-            );
-        }
-        KeysCommand::List => {
-            if !dir.join(KEYS_DB).exists() {
-                bail!(
-                    "{} has no {KEYS_DB}: start fixahead once, or create a key",
-                    dir.display()
-                );
-            }
-            for k in open()?.list()? {
-                let revoked = k
-                    .revoked_at
-                    .map_or_else(|| "valid".to_owned(), |t| format!("revoked {t}"));
-                println!(
-                    "{}\t{}\t{}\t{}\t{}",
-                    k.id, k.role, k.created_at, revoked, k.name
-                );
-            }
-        }
-        KeysCommand::Revoke { id } => {
-            let info = open()?.revoke(*id)?;
-            eprintln!(
-                "Revoked API key {} ({}, {:?}): requests with it get 401 from now on.",
-                info.id, info.role, info.name
-            );
-        }
-    }
-    Ok(())
 }

@@ -22,19 +22,19 @@ const MAX_BATCH: usize = 512;
 const RECENT_FAULTS: usize = 20;
 
 /// What the stage owns.
-pub(crate) struct ScoringStage {
-    pub(crate) scorer: Scorer,
-    pub(crate) tickets: api::TicketService,
-    pub(crate) reader: StoreReader,
-    pub(crate) profiles: Arc<ProfileSet>,
+pub struct ScoringStage {
+    pub scorer: Scorer,
+    pub tickets: api::TicketService,
+    pub reader: StoreReader,
+    pub profiles: Arc<ProfileSet>,
     /// Where devices' answers to commands are recorded.
-    pub(crate) commands: api::CommandService,
+    pub commands: api::CommandService,
     /// Counts answers that matched no open command.
-    pub(crate) metrics: Arc<ingest::metrics::IngestMetrics>,
+    pub metrics: Arc<ingest::metrics::IngestMetrics>,
 }
 
 /// Runs until the writer closes the channel.
-pub(crate) async fn run(mut stage: ScoringStage, mut rx: mpsc::Receiver<Message>) {
+pub async fn run(mut stage: ScoringStage, mut rx: mpsc::Receiver<Message>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.recv().await {
         batch.clear();
@@ -142,7 +142,7 @@ struct Signals {
 /// component. The ends matter: a flag that goes down and comes up again within one
 /// batch (an expired prediction restated, `models::scorer`) is two flag episodes, and
 /// the ticket store can only tell them apart if it sees the unflagged score between.
-fn condense(predictions: Vec<Prediction>) -> Vec<Prediction> {
+pub(crate) fn condense(predictions: Vec<Prediction>) -> Vec<Prediction> {
     let mut keep = vec![false; predictions.len()];
     // Per component: the index of its latest prediction so far, and whether it flagged.
     let mut latest: BTreeMap<&str, (usize, bool)> = BTreeMap::new();

@@ -7,30 +7,28 @@
 use std::io::Read as _;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
 use domain::DeviceId;
 use store::credentials::{export_mosquitto, CredentialStore};
 
 use crate::cli::{DevicesArgs, DevicesCommand};
-use crate::config::Config;
+use crate::error::bail;
+use crate::settings::ConfigFile;
+use crate::{Context, Result};
 
 /// The data directory: `--data-dir`, else the config file's, else the default.
-fn data_dir(args: &DevicesArgs) -> anyhow::Result<PathBuf> {
+fn data_dir(args: &DevicesArgs) -> Result<PathBuf> {
     if let Some(d) = &args.data_dir {
         return Ok(d.clone());
     }
-    Ok(match &args.config {
-        Some(path) => Config::load(path)?.data_dir,
-        None => Config::default().data_dir,
-    })
+    Ok(ConfigFile::load_or_default(args.config.as_deref())?.data_dir)
 }
 
-fn parse_id(raw: &str) -> anyhow::Result<DeviceId> {
-    DeviceId::parse(raw).map_err(|e| anyhow::anyhow!("{e}"))
+fn parse_id(raw: &str) -> Result<DeviceId> {
+    Ok(DeviceId::parse(raw)?)
 }
 
 /// Reads a password from stdin: all of it, without one trailing newline.
-fn password_from_stdin() -> anyhow::Result<String> {
+fn password_from_stdin() -> Result<String> {
     let mut text = String::new();
     std::io::stdin()
         .take(4096)
@@ -44,9 +42,9 @@ fn password_from_stdin() -> anyhow::Result<String> {
 }
 
 /// `fixahead devices ...`
-pub(crate) fn devices(args: DevicesArgs) -> anyhow::Result<()> {
+pub fn devices(args: DevicesArgs) -> Result<()> {
     let dir = data_dir(&args)?;
-    let open = || -> anyhow::Result<CredentialStore> {
+    let open = || -> Result<CredentialStore> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating data directory {}", dir.display()))?;
         CredentialStore::open_in(&dir)

@@ -1,0 +1,119 @@
+//! The HTTP side of start-up: the API's state over the stores and the process's
+//! reporters, served until stopped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use domain::ProfileSet;
+use ingest::archive::ArchiveMetrics;
+use ingest::metrics::IngestMetrics;
+use store::hot::StoreReader;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::stores::Stores;
+use crate::settings::Settings;
+use crate::{insight, Context, Result};
+
+/// What `/metrics`, `/health` and the model endpoints report about the rest of the
+/// process.
+pub(super) struct Reporters {
+    pub(super) metrics: Arc<IngestMetrics>,
+    pub(super) archive: Option<Arc<ArchiveMetrics>>,
+    pub(super) drift: models::DriftMonitor,
+}
+
+/// The HTTP server, started.
+pub(super) struct Served {
+    pub(super) addr: SocketAddr,
+    pub(super) task: JoinHandle<Result<()>>,
+    /// Fleet analytics, whose snapshot and detector the fleet task runs.
+    pub(super) fleet: api::fleet::Fleet,
+}
+
+/// Binds the listener and serves the API until `stop`.
+pub(super) async fn serve(
+    settings: &Settings,
+    stores: &Stores,
+    profiles: &Arc<ProfileSet>,
+    reporters: Reporters,
+    commands: api::CommandService,
+    stop: CancellationToken,
+) -> Result<Served> {
+    let listen = settings.http.listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding HTTP listener on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let state = api::AppState::new(
+        stores.tickets.clone(),
+        stores.reader.clone(),
+        (**profiles).clone(),
+        metrics_renderer(stores, &reporters),
+        health_reporter(stores, &reporters),
+    )
+    .with_drift(insight::drift_reporter(reporters.drift))
+    .with_regions(insight::DeviceRegions::lookup(stores.reader.clone()))
+    .with_credentials(stores.credentials.clone())
+    .with_webhooks(stores.webhooks.clone())
+    .with_commands(commands)
+    .with_fleet_summary(stores.fleet_summary.clone())
+    .with_access(stores.access.clone())
+    .with_body_limit(settings.http.max_body_bytes)
+    .with_fleet(settings.fleet.clone(), StoreReader::open(&stores.hot_path)?);
+    let fleet = state.fleet().clone();
+    let streams = state.clone();
+    let task = tokio::spawn(async move {
+        api::serve(listener, api::router(state), async move {
+            stop.cancelled().await;
+            // Event streams never end by themselves; graceful shutdown waits for them.
+            streams.close_streams();
+        })
+        .await
+        .context("HTTP server")
+    });
+    tracing::info!(http_addr = %addr, "HTTP API listening");
+    Ok(Served { addr, task, fleet })
+}
+
+fn metrics_renderer(stores: &Stores, r: &Reporters) -> api::MetricsRenderer {
+    let metrics = r.metrics.clone();
+    let registry = stores.registry.clone();
+    let archive = r.archive.clone();
+    let webhooks = stores.webhooks.clone();
+    let drift = r.drift.clone();
+    Arc::new(move || {
+        let mut out = String::new();
+        metrics.render_prometheus(&mut out);
+        webhooks.render_prometheus(&mut out);
+        drift.render_prometheus(&mut out);
+        if let Some(archive) = &archive {
+            archive.render_prometheus(&mut out);
+        }
+        out.push_str(&format!(
+            "# HELP fixahead_model_reloads_total Model reloads that switched to a newly activated version.\n\
+             # TYPE fixahead_model_reloads_total counter\nfixahead_model_reloads_total {}\n\
+             # HELP fixahead_model_reload_failures_total Model reloads refused (unreadable or half-written artefact); the models in use stayed.\n\
+             # TYPE fixahead_model_reload_failures_total counter\nfixahead_model_reload_failures_total {}\n",
+            registry.reloads(),
+            registry.reload_failures()
+        ));
+        out
+    })
+}
+
+fn health_reporter(stores: &Stores, r: &Reporters) -> api::HealthReporter {
+    let metrics = r.metrics.clone();
+    let registry = stores.registry.clone();
+    let archive = r.archive.clone();
+    Arc::new(move || {
+        let mut health = serde_json::json!({
+            "ingest": metrics.snapshot(),
+            "models": registry.versions(),
+        });
+        if let Some(archive) = &archive {
+            health["archive"] = serde_json::json!(archive.snapshot());
+        }
+        health
+    })
+}
