@@ -453,6 +453,17 @@ struct Fields<'a> {
     had_non_finite: bool,
 }
 
+/// What telemetry and fault messages both carry after the device id.
+struct Header {
+    ts: Timestamp,
+    seq: u64,
+    device_type: String,
+    model: String,
+    fw: Option<String>,
+    batch: Option<String>,
+    region: Option<String>,
+}
+
 impl Fields<'_> {
     fn check_device_id(&self, topic_id: &DeviceId) -> FieldResult<()> {
         match self.obj.get("device_id") {
@@ -492,10 +503,45 @@ impl Fields<'_> {
     }
 
     fn optional_string(&self, name: &'static str, max_len: usize) -> FieldResult<Option<String>> {
-        if matches!(self.obj.get(name), None | Some(Value::Null)) {
-            return Ok(None);
+        self.optional(name, |_| self.string(name, max_len))
+    }
+
+    /// An optional field: absent or `null` is `None`, any other value must `read` well.
+    fn optional<T>(
+        &self,
+        name: &str,
+        read: impl FnOnce(&Value) -> FieldResult<T>,
+    ) -> FieldResult<Option<T>> {
+        match self.obj.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => read(v).map(Some),
         }
-        self.string(name, max_len).map(Some)
+    }
+
+    /// A string field that must be exactly one of two `choices`.
+    fn one_of<T: Copy>(&self, name: &'static str, choices: [(&str, T); 2]) -> FieldResult<T> {
+        let [(a, x), (b, y)] = choices;
+        let expected = format!("{a:?} or {b:?}");
+        match self.required(name)? {
+            Value::String(s) if s == a => Ok(x),
+            Value::String(s) if s == b => Ok(y),
+            Value::String(s) => Err((
+                RejectReason::InvalidValue,
+                format!("`{name}` must be {expected}, got {:?}", truncate(s, 32)),
+            )),
+            other => Err(wrong_type(name, &expected, other)),
+        }
+    }
+
+    /// NaN or Infinity anywhere in the payload (read as `null`) rejects it: not JSON.
+    fn finite(&self) -> FieldResult<()> {
+        if self.had_non_finite {
+            return Err((
+                RejectReason::NonFiniteReading,
+                "payload contains NaN or Infinity, which JSON does not allow".into(),
+            ));
+        }
+        Ok(())
     }
 
     fn ts(&self) -> FieldResult<Timestamp> {
@@ -545,14 +591,21 @@ impl Fields<'_> {
         Ok(t)
     }
 
+    /// The fields telemetry and faults share, in the order they are checked.
+    fn header(&self, profiles: &ProfileSet) -> FieldResult<Header> {
+        Ok(Header {
+            ts: self.ts()?,
+            seq: self.seq()?,
+            device_type: self.device_type(profiles)?,
+            model: self.string("model", 64)?,
+            fw: self.optional_string("fw", 64)?,
+            batch: self.optional_string("batch", 64)?,
+            region: self.optional_string("region", 64)?,
+        })
+    }
+
     fn telemetry(&self, device_id: &DeviceId, profiles: &ProfileSet) -> FieldResult<Telemetry> {
-        let ts = self.ts()?;
-        let seq = self.seq()?;
-        let device_type = self.device_type(profiles)?;
-        let model = self.string("model", 64)?;
-        let fw = self.optional_string("fw", 64)?;
-        let batch = self.optional_string("batch", 64)?;
-        let region = self.optional_string("region", 64)?;
+        let h = self.header(profiles)?;
         let readings_obj = match self.required("readings")? {
             Value::Object(m) => m,
             other => {
@@ -579,7 +632,7 @@ impl Fields<'_> {
             ));
         }
         let profile = profiles
-            .get(&device_type)
+            .get(&h.device_type)
             .expect("device_type() checked the profile exists");
         let mut readings = Vec::with_capacity(readings_obj.len());
         for (name, value) in readings_obj {
@@ -631,97 +684,55 @@ impl Fields<'_> {
             }
             readings.push((name.clone(), x));
         }
-        if self.had_non_finite {
-            // NaN/Infinity appeared outside `readings` (e.g. in `seq`), which the typed
-            // checks above would have reported; reaching here means it sat in an
-            // ignored extra field. Still not JSON, so still rejected.
-            return Err((
-                RejectReason::NonFiniteReading,
-                "payload contains NaN or Infinity, which JSON does not allow".into(),
-            ));
-        }
+        // NaN/Infinity appeared outside `readings` (e.g. in `seq`), which the typed
+        // checks above would have reported; reaching here means it sat in an ignored
+        // extra field. Still not JSON, so still rejected.
+        self.finite()?;
         Ok(Telemetry {
             device_id: device_id.clone(),
-            ts,
-            seq,
-            device_type,
-            model,
-            fw,
-            batch,
-            region,
+            ts: h.ts,
+            seq: h.seq,
+            device_type: h.device_type,
+            model: h.model,
+            fw: h.fw,
+            batch: h.batch,
+            region: h.region,
             readings,
         })
     }
 
     fn fault(&self, device_id: &DeviceId, profiles: &ProfileSet) -> FieldResult<FaultMessage> {
-        let ts = self.ts()?;
-        let seq = self.seq()?;
-        let device_type = self.device_type(profiles)?;
-        let model = self.string("model", 64)?;
-        let fw = self.optional_string("fw", 64)?;
-        let batch = self.optional_string("batch", 64)?;
-        let region = self.optional_string("region", 64)?;
+        let h = self.header(profiles)?;
         let code = self.string("code", 32)?;
-        let state = match self.required("state")? {
-            Value::String(s) if s == "raised" => FaultState::Raised,
-            Value::String(s) if s == "cleared" => FaultState::Cleared,
-            Value::String(s) => {
-                return Err((
-                    RejectReason::InvalidValue,
-                    format!(
-                        "`state` must be \"raised\" or \"cleared\", got {:?}",
-                        truncate(s, 32)
-                    ),
-                ))
-            }
-            other => return Err(wrong_type("state", "\"raised\" or \"cleared\"", other)),
-        };
-        if self.had_non_finite {
-            return Err((
-                RejectReason::NonFiniteReading,
-                "payload contains NaN or Infinity, which JSON does not allow".into(),
-            ));
-        }
+        let state = self.one_of(
+            "state",
+            [
+                ("raised", FaultState::Raised),
+                ("cleared", FaultState::Cleared),
+            ],
+        )?;
+        self.finite()?;
         Ok(FaultMessage {
             device_id: device_id.clone(),
-            ts,
-            seq,
-            device_type,
-            model,
-            fw,
-            batch,
-            region,
+            ts: h.ts,
+            seq: h.seq,
+            device_type: h.device_type,
+            model: h.model,
+            fw: h.fw,
+            batch: h.batch,
+            region: h.region,
             code,
             state,
         })
     }
 
     fn status(&self, device_id: &DeviceId) -> FieldResult<StatusMessage> {
-        let online = match self.required("state")? {
-            // Exact in JSON, as for every other enumerated field; only the plain
-            // payload forgives the whitespace a shell tool adds (`plain_status`).
-            Value::String(s) => json_status(s).ok_or_else(|| {
-                (
-                    RejectReason::InvalidValue,
-                    format!(
-                        "`state` must be \"online\" or \"offline\", got {:?}",
-                        truncate(s, 32)
-                    ),
-                )
-            })?,
-            other => return Err(wrong_type("state", "\"online\" or \"offline\"", other)),
-        };
-        let ts = match self.obj.get("ts") {
-            None | Some(Value::Null) => None,
-            Some(_) => Some(self.ts()?),
-        };
-        if self.had_non_finite {
-            // A NaN `ts` became null above and would read as "no ts": still not JSON.
-            return Err((
-                RejectReason::NonFiniteReading,
-                "payload contains NaN or Infinity, which JSON does not allow".into(),
-            ));
-        }
+        // Exact in JSON, as for every other enumerated field; only the plain payload
+        // forgives the whitespace a shell tool adds (`plain_status`).
+        let online = self.one_of("state", [("online", true), ("offline", false)])?;
+        let ts = self.optional("ts", |_| self.ts())?;
+        // A NaN `ts` became null above and would read as "no ts": still not JSON.
+        self.finite()?;
         Ok(StatusMessage {
             device_id: device_id.clone(),
             online,
@@ -732,12 +743,7 @@ impl Fields<'_> {
 
 impl Fields<'_> {
     fn command_result(&self, device_id: &DeviceId) -> FieldResult<CommandResult> {
-        if self.had_non_finite {
-            return Err((
-                RejectReason::NonFiniteReading,
-                "payload contains NaN or Infinity, which JSON does not allow".into(),
-            ));
-        }
+        self.finite()?;
         let id = match self.required("id")? {
             Value::Number(n) => n.as_i64().filter(|i| *i >= 1).ok_or_else(|| {
                 (
@@ -747,33 +753,16 @@ impl Fields<'_> {
             })?,
             other => return Err(wrong_type("id", "an integer", other)),
         };
-        let status = match self.required("status")? {
-            Value::String(s) if s == "ok" => CommandOutcome::Ok,
-            Value::String(s) if s == "error" => CommandOutcome::Error,
-            Value::String(s) => {
-                return Err((
-                    RejectReason::InvalidValue,
-                    format!(
-                        "`status` must be \"ok\" or \"error\", got {:?}",
-                        truncate(s, 32)
-                    ),
-                ))
-            }
-            other => return Err(wrong_type("status", "\"ok\" or \"error\"", other)),
-        };
-        let ts = match self.obj.get("ts") {
-            None | Some(Value::Null) => None,
-            Some(_) => Some(self.ts()?),
-        };
-        let report = match self.obj.get("report") {
-            None | Some(Value::Null) => None,
-            Some(v @ Value::Object(_)) => Some(v.clone()),
-            Some(other) => return Err(wrong_type("report", "an object", other)),
-        };
-        let error = match self.obj.get("error") {
-            None | Some(Value::Null) => None,
-            Some(_) => Some(self.string("error", 1000)?),
-        };
+        let status = self.one_of(
+            "status",
+            [("ok", CommandOutcome::Ok), ("error", CommandOutcome::Error)],
+        )?;
+        let ts = self.optional("ts", |_| self.ts())?;
+        let report = self.optional("report", |v| match v {
+            Value::Object(_) => Ok(v.clone()),
+            other => Err(wrong_type("report", "an object", other)),
+        })?;
+        let error = self.optional_string("error", 1000)?;
         match (status, &report, &error) {
             (CommandOutcome::Ok, None, _) => Err((
                 RejectReason::MissingField,
@@ -799,12 +788,7 @@ impl Fields<'_> {
 /// A plain status payload: `online` or `offline`, with surrounding whitespace allowed
 /// (`echo offline | mosquitto_pub -s` sends a line break).
 fn plain_status(s: &str) -> Option<bool> {
-    json_status(s.trim())
-}
-
-/// The `state` of a JSON status: exactly `online` or `offline`.
-fn json_status(s: &str) -> Option<bool> {
-    match s {
+    match s.trim() {
         "online" => Some(true),
         "offline" => Some(false),
         _ => None,
@@ -1115,6 +1099,65 @@ mod tests {
                 RejectReason::NonFiniteReading,
                 "{p}"
             );
+        }
+    }
+
+    #[test]
+    fn enumerated_fields_say_what_they_accept() {
+        let detail = |topic: &str, payload: &str| {
+            decode(topic, payload.as_bytes(), &profiles())
+                .expect_err("should be rejected")
+                .detail
+        };
+        let fault = |state: &str| {
+            format!(
+                r#"{{"ts": 1, "seq": 1, "type": "washer", "model": "M", "code": "E1", "state": {state}}}"#
+            )
+        };
+        let (status, result) = ("fixahead/v1/wm-1/status", "fixahead/v1/wm-1/cmd/result");
+        for (topic, payload, want) in [
+            (
+                "fixahead/v1/wm-1/fault",
+                fault(r#""open""#),
+                r#"`state` must be "raised" or "cleared", got "open""#,
+            ),
+            (
+                "fixahead/v1/wm-1/fault",
+                fault("1"),
+                r#"`state` must be "raised" or "cleared", got a number"#,
+            ),
+            (
+                status,
+                r#"{"state": "up"}"#.into(),
+                r#"`state` must be "online" or "offline", got "up""#,
+            ),
+            (
+                status,
+                r#"{"state": true}"#.into(),
+                r#"`state` must be "online" or "offline", got a boolean"#,
+            ),
+            (
+                result,
+                r#"{"id": 1, "status": "done"}"#.into(),
+                r#"`status` must be "ok" or "error", got "done""#,
+            ),
+            (
+                result,
+                r#"{"id": 1, "status": null}"#.into(),
+                r#"`status` must be "ok" or "error", got null"#,
+            ),
+            (
+                result,
+                r#"{"id": 1, "status": "ok", "report": []}"#.into(),
+                "`report` must be an object, got an array",
+            ),
+            (
+                result,
+                r#"{"id": 1, "status": "error", "error": ""}"#.into(),
+                "`error` must be 1-1000 bytes, got 0 bytes",
+            ),
+        ] {
+            assert_eq!(detail(topic, &payload), want, "{payload}");
         }
     }
 

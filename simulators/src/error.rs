@@ -33,7 +33,8 @@ pub enum Error {
         /// The missing name.
         name: String,
     },
-    /// A [`crate::LiveConfig`] value that cannot work.
+    /// A [`crate::LiveConfig`], [`crate::replay::ReplayConfig`] or [`crate::BrokerTarget`]
+    /// value that cannot work.
     #[error("invalid live config: {0}")]
     InvalidLiveConfig(String),
     /// A fault-injection spec or [`crate::InjectConfig`] value that cannot work.

@@ -20,6 +20,7 @@
 //!   [`InjectConfig`] adds fault injection (bad, duplicate, reordered, skewed,
 //!   delayed and burst messages; see [`inject`]); [`bench_live`] measures its throughput.
 //! - [`replay::replay`] publishes any history directory to a broker in per-device order.
+//! - Both name the broker, and how to log in, with one [`BrokerTarget`].
 //!
 //! Each appliance kind is a module (`washer`, `dishwasher`, `refrigerator`,
 //! `air_conditioner`, `water_heater`) describing its channels,
@@ -27,6 +28,7 @@
 //! sequence numbers) lives in one place.
 
 mod air_conditioner;
+mod broker;
 mod climate;
 mod config;
 mod device;
@@ -45,6 +47,7 @@ mod water_heater;
 #[cfg(test)]
 mod tests;
 
+pub use broker::BrokerTarget;
 pub use config::{DefectiveBatch, FleetConfig};
 pub use error::{Error, Result};
 pub use event::{

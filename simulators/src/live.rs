@@ -16,8 +16,7 @@ use std::time::Duration;
 
 use domain::{MessageKind, ProfileSet, Timestamp};
 use rumqttc::{
-    AsyncClient, ClientError, Event, EventLoop, MqttOptions, Outgoing as MqttOutgoing, Packet, QoS,
-    Request,
+    AsyncClient, ClientError, Event, EventLoop, Outgoing as MqttOutgoing, Packet, QoS, Request,
 };
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -26,17 +25,12 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use crate::broker::REQUEST_CAPACITY;
 use crate::inject::{count, Class, Injector, Outgoing};
-use crate::{Error, Fleet, FleetConfig, InjectConfig, InjectCounts, Result, SimEvent};
+use crate::{
+    BrokerTarget, Error, Fleet, FleetConfig, InjectConfig, InjectCounts, Result, SimEvent,
+};
 
-/// Largest MQTT packet accepted or sent, both ways. Above the protocol's 16 KiB payload
-/// limit on purpose: oversized payloads must reach fixahead to become dead letters, and
-/// a replayed history may hold them.
-pub(crate) const MAX_PACKET_BYTES: usize = 256 * 1024;
-/// QoS 1 publishes awaiting their PUBACK, per connection.
-const INFLIGHT: u16 = 1000;
-/// Capacity of each client's request channel; publishing waits when it is full.
-const REQUEST_CAPACITY: usize = 4096;
 /// How often simulated time advances.
 const TICK: Duration = Duration::from_millis(100);
 /// When publishing falls behind, simulated time advances at most this many ticks'
@@ -54,21 +48,9 @@ pub(crate) const MAX_CONNECTIONS: usize = 10_000;
 /// Where and how fast to publish.
 #[derive(Clone, Debug)]
 pub struct LiveConfig {
-    /// Broker host name or address.
-    pub host: String,
-    /// Broker port (1883 for plain MQTT).
-    pub port: u16,
-    /// MQTT client id of the gateway connection; must be non-empty (the session is
-    /// persistent so unacknowledged publishes survive a reconnect). With several
-    /// connections, connection `k` uses `{client_id}-{k}`.
-    pub client_id: String,
-    /// User name, if the broker wants one.
-    pub username: Option<String>,
-    /// Password (used only with a user name).
-    pub password: Option<String>,
-    /// TLS (an `mqtts://` broker): the binary builds it with `ingest::source::Endpoint`.
-    /// `None`: plain TCP.
-    pub tls: Option<rumqttc::TlsConfiguration>,
+    /// The broker, and the client id of the gateway connection (default
+    /// `fixahead-simulator`).
+    pub broker: BrokerTarget,
     /// Simulated seconds per wall-clock second (1 = real time, 3600 = an hour a second).
     pub speed: f64,
     /// If set, ground-truth events are appended to this file as `events.jsonl` lines.
@@ -84,12 +66,7 @@ pub struct LiveConfig {
 impl Default for LiveConfig {
     fn default() -> Self {
         Self {
-            host: "localhost".into(),
-            port: 1883,
-            client_id: "fixahead-simulator".into(),
-            username: None,
-            password: None,
-            tls: None,
+            broker: BrokerTarget::default(),
             speed: 1.0,
             ground_truth_path: None,
             max_duration: None,
@@ -99,100 +76,35 @@ impl Default for LiveConfig {
     }
 }
 impl LiveConfig {
-    /// A default config for `mqtt://[user[:password]@]host[:port]` (also `tcp://`; the
-    /// port defaults to 1883). `mqtts://` is refused here: TLS needs trust settings, which
-    /// the binary resolves (`ingest::source::Endpoint`) into [`LiveConfig::tls`].
+    /// A default config for the broker at `url`; see [`BrokerTarget::from_mqtt_url`].
     pub fn from_mqtt_url(url: &str) -> Result<Self> {
-        let bad = |reason: &str| Error::InvalidUrl {
-            url: url.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let (scheme, rest) = url
-            .split_once("://")
-            .ok_or_else(|| bad("expected mqtt://host[:port]"))?;
-        match scheme {
-            "mqtt" | "tcp" => {}
-            "mqtts" | "ssl" => {
-                return Err(bad(
-                    "TLS URLs are resolved by the caller into LiveConfig::tls; use mqtt:// here",
-                ))
-            }
-            _ => return Err(bad("the scheme must be mqtt:// or tcp://")),
-        }
-        let authority = rest.split(['/', '?']).next().unwrap_or_default();
-        let (userinfo, hostport) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
-        };
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("the host is missing"));
-        }
-        let port = match port {
-            None => 1883,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|&p| p != 0)
-                .ok_or_else(|| bad("the port must be 1-65535"))?,
-        };
-        let (username, password) = match userinfo {
-            None => (None, None),
-            Some(u) => match u.split_once(':') {
-                Some((user, pass)) => (Some(user.to_owned()), Some(pass.to_owned())),
-                None => (Some(u.to_owned()), None),
-            },
-        };
         Ok(Self {
-            host: host.to_owned(),
-            port,
-            username,
-            password,
+            broker: BrokerTarget::from_mqtt_url(url)?,
             ..Self::default()
         })
     }
 
     fn validate(&self) -> Result<()> {
-        let bad = |msg: String| Err(Error::InvalidLiveConfig(msg));
         if !(self.speed.is_finite() && self.speed > 0.0) {
-            return bad(format!(
+            return Err(Error::InvalidLiveConfig(format!(
                 "speed must be a positive number, got {}",
                 self.speed
-            ));
+            )));
         }
-        if self.client_id.is_empty() {
-            return bad("client_id must not be empty".into());
-        }
-        if self.host.is_empty() {
-            return bad("host must not be empty".into());
-        }
-        if !(1..=MAX_CONNECTIONS).contains(&self.connections) {
-            return bad(format!(
-                "connections must be 1-{MAX_CONNECTIONS}, got {}",
-                self.connections
-            ));
-        }
+        self.broker.validate()?;
+        validate_connections(self.connections)?;
         self.inject.validate()
     }
+}
 
-    fn target(&self) -> Target<'_> {
-        Target {
-            host: &self.host,
-            port: self.port,
-            client_id: &self.client_id,
-            username: self.username.as_deref(),
-            password: self.password.as_deref(),
-            tls: self.tls.as_ref(),
-        }
+/// Refuses a connection count outside 1-[`MAX_CONNECTIONS`].
+pub(crate) fn validate_connections(connections: usize) -> Result<()> {
+    if !(1..=MAX_CONNECTIONS).contains(&connections) {
+        return Err(Error::InvalidLiveConfig(format!(
+            "connections must be 1-{MAX_CONNECTIONS}, got {connections}"
+        )));
     }
+    Ok(())
 }
 
 /// What [`publish_live`] did.
@@ -278,11 +190,11 @@ pub async fn publish_live(
         Some(path) => Some(open_append(path)?),
         None => None,
     };
-    let pool = Pool::connect_answering(&config.target(), config.connections);
+    let pool = Pool::connect_answering(&config.broker, config.connections);
     let mut injector = Injector::new(config.inject.clone(), fleet.len(), fleet.config().seed);
     info!(
-        host = %config.host,
-        port = config.port,
+        host = %config.broker.host,
+        port = config.broker.port,
         devices = fleet.len(),
         speed = config.speed,
         connections = config.connections,
@@ -530,35 +442,6 @@ async fn send(
     Ok(sent)
 }
 
-/// Where to connect.
-pub(crate) struct Target<'a> {
-    pub(crate) host: &'a str,
-    pub(crate) port: u16,
-    pub(crate) client_id: &'a str,
-    pub(crate) username: Option<&'a str>,
-    pub(crate) password: Option<&'a str>,
-    pub(crate) tls: Option<&'a rumqttc::TlsConfiguration>,
-}
-
-impl Target<'_> {
-    fn options(&self, client_id: String) -> MqttOptions {
-        let mut options = MqttOptions::new(client_id, self.host, self.port);
-        options
-            .set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES)
-            .set_inflight(INFLIGHT)
-            .set_request_channel_capacity(REQUEST_CAPACITY)
-            .set_keep_alive(Duration::from_secs(30))
-            .set_clean_session(false);
-        if let Some(user) = self.username {
-            options.set_credentials(user, self.password.unwrap_or_default());
-        }
-        if let Some(tls) = self.tls {
-            options.set_transport(rumqttc::Transport::tls_with_config(tls.clone()));
-        }
-        options
-    }
-}
-
 /// Several MQTT connections, each with its own event-loop task.
 pub(crate) struct Pool {
     conns: Vec<Conn>,
@@ -576,28 +459,29 @@ struct Conn {
 impl Pool {
     /// Opens `connections` (at least 1) connections; connection `k` of several uses the
     /// client id `{client_id}-{k}`. Connecting happens in the background.
-    pub(crate) fn connect(target: &Target<'_>, connections: usize) -> Pool {
-        Self::open(target, connections, false)
+    pub(crate) fn connect(broker: &BrokerTarget, connections: usize) -> Pool {
+        Self::open(broker, connections, false)
     }
 
     /// [`Pool::connect`], each connection also subscribed to `fixahead/v1/+/cmd`: the
     /// commands queue up in the pool, for the fleet to answer.
-    pub(crate) fn connect_answering(target: &Target<'_>, connections: usize) -> Pool {
-        Self::open(target, connections, true)
+    pub(crate) fn connect_answering(broker: &BrokerTarget, connections: usize) -> Pool {
+        Self::open(broker, connections, true)
     }
 
-    fn open(target: &Target<'_>, connections: usize, answer: bool) -> Pool {
+    fn open(broker: &BrokerTarget, connections: usize, answer: bool) -> Pool {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let commands = answer.then_some(tx);
         let n = connections.max(1);
         let conns = (0..n)
             .map(|k| {
                 let id = if n == 1 {
-                    target.client_id.to_owned()
+                    broker.client_id.clone()
                 } else {
-                    format!("{}-{k}", target.client_id)
+                    format!("{}-{k}", broker.client_id)
                 };
-                let (client, eventloop) = AsyncClient::new(target.options(id), REQUEST_CAPACITY);
+                let (client, eventloop) =
+                    AsyncClient::new(broker.mqtt_options(id), REQUEST_CAPACITY);
                 let link = Arc::new(Link::default());
                 let stop = CancellationToken::new();
                 let answering = commands.clone().map(|tx| Answering {
@@ -894,10 +778,13 @@ pub async fn bench_live(
     let speed = (BENCH_TARGET_RATE / (per_device_per_sim_s * devices as f64)).clamp(1.0, 1e9);
     let fleet = Fleet::new(fleet_config, &profiles)?;
     let config = LiveConfig {
-        host: host.to_owned(),
-        port,
-        tls,
-        client_id: format!("fixahead-bench-{}", std::process::id()),
+        broker: BrokerTarget {
+            host: host.to_owned(),
+            port,
+            tls,
+            client_id: format!("fixahead-bench-{}", std::process::id()),
+            ..BrokerTarget::default()
+        },
         speed,
         max_duration: Some(Duration::from_secs(seconds)),
         connections,
@@ -931,29 +818,10 @@ fn peak_rss_bytes() -> u64 {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use super::*;
+    use rumqttc::MqttOptions;
 
-    #[test]
-    fn parses_mqtt_urls() {
-        let c = LiveConfig::from_mqtt_url("mqtt://localhost:1884").unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("localhost", 1884));
-        let c = LiveConfig::from_mqtt_url("tcp://u:p@broker/").unwrap();
-        assert_eq!(c.port, 1883);
-        assert_eq!(c.username.as_deref(), Some("u"));
-        assert_eq!(c.password.as_deref(), Some("p"));
-        let c = LiveConfig::from_mqtt_url("mqtt://[::1]:1900").unwrap();
-        assert_eq!((c.host.as_str(), c.port), ("::1", 1900));
-        for bad in [
-            "localhost:1883",
-            "mqtts://h",
-            "mqtt://",
-            "mqtt://h:0",
-            "mqtt://h:x",
-            "http://h",
-        ] {
-            assert!(LiveConfig::from_mqtt_url(bad).is_err(), "{bad}");
-        }
-    }
+    use super::*;
+    use crate::broker::MAX_PACKET_BYTES;
 
     #[tokio::test]
     async fn stops_on_cancel_without_a_broker() {
@@ -968,7 +836,6 @@ pub(crate) mod tests {
         )
         .unwrap();
         let config = LiveConfig {
-            port: 1,
             speed: 3600.0,
             ..LiveConfig::from_mqtt_url("mqtt://127.0.0.1:1").unwrap()
         };
@@ -1036,22 +903,21 @@ pub(crate) mod tests {
         panic!("broker did not start");
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn publishes_valid_messages_to_a_broker() {
-        let port = start_broker();
-        let (sub, mut sub_loop) = AsyncClient::new(
-            {
-                let mut o = MqttOptions::new("test-sub", "127.0.0.1", port);
-                o.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
-                o
-            },
-            100,
-        );
+    /// A subscriber to `fixahead/v1/#` on the local broker at `port`, given 300 ms to
+    /// subscribe; returns the (topic, payload) of every publish it receives.
+    pub(crate) async fn subscribe_all(
+        port: u16,
+        client_id: &str,
+    ) -> mpsc::UnboundedReceiver<(String, Vec<u8>)> {
+        let mut o = MqttOptions::new(client_id, "127.0.0.1", port);
+        o.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
+        let (sub, mut sub_loop) = AsyncClient::new(o, 100);
         sub.subscribe("fixahead/v1/#", QoS::AtLeastOnce)
             .await
             .unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
+            let _sub = sub;
             while let Ok(event) = sub_loop.poll().await {
                 if let Event::Incoming(Packet::Publish(p)) = event {
                     let _ = tx.send((p.topic, p.payload.to_vec()));
@@ -1059,6 +925,13 @@ pub(crate) mod tests {
             }
         });
         tokio::time::sleep(Duration::from_millis(300)).await;
+        rx
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn publishes_valid_messages_to_a_broker() {
+        let port = start_broker();
+        let mut rx = subscribe_all(port, "test-sub").await;
 
         let fleet = Fleet::new(
             crate::FleetConfig {
@@ -1072,8 +945,11 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().unwrap();
         let truth_path = dir.path().join("events.jsonl");
         let config = LiveConfig {
-            port,
-            client_id: "test-sim".into(),
+            broker: BrokerTarget {
+                port,
+                client_id: "test-sim".into(),
+                ..BrokerTarget::default()
+            },
             speed: 2.0 * 86_400.0, // two simulated days per second
             ground_truth_path: Some(truth_path.clone()),
             max_duration: Some(Duration::from_millis(1500)),
@@ -1105,27 +981,7 @@ pub(crate) mod tests {
         use std::collections::{BTreeMap, HashMap, HashSet};
 
         let port = start_broker();
-        let (sub, mut sub_loop) = AsyncClient::new(
-            {
-                let mut o = MqttOptions::new("test-sub-inject", "127.0.0.1", port);
-                o.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
-                o
-            },
-            100,
-        );
-        sub.subscribe("fixahead/v1/#", QoS::AtLeastOnce)
-            .await
-            .unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let _sub = sub;
-            while let Ok(event) = sub_loop.poll().await {
-                if let Event::Incoming(Packet::Publish(p)) = event {
-                    let _ = tx.send((p.topic, p.payload.to_vec()));
-                }
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut rx = subscribe_all(port, "test-sub-inject").await;
 
         let fleet = Fleet::new(
             crate::FleetConfig {
@@ -1137,8 +993,11 @@ pub(crate) mod tests {
         )
         .unwrap();
         let config = LiveConfig {
-            port,
-            client_id: "test-sim-inject".into(),
+            broker: BrokerTarget {
+                port,
+                client_id: "test-sim-inject".into(),
+                ..BrokerTarget::default()
+            },
             speed: 20.0 * 86_400.0,
             max_duration: Some(Duration::from_millis(1500)),
             connections: 3,

@@ -43,8 +43,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::live::{Pool, Target, MAX_CONNECTIONS};
-use crate::{Error, Result};
+use crate::live::{validate_connections, Pool};
+use crate::{BrokerTarget, Error, Result};
 
 /// Longest line published; longer ones are skipped as `line_too_long`.
 pub const MAX_LINE_BYTES: usize = 128 * 1024;
@@ -58,18 +58,8 @@ const CANCEL_DRAIN_STALL: Duration = Duration::from_secs(3);
 /// Where and how fast to replay.
 #[derive(Clone, Debug)]
 pub struct ReplayConfig {
-    /// Broker host name or address.
-    pub host: String,
-    /// Broker port.
-    pub port: u16,
-    /// MQTT client id; with several connections, connection `k` uses `{client_id}-{k}`.
-    pub client_id: String,
-    /// User name, if the broker wants one.
-    pub username: Option<String>,
-    /// Password (used only with a user name).
-    pub password: Option<String>,
-    /// TLS (an `mqtts://` broker); `None`: plain TCP.
-    pub tls: Option<rumqttc::TlsConfiguration>,
+    /// The broker (default client id `fixahead-replay`).
+    pub broker: BrokerTarget,
     /// Event-time seconds per wall-clock second; `None` publishes as fast as possible.
     pub speed: Option<f64>,
     /// MQTT connections, 1-10000.
@@ -79,12 +69,10 @@ pub struct ReplayConfig {
 impl Default for ReplayConfig {
     fn default() -> Self {
         Self {
-            host: "localhost".into(),
-            port: 1883,
-            client_id: "fixahead-replay".into(),
-            username: None,
-            password: None,
-            tls: None,
+            broker: BrokerTarget {
+                client_id: "fixahead-replay".into(),
+                ..BrokerTarget::default()
+            },
             speed: None,
             connections: 1,
         }
@@ -93,25 +81,15 @@ impl Default for ReplayConfig {
 
 impl ReplayConfig {
     fn validate(&self) -> Result<()> {
-        let bad = |msg: String| Err(Error::InvalidLiveConfig(msg));
         if let Some(s) = self.speed {
             if !(s.is_finite() && s > 0.0) {
-                return bad(format!("speed must be a positive number, got {s}"));
+                return Err(Error::InvalidLiveConfig(format!(
+                    "speed must be a positive number, got {s}"
+                )));
             }
         }
-        if self.client_id.is_empty() {
-            return bad("client_id must not be empty".into());
-        }
-        if self.host.is_empty() {
-            return bad("host must not be empty".into());
-        }
-        if !(1..=MAX_CONNECTIONS).contains(&self.connections) {
-            return bad(format!(
-                "connections must be 1-{MAX_CONNECTIONS}, got {}",
-                self.connections
-            ));
-        }
-        Ok(())
+        self.broker.validate()?;
+        validate_connections(self.connections)
     }
 }
 
@@ -170,16 +148,8 @@ pub async fn replay(
         .spawn(move || read_lines(BufReader::with_capacity(256 * 1024, file), &attributes, tx))
         .map_err(|e| Error::io(&reader_path, e))?;
 
-    let target = Target {
-        host: &config.host,
-        port: config.port,
-        client_id: &config.client_id,
-        username: config.username.as_deref(),
-        password: config.password.as_deref(),
-        tls: config.tls.as_ref(),
-    };
-    let pool = Pool::connect(&target, config.connections);
-    info!(path = %path.display(), host = %config.host, port = config.port, speed = ?config.speed, "Replaying history");
+    let pool = Pool::connect(&config.broker, config.connections);
+    info!(path = %path.display(), host = %config.broker.host, port = config.broker.port, speed = ?config.speed, "Replaying history");
 
     let mut summary = ReplaySummary::default();
     let result = publish_all(&mut rx, &pool, &config, &path, &cancel, &mut summary).await;
@@ -456,7 +426,6 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::live::MAX_PACKET_BYTES;
 
     #[test]
     fn reads_bounded_lines() {
@@ -553,25 +522,11 @@ mod tests {
     /// Starts an embedded rumqttd on a free local port and a subscriber to
     /// `fixahead/v1/#`; returns the port and the received (topic, payload) stream.
     async fn broker_and_subscriber() -> (u16, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
-        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
         let port = crate::live::tests::start_broker();
-        let mut o = MqttOptions::new("replay-test-sub", "127.0.0.1", port);
-        o.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
-        let (sub, mut sub_loop) = AsyncClient::new(o, 100);
-        sub.subscribe("fixahead/v1/#", QoS::AtLeastOnce)
-            .await
-            .unwrap();
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let _sub = sub;
-            while let Ok(event) = sub_loop.poll().await {
-                if let Event::Incoming(Packet::Publish(p)) = event {
-                    let _ = tx.send((p.topic, p.payload.to_vec()));
-                }
-            }
-        });
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        (port, rx)
+        (
+            port,
+            crate::live::tests::subscribe_all(port, "replay-test-sub").await,
+        )
     }
 
     async fn receive(
@@ -623,8 +578,11 @@ mod tests {
         let summary = replay(
             dir.path(),
             ReplayConfig {
-                port,
-                host: "127.0.0.1".into(),
+                broker: BrokerTarget {
+                    port,
+                    host: "127.0.0.1".into(),
+                    ..ReplayConfig::default().broker
+                },
                 connections: 3,
                 ..ReplayConfig::default()
             },
@@ -716,8 +674,11 @@ mod tests {
         let summary = replay(
             &path,
             ReplayConfig {
-                port,
-                host: "127.0.0.1".into(),
+                broker: BrokerTarget {
+                    port,
+                    host: "127.0.0.1".into(),
+                    ..ReplayConfig::default().broker
+                },
                 speed: Some(100.0),
                 ..ReplayConfig::default()
             },

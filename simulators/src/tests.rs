@@ -44,6 +44,42 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs.get(xs.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// The `mode` failures at least 40 days into a run that started at `start`, less those
+/// whose component failed or was repaired in the 45 days before: their baseline window
+/// would hold the earlier precursor.
+fn precursor_failures<'a>(
+    truth: &'a [&'a GroundTruthEvent],
+    mode: &'a str,
+    start: i64,
+) -> impl Iterator<Item = &'a GroundTruthEvent> + 'a {
+    truth.iter().copied().filter(move |f| {
+        let recent_repair = truth.iter().any(|g| {
+            g.device_id == f.device_id
+                && g.component == f.component
+                && g.ts < f.ts
+                && f.ts.millis() - g.ts.millis() < 45 * DAY_MS
+        });
+        f.mode == mode
+            && f.event == GroundTruthKind::Failure
+            && f.ts.millis() >= start + 40 * DAY_MS
+            && !recent_repair
+    })
+}
+
+/// `channel` of the failed device's messages from `from` (inclusive) to `to`.
+fn series(
+    msgs: &[&WireMessage],
+    f: &GroundTruthEvent,
+    channel: &str,
+    from: i64,
+    to: i64,
+) -> Vec<f64> {
+    msgs.iter()
+        .filter(|m| m.device_id == f.device_id && m.ts.millis() >= from && m.ts.millis() < to)
+        .filter_map(|m| reading(m, channel))
+        .collect()
+}
+
 /// A config that exercises every path quickly: frequent failures, early degradation.
 fn busy_config() -> FleetConfig {
     FleetConfig {
@@ -230,32 +266,8 @@ fn drain_time_rises_before_a_clog_failure() {
     let msgs = messages(&events);
     let truth = truths(&events);
     let mut checked = 0;
-    for f in &truth {
-        if f.mode != "clog"
-            || f.event != GroundTruthKind::Failure
-            || f.ts.millis() < start + 40 * DAY_MS
-        {
-            continue;
-        }
-        // Skip pumps that failed and were repaired shortly before: their baseline
-        // window would hold the earlier precursor.
-        let recent_repair = truth.iter().any(|g| {
-            g.device_id == f.device_id
-                && g.component == f.component
-                && g.ts < f.ts
-                && f.ts.millis() - g.ts.millis() < 45 * DAY_MS
-        });
-        if recent_repair {
-            continue;
-        }
-        let drains = |from: i64, to: i64| -> Vec<f64> {
-            msgs.iter()
-                .filter(|m| {
-                    m.device_id == f.device_id && m.ts.millis() >= from && m.ts.millis() < to
-                })
-                .filter_map(|m| reading(m, "drain_time_s"))
-                .collect()
-        };
+    for f in precursor_failures(&truth, "clog", start) {
+        let drains = |from: i64, to: i64| series(&msgs, f, "drain_time_s", from, to);
         let t = f.ts.millis();
         // The precursor lasts at most 25 days; before that the pump is healthy (unless a
         // repair of an earlier failure falls into the window, which `min` keeps short).
@@ -291,30 +303,8 @@ fn compressor_duty_creeps_up_before_a_compressor_failure() {
     let msgs = messages(&events);
     let truth = truths(&events);
     let mut checked = 0;
-    for f in &truth {
-        if f.mode != "compressor_wear"
-            || f.event != GroundTruthKind::Failure
-            || f.ts.millis() < start + 40 * DAY_MS
-        {
-            continue;
-        }
-        let recent_repair = truth.iter().any(|g| {
-            g.device_id == f.device_id
-                && g.component == f.component
-                && g.ts < f.ts
-                && f.ts.millis() - g.ts.millis() < 45 * DAY_MS
-        });
-        if recent_repair {
-            continue;
-        }
-        let series = |channel: &str, from: i64, to: i64| -> Vec<f64> {
-            msgs.iter()
-                .filter(|m| {
-                    m.device_id == f.device_id && m.ts.millis() >= from && m.ts.millis() < to
-                })
-                .filter_map(|m| reading(m, channel))
-                .collect()
-        };
+    for f in precursor_failures(&truth, "compressor_wear", start) {
+        let series = |channel: &str, from: i64, to: i64| series(&msgs, f, channel, from, to);
         let t = f.ts.millis();
         let duty_base = median(series("compressor_duty", t - 38 * DAY_MS, t - 31 * DAY_MS));
         let duty_late = median(series("compressor_duty", t - DAY_MS, t));

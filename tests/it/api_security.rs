@@ -17,6 +17,15 @@ fn data_arg(dir: &Path) -> String {
     dir.to_str().unwrap().to_owned()
 }
 
+/// Whether the server at `http` (`host:port`) answers `/health` at all.
+async fn answers(client: &reqwest::Client, http: &str) -> bool {
+    client
+        .get(format!("http://{http}/health"))
+        .send()
+        .await
+        .is_ok()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_from_the_cli_work_at_once_within_their_role_and_changes_are_audited() {
     let dir = tempfile::tempdir().unwrap();
@@ -146,14 +155,16 @@ async fn without_a_supplied_key_the_first_admin_key_is_generated_shown_once_and_
         (child, http)
     };
     let key_file = dir.path().join("admin.key");
-    let (mut first, http) = start("first.log");
+    // Kills a server and returns its log.
+    let stop = |mut child: std::process::Child, log: &str| {
+        child.kill().unwrap();
+        child.wait().unwrap();
+        std::fs::read_to_string(dir.path().join(log)).unwrap()
+    };
+    let (first, http) = start("first.log");
     let client = reqwest::Client::new();
-    wait_for(Duration::from_secs(60), "the server to answer", || async {
-        client
-            .get(format!("http://{http}/health"))
-            .send()
-            .await
-            .is_ok()
+    wait_for(Duration::from_secs(60), "the server to answer", || {
+        answers(&client, &http)
     })
     .await;
     let key = std::fs::read_to_string(&key_file)
@@ -174,23 +185,15 @@ async fn without_a_supplied_key_the_first_admin_key_is_generated_shown_once_and_
         .unwrap()
         .status();
     assert_eq!(status, 200);
-    first.kill().unwrap();
-    first.wait().unwrap();
-    let log = std::fs::read_to_string(dir.path().join("first.log")).unwrap();
+    let log = stop(first, "first.log");
     assert_eq!(log.matches(&key).count(), 1, "{log}");
 
-    let (mut second, http) = start("second.log");
-    wait_for(Duration::from_secs(60), "the restarted server", || async {
-        client
-            .get(format!("http://{http}/health"))
-            .send()
-            .await
-            .is_ok()
+    let (second, http) = start("second.log");
+    wait_for(Duration::from_secs(60), "the restarted server", || {
+        answers(&client, &http)
     })
     .await;
-    second.kill().unwrap();
-    second.wait().unwrap();
-    let log = std::fs::read_to_string(dir.path().join("second.log")).unwrap();
+    let log = stop(second, "second.log");
     assert!(!log.contains(&key), "shown once only: {log}");
     assert_eq!(
         std::fs::read_to_string(&key_file).unwrap().trim(),

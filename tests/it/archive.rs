@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{free_port, metric, wait_for, Publisher, Server};
+use crate::harness::{
+    free_port, metric, service_stderr, sigterm, wait_for, Metrics, Publisher, Server,
+};
 use crate::mosquitto::extended_suite;
 
 const VICTORIA_METRICS: &str = "/usr/bin/victoria-metrics";
@@ -60,11 +62,7 @@ impl VictoriaMetrics {
             // every duplicate the archive sends.
             .arg("-loggerLevel=ERROR")
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(service_stderr())
             .spawn()
             .expect("start victoria-metrics");
         self.child = Some(child);
@@ -87,10 +85,7 @@ impl VictoriaMetrics {
     /// can tell, so the outage here is a clean stop.
     fn stop(&mut self) {
         let mut child = self.child.take().expect("victoria-metrics running");
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
+        sigterm(&child);
         let status = child.wait().expect("wait for victoria-metrics");
         assert!(status.success(), "victoria-metrics stopped with {status}");
     }
@@ -210,6 +205,22 @@ impl Expected {
     fn samples(&self) -> usize {
         self.series.values().map(Vec::len).sum()
     }
+}
+
+/// While the archive is down: all `stored` messages are stored, writes failed, and a
+/// backlog waits (one scrape of `/metrics`).
+async fn holding_back(server: &Server, stored: f64) -> bool {
+    let m = Metrics::scrape(server).await;
+    m.get("fixahead_ingest_stored_total") == stored
+        && m.get("fixahead_archive_write_failures_total") > 0.0
+        && m.get("fixahead_archive_backlog_rows") > 0.0
+}
+
+/// Once the archive is back: all `total` points written and no backlog (one scrape of
+/// `/metrics`).
+async fn drained(server: &Server, total: f64) -> bool {
+    let m = Metrics::scrape(server).await;
+    m.get("fixahead_archive_points_total") == total && m.get("fixahead_archive_backlog_rows") == 0.0
 }
 
 fn write_config(dir: &Path, vm_port: u16) -> PathBuf {
@@ -336,11 +347,7 @@ async fn influxdb_archive_rides_out_a_server_outage_and_writes_every_point_once(
     wait_for(
         Duration::from_secs(60),
         "fixahead to store everything while the archive is down, with failed writes and a backlog",
-        || async {
-            metric(&server, "fixahead_ingest_stored_total").await == stored
-                && metric(&server, "fixahead_archive_write_failures_total").await > 0.0
-                && metric(&server, "fixahead_archive_backlog_rows").await > 0.0
-        },
+        || holding_back(&server, stored),
     )
     .await;
     let (_, health) = server.get("/health").await;
@@ -356,10 +363,7 @@ async fn influxdb_archive_rides_out_a_server_outage_and_writes_every_point_once(
     wait_for(
         Duration::from_secs(120),
         "the archive to drain its backlog",
-        || async {
-            metric(&server, "fixahead_archive_points_total").await == total
-                && metric(&server, "fixahead_archive_backlog_rows").await == 0.0
-        },
+        || drained(&server, total),
     )
     .await;
     assert_eq!(

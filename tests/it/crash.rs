@@ -104,6 +104,22 @@ async fn ingest_counters(server: &Server) -> Value {
     health["ingest"].clone()
 }
 
+/// Counter `key` of an [`ingest_counters`] snapshot; panics if it is missing.
+fn counter(c: &Value, key: &str) -> u64 {
+    c[key].as_u64().unwrap_or_else(|| panic!("{key} in {c}"))
+}
+
+/// Checks an [`ingest_counters`] snapshot: every message the process received was
+/// stored or recognised as a duplicate, and none was dead-lettered.
+fn assert_received_were_stored_or_duplicates(c: &Value) {
+    assert_eq!(
+        counter(c, "received"),
+        counter(c, "stored_telemetry") + counter(c, "duplicates"),
+        "every message the process received was stored or a duplicate: {c}"
+    );
+    assert_eq!(c["dead_letters"], serde_json::json!({}), "{c}");
+}
+
 /// Waits until fixahead's subscription is in place at the broker: on the very first
 /// start there is no session yet, and the broker drops what nobody subscribed to.
 /// Publishes probe telemetry (device `probe`, not counted) until one is stored.
@@ -161,8 +177,7 @@ async fn wait_all_acked(server: &Server) {
             // An acknowledgement for a connection that has since been lost is not sent
             // (`acks_dropped`); the broker redelivers that message.
             let c = ingest_counters(server).await;
-            let n = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{k} in {c}"));
-            n("acked") + n("acks_dropped") == n("received")
+            counter(&c, "acked") + counter(&c, "acks_dropped") == counter(&c, "received")
         },
     )
     .await;
@@ -357,7 +372,7 @@ async fn kill_9_mid_stream_loses_nothing_and_stores_nothing_twice() {
     assert_each_message_stored_once(&last, TOTAL).await;
 
     let c = ingest_counters(&last).await;
-    let count = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{k} in {c}"));
+    let count = |k: &str| counter(&c, k);
     eprintln!(
         "crash: {stored_unacked} stored but unacknowledged at kill 3; the last process \
          stored {} and recognised {} duplicates",
@@ -373,12 +388,7 @@ async fn kill_9_mid_stream_loses_nothing_and_stores_nothing_twice() {
         count("stored_telemetry") <= TOTAL - 4000 - stored_unacked,
         "the last process stored none of what the earlier ones had stored: {c}"
     );
-    assert_eq!(
-        count("received"),
-        count("stored_telemetry") + count("duplicates"),
-        "every message the last process received was stored or a duplicate: {c}"
-    );
-    assert_eq!(c["dead_letters"], serde_json::json!({}), "{c}");
+    assert_received_were_stored_or_duplicates(&c);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -437,7 +447,7 @@ async fn mosquitto_restart_while_running_reconnects_and_carries_on() {
     assert_each_message_stored_once(&server, 5000).await;
 
     let c = ingest_counters(&server).await;
-    let count = |k: &str| c[k].as_u64().unwrap_or_else(|| panic!("{k} in {c}"));
+    let count = |k: &str| counter(&c, k);
     eprintln!(
         "crash: {} connects; {} stored and {} duplicates across two broker restarts",
         count("connects"),
@@ -448,12 +458,7 @@ async fn mosquitto_restart_while_running_reconnects_and_carries_on() {
         count("connects") >= 3,
         "reconnected after each restart: {c}"
     );
-    assert_eq!(
-        count("received"),
-        count("stored_telemetry") + count("duplicates"),
-        "every message received was stored or a duplicate: {c}"
-    );
-    assert_eq!(c["dead_letters"], serde_json::json!({}), "{c}");
+    assert_received_were_stored_or_duplicates(&c);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -103,13 +103,27 @@ async fn stored_seqs(server: &Server, device: &str) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_embedded_broker_lets_in_only_devices_with_their_own_credentials() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path();
+/// The password `wm-auth-2` is provisioned with, on stdin.
+const SUPPLIED: &str = "provisioned-by-factory-0042";
+
+/// Event time of the test telemetry.
+const TS: i64 = 1_795_500_000_000;
+
+/// Queues telemetry `seq` of `device` (one reading at [`TS`]).
+async fn publish_telemetry(publisher: &mut Publisher, device: &str, seq: u64) {
+    publisher
+        .publish(
+            &format!("fixahead/v1/{device}/telemetry"),
+            telemetry(seq, TS, r#"{"vibration_g": 0.1}"#),
+        )
+        .await;
+}
+
+/// Provisions `wm-auth-1` (generated password, returned) and `wm-auth-2` ([`SUPPLIED`]
+/// on stdin) with `fixahead devices`, and checks that bad input is a clear error.
+fn provision_devices(data: &Path) -> String {
     let pw1 = add_device(data, "wm-auth-1");
     // A provisioning system supplies its own password on stdin.
-    let supplied = "provisioned-by-factory-0042";
     let (ok, stdout, stderr) = run_with_stdin(
         &[
             "devices",
@@ -119,7 +133,7 @@ async fn the_embedded_broker_lets_in_only_devices_with_their_own_credentials() {
             "--data-dir",
             &data_arg(data),
         ],
-        &format!("{supplied}\n"),
+        &format!("{SUPPLIED}\n"),
     );
     assert!(ok && stdout.is_empty(), "{stdout}{stderr}");
     // Bad input is a clear error, never a panic.
@@ -156,41 +170,15 @@ async fn the_embedded_broker_lets_in_only_devices_with_their_own_credentials() {
         .map(|l| l.split('\t').next().unwrap())
         .collect();
     assert_eq!(ids, ["wm-auth-1", "wm-auth-2"], "{listed}");
+    pw1
+}
 
-    let port = free_port();
-    let server = Server::start_args(data, None, port, &[]).await;
-
-    // Correct credentials: connected, published, stored (through fixahead's own
-    // ingest client, which the broker never refuses).
-    let mut p = Publisher::connect_as(port, "wm-auth-1", "wm-auth-1", &pw1).await;
-    let ts = 1_795_500_000_000i64;
-    p.publish(
-        "fixahead/v1/wm-auth-1/telemetry",
-        telemetry(1, ts, r#"{"vibration_g": 0.1}"#),
-    )
-    .await;
-    p.flush().await;
-    let mut p2 = Publisher::connect_as(port, "wm-auth-2:gateway", "wm-auth-2", supplied).await;
-    p2.publish(
-        "fixahead/v1/wm-auth-2/telemetry",
-        telemetry(7, ts, r#"{"vibration_g": 0.1}"#),
-    )
-    .await;
-    p2.flush().await;
-    wait_for(
-        Duration::from_secs(30),
-        "both devices' telemetry stored",
-        || async {
-            stored_seqs(&server, "wm-auth-1").await == [1]
-                && stored_seqs(&server, "wm-auth-2").await == [7]
-        },
-    )
-    .await;
-
-    // Refused: unknown user, wrong password, no credentials, someone else's client id
-    // (a session takeover), the ingestor's client id.
+/// Refused by the embedded broker on `port`: unknown user, wrong password, no
+/// credentials, someone else's client id (a session takeover), the ingestor's client
+/// id; `wm-auth-1` with `pw1` gets in. Each refusal is counted by reason.
+async fn assert_only_own_credentials_get_in(server: &Server, port: u16, pw1: &str) {
     let refused = Attempt::Refused(None);
-    assert_eq!(attempt(port, "wm-x", Some(("wm-x", &pw1))).await, refused);
+    assert_eq!(attempt(port, "wm-x", Some(("wm-x", pw1))).await, refused);
     assert_eq!(
         attempt(
             port,
@@ -202,11 +190,11 @@ async fn the_embedded_broker_lets_in_only_devices_with_their_own_credentials() {
     );
     assert_eq!(attempt(port, "wm-auth-1", None).await, refused);
     assert_eq!(
-        attempt(port, "wm-auth-2", Some(("wm-auth-1", &pw1))).await,
+        attempt(port, "wm-auth-2", Some(("wm-auth-1", pw1))).await,
         refused
     );
     assert_eq!(
-        attempt(port, "wm-auth-1:", Some(("wm-auth-1", &pw1))).await,
+        attempt(port, "wm-auth-1:", Some(("wm-auth-1", pw1))).await,
         refused
     );
     assert_eq!(
@@ -219,7 +207,7 @@ async fn the_embedded_broker_lets_in_only_devices_with_their_own_credentials() {
         refused
     );
     assert_eq!(
-        attempt(port, "wm-auth-1", Some(("wm-auth-1", &pw1))).await,
+        attempt(port, "wm-auth-1", Some(("wm-auth-1", pw1))).await,
         Attempt::Accepted
     );
     for (reason, at_least) in [
@@ -228,15 +216,17 @@ async fn the_embedded_broker_lets_in_only_devices_with_their_own_credentials() {
         ("client_id", 2.0),
     ] {
         let n = metric(
-            &server,
+            server,
             &format!("fixahead_broker_auth_refused_total{{reason=\"{reason}\"}}"),
         )
         .await;
         assert!(n >= at_least, "{reason}: {n}");
     }
+}
 
-    // The API issues credentials (once) and revokes them; revocation counts from the
-    // next connection.
+/// The API issues credentials for `wm-api-1` (once) and revokes them; revocation
+/// counts from the next connection to the broker on `port`.
+async fn api_issues_and_revokes_credentials(server: &Server, port: u16) {
     let http = server.client();
     let url = format!("http://{}/api/v1/devices/wm-api-1/credentials", server.http);
     let resp = http.post(&url).send().await.unwrap();
@@ -262,8 +252,40 @@ async fn the_embedded_broker_lets_in_only_devices_with_their_own_credentials() {
     );
     assert_eq!(
         attempt(port, "wm-api-1", Some(("wm-api-1", &api_pw))).await,
-        refused
+        Attempt::Refused(None)
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_embedded_broker_lets_in_only_devices_with_their_own_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let pw1 = provision_devices(data);
+
+    let port = free_port();
+    let server = Server::start_args(data, None, port, &[]).await;
+
+    // Correct credentials: connected, published, stored (through fixahead's own
+    // ingest client, which the broker never refuses).
+    let mut p = Publisher::connect_as(port, "wm-auth-1", "wm-auth-1", &pw1).await;
+    publish_telemetry(&mut p, "wm-auth-1", 1).await;
+    p.flush().await;
+    let mut p2 = Publisher::connect_as(port, "wm-auth-2:gateway", "wm-auth-2", SUPPLIED).await;
+    publish_telemetry(&mut p2, "wm-auth-2", 7).await;
+    p2.flush().await;
+    wait_for(
+        Duration::from_secs(30),
+        "both devices' telemetry stored",
+        || async {
+            stored_seqs(&server, "wm-auth-1").await == [1]
+                && stored_seqs(&server, "wm-auth-2").await == [7]
+        },
+    )
+    .await;
+
+    assert_only_own_credentials_get_in(&server, port, &pw1).await;
+    api_issues_and_revokes_credentials(&server, port).await;
+
     // The CLI beside the running server: takes effect without a restart.
     run_cli(&[
         "devices",
@@ -274,7 +296,7 @@ async fn the_embedded_broker_lets_in_only_devices_with_their_own_credentials() {
     ]);
     assert_eq!(
         attempt(port, "wm-auth-1", Some(("wm-auth-1", &pw1))).await,
-        refused
+        Attempt::Refused(None)
     );
 }
 
@@ -385,18 +407,9 @@ async fn mosquitto_with_the_export_keeps_each_device_to_its_own_topics() {
     // (MQTT 3.1.1) acknowledges the forged publish and drops it silently; the one
     // subscription delivers A's messages in order, so once A's own message is stored
     // the forged one would have been too.
-    let ts = 1_795_500_000_000i64;
     let mut a = Publisher::connect_as(port, "wm-a", "wm-a", &pw_a).await;
-    a.publish(
-        "fixahead/v1/wm-b/telemetry",
-        telemetry(666, ts, r#"{"vibration_g": 0.1}"#),
-    )
-    .await;
-    a.publish(
-        "fixahead/v1/wm-a/telemetry",
-        telemetry(1, ts, r#"{"vibration_g": 0.1}"#),
-    )
-    .await;
+    publish_telemetry(&mut a, "wm-b", 666).await;
+    publish_telemetry(&mut a, "wm-a", 1).await;
     a.flush().await;
     wait_for(
         Duration::from_secs(30),
@@ -410,11 +423,7 @@ async fn mosquitto_with_the_export_keeps_each_device_to_its_own_topics() {
     );
     // B publishing under its own id is delivered: the ACL denies only what is not its own.
     let mut b = Publisher::connect_as(port, "wm-b", "wm-b", &pw_b).await;
-    b.publish(
-        "fixahead/v1/wm-b/telemetry",
-        telemetry(2, ts, r#"{"vibration_g": 0.1}"#),
-    )
-    .await;
+    publish_telemetry(&mut b, "wm-b", 2).await;
     b.flush().await;
     wait_for(
         Duration::from_secs(30),

@@ -11,7 +11,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::harness::{
-    bin, free_port, metric, now_ms, telemetry, wait_for, Publisher, Server, ADMIN_KEY,
+    bin, free_port, metric, now_ms, raised_fault, service_stderr, telemetry, wait_for, Publisher,
+    Server, ADMIN_KEY,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -62,15 +63,11 @@ fn channel<'a>(diagnosis: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no channel {name}: {diagnosis:#}"))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), 30).await;
-    let mut mqtt = Publisher::connect(server.mqtt_port, "diag-feeder").await;
-
-    // Two weeks of programs every 6 h: six healthy washers of batch B2026-01 and one of
-    // another batch with a steady drain time, and one of B2026-01 whose drain time
-    // climbs by 2 s a day and which raises E21 at the end.
+/// Two weeks of programs every 6 h: six healthy washers of batch B2026-01 and one of
+/// another batch with a steady drain time, and one of B2026-01 whose drain time
+/// climbs by 2 s a day and which raises E21 at the end.
+/// Returns how many messages were published, once the broker acknowledged them all.
+async fn publish_two_weeks(mqtt: &mut Publisher) -> u64 {
     let start = now_ms() - 14 * DAY_MS;
     let healthy: Vec<String> = (1..=7).map(|i| format!("wm-ok-{i}")).collect();
     let mut sent = 0u64;
@@ -97,12 +94,7 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
         .await;
         sent += 1;
     }
-    let fault = |seq: u64, code: &str| {
-        format!(
-            r#"{{"ts": {}, "seq": {seq}, "type": "washer", "model": "WM-500", "code": "{code}", "state": "raised"}}"#,
-            now_ms() - 60_000
-        )
-    };
+    let fault = |seq: u64, code: &str| raised_fault(seq, now_ms() - 60_000, code);
     mqtt.publish("fixahead/v1/wm-bad/fault", fault(100, "E21"))
         .await;
     // Critical: opens a reactive ticket for the drain pump.
@@ -110,24 +102,13 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
         .await;
     sent += 2;
     mqtt.flush().await;
-    wait_for(Duration::from_secs(60), "every message stored", || async {
-        metric(&server, "fixahead_ingest_stored_total").await as u64 >= sent
-    })
-    .await;
-    let stored_at = now_ms();
+    sent
+}
 
-    // The summary refreshes every second; wait for one computed after the last message.
-    let bad = poll(&server, "/api/v1/devices/wm-bad/diagnosis", |body| {
-        let fresh = body["comparable"]["computed_at"]
-            .as_str()
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-            .is_some_and(|t| t.timestamp_millis() > stored_at);
-        fresh && !body["open_tickets"].as_array().unwrap().is_empty()
-    })
-    .await;
-
-    // Degrading: drain time above the fleet's p95, rising, with its fault and parts.
-    let drain = channel(&bad, "drain_time_s");
+/// Degrading (`bad`: its diagnosis): drain time above the fleet's p95, rising, with
+/// its fault and parts.
+fn assert_degrading(bad: &Value) {
+    let drain = channel(bad, "drain_time_s");
     assert_eq!(drain["position"], "high", "{drain:#}");
     assert_eq!(drain["unit"], "s");
     // Normal ranges are per model, across batches.
@@ -139,7 +120,7 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
         "{trend:#}"
     );
     assert!(trend["day_mean"].as_f64().unwrap() > trend["week_mean"].as_f64().unwrap());
-    assert_eq!(channel(&bad, "vibration_g")["position"], "normal");
+    assert_eq!(channel(bad, "vibration_g")["position"], "normal");
     let codes: Vec<&str> = bad["faults"]
         .as_array()
         .unwrap()
@@ -170,8 +151,10 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
     assert_eq!(comparable["devices_with_tickets"], 1, "{comparable:#}");
     assert_eq!(comparable["components"][0]["component"], "drain_pump");
     assert_eq!(comparable["components"][0]["active"], 1);
+}
 
-    // Healthy: in range, flat, nothing to order.
+/// Healthy washers: in range, flat, nothing to order.
+async fn assert_healthy(server: &Server) {
     let (status, ok) = server.get("/api/v1/devices/wm-ok-3/diagnosis").await;
     assert_eq!(status, 200, "{ok}");
     let drain = channel(&ok, "drain_time_s");
@@ -188,10 +171,13 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
     // Every washer channel is listed, reported or not.
     assert_eq!(ok["channels"].as_array().unwrap().len(), 7, "{ok:#}");
     assert_eq!(channel(&ok, "fill_time_s")["position"], "unknown");
+}
 
-    // Engineers: only the devices of tickets assigned to them.
-    let anna = key(&server, "engineer", "eng-anna").await;
-    let bob = key(&server, "engineer", "eng-bob").await;
+/// Engineers see only the devices of tickets assigned to them (the ticket of `bad`,
+/// its diagnosis, goes to one of them); an integration key may not diagnose.
+async fn engineers_see_only_their_tickets_devices(server: &Server, bad: &Value) {
+    let anna = key(server, "engineer", "eng-anna").await;
+    let bob = key(server, "engineer", "eng-bob").await;
     let ticket = bad["open_tickets"][0]["id"].as_i64().unwrap();
     let (status, body) = server
         .call(
@@ -217,13 +203,43 @@ async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
         )
         .await;
     assert_eq!(status, 403);
-    let (status, body) = send(&server, "wm-bad", &bob, "self_test").await;
+    let (status, body) = send(server, "wm-bad", &bob, "self_test").await;
     assert_eq!(status, 403, "{body}");
-    let integration = key(&server, "integration", "crm").await;
+    let integration = key(server, "integration", "crm").await;
     let (status, _) = server
         .call(Method::GET, path, Some(&integration), None)
         .await;
     assert_eq!(status, 403, "diagnosis takes the diagnose permission");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn diagnosis_tells_a_degrading_washer_from_a_healthy_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), 30).await;
+    let mut mqtt = Publisher::connect(server.mqtt_port, "diag-feeder").await;
+
+    let sent = publish_two_weeks(&mut mqtt).await;
+    wait_for(Duration::from_secs(60), "every message stored", || async {
+        metric(&server, "fixahead_ingest_stored_total").await as u64 >= sent
+    })
+    .await;
+    let stored_at = now_ms();
+
+    // The summary refreshes every second; wait for one computed after the last message.
+    let bad = poll(&server, "/api/v1/devices/wm-bad/diagnosis", |body| {
+        let fresh = body["comparable"]["computed_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .is_some_and(|t| t.timestamp_millis() > stored_at);
+        fresh && !body["open_tickets"].as_array().unwrap().is_empty()
+    })
+    .await;
+
+    assert_degrading(&bad);
+
+    assert_healthy(&server).await;
+
+    engineers_see_only_their_tickets_devices(&server, &bad).await;
 
     let (status, body) = server.get("/api/v1/devices/nope/diagnosis").await;
     assert_eq!(status, 404, "{body}");
@@ -250,6 +266,42 @@ impl Drop for Simulator {
     }
 }
 
+impl Simulator {
+    /// Starts `fixahead simulate` against the broker on `mqtt_port`:
+    /// Two washers, each with one component already degrading and no other failures,
+    /// from a month ago at 20,000x (a washer reports a few programs a week).
+    fn start(mqtt_port: u16) -> Simulator {
+        let sim_start = (now_ms() - 30 * DAY_MS).to_string();
+        let child = Command::new(bin())
+            .args([
+                "simulate",
+                "--mqtt-url",
+                &format!("mqtt://127.0.0.1:{}", mqtt_port),
+                "--devices",
+                "2",
+                "--kinds",
+                "washer",
+                "--early-degradation",
+                "1",
+                "--failure-rate",
+                "0",
+                "--speed",
+                "20000",
+                "--start",
+                &sim_start,
+                "--duration",
+                "300",
+                "--seed",
+                "5",
+            ])
+            .stdout(Stdio::null())
+            .stderr(service_stderr())
+            .spawn()
+            .expect("spawn fixahead simulate");
+        Simulator(child)
+    }
+}
+
 async fn poll_command(server: &Server, location: &str) -> Value {
     poll(server, location, |body| body["status"] != "pending").await
 }
@@ -271,61 +323,8 @@ async fn poll(server: &Server, path: &str, done: impl Fn(&Value) -> bool) -> Val
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn self_test_round_trip_with_the_simulator_and_a_timeout_for_an_offline_device() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path(), 3).await;
-    // Two washers, each with one component already degrading and no other failures,
-    // from a month ago at 20,000x (a washer reports a few programs a week).
-    let quiet = std::env::var_os("TEST_LOG").is_none();
-    let sim_start = (now_ms() - 30 * DAY_MS).to_string();
-    let child = Command::new(bin())
-        .args([
-            "simulate",
-            "--mqtt-url",
-            &format!("mqtt://127.0.0.1:{}", server.mqtt_port),
-            "--devices",
-            "2",
-            "--kinds",
-            "washer",
-            "--early-degradation",
-            "1",
-            "--failure-rate",
-            "0",
-            "--speed",
-            "20000",
-            "--start",
-            &sim_start,
-            "--duration",
-            "300",
-            "--seed",
-            "5",
-        ])
-        .stdout(Stdio::null())
-        .stderr(if quiet {
-            Stdio::null()
-        } else {
-            Stdio::inherit()
-        })
-        .spawn()
-        .expect("spawn fixahead simulate");
-    let _simulator = Simulator(child);
-    wait_for(
-        Duration::from_secs(90),
-        "the simulated washer registered",
-        || async { server.get("/api/v1/devices/wm-0001").await.0 == 200 },
-    )
-    .await;
-
-    let (status, sent) = send(&server, "wm-0001", ADMIN_KEY, "self_test").await;
-    assert_eq!(status, 202, "{sent}");
-    assert_eq!(sent["status"], "pending");
-    assert_eq!(sent["requested_by"], "admin (FIXAHEAD_ADMIN_KEY)");
-    let location = format!("/api/v1/devices/wm-0001/commands/{}", sent["id"]);
-    let done = poll_command(&server, &location).await;
-    assert_eq!(done["status"], "answered", "{done:#}");
-    assert_eq!(done["late"], false);
-    let report = &done["result"];
+/// A self-test report of a washer with one degrading component and no other wear.
+fn assert_one_worn_component(report: &Value) {
     assert_eq!(report["command"], "self_test");
     assert_eq!(
         report["result"], "fail",
@@ -346,6 +345,61 @@ async fn self_test_round_trip_with_the_simulator_and_a_timeout_for_an_offline_de
         assert_eq!(c["status"], "ok", "{report:#}");
         assert_eq!(c["measured"], 0.0, "no failure rate: no other wear");
     }
+}
+
+/// The dead letters on `fixahead/v1/wm-gone/cmd/result` are exactly the `bad`
+/// answers, with their reasons; fixahead's own commands are not dead letters.
+async fn assert_dead_letters_of_answers(server: &Server, bad: &[(&str, &str)]) {
+    let (status, body) = server.get("/api/v1/dead-letters?limit=100").await;
+    assert_eq!(status, 200);
+    let mut reasons: Vec<&str> = body["dead_letters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["topic"] == "fixahead/v1/wm-gone/cmd/result")
+        .map(|d| d["reason"].as_str().unwrap())
+        .collect();
+    reasons.sort_unstable();
+    let mut want: Vec<&str> = bad.iter().map(|(_, r)| *r).collect();
+    want.sort_unstable();
+    assert_eq!(reasons, want, "{body:#}");
+    // fixahead's own commands, echoed to its subscription, are not dead letters.
+    assert!(!body.to_string().contains("/cmd\""), "{body:#}");
+}
+
+/// Bad command requests: an unknown command, an unknown device, a bad command id.
+async fn assert_bad_command_requests_refused(server: &Server) {
+    let (status, body) = send(server, "wm-0001", ADMIN_KEY, "reboot").await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["field"], "command");
+    let (status, _) = send(server, "wm-nobody", ADMIN_KEY, "self_test").await;
+    assert_eq!(status, 404);
+    let (status, _) = server.get("/api/v1/devices/wm-0001/commands/x").await;
+    assert_eq!(status, 400);
+}
+
+// One scenario whose steps depend on each other: the late answer needs the timed-out command.
+#[tokio::test(flavor = "multi_thread")]
+async fn self_test_round_trip_with_the_simulator_and_a_timeout_for_an_offline_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), 3).await;
+    let _simulator = Simulator::start(server.mqtt_port);
+    wait_for(
+        Duration::from_secs(90),
+        "the simulated washer registered",
+        || async { server.get("/api/v1/devices/wm-0001").await.0 == 200 },
+    )
+    .await;
+
+    let (status, sent) = send(&server, "wm-0001", ADMIN_KEY, "self_test").await;
+    assert_eq!(status, 202, "{sent}");
+    assert_eq!(sent["status"], "pending");
+    assert_eq!(sent["requested_by"], "admin (FIXAHEAD_ADMIN_KEY)");
+    let location = format!("/api/v1/devices/wm-0001/commands/{}", sent["id"]);
+    let done = poll_command(&server, &location).await;
+    assert_eq!(done["status"], "answered", "{done:#}");
+    assert_eq!(done["late"], false);
+    assert_one_worn_component(&done["result"]);
     // The diagnosis lists the command.
     let (_, diagnosis) = server.get("/api/v1/devices/wm-0001/diagnosis").await;
     assert_eq!(diagnosis["recent_commands"][0]["id"], sent["id"]);
@@ -416,28 +470,7 @@ async fn self_test_round_trip_with_the_simulator_and_a_timeout_for_an_offline_de
         },
     )
     .await;
-    let (status, body) = server.get("/api/v1/dead-letters?limit=100").await;
-    assert_eq!(status, 200);
-    let mut reasons: Vec<&str> = body["dead_letters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|d| d["topic"] == "fixahead/v1/wm-gone/cmd/result")
-        .map(|d| d["reason"].as_str().unwrap())
-        .collect();
-    reasons.sort_unstable();
-    let mut want: Vec<&str> = bad.iter().map(|(_, r)| *r).collect();
-    want.sort_unstable();
-    assert_eq!(reasons, want, "{body:#}");
-    // fixahead's own commands, echoed to its subscription, are not dead letters.
-    assert!(!body.to_string().contains("/cmd\""), "{body:#}");
+    assert_dead_letters_of_answers(&server, &bad).await;
 
-    // Bad requests.
-    let (status, body) = send(&server, "wm-0001", ADMIN_KEY, "reboot").await;
-    assert_eq!(status, 422, "{body}");
-    assert_eq!(body["error"]["field"], "command");
-    let (status, _) = send(&server, "wm-nobody", ADMIN_KEY, "self_test").await;
-    assert_eq!(status, 404);
-    let (status, _) = server.get("/api/v1/devices/wm-0001/commands/x").await;
-    assert_eq!(status, 400);
+    assert_bad_command_requests_refused(&server).await;
 }

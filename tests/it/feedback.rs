@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::harness::{bin, free_port, run_cli, wait_for, Publisher, Server, ADMIN_KEY};
+use crate::harness::{
+    bin, free_port, raised_fault, run_cli, wait_for, Publisher, Server, ADMIN_KEY,
+};
 
 /// (device type, component) -> count
 type Counts = BTreeMap<(String, String), u64>;
@@ -91,15 +93,10 @@ fn map_of(v: &Value) -> BTreeMap<String, u64> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn outcomes_recorded_through_the_api_become_the_labels_train_from_store_uses() {
-    let tmp = tempfile::tempdir().unwrap();
-    let history = tmp.path().join("history");
-    let data = tmp.path().join("data");
-    let models = tmp.path().join("models");
-    // A month of 32 washers and refrigerators that fail often, ending now (so failure
-    // times lie in the past, as the API requires, and the no-fault-found checks,
-    // recorded now, lie at the end of the data).
+/// A month of 32 washers and refrigerators that fail often, ending now (so failure
+/// times lie in the past, as the API requires, and the no-fault-found checks, recorded
+/// now, lie at the end of the data), written to `history`.
+fn simulate_failing_month(history: &Path) {
     run_cli(&[
         "simulate",
         "--out",
@@ -119,6 +116,126 @@ async fn outcomes_recorded_through_the_api_become_the_labels_train_from_store_us
         "--kinds",
         "washer,refrigerator",
     ]);
+}
+
+/// Records outcomes of the `reactive` tickets (in id order) through the API: the last
+/// two were false alarms, the first customer was not reached, every other ticket a
+/// confirmed failure at its first simulated failure time (from `failures`). Returns the
+/// confirmed failures and the no-fault-found checks recorded.
+async fn record_outcomes(
+    server: &Server,
+    reactive: &[&Value],
+    failures: &BTreeMap<(String, String), String>,
+) -> (Counts, Counts) {
+    let mut confirmed = Counts::new();
+    let mut no_fault = Counts::new();
+    let n = reactive.len();
+    for (i, t) in reactive.iter().enumerate() {
+        let id = t["id"].as_i64().unwrap();
+        let device = t["device_id"].as_str().unwrap().to_owned();
+        let component = t["component"].as_str().unwrap().to_owned();
+        let key = (device_type(&device).to_owned(), component.clone());
+        if i + 2 >= n {
+            record(server, id, &json!({"kind": "no_fault_found"})).await;
+            *no_fault.entry(key).or_default() += 1;
+        } else if i == 0 {
+            record(server, id, &json!({"kind": "not_reached"})).await;
+        } else {
+            let failed_at = failures
+                .get(&(device.clone(), component.clone()))
+                .unwrap_or_else(|| panic!("{device}/{component} has a ticket and no failure"));
+            record(
+                server,
+                id,
+                &json!({"kind": "confirmed_failure", "failed_at": failed_at,
+                        "parts_replaced": ["part"]}),
+            )
+            .await;
+            *confirmed.entry(key).or_default() += 1;
+        }
+    }
+    (confirmed, no_fault)
+}
+
+/// Checks that the active `kind` artefact in `models` records exactly the labels the
+/// outcomes gave its type (`stdout`: what training printed, for the message); returns
+/// its positive rows.
+fn check_labels(
+    models: &Path,
+    kind: &str,
+    confirmed: &Counts,
+    no_fault: &Counts,
+    stdout: &str,
+) -> u64 {
+    let active = std::fs::read_to_string(models.join(kind).join("ACTIVE"))
+        .unwrap_or_else(|e| panic!("no active {kind} model: {e}\n{stdout}"));
+    let artefact: Value = serde_json::from_str(
+        &std::fs::read_to_string(models.join(kind).join(format!("{}.json", active.trim())))
+            .unwrap(),
+    )
+    .unwrap();
+    let summary = &artefact["training_summary"];
+    let labels = &summary["labels"];
+    assert_eq!(labels["source"], "store", "{labels:#}");
+    let of = |counts: &Counts| -> BTreeMap<String, u64> {
+        counts
+            .iter()
+            .filter(|((t, _), _)| t == kind)
+            .map(|((_, c), n)| (c.clone(), *n))
+            .collect()
+    };
+    assert_eq!(
+        map_of(&labels["failures"]),
+        of(confirmed),
+        "{kind}: {labels:#}"
+    );
+    assert_eq!(
+        map_of(&labels["no_fault_found"]),
+        of(no_fault),
+        "{kind}: {labels:#}"
+    );
+    // A no-fault-found check recorded now labels the rows of the horizon before it, at
+    // the end of the data, which would otherwise be unknown (censored).
+    for component in of(no_fault).keys() {
+        assert!(
+            map_of(&labels["no_fault_found_rows"])
+                .get(component)
+                .is_some_and(|n| *n > 0),
+            "{kind}/{component}: {labels:#}"
+        );
+    }
+    map_of(&summary["positives"]).values().sum::<u64>()
+}
+
+/// The model directory loads and scores `history`: some predictions, each a risk in
+/// [0, 1].
+fn assert_models_score(models: &Path, history: &Path) {
+    let out = run_cli(&[
+        "predict",
+        "--history",
+        history.to_str().unwrap(),
+        "--model",
+        models.to_str().unwrap(),
+    ]);
+    let predictions: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(!predictions.is_empty(), "no prediction from the new models");
+    for p in &predictions {
+        let risk = p["risk"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&risk), "{p}");
+    }
+}
+
+// One scenario whose steps depend on each other: replay, outcomes, then training on them.
+#[tokio::test(flavor = "multi_thread")]
+async fn outcomes_recorded_through_the_api_become_the_labels_train_from_store_uses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = tmp.path().join("history");
+    let data = tmp.path().join("data");
+    let models = tmp.path().join("models");
+    simulate_failing_month(&history);
     let failures = first_failures(&history);
     let lines = std::fs::read_to_string(history.join("telemetry.jsonl"))
         .unwrap()
@@ -144,10 +261,7 @@ async fn outcomes_recorded_through_the_api_become_the_labels_train_from_store_us
     publisher
         .publish(
             "fixahead/v1/wm-9999/fault",
-            format!(
-                r#"{{"ts": {}, "seq": 1, "type": "washer", "model": "WM-500", "code": "E23", "state": "raised"}}"#,
-                crate::harness::now_ms() - 60_000
-            ),
+            raised_fault(1, crate::harness::now_ms() - 60_000, "E23"),
         )
         .await;
     publisher.flush().await;
@@ -192,35 +306,7 @@ async fn outcomes_recorded_through_the_api_become_the_labels_train_from_store_us
     assert!(stderr.contains("no confirmed failure"), "{stderr}");
     assert!(!models.exists(), "nothing written");
 
-    // Outcomes: the last two tickets were false alarms, one customer was not reached,
-    // every other ticket a confirmed failure at its first simulated failure time.
-    let mut confirmed = Counts::new();
-    let mut no_fault = Counts::new();
-    let n = reactive.len();
-    for (i, t) in reactive.iter().enumerate() {
-        let id = t["id"].as_i64().unwrap();
-        let device = t["device_id"].as_str().unwrap().to_owned();
-        let component = t["component"].as_str().unwrap().to_owned();
-        let key = (device_type(&device).to_owned(), component.clone());
-        if i + 2 >= n {
-            record(&server, id, &json!({"kind": "no_fault_found"})).await;
-            *no_fault.entry(key).or_default() += 1;
-        } else if i == 0 {
-            record(&server, id, &json!({"kind": "not_reached"})).await;
-        } else {
-            let failed_at = failures
-                .get(&(device.clone(), component.clone()))
-                .unwrap_or_else(|| panic!("{device}/{component} has a ticket and no failure"));
-            record(
-                &server,
-                id,
-                &json!({"kind": "confirmed_failure", "failed_at": failed_at,
-                        "parts_replaced": ["part"]}),
-            )
-            .await;
-            *confirmed.entry(key).or_default() += 1;
-        }
-    }
+    let (confirmed, no_fault) = record_outcomes(&server, &reactive, &failures).await;
     let sentinel = all.iter().find(|t| t["device_id"] == "wm-9999").unwrap()["id"]
         .as_i64()
         .unwrap();
@@ -245,67 +331,14 @@ async fn outcomes_recorded_through_the_api_become_the_labels_train_from_store_us
     assert!(stdout.contains("33 devices"), "{stdout}");
 
     // Each active artefact records exactly the labels the outcomes gave its type.
-    let mut positive_rows = 0;
-    for kind in ["washer", "refrigerator"] {
-        let active = std::fs::read_to_string(models.join(kind).join("ACTIVE"))
-            .unwrap_or_else(|e| panic!("no active {kind} model: {e}\n{stdout}"));
-        let artefact: Value = serde_json::from_str(
-            &std::fs::read_to_string(models.join(kind).join(format!("{}.json", active.trim())))
-                .unwrap(),
-        )
-        .unwrap();
-        let summary = &artefact["training_summary"];
-        let labels = &summary["labels"];
-        assert_eq!(labels["source"], "store", "{labels:#}");
-        let of = |counts: &Counts| -> BTreeMap<String, u64> {
-            counts
-                .iter()
-                .filter(|((t, _), _)| t == kind)
-                .map(|((_, c), n)| (c.clone(), *n))
-                .collect()
-        };
-        assert_eq!(
-            map_of(&labels["failures"]),
-            of(&confirmed),
-            "{kind}: {labels:#}"
-        );
-        assert_eq!(
-            map_of(&labels["no_fault_found"]),
-            of(&no_fault),
-            "{kind}: {labels:#}"
-        );
-        // A no-fault-found check recorded now labels the rows of the horizon before it,
-        // at the end of the data, which would otherwise be unknown (censored).
-        for component in of(&no_fault).keys() {
-            assert!(
-                map_of(&labels["no_fault_found_rows"])
-                    .get(component)
-                    .is_some_and(|n| *n > 0),
-                "{kind}/{component}: {labels:#}"
-            );
-        }
-        positive_rows += map_of(&summary["positives"]).values().sum::<u64>();
-    }
+    let positive_rows: u64 = ["washer", "refrigerator"]
+        .into_iter()
+        .map(|kind| check_labels(&models, kind, &confirmed, &no_fault, &stdout))
+        .sum();
     assert!(
         positive_rows > 0,
         "the confirmed failures label rows: {stdout}"
     );
 
-    // The model directory loads and scores.
-    let out = run_cli(&[
-        "predict",
-        "--history",
-        history.to_str().unwrap(),
-        "--model",
-        models.to_str().unwrap(),
-    ]);
-    let predictions: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
-    assert!(!predictions.is_empty(), "no prediction from the new models");
-    for p in &predictions {
-        let risk = p["risk"].as_f64().unwrap();
-        assert!((0.0..=1.0).contains(&risk), "{p}");
-    }
+    assert_models_score(&models, &history);
 }

@@ -40,31 +40,19 @@ async fn messages_stored(server: &Server, total: u64) -> bool {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_failing_batch_alarms_once_and_a_healthy_one_does_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("fixahead.toml");
-    // The detector runs on demand here; the periodic run would race the assertions.
-    std::fs::write(
-        &config,
-        "[fleet]\nalarm_interval = \"1000d\"\nrefresh_interval = \"1000d\"\nalarm_fdr = 0.01\n",
-    )
-    .unwrap();
-    let config = config.to_str().unwrap().to_owned();
-    let server = Server::start_with(dir.path(), None, free_port(), &["--config", &config]).await;
-    let mut publisher = Publisher::connect(server.mqtt_port, "fleet-it").await;
-
-    // Two rounds of telemetry with the faults between them, so every device's
-    // reporting span (first to last arrival) is the same to within the milliseconds a
-    // round takes: the detector weighs failures by device-months, and a span that
-    // only the failing devices extend would dilute the batch's excess.
-    let failing: Vec<usize> = (0..BAD).chain([BAD]).collect();
+/// Two rounds of telemetry with the faults between them, so every device's
+/// reporting span (first to last arrival) is the same to within the milliseconds a
+/// round takes: the detector weighs failures by device-months, and a span that
+/// only the failing devices extend would dilute the batch's excess.
+/// `failing`: the devices whose drain pump fails between the rounds. After each round,
+/// waits (at most 30 s) until the server stored all of it.
+async fn report_two_rounds(server: &Server, publisher: &mut Publisher, failing: &[usize]) {
     for round in 1..=2u64 {
         if round == 2 {
             // Every bad device's drain pump fails (a critical code, a reactive ticket,
             // a confirmed failure); one healthy device's too.
             tokio::time::sleep(Duration::from_millis(300)).await;
-            for &i in &failing {
+            for &i in failing {
                 let (id, batch, region) = device(i);
                 publisher
                     .publish(
@@ -92,11 +80,114 @@ async fn a_failing_batch_alarms_once_and_a_healthy_one_does_not() {
             "the telemetry to be stored",
             || {
                 let faults = if round == 2 { failing.len() as u64 } else { 0 };
-                messages_stored(&server, round * (BAD + GOOD) as u64 + faults)
+                messages_stored(server, round * (BAD + GOOD) as u64 + faults)
             },
         )
         .await;
     }
+}
+
+/// Resolves `tickets` as confirmed failures of the drain pump assembly.
+async fn resolve_as_confirmed_failures(server: &Server, tickets: &[Value]) {
+    for t in tickets {
+        let (status, body) = server
+            .call(
+                Method::POST,
+                &format!("/api/v1/tickets/{}/transitions", t["id"]),
+                Some(ADMIN_KEY),
+                Some(
+                    &json!({"to": "resolved", "outcome": {"kind": "confirmed_failure",
+                    "parts_replaced": ["drain pump assembly"]}}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+}
+
+/// The event stream from the start, as far as it goes before it stays quiet for 0.5 s
+/// (2 s at most).
+async fn events_so_far(server: &Server) -> String {
+    let mut sse = server
+        .client()
+        .get(format!("http://{}/api/v1/events?after=0", server.http))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    while let Ok(Ok(Some(chunk))) =
+        tokio::time::timeout(Duration::from_millis(500), sse.chunk()).await
+    {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    text
+}
+
+/// Statistics by batch and the parts forecast by region see the same failures.
+async fn assert_stats_and_forecast_see_the_failures(server: &Server) {
+    // Statistics by batch see the same failures.
+    let (status, stats) = server.get("/api/v1/fleet/stats?group_by=batch").await;
+    assert_eq!(status, 200, "{stats}");
+    let groups = stats["groups"].as_array().unwrap();
+    let group = |name: &str| groups.iter().find(|g| g["group"] == name).unwrap().clone();
+    assert_eq!(group("B-BAD")["confirmed_failures"], BAD as u64);
+    assert_eq!(group("B-BAD")["devices"], BAD as u64);
+    assert_eq!(group("B-OK")["confirmed_failures"], 1);
+    assert_eq!(group("B-OK")["devices_reporting"], GOOD as u64);
+
+    // Parts: no open prediction, the nine recent replacements at 1/90 per day each.
+    let (status, parts) = server
+        .get("/api/v1/fleet/parts-forecast?days=30&group_by=region")
+        .await;
+    assert_eq!(status, 200, "{parts}");
+    let north = &parts["groups"][0];
+    assert_eq!(north["group"], "north");
+    assert_eq!(north["parts"][0]["part"], "drain pump assembly");
+    assert_eq!(north["parts"][0]["recent_failures"], BAD as u64);
+    let expected = north["parts"][0]["expected"].as_f64().unwrap();
+    assert!(
+        (expected - BAD as f64 * 30.0 / 90.0).abs() < 1e-9,
+        "{parts}"
+    );
+}
+
+/// Parameters are checked and a bad one is named.
+async fn assert_bad_parameters_are_named(server: &Server) {
+    for (path, name) in [
+        ("/api/v1/fleet/stats?group_by=colour", "group_by"),
+        ("/api/v1/fleet/parts-forecast?group_by=fw", "group_by"),
+        ("/api/v1/fleet/parts-forecast?days=0", "days"),
+        ("/api/v1/fleet/stats?from=yesterday", "from"),
+        ("/api/v1/fleet/alarms?status=open", "status"),
+    ] {
+        let (status, body) = server.get(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_eq!(body["error"]["code"], "bad_request");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(name), "{path}: {message}");
+    }
+    let (status, body): (u16, Value) = server.get("/api/v1/fleet/stats?unknown=1").await;
+    assert_eq!(status, 400, "{body}");
+}
+
+// One scenario whose steps depend on each other: reports, tickets, outcomes, then the alarm.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_batch_alarms_once_and_a_healthy_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fixahead.toml");
+    // The detector runs on demand here; the periodic run would race the assertions.
+    std::fs::write(
+        &config,
+        "[fleet]\nalarm_interval = \"1000d\"\nrefresh_interval = \"1000d\"\nalarm_fdr = 0.01\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap().to_owned();
+    let server = Server::start_with(dir.path(), None, free_port(), &["--config", &config]).await;
+    let mut publisher = Publisher::connect(server.mqtt_port, "fleet-it").await;
+
+    let failing: Vec<usize> = (0..BAD).chain([BAD]).collect();
+    report_two_rounds(&server, &mut publisher, &failing).await;
     let (_, wm) = server.get("/api/v1/devices/wm-bad-0").await;
     assert_eq!(
         (wm["batch"].as_str(), wm["region"].as_str()),
@@ -113,21 +204,7 @@ async fn a_failing_batch_alarms_once_and_a_healthy_one_does_not() {
         || async { open().await.len() == failing.len() },
     )
     .await;
-    let tickets = open().await;
-    for t in &tickets {
-        let (status, body) = server
-            .call(
-                Method::POST,
-                &format!("/api/v1/tickets/{}/transitions", t["id"]),
-                Some(ADMIN_KEY),
-                Some(
-                    &json!({"to": "resolved", "outcome": {"kind": "confirmed_failure",
-                    "parts_replaced": ["drain pump assembly"]}}),
-                ),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-    }
+    resolve_as_confirmed_failures(&server, &open().await).await;
 
     let detect = || {
         server.call(
@@ -172,65 +249,13 @@ async fn a_failing_batch_alarms_once_and_a_healthy_one_does_not() {
     // Exactly one fleet.batch_alarm event, carrying the alarm.
     let (_, events) = server.get("/api/v1/fleet/alarms?status=cleared").await;
     assert_eq!(events["alarms"], json!([]));
-    let sse = server
-        .client()
-        .get(format!("http://{}/api/v1/events?after=0", server.http))
-        .timeout(Duration::from_secs(2))
-        .send()
-        .await
-        .unwrap();
-    let mut text = String::new();
-    let mut sse = sse;
-    while let Ok(Ok(Some(chunk))) =
-        tokio::time::timeout(Duration::from_millis(500), sse.chunk()).await
-    {
-        text.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let text = events_so_far(&server).await;
     assert_eq!(
         text.matches("event: fleet.batch_alarm").count(),
         1,
         "{text}"
     );
 
-    // Statistics by batch see the same failures.
-    let (status, stats) = server.get("/api/v1/fleet/stats?group_by=batch").await;
-    assert_eq!(status, 200, "{stats}");
-    let groups = stats["groups"].as_array().unwrap();
-    let group = |name: &str| groups.iter().find(|g| g["group"] == name).unwrap().clone();
-    assert_eq!(group("B-BAD")["confirmed_failures"], BAD as u64);
-    assert_eq!(group("B-BAD")["devices"], BAD as u64);
-    assert_eq!(group("B-OK")["confirmed_failures"], 1);
-    assert_eq!(group("B-OK")["devices_reporting"], GOOD as u64);
-
-    // Parts: no open prediction, the nine recent replacements at 1/90 per day each.
-    let (status, parts) = server
-        .get("/api/v1/fleet/parts-forecast?days=30&group_by=region")
-        .await;
-    assert_eq!(status, 200, "{parts}");
-    let north = &parts["groups"][0];
-    assert_eq!(north["group"], "north");
-    assert_eq!(north["parts"][0]["part"], "drain pump assembly");
-    assert_eq!(north["parts"][0]["recent_failures"], BAD as u64);
-    let expected = north["parts"][0]["expected"].as_f64().unwrap();
-    assert!(
-        (expected - BAD as f64 * 30.0 / 90.0).abs() < 1e-9,
-        "{parts}"
-    );
-
-    // Parameters are checked and named.
-    for (path, name) in [
-        ("/api/v1/fleet/stats?group_by=colour", "group_by"),
-        ("/api/v1/fleet/parts-forecast?group_by=fw", "group_by"),
-        ("/api/v1/fleet/parts-forecast?days=0", "days"),
-        ("/api/v1/fleet/stats?from=yesterday", "from"),
-        ("/api/v1/fleet/alarms?status=open", "status"),
-    ] {
-        let (status, body) = server.get(path).await;
-        assert_eq!(status, 400, "{path}: {body}");
-        assert_eq!(body["error"]["code"], "bad_request");
-        let message = body["error"]["message"].as_str().unwrap_or_default();
-        assert!(message.contains(name), "{path}: {message}");
-    }
-    let (status, body): (u16, Value) = server.get("/api/v1/fleet/stats?unknown=1").await;
-    assert_eq!(status, 400, "{body}");
+    assert_stats_and_forecast_see_the_failures(&server).await;
+    assert_bad_parameters_are_named(&server).await;
 }

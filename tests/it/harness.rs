@@ -6,8 +6,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use domain::Timestamp;
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, QoS, Transport};
 use serde_json::Value;
+use simulators::FleetConfig;
 
 /// The admin key every `Server` starts with (`FIXAHEAD_ADMIN_KEY`) and sends by default.
 pub(crate) const ADMIN_KEY: &str = "fxa_it-admin-key-0123456789abcdefghijklmnop";
@@ -29,6 +31,24 @@ fn quiet() -> bool {
     std::env::var_os("TEST_LOG").is_none()
 }
 
+/// Where a spawned service's stderr goes: the test's own with `TEST_LOG` set, else
+/// nowhere.
+pub(crate) fn service_stderr() -> Stdio {
+    if quiet() {
+        Stdio::null()
+    } else {
+        Stdio::inherit()
+    }
+}
+
+/// Sends SIGTERM to `child` (a clean stop); does not wait for it.
+pub(crate) fn sigterm(child: &Child) {
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status();
+}
+
 /// Runs a `fixahead` subcommand to completion and returns its stdout.
 pub(crate) fn run_cli(args: &[&str]) -> String {
     let out = Command::new(bin())
@@ -47,6 +67,13 @@ pub(crate) fn run_cli(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a `fixahead` subcommand that prints a JSON summary and returns the summary.
+pub(crate) fn run_cli_json(args: &[&str]) -> Value {
+    let out = run_cli(args);
+    serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("fixahead {args:?} did not print a JSON summary ({e}): {out}"))
 }
 
 /// A model directory trained once per test run from a simulated history, through
@@ -94,6 +121,27 @@ pub(crate) fn trained_models() -> &'static Path {
         let _ = std::fs::remove_dir_all(&history);
         models
     })
+}
+
+/// A fleet of `kinds` for the [`trained_models`] to score: refrigerators report hourly,
+/// the cadence the models were trained on, and there are no confounders (no sensor
+/// faults, no poor installations).
+pub(crate) fn scored_fleet_config(
+    devices: usize,
+    seed: u64,
+    start: Timestamp,
+    kinds: &[&str],
+) -> FleetConfig {
+    FleetConfig {
+        devices,
+        seed,
+        start,
+        kinds: kinds.iter().map(|k| (*k).to_owned()).collect(),
+        sensor_fault_share: 0.0,
+        poor_installation_share: 0.0,
+        refrigerator_interval_s: 3600,
+        ..FleetConfig::default()
+    }
 }
 
 /// Removes the model directories of earlier test processes that are gone: a static
@@ -172,9 +220,7 @@ impl Server {
         } else {
             cmd.arg("--model-dir").arg(data_dir.join("no-models"));
         }
-        if quiet() {
-            cmd.stderr(Stdio::null());
-        }
+        cmd.stderr(service_stderr());
         let child = cmd.spawn().expect("spawn fixahead run");
         let server = Server {
             child: Some(child),
@@ -230,6 +276,15 @@ impl Server {
         (status, body)
     }
 
+    /// How many telemetry rows `device` has stored (read up to 10,000; 0 when the
+    /// device is unknown).
+    pub(crate) async fn stored_telemetry(&self, device: &str) -> usize {
+        let path = format!("/api/v1/devices/{device}/telemetry?limit=10000");
+        self.get(&path).await.1["telemetry"]
+            .as_array()
+            .map_or(0, Vec::len)
+    }
+
     /// A client that sends the admin key on every request.
     pub(crate) fn client(&self) -> reqwest::Client {
         admin_client()
@@ -242,10 +297,7 @@ impl Server {
     /// waits for the next broker event instead of acting on the signal fails here.
     pub(crate) fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("server running");
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
+        sigterm(&child);
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = child.try_wait().expect("wait") {
@@ -429,29 +481,59 @@ pub(crate) fn mqtt_options(port: u16, client_id: &str, login: Option<(&str, &str
 
 /// A v1 telemetry payload.
 pub(crate) fn telemetry(seq: u64, ts_ms: i64, readings: &str) -> String {
-    format!(
-        r#"{{"ts": {ts_ms}, "seq": {seq}, "type": "washer", "model": "WM-500", "fw": "2.4.1", "readings": {readings}}}"#
+    washer_payload(
+        seq,
+        ts_ms,
+        &format!(r#""fw": "2.4.1", "readings": {readings}"#),
     )
+}
+
+/// A v1 fault payload: washer fault `code` raised.
+pub(crate) fn raised_fault(seq: u64, ts_ms: i64, code: &str) -> String {
+    washer_payload(
+        seq,
+        ts_ms,
+        &format!(r#""code": "{code}", "state": "raised""#),
+    )
+}
+
+/// A v1 payload of a `WM-500` washer: `ts`, `seq`, `type` and `model`, then `fields`
+/// (JSON object members, such as `"code": "E23", "state": "raised"`).
+pub(crate) fn washer_payload(seq: u64, ts_ms: i64, fields: &str) -> String {
+    format!(r#"{{"ts": {ts_ms}, "seq": {seq}, "type": "washer", "model": "WM-500", {fields}}}"#)
 }
 
 /// The value of one Prometheus series (`name` or `name{labels}`), summed over all
 /// series of that name when `series` has no labels.
 pub(crate) async fn metric(server: &Server, series: &str) -> f64 {
-    let (status, body) = server.get("/metrics").await;
-    assert_eq!(status, 200);
-    let text = body.as_str().expect("/metrics is text").to_owned();
-    let mut found = None;
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some((name, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let matches =
-            name == series || (!series.contains('{') && name.split('{').next() == Some(series));
-        if matches {
-            *found.get_or_insert(0.0) += value.parse::<f64>().unwrap();
-        }
+    Metrics::scrape(server).await.get(series)
+}
+
+/// One scrape of `/metrics`, to read several series from the same moment.
+pub(crate) struct Metrics(String);
+
+impl Metrics {
+    pub(crate) async fn scrape(server: &Server) -> Metrics {
+        let (status, body) = server.get("/metrics").await;
+        assert_eq!(status, 200);
+        Metrics(body.as_str().expect("/metrics is text").to_owned())
     }
-    found.unwrap_or_else(|| panic!("/metrics has no {series}:\n{text}"))
+
+    /// The value of one series, as [`metric`] reads it; panics if there is none.
+    pub(crate) fn get(&self, series: &str) -> f64 {
+        let mut found = None;
+        for line in self.0.lines().filter(|l| !l.starts_with('#')) {
+            let Some((name, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let matches =
+                name == series || (!series.contains('{') && name.split('{').next() == Some(series));
+            if matches {
+                *found.get_or_insert(0.0) += value.parse::<f64>().unwrap();
+            }
+        }
+        found.unwrap_or_else(|| panic!("/metrics has no {series}:\n{}", self.0))
+    }
 }
 
 /// Wall-clock milliseconds since the epoch.

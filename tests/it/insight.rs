@@ -12,7 +12,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::harness::{
-    free_port, metric, now_ms, trained_models, wait_for, Publisher, Server, ADMIN_KEY,
+    free_port, metric, now_ms, telemetry, trained_models, wait_for, washer_payload, Publisher,
+    Server, ADMIN_KEY,
 };
 
 const DAY: i64 = Timestamp::DAY_MS;
@@ -111,6 +112,111 @@ fn rfc3339(ms: i64) -> String {
     Timestamp(ms).to_rfc3339()
 }
 
+/// The performance report of the scenario: per model and region (north, east where wm-b
+/// says it is, unknown for e and g) and in total.
+fn assert_performance_by_region(report: &Value) {
+    let north = row(report, "washer-v1", "north");
+    assert_eq!(north["device_type"], "washer");
+    assert_eq!(north["component"], "drain_pump");
+    for (field, want) in [
+        ("flags", json!(4)),
+        ("active", json!(1)),
+        ("resolved", json!(2)),
+        ("confirmed", json!(2)),
+        ("no_fault_found", json!(0)),
+        ("dismissed", json!(1)),
+        ("precision", json!(1.0)),
+        ("dismissed_share", json!(0.25)),
+        ("caught", json!(2)),
+        ("late", json!(0)),
+        ("missed", json!(0)),
+        ("repairs", json!(2)),
+        ("repeat_failures", json!(1)),
+        ("repeat_rate", json!(0.5)),
+    ] {
+        assert_eq!(north[field], want, "{field}: {north:#}");
+    }
+    assert_eq!(
+        north["lead_time"],
+        json!({"count": 2, "median_days": 3.0, "mean_days": 4.5, "p10_days": 3.0})
+    );
+    // b, assigned to north, is where its device says it is.
+    let east = row(report, "washer-v1", "east");
+    assert_eq!(
+        (
+            east["flags"].as_u64(),
+            east["no_fault_found"].as_u64(),
+            east["precision"].as_f64()
+        ),
+        (Some(1), Some(1), Some(0.0))
+    );
+    // e inherits the model that scored wm-a; g had none. Neither has a region.
+    let e_row = row(report, "washer-v1", "unknown");
+    assert_eq!(
+        (e_row["flags"].as_u64(), e_row["missed"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(e_row["repairs"], 1);
+    let g_row = row(report, "none", "unknown");
+    assert_eq!(
+        (g_row["missed"].as_u64(), g_row["repairs"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let totals = &report["totals"];
+    assert_eq!(totals["precision"], json!(0.667), "{totals:#}");
+    assert_eq!(totals["dismissed_share"], json!(0.2));
+    assert_eq!(totals["recall"], json!(0.667));
+    assert_eq!(totals["repairs"], 4);
+    assert!(totals.get("region").is_none());
+}
+
+/// Filters and the period (`t`: when the first tickets were opened); bad ones are a 400.
+async fn assert_filters_and_period(server: &Server, t: i64) {
+    let (_, south) = server.get("/api/v1/models/performance?region=south").await;
+    assert_eq!(south["rows"], json!([]));
+    let from = rfc3339(t + DAY);
+    let to = rfc3339(t + 2 * DAY);
+    let (status, period) = server
+        .get(&format!(
+            "/api/v1/models/performance?from={from}&to={to}&model_version=washer-v1"
+        ))
+        .await;
+    assert_eq!(status, 200, "{period}");
+    assert_eq!(period["totals"]["flags"], 2, "c and d: {period:#}");
+    assert_eq!(period["totals"]["dismissed"], 1);
+    let (status, err) = server
+        .get(&format!("/api/v1/models/performance?from={to}&to={from}"))
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let (status, _) = server.get("/api/v1/models/performance?colour=red").await;
+    assert_eq!(status, 400);
+}
+
+/// Engineers work tickets; model figures are for planners, admins and integrations.
+async fn engineers_may_not_read_performance(server: &Server) {
+    let (_, engineer) = server
+        .call(
+            Method::POST,
+            "/api/v1/keys",
+            Some(ADMIN_KEY),
+            Some(&json!({"role": "engineer", "name": "eng"})),
+        )
+        .await;
+    let (status, _) = server
+        .call(
+            Method::GET,
+            "/api/v1/models/performance",
+            engineer["key"].as_str(),
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+// One scenario whose steps depend on each other: tickets and outcomes in clock order.
 #[tokio::test(flavor = "multi_thread")]
 async fn performance_is_computed_from_outcomes_recorded_through_the_api() {
     let dir = tempfile::tempdir().unwrap();
@@ -137,9 +243,10 @@ async fn performance_is_computed_from_outcomes_recorded_through_the_api() {
     device
         .publish(
             "fixahead/v1/wm-b/telemetry",
-            format!(
-                r#"{{"ts": {}, "seq": 1, "type": "washer", "model": "WM-500", "region": "east", "readings": {{"drain_time_s": 12.5}}}}"#,
-                now_ms() - 60_000
+            washer_payload(
+                1,
+                now_ms() - 60_000,
+                r#""region": "east", "readings": {"drain_time_s": 12.5}"#,
             ),
         )
         .await;
@@ -183,107 +290,19 @@ async fn performance_is_computed_from_outcomes_recorded_through_the_api() {
 
     let (status, report) = server.get("/api/v1/models/performance").await;
     assert_eq!(status, 200, "{report}");
-    let north = row(&report, "washer-v1", "north");
-    assert_eq!(north["device_type"], "washer");
-    assert_eq!(north["component"], "drain_pump");
-    for (field, want) in [
-        ("flags", json!(4)),
-        ("active", json!(1)),
-        ("resolved", json!(2)),
-        ("confirmed", json!(2)),
-        ("no_fault_found", json!(0)),
-        ("dismissed", json!(1)),
-        ("precision", json!(1.0)),
-        ("dismissed_share", json!(0.25)),
-        ("caught", json!(2)),
-        ("late", json!(0)),
-        ("missed", json!(0)),
-        ("repairs", json!(2)),
-        ("repeat_failures", json!(1)),
-        ("repeat_rate", json!(0.5)),
-    ] {
-        assert_eq!(north[field], want, "{field}: {north:#}");
-    }
-    assert_eq!(
-        north["lead_time"],
-        json!({"count": 2, "median_days": 3.0, "mean_days": 4.5, "p10_days": 3.0})
-    );
-    // b, assigned to north, is where its device says it is.
-    let east = row(&report, "washer-v1", "east");
-    assert_eq!(
-        (
-            east["flags"].as_u64(),
-            east["no_fault_found"].as_u64(),
-            east["precision"].as_f64()
-        ),
-        (Some(1), Some(1), Some(0.0))
-    );
-    // e inherits the model that scored wm-a; g had none. Neither has a region.
-    let e_row = row(&report, "washer-v1", "unknown");
-    assert_eq!(
-        (e_row["flags"].as_u64(), e_row["missed"].as_u64()),
-        (Some(0), Some(0))
-    );
-    assert_eq!(e_row["repairs"], 1);
-    let g_row = row(&report, "none", "unknown");
-    assert_eq!(
-        (g_row["missed"].as_u64(), g_row["repairs"].as_u64()),
-        (Some(1), Some(1))
-    );
-    let totals = &report["totals"];
-    assert_eq!(totals["precision"], json!(0.667), "{totals:#}");
-    assert_eq!(totals["dismissed_share"], json!(0.2));
-    assert_eq!(totals["recall"], json!(0.667));
-    assert_eq!(totals["repairs"], 4);
-    assert!(totals.get("region").is_none());
+    assert_performance_by_region(&report);
 
-    // Filters and the period.
-    let (_, south) = server.get("/api/v1/models/performance?region=south").await;
-    assert_eq!(south["rows"], json!([]));
-    let from = rfc3339(t + DAY);
-    let to = rfc3339(t + 2 * DAY);
-    let (status, period) = server
-        .get(&format!(
-            "/api/v1/models/performance?from={from}&to={to}&model_version=washer-v1"
-        ))
-        .await;
-    assert_eq!(status, 200, "{period}");
-    assert_eq!(period["totals"]["flags"], 2, "c and d: {period:#}");
-    assert_eq!(period["totals"]["dismissed"], 1);
-    let (status, err) = server
-        .get(&format!("/api/v1/models/performance?from={to}&to={from}"))
-        .await;
-    assert_eq!(
-        (status, err["error"]["code"].as_str()),
-        (400, Some("bad_request"))
-    );
-    let (status, _) = server.get("/api/v1/models/performance?colour=red").await;
-    assert_eq!(status, 400);
+    assert_filters_and_period(&server, t).await;
 
-    // Engineers work tickets; model figures are for planners, admins and integrations.
-    let (_, engineer) = server
-        .call(
-            Method::POST,
-            "/api/v1/keys",
-            Some(ADMIN_KEY),
-            Some(&json!({"role": "engineer", "name": "eng"})),
-        )
-        .await;
-    let (status, _) = server
-        .call(
-            Method::GET,
-            "/api/v1/models/performance",
-            engineer["key"].as_str(),
-            None,
-        )
-        .await;
-    assert_eq!(status, 403);
+    engineers_may_not_read_performance(&server).await;
 }
 
 /// A washer report with every channel far above what the simulated fleet sends.
 fn hot_washer(seq: u64, ts: i64) -> String {
-    format!(
-        r#"{{"ts": {ts}, "seq": {seq}, "type": "washer", "model": "WM-500", "fw": "2.4.1", "readings": {{"motor_current_a": 15.0, "vibration_g": 6.0, "water_temp_c": 90.0, "heat_time_s": 5000.0, "drain_time_s": 1500.0, "fill_time_s": 1500.0, "supply_voltage_v": 290.0}}}}"#
+    telemetry(
+        seq,
+        ts,
+        r#"{"motor_current_a": 15.0, "vibration_g": 6.0, "water_temp_c": 90.0, "heat_time_s": 5000.0, "drain_time_s": 1500.0, "fill_time_s": 1500.0, "supply_voltage_v": 290.0}"#,
     )
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{free_port, trained_models, wait_for, Server};
+use crate::harness::{free_port, service_stderr, sigterm, trained_models, wait_for, Server};
 use crate::pipeline::run_scenario;
 
 /// A Mosquitto on 127.0.0.1:`port`, killed on drop. Its configuration (and, with
@@ -112,11 +112,7 @@ impl Mosquitto {
             .arg("-c")
             .arg(&self.conf)
             .stdout(Stdio::null())
-            .stderr(if std::env::var_os("TEST_LOG").is_some() {
-                Stdio::inherit()
-            } else {
-                Stdio::null()
-            })
+            .stderr(service_stderr())
             .spawn()
             .expect("start mosquitto");
         self.child = Some(child);
@@ -136,10 +132,7 @@ impl Mosquitto {
         if kill {
             let _ = child.kill();
         } else {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
+            sigterm(&child);
         }
         let _ = child.wait();
         if self.persistent {

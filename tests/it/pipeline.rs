@@ -7,7 +7,7 @@ use domain::Timestamp;
 use serde_json::Value;
 use simulators::{Fleet, FleetConfig, SimEvent};
 
-use crate::harness::{telemetry, trained_models, wait_for, Publisher, Server};
+use crate::harness::{scored_fleet_config, telemetry, trained_models, wait_for, Publisher, Server};
 
 /// A simulated device whose first failure has precursors, with its messages up to a
 /// little after that failure.
@@ -30,17 +30,10 @@ pub(crate) fn scenario() -> Scenario {
     let profiles = domain::ProfileSet::builtin();
     let mut degrading = Fleet::new(
         FleetConfig {
-            devices: 8,
-            seed: 5,
-            start,
-            kinds: vec!["washer".into(), "refrigerator".into()],
             sudden_failure_share: 0.0,
             failure_rate_per_year: 4.0,
             early_degradation_share: 0.0,
-            sensor_fault_share: 0.0,
-            poor_installation_share: 0.0,
-            refrigerator_interval_s: 3600,
-            ..FleetConfig::default()
+            ..scored_fleet_config(8, 5, start, &["washer", "refrigerator"])
         },
         &profiles,
     )
@@ -78,16 +71,9 @@ pub(crate) fn scenario() -> Scenario {
 
     let mut healthy = Fleet::new(
         FleetConfig {
-            devices: 2,
-            seed: 6,
-            start,
-            kinds: vec!["washer".into(), "refrigerator".into()],
             failure_rate_per_year: 0.0,
             early_degradation_share: 0.0,
-            sensor_fault_share: 0.0,
-            poor_installation_share: 0.0,
-            refrigerator_interval_s: 3600,
-            ..FleetConfig::default()
+            ..scored_fleet_config(2, 6, start, &["washer", "refrigerator"])
         },
         &profiles,
     )
@@ -122,6 +108,14 @@ pub(crate) fn scenario() -> Scenario {
     }
 }
 
+/// How many of `messages` are telemetry.
+pub(crate) fn telemetry_count(messages: &[(String, Vec<u8>)]) -> usize {
+    messages
+        .iter()
+        .filter(|(t, _)| t.ends_with("/telemetry"))
+        .count()
+}
+
 fn tickets_for(body: &Value) -> Vec<Value> {
     body["tickets"].as_array().cloned().unwrap_or_default()
 }
@@ -144,38 +138,18 @@ pub(crate) async fn run_scenario(server: &Server, publish_port: u16) {
     }
     publisher.flush().await;
 
-    let failing_telemetry = s
-        .failing_messages
-        .iter()
-        .filter(|(t, _)| t.ends_with("/telemetry"))
-        .count();
-    let healthy_telemetry = s
-        .healthy_messages
-        .iter()
-        .filter(|(t, _)| t.ends_with("/telemetry"))
-        .count();
-    let path = format!("/api/v1/devices/{}/telemetry?limit=10000", s.failing_id);
+    let failing_telemetry = telemetry_count(&s.failing_messages);
+    let healthy_telemetry = telemetry_count(&s.healthy_messages);
     wait_for(
         Duration::from_secs(60),
         "all telemetry to be stored",
-        || async {
-            server.get(&path).await.1["telemetry"]
-                .as_array()
-                .map_or(0, Vec::len)
-                == failing_telemetry
-        },
+        || async { server.stored_telemetry(&s.failing_id).await == failing_telemetry },
     )
     .await;
-    let path = format!("/api/v1/devices/{}/telemetry?limit=10000", s.healthy_id);
     wait_for(
         Duration::from_secs(60),
         "the healthy device's telemetry to be stored",
-        || async {
-            server.get(&path).await.1["telemetry"]
-                .as_array()
-                .map_or(0, Vec::len)
-                == healthy_telemetry
-        },
+        || async { server.stored_telemetry(&s.healthy_id).await == healthy_telemetry },
     )
     .await;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::{free_port, trained_models, wait_for, Publisher, Server};
-use crate::pipeline::scenario;
+use crate::pipeline::{scenario, telemetry_count};
 
 fn count(body: &Value, key: &str) -> usize {
     body[key].as_array().map_or(0, Vec::len)
@@ -17,7 +17,6 @@ async fn restart_keeps_acknowledged_data_and_does_not_duplicate_tickets() {
     let dir = tempfile::tempdir().unwrap();
     let mqtt_port = free_port();
     let s = scenario();
-    let telemetry_path = format!("/api/v1/devices/{}/telemetry?limit=10000", s.failing_id);
     let tickets_path = format!(
         "/api/v1/tickets?device_id={}&component={}",
         s.failing_id, s.failing_component
@@ -31,14 +30,11 @@ async fn restart_keeps_acknowledged_data_and_does_not_duplicate_tickets() {
         publisher.publish(topic, payload.clone()).await;
     }
     publisher.flush().await;
-    let expected_first = s.failing_messages[..half]
-        .iter()
-        .filter(|(t, _)| t.ends_with("/telemetry"))
-        .count();
+    let expected_first = telemetry_count(&s.failing_messages[..half]);
     wait_for(
         Duration::from_secs(60),
         "phase 1 telemetry to be stored",
-        || async { count(&server.get(&telemetry_path).await.1, "telemetry") == expected_first },
+        || async { server.stored_telemetry(&s.failing_id).await == expected_first },
     )
     .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -49,10 +45,7 @@ async fn restart_keeps_acknowledged_data_and_does_not_duplicate_tickets() {
 
     // Phase 2: same data dir. Everything is still there.
     let server = Server::start_with(dir.path(), Some(trained_models()), mqtt_port, &[]).await;
-    assert_eq!(
-        count(&server.get(&telemetry_path).await.1, "telemetry"),
-        expected_first
-    );
+    assert_eq!(server.stored_telemetry(&s.failing_id).await, expected_first);
     assert_eq!(
         count(&server.get(&tickets_path).await.1, "tickets"),
         tickets_before
@@ -64,15 +57,11 @@ async fn restart_keeps_acknowledged_data_and_does_not_duplicate_tickets() {
         publisher.publish(topic, payload.clone()).await;
     }
     publisher.flush().await;
-    let expected_all = s
-        .failing_messages
-        .iter()
-        .filter(|(t, _)| t.ends_with("/telemetry"))
-        .count();
+    let expected_all = telemetry_count(&s.failing_messages);
     wait_for(
         Duration::from_secs(60),
         "all telemetry to be stored",
-        || async { count(&server.get(&telemetry_path).await.1, "telemetry") == expected_all },
+        || async { server.stored_telemetry(&s.failing_id).await == expected_all },
     )
     .await;
     wait_for(

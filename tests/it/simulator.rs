@@ -2,31 +2,11 @@
 //! every injected bad message becomes a dead letter with the expected reason, and every
 //! good message is stored.
 
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{bin, wait_for, Server};
-
-fn run_json(args: &[&str]) -> Value {
-    let out = Command::new(bin())
-        .args(args)
-        .output()
-        .expect("spawn fixahead");
-    assert!(
-        out.status.success(),
-        "fixahead {args:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "fixahead {args:?} did not print a JSON summary ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
+use crate::harness::{run_cli_json, wait_for, Server};
 
 fn counter(health: &Value, key: &str) -> u64 {
     health["ingest"][key].as_u64().unwrap_or(0)
@@ -50,7 +30,7 @@ async fn injected_faults_become_dead_letters_and_good_messages_are_stored() {
     )
     .await;
     let url = format!("mqtt://127.0.0.1:{}", server.mqtt_port);
-    let summary = run_json(&[
+    let summary = run_cli_json(&[
         "simulate", "--mqtt-url", &url, "--devices", "25", "--speed", "200000", "--duration", "4", "--seed", "9",
         "--inject",
         "malformed_json=0.02,wrong_type=0.02,out_of_range=0.02,oversized=0.01,duplicate=0.03,out_of_order=0.03,clock_skew=0.2,offline_gap=0.1,burst=0.02",
@@ -129,7 +109,7 @@ async fn replaying_the_example_history_stores_every_line() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), None).await;
     let url = format!("mqtt://127.0.0.1:{}", server.mqtt_port);
-    let summary = run_json(&["replay", history, "--mqtt-url", &url, "--speed", "max"]);
+    let summary = run_cli_json(&["replay", history, "--mqtt-url", &url, "--speed", "max"]);
     assert_eq!(summary["published"].as_u64(), Some(lines), "{summary:#}");
     wait_for(
         Duration::from_secs(60),

@@ -12,10 +12,12 @@ use std::time::Duration;
 use domain::Timestamp;
 use models::artifact::{self, ModelArtifact, ACTIVE_FILE};
 use serde_json::Value;
-use simulators::{Fleet, FleetConfig, SimEvent};
+use simulators::{Fleet, SimEvent};
 use tokio::sync::mpsc;
 
-use crate::harness::{free_port, metric, trained_models, wait_for, Publisher, Server};
+use crate::harness::{
+    free_port, metric, scored_fleet_config, trained_models, wait_for, Publisher, Server,
+};
 
 const TYPES: [&str; 2] = ["washer", "refrigerator"];
 /// A liveness bound for each wait, not a speed target.
@@ -35,20 +37,7 @@ struct Msg {
 /// event time) after its first week.
 fn fleet_telemetry(start: Timestamp) -> Vec<Msg> {
     let profiles = domain::ProfileSet::builtin();
-    let mut fleet = Fleet::new(
-        FleetConfig {
-            devices: 12,
-            seed: 23,
-            start,
-            kinds: TYPES.iter().map(|t| (*t).to_owned()).collect(),
-            sensor_fault_share: 0.0,
-            poor_installation_share: 0.0,
-            refrigerator_interval_s: 3600,
-            ..FleetConfig::default()
-        },
-        &profiles,
-    )
-    .unwrap();
+    let mut fleet = Fleet::new(scored_fleet_config(12, 23, start, &TYPES), &profiles).unwrap();
     fleet
         .advance(Timestamp(start.millis() + 30 * Timestamp::DAY_MS))
         .into_iter()
@@ -185,29 +174,10 @@ fn check_records(records: &[Risk], written: &HashMap<String, ModelArtifact>) -> 
     seen
 }
 
-/// One step of the swap schedule, run while the stream goes on.
-enum Step {
-    /// `artifact::save` (write atomically, then activate) variant `k` of every type.
-    Save(u32),
-    /// `artifact::activate` (a rollback) an already saved version of every type.
-    Activate(u32),
-    /// Point the washer's `ACTIVE` at a file cut in half (written by hand, not atomically).
-    TruncatedWasher,
-    /// Write half of the refrigerator's variant `k`, point `ACTIVE` at it, and only
-    /// after the server refused it write the rest; save the washer's variant `k`.
-    SlowRefrigerator(u32),
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn live_model_swaps_under_load_lose_no_message_and_never_use_a_half_written_model() {
-    let tmp = tempfile::tempdir().unwrap();
-    let model_dir = tmp.path().join("models");
-    copy_models(trained_models(), &model_dir);
-    let config = tmp.path().join("fixahead.toml");
-    std::fs::write(&config, "[models]\nreload_interval_s = 1\n").unwrap();
-
-    // Versions: v0 as trained (active at start), v1-v3 derived from it.
-    let mut versions: BTreeMap<(&str, u32), ModelArtifact> = BTreeMap::new();
+/// The versions of every type: v0 as trained (active at start, in `model_dir`), v1-v3
+/// derived from it.
+fn model_versions(model_dir: &Path) -> BTreeMap<(&'static str, u32), ModelArtifact> {
+    let mut versions = BTreeMap::new();
     for t in TYPES {
         let active = std::fs::read_to_string(model_dir.join(t).join(ACTIVE_FILE)).unwrap();
         let v0 =
@@ -221,6 +191,104 @@ async fn live_model_swaps_under_load_lose_no_message_and_never_use_a_half_writte
         }
         versions.insert((t, 0), v0);
     }
+    versions
+}
+
+/// Writes half of `washer` (renamed `washer-halfwritten`) by hand, not atomically, and
+/// points the washer's `ACTIVE` at it.
+fn activate_half_written_washer(model_dir: &Path, washer: &ModelArtifact) {
+    let mut broken = washer.clone();
+    broken.version = "washer-halfwritten".into();
+    let bytes = serde_json::to_vec_pretty(&broken).unwrap();
+    let dir = model_dir.join("washer");
+    std::fs::write(
+        dir.join("washer-halfwritten.json"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+    std::fs::write(dir.join(ACTIVE_FILE), "washer-halfwritten\n").unwrap();
+}
+
+/// The second half of an artefact file, not written yet.
+struct SecondHalf {
+    path: std::path::PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl SecondHalf {
+    /// Appends it: the file is whole.
+    fn write(self) {
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&self.path)
+            .unwrap();
+        file.write_all(&self.bytes).unwrap();
+    }
+}
+
+/// Writes the first half of `a` and points its type's `ACTIVE` at it; returns the rest.
+fn activate_first_half(model_dir: &Path, a: &ModelArtifact) -> SecondHalf {
+    let bytes = serde_json::to_vec_pretty(a).unwrap();
+    let dir = model_dir.join(&a.device_type);
+    let path = dir.join(format!("{}.json", a.version));
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    std::fs::write(dir.join(ACTIVE_FILE), format!("{}\n", a.version)).unwrap();
+    SecondHalf {
+        path,
+        bytes: bytes[bytes.len() / 2..].to_vec(),
+    }
+}
+
+/// Nothing lost, nothing dead-lettered, nothing duplicated: the server stored exactly
+/// the `n` messages published.
+async fn assert_each_message_stored_once(server: &Server, n: usize) {
+    assert_eq!(
+        metric(server, "fixahead_ingest_stored_total{kind=\"telemetry\"}").await,
+        n as f64
+    );
+    let (_, listed) = server.get("/api/v1/devices?limit=1000").await;
+    let stored: u64 = listed["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["messages"].as_u64().unwrap())
+        .sum();
+    assert_eq!(stored, n as u64, "{listed:#}");
+    assert_eq!(
+        metric(server, "fixahead_ingest_dead_letters_total").await,
+        0.0
+    );
+    assert_eq!(
+        metric(server, "fixahead_ingest_duplicates_total").await,
+        0.0
+    );
+    let (_, dead) = server.get("/api/v1/dead-letters").await;
+    assert_eq!(dead["dead_letters"], serde_json::json!([]), "{dead:#}");
+}
+
+/// One step of the swap schedule, run while the stream goes on.
+enum Step {
+    /// `artifact::save` (write atomically, then activate) variant `k` of every type.
+    Save(u32),
+    /// `artifact::activate` (a rollback) an already saved version of every type.
+    Activate(u32),
+    /// Point the washer's `ACTIVE` at a file cut in half (written by hand, not atomically).
+    TruncatedWasher,
+    /// Write half of the refrigerator's variant `k`, point `ACTIVE` at it, and only
+    /// after the server refused it write the rest; save the washer's variant `k`.
+    SlowRefrigerator(u32),
+}
+
+// One scenario whose steps depend on each other: each swap runs while its segment streams in.
+#[tokio::test(flavor = "multi_thread")]
+async fn live_model_swaps_under_load_lose_no_message_and_never_use_a_half_written_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = tmp.path().join("models");
+    copy_models(trained_models(), &model_dir);
+    let config = tmp.path().join("fixahead.toml");
+    std::fs::write(&config, "[models]\nreload_interval_s = 1\n").unwrap();
+
+    let versions: BTreeMap<(&str, u32), ModelArtifact> = model_versions(&model_dir);
     let version = |t: &str, k: u32| versions[&(t, k)].version.clone();
     // What may ever score: the versions written in full (never the half-written one).
     let written: HashMap<String, ModelArtifact> = versions
@@ -347,16 +415,7 @@ async fn live_model_swaps_under_load_lose_no_message_and_never_use_a_half_writte
                 }
             }
             Step::TruncatedWasher => {
-                let mut broken = versions[&("washer", 3)].clone();
-                broken.version = "washer-halfwritten".into();
-                let bytes = serde_json::to_vec_pretty(&broken).unwrap();
-                let dir = model_dir.join("washer");
-                std::fs::write(
-                    dir.join("washer-halfwritten.json"),
-                    &bytes[..bytes.len() / 2],
-                )
-                .unwrap();
-                std::fs::write(dir.join(ACTIVE_FILE), "washer-halfwritten\n").unwrap();
+                activate_half_written_washer(&model_dir, &versions[&("washer", 3)]);
                 wait_reload_failure(&server, failures).await;
                 assert_eq!(
                     active_versions(&server).await["washer"],
@@ -368,23 +427,14 @@ async fn live_model_swaps_under_load_lose_no_message_and_never_use_a_half_writte
             }
             Step::SlowRefrigerator(k) => {
                 let a = &versions[&("refrigerator", k)];
-                let bytes = serde_json::to_vec_pretty(a).unwrap();
-                let dir = model_dir.join("refrigerator");
-                let path = dir.join(format!("{}.json", a.version));
-                std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
-                std::fs::write(dir.join(ACTIVE_FILE), format!("{}\n", a.version)).unwrap();
+                let rest = activate_first_half(&model_dir, a);
                 wait_reload_failure(&server, failures).await;
                 assert_eq!(
                     active_versions(&server).await["refrigerator"],
                     active["refrigerator"].as_str(),
                     "a half-written artefact under ACTIVE is not loaded"
                 );
-                let mut file = std::fs::OpenOptions::new()
-                    .append(true)
-                    .open(&path)
-                    .unwrap();
-                file.write_all(&bytes[bytes.len() / 2..]).unwrap();
-                drop(file);
+                rest.write();
                 saved.insert(("refrigerator", k));
                 active.insert("refrigerator", a.version.clone());
                 saved.insert(("washer", k));
@@ -421,29 +471,7 @@ async fn live_model_swaps_under_load_lose_no_message_and_never_use_a_half_writte
     )
     .await;
 
-    // Nothing lost, nothing dead-lettered, nothing duplicated.
-    assert_eq!(
-        metric(&server, "fixahead_ingest_stored_total{kind=\"telemetry\"}").await,
-        n as f64
-    );
-    let (_, listed) = server.get("/api/v1/devices?limit=1000").await;
-    let stored: u64 = listed["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["messages"].as_u64().unwrap())
-        .sum();
-    assert_eq!(stored, n as u64, "{listed:#}");
-    assert_eq!(
-        metric(&server, "fixahead_ingest_dead_letters_total").await,
-        0.0
-    );
-    assert_eq!(
-        metric(&server, "fixahead_ingest_duplicates_total").await,
-        0.0
-    );
-    let (_, dead) = server.get("/api/v1/dead-letters").await;
-    assert_eq!(dead["dead_letters"], serde_json::json!([]), "{dead:#}");
+    assert_each_message_stored_once(&server, n).await;
 
     // The swaps happened, the half-written artefacts were refused.
     let reloads = metric(&server, "fixahead_model_reloads_total").await - reloads_at_start;

@@ -7,16 +7,13 @@ use std::time::Duration;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::harness::{free_port, wait_for, Publisher, Server, ADMIN_KEY};
+use crate::harness::{free_port, raised_fault, wait_for, Publisher, Server, ADMIN_KEY};
 
 /// 2026-11-24T06:00:00Z
 const T0: i64 = 1_795_500_000_000;
 
 fn fault(seq: u64, code: &str) -> String {
-    format!(
-        r#"{{"ts": {}, "seq": {seq}, "type": "washer", "model": "WM-500", "code": "{code}", "state": "raised"}}"#,
-        T0 + seq as i64 * 1000
-    )
+    raised_fault(seq, T0 + seq as i64 * 1000, code)
 }
 
 /// POSTs with a new planner key named `actor`, so the ticket log names who acted.

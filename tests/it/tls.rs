@@ -105,6 +105,76 @@ fn count(ingest: &Value, key: &str) -> u64 {
     ingest[key].as_u64().unwrap_or(0)
 }
 
+/// `fixahead replay --mqtt-url url --mqtt-ca` (the simulators' TLS path) publishes the
+/// example history to the broker; then waits (at most [`LIVENESS`]) until `server`
+/// stored it, and requires exactly every line of it.
+async fn replay_over_tls_is_stored(server: &Server, url: &str, pki: &Pki) {
+    let before = {
+        let i = ingest(server).await;
+        count(&i, "stored_telemetry") + count(&i, "stored_faults")
+    };
+    let history = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/history");
+    let lines = std::fs::read_to_string(format!("{history}/telemetry.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count() as u64;
+    let out = Command::new(bin())
+        .args(["replay", history, "--mqtt-url", url, "--mqtt-ca"])
+        .arg(pki.path("ca.pem"))
+        .output()
+        .expect("spawn fixahead replay");
+    assert!(
+        out.status.success(),
+        "fixahead replay over TLS failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("replay summary");
+    assert_eq!(summary["published"].as_u64(), Some(lines), "{summary:#}");
+    let deadline = std::time::Instant::now() + LIVENESS;
+    loop {
+        let i = ingest(server).await;
+        if count(&i, "stored_telemetry") + count(&i, "stored_faults") >= before + lines {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replayed history was not stored ({before} + {lines} expected): {i:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let i = ingest(server).await;
+    assert_eq!(
+        count(&i, "stored_telemetry") + count(&i, "stored_faults"),
+        before + lines,
+        "{i:#}"
+    );
+    assert!(count(&i, "connects") >= 1, "{i:#}");
+}
+
+/// `server` (misconfigured with `what`) never connected, received or stored anything.
+async fn assert_never_connected(server: &Server, what: &str) {
+    let i = ingest(server).await;
+    assert_eq!(count(&i, "connects"), 0, "{what}: {i:#}");
+    assert_eq!(count(&i, "received"), 0, "{what}: {i:#}");
+    assert_eq!(count(&i, "stored_telemetry"), 0, "{what}: {i:#}");
+    let (_, devices) = server.get("/api/v1/devices").await;
+    assert_eq!(
+        devices["devices"].as_array().map_or(0, Vec::len),
+        0,
+        "{what}: {devices:#}"
+    );
+}
+
+/// Starts fixahead against the broker at `url` trusting the CA in `ca` (a path), with
+/// `extra` flags.
+async fn start_trusting(dir: &Path, url: &str, ca: &str, extra: &[&str]) -> Server {
+    let mut args = vec!["--mqtt-url", url, "--mqtt-ca", ca];
+    args.extend_from_slice(extra);
+    Server::start_with(dir, None, free_port(), &args).await
+}
+
+// One scenario whose steps depend on each other: one broker, the failing instances checked last.
 #[tokio::test(flavor = "multi_thread")]
 async fn mqtts_with_a_custom_ca_stores_and_a_wrong_ca_or_host_never_connects() {
     if !extended_suite() {
@@ -136,25 +206,14 @@ async fn mqtts_with_a_custom_ca_stores_and_a_wrong_ca_or_host_never_connects() {
     // certificate, and a certificate for another name. They never get as far as an
     // MQTT CONNECT, so the shared client id does not matter.
     let wrong_ca_dir = tempfile::tempdir().unwrap();
-    let wrong_ca = Server::start_with(
-        wrong_ca_dir.path(),
-        None,
-        free_port(),
-        &["--mqtt-url", &url, "--mqtt-ca", &pki.arg("other-ca.pem")],
-    )
-    .await;
+    let wrong_ca = start_trusting(wrong_ca_dir.path(), &url, &pki.arg("other-ca.pem"), &[]).await;
     let wrong_name_dir = tempfile::tempdir().unwrap();
     let wrong_name_url = format!("mqtts://127.0.0.1:{wrong_name_port}");
-    let wrong_name = Server::start_with(
+    let wrong_name = start_trusting(
         wrong_name_dir.path(),
-        None,
-        free_port(),
-        &[
-            "--mqtt-url",
-            &wrong_name_url,
-            "--mqtt-ca",
-            &pki.arg("ca.pem"),
-        ],
+        &wrong_name_url,
+        &pki.arg("ca.pem"),
+        &[],
     )
     .await;
     for (server, what) in [
@@ -172,28 +231,18 @@ async fn mqtts_with_a_custom_ca_stores_and_a_wrong_ca_or_host_never_connects() {
 
     // The right CA: connected, subscribed (a probe is stored), then a stream.
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start_with(
-        dir.path(),
-        None,
-        free_port(),
-        &["--mqtt-url", &url, "--mqtt-ca", &pki.arg("ca.pem")],
-    )
-    .await;
+    let server = start_trusting(dir.path(), &url, &pki.arg("ca.pem"), &[]).await;
     // The same over MQTT 5, under a client id of its own.
     let dir5 = tempfile::tempdir().unwrap();
     let config5 = dir5.path().join("fixahead.toml");
     std::fs::write(&config5, "[mqtt]\nclient_id = \"fixahead-tls-v5\"\n").unwrap();
-    let server5 = Server::start_with(
+    let server5 = start_trusting(
         dir5.path(),
-        None,
-        free_port(),
+        &url,
+        &pki.arg("ca.pem"),
         &[
             "--config",
             config5.to_str().unwrap(),
-            "--mqtt-url",
-            &url,
-            "--mqtt-ca",
-            &pki.arg("ca.pem"),
             "--mqtt-protocol",
             "5",
         ],
@@ -231,63 +280,14 @@ async fn mqtts_with_a_custom_ca_stores_and_a_wrong_ca_or_host_never_connects() {
     }
 
     // The simulators' TLS path: `fixahead replay` to the same broker.
-    let before = {
-        let i = ingest(&server).await;
-        count(&i, "stored_telemetry") + count(&i, "stored_faults")
-    };
-    let history = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/history");
-    let lines = std::fs::read_to_string(format!("{history}/telemetry.jsonl"))
-        .unwrap()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .count() as u64;
-    let out = Command::new(bin())
-        .args(["replay", history, "--mqtt-url", &url, "--mqtt-ca"])
-        .arg(pki.path("ca.pem"))
-        .output()
-        .expect("spawn fixahead replay");
-    assert!(
-        out.status.success(),
-        "fixahead replay over TLS failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: Value = serde_json::from_slice(&out.stdout).expect("replay summary");
-    assert_eq!(summary["published"].as_u64(), Some(lines), "{summary:#}");
-    let deadline = std::time::Instant::now() + LIVENESS;
-    loop {
-        let i = ingest(&server).await;
-        if count(&i, "stored_telemetry") + count(&i, "stored_faults") >= before + lines {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the replayed history was not stored ({before} + {lines} expected): {i:#}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let i = ingest(&server).await;
-    assert_eq!(
-        count(&i, "stored_telemetry") + count(&i, "stored_faults"),
-        before + lines,
-        "{i:#}"
-    );
-    assert!(count(&i, "connects") >= 1, "{i:#}");
+    replay_over_tls_is_stored(&server, &url, &pki).await;
 
     // Meanwhile the misconfigured instances never connected and stored nothing.
     for (server, what) in [
         (&wrong_ca, "a wrong CA"),
         (&wrong_name, "a wrong host name"),
     ] {
-        let i = ingest(server).await;
-        assert_eq!(count(&i, "connects"), 0, "{what}: {i:#}");
-        assert_eq!(count(&i, "received"), 0, "{what}: {i:#}");
-        assert_eq!(count(&i, "stored_telemetry"), 0, "{what}: {i:#}");
-        let (_, devices) = server.get("/api/v1/devices").await;
-        assert_eq!(
-            devices["devices"].as_array().map_or(0, Vec::len),
-            0,
-            "{what}: {devices:#}"
-        );
+        assert_never_connected(server, what).await;
     }
 }
 

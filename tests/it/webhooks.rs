@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 
-use crate::harness::{free_port, metric, wait_for, Publisher, Server, ADMIN_KEY};
+use crate::harness::{free_port, metric, raised_fault, wait_for, Publisher, Server, ADMIN_KEY};
 
 /// 2026-11-24T06:00:00Z
 const T0: i64 = 1_795_500_000_000;
@@ -97,10 +97,7 @@ impl Receiver {
 }
 
 fn fault(seq: u64, code: &str) -> String {
-    format!(
-        r#"{{"ts": {}, "seq": {seq}, "type": "washer", "model": "WM-500", "code": "{code}", "state": "raised"}}"#,
-        T0 + seq as i64 * 1000
-    )
+    raised_fault(seq, T0 + seq as i64 * 1000, code)
 }
 
 /// The HMAC-SHA256 of `body` under [`SECRET`], as the header carries it.

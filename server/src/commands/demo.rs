@@ -60,12 +60,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     let planner_key = announce(&running, &args)?;
     let fleet = replay_warm_up(&running, &settings, &profiles, &simulator, &args).await?;
     let live = simulators::LiveConfig {
-        host: running.mqtt_host.clone(),
-        port: running.mqtt_port,
-        tls: running.mqtt_tls.as_ref().map(|t| t.rumqttc()),
-        client_id: "fixahead-demo-fleet".into(),
-        username: Some(simulator.username.clone()),
-        password: Some(simulator.secret.clone()),
+        broker: broker_target(&running, &simulator, "fixahead-demo-fleet"),
         speed: args.speed,
         ground_truth_path: Some(settings.data_dir.join(GROUND_TRUTH)),
         max_duration: args.duration.map(Duration::from_secs),
@@ -96,6 +91,22 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     sim_cancel.cancel();
     reporter.abort();
     running.shutdown().await
+}
+
+/// The running broker, as the demo's simulator connects to it under `client_id`.
+fn broker_target(
+    running: &Running,
+    simulator: &InternalAccount,
+    client_id: &str,
+) -> simulators::BrokerTarget {
+    simulators::BrokerTarget {
+        host: running.mqtt_host.clone(),
+        port: running.mqtt_port,
+        tls: running.mqtt_tls.as_ref().map(|t| t.rumqttc()),
+        client_id: client_id.into(),
+        username: Some(simulator.username.clone()),
+        password: Some(simulator.secret.clone()),
+    }
 }
 
 /// The ground truth of the simulated fleet, appended as it happens.
@@ -250,12 +261,7 @@ async fn replay_warm_up(
     let replayed = simulators::replay::replay(
         &warm_dir,
         simulators::replay::ReplayConfig {
-            host: running.mqtt_host.clone(),
-            port: running.mqtt_port,
-            tls: running.mqtt_tls.as_ref().map(|t| t.rumqttc()),
-            client_id: "fixahead-demo-warm-up".into(),
-            username: Some(simulator.username.clone()),
-            password: Some(simulator.secret.clone()),
+            broker: broker_target(running, simulator, "fixahead-demo-warm-up"),
             ..simulators::replay::ReplayConfig::default()
         },
         running.stop_token().child_token(),

@@ -100,15 +100,17 @@ pub async fn simulate(args: SimulateArgs) -> Result<()> {
         None => simulators::InjectConfig::default(),
     };
     let live = simulators::LiveConfig {
-        tls: endpoint.tls.as_ref().map(|t| t.rumqttc()),
-        host: endpoint.host,
-        port: endpoint.port,
-        client_id: client_id(
-            args.username.as_deref(),
-            &format!("fixahead-sim-{}", args.seed),
-        ),
-        username: args.username,
-        password: args.password,
+        broker: simulators::BrokerTarget {
+            tls: endpoint.tls.as_ref().map(|t| t.rumqttc()),
+            host: endpoint.host,
+            port: endpoint.port,
+            client_id: client_id(
+                args.username.as_deref(),
+                &format!("fixahead-sim-{}", args.seed),
+            ),
+            username: args.username,
+            password: args.password,
+        },
         speed: args.speed,
         ground_truth_path: args.ground_truth,
         max_duration: args.duration.map(Duration::from_secs),
@@ -165,12 +167,14 @@ pub async fn replay(args: ReplayArgs) -> Result<()> {
         }
     };
     let config = simulators::replay::ReplayConfig {
-        tls: endpoint.tls.as_ref().map(|t| t.rumqttc()),
-        host: endpoint.host,
-        port: endpoint.port,
-        client_id: client_id(args.username.as_deref(), "fixahead-replay"),
-        username: args.username,
-        password: args.password,
+        broker: simulators::BrokerTarget {
+            tls: endpoint.tls.as_ref().map(|t| t.rumqttc()),
+            host: endpoint.host,
+            port: endpoint.port,
+            client_id: client_id(args.username.as_deref(), "fixahead-replay"),
+            username: args.username,
+            password: args.password,
+        },
         speed,
         connections: args.connections.max(1),
     };
