@@ -116,6 +116,8 @@ pub mod train;
 pub mod trees;
 
 #[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
 mod registry_tests;
 #[cfg(test)]
 mod tests;
