@@ -63,7 +63,7 @@
 //! # Thresholds and metrics
 //! Per component, at event level, on the whole validation split (the first half picks
 //! the family and fits the Platt calibration): flag episodes are replayed over the
-//! validation rows with the persistence rule (`train::event_threshold`):
+//! validation rows with the persistence rule (`train::threshold::event_threshold`):
 //! thresholds must reach `target_precision` (default 0.85) in event precision and stay
 //! within `alert_budget` (default 2 false alarms per 1000 device-months); the band with
 //! the highest recall gives the threshold (`event_target`), else the best event F1
@@ -78,7 +78,7 @@
 //! `adaptive_persistence` (default on) training also tries one score held `hold_ms`
 //! (still at least two readings), and stores the rule that catches the most
 //! validation failures per component
-//! (`train::event_threshold_and_rule`), each also tried with the component's
+//! (`train::threshold::event_threshold_and_rule`), each also tried with the component's
 //! fault-code rule ([`FaultRule`]: flag on its catalogue codes since its last repair,
 //! whatever the risk). A raised flag stays up until the risk has been below the
 //! threshold for `release_ms` (default 3 days), and expires one horizon after it was
