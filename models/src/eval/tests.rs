@@ -8,9 +8,9 @@ use domain::{ProfileSet, Timestamp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::count::episode_records;
 use super::{
-    charts, classify_flag, episode_records, score_events, EvalParams, FailureEvent, FlagOutcome,
-    Metrics, Series,
+    charts, classify_flag, score_events, EvalParams, FailureEvent, FlagOutcome, Metrics, Series,
 };
 use crate::artifact::{ComponentModel, ModelArtifact, TrainingSummary, FORMAT_VERSION};
 use crate::predict::predict;
