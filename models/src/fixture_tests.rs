@@ -1,7 +1,8 @@
 //! The artefact format fixture: `testdata/artifact_v3.json` was written by the code
-//! before the models crate was split into modules (issue 18), from the hand-made
-//! artefact of [`write_fixture`]. Every build must load it, score it to the very same
-//! risks, and write it back byte for byte: the artefact JSON is a public contract.
+//! before the models crate was split into modules (issue 18), from a hand-made artefact
+//! (the ignored test `write_fixture` of commit c9218e9, which also recorded the expected
+//! numbers below). Every build must load it, score it to the very same risks, and write
+//! it back byte for byte: the artefact JSON is a public contract.
 //!
 //! The fixture's device type is `kettle` (`testdata/kettle.toml`): one channel and four
 //! components, a 33-feature schema, so the file stays small. Its components cover the
@@ -22,7 +23,6 @@ use crate::{FeatureSchema, ModelRegistry, Scorer};
 /// 2026-07-01T00:00:00Z: the replay runs in July, a month of the element's fault rule.
 const JULY: i64 = 1_782_864_000_000;
 const HOUR: i64 = Timestamp::HOUR_MS;
-const DAY: i64 = Timestamp::DAY_MS;
 
 fn fixture_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/testdata/artifact_v3.json")
@@ -283,303 +283,137 @@ fn an_artifact_written_before_the_split_loads_scores_the_same_and_writes_back_by
     }
 }
 
-/// Writes `testdata/artifact_v3.json` (run once, by hand, with the code whose format
-/// the fixture records: `cargo test -p models write_fixture -- --ignored`).
+/// The fixture with `edit` applied to its JSON, saved under a temporary directory and
+/// read back with [`artifact::load`].
+fn load_edited(edit: impl FnOnce(&mut serde_json::Value)) -> crate::Result<ModelArtifact> {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture_path()).unwrap()).unwrap();
+    edit(&mut v);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("edited.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    artifact::load(&path)
+}
+
 #[test]
-#[ignore = "writes the fixture; the fixture must come from the code before the split"]
-fn write_fixture() {
-    use std::collections::BTreeMap;
+fn every_closed_set_value_a_format_3_writer_used_loads_and_writes_back() {
+    use crate::artifact::{CalibrationSet, Family, FamilyName, SelectionSet, ThresholdRule};
 
-    use crate::artifact::{
-        lead_time_bins, CandidateMetrics, ComponentMetrics, ComponentModel, EventMetrics,
-        FaultRule, LabelSummary, MonthSet, TrainingSummary, FORMAT_VERSION,
-    };
-    use crate::trees::{Node, Tree};
-    use crate::TrainParams;
-
-    let schema = FeatureSchema::for_profile(&kettle());
-    let names = schema.names().to_vec();
-    let n = names.len();
-    let at = |name: &str| names.iter().position(|x| x == name).unwrap();
-    let p = TrainParams {
-        trees: 30,
-        alert_budget: 1.5,
-        test_from_ms: Some(JULY - 30 * DAY),
-        ..TrainParams::default()
-    };
-    // Standardisation: channel features near 92 degC, fault counts near 0, hours near
-    // the cap, a device of about 200 days.
-    let mut mean = vec![0.0; n];
-    let mut std = vec![1.0; n];
-    for (i, name) in names.iter().enumerate() {
-        let (m, s) = if name.starts_with("temp_c.") {
-            match name.as_str() {
-                "temp_c.std_slow" => (0.6, 0.25),
-                "temp_c.trend" | "temp_c.shift" => (0.0, 0.8),
-                "temp_c.shift_z" => (0.1, 1.3),
-                _ => (92.0 + 0.01 * i as f64, 1.7),
-            }
-        } else if name.ends_with("hours_since") || name.ends_with("hours_since_repair") {
-            (690.0, 95.5)
-        } else if name == "device.age_days" {
-            (201.25, 118.0)
-        } else if name == "device.messages_log1p" {
-            (6.3, 1.1)
-        } else {
-            (0.04 + 0.001 * i as f64, 0.21)
-        };
-        mean[i] = m;
-        std[i] = s;
+    // Every threshold rule training ever wrote into a format-3 file, on the trained
+    // element (its threshold, metrics and rule stay meaningful with any of them).
+    for rule in [
+        "none",
+        "event_target",
+        "event_max_f1",
+        "event_target_training",
+        "event_max_f1_training",
+    ] {
+        let a = load_edited(|v| v["components"][0]["threshold_rule"] = rule.into()).unwrap();
+        assert_eq!(a.components[0].threshold_rule.as_str(), rule);
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["components"][0]["threshold_rule"], rule);
     }
-    let p05: Vec<f64> = mean.iter().zip(&std).map(|(m, s)| m - 1.645 * s).collect();
-    let p95: Vec<f64> = mean.iter().zip(&std).map(|(m, s)| m + 1.645 * s).collect();
-
-    let untrained = |component: &str| ComponentModel {
-        component: component.to_owned(),
-        family: "logistic".into(),
-        weights: Vec::new(),
-        intercept: 0.0,
-        trees: Vec::new(),
-        calibration_a: 1.0,
-        calibration_b: 0.0,
-        calibration_set: "none".into(),
-        candidates: Vec::new(),
-        threshold: 1.0,
-        persistence: p.persistence,
-        hold_ms: p.hold_ms,
-        release_ms: p.release_ms,
-        expire_ms: p.expire_ms(),
-        fault_rule: None,
-        threshold_rule: "none".into(),
-        metrics: None,
-        skipped_reason: None,
-        lead_time: Vec::new(),
+    for set in ["validation_first_half", "validation", "training"] {
+        let a = load_edited(|v| v["components"][1]["candidates"][0]["selection_set"] = set.into())
+            .unwrap();
+        assert_eq!(a.components[1].candidates[0].selection_set.as_str(), set);
+    }
+    let a = load_edited(|_| {}).unwrap();
+    let [element, pump, valve, door] = &a.components[..] else {
+        panic!("four components");
     };
-    let candidates = |logistic: f64, trees: f64, validation: f64, set: &str| {
-        vec![
-            CandidateMetrics {
-                family: "logistic".into(),
-                selection_ap: logistic,
-                validation_ap: validation,
-                selection_set: set.into(),
-            },
-            CandidateMetrics {
-                family: "bagged_trees".into(),
-                selection_ap: trees,
-                validation_ap: validation + 0.05,
-                selection_set: set.into(),
-            },
+    assert_eq!(element.family, Family::Logistic);
+    assert!(matches!(&pump.family, Family::BaggedTrees { trees } if trees.len() == 2));
+    assert_eq!(pump.family.trees().len(), 2);
+    assert!(matches!(&door.family, Family::BaggedTrees { trees } if trees.len() == 1));
+    assert!(!door.is_trained() && !valve.is_trained());
+    assert_eq!(
+        (
+            element.threshold_rule,
+            pump.threshold_rule,
+            valve.threshold_rule
+        ),
+        (
+            ThresholdRule::EventTarget,
+            ThresholdRule::EventMaxF1Training,
+            ThresholdRule::None
+        )
+    );
+    assert_eq!(valve.calibration_set, CalibrationSet::None);
+    assert_eq!(door.calibration_set, CalibrationSet::ValidationFirstHalf);
+    assert_eq!(
+        pump.candidates
+            .iter()
+            .map(|c| (c.family, c.selection_set))
+            .collect::<Vec<_>>(),
+        [
+            (FamilyName::Logistic, SelectionSet::Training),
+            (FamilyName::BaggedTrees, SelectionSet::Training)
         ]
-    };
-    let metrics = |events: Option<EventMetrics>| ComponentMetrics {
-        rows: 1480,
-        positives: 37,
-        base_rate: 0.025,
-        precision: 0.61,
-        recall: 0.432_432_432_432_432_4,
-        f1: 0.506,
-        average_precision: 0.337,
-        mean_risk: 0.029,
-        events: 6,
-        events_detected: 4,
-        validation_events: events,
-    };
-    let mut weights = vec![0.0; n];
-    weights[at("temp_c.shift_z")] = 0.9;
-    weights[at("temp_c.trend")] = 0.4;
-    weights[at("temp_c.last")] = 0.15;
-    weights[at("fault.element.major_count_7d")] = 1.1;
-    weights[at("device.age_days")] = -0.012;
-    let leaf = |value| Node {
-        feature: None,
-        threshold: 0.0,
-        left: 0,
-        right: 0,
-        value,
-    };
-    let split = |feature: &str, threshold, left, right, value| Node {
-        feature: Some(at(feature) as u32),
-        threshold,
-        left,
-        right,
-        value,
-    };
-    let element = ComponentModel {
-        weights: weights.clone(),
-        intercept: -3.1,
-        calibration_a: 0.85,
-        calibration_b: -0.3,
-        calibration_set: "validation_first_half".into(),
-        candidates: candidates(0.31, 0.27, 0.29, "validation_first_half"),
-        threshold: 0.35,
-        fault_rule: FaultRule::for_component(&names, "element").map(|r| FaultRule {
-            months: MonthSet::of([6, 7, 8]),
-            ..r
-        }),
-        threshold_rule: "event_target".into(),
-        metrics: Some(metrics(Some(EventMetrics {
-            flags: 5,
-            false_alarms: 1,
-            failures: 6,
-            caught: 4,
-            precision: 0.8,
-            recall: 0.666_666_666_666_666_6,
-            false_alarms_per_1000_device_months: 1.25,
-            device_months: 800.0,
-            lead_time_days_median: Some(6.5),
-        }))),
-        lead_time: lead_time_bins(
-            0.35,
-            (0..16)
-                .map(|i| (0.36 + 0.03 * f64::from(i), 11.0 - 0.5 * f64::from(i)))
-                .collect(),
-        ),
-        ..untrained("element")
-    };
-    let pump = ComponentModel {
-        family: "bagged_trees".into(),
-        weights: weights.iter().map(|w| -0.5 * w).collect(),
-        intercept: -1.4,
-        trees: vec![
-            Tree {
-                nodes: vec![
-                    split("temp_c.shift_z", 1.5, 1, 2, 0.2),
-                    leaf(0.02),
-                    leaf(0.6),
-                ],
-            },
-            Tree {
-                nodes: vec![
-                    split("temp_c.trend", 0.8, 1, 2, 0.25),
-                    leaf(0.03),
-                    split("fault.pump.major_count_7d", 0.5, 3, 4, 0.5),
-                    leaf(0.3),
-                    leaf(0.9),
-                ],
-            },
-        ],
-        calibration_a: 1.1,
-        calibration_b: -0.1,
-        calibration_set: "validation_first_half".into(),
-        candidates: candidates(0.21, 0.34, 0.3, "training"),
-        threshold: 0.2,
-        persistence: 1,
-        threshold_rule: "event_max_f1_training".into(),
-        metrics: Some(metrics(Some(EventMetrics {
-            flags: 3,
-            false_alarms: 1,
-            failures: 2,
-            caught: 0,
-            precision: 0.666_666_666_666_666_6,
-            recall: 0.0,
-            false_alarms_per_1000_device_months: 0.5,
-            device_months: 2000.0,
-            lead_time_days_median: None,
-        }))),
-        ..untrained("pump")
-    };
-    let valve = ComponentModel {
-        skipped_reason: Some("too few positive training rows: 2 (need 5)".into()),
-        ..untrained("valve")
-    };
-    let door = ComponentModel {
-        family: "bagged_trees".into(),
-        weights: vec![0.01; n],
-        intercept: -2.2,
-        trees: vec![Tree {
-            nodes: vec![
-                split("temp_c.std_slow", 0.3, 1, 2, 0.1),
-                leaf(0.08),
-                leaf(0.12),
-            ],
-        }],
-        calibration_a: 0.5,
-        calibration_b: -2.0,
-        calibration_set: "validation_first_half".into(),
-        candidates: candidates(0.09, 0.11, 0.04, "validation_first_half"),
-        skipped_reason: Some(
-            "no signal: average precision 0.040 on the threshold half of validation is under 2 x its base rate 0.025"
-                .into(),
-        ),
-        metrics: Some(metrics(None)),
-        ..untrained("door")
-    };
+    );
+    assert_eq!(
+        format!("{} {}", pump.family, pump.threshold_rule),
+        "bagged_trees event_max_f1_training"
+    );
 
-    // Drift baseline: four training rows, one feature missing in one of them.
-    let rows: Vec<Vec<f32>> = (0..4)
-        .map(|r| {
-            (0..n)
-                .map(|i| {
-                    if i == at("temp_c.shift_z") && r == 2 {
-                        f32::NAN
-                    } else if i < 10 {
-                        mean[i] as f32 + r as f32 * 0.5
-                    } else {
-                        mean[i] as f32
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    let drift = crate::drift::DriftBaseline::from_rows(n, rows.iter().map(Vec::as_slice));
-
-    let mut a = ModelArtifact {
-        format_version: FORMAT_VERSION,
-        version: String::new(),
-        device_type: "kettle".into(),
-        created_at: Timestamp(JULY).to_rfc3339(),
-        horizon_ms: p.horizon_ms,
-        feature_schema: names.clone(),
-        feature_mean: mean,
-        feature_std: std,
-        feature_p05: p05,
-        feature_p95: p95,
-        components: vec![element, pump, valve, door],
-        training_summary: TrainingSummary {
-            devices: 40,
-            rows: 9000,
-            train_rows: 6000,
-            validation_rows: 2700,
-            positives: BTreeMap::from([
-                ("door".to_owned(), 12),
-                ("element".to_owned(), 61),
-                ("pump".to_owned(), 9),
-                ("valve".to_owned(), 2),
-            ]),
-            time_range: (Timestamp(JULY - 400 * DAY), Timestamp(JULY - 30 * DAY - 1)),
-            split_ts: Timestamp(JULY - 140 * DAY),
-            history_lines: 120_003,
-            rejected_lines: 3,
-            rejected_by_reason: BTreeMap::from([
-                ("invalid_line".to_owned(), 1),
-                ("out_of_range".to_owned(), 2),
-            ]),
-            rejected_events: 1,
-            params: p,
-            labels: LabelSummary {
-                source: "store".into(),
-                failures: BTreeMap::from([("element".to_owned(), 7), ("pump".to_owned(), 2)]),
-                no_fault_found: BTreeMap::from([("element".to_owned(), 1)]),
-                no_fault_found_rows: BTreeMap::from([("element".to_owned(), 56)]),
-            },
-        },
-        drift_baseline: Some(drift),
-    };
-    // serde_json's default float parser can miss the nearest double by one unit in the
-    // last place, so a saved artefact does not always load to the same numbers. The
-    // fixture holds numbers that do: what saving the loaded artefact writes.
-    let mut text = serde_json::to_string_pretty(&a).unwrap();
-    loop {
-        a = serde_json::from_str(&text).unwrap();
-        a.version = format!("kettle-20260701T000000Z-{}", a.content_hash());
-        let again = serde_json::to_string_pretty(&a).unwrap();
-        if again == text {
-            break;
+    // Fields a component may lack: no family is logistic, no calibration the identity.
+    let bare = load_edited(|v| {
+        let c = v["components"][0].as_object_mut().unwrap();
+        for k in [
+            "family",
+            "trees",
+            "calibration_a",
+            "calibration_b",
+            "calibration_set",
+        ] {
+            c.remove(k);
         }
-        text = again;
-    }
-    a.validate().unwrap();
-    std::fs::write(fixture_path(), text).unwrap();
-    eprintln!("fixed: {:#?}", score_fixed(&a));
-    eprintln!("replay: {:?}", replay(&a));
+    })
+    .unwrap();
+    let c = &bare.components[0];
+    assert_eq!(c.family, Family::Logistic);
+    assert_eq!((c.calibration_a, c.calibration_b), (1.0, 0.0));
+    assert_eq!(c.calibration_set, CalibrationSet::None);
+}
+
+#[test]
+fn an_unknown_family_rule_or_set_is_refused_naming_the_component_and_the_field() {
+    let refused =
+        |edit: &dyn Fn(&mut serde_json::Value)| load_edited(|v| edit(v)).unwrap_err().to_string();
+    let err = refused(&|v| v["components"][1]["family"] = "forest".into());
+    assert!(
+        err.contains(r#"component pump: unknown model family "forest" (expected "logistic" or "bagged_trees")"#),
+        "{err}"
+    );
+    // Skipped components too: this build could not write such a file back.
+    let err = refused(&|v| v["components"][2]["family"] = "forest".into());
+    assert!(
+        err.contains("component valve: unknown model family"),
+        "{err}"
+    );
+    let err = refused(&|v| v["components"][0]["threshold_rule"] = "target_precision".into());
+    assert!(
+        err.contains(r#"component element: unknown threshold_rule "target_precision""#),
+        "{err}"
+    );
+    let err = refused(&|v| v["components"][3]["calibration_set"] = "training".into());
+    assert!(
+        err.contains(r#"component door: unknown calibration_set "training""#),
+        "{err}"
+    );
+    let err = refused(&|v| v["components"][0]["candidates"][1]["family"] = "forest".into());
+    assert!(err.contains(r#"unknown model family "forest""#), "{err}");
+    let err = refused(&|v| v["components"][0]["candidates"][1]["selection_set"] = "x".into());
+    assert!(err.contains(r#"unknown selection_set "x""#), "{err}");
+    // Trees on a logistic model would be dropped on writing back: refused instead.
+    let err = refused(&|v| v["components"][0]["trees"] = v["components"][1]["trees"].clone());
+    assert!(
+        err.contains("component element: family logistic has 2 trees"),
+        "{err}"
+    );
+    // Every message names the file.
+    assert!(
+        err.contains("model artefact") && err.contains("edited.json"),
+        "{err}"
+    );
 }

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use domain::{DeviceId, Message, Prediction, ProfileSet, Telemetry, Timestamp};
 
 use crate::artifact::{
-    self, ComponentModel, ModelArtifact, TrainingSummary, ACTIVE_FILE, FORMAT_VERSION,
+    self, CalibrationSet, ComponentModel, Family, ModelArtifact, ThresholdRule, TrainingSummary,
+    ACTIVE_FILE, FORMAT_VERSION,
 };
 use crate::{FeatureSchema, ModelRegistry, Scorer, TrainParams};
 
@@ -59,17 +60,16 @@ fn model(device_type: &str, variant: u32, padding: usize) -> ModelArtifact {
         .iter()
         .map(|c| ComponentModel {
             component: c.clone(),
-            family: artifact::FAMILY_LOGISTIC.into(),
+            family: Family::Logistic,
             weights: if *c == trained {
                 weights.clone()
             } else {
                 Vec::new()
             },
             intercept: -4.0,
-            trees: Vec::new(),
             calibration_a: 1.0,
             calibration_b: 0.0,
-            calibration_set: "none".into(),
+            calibration_set: CalibrationSet::None,
             candidates: Vec::new(),
             threshold: 0.5 + 0.001 * f64::from(variant),
             persistence: 3,
@@ -77,7 +77,7 @@ fn model(device_type: &str, variant: u32, padding: usize) -> ModelArtifact {
             release_ms: 0,
             expire_ms: 0,
             fault_rule: None,
-            threshold_rule: "target_precision".into(),
+            threshold_rule: ThresholdRule::EventTarget,
             metrics: None,
             skipped_reason: (*c != trained).then(|| "test".to_owned()),
             lead_time: Vec::new(),

@@ -9,7 +9,10 @@ use domain::{DeviceId, FaultMessage, FaultState, Message, ProfileSet, Telemetry,
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::artifact::{self, ComponentModel, ModelArtifact, TrainingSummary, FORMAT_VERSION};
+use crate::artifact::{
+    self, CalibrationSet, ComponentModel, Family, ModelArtifact, ThresholdRule, TrainingSummary,
+    FORMAT_VERSION,
+};
 use crate::{train, FeatureSchema, ModelRegistry, Scorer, TrainParams};
 
 const DAY: i64 = Timestamp::DAY_MS;
@@ -321,8 +324,11 @@ fn training_learns_a_drifting_channel() {
     // Both families were compared; the winner is calibrated on the validation period's
     // first half and its mean risk on the second half is close to the base rate.
     assert_eq!(pump.candidates.len(), 2, "{:?}", pump.candidates);
-    assert!(pump.candidates.iter().any(|c| c.family == pump.family));
-    assert_eq!(pump.calibration_set, "validation_first_half");
+    assert!(pump
+        .candidates
+        .iter()
+        .any(|c| c.family == pump.family.name()));
+    assert_eq!(pump.calibration_set, CalibrationSet::ValidationFirstHalf);
     assert!(pump.calibration_a > 0.0);
     assert!(
         m.mean_risk > 0.4 * m.base_rate && m.mean_risk < 2.5 * m.base_rate,
@@ -399,11 +405,10 @@ pub(crate) fn handmade(version: &str, weight: f64) -> ModelArtifact {
                 Vec::new()
             },
             intercept: -4.0,
-            family: "logistic".into(),
-            trees: Vec::new(),
+            family: Family::Logistic,
             calibration_a: 1.0,
             calibration_b: 0.0,
-            calibration_set: "none".into(),
+            calibration_set: CalibrationSet::None,
             candidates: Vec::new(),
             threshold: 0.5,
             persistence: 3,
@@ -411,7 +416,7 @@ pub(crate) fn handmade(version: &str, weight: f64) -> ModelArtifact {
             release_ms: 0,
             expire_ms: 0,
             fault_rule: None,
-            threshold_rule: "target_precision".into(),
+            threshold_rule: ThresholdRule::EventTarget,
             metrics: None,
             skipped_reason: (c != "drain_pump").then(|| "test".to_owned()),
             lead_time: Vec::new(),
@@ -774,9 +779,10 @@ fn handmade_trees() -> ModelArtifact {
         .iter_mut()
         .find(|c| c.component == "drain_pump")
         .unwrap();
-    c.family = "bagged_trees".into();
+    c.family = Family::BaggedTrees {
+        trees: vec![stump(2.0, 0.01, 0.99), stump(3.0, 0.01, 0.95)],
+    };
     c.intercept = 0.0;
-    c.trees = vec![stump(2.0, 0.01, 0.99), stump(3.0, 0.01, 0.95)];
     a
 }
 
@@ -812,21 +818,22 @@ fn bagged_trees_score_explain_and_validate() {
         (c.risk(&vec![0.0; a.feature_schema.len()]) - crate::artifact::sigmoid(-2.0)).abs() < 1e-12
     );
     // A tree whose child points backwards (a loop) or to a missing feature is refused.
+    fn pump_trees(a: &mut ModelArtifact) -> &mut Vec<crate::trees::Tree> {
+        let pump = a
+            .components
+            .iter_mut()
+            .find(|c| c.component == "drain_pump")
+            .unwrap();
+        match &mut pump.family {
+            Family::BaggedTrees { trees } => trees,
+            Family::Logistic => unreachable!("the hand-made pump model has trees"),
+        }
+    }
     let mut bad = a.clone();
-    let pump = bad
-        .components
-        .iter_mut()
-        .find(|c| c.component == "drain_pump")
-        .unwrap();
-    pump.trees[0].nodes[0].left = 0;
+    pump_trees(&mut bad)[0].nodes[0].left = 0;
     assert!(bad.validate().unwrap_err().contains("malformed"));
     let mut bad = a;
-    let pump = bad
-        .components
-        .iter_mut()
-        .find(|c| c.component == "drain_pump")
-        .unwrap();
-    pump.trees[1].nodes[0].feature = Some(10_000);
+    pump_trees(&mut bad)[1].nodes[0].feature = Some(10_000);
     assert!(bad.validate().is_err());
 }
 

@@ -3,41 +3,43 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{sigmoid, FaultRule, LeadTimeBin};
+use super::names::UnknownName;
+use super::{
+    sigmoid, CalibrationSet, FamilyName, FaultRule, LeadTimeBin, SelectionSet, ThresholdRule,
+};
+use crate::trees::Tree;
 
 /// A model for one component. With `z` the standardised features, the model's log-odds
 /// are `logit = intercept + weights · z` (family `logistic`) or
 /// `logit = intercept + ln(p / (1 - p))` with `p` the trees' mean leaf share of failures
 /// (family `bagged_trees`), and `risk = sigmoid(calibration_a * logit + calibration_b)`
 /// (Platt scaling). Oriented so that `risk` is P(failure within horizon).
+///
+/// In JSON the family is the field `family` (`logistic` when absent) and its trees the
+/// field `trees` (`[]` for the logistic family), as every format-3 artefact spells
+/// them; the component rejects unknown fields, and reading names the component whose
+/// family, threshold rule or calibration set is not one this build knows.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "RawComponentModel", into = "RawComponentModel")]
 pub struct ComponentModel {
     /// Component name from the profile.
     pub component: String,
-    /// Model family used to score: `logistic` or `bagged_trees`.
-    #[serde(default = "default_family")]
-    pub family: String,
+    /// Model family used to score, with what only that family scores with.
+    pub family: Family,
     /// One weight per feature (empty when skipped). Family `logistic` scores with them;
     /// for `bagged_trees` they are the logistic candidate's, kept for audit only.
     pub weights: Vec<f64>,
     /// Log-odds offset, corrected for the negative undersampling (both families).
     pub intercept: f64,
-    /// The trees of family `bagged_trees` (empty otherwise).
-    #[serde(default)]
-    pub trees: Vec<crate::trees::Tree>,
-    /// Platt scaling slope on the model's log-odds (1 = identity).
-    #[serde(default = "one")]
+    /// Platt scaling slope on the model's log-odds (1 = identity; 1 when absent).
     pub calibration_a: f64,
-    /// Platt scaling offset (0 = identity).
-    #[serde(default)]
+    /// Platt scaling offset (0 = identity; 0 when absent).
     pub calibration_b: f64,
     /// Which rows fitted the calibration: `validation_first_half`, or `none` (identity)
-    /// when that half had no positive or no negative row.
-    #[serde(default)]
-    pub calibration_set: String,
+    /// when that half had no positive or no negative row. Absent (or empty) in a file:
+    /// `none`.
+    pub calibration_set: CalibrationSet,
     /// The families compared for this component, with their average precision.
-    #[serde(default)]
     pub candidates: Vec<CandidateMetrics>,
     /// A score at or above this counts toward a flag.
     pub threshold: f64,
@@ -46,66 +48,213 @@ pub struct ComponentModel {
     /// Event time, in milliseconds, the risk must have stayed at or above the threshold
     /// (from the first score of the streak) before a flag, on top of `persistence`.
     /// A device that reports every few minutes would otherwise flag on a short burst.
-    #[serde(default)]
     pub hold_ms: i64,
     /// Once raised, a flag stays raised until the risk has stayed below the threshold
     /// for this much event time (milliseconds), so a risk that dips under the threshold
     /// for a score or two does not end one flag and raise another. 0 (and artefacts
     /// written before it existed): the flag drops with the first score below.
-    #[serde(default)]
     pub release_ms: i64,
     /// A raised flag is a prediction for this much event time (milliseconds, the
     /// model's horizon); once that has passed with the flag still up, the prediction has
     /// expired: the flag goes down for one score and is raised again by the flag rule
     /// if it still holds, a new flag episode (see `scorer::latch`). 0 (and artefacts
     /// written before it existed, validated without it): flags never expire.
-    #[serde(default)]
     pub expire_ms: i64,
     /// When set, the component is also flagged while its fault codes say so, whatever
     /// the risk ([`FaultRule`]): training keeps it where it catches more validation
     /// failures within the precision target and the alert budget.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault_rule: Option<FaultRule>,
-    /// How the threshold was chosen: `target_precision`, `max_f1` or `max_f1_training`.
-    pub threshold_rule: String,
+    /// How the threshold was chosen.
+    pub threshold_rule: ThresholdRule,
     /// Validation metrics at the threshold, when the component was trained.
     pub metrics: Option<ComponentMetrics>,
     /// Why no model was trained for this component (too few positives, ...).
     pub skipped_reason: Option<String>,
     /// Predicted lead time by risk, from the validation period: for rows at or above
     /// the threshold whose component did fail within the horizon, the median time to
-    /// that failure, in up to [`LEAD_TIME_BINS`] bins of equal row count ordered by
-    /// risk. Empty when too few such rows (fewer than [`MIN_LEAD_TIME_ROWS`]) or in an
-    /// artefact trained before lead times existed.
-    #[serde(default)]
+    /// that failure, in up to [`LEAD_TIME_BINS`](super::LEAD_TIME_BINS) bins of equal
+    /// row count ordered by risk. Empty when too few such rows (fewer than
+    /// [`MIN_LEAD_TIME_ROWS`](super::MIN_LEAD_TIME_ROWS)) or in an artefact trained
+    /// before lead times existed.
     pub lead_time: Vec<LeadTimeBin>,
 }
 
+/// A component's model family, with the data only that family scores with.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Family {
+    /// L2 logistic regression: `logit = intercept + weights · z`.
+    Logistic,
+    /// Bagged decision trees: `logit = intercept + ln(p / (1 - p))`, `p` the trees'
+    /// mean leaf share of failures ([`crate::trees`]).
+    BaggedTrees {
+        /// The fitted trees.
+        trees: Vec<Tree>,
+    },
+}
+
+impl Family {
+    /// The family's name.
+    pub fn name(&self) -> FamilyName {
+        match self {
+            Family::Logistic => FamilyName::Logistic,
+            Family::BaggedTrees { .. } => FamilyName::BaggedTrees,
+        }
+    }
+
+    /// The name artefacts spell it with: `logistic` or `bagged_trees`.
+    pub fn as_str(&self) -> &'static str {
+        self.name().as_str()
+    }
+
+    /// The trees of family `bagged_trees` (none for `logistic`).
+    pub fn trees(&self) -> &[Tree] {
+        match self {
+            Family::Logistic => &[],
+            Family::BaggedTrees { trees } => trees,
+        }
+    }
+}
+
+impl std::fmt::Display for Family {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// [`ComponentModel`] as a file spells it: the family a name with the trees beside it,
+/// the other closed sets as strings (checked when converted, so an error names the
+/// component), and the defaults of fields added over format 3.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComponentModel {
+    component: String,
+    #[serde(default = "default_family")]
+    family: String,
+    weights: Vec<f64>,
+    intercept: f64,
+    #[serde(default)]
+    trees: Vec<Tree>,
+    #[serde(default = "one")]
+    calibration_a: f64,
+    #[serde(default)]
+    calibration_b: f64,
+    #[serde(default)]
+    calibration_set: String,
+    #[serde(default)]
+    candidates: Vec<CandidateMetrics>,
+    threshold: f64,
+    persistence: u32,
+    #[serde(default)]
+    hold_ms: i64,
+    #[serde(default)]
+    release_ms: i64,
+    #[serde(default)]
+    expire_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fault_rule: Option<FaultRule>,
+    threshold_rule: String,
+    metrics: Option<ComponentMetrics>,
+    skipped_reason: Option<String>,
+    #[serde(default)]
+    lead_time: Vec<LeadTimeBin>,
+}
+
 fn default_family() -> String {
-    FAMILY_LOGISTIC.to_owned()
+    FamilyName::Logistic.as_str().to_owned()
 }
 
 fn one() -> f64 {
     1.0
 }
 
-/// Family name of the L2 logistic regression.
-pub const FAMILY_LOGISTIC: &str = "logistic";
-/// Family name of the bagged decision trees.
-pub const FAMILY_TREES: &str = "bagged_trees";
+impl TryFrom<RawComponentModel> for ComponentModel {
+    type Error = String;
+
+    fn try_from(raw: RawComponentModel) -> Result<Self, String> {
+        let named = |e: UnknownName| format!("component {}: {e}", raw.component);
+        let family = match raw.family.parse::<FamilyName>().map_err(named)? {
+            FamilyName::BaggedTrees => Family::BaggedTrees { trees: raw.trees },
+            FamilyName::Logistic if raw.trees.is_empty() => Family::Logistic,
+            FamilyName::Logistic => {
+                return Err(format!(
+                "component {}: family logistic has {} trees (only bagged_trees scores with trees)",
+                raw.component,
+                raw.trees.len()
+            ))
+            }
+        };
+        // Written before the field existed (serde's default): no calibration.
+        let calibration_set = match raw.calibration_set.as_str() {
+            "" => CalibrationSet::None,
+            set => set.parse().map_err(named)?,
+        };
+        let threshold_rule = raw.threshold_rule.parse().map_err(named)?;
+        Ok(ComponentModel {
+            component: raw.component,
+            family,
+            weights: raw.weights,
+            intercept: raw.intercept,
+            calibration_a: raw.calibration_a,
+            calibration_b: raw.calibration_b,
+            calibration_set,
+            candidates: raw.candidates,
+            threshold: raw.threshold,
+            persistence: raw.persistence,
+            hold_ms: raw.hold_ms,
+            release_ms: raw.release_ms,
+            expire_ms: raw.expire_ms,
+            fault_rule: raw.fault_rule,
+            threshold_rule,
+            metrics: raw.metrics,
+            skipped_reason: raw.skipped_reason,
+            lead_time: raw.lead_time,
+        })
+    }
+}
+
+impl From<ComponentModel> for RawComponentModel {
+    fn from(c: ComponentModel) -> Self {
+        let family = c.family.as_str().to_owned();
+        let trees = match c.family {
+            Family::Logistic => Vec::new(),
+            Family::BaggedTrees { trees } => trees,
+        };
+        RawComponentModel {
+            component: c.component,
+            family,
+            weights: c.weights,
+            intercept: c.intercept,
+            trees,
+            calibration_a: c.calibration_a,
+            calibration_b: c.calibration_b,
+            calibration_set: c.calibration_set.as_str().to_owned(),
+            candidates: c.candidates,
+            threshold: c.threshold,
+            persistence: c.persistence,
+            hold_ms: c.hold_ms,
+            release_ms: c.release_ms,
+            expire_ms: c.expire_ms,
+            fault_rule: c.fault_rule,
+            threshold_rule: c.threshold_rule.as_str().to_owned(),
+            metrics: c.metrics,
+            skipped_reason: c.skipped_reason,
+            lead_time: c.lead_time,
+        }
+    }
+}
 
 /// One candidate family's validation result for a component.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CandidateMetrics {
     /// `logistic` or `bagged_trees`.
-    pub family: String,
+    pub family: FamilyName,
     /// Average precision on the rows that choose the family (the first half of the
     /// validation period when it has positives; see `selection_set`).
     pub selection_ap: f64,
     /// Average precision on the rows that choose the threshold and report metrics.
     pub validation_ap: f64,
     /// `validation_first_half`, `validation` or `training`.
-    pub selection_set: String,
+    pub selection_set: SelectionSet,
 }
 
 impl ComponentModel {
@@ -127,18 +276,19 @@ impl ComponentModel {
     /// Whether this component has a usable model.
     pub fn is_trained(&self) -> bool {
         self.skipped_reason.is_none()
-            && match self.family.as_str() {
-                FAMILY_TREES => !self.trees.is_empty(),
-                _ => !self.weights.is_empty(),
+            && match &self.family {
+                Family::BaggedTrees { trees } => !trees.is_empty(),
+                Family::Logistic => !self.weights.is_empty(),
             }
     }
 
     /// The model's log-odds for standardised features `z` (before calibration).
     pub fn logit(&self, z: &[f64]) -> f64 {
-        if self.family == FAMILY_TREES {
-            self.intercept + crate::trees::forest_logit(&self.trees, z)
-        } else {
-            self.intercept + self.weights.iter().zip(z).map(|(w, z)| w * z).sum::<f64>()
+        match &self.family {
+            Family::BaggedTrees { trees } => self.intercept + crate::trees::forest_logit(trees, z),
+            Family::Logistic => {
+                self.intercept + self.weights.iter().zip(z).map(|(w, z)| w * z).sum::<f64>()
+            }
         }
     }
 
@@ -153,35 +303,33 @@ impl ComponentModel {
     pub fn risk_and_contributions(&self, z: &[f64], contrib: &mut Vec<f64>) -> f64 {
         contrib.clear();
         contrib.resize(z.len(), 0.0);
-        let logit = if self.family == FAMILY_TREES {
-            self.intercept + crate::trees::contributions(&self.trees, z, contrib)
-        } else {
-            // The same products, summed in the same order, as `logit`.
-            let mut sum = -0.0f64;
-            for ((out, w), z) in contrib.iter_mut().zip(&self.weights).zip(z) {
-                *out = w * z;
-                sum += *out;
+        let logit = match &self.family {
+            Family::BaggedTrees { trees } => {
+                self.intercept + crate::trees::contributions(trees, z, contrib)
             }
-            self.intercept + sum
+            Family::Logistic => {
+                // The same products, summed in the same order, as `logit`.
+                let mut sum = -0.0f64;
+                for ((out, w), z) in contrib.iter_mut().zip(&self.weights).zip(z) {
+                    *out = w * z;
+                    sum += *out;
+                }
+                self.intercept + sum
+            }
         };
         sigmoid(self.calibration_a * logit + self.calibration_b)
     }
 
-    /// Checks a trained component against a schema of `n` features: a known family,
-    /// well-formed trees, a fault rule within the schema, one weight per feature for
-    /// the logistic family, finite numbers. An untrained one always passes.
+    /// Checks a trained component against a schema of `n` features: well-formed trees,
+    /// a fault rule within the schema, one weight per feature for the logistic family,
+    /// finite numbers. An untrained one always passes. (An unknown family is refused
+    /// when the file is read.)
     pub(super) fn validate(&self, n: usize) -> std::result::Result<(), String> {
         if !self.is_trained() {
             return Ok(());
         }
-        if self.family != FAMILY_LOGISTIC && self.family != FAMILY_TREES {
-            return Err(format!(
-                "component {} has unknown model family {:?}",
-                self.component, self.family
-            ));
-        }
-        if self.family == FAMILY_TREES {
-            crate::trees::validate(&self.trees, n)
+        if let Family::BaggedTrees { trees } = &self.family {
+            crate::trees::validate(trees, n)
                 .map_err(|m| format!("component {}: {m}", self.component))?;
         }
         if self.fault_rule.is_some_and(|r| r.max_index() >= n) {
@@ -190,7 +338,7 @@ impl ComponentModel {
                 self.component
             ));
         }
-        if self.family == FAMILY_LOGISTIC && self.weights.len() != n {
+        if self.family == Family::Logistic && self.weights.len() != n {
             return Err(format!(
                 "component {} has {} weights for {n} features",
                 self.component,

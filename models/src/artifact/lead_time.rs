@@ -76,7 +76,7 @@ mod lead_time_tests {
             lead_time: bins.clone(),
             ..serde_json::from_value::<ComponentModel>(serde_json::json!({
                 "component": "c", "weights": [], "intercept": 0.0, "threshold": 0.6,
-                "persistence": 1, "threshold_rule": "x", "metrics": null, "skipped_reason": null
+                "persistence": 1, "threshold_rule": "event_target", "metrics": null, "skipped_reason": null
             }))
             .unwrap()
         };

@@ -10,13 +10,16 @@
 //! Both are written atomically (temporary file in the same directory, fsync, rename),
 //! so a reader sees either the old or the new file, never half of one.
 //!
-//! The types of a file are in `component` ([`ComponentModel`] and its metrics),
-//! `fault_rule` ([`FaultRule`], [`MonthSet`]) and `lead_time` ([`LeadTimeBin`]); `store`
-//! writes, activates, reads and lists the files.
+//! The types of a file are in `component` ([`ComponentModel`], its [`Family`] and its
+//! metrics), `names` (the closed sets of names a file spells: [`FamilyName`],
+//! [`ThresholdRule`], [`CalibrationSet`], [`SelectionSet`]), `fault_rule` ([`FaultRule`],
+//! [`MonthSet`]) and `lead_time` ([`LeadTimeBin`]); `store` writes, activates, reads and
+//! lists the files.
 
 mod component;
 mod fault_rule;
 mod lead_time;
+mod names;
 mod store;
 
 use std::collections::BTreeMap;
@@ -24,11 +27,10 @@ use std::collections::BTreeMap;
 use domain::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use component::{
-    CandidateMetrics, ComponentMetrics, ComponentModel, EventMetrics, FAMILY_LOGISTIC, FAMILY_TREES,
-};
+pub use component::{CandidateMetrics, ComponentMetrics, ComponentModel, EventMetrics, Family};
 pub use fault_rule::{FaultRule, MonthSet};
 pub use lead_time::{lead_time_bins, LeadTimeBin, LEAD_TIME_BINS, MIN_LEAD_TIME_ROWS};
+pub use names::{CalibrationSet, FamilyName, SelectionSet, ThresholdRule, UnknownName};
 pub use store::{activate, list_versions, load, save};
 
 use crate::train::TrainParams;

@@ -265,7 +265,7 @@ fn handmade() -> ModelArtifact {
                 "threshold": 0.5,
                 "persistence": 3,
                 "hold_ms": 12 * HOUR,
-                "threshold_rule": "target_precision",
+                "threshold_rule": "event_target",
                 "metrics": null,
                 "skipped_reason": if trained { None } else { Some("test") },
             });

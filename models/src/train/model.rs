@@ -14,7 +14,8 @@ use super::select::{choose_and_calibrate, EvalRows};
 use super::threshold::FlagRule;
 use super::{TrainParams, TrainProgress};
 use crate::artifact::{
-    ComponentModel, FaultRule, ModelArtifact, TrainingSummary, FAMILY_LOGISTIC, FORMAT_VERSION,
+    CalibrationSet, ComponentModel, Family, FaultRule, ModelArtifact, ThresholdRule,
+    TrainingSummary, FORMAT_VERSION,
 };
 use crate::history::HistoryStats;
 use crate::Result;
@@ -202,13 +203,12 @@ impl TypeTraining<'_> {
 pub(super) fn untrained(component: &str, p: &TrainParams) -> ComponentModel {
     ComponentModel {
         component: component.to_owned(),
-        family: FAMILY_LOGISTIC.into(),
+        family: Family::Logistic,
         weights: Vec::new(),
         intercept: 0.0,
-        trees: Vec::new(),
         calibration_a: 1.0,
         calibration_b: 0.0,
-        calibration_set: "none".into(),
+        calibration_set: CalibrationSet::None,
         candidates: Vec::new(),
         threshold: 1.0,
         persistence: p.persistence,
@@ -216,7 +216,7 @@ pub(super) fn untrained(component: &str, p: &TrainParams) -> ComponentModel {
         release_ms: p.release_ms.max(0),
         expire_ms: p.expire_ms(),
         fault_rule: None,
-        threshold_rule: "none".into(),
+        threshold_rule: ThresholdRule::None,
         metrics: None,
         skipped_reason: None,
         lead_time: Vec::new(),

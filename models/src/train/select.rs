@@ -14,7 +14,8 @@ use super::seasonal::with_seasonal_rule;
 use super::threshold::{event_threshold_and_rule, EventRow, FlagRule};
 use super::TrainParams;
 use crate::artifact::{
-    sigmoid, CandidateMetrics, ComponentMetrics, ComponentModel, FaultRule, MonthSet, FAMILY_TREES,
+    sigmoid, CalibrationSet, CandidateMetrics, ComponentMetrics, ComponentModel, Family, FaultRule,
+    MonthSet, SelectionSet, ThresholdRule,
 };
 
 /// One labelled row to evaluate on: `(row index, label, device, failure time)`.
@@ -132,12 +133,12 @@ pub(super) fn choose_and_calibrate(
         .chain(&ev.second_half)
         .copied()
         .collect();
-    let (selection, selection_name): (&[LabelledRow], &str) = if has_both(&ev.first_half) {
-        (&ev.first_half, "validation_first_half")
+    let (selection, selection_name): (&[LabelledRow], SelectionSet) = if has_both(&ev.first_half) {
+        (&ev.first_half, SelectionSet::ValidationFirstHalf)
     } else if any_pos(&all_validation) {
-        (&all_validation, "validation")
+        (&all_validation, SelectionSet::Validation)
     } else {
-        (&ev.training, "training")
+        (&ev.training, SelectionSet::Training)
     };
     let holdout: &[LabelledRow] = if any_pos(&ev.second_half) {
         &ev.second_half
@@ -190,14 +191,14 @@ pub(super) fn choose_and_calibrate(
     // the failures that followed, over the whole validation period (both halves: a
     // half holds only a handful of failures per component). Calibration is monotone, so
     // fitting it on the first half does not bias which rows rank above a threshold.
-    let (event_set, event_suffix): (&[LabelledRow], &str) = if any_pos(&all_validation) {
-        (&all_validation, "")
+    let (event_set, on_training_rows): (&[LabelledRow], bool) = if any_pos(&all_validation) {
+        (&all_validation, false)
     } else {
-        (&ev.training, "_training")
+        (&ev.training, true)
     };
     selector.with_threshold(
         model,
-        (event_set, event_suffix),
+        (event_set, on_training_rows),
         (&scored, row_metrics),
         seasonal,
     )
@@ -214,9 +215,8 @@ fn candidates(component: &str, fit: Fitted, p: &TrainParams) -> Vec<ComponentMod
     let mut candidates = vec![logistic.clone()];
     if !fit.trees.is_empty() {
         candidates.push(ComponentModel {
-            family: FAMILY_TREES.into(),
+            family: Family::BaggedTrees { trees: fit.trees },
             intercept: fit.correction,
-            trees: fit.trees,
             ..logistic
         });
     }
@@ -238,7 +238,7 @@ impl Selector<'_> {
         &self,
         candidates: &[ComponentModel],
         selection: &[LabelledRow],
-        selection_name: &str,
+        selection_name: SelectionSet,
         holdout: &[LabelledRow],
     ) -> (Vec<CandidateMetrics>, usize) {
         let ap = |scored: &[ScoredRow]| {
@@ -260,10 +260,10 @@ impl Selector<'_> {
                 best = k;
             }
             results.push(CandidateMetrics {
-                family: c.family.clone(),
+                family: c.family.name(),
                 selection_ap,
                 validation_ap,
-                selection_set: selection_name.into(),
+                selection_set: selection_name,
             });
         }
         (results, best)
@@ -296,7 +296,7 @@ impl Selector<'_> {
                 self.p,
                 self.flag_rules,
             ) {
-                let key = (rule == "event_target", m.recall, selection_ap);
+                let key = (rule == ThresholdRule::EventTarget, m.recall, selection_ap);
                 if best_key.is_none_or(|b| key > b) {
                     best_key = Some(key);
                     best = Some(k);
@@ -319,7 +319,7 @@ impl Selector<'_> {
             let (a, b) = crate::calibrate::platt(&calib);
             model.calibration_a = a;
             model.calibration_b = b;
-            model.calibration_set = "validation_first_half".into();
+            model.calibration_set = CalibrationSet::ValidationFirstHalf;
         }
         model
     }
@@ -365,13 +365,13 @@ impl Selector<'_> {
     }
 
     /// The calibrated `model` with its flag rule and threshold chosen at event level on
-    /// `event_set` (suffix `_training` when that is the training rows), its lead-time
+    /// `event_set` (the training rows when `on_training_rows`), its lead-time
     /// bins and its metrics on the `scored` holdout rows (whose row-level metrics are
     /// `row_metrics`); skipped when no threshold catches a failure within the budget.
     fn with_threshold(
         &self,
         mut model: ComponentModel,
-        (event_set, event_suffix): (&[LabelledRow], &str),
+        (event_set, on_training_rows): (&[LabelledRow], bool),
         (scored, row_metrics): (&[ScoredRow], ComponentMetrics),
         seasonal: impl FnOnce() -> Option<MonthSet>,
     ) -> ComponentModel {
@@ -415,7 +415,11 @@ impl Selector<'_> {
                 ..rule
             });
         model.lead_time = crate::artifact::lead_time_bins(threshold, lead_rows);
-        model.threshold_rule = format!("{rule}{event_suffix}");
+        model.threshold_rule = if on_training_rows {
+            rule.on_training_rows()
+        } else {
+            rule
+        };
         model.metrics = Some(metrics);
         model
     }

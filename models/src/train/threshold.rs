@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use domain::Timestamp;
 
 use super::TrainParams;
-use crate::artifact::{sigmoid, EventMetrics, MonthSet};
+use crate::artifact::{sigmoid, EventMetrics, MonthSet, ThresholdRule};
 
 /// One validation row for event-level threshold selection.
 #[derive(Clone, Copy, Debug)]
@@ -103,13 +103,13 @@ impl FlagRule {
 }
 
 /// A flag rule and its threshold, as [`event_threshold_and_rule`] returns them.
-pub(super) type ChosenRule = (FlagRule, f64, &'static str, EventMetrics);
+pub(super) type ChosenRule = (FlagRule, f64, ThresholdRule, EventMetrics);
 
 /// How flag-rule candidates rank: a threshold meeting the target, then recall, then the
 /// median lead time.
-pub(super) fn candidate_key(name: &str, m: &EventMetrics) -> (bool, f64, f64) {
+pub(super) fn candidate_key(name: ThresholdRule, m: &EventMetrics) -> (bool, f64, f64) {
     (
-        name == "event_target",
+        name == ThresholdRule::EventTarget,
         m.recall,
         m.lead_time_days_median.unwrap_or(0.0),
     )
@@ -133,14 +133,14 @@ pub(super) fn event_threshold_and_rule(
             );
             continue;
         };
-        tracing::debug!(?rule, threshold = t, selection = name, flags = m.flags,
+        tracing::debug!(?rule, threshold = t, selection = %name, flags = m.flags,
             false_alarms = m.false_alarms, caught = m.caught, failures = m.failures,
             false_alarms_per_1000_device_months = m.false_alarms_per_1000_device_months,
             lead_time_days_median = ?m.lead_time_days_median, "Flag rule candidate");
 
         if best
             .as_ref()
-            .is_none_or(|(_, _, bn, bm)| candidate_key(name, &m) > candidate_key(bn, bm))
+            .is_none_or(|(_, _, bn, bm)| candidate_key(name, &m) > candidate_key(*bn, bm))
         {
             best = Some((rule, t, name, m));
         }
@@ -169,7 +169,7 @@ pub(super) fn event_threshold(
     rows: Vec<EventRow>,
     p: &TrainParams,
     rule: FlagRule,
-) -> Option<(f64, &'static str, EventMetrics)> {
+) -> Option<(f64, ThresholdRule, EventMetrics)> {
     let replay = FlagReplay::new(rows, p, rule);
     let candidates = candidate_thresholds(&replay.rows);
     // The feasible thresholds with the best recall form a band: `target` is its top,
@@ -221,8 +221,8 @@ pub(super) fn event_threshold(
         }
     }
     match (target, best) {
-        (Some((t, m)), _) => Some((t, "event_target", m)),
-        (None, Some((t, _, m))) => Some((t, "event_max_f1", m)),
+        (Some((t, m)), _) => Some((t, ThresholdRule::EventTarget, m)),
+        (None, Some((t, _, m))) => Some((t, ThresholdRule::EventMaxF1, m)),
         (None, None) => None,
     }
 }
@@ -462,7 +462,10 @@ pub(super) mod tests {
         let sustained = flag_rows(30, 5, day, 18..24);
         for (rule, lead) in [(slow, 4.0), (held, 5.0)] {
             let (t, name, m) = event_threshold(sustained.clone(), &p, rule).unwrap();
-            assert_eq!((name, m.caught, m.false_alarms), ("event_target", 5, 0));
+            assert_eq!(
+                (name, m.caught, m.false_alarms),
+                (ThresholdRule::EventTarget, 5, 0)
+            );
             assert!(t > 0.1 && t <= 0.9, "{t}");
             assert_eq!(m.lead_time_days_median, Some(lead), "{rule:?}");
         }
