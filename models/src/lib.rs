@@ -131,4 +131,4 @@ pub use error::{Error, Result};
 pub use features::{DeviceState, FeatureSchema};
 pub use registry::ModelRegistry;
 pub use scorer::{replay_history, Scorer};
-pub use train::{train, train_on, TrainParams, TrainProgress, TrainingData};
+pub use train::{train, train_on, TrainParams, TrainProgress, TrainingData, ValidTrainParams};

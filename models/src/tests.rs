@@ -112,6 +112,11 @@ fn write_history(dir: &Path, s: &Synth) -> BTreeMap<String, Vec<i64>> {
     failures
 }
 
+/// `p`, checked.
+fn valid(p: TrainParams) -> crate::ValidTrainParams {
+    p.check().unwrap()
+}
+
 fn params() -> TrainParams {
     TrainParams {
         horizon_ms: 7 * DAY,
@@ -180,7 +185,13 @@ fn a_component_whose_failures_have_no_precursor_gets_no_model() {
     events.push_str(&extra);
     std::fs::write(&path, events).unwrap();
 
-    let artifacts = train(dir.path(), &ProfileSet::builtin(), &params(), &mut |_| {}).unwrap();
+    let artifacts = train(
+        dir.path(),
+        &ProfileSet::builtin(),
+        &valid(params()),
+        &mut |_| {},
+    )
+    .unwrap();
     let a = &artifacts[0];
     let heater = a
         .components
@@ -216,9 +227,12 @@ fn training_learns_a_drifting_channel() {
     );
     let started = Instant::now();
     let mut reports = Vec::new();
-    let artifacts = train(dir.path(), &ProfileSet::builtin(), &params(), &mut |p| {
-        reports.push(p)
-    })
+    let artifacts = train(
+        dir.path(),
+        &ProfileSet::builtin(),
+        &valid(params()),
+        &mut |p| reports.push(p),
+    )
     .unwrap();
     let elapsed = started.elapsed();
     assert_eq!(artifacts.len(), 1);
@@ -338,7 +352,13 @@ fn training_learns_a_drifting_channel() {
     );
 
     // Deterministic apart from the clock: same data, same seed, same numbers.
-    let again = train(dir.path(), &ProfileSet::builtin(), &params(), &mut |_| {}).unwrap();
+    let again = train(
+        dir.path(),
+        &ProfileSet::builtin(),
+        &valid(params()),
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(again[0].components, a.components);
     assert!(reports
         .iter()
@@ -671,14 +691,12 @@ fn invalid_params_and_missing_history_are_errors() {
         validation_share: 1.5,
         ..TrainParams::default()
     };
-    assert!(matches!(
-        train(dir.path(), &ProfileSet::builtin(), &bad, &mut |_| {}),
-        Err(crate::Error::InvalidParams(_))
-    ));
+    // Training takes only checked parameters: these do not pass.
+    assert!(matches!(bad.check(), Err(crate::Error::InvalidParams(_))));
     let err = train(
         dir.path(),
         &ProfileSet::builtin(),
-        &TrainParams::default(),
+        &crate::ValidTrainParams::default(),
         &mut |_| {},
     )
     .unwrap_err();
@@ -889,10 +907,10 @@ fn training_never_reads_the_test_period() {
     for file in ["telemetry.jsonl", "events.jsonl"] {
         splice(a.path(), b.path(), spliced.path(), file, from);
     }
-    let p = TrainParams {
+    let p = valid(TrainParams {
         test_from_ms: Some(from),
         ..params()
-    };
+    });
     let train_on = |dir: &Path| {
         let mut arts = train(dir, &ProfileSet::builtin(), &p, &mut |_| {}).unwrap();
         assert_eq!(arts.len(), 1);
@@ -939,10 +957,10 @@ fn training_never_reads_the_test_period() {
         .unwrap();
     assert!(pump.is_trained(), "{:?}", pump.skipped_reason);
     // Without the cut, the different futures do change the result: the test can fail.
-    let whole = TrainParams {
+    let whole = valid(TrainParams {
         test_from_ms: None,
         ..params()
-    };
+    });
     let full = |dir: &Path| {
         let a = train(dir, &ProfileSet::builtin(), &whole, &mut |_| {}).unwrap();
         serde_json::to_value(&a[0].components).unwrap()
@@ -965,7 +983,13 @@ fn nan_and_missing_channels_never_panic_and_score_finite_risks() {
             seed: 5,
         },
     );
-    let arts = train(dir.path(), &ProfileSet::builtin(), &params(), &mut |_| {}).unwrap();
+    let arts = train(
+        dir.path(),
+        &ProfileSet::builtin(),
+        &valid(params()),
+        &mut |_| {},
+    )
+    .unwrap();
     let mut scorer = Scorer::new(ModelRegistry::from_artifacts(arts), ProfileSet::builtin());
     let msg = |t: i64, readings: Vec<(&str, f64)>| {
         Message::Telemetry(Telemetry {

@@ -23,7 +23,7 @@ use std::path::Path;
 use domain::{ProfileSet, Timestamp};
 
 pub use data::{MessageReader, TrainingData, LABELS_FROM_HISTORY, LABELS_FROM_STORE};
-pub use params::TrainParams;
+pub use params::{TrainParams, ValidTrainParams};
 
 use crate::artifact::ModelArtifact;
 use crate::{Error, Result};
@@ -65,10 +65,9 @@ pub enum TrainProgress {
 pub fn train(
     history_dir: &Path,
     profiles: &ProfileSet,
-    params: &TrainParams,
+    params: &ValidTrainParams,
     progress: &mut dyn FnMut(TrainProgress),
 ) -> Result<Vec<ModelArtifact>> {
-    params.validate()?;
     train_on(
         TrainingData::from_history(history_dir, profiles)?,
         params,
@@ -79,10 +78,10 @@ pub fn train(
 /// [`train`] on any [`TrainingData`].
 pub fn train_on(
     data: TrainingData<'_>,
-    params: &TrainParams,
+    params: &ValidTrainParams,
     progress: &mut dyn FnMut(TrainProgress),
 ) -> Result<Vec<ModelArtifact>> {
-    params.validate()?;
+    let params: &TrainParams = params;
     let TrainingData {
         origin,
         label_source,

@@ -1,12 +1,16 @@
 //! Training hyper-parameters: [`TrainParams`] as a `--params` TOML file spells them,
-//! and their range checks.
+//! and [`ValidTrainParams`], the same parameters once every range was checked: the only
+//! kind training takes (linfa's `ParamGuard` pattern: `TrainParams::check` turns one
+//! into the other).
 
 use domain::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// Training hyper-parameters.
+/// Training hyper-parameters, unchecked: [`TrainParams::check`] makes them the
+/// [`ValidTrainParams`] that [`train`](super::train) and [`train_on`](super::train_on)
+/// take.
 ///
 /// | name | default | purpose | range |
 /// |---|---|---|---|
@@ -144,7 +148,16 @@ impl TrainParams {
         }
     }
 
-    /// Checks every parameter's range.
+    /// Checks every parameter's range (the last column of the table above), and makes
+    /// the parameters ones training takes. An out-of-range parameter is an
+    /// [`Error::InvalidParams`] naming it.
+    pub fn check(self) -> Result<ValidTrainParams> {
+        self.validate()?;
+        Ok(ValidTrainParams(self))
+    }
+
+    /// Checks every parameter's range without consuming the parameters (see
+    /// [`TrainParams::check`]).
     pub fn validate(&self) -> Result<()> {
         let bad = |m: &str| Err(Error::InvalidParams(m.to_owned()));
         if self.horizon_ms <= 0 {
@@ -196,5 +209,188 @@ impl TrainParams {
             return bad("tree_rows must be at least 10");
         }
         Ok(())
+    }
+}
+
+/// Training parameters whose every range was checked: made only by
+/// [`TrainParams::check`] (or `try_from`), so [`train`](super::train) and
+/// [`train_on`](super::train_on), which take nothing else, never see an unchecked set.
+/// Reads as the [`TrainParams`] inside (`Deref`). The default is
+/// [`TrainParams::default`], which is valid.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ValidTrainParams(TrainParams);
+
+impl ValidTrainParams {
+    /// The checked parameters.
+    pub fn params(&self) -> &TrainParams {
+        &self.0
+    }
+
+    /// The parameters, to change them (and check them again).
+    pub fn into_inner(self) -> TrainParams {
+        self.0
+    }
+}
+
+impl std::ops::Deref for ValidTrainParams {
+    type Target = TrainParams;
+
+    fn deref(&self) -> &TrainParams {
+        &self.0
+    }
+}
+
+impl TryFrom<TrainParams> for ValidTrainParams {
+    type Error = Error;
+
+    fn try_from(params: TrainParams) -> Result<Self> {
+        params.check()
+    }
+}
+
+impl From<ValidTrainParams> for TrainParams {
+    fn from(params: ValidTrainParams) -> Self {
+        params.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_a_checked_set_keeps_every_value() {
+        assert!(TrainParams::default().validate().is_ok());
+        assert_eq!(
+            ValidTrainParams::default().params(),
+            &TrainParams::default()
+        );
+        let p = TrainParams {
+            alert_budget: 1.5,
+            tree_depth: 8,
+            test_from_ms: Some(1),
+            ..TrainParams::default()
+        };
+        let checked = p.clone().check().unwrap();
+        assert_eq!(*checked, p);
+        assert_eq!(TrainParams::from(checked.clone()), p);
+        assert_eq!(ValidTrainParams::try_from(p).unwrap(), checked);
+    }
+
+    #[test]
+    fn every_out_of_range_parameter_is_refused_by_name() {
+        let d = TrainParams::default;
+        for (bad, name) in [
+            (
+                TrainParams {
+                    horizon_ms: 0,
+                    ..d()
+                },
+                "horizon_ms",
+            ),
+            (
+                TrainParams {
+                    sample_interval_ms: -1,
+                    ..d()
+                },
+                "sample_interval_ms",
+            ),
+            (
+                TrainParams {
+                    validation_share: 1.0,
+                    ..d()
+                },
+                "validation_share",
+            ),
+            (
+                TrainParams {
+                    target_precision: 0.0,
+                    ..d()
+                },
+                "target_precision",
+            ),
+            (
+                TrainParams {
+                    alert_budget: f64::INFINITY,
+                    ..d()
+                },
+                "alert_budget",
+            ),
+            (TrainParams { hold_ms: -1, ..d() }, "hold_ms"),
+            (
+                TrainParams {
+                    release_ms: -1,
+                    ..d()
+                },
+                "release_ms",
+            ),
+            (
+                TrainParams {
+                    persistence: 0,
+                    ..d()
+                },
+                "persistence",
+            ),
+            (
+                TrainParams {
+                    max_iterations: 0,
+                    ..d()
+                },
+                "max_iterations",
+            ),
+            (
+                TrainParams {
+                    negatives_per_positive: 0.0,
+                    ..d()
+                },
+                "negatives_per_positive",
+            ),
+            (
+                TrainParams {
+                    l2: f64::NAN,
+                    ..d()
+                },
+                "l2",
+            ),
+            (
+                TrainParams {
+                    min_lift: -1.0,
+                    ..d()
+                },
+                "min_lift",
+            ),
+            (
+                TrainParams {
+                    min_positives: 0,
+                    ..d()
+                },
+                "min_positives",
+            ),
+            (
+                TrainParams {
+                    max_fit_rows: 9,
+                    ..d()
+                },
+                "max_fit_rows",
+            ),
+            (
+                TrainParams {
+                    tree_depth: 21,
+                    ..d()
+                },
+                "tree_depth",
+            ),
+            (
+                TrainParams {
+                    tree_rows: 9,
+                    ..d()
+                },
+                "tree_rows",
+            ),
+        ] {
+            let err = bad.check().unwrap_err();
+            assert!(matches!(err, Error::InvalidParams(_)), "{name}: {err}");
+            assert!(err.to_string().contains(name), "{name}: {err}");
+        }
     }
 }
