@@ -13,11 +13,10 @@
 
 use std::path::PathBuf;
 
-use domain::{
-    DeviceId, FaultMessage, FaultState, Message, Profile, ProfileSet, Telemetry, Timestamp,
-};
+use domain::{FaultState, Message, Profile, ProfileSet, Timestamp};
 
 use crate::artifact::{self, ModelArtifact};
+use crate::test_support::{fault, telemetry};
 use crate::{FeatureSchema, ModelRegistry, Scorer};
 
 /// 2026-07-01T00:00:00Z: the replay runs in July, a month of the element's fault rule.
@@ -63,42 +62,23 @@ fn fixed_raw(schema: &FeatureSchema) -> Vec<f64> {
 /// temperature climbing over the last 4; a major element code while it warms up (day
 /// 2.5) and again on day 9, a critical pump code on day 8.25.
 fn replay_messages() -> Vec<Message> {
-    let id = DeviceId::parse("kt-1").unwrap();
-    let fault = |ts: i64, seq: u64, code: &str| {
-        Message::Fault(FaultMessage {
-            device_id: id.clone(),
-            ts: Timestamp(ts + 1000),
-            seq,
-            device_type: "kettle".into(),
-            model: "KT-1".into(),
-            fw: None,
-            batch: None,
-            region: None,
-            code: code.into(),
-            state: FaultState::Raised,
-        })
-    };
     let mut out = Vec::new();
     for k in 0..40i64 {
         let ts = JULY + k * 6 * HOUR;
         let climb = if k >= 24 { (k - 24) as f64 * 1.5 } else { 0.0 };
         let wobble = [0.0, 0.4, -0.3, 0.2][(k % 4) as usize];
-        out.push(Message::Telemetry(Telemetry {
-            device_id: id.clone(),
-            ts: Timestamp(ts),
-            seq: k as u64 + 1,
-            device_type: "kettle".into(),
-            model: "KT-1".into(),
-            fw: None,
-            batch: None,
-            region: None,
-            readings: vec![("temp_c".into(), 92.0 + wobble + climb)],
-        }));
-        match k {
-            10 | 36 => out.push(fault(ts, 1000 + k as u64, "K1")),
-            33 => out.push(fault(ts, 1000 + k as u64, "K2")),
-            _ => {}
-        }
+        out.push(telemetry(
+            "kettle",
+            "kt-1",
+            ts,
+            &[("temp_c", 92.0 + wobble + climb)],
+        ));
+        let code = match k {
+            10 | 36 => "K1",
+            33 => "K2",
+            _ => continue,
+        };
+        out.push(fault("kettle", "kt-1", ts + 1000, code, FaultState::Raised));
     }
     out
 }
@@ -359,13 +339,7 @@ fn every_closed_set_value_a_format_3_writer_used_loads_and_writes_back() {
     // Fields a component may lack: no family is logistic, no calibration the identity.
     let bare = load_edited(|v| {
         let c = v["components"][0].as_object_mut().unwrap();
-        for k in [
-            "family",
-            "trees",
-            "calibration_a",
-            "calibration_b",
-            "calibration_set",
-        ] {
+        for k in crate::test_support::FORMAT_2_FIELDS {
             c.remove(k);
         }
     })

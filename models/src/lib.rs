@@ -120,6 +120,8 @@ mod fixture_tests;
 #[cfg(test)]
 mod registry_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 
 pub use artifact::{

@@ -27,44 +27,61 @@ pub struct FailureEvent {
     pub before_warm_up: bool,
 }
 
-/// Raw event-level counts; add them up, then turn them into [`Metrics`].
+/// Raw event-level counts; add them up, then turn them into
+/// [`Metrics`](super::Metrics).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct EventCounts {
-    /// Flag episodes (rising edges) not started while the component was failed.
-    pub flags: u64,
-    /// Flags followed by a failure within the horizon.
-    pub flags_followed: u64,
-    /// Flag episodes that started while the component was failed (not counted as flags).
-    pub flags_while_failed: u64,
-    /// Flag episodes not followed by a failure before the history's end, whose horizon
-    /// runs past it (not counted as flags).
-    pub flags_censored: u64,
-    /// Failures.
-    pub failures: u64,
-    /// Failures whose mode is not `sudden`.
-    pub failures_with_precursor: u64,
-    /// Failures before the device's warm-up completed (included in `failures`).
-    pub failures_before_warm_up: u64,
-    /// Failures with a flag episode started within the horizon before them.
+    /// What became of the flag episodes.
+    pub flags: FlagCounts,
+    /// The failures, and which of them were caught.
+    pub failures: FailureCounts,
+    /// Lead time of every caught failure (ms).
+    pub lead_times_ms: Vec<i64>,
+}
+
+/// Flag episodes (rising edges) by what became of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlagCounts {
+    /// Judged: not started while the component was failed, and not censored.
+    pub judged: u64,
+    /// Judged flags followed by a failure within the horizon.
+    pub followed: u64,
+    /// Started while the component was failed (not judged).
+    pub while_failed: u64,
+    /// Not followed by a failure before the history's end, whose horizon runs past it
+    /// (not judged).
+    pub censored: u64,
+}
+
+/// Failures, and which of them a flag caught.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FailureCounts {
+    /// Every failure.
+    pub all: u64,
+    /// Those whose mode is not `sudden`.
+    pub with_precursor: u64,
+    /// Those before the device's warm-up completed.
+    pub before_warm_up: u64,
+    /// Those with a flag episode started within the horizon before them.
     pub caught: u64,
     /// Caught failures whose mode is not `sudden`.
     pub caught_with_precursor: u64,
-    /// Lead time of every caught failure (ms).
-    pub lead_times_ms: Vec<i64>,
 }
 
 impl EventCounts {
     /// Adds `other` to `self`.
     pub fn add(&mut self, other: &EventCounts) {
-        self.flags += other.flags;
-        self.flags_followed += other.flags_followed;
-        self.flags_while_failed += other.flags_while_failed;
-        self.flags_censored += other.flags_censored;
-        self.failures += other.failures;
-        self.failures_with_precursor += other.failures_with_precursor;
-        self.failures_before_warm_up += other.failures_before_warm_up;
-        self.caught += other.caught;
-        self.caught_with_precursor += other.caught_with_precursor;
+        let (f, o) = (&mut self.flags, &other.flags);
+        f.judged += o.judged;
+        f.followed += o.followed;
+        f.while_failed += o.while_failed;
+        f.censored += o.censored;
+        let (f, o) = (&mut self.failures, &other.failures);
+        f.all += o.all;
+        f.with_precursor += o.with_precursor;
+        f.before_warm_up += o.before_warm_up;
+        f.caught += o.caught;
+        f.caught_with_precursor += o.caught_with_precursor;
         self.lead_times_ms.extend_from_slice(&other.lead_times_ms);
     }
 }
@@ -135,24 +152,24 @@ pub fn score_events(
         .filter(|(_, o)| *o != FlagOutcome::WhileFailed)
         .collect();
     starts.sort_unstable_by_key(|(s, _)| *s);
-    c.flags_while_failed = (flag_starts.len() - starts.len()) as u64;
-    c.flags_censored = starts
+    c.flags.while_failed = (flag_starts.len() - starts.len()) as u64;
+    c.flags.censored = starts
         .iter()
         .filter(|(_, o)| *o == FlagOutcome::Censored)
         .count() as u64;
-    c.flags = starts.len() as u64 - c.flags_censored;
-    c.flags_followed = starts
+    c.flags.judged = starts.len() as u64 - c.flags.censored;
+    c.flags.followed = starts
         .iter()
         .filter(|(_, o)| matches!(o, FlagOutcome::Followed(_)))
         .count() as u64;
     let starts: Vec<i64> = starts.into_iter().map(|(s, _)| s).collect();
     for f in failures {
-        c.failures += 1;
-        c.failures_with_precursor += u64::from(!f.sudden);
-        c.failures_before_warm_up += u64::from(f.before_warm_up);
+        c.failures.all += 1;
+        c.failures.with_precursor += u64::from(!f.sudden);
+        c.failures.before_warm_up += u64::from(f.before_warm_up);
         if let Some(s) = catching_flag(&starts, f, horizon_ms) {
-            c.caught += 1;
-            c.caught_with_precursor += u64::from(!f.sudden);
+            c.failures.caught += 1;
+            c.failures.caught_with_precursor += u64::from(!f.sudden);
             c.lead_times_ms.push(f.ts - s);
         }
     }

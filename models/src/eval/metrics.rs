@@ -68,8 +68,8 @@ impl Metrics {
     ) -> Metrics {
         let (device_months, judged_device_months) = months;
         let ratio = |a: u64, b: u64| (b > 0).then(|| a as f64 / b as f64);
-        let precision = ratio(c.flags_followed, c.flags);
-        let recall = ratio(c.caught, c.failures);
+        let precision = ratio(c.flags.followed, c.flags.judged);
+        let recall = ratio(c.failures.caught, c.failures.all);
         let f1 = match (precision, recall) {
             (Some(p), Some(r)) if p + r > 0.0 => Some(2.0 * p * r / (p + r)),
             (Some(_), Some(_)) => Some(0.0),
@@ -81,24 +81,27 @@ impl Metrics {
             .map(|&ms| ms as f64 / DAY_MS as f64)
             .collect();
         days.sort_by(f64::total_cmp);
-        let false_alarms = c.flags - c.flags_followed;
+        let false_alarms = c.flags.judged - c.flags.followed;
         Metrics {
             devices,
             device_months,
             judged_device_months,
-            flags: c.flags,
-            flags_followed_by_failure: c.flags_followed,
+            flags: c.flags.judged,
+            flags_followed_by_failure: c.flags.followed,
             false_alarms,
-            flags_while_failed: c.flags_while_failed,
-            flags_censored: c.flags_censored,
-            failures: c.failures,
-            failures_with_precursor: c.failures_with_precursor,
-            failures_before_warm_up: c.failures_before_warm_up,
-            caught: c.caught,
-            caught_with_precursor: c.caught_with_precursor,
+            flags_while_failed: c.flags.while_failed,
+            flags_censored: c.flags.censored,
+            failures: c.failures.all,
+            failures_with_precursor: c.failures.with_precursor,
+            failures_before_warm_up: c.failures.before_warm_up,
+            caught: c.failures.caught,
+            caught_with_precursor: c.failures.caught_with_precursor,
             precision,
             recall,
-            recall_with_precursor: ratio(c.caught_with_precursor, c.failures_with_precursor),
+            recall_with_precursor: ratio(
+                c.failures.caught_with_precursor,
+                c.failures.with_precursor,
+            ),
             f1,
             lead_time_days_median: percentile(&days, 0.5),
             lead_time_days_p10: percentile(&days, 0.1),

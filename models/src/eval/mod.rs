@@ -86,7 +86,8 @@ use std::path::Path;
 use domain::ProfileSet;
 
 pub use count::{
-    classify_flag, score_events, EpisodeRecord, EventCounts, FailureEvent, FlagOutcome,
+    classify_flag, score_events, EpisodeRecord, EventCounts, FailureCounts, FailureEvent,
+    FlagCounts, FlagOutcome,
 };
 pub use metrics::{Metrics, RowLevel, ScopedMetrics};
 pub use report::{EvalReport, HistorySummary};
