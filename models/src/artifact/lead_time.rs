@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Most bins of [`ComponentModel::lead_time`].
+/// Most bins of [`ComponentModel::lead_time`](super::ComponentModel::lead_time).
 pub const LEAD_TIME_BINS: usize = 3;
 /// Fewest flagged-and-failed validation rows per lead-time bin.
 pub const MIN_LEAD_TIME_ROWS: usize = 8;

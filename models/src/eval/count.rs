@@ -184,8 +184,11 @@ pub struct EpisodeRecord {
     pub scorer: &'static str,
     /// `flag` or `missed_failure`.
     pub event: &'static str,
+    /// The device.
     pub device_id: String,
+    /// Its type.
     pub device_type: String,
+    /// The component flagged, or whose failure was missed.
     pub component: String,
     /// The flag's start, or the missed failure's time (epoch ms).
     pub ts: i64,

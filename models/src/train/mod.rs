@@ -1,7 +1,7 @@
 //! Training: a history directory (or any [`TrainingData`]: `fixahead train --from-store`
 //! builds one from the stores) in, one [`ModelArtifact`] per device type out.
 //!
-//! The steps, one module each: [`data`] replays the messages through the feature engine
+//! The steps, one module each: `data` replays the messages through the feature engine
 //! and samples rows; `label` labels them per component and splits them by time; `fit`
 //! standardises and fits both candidate families; `select` chooses the family and
 //! calibrates it; `threshold` (and `seasonal`, for the fault-code rule's months) chooses
