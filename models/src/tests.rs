@@ -25,6 +25,22 @@ struct Synth {
     seed: u64,
 }
 
+/// The synthetic fleet of the training tests: 30 washers over 150 days, a reading
+/// every 4 hours.
+const FLEET: Synth = Synth {
+    devices: 30,
+    days: 150,
+    every_h: 4,
+    seed: 7,
+};
+
+/// A temporary directory holding the history of `s`.
+fn history(s: &Synth) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(dir.path(), s);
+    dir
+}
+
 /// Writes the history; returns the failure times per device.
 fn write_history(dir: &Path, s: &Synth) -> BTreeMap<String, Vec<i64>> {
     let mut rng = ChaCha8Rng::seed_from_u64(s.seed);
@@ -124,16 +140,7 @@ fn telemetry(id: &str, t: i64, drain: f64) -> Message {
 
 #[test]
 fn a_component_whose_failures_have_no_precursor_gets_no_model() {
-    let dir = tempfile::tempdir().unwrap();
-    write_history(
-        dir.path(),
-        &Synth {
-            devices: 30,
-            days: 150,
-            every_h: 4,
-            seed: 7,
-        },
-    );
+    let dir = history(&FLEET);
     // Heater failures at random times, with nothing in the readings announcing them.
     let mut rng = ChaCha8Rng::seed_from_u64(99);
     let mut extra = String::new();
@@ -188,16 +195,7 @@ fn a_component_whose_failures_have_no_precursor_gets_no_model() {
 
 #[test]
 fn training_learns_a_drifting_channel() {
-    let dir = tempfile::tempdir().unwrap();
-    write_history(
-        dir.path(),
-        &Synth {
-            devices: 30,
-            days: 150,
-            every_h: 4,
-            seed: 7,
-        },
-    );
+    let dir = history(&FLEET);
     let started = Instant::now();
     let mut reports = Vec::new();
     let artifacts = train(
@@ -340,16 +338,12 @@ fn training_learns_a_drifting_channel() {
 
 #[test]
 fn replay_scores_every_message() {
-    let dir = tempfile::tempdir().unwrap();
-    write_history(
-        dir.path(),
-        &Synth {
-            devices: 4,
-            days: 10,
-            every_h: 12,
-            seed: 1,
-        },
-    );
+    let dir = history(&Synth {
+        devices: 4,
+        days: 10,
+        every_h: 12,
+        seed: 1,
+    });
     let registry = ModelRegistry::from_artifacts([handmade("washer-a", 1.0)]);
     let mut n = 0;
     let mut expected = 0;
@@ -868,16 +862,12 @@ fn training_never_reads_the_test_period() {
 
 #[test]
 fn nan_and_missing_channels_never_panic_and_score_finite_risks() {
-    let dir = tempfile::tempdir().unwrap();
-    write_history(
-        dir.path(),
-        &Synth {
-            devices: 16,
-            days: 90,
-            every_h: 6,
-            seed: 5,
-        },
-    );
+    let dir = history(&Synth {
+        devices: 16,
+        days: 90,
+        every_h: 6,
+        seed: 5,
+    });
     let arts = train(
         dir.path(),
         &ProfileSet::builtin(),
