@@ -111,7 +111,7 @@ struct TrainTiming {
 }
 
 /// Times `models::train` with `params` on `history`, with a spinner on stderr.
-fn timed_train(history: &Path, params: &models::TrainParams) -> anyhow::Result<TrainTiming> {
+fn timed_train(history: &Path, params: &models::ValidTrainParams) -> anyhow::Result<TrainTiming> {
     let bar = ProgressBar::new_spinner();
     bar.set_style(
         ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
@@ -230,7 +230,7 @@ async fn bench_train(
         }
     };
 
-    let params = models::TrainParams::default();
+    let params = models::ValidTrainParams::default();
     let t = tokio::task::spawn_blocking({
         let dir = dir.clone();
         move || timed_train(&dir, &params)
@@ -323,8 +323,10 @@ pub(crate) async fn train_small_model() -> anyhow::Result<models::ModelRegistry>
     )
     .await?;
     let dir = tmp.0.clone();
-    let t = tokio::task::spawn_blocking(move || timed_train(&dir, &models::TrainParams::default()))
-        .await??;
+    let t = tokio::task::spawn_blocking(move || {
+        timed_train(&dir, &models::ValidTrainParams::default())
+    })
+    .await??;
     Ok(models::ModelRegistry::from_artifacts(t.artifacts))
 }
 

@@ -630,43 +630,24 @@ impl DeviceState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use domain::{DeviceId, FaultMessage, ProfileSet, Telemetry};
+    use domain::ProfileSet;
 
     fn washer() -> FeatureSchema {
         let profiles = ProfileSet::builtin();
         FeatureSchema::for_profile(profiles.get("washer").unwrap())
     }
 
+    /// An empty state of a washer.
+    fn washer_state() -> DeviceState {
+        DeviceState::new(&washer())
+    }
+
     fn telemetry(ts_ms: i64, readings: &[(&str, f64)]) -> Message {
-        Message::Telemetry(Telemetry {
-            device_id: DeviceId::parse("wm-1").unwrap(),
-            ts: Timestamp(ts_ms),
-            seq: 1,
-            device_type: "washer".into(),
-            model: "WM-500".into(),
-            fw: None,
-            batch: None,
-            region: None,
-            readings: readings
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), *v))
-                .collect(),
-        })
+        crate::test_support::telemetry("washer", "wm-1", ts_ms, readings)
     }
 
     fn fault(ts_ms: i64, code: &str) -> Message {
-        Message::Fault(FaultMessage {
-            device_id: DeviceId::parse("wm-1").unwrap(),
-            ts: Timestamp(ts_ms),
-            seq: 1,
-            device_type: "washer".into(),
-            model: "WM-500".into(),
-            fw: None,
-            batch: None,
-            region: None,
-            code: code.into(),
-            state: FaultState::Raised,
-        })
+        crate::test_support::fault("washer", "wm-1", ts_ms, code, FaultState::Raised)
     }
 
     fn feature(state: &DeviceState, name: &str) -> f64 {
@@ -692,8 +673,7 @@ mod tests {
 
     #[test]
     fn state_is_compact_and_constant_size() {
-        let s = washer();
-        let mut st = DeviceState::new(&s);
+        let mut st = washer_state();
         let before = st.size_bytes();
         for i in 0..10_000 {
             st.update(&telemetry(
@@ -717,8 +697,7 @@ mod tests {
 
     #[test]
     fn a_ratio_channel_divides_the_readings_of_one_message() {
-        let s = washer();
-        let mut st = DeviceState::new(&s);
+        let mut st = washer_state();
         let d = Timestamp::DAY_MS;
         // 1200 s to heat to 40 degC: 40 K above the profile's nominal 10 degC inlet.
         st.update(&telemetry(
@@ -748,7 +727,7 @@ mod tests {
         assert_eq!(feature(&st, "heat_time_per_k.std_slow"), 0.0);
         assert!(feature(&st, "heat_time_s.std_slow") > 100.0);
         // A device that never reported both has no ratio, like a channel never reported.
-        let fresh = DeviceState::new(&s);
+        let fresh = washer_state();
         assert!(feature(&fresh, "heat_time_per_k.ewma_fast").is_nan());
     }
 
@@ -844,8 +823,7 @@ name = "compressor"
 
     #[test]
     fn ewma_is_time_aware_and_tracks_a_step() {
-        let s = washer();
-        let mut st = DeviceState::new(&s);
+        let mut st = washer_state();
         let h = Timestamp::HOUR_MS;
         for i in 0..100 {
             st.update(&telemetry(i * h, &[("drain_time_s", 10.0)]));
@@ -871,8 +849,7 @@ name = "compressor"
 
     #[test]
     fn late_messages_are_not_applied() {
-        let s = washer();
-        let mut st = DeviceState::new(&s);
+        let mut st = washer_state();
         assert!(st.update(&telemetry(10_000_000, &[("drain_time_s", 10.0)])));
         let before = st.features();
         assert!(!st.update(&telemetry(9_000_000, &[("drain_time_s", 500.0)])));
@@ -891,8 +868,7 @@ name = "compressor"
 
     #[test]
     fn extreme_timestamps_do_not_panic() {
-        let s = washer();
-        let mut st = DeviceState::new(&s);
+        let mut st = washer_state();
         assert!(st.update(&telemetry(i64::MIN + 1, &[("drain_time_s", 10.0)])));
         assert!(st.update(&fault(0, "E21")));
         assert!(st.update(&telemetry(i64::MAX, &[("drain_time_s", 20.0)])));
@@ -903,8 +879,7 @@ name = "compressor"
 
     #[test]
     fn fault_counts_decay_and_unknown_channels_are_ignored() {
-        let s = washer();
-        let mut st = DeviceState::new(&s);
+        let mut st = washer_state();
         let d = Timestamp::DAY_MS;
         st.update(&telemetry(
             0,
@@ -930,17 +905,12 @@ name = "compressor"
     }
 
     fn cleared(ts_ms: i64, code: &str) -> Message {
-        let Message::Fault(mut f) = fault(ts_ms, code) else {
-            unreachable!()
-        };
-        f.state = FaultState::Cleared;
-        Message::Fault(f)
+        crate::test_support::fault("washer", "wm-1", ts_ms, code, FaultState::Cleared)
     }
 
     #[test]
     fn severity_counts_and_repairs_come_from_the_catalogue() {
-        let s = washer();
-        let mut st = DeviceState::new(&s);
+        let mut st = washer_state();
         let h = Timestamp::HOUR_MS;
         st.update(&telemetry(0, &[("drain_time_s", 10.0)]));
         st.update(&fault(h, "E52")); // info, motor bearing
@@ -959,7 +929,7 @@ name = "compressor"
             feature(&st, "fault.motor_bearing.hours_since_repair"),
             HOURS_SINCE_CAP
         );
-        let slot = |c: &str| s.components().iter().position(|x| x == c).unwrap();
+        let slot = |c: &str| washer().components().iter().position(|x| x == c).unwrap();
         assert_eq!(st.last_repair_ms(slot("motor_bearing")), None);
         st.update(&cleared(3 * h, "E23"));
         st.update(&telemetry(8 * h, &[("drain_time_s", 10.0)]));

@@ -26,6 +26,9 @@
 //! which models treat as the training mean.
 //!
 //! # Labels ([`train()`])
+//! Training takes [`ValidTrainParams`] only: [`TrainParams`] (the `--params` TOML form)
+//! become them through [`TrainParams::check`], which checks every range.
+//!
 //! Rows are sampled from the replay at most once per device per `sample_interval_ms`
 //! (default 6 h). A row at time `t` is positive for component `c` if `events.jsonl`
 //! records a failure of `c` in `(t, t + horizon]`. Rows after a failure of `c` and
@@ -63,13 +66,13 @@
 //! # Thresholds and metrics
 //! Per component, at event level, on the whole validation split (the first half picks
 //! the family and fits the Platt calibration): flag episodes are replayed over the
-//! validation rows with the persistence rule (`train::event_threshold`):
-//! thresholds must reach `target_precision` (default 0.85) in event precision and stay
+//! validation rows with the persistence rule
+//! (`train::threshold::event_threshold`): thresholds must reach `target_precision` (default 0.85) in event precision and stay
 //! within `alert_budget` (default 2 false alarms per 1000 device-months); the band with
 //! the highest recall gives the threshold (`event_target`), else the best event F1
 //! within the budget (`event_max_f1`), else the component gets no model. If the
 //! validation split has no positive rows, the training rows are used (suffix
-//! `_training`). Metrics recorded: row-level precision, recall, F1 and average
+//! `_training`; the artefact's [`artifact::ThresholdRule`]). Metrics recorded: row-level precision, recall, F1 and average
 //! precision on the second half of validation, event-level recall, and
 //! `validation_events` (the episode counts the threshold was chosen on). A flag needs
 //! `persistence` (default 3) consecutive scores at or above the threshold, held for at
@@ -77,9 +80,8 @@
 //! short burst from a device that reports every few minutes can flag. With
 //! `adaptive_persistence` (default on) training also tries one score held `hold_ms`
 //! (still at least two readings), and stores the rule that catches the most
-//! validation failures per component
-//! (`train::event_threshold_and_rule`), each also tried with the component's
-//! fault-code rule ([`FaultRule`]: flag on its catalogue codes since its last repair,
+//! validation failures per component (`train::threshold::event_threshold_and_rule`),
+//! each also tried with the component's fault-code rule ([`FaultRule`]: flag on its catalogue codes since its last repair,
 //! whatever the risk). A raised flag stays up until the risk has been below the
 //! threshold for `release_ms` (default 3 days), and expires one horizon after it was
 //! raised (`expire_ms`): it goes down for one score and the rule raises it again if it
@@ -87,8 +89,9 @@
 //!
 //! # Artefacts ([`artifact`], [`registry`])
 //! `{model_dir}/{device_type}/{version}.json` (pretty JSON [`ModelArtifact`]: feature
-//! names, mean/std, 5th/95th percentiles as normal ranges, per-component weights,
-//! intercept, threshold, persistence, metrics or skip reason, training summary) and
+//! names, mean/std, 5th/95th percentiles as normal ranges, per component its family
+//! (logistic weights or bagged trees), intercept, calibration, threshold, persistence,
+//! metrics or skip reason, training summary) and
 //! `{model_dir}/{device_type}/ACTIVE` naming the active version. Both are written
 //! atomically (temporary file + rename). [`ModelRegistry`] holds the active artefact per
 //! type and swaps all of them at once on [`ModelRegistry::reload`]; a [`Scorer`] picks up
@@ -116,7 +119,11 @@ pub mod train;
 pub mod trees;
 
 #[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
 mod registry_tests;
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod tests;
 
@@ -129,4 +136,4 @@ pub use error::{Error, Result};
 pub use features::{DeviceState, FeatureSchema};
 pub use registry::ModelRegistry;
 pub use scorer::{replay_history, Scorer};
-pub use train::{train, train_on, TrainParams, TrainProgress, TrainingData};
+pub use train::{train, train_on, TrainParams, TrainProgress, TrainingData, ValidTrainParams};

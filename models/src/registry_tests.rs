@@ -3,22 +3,20 @@
 //! under them, and swapping one type's model leaves the other types' models, and a
 //! scorer's persistence counters for them, alone.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use domain::{DeviceId, Message, Prediction, ProfileSet, Telemetry, Timestamp};
+use domain::{Message, Prediction, ProfileSet, Timestamp};
 
-use crate::artifact::{
-    self, ComponentModel, ModelArtifact, TrainingSummary, ACTIVE_FILE, FORMAT_VERSION,
-};
-use crate::{FeatureSchema, ModelRegistry, Scorer, TrainParams};
+use crate::artifact::{self, ModelArtifact, ACTIVE_FILE};
+use crate::test_support::{self, T0};
+use crate::{FeatureSchema, ModelRegistry, Scorer};
 
 const HOUR: i64 = Timestamp::HOUR_MS;
-const T0: i64 = 1_790_000_000_000;
 /// Mean of the driving channel: a reading here scores about 0.02, one 8 above about 0.98.
 const NORMAL: f64 = 10.0;
 const HIGH: f64 = 18.0;
@@ -41,95 +39,26 @@ fn driver(device_type: &str) -> (String, String) {
 /// the file is big enough (about 30 bytes per entry) that a write of it is not one
 /// instant. The version ends with the artefact's content hash.
 fn model(device_type: &str, variant: u32, padding: usize) -> ModelArtifact {
-    let profiles = ProfileSet::builtin();
-    let schema = FeatureSchema::for_profile(profiles.get(device_type).unwrap());
     let (channel, trained) = driver(device_type);
-    let n = schema.len();
-    let i = schema
-        .names()
-        .iter()
-        .position(|f| *f == format!("{channel}.last"))
-        .unwrap();
-    let mut mean = vec![0.0; n];
-    mean[i] = NORMAL;
-    let mut weights = vec![0.0; n];
-    weights[i] = 1.0;
-    let components = schema
-        .components()
-        .iter()
-        .map(|c| ComponentModel {
-            component: c.clone(),
-            family: artifact::FAMILY_LOGISTIC.into(),
-            weights: if *c == trained {
-                weights.clone()
-            } else {
-                Vec::new()
-            },
-            intercept: -4.0,
-            trees: Vec::new(),
-            calibration_a: 1.0,
-            calibration_b: 0.0,
-            calibration_set: "none".into(),
-            candidates: Vec::new(),
-            threshold: 0.5 + 0.001 * f64::from(variant),
-            persistence: 3,
-            hold_ms: 0,
-            release_ms: 0,
-            expire_ms: 0,
-            fault_rule: None,
-            threshold_rule: "target_precision".into(),
-            metrics: None,
-            skipped_reason: (*c != trained).then(|| "test".to_owned()),
-            lead_time: Vec::new(),
-        })
+    let mut a = test_support::handmade(
+        device_type,
+        &format!("{channel}.last"),
+        &trained,
+        (NORMAL, 1.0),
+        1.0,
+    );
+    for c in &mut a.components {
+        c.threshold = 0.5 + 0.001 * f64::from(variant);
+    }
+    a.training_summary.rejected_by_reason = (0..padding)
+        .map(|k| (format!("padding-{variant}-{k:06}"), k as u64))
         .collect();
-    let mut a = ModelArtifact {
-        format_version: FORMAT_VERSION,
-        version: String::new(),
-        device_type: device_type.into(),
-        created_at: Timestamp(T0).to_rfc3339(),
-        horizon_ms: 7 * Timestamp::DAY_MS,
-        feature_schema: schema.names().to_vec(),
-        feature_mean: mean.clone(),
-        feature_std: vec![1.0; n],
-        feature_p05: mean.clone(),
-        feature_p95: mean,
-        components,
-        drift_baseline: None,
-        training_summary: TrainingSummary {
-            devices: 0,
-            rows: 0,
-            train_rows: 0,
-            validation_rows: 0,
-            positives: BTreeMap::new(),
-            time_range: (Timestamp(T0), Timestamp(T0)),
-            split_ts: Timestamp(T0),
-            history_lines: 0,
-            rejected_lines: 0,
-            rejected_by_reason: (0..padding)
-                .map(|k| (format!("padding-{variant}-{k:06}"), k as u64))
-                .collect(),
-            rejected_events: 0,
-            params: TrainParams::default(),
-            labels: Default::default(),
-        },
-    };
     a.version = format!("{device_type}-v{variant}-{}", a.content_hash());
     a
 }
 
 fn telemetry(device_type: &str, id: &str, t: i64, value: f64) -> Message {
-    Message::Telemetry(Telemetry {
-        device_id: DeviceId::parse(id).unwrap(),
-        ts: Timestamp(t),
-        seq: 1,
-        device_type: device_type.into(),
-        model: "TEST-1".into(),
-        fw: None,
-        batch: None,
-        region: None,
-        readings: vec![(driver(device_type).0, value)],
-    })
+    test_support::telemetry(device_type, id, t, &[(&driver(device_type).0, value)])
 }
 
 /// A scorer over `registry` whose devices have a normal week behind them (so they are

@@ -37,6 +37,21 @@ struct DeviceEntry {
     latches: Box<[FlagLatch]>,
 }
 
+impl DeviceEntry {
+    /// A device of the type at `type_idx` (`ctx`), seen for the first time: an empty
+    /// feature state, and counters made when its model first scores it.
+    fn new(type_idx: u32, ctx: &TypeCtx) -> DeviceEntry {
+        DeviceEntry {
+            type_idx,
+            epoch: ctx.epoch,
+            state: DeviceState::new(&ctx.schema),
+            streaks: Box::new([]),
+            streak_since: Box::new([]),
+            latches: Box::new([]),
+        }
+    }
+}
+
 /// Keeps every device's feature state and scores it with the active model of its type.
 ///
 /// Feed it each device's messages in order (one worker per device partition, invariant
@@ -167,24 +182,10 @@ impl Scorer {
             None => self
                 .devices
                 .entry(msg.device_id().clone())
-                .or_insert_with(|| DeviceEntry {
-                    type_idx,
-                    epoch: ctx.epoch,
-                    state: DeviceState::new(&ctx.schema),
-                    streaks: Box::new([]),
-                    streak_since: Box::new([]),
-                    latches: Box::new([]),
-                }),
+                .or_insert_with(|| DeviceEntry::new(type_idx, ctx)),
         };
         if entry.type_idx != type_idx {
-            *entry = DeviceEntry {
-                type_idx,
-                epoch: ctx.epoch,
-                state: DeviceState::new(&ctx.schema),
-                streaks: Box::new([]),
-                streak_since: Box::new([]),
-                latches: Box::new([]),
-            };
+            *entry = DeviceEntry::new(type_idx, ctx);
         }
         if !entry.state.update(msg) {
             return Vec::new();

@@ -5,16 +5,16 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use domain::{DeviceId, FaultMessage, FaultState, Message, ProfileSet, Telemetry, Timestamp};
+use domain::{DeviceId, FaultState, Message, ProfileSet, Timestamp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::artifact::{self, ComponentModel, ModelArtifact, TrainingSummary, FORMAT_VERSION};
-use crate::{train, FeatureSchema, ModelRegistry, Scorer, TrainParams};
+use crate::artifact::{self, CalibrationSet, Family, ModelArtifact, FORMAT_VERSION};
+use crate::test_support::{self, T0};
+use crate::{train, ModelRegistry, Scorer, TrainParams};
 
 const DAY: i64 = Timestamp::DAY_MS;
 const HOUR: i64 = Timestamp::HOUR_MS;
-const T0: i64 = 1_790_000_000_000;
 
 /// A tiny washer fleet: `drain_time_s` climbs over the 10 days before each drain-pump
 /// failure, with some E21 faults; the pump is repaired a day after failing.
@@ -23,6 +23,22 @@ struct Synth {
     days: i64,
     every_h: i64,
     seed: u64,
+}
+
+/// The synthetic fleet of the training tests: 30 washers over 150 days, a reading
+/// every 4 hours.
+const FLEET: Synth = Synth {
+    devices: 30,
+    days: 150,
+    every_h: 4,
+    seed: 7,
+};
+
+/// A temporary directory holding the history of `s`.
+fn history(s: &Synth) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_history(dir.path(), s);
+    dir
 }
 
 /// Writes the history; returns the failure times per device.
@@ -41,16 +57,7 @@ fn write_history(dir: &Path, s: &Synth) -> BTreeMap<String, Vec<i64>> {
             }
         }
         for &f in &list {
-            let _ = writeln!(
-                events,
-                r#"{{"device_id":"{id}","ts":"{}","event":"failure","component":"drain_pump","mode":"clog"}}"#,
-                Timestamp(f)
-            );
-            let _ = writeln!(
-                events,
-                r#"{{"device_id":"{id}","ts":{},"event":"repair","component":"drain_pump"}}"#,
-                f + DAY
-            );
+            test_support::drain_pump_failure(&mut events, &id, f, None);
         }
         failures.insert(id, list);
     }
@@ -67,14 +74,7 @@ fn write_history(dir: &Path, s: &Synth) -> BTreeMap<String, Vec<i64>> {
         for (id, fails) in &failures {
             seq += 1;
             let t = T0 + step * s.every_h * HOUR + rng.gen_range(0..HOUR);
-            // Degradation: 0 -> 1 over the 10 days before the next failure, until repair.
-            let mut wear = 0.0f64;
-            for &f in fails {
-                if t > f - 10 * DAY && t <= f + DAY {
-                    wear = (1.0 - (f - t) as f64 / (10 * DAY) as f64).clamp(0.0, 1.0);
-                }
-            }
-            let drain = 12.0 + 25.0 * wear * wear + noise(&mut rng, 1.0);
+            let (wear, drain) = test_support::drain_time(fails, t, noise(&mut rng, 1.0));
             let _ = writeln!(
                 lines,
                 r#"{{"device_id":"{id}","msg":"telemetry","ts":"{}","seq":{seq},"type":"washer","model":"WM-500","fw":"2.4.1","readings":{{"motor_current_a":{:.3},"vibration_g":{:.4},"water_temp_c":{:.2},"heat_time_s":{:.1},"drain_time_s":{:.2},"fill_time_s":{:.1},"supply_voltage_v":{:.1}}}}}"#,
@@ -89,11 +89,7 @@ fn write_history(dir: &Path, s: &Synth) -> BTreeMap<String, Vec<i64>> {
             );
             if wear > 0.5 && rng.gen_bool(0.2) {
                 seq += 1;
-                let _ = writeln!(
-                    lines,
-                    r#"{{"device_id":"{id}","msg":"fault","ts":{},"seq":{seq},"type":"washer","model":"WM-500","code":"E21","state":"raised"}}"#,
-                    t + 1000
-                );
+                test_support::e21_raised(&mut lines, id, t + 1000, seq);
             }
         }
         if step == 10 {
@@ -109,6 +105,11 @@ fn write_history(dir: &Path, s: &Synth) -> BTreeMap<String, Vec<i64>> {
     failures
 }
 
+/// `p`, checked.
+fn valid(p: TrainParams) -> crate::ValidTrainParams {
+    p.check().unwrap()
+}
+
 fn params() -> TrainParams {
     TrainParams {
         horizon_ms: 7 * DAY,
@@ -119,40 +120,27 @@ fn params() -> TrainParams {
     }
 }
 
+/// A washer reading of `id` at `t`: normal but for `drain_time_s`.
 fn telemetry(id: &str, t: i64, drain: f64) -> Message {
-    Message::Telemetry(Telemetry {
-        device_id: DeviceId::parse(id).unwrap(),
-        ts: Timestamp(t),
-        seq: 1,
-        device_type: "washer".into(),
-        model: "WM-500".into(),
-        fw: None,
-        batch: None,
-        region: None,
-        readings: vec![
-            ("motor_current_a".into(), 3.4),
-            ("vibration_g".into(), 0.12),
-            ("water_temp_c".into(), 40.0),
-            ("heat_time_s".into(), 900.0),
-            ("drain_time_s".into(), drain),
-            ("fill_time_s".into(), 60.0),
-            ("supply_voltage_v".into(), 230.0),
+    test_support::telemetry(
+        "washer",
+        id,
+        t,
+        &[
+            ("motor_current_a", 3.4),
+            ("vibration_g", 0.12),
+            ("water_temp_c", 40.0),
+            ("heat_time_s", 900.0),
+            ("drain_time_s", drain),
+            ("fill_time_s", 60.0),
+            ("supply_voltage_v", 230.0),
         ],
-    })
+    )
 }
 
 #[test]
 fn a_component_whose_failures_have_no_precursor_gets_no_model() {
-    let dir = tempfile::tempdir().unwrap();
-    write_history(
-        dir.path(),
-        &Synth {
-            devices: 30,
-            days: 150,
-            every_h: 4,
-            seed: 7,
-        },
-    );
+    let dir = history(&FLEET);
     // Heater failures at random times, with nothing in the readings announcing them.
     let mut rng = ChaCha8Rng::seed_from_u64(99);
     let mut extra = String::new();
@@ -177,7 +165,13 @@ fn a_component_whose_failures_have_no_precursor_gets_no_model() {
     events.push_str(&extra);
     std::fs::write(&path, events).unwrap();
 
-    let artifacts = train(dir.path(), &ProfileSet::builtin(), &params(), &mut |_| {}).unwrap();
+    let artifacts = train(
+        dir.path(),
+        &ProfileSet::builtin(),
+        &valid(params()),
+        &mut |_| {},
+    )
+    .unwrap();
     let a = &artifacts[0];
     let heater = a
         .components
@@ -201,21 +195,15 @@ fn a_component_whose_failures_have_no_precursor_gets_no_model() {
 
 #[test]
 fn training_learns_a_drifting_channel() {
-    let dir = tempfile::tempdir().unwrap();
-    write_history(
-        dir.path(),
-        &Synth {
-            devices: 30,
-            days: 150,
-            every_h: 4,
-            seed: 7,
-        },
-    );
+    let dir = history(&FLEET);
     let started = Instant::now();
     let mut reports = Vec::new();
-    let artifacts = train(dir.path(), &ProfileSet::builtin(), &params(), &mut |p| {
-        reports.push(p)
-    })
+    let artifacts = train(
+        dir.path(),
+        &ProfileSet::builtin(),
+        &valid(params()),
+        &mut |p| reports.push(p),
+    )
     .unwrap();
     let elapsed = started.elapsed();
     assert_eq!(artifacts.len(), 1);
@@ -321,8 +309,11 @@ fn training_learns_a_drifting_channel() {
     // Both families were compared; the winner is calibrated on the validation period's
     // first half and its mean risk on the second half is close to the base rate.
     assert_eq!(pump.candidates.len(), 2, "{:?}", pump.candidates);
-    assert!(pump.candidates.iter().any(|c| c.family == pump.family));
-    assert_eq!(pump.calibration_set, "validation_first_half");
+    assert!(pump
+        .candidates
+        .iter()
+        .any(|c| c.family == pump.family.name()));
+    assert_eq!(pump.calibration_set, CalibrationSet::ValidationFirstHalf);
     assert!(pump.calibration_a > 0.0);
     assert!(
         m.mean_risk > 0.4 * m.base_rate && m.mean_risk < 2.5 * m.base_rate,
@@ -332,7 +323,13 @@ fn training_learns_a_drifting_channel() {
     );
 
     // Deterministic apart from the clock: same data, same seed, same numbers.
-    let again = train(dir.path(), &ProfileSet::builtin(), &params(), &mut |_| {}).unwrap();
+    let again = train(
+        dir.path(),
+        &ProfileSet::builtin(),
+        &valid(params()),
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(again[0].components, a.components);
     assert!(reports
         .iter()
@@ -341,16 +338,12 @@ fn training_learns_a_drifting_channel() {
 
 #[test]
 fn replay_scores_every_message() {
-    let dir = tempfile::tempdir().unwrap();
-    write_history(
-        dir.path(),
-        &Synth {
-            devices: 4,
-            days: 10,
-            every_h: 12,
-            seed: 1,
-        },
-    );
+    let dir = history(&Synth {
+        devices: 4,
+        days: 10,
+        every_h: 12,
+        seed: 1,
+    });
     let registry = ModelRegistry::from_artifacts([handmade("washer-a", 1.0)]);
     let mut n = 0;
     let mut expected = 0;
@@ -372,80 +365,18 @@ fn replay_scores_every_message() {
     );
 }
 
-/// A hand-made washer model: drain-pump risk driven by `drain_time_s.last`.
+/// A hand-made washer model: drain-pump risk driven by `drain_time_s.last` (normal
+/// 12 s, deviation 2 s) with `weight`.
 pub(crate) fn handmade(version: &str, weight: f64) -> ModelArtifact {
-    let profiles = ProfileSet::builtin();
-    let schema = FeatureSchema::for_profile(profiles.get("washer").unwrap());
-    let n = schema.len();
-    let i = schema
-        .names()
-        .iter()
-        .position(|f| f == "drain_time_s.last")
-        .unwrap();
-    let mut mean = vec![0.0; n];
-    let mut std = vec![1.0; n];
-    mean[i] = 12.0;
-    std[i] = 2.0;
-    let mut weights = vec![0.0; n];
-    weights[i] = weight;
-    let components = schema
-        .components()
-        .iter()
-        .map(|c| ComponentModel {
-            component: c.clone(),
-            weights: if c == "drain_pump" {
-                weights.clone()
-            } else {
-                Vec::new()
-            },
-            intercept: -4.0,
-            family: "logistic".into(),
-            trees: Vec::new(),
-            calibration_a: 1.0,
-            calibration_b: 0.0,
-            calibration_set: "none".into(),
-            candidates: Vec::new(),
-            threshold: 0.5,
-            persistence: 3,
-            hold_ms: 0,
-            release_ms: 0,
-            expire_ms: 0,
-            fault_rule: None,
-            threshold_rule: "target_precision".into(),
-            metrics: None,
-            skipped_reason: (c != "drain_pump").then(|| "test".to_owned()),
-            lead_time: Vec::new(),
-        })
-        .collect();
-    ModelArtifact {
-        format_version: FORMAT_VERSION,
-        version: version.into(),
-        device_type: "washer".into(),
-        created_at: Timestamp(T0).to_rfc3339(),
-        horizon_ms: 7 * DAY,
-        feature_schema: schema.names().to_vec(),
-        feature_mean: mean.clone(),
-        feature_std: std,
-        feature_p05: mean.clone(),
-        feature_p95: mean,
-        components,
-        drift_baseline: None,
-        training_summary: TrainingSummary {
-            devices: 0,
-            rows: 0,
-            train_rows: 0,
-            validation_rows: 0,
-            positives: BTreeMap::new(),
-            time_range: (Timestamp(T0), Timestamp(T0)),
-            split_ts: Timestamp(T0),
-            history_lines: 0,
-            rejected_lines: 0,
-            rejected_by_reason: BTreeMap::new(),
-            rejected_events: 0,
-            params: TrainParams::default(),
-            labels: Default::default(),
-        },
-    }
+    let mut a = test_support::handmade(
+        "washer",
+        "drain_time_s.last",
+        "drain_pump",
+        (12.0, 2.0),
+        weight,
+    );
+    a.version = version.into();
+    a
 }
 
 /// A scorer whose device `wm-1` has a normal week behind it, so it is scored from T0.
@@ -493,18 +424,7 @@ fn persistence_needs_consecutive_high_scores() {
 }
 
 fn washer_fault(t: i64, code: &str) -> Message {
-    Message::Fault(FaultMessage {
-        device_id: DeviceId::parse("wm-1").unwrap(),
-        ts: Timestamp(t),
-        seq: 9,
-        device_type: "washer".into(),
-        model: "WM-500".into(),
-        fw: None,
-        batch: None,
-        region: None,
-        code: code.into(),
-        state: FaultState::Raised,
-    })
+    test_support::fault("washer", "wm-1", t, code, FaultState::Raised)
 }
 
 #[test]
@@ -666,14 +586,12 @@ fn invalid_params_and_missing_history_are_errors() {
         validation_share: 1.5,
         ..TrainParams::default()
     };
-    assert!(matches!(
-        train(dir.path(), &ProfileSet::builtin(), &bad, &mut |_| {}),
-        Err(crate::Error::InvalidParams(_))
-    ));
+    // Training takes only checked parameters: these do not pass.
+    assert!(matches!(bad.check(), Err(crate::Error::InvalidParams(_))));
     let err = train(
         dir.path(),
         &ProfileSet::builtin(),
-        &TrainParams::default(),
+        &crate::ValidTrainParams::default(),
         &mut |_| {},
     )
     .unwrap_err();
@@ -691,13 +609,7 @@ fn a_model_file_from_another_format_version_is_refused_with_a_clear_message() {
     v["format_version"] = 1.into();
     for c in v["components"].as_array_mut().unwrap() {
         let c = c.as_object_mut().unwrap();
-        for k in [
-            "family",
-            "trees",
-            "calibration_a",
-            "calibration_b",
-            "calibration_set",
-        ] {
+        for k in test_support::FORMAT_2_FIELDS {
             c.remove(k);
         }
     }
@@ -774,9 +686,10 @@ fn handmade_trees() -> ModelArtifact {
         .iter_mut()
         .find(|c| c.component == "drain_pump")
         .unwrap();
-    c.family = "bagged_trees".into();
+    c.family = Family::BaggedTrees {
+        trees: vec![stump(2.0, 0.01, 0.99), stump(3.0, 0.01, 0.95)],
+    };
     c.intercept = 0.0;
-    c.trees = vec![stump(2.0, 0.01, 0.99), stump(3.0, 0.01, 0.95)];
     a
 }
 
@@ -812,21 +725,22 @@ fn bagged_trees_score_explain_and_validate() {
         (c.risk(&vec![0.0; a.feature_schema.len()]) - crate::artifact::sigmoid(-2.0)).abs() < 1e-12
     );
     // A tree whose child points backwards (a loop) or to a missing feature is refused.
+    fn pump_trees(a: &mut ModelArtifact) -> &mut Vec<crate::trees::Tree> {
+        let pump = a
+            .components
+            .iter_mut()
+            .find(|c| c.component == "drain_pump")
+            .unwrap();
+        match &mut pump.family {
+            Family::BaggedTrees { trees } => trees,
+            Family::Logistic => unreachable!("the hand-made pump model has trees"),
+        }
+    }
     let mut bad = a.clone();
-    let pump = bad
-        .components
-        .iter_mut()
-        .find(|c| c.component == "drain_pump")
-        .unwrap();
-    pump.trees[0].nodes[0].left = 0;
+    pump_trees(&mut bad)[0].nodes[0].left = 0;
     assert!(bad.validate().unwrap_err().contains("malformed"));
     let mut bad = a;
-    let pump = bad
-        .components
-        .iter_mut()
-        .find(|c| c.component == "drain_pump")
-        .unwrap();
-    pump.trees[1].nodes[0].feature = Some(10_000);
+    pump_trees(&mut bad)[1].nodes[0].feature = Some(10_000);
     assert!(bad.validate().is_err());
 }
 
@@ -882,10 +796,10 @@ fn training_never_reads_the_test_period() {
     for file in ["telemetry.jsonl", "events.jsonl"] {
         splice(a.path(), b.path(), spliced.path(), file, from);
     }
-    let p = TrainParams {
+    let p = valid(TrainParams {
         test_from_ms: Some(from),
         ..params()
-    };
+    });
     let train_on = |dir: &Path| {
         let mut arts = train(dir, &ProfileSet::builtin(), &p, &mut |_| {}).unwrap();
         assert_eq!(arts.len(), 1);
@@ -932,10 +846,10 @@ fn training_never_reads_the_test_period() {
         .unwrap();
     assert!(pump.is_trained(), "{:?}", pump.skipped_reason);
     // Without the cut, the different futures do change the result: the test can fail.
-    let whole = TrainParams {
+    let whole = valid(TrainParams {
         test_from_ms: None,
         ..params()
-    };
+    });
     let full = |dir: &Path| {
         let a = train(dir, &ProfileSet::builtin(), &whole, &mut |_| {}).unwrap();
         serde_json::to_value(&a[0].components).unwrap()
@@ -948,34 +862,20 @@ fn training_never_reads_the_test_period() {
 
 #[test]
 fn nan_and_missing_channels_never_panic_and_score_finite_risks() {
-    let dir = tempfile::tempdir().unwrap();
-    write_history(
+    let dir = history(&Synth {
+        devices: 16,
+        days: 90,
+        every_h: 6,
+        seed: 5,
+    });
+    let arts = train(
         dir.path(),
-        &Synth {
-            devices: 16,
-            days: 90,
-            every_h: 6,
-            seed: 5,
-        },
-    );
-    let arts = train(dir.path(), &ProfileSet::builtin(), &params(), &mut |_| {}).unwrap();
+        &ProfileSet::builtin(),
+        &valid(params()),
+        &mut |_| {},
+    )
+    .unwrap();
     let mut scorer = Scorer::new(ModelRegistry::from_artifacts(arts), ProfileSet::builtin());
-    let msg = |t: i64, readings: Vec<(&str, f64)>| {
-        Message::Telemetry(Telemetry {
-            device_id: DeviceId::parse("wm-nan").unwrap(),
-            ts: Timestamp(t),
-            seq: 1,
-            device_type: "washer".into(),
-            model: "WM-500".into(),
-            fw: None,
-            batch: None,
-            region: None,
-            readings: readings
-                .into_iter()
-                .map(|(n, v)| (n.to_owned(), v))
-                .collect(),
-        })
-    };
     let mut scored = 0;
     for i in 0..(20 * 4) {
         let t = T0 + i * 6 * HOUR;
@@ -988,7 +888,7 @@ fn nan_and_missing_channels_never_panic_and_score_finite_risks() {
             3 => vec![("drain_time_s", f64::NEG_INFINITY)],
             _ => vec![("drain_time_s", 12.0), ("vibration_g", 0.12)],
         };
-        for p in scorer.observe(&msg(t, readings)) {
+        for p in scorer.observe(&test_support::telemetry("washer", "wm-nan", t, &readings)) {
             scored += 1;
             assert!(p.risk.is_finite() && (0.0..=1.0).contains(&p.risk), "{p:?}");
             for c in &p.top_features {
@@ -998,16 +898,7 @@ fn nan_and_missing_channels_never_panic_and_score_finite_risks() {
     }
     assert!(scored > 0, "the device was never scored");
     // A device whose type has no model gets no prediction, and no panic.
-    let fridge = Message::Telemetry(Telemetry {
-        device_id: DeviceId::parse("rf-1").unwrap(),
-        ts: Timestamp(T0),
-        seq: 1,
-        device_type: "refrigerator".into(),
-        model: "RF-1".into(),
-        fw: None,
-        batch: None,
-        region: None,
-        readings: vec![("cabinet_temp_c".into(), f64::NAN)],
-    });
+    let fridge =
+        test_support::telemetry("refrigerator", "rf-1", T0, &[("cabinet_temp_c", f64::NAN)]);
     assert!(scorer.observe(&fridge).is_empty());
 }

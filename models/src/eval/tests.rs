@@ -8,17 +8,17 @@ use domain::{ProfileSet, Timestamp};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use super::count::episode_records;
 use super::{
-    charts, classify_flag, episode_records, score_events, EvalParams, FailureEvent, FlagOutcome,
-    Metrics, Series,
+    charts, classify_flag, score_events, EvalParams, FailureEvent, FlagOutcome, Metrics, Series,
 };
-use crate::artifact::{ComponentModel, ModelArtifact, TrainingSummary, FORMAT_VERSION};
+use crate::artifact::ModelArtifact;
 use crate::predict::predict;
-use crate::{FeatureSchema, ModelRegistry, TrainParams};
+use crate::test_support::{self, T0};
+use crate::ModelRegistry;
 
 const DAY: i64 = Timestamp::DAY_MS;
 const HOUR: i64 = Timestamp::HOUR_MS;
-const T0: i64 = 1_790_000_000_000;
 
 fn fail(day: f64, repaired_day: f64, sudden: bool) -> FailureEvent {
     FailureEvent {
@@ -38,14 +38,14 @@ fn event_scoring_by_hand() {
     // flag).
     let starts = [5 * DAY, 15 * DAY, 27 * DAY, 10 * DAY + 12 * HOUR];
     let c = score_events(&starts, &failures, 7 * DAY, 60 * DAY);
-    assert_eq!(c.flags, 3);
-    assert_eq!(c.flags_censored, 0);
-    assert_eq!(c.flags_while_failed, 1);
-    assert_eq!(c.flags_followed, 2);
-    assert_eq!(c.failures, 2);
-    assert_eq!(c.failures_with_precursor, 1);
-    assert_eq!(c.caught, 2);
-    assert_eq!(c.caught_with_precursor, 1);
+    assert_eq!(c.flags.judged, 3);
+    assert_eq!(c.flags.censored, 0);
+    assert_eq!(c.flags.while_failed, 1);
+    assert_eq!(c.flags.followed, 2);
+    assert_eq!(c.failures.all, 2);
+    assert_eq!(c.failures.with_precursor, 1);
+    assert_eq!(c.failures.caught, 2);
+    assert_eq!(c.failures.caught_with_precursor, 1);
     assert_eq!(c.lead_times_ms, vec![5 * DAY, 3 * DAY]);
 
     let m = Metrics::from_counts(&c, 2, (2.5, 2.0), "v1".into());
@@ -66,7 +66,10 @@ fn event_scoring_by_hand() {
         7 * DAY,
         60 * DAY,
     );
-    assert_eq!((c.flags, c.flags_followed, c.caught), (3, 2, 1));
+    assert_eq!(
+        (c.flags.judged, c.flags.followed, c.failures.caught),
+        (3, 2, 1)
+    );
     assert_eq!(c.lead_times_ms, vec![6 * DAY]);
     let m = Metrics::from_counts(
         &score_events(&[], &failures, DAY, 60 * DAY),
@@ -119,7 +122,12 @@ fn flags_whose_horizon_outlives_the_history_are_censored_not_false_alarms() {
     let starts = [20 * DAY, 36 * DAY, 39 * DAY + 13 * HOUR];
     let c = score_events(&starts, &failures, h, end);
     assert_eq!(
-        (c.flags, c.flags_followed, c.flags_censored, c.caught),
+        (
+            c.flags.judged,
+            c.flags.followed,
+            c.flags.censored,
+            c.failures.caught
+        ),
         (2, 1, 1, 1)
     );
     // The false-alarm rate is over the judged months, not the observed ones.
@@ -180,16 +188,7 @@ fn write_history(dir: &Path, devices: usize, days: i64, every_h: i64, seed: u64)
             }
         }
         for &f in &list {
-            let _ = writeln!(
-                events,
-                r#"{{"device_id":"{id}","ts":"{}","event":"failure","component":"drain_pump","mode":"clog"}}"#,
-                Timestamp(f)
-            );
-            let _ = writeln!(
-                events,
-                r#"{{"device_id":"{id}","ts":{},"event":"repair","component":"drain_pump","mode":"clog"}}"#,
-                f + DAY
-            );
+            test_support::drain_pump_failure(&mut events, &id, f, Some("clog"));
         }
         failures.insert(id, list);
     }
@@ -202,13 +201,7 @@ fn write_history(dir: &Path, devices: usize, days: i64, every_h: i64, seed: u64)
         for (id, fails) in &failures {
             seq += 1;
             let t = T0 + step * every_h * HOUR + rng.gen_range(0..HOUR);
-            let mut wear = 0.0f64;
-            for &f in fails {
-                if t > f - 10 * DAY && t <= f + DAY {
-                    wear = (1.0 - (f - t) as f64 / (10 * DAY) as f64).clamp(0.0, 1.0);
-                }
-            }
-            let drain = 12.0 + 25.0 * wear * wear + noise(&mut rng, 1.0);
+            let (wear, drain) = test_support::drain_time(fails, t, noise(&mut rng, 1.0));
             let _ = writeln!(
                 lines,
                 r#"{{"device_id":"{id}","msg":"telemetry","ts":"{}","seq":{seq},"type":"washer","model":"WM-500","fw":"2.4.1","readings":{{"motor_current_a":3.4,"vibration_g":0.12,"water_temp_c":40.0,"heat_time_s":900.0,"drain_time_s":{:.2},"fill_time_s":60.0,"supply_voltage_v":230.0}}}}"#,
@@ -217,11 +210,7 @@ fn write_history(dir: &Path, devices: usize, days: i64, every_h: i64, seed: u64)
             );
             if wear > 0.5 && rng.gen_bool(0.3) {
                 seq += 1;
-                let _ = writeln!(
-                    lines,
-                    r#"{{"device_id":"{id}","msg":"fault","ts":{},"seq":{seq},"type":"washer","model":"WM-500","code":"E21","state":"raised"}}"#,
-                    t + 1000
-                );
+                test_support::e21_raised(&mut lines, id, t + 1000, seq);
             }
         }
         if step % 4 == 0 {
@@ -236,71 +225,14 @@ fn write_history(dir: &Path, devices: usize, days: i64, every_h: i64, seed: u64)
     std::fs::write(dir.join("telemetry.jsonl"), lines).unwrap();
 }
 
-/// A hand-made washer model: drain-pump risk driven by `drain_time_s.last`.
+/// A hand-made washer model: drain-pump risk driven by `drain_time_s.last`, flags held
+/// 12 hours.
 fn handmade() -> ModelArtifact {
-    let profiles = ProfileSet::builtin();
-    let schema = FeatureSchema::for_profile(profiles.get("washer").unwrap());
-    let n = schema.len();
-    let i = schema
-        .names()
-        .iter()
-        .position(|f| f == "drain_time_s.last")
-        .unwrap();
-    let mut mean = vec![0.0; n];
-    let mut std = vec![1.0; n];
-    mean[i] = 12.0;
-    std[i] = 2.0;
-    let mut weights = vec![0.0; n];
-    weights[i] = 1.0;
-    let components = schema
-        .components()
-        .iter()
-        .map(|c| {
-            // Through serde, so fields added to the artefact later take their defaults.
-            let trained = c == "drain_pump";
-            let v = serde_json::json!({
-                "component": c,
-                "weights": if trained { weights.clone() } else { Vec::new() },
-                "intercept": -4.0,
-                "threshold": 0.5,
-                "persistence": 3,
-                "hold_ms": 12 * HOUR,
-                "threshold_rule": "target_precision",
-                "metrics": null,
-                "skipped_reason": if trained { None } else { Some("test") },
-            });
-            serde_json::from_value::<ComponentModel>(v).unwrap()
-        })
-        .collect();
-    ModelArtifact {
-        format_version: FORMAT_VERSION,
-        version: "washer-test".into(),
-        device_type: "washer".into(),
-        created_at: Timestamp(T0).to_rfc3339(),
-        horizon_ms: 7 * DAY,
-        feature_schema: schema.names().to_vec(),
-        feature_mean: mean.clone(),
-        feature_std: std,
-        feature_p05: mean.clone(),
-        feature_p95: mean,
-        components,
-        drift_baseline: None,
-        training_summary: TrainingSummary {
-            devices: 0,
-            rows: 0,
-            train_rows: 0,
-            validation_rows: 0,
-            positives: BTreeMap::new(),
-            time_range: (Timestamp(T0), Timestamp(T0)),
-            split_ts: Timestamp(T0),
-            history_lines: 0,
-            rejected_lines: 0,
-            rejected_by_reason: BTreeMap::new(),
-            rejected_events: 0,
-            params: TrainParams::default(),
-            labels: Default::default(),
-        },
+    let mut a = crate::tests::handmade("washer-test", 1.0);
+    for c in &mut a.components {
+        c.hold_ms = 12 * HOUR;
     }
+    a
 }
 
 fn consistent(m: &Metrics) {

@@ -185,7 +185,7 @@ async fn ensure_model(settings: &Settings, profiles: &ProfileSet, seed: u64) -> 
     );
     let versions = tokio::task::spawn_blocking(move || {
         let data = models::TrainingData::from_history(&history, &ProfileSet::builtin())?;
-        train_into(data, &model_dir, &models::TrainParams::default(), true)
+        train_into(data, &model_dir, &models::ValidTrainParams::default(), true)
     })
     .await??;
     println!("  trained {}", versions.join(", "));

@@ -42,7 +42,8 @@ pub fn train(args: TrainArgs) -> Result<()> {
             None => base.test_from_ms,
         },
         ..base
-    };
+    }
+    .check()?;
     let data = match &args.history {
         Some(history) => models::TrainingData::from_history(history, &ProfileSet::builtin())
             .with_context(|| format!("reading {}", history.display()))?,
@@ -130,7 +131,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
 pub(crate) fn train_into(
     data: models::TrainingData<'_>,
     out: &Path,
-    params: &models::TrainParams,
+    params: &models::ValidTrainParams,
     verbose: bool,
 ) -> Result<Vec<String>> {
     let history = data.origin.clone();
