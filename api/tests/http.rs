@@ -482,20 +482,34 @@ impl App {
             .unwrap_or_else(|e| panic!("{uri}: body is not JSON ({e}): {text}"));
         (status, body)
     }
+
+    /// [`App::post`], asserting the status; returns the body.
+    async fn expect(
+        &self,
+        uri: &str,
+        actor: Option<&str>,
+        body: &str,
+        status: StatusCode,
+    ) -> Value {
+        let (got, answer) = self.post(uri, actor, body).await;
+        assert_eq!(got, status, "POST {uri} as {actor:?} with {body}: {answer}");
+        answer
+    }
 }
 
+// One scenario on one ticket: each step starts from the state the previous one left.
 #[tokio::test]
 async fn transitions_assignment_and_outcome_over_http() {
     let app = app();
     // Ticket 1: wm-1 drain_pump, open.
-    let (status, body) = app
-        .post(
+    let body = app
+        .expect(
             "/api/v1/tickets/1/transitions",
             Some("planner-7"),
             r#"{"to": "acknowledged", "note": "calling the customer"}"#,
+            StatusCode::OK,
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "acknowledged");
     let last = body["log"].as_array().unwrap().last().unwrap().clone();
     assert!(
@@ -511,10 +525,14 @@ async fn transitions_assignment_and_outcome_over_http() {
     );
 
     // A move the table does not allow: 409 with the allowed list.
-    let (status, body) = app
-        .post("/api/v1/tickets/1/transitions", None, r#"{"to": "closed"}"#)
+    let body = app
+        .expect(
+            "/api/v1/tickets/1/transitions",
+            None,
+            r#"{"to": "closed"}"#,
+            StatusCode::CONFLICT,
+        )
         .await;
-    assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["error"]["code"], "conflict");
     assert_eq!(
         body["error"]["allowed"],
@@ -522,10 +540,13 @@ async fn transitions_assignment_and_outcome_over_http() {
     );
 
     // Bodies: malformed JSON is a 400, a body that does not fit a 422 naming the field.
-    let (status, _) = app
-        .post("/api/v1/tickets/1/transitions", None, "{not json")
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    app.expect(
+        "/api/v1/tickets/1/transitions",
+        None,
+        "{not json",
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
     for (body, field) in [
         (r#"{"to": "acknowledged", "colour": 1}"#, "colour"),
         (r#"{"to": "sideways"}"#, "to"),
@@ -535,93 +556,89 @@ async fn transitions_assignment_and_outcome_over_http() {
             "parts_replaced",
         ),
     ] {
-        let (status, b) = app.post("/api/v1/tickets/1/transitions", None, body).await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {b}");
+        let b = app
+            .expect(
+                "/api/v1/tickets/1/transitions",
+                None,
+                body,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
         let message = b["error"]["message"].as_str().unwrap();
         assert!(message.contains(field), "{body}: {message}");
     }
-    let (status, b) = app
-        .post(
-            "/api/v1/tickets/1/transitions",
-            None,
-            r#"{"to": "resolved"}"#,
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    app.expect(
+        "/api/v1/tickets/1/transitions",
+        None,
+        r#"{"to": "resolved"}"#,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
 
     // Assignment.
-    let (status, body) = app
-        .post(
+    let body = app
+        .expect(
             "/api/v1/tickets/1/assignment",
             Some("planner-7"),
             r#"{"engineer": "eng-3", "window_start": "2026-11-25T08:00:00Z",
                 "window_end": "2026-11-25T10:00:00Z", "region": "north"}"#,
+            StatusCode::OK,
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["assignment"]["engineer"], "eng-3");
     assert_eq!(
         body["assignment"]["window_start"],
         "2026-11-25T08:00:00.000Z"
     );
     assert!(!body["assignment"]["skills"].as_array().unwrap().is_empty());
-    let (status, _) = app
-        .post(
-            "/api/v1/tickets/1/assignment",
-            None,
-            r#"{"window_start": "2026-11-25T08:00:00Z"}"#,
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    app.expect(
+        "/api/v1/tickets/1/assignment",
+        None,
+        r#"{"window_start": "2026-11-25T08:00:00Z"}"#,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
 
-    // Engineers act only on their own tickets, and only towards the repair.
-    let (status, b) = app
-        .post(
+    // Engineers act only on their own tickets (not eng-9's), and only towards the
+    // repair (engineers do not dismiss).
+    for (uri, engineer, body) in [
+        (
             "/api/v1/tickets/1/transitions",
-            Some("eng-9"),
+            "eng-9",
             r#"{"to": "in_progress"}"#,
-        )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "not eng-9's ticket: {b}");
-    let (status, b) = app
-        .post(
+        ),
+        (
             "/api/v1/tickets/1/transitions",
-            Some("eng-3"),
+            "eng-3",
             r#"{"to": "dismissed"}"#,
-        )
-        .await;
-    assert_eq!(
-        status,
-        StatusCode::FORBIDDEN,
-        "engineers do not dismiss: {b}"
-    );
-    let (status, b) = app
-        .post(
+        ),
+        (
             "/api/v1/tickets/1/outcome",
-            Some("eng-9"),
+            "eng-9",
             r#"{"kind": "no_fault_found"}"#,
-        )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{b}");
+        ),
+    ] {
+        app.expect(uri, Some(engineer), body, StatusCode::FORBIDDEN)
+            .await;
+    }
 
     // Outcome: an unknown component of the device type is refused.
-    let (status, b) = app
-        .post(
-            "/api/v1/tickets/1/outcome",
-            None,
-            r#"{"kind": "confirmed_failure", "component": "flux_capacitor"}"#,
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
-    let (status, body) = app
-        .post(
+    app.expect(
+        "/api/v1/tickets/1/outcome",
+        None,
+        r#"{"kind": "confirmed_failure", "component": "flux_capacitor"}"#,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    let body = app
+        .expect(
             "/api/v1/tickets/1/outcome",
             Some("eng-3"),
             r#"{"kind": "confirmed_failure", "parts_replaced": ["drain pump assembly"],
                 "failed_at": "2026-11-24T05:00:00Z", "note": "impeller broken"}"#,
+            StatusCode::OK,
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["outcome"]["component"], "drain_pump");
     assert!(
         body["outcome"]["recorded_by"]
@@ -629,23 +646,22 @@ async fn transitions_assignment_and_outcome_over_http() {
             .is_some_and(|a| a.starts_with("eng-3 (key ")),
         "{body}"
     );
-    let (status, body) = app
-        .post(
+    let body = app
+        .expect(
             "/api/v1/tickets/1/transitions",
             Some("eng-3"),
             r#"{"to": "resolved", "note": "done"}"#,
+            StatusCode::OK,
         )
         .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["status"], "resolved");
-    let (status, _) = app
-        .post(
-            "/api/v1/tickets/99/transitions",
-            None,
-            r#"{"to": "closed"}"#,
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    app.expect(
+        "/api/v1/tickets/99/transitions",
+        None,
+        r#"{"to": "closed"}"#,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
 
     // Filters: source and opened_after.
     let (_, body) = app.get("/api/v1/tickets?source=reactive").await;

@@ -111,7 +111,8 @@ pub(crate) async fn run_fleet(fleet: api::fleet::Fleet, stop: CancellationToken)
         match result {
             Ok(Ok(Some(report))) => {
                 for a in &report.raised {
-                    tracing::warn!(alarm = a.id, model = %a.model, dimension = %a.dimension, value = %a.value, component = %a.component, statistic = %a.statistic, p_value = a.p_value, "Fleet batch alarm raised");
+                    let c = &a.cell;
+                    tracing::warn!(alarm = a.id, model = %c.model, dimension = %c.dimension, value = %c.value, component = %c.component, statistic = %c.statistic, p_value = a.numbers.p_value, "Fleet batch alarm raised");
                 }
                 tracing::debug!(
                     tested = report.tested,

@@ -110,24 +110,14 @@ pub struct AuditEntry {
     /// When the request was answered.
     #[cfg_attr(feature = "openapi", schema(value_type = String, example = "2026-11-24T06:00:00.000Z"))]
     pub at: Timestamp,
-    /// The key that made the request.
-    pub key_id: i64,
-    /// Its name.
-    pub key_name: String,
-    /// Its role.
-    pub role: Role,
-    /// HTTP method.
-    pub method: String,
-    /// Request path (without the query).
-    pub path: String,
-    /// Response status.
-    pub status: u16,
-    /// What changed, or why it was refused.
-    pub summary: String,
+    /// Who did what.
+    #[serde(flatten)]
+    pub record: AuditRecord,
 }
 
-/// A new audit record (its id and time are assigned on insert).
-#[derive(Clone, Debug)]
+/// What an audit record says (its id and time are assigned on insert).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {
     /// The key that made the request.
     pub key_id: i64,
@@ -137,7 +127,7 @@ pub struct AuditRecord {
     pub role: Role,
     /// HTTP method.
     pub method: String,
-    /// Request path.
+    /// Request path (without the query).
     pub path: String,
     /// Response status.
     pub status: u16,
@@ -400,13 +390,15 @@ impl AccessStore {
                     Ok(AuditEntry {
                         id: row.get(0)?,
                         at: Timestamp(row.get(1)?),
-                        key_id: row.get(2)?,
-                        key_name: row.get(3)?,
-                        role: parse_role(row.get(4)?)?,
-                        method: row.get(5)?,
-                        path: row.get(6)?,
-                        status: row.get(7)?,
-                        summary: row.get(8)?,
+                        record: AuditRecord {
+                            key_id: row.get(2)?,
+                            key_name: row.get(3)?,
+                            role: parse_role(row.get(4)?)?,
+                            method: row.get(5)?,
+                            path: row.get(6)?,
+                            status: row.get(7)?,
+                            summary: row.get(8)?,
+                        },
                     })
                 },
             )?;
@@ -472,7 +464,7 @@ mod tests {
         assert_eq!(store.prune_audit(3_600_000).unwrap(), 1);
         let left = store.audit_log(None, 10).unwrap();
         assert_eq!(left.len(), 1);
-        assert_eq!(left[0].summary, "new");
+        assert_eq!(left[0].record.summary, "new");
         assert_eq!(store.prune_audit(3_600_000).unwrap(), 0);
     }
 

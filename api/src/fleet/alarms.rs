@@ -20,7 +20,7 @@ use domain::ProfileSet;
 use serde::Serialize;
 use serde_json::json;
 pub use store::tickets::AlarmRecord;
-use store::tickets::{AlarmKey, AlarmNumbers};
+use store::tickets::{AlarmCell, AlarmNumbers};
 
 use super::stats::{benjamini_hochberg, binomial_sf, hypergeometric_sf};
 use super::{FleetSettings, FleetSnapshot};
@@ -304,18 +304,11 @@ pub(crate) fn record(
             tested: findings.len(),
             ..DetectionReport::default()
         };
-        let by_key: HashMap<AlarmKey<'_>, &Finding> =
-            findings.iter().map(|f| (alarm_key(&f.cell), f)).collect();
+        let by_cell: HashMap<AlarmCell, &Finding> =
+            findings.iter().map(|f| (alarm_cell(&f.cell), f)).collect();
         // Active alarms: update or clear.
         for a in tx.active_alarms()? {
-            let k = AlarmKey {
-                model: &a.model,
-                dimension: &a.dimension,
-                value: &a.value,
-                component: &a.component,
-                statistic: &a.statistic,
-            };
-            match by_key.get(&k) {
+            match by_cell.get(&a.cell) {
                 Some(f) if f.p_value <= settings.alarm_clear_p => {
                     tx.update_alarm(a.id, &numbers(f), now)?;
                 }
@@ -326,11 +319,11 @@ pub(crate) fn record(
             }
         }
         for f in findings.iter().filter(|f| f.significant) {
-            let k = alarm_key(&f.cell);
-            if tx.active_alarm_id(&k)?.is_some() {
+            let cell = alarm_cell(&f.cell);
+            if tx.active_alarm_id(&cell)?.is_some() {
                 continue;
             }
-            let id = tx.insert_alarm(&k, &numbers(f), now)?;
+            let id = tx.insert_alarm(&cell, &numbers(f), now)?;
             let alarm = tx.alarm(id)?;
             tx.insert_event(now, EVENT_BATCH_ALARM, None, None, &json!({"alarm": alarm}))?;
             report.raised.push(alarm);
@@ -340,14 +333,14 @@ pub(crate) fn record(
     })
 }
 
-/// The alarm key of a cell.
-fn alarm_key(c: &Cell) -> AlarmKey<'_> {
-    AlarmKey {
-        model: &c.model,
-        dimension: c.dimension.as_str(),
-        value: &c.value,
-        component: &c.component,
-        statistic: c.statistic.as_str(),
+/// What an alarm of a tested cell is about.
+fn alarm_cell(c: &Cell) -> AlarmCell {
+    AlarmCell {
+        model: c.model.clone(),
+        dimension: c.dimension.as_str().to_owned(),
+        value: c.value.clone(),
+        component: c.component.clone(),
+        statistic: c.statistic.as_str().to_owned(),
     }
 }
 

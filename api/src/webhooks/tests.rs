@@ -46,6 +46,12 @@ impl Fixture {
         .unwrap()
     }
 
+    /// Delivery `d` as it is due now (it must be).
+    fn due_again(&self, d: &DueDelivery) -> DueDelivery {
+        let due = self.svc.due(10).unwrap();
+        due.into_iter().find(|x| x.id == d.id).expect("due again")
+    }
+
     fn hook(&self, types: &[&str]) -> Webhook {
         self.svc
             .create(
@@ -268,26 +274,14 @@ fn failed_attempts_back_off_then_give_up_and_success_ends_the_delivery() {
         "not due before its backoff"
     );
     f.now.store(T0 + 6_001, Ordering::SeqCst);
-    d = f
-        .svc
-        .due(10)
-        .unwrap()
-        .into_iter()
-        .find(|x| x.id == d.id)
-        .unwrap();
+    d = f.due_again(&d);
     assert_eq!(d.attempts, 1);
     assert_eq!(
         f.svc.record_attempt(&d, &failure(T0 + 6_001)).unwrap(),
         DeliveryStatus::Pending
     );
     f.now.store(T0 + 20_000, Ordering::SeqCst);
-    d = f
-        .svc
-        .due(10)
-        .unwrap()
-        .into_iter()
-        .find(|x| x.id == d.id)
-        .unwrap();
+    d = f.due_again(&d);
     assert_eq!(
         f.svc.record_attempt(&d, &failure(T0 + 20_000)).unwrap(),
         DeliveryStatus::Failed

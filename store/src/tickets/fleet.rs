@@ -28,6 +28,18 @@ pub struct AlarmRecord {
     /// When it was cleared.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub cleared_at: Option<Timestamp>,
+    /// What it is about.
+    #[serde(flatten)]
+    pub cell: AlarmCell,
+    /// The latest run's numbers.
+    #[serde(flatten)]
+    pub numbers: AlarmNumbers,
+}
+
+/// What an alarm is about: at most one alarm is `active` per cell.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct AlarmCell {
     /// The model.
     pub model: String,
     /// `batch` or `fw`.
@@ -38,6 +50,12 @@ pub struct AlarmRecord {
     pub component: String,
     /// `confirmed_failures` or `flagged_share`.
     pub statistic: String,
+}
+
+/// The numbers of one detector run for an alarm's cell.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct AlarmNumbers {
     /// One-sided p-value, latest run.
     pub p_value: f64,
     /// Benjamini–Hochberg adjusted p-value, latest run.
@@ -49,38 +67,6 @@ pub struct AlarmRecord {
     /// Device-months (or scored devices) of the group.
     pub exposure: f64,
     /// Rate (or share) ratio against the rest; `null` when the rest has none.
-    pub ratio: Option<f64>,
-}
-
-/// What identifies an alarm: at most one is `active` per key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct AlarmKey<'a> {
-    /// The model.
-    pub model: &'a str,
-    /// `batch` or `fw`.
-    pub dimension: &'a str,
-    /// The batch or firmware version.
-    pub value: &'a str,
-    /// The component.
-    pub component: &'a str,
-    /// `confirmed_failures` or `flagged_share`.
-    pub statistic: &'a str,
-}
-
-/// The numbers of one detector run for an alarm's cell.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct AlarmNumbers {
-    /// One-sided p-value.
-    pub p_value: f64,
-    /// Benjamini–Hochberg adjusted p-value.
-    pub q_value: f64,
-    /// Failures (or flagged devices) of the group.
-    pub observed: u64,
-    /// What the group would have at the rest of the model's rate (or share).
-    pub expected: f64,
-    /// Device-months (or scored devices) of the group.
-    pub exposure: f64,
-    /// Rate (or share) ratio against the rest.
     pub ratio: Option<f64>,
 }
 
@@ -202,17 +188,21 @@ fn alarm_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlarmRecord> {
         raised_at: Timestamp(r.get(2)?),
         updated_at: Timestamp(r.get(3)?),
         cleared_at: r.get::<_, Option<i64>>(4)?.map(Timestamp),
-        model: r.get(5)?,
-        dimension: r.get(6)?,
-        value: r.get(7)?,
-        component: r.get(8)?,
-        statistic: r.get(9)?,
-        p_value: r.get(10)?,
-        q_value: r.get(11)?,
-        observed: r.get::<_, i64>(12)?.max(0) as u64,
-        expected: r.get(13)?,
-        exposure: r.get(14)?,
-        ratio: r.get(15)?,
+        cell: AlarmCell {
+            model: r.get(5)?,
+            dimension: r.get(6)?,
+            value: r.get(7)?,
+            component: r.get(8)?,
+            statistic: r.get(9)?,
+        },
+        numbers: AlarmNumbers {
+            p_value: r.get(10)?,
+            q_value: r.get(11)?,
+            observed: r.get::<_, i64>(12)?.max(0) as u64,
+            expected: r.get(13)?,
+            exposure: r.get(14)?,
+            ratio: r.get(15)?,
+        },
     })
 }
 
@@ -270,7 +260,7 @@ impl Tables<'_> {
     }
 
     /// The active alarm of `key`, if any.
-    pub fn active_alarm_id(&self, key: &AlarmKey<'_>) -> Result<Option<i64>> {
+    pub fn active_alarm_id(&self, key: &AlarmCell) -> Result<Option<i64>> {
         Ok(self
             .conn
             .query_row(
@@ -290,12 +280,7 @@ impl Tables<'_> {
 
     /// Raises an alarm for `key`; returns its id. The unique index refuses a second
     /// active alarm of one key.
-    pub fn insert_alarm(
-        &self,
-        key: &AlarmKey<'_>,
-        n: &AlarmNumbers,
-        now: Timestamp,
-    ) -> Result<i64> {
+    pub fn insert_alarm(&self, key: &AlarmCell, n: &AlarmNumbers, now: Timestamp) -> Result<i64> {
         Ok(self.conn.query_row(
             "INSERT INTO fleet_alarms (status, raised_at, updated_at, model, dimension, value,
                  component, statistic, p_value, q_value, observed, expected, exposure, ratio)

@@ -68,7 +68,7 @@ use rusqlite::{Connection, TransactionBehavior};
 pub use commands::{CommandRecord, CommandState, CommandStatus};
 pub use events::EventRecord;
 pub use fleet::{
-    AlarmKey, AlarmNumbers, AlarmRecord, Cohort, CohortRow, ComponentHistory, FleetTicket,
+    AlarmCell, AlarmNumbers, AlarmRecord, Cohort, CohortRow, ComponentHistory, FleetTicket,
     NormalRange, RangeRow,
 };
 pub use outcomes::{read_outcomes, PerformanceFact, TicketOutcome};

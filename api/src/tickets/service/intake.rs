@@ -16,6 +16,27 @@ use crate::tickets::{
 };
 use crate::{Error, Result};
 
+/// One batch's write transaction, its time and its day (the prefix of the ticket
+/// numbers it issues).
+struct Batch<'t, 'c> {
+    tx: &'t Tables<'c>,
+    now: Timestamp,
+    day: String,
+}
+
+/// A ticket to open, before it has a number and SLA clocks.
+struct Opening<'a> {
+    device_id: &'a str,
+    device_type: &'a str,
+    component: &'a str,
+    source: TicketSource,
+    risk: f64,
+    model_version: &'a str,
+    priority: Priority,
+    diagnosis_json: &'a str,
+    skills_json: &'a str,
+}
+
 impl TicketService {
     /// Records the predictions of one device; see [`Self::record`].
     pub fn record_predictions(
@@ -79,12 +100,13 @@ impl TicketService {
                 .to_datetime()
                 .map(|dt| dt.format("%Y%m%d").to_string())
                 .ok_or_else(|| Error::Task(format!("clock out of range: {}", now.millis())))?;
+            let batch = Batch { tx, now, day };
             let mut changes = Vec::new();
             let mut recorded = 0;
             let mut episodes = 0;
             for device in devices {
                 for f in device.faults {
-                    if let Some(change) = self.apply_fault(tx, f, device.context, now, &day)? {
+                    if let Some(change) = self.apply_fault(&batch, f, device.context)? {
                         changes.push(change);
                     }
                 }
@@ -99,7 +121,7 @@ impl TicketService {
                     tx.upsert_risk(p, now)?;
                     recorded += 1;
                     if p.flagged {
-                        changes.extend(self.apply_flag(tx, p, device.context, now, &day)?);
+                        changes.extend(self.apply_flag(&batch, p, device.context)?);
                     }
                 }
             }
@@ -135,36 +157,42 @@ impl TicketService {
         Ok(true)
     }
 
-    /// Inserts a ticket unless the pair has an active one; `Some((id, number))` if it
-    /// was inserted.
+    /// Opens a ticket (the next number of the day, the SLA clocks of its priority, log
+    /// entry `opened` with `note`, the `ticket.opened` event) unless the pair has an
+    /// active one; `Some((id, number))` if it opened one.
     fn try_open(
         &self,
-        tx: &Tables<'_>,
-        day: &str,
-        new: NewTicket<'_>,
+        b: &Batch<'_, '_>,
+        o: Opening<'_>,
+        note: &str,
     ) -> Result<Option<(i64, String)>> {
-        let seq = tx.peek_number(day)?;
-        let number = format!("{day}{seq:06}");
+        let (tx, now, config) = (b.tx, b.now, &self.inner.config);
+        let seq = tx.peek_number(&b.day)?;
+        let number = format!("{}{seq:06}", b.day);
         let new = NewTicket {
             number: &number,
-            ..new
+            device_id: o.device_id,
+            device_type: o.device_type,
+            component: o.component,
+            source: o.source,
+            risk: o.risk,
+            model_version: o.model_version,
+            priority: o.priority,
+            opened_at: now,
+            respond_by: after(now, config.response_ms(o.priority)),
+            resolve_by: after(now, config.resolve_ms(o.priority)),
+            diagnosis_json: o.diagnosis_json,
+            skills_json: o.skills_json,
         };
-        match tx.insert_ticket(&new)? {
-            Some(id) => {
-                tx.issue_number(day, seq)?;
-                Ok(Some((id, number)))
-            }
-            None => Ok(None),
-        }
-    }
-
-    /// Logs `opened` and writes the `ticket.opened` event.
-    fn opened(&self, tx: &Tables<'_>, id: i64, now: Timestamp, note: &str) -> Result<()> {
+        let Some(id) = tx.insert_ticket(&new)? else {
+            return Ok(None);
+        };
+        tx.issue_number(&b.day, seq)?;
         tx.append_log(id, now, SYSTEM_ACTOR, "opened", note)?;
         let data = json!({"ticket": summary(tx, id)?, "action": "opened", "actor": SYSTEM_ACTOR, "note": note});
         let device = data["ticket"]["device_id"].as_str().unwrap_or_default();
         tx.insert_event(now, EVENT_OPENED, Some(id), Some(device), &data)?;
-        Ok(())
+        Ok(Some((id, number)))
     }
 
     /// The active ticket of a pair, which must exist after an insert conflicted (the
@@ -196,14 +224,15 @@ impl TicketService {
         )
     }
 
+    /// A flagged prediction: opens a proactive ticket, or updates the active one of its
+    /// pair (see [`Self::record`]).
     fn apply_flag(
         &self,
-        tx: &Tables<'_>,
+        b: &Batch<'_, '_>,
         p: &Prediction,
         ctx: &DiagnosisContext,
-        now: Timestamp,
-        day: &str,
     ) -> Result<Option<TicketChange>> {
+        let (tx, now) = (b.tx, b.now);
         // One flag episode, one ticket: a planner who resolved or dismissed this
         // episode's ticket has dealt with it, and a flag that stays up (the risk of a
         // repaired part stays high while its windows still hold the failing readings;
@@ -222,70 +251,42 @@ impl TicketService {
         let config = &self.inner.config;
         let critical = critical_fault(config, p, ctx);
         let priority = config.priority(p.risk, p.lead_time_days, critical.is_some());
-        let risks = tx.device_risk(p.device_id.as_str())?;
+        let risks = tx.device_risk(device_id)?;
         let diagnosis = serde_json::to_string(&build_diagnosis(
-            &p.component,
+            component,
             p.top_features.clone(),
             Some(p.model_version.clone()),
             p.lead_time_days,
             &risks,
             ctx,
         ))?;
-        let change = |ticket_id, number, priority, kind, source| TicketChange {
+        let change = |ticket_id, number, priority, kind| TicketChange {
             ticket_id,
             number,
             device_id: p.device_id.clone(),
             component: p.component.clone(),
             priority,
             kind,
-            source,
+            source: TicketSource::Proactive,
         };
-        let skills = skills_json(ctx, &p.component)?;
-        let new = NewTicket {
-            number: "",
-            device_id: p.device_id.as_str(),
+        let skills = skills_json(ctx, component)?;
+        let opening = Opening {
+            device_id,
             device_type: &p.device_type,
-            component: &p.component,
+            component,
             source: TicketSource::Proactive,
             risk: p.risk,
             model_version: &p.model_version,
             priority,
-            opened_at: now,
-            respond_by: after(now, config.response_ms(priority)),
-            resolve_by: after(now, config.resolve_ms(priority)),
             diagnosis_json: &diagnosis,
             skills_json: &skills,
         };
-        if let Some((id, number)) = self.try_open(tx, day, new)? {
-            // A flag under the threshold was raised by the model's fault-code rule
-            // (models::FaultRule): say so, or the note reads as a contradiction. So is
-            // every flag of a device in its warm-up, whatever its risk says.
-            let why = if p.warming_up {
-                "flagged on its fault codes; device warming up, risk not reliable yet; "
-            } else if p.risk < p.threshold {
-                "flagged on its fault codes; "
-            } else {
-                ""
-            };
-            let mut note = format!(
-                "{why}Risk {:.2} (threshold {:.2}) for {} by model {}; priority {priority}",
-                p.risk, p.threshold, p.component, p.model_version
-            );
-            if let Some(code) = critical {
-                note.push_str(&format!(" (critical fault {code} raised)"));
-            }
-            self.opened(tx, id, now, &note)?;
-            return Ok(Some(change(
-                id,
-                number,
-                priority,
-                TicketChangeKind::Opened,
-                TicketSource::Proactive,
-            )));
+        if let Some((id, number)) = self.try_open(b, opening, &flag_note(p, priority, critical))? {
+            return Ok(Some(change(id, number, priority, TicketChangeKind::Opened)));
         }
 
         // The unique index reported an active ticket for the pair: update it.
-        let active = Self::conflicting(tx, p.device_id.as_str(), &p.component)?;
+        let active = Self::conflicting(tx, device_id, component)?;
         // `Priority` orders urgent first, so `min` is the more urgent tier.
         let new_priority = active.priority.min(priority);
         let (respond_by, resolve_by) = self.raised_deadlines(&active, new_priority, now);
@@ -321,12 +322,12 @@ impl TicketService {
             }
             log_change(tx, active.id, now, SYSTEM_ACTOR, "priority_raised", &note)?;
         }
+        let (id, number) = (active.id, active.number);
         Ok(Some(change(
-            active.id,
-            active.number,
+            id,
+            number,
             new_priority,
             TicketChangeKind::Updated,
-            TicketSource::Proactive,
         )))
     }
 
@@ -334,13 +335,11 @@ impl TicketService {
     /// critical and links it to a component; `None` otherwise.
     fn apply_fault(
         &self,
-        tx: &Tables<'_>,
+        b: &Batch<'_, '_>,
         f: &FaultSignal,
         ctx: &DiagnosisContext,
-        now: Timestamp,
-        day: &str,
     ) -> Result<Option<TicketChange>> {
-        let config = &self.inner.config;
+        let (tx, now) = (b.tx, b.now);
         let Some(def) = ctx.profile.as_ref().and_then(|p| p.fault(&f.code)) else {
             return Ok(None);
         };
@@ -361,18 +360,17 @@ impl TicketService {
             &risks,
             ctx,
         ))?;
-        let change = |ticket_id, number, kind, source| TicketChange {
+        let change = |ticket_id, number, kind| TicketChange {
             ticket_id,
             number,
             device_id: f.device_id.clone(),
             component: component.to_owned(),
             priority,
             kind,
-            source,
+            source: TicketSource::Reactive,
         };
         let skills = skills_json(ctx, component)?;
-        let new = NewTicket {
-            number: "",
+        let opening = Opening {
             device_id: f.device_id.as_str(),
             device_type: &f.device_type,
             component,
@@ -380,9 +378,6 @@ impl TicketService {
             risk: scored.map_or(0.0, |r| r.risk),
             model_version: scored.map_or("", |r| r.model_version.as_str()),
             priority,
-            opened_at: now,
-            respond_by: after(now, config.response_ms(priority)),
-            resolve_by: after(now, config.resolve_ms(priority)),
             diagnosis_json: &diagnosis,
             skills_json: &skills,
         };
@@ -390,14 +385,10 @@ impl TicketService {
             "Critical fault {} ({}) raised at {} for {component}",
             f.code, def.title, f.ts
         );
-        if let Some((id, number)) = self.try_open(tx, day, new)? {
-            self.opened(tx, id, now, &format!("{note}; priority urgent"))?;
-            return Ok(Some(change(
-                id,
-                number,
-                TicketChangeKind::Opened,
-                TicketSource::Reactive,
-            )));
+        if let Some((id, number)) =
+            self.try_open(b, opening, &format!("{note}; priority urgent"))?
+        {
+            return Ok(Some(change(id, number, TicketChangeKind::Opened)));
         }
         let active = Self::conflicting(tx, f.device_id.as_str(), component)?;
         let (respond_by, resolve_by) = self.raised_deadlines(&active, priority, now);
@@ -425,7 +416,28 @@ impl TicketService {
             active.id,
             active.number,
             TicketChangeKind::Updated,
-            TicketSource::Reactive,
         )))
     }
+}
+
+/// The `opened` log note of a proactive ticket. A flag under the threshold was raised
+/// by the model's fault-code rule (`models::FaultRule`): it says so, or the note reads
+/// as a contradiction. So is every flag of a device in its warm-up, whatever its risk
+/// says.
+fn flag_note(p: &Prediction, priority: Priority, critical: Option<&str>) -> String {
+    let why = if p.warming_up {
+        "flagged on its fault codes; device warming up, risk not reliable yet; "
+    } else if p.risk < p.threshold {
+        "flagged on its fault codes; "
+    } else {
+        ""
+    };
+    let mut note = format!(
+        "{why}Risk {:.2} (threshold {:.2}) for {} by model {}; priority {priority}",
+        p.risk, p.threshold, p.component, p.model_version
+    );
+    if let Some(code) = critical {
+        note.push_str(&format!(" (critical fault {code} raised)"));
+    }
+    note
 }
