@@ -179,7 +179,7 @@ pub(crate) fn cells(
     let mut group_scored: HashMap<(GroupKey, u32), (u64, u64)> = HashMap::new();
     let mut model_failures: HashMap<(u32, u32), u64> = HashMap::new();
     let mut group_failures: HashMap<(GroupKey, u32), u64> = HashMap::new();
-    let groups_of = |d: &super::DeviceRow| {
+    let groups_of = |d: &super::snapshot::DeviceRow| {
         let model = d.model;
         [(Dimension::Batch, d.batch), (Dimension::Fw, d.fw)]
             .into_iter()

@@ -1,6 +1,9 @@
 //! Fleet analytics on small fixtures whose answers are computed by hand.
 
+use domain::Timestamp;
+
 use super::alarms::{test_cells, Cell, Dimension, Statistic};
+use super::snapshot::{DeviceRow, FailureRow, RiskRow, TicketRow};
 use super::*;
 
 const DAY: i64 = 86_400_000;
