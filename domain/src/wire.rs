@@ -131,6 +131,7 @@ pub struct Telemetry {
 }
 
 /// Whether a fault code was raised or cleared.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FaultState {

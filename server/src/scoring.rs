@@ -1,12 +1,13 @@
 //! The scoring stage: newly stored messages in, predictions and tickets out.
 //!
 //! Messages arrive in the order the writer stored them, so each device's messages are
-//! scored in order by this single task (invariant 3). Predictions are recorded in
-//! batches: per (device, component) only the latest score of a batch is kept as the
-//! current risk, while every flagged score still reaches the ticket service, which
-//! opens at most one ticket per pair (invariant 4). Every raised fault code of the
-//! batch reaches it too, in the same transaction: one the catalogue rates critical
-//! opens (or updates) an urgent reactive ticket, with or without a model.
+//! scored in order by this single task (invariant 3 "one device, one order").
+//! Predictions are recorded in batches: per (device, component) only the latest score
+//! of a batch is kept as the current risk, while every flagged score still reaches the
+//! ticket service, which opens at most one ticket per pair (invariant 7 "one risk, one
+//! ticket"). Every raised fault code of the batch reaches it too, in the same
+//! transaction: one the catalogue rates critical opens (or updates) an urgent reactive
+//! ticket, with or without a model.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -232,7 +233,7 @@ fn diagnosis_context(
         Ok(faults) => {
             ctx.recent_faults = faults
                 .into_iter()
-                .filter(|f| f.state == "raised")
+                .filter(|f| f.state == FaultState::Raised)
                 .map(|f| (f.code, f.ts))
                 .collect();
         }

@@ -5,15 +5,15 @@
 //! [`TicketService`] is the entry point, a cheap, clonable, blocking handle over the
 //! ticket store (`store::tickets`, which holds the schema and every SQL statement).
 //!
-//! **Architecture Invariant:** at most one *active* ticket (status `open`,
-//! `acknowledged`, `scheduled` or `in_progress`) exists per (device, component). A unique
-//! partial index enforces it; [`TicketService::record`] inserts first and falls back to
-//! updating the active ticket when the index reports a conflict, so correctness never
-//! depends on a prior read.
+//! **Architecture invariant 7 "one risk, one ticket":** at most one *active* ticket
+//! (status `open`, `acknowledged`, `scheduled` or `in_progress`) exists per (device,
+//! component). A unique partial index enforces it; [`TicketService::record`] inserts
+//! first and falls back to updating the active ticket when the index reports a
+//! conflict, so correctness never depends on a prior read.
 //!
-//! **Architecture Invariant:** every event ([`EventRecord`]) is written in the same
-//! transaction as the change it reports, so a committed change always has its event
-//! and a rolled-back one never does.
+//! **Architecture invariant 8 "an event is part of its change":** every event
+//! ([`EventRecord`]) is written in the same transaction as the change it reports, so a
+//! committed change always has its event and a rolled-back one never does.
 
 mod config;
 pub mod performance;
@@ -63,7 +63,7 @@ impl DiagnosisContext {
             profile,
             recent_faults: faults
                 .iter()
-                .filter(|f| f.state == "raised")
+                .filter(|f| f.state == domain::FaultState::Raised)
                 .map(|f| (f.code.clone(), f.ts))
                 .collect(),
         }

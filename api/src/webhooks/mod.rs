@@ -7,11 +7,11 @@
 //! (`tickets.db`, tables in `store::tickets`); [`run`] is the dispatcher task that fills the
 //! outbox from the events table and sends it.
 //!
-//! **Architecture Invariant:** a delivery is created in the same transaction that
-//! moves the webhook's cursor past its event, and is marked `delivered` only after the
-//! receiver answered 2xx. So every event a webhook subscribes to is delivered at least
-//! once, across crashes and restarts: a crash between sending and recording sends it
-//! again. Receivers deduplicate by the event id (header `X-Fixahead-Event-Id`).
+//! **Architecture invariant 9 "webhooks are at least once":** a delivery is created in
+//! the same transaction that moves the webhook's cursor past its event, and is marked
+//! `delivered` only after the receiver answered 2xx. So every event a webhook
+//! subscribes to is delivered at least once, across crashes and restarts: a crash
+//! between sending and recording sends it again. Receivers deduplicate by the event id (header `X-Fixahead-Event-Id`).
 //!
 //! Each request is a `POST` of the event as JSON (the same object as the `data` of
 //! `GET /api/v1/events`) with headers:

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use domain::{Message, Timestamp};
+use domain::{FaultState, Message, Timestamp};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -73,8 +73,8 @@ pub struct FaultRecord {
     pub received_at: Timestamp,
     /// Fault code.
     pub code: String,
-    /// `raised` or `cleared`.
-    pub state: String,
+    /// Raised or cleared.
+    pub state: FaultState,
 }
 
 /// One dead letter.

@@ -46,11 +46,7 @@ pub(super) fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Mess
             batch,
             region,
             code: r.get(5)?,
-            state: if state == "cleared" {
-                FaultState::Cleared
-            } else {
-                FaultState::Raised
-            },
+            state: fault_state(&state),
         })
     }))
 }
@@ -101,6 +97,16 @@ pub(super) fn fault_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FaultRecord> 
         ts: Timestamp(r.get(2)?),
         received_at: Timestamp(r.get(3)?),
         code: r.get(4)?,
-        state: r.get(5)?,
+        state: fault_state(r.get_ref(5)?.as_str()?),
     })
+}
+
+/// A stored fault state (`raised` or `cleared`; anything else, which only a file
+/// edited by hand holds, reads as raised).
+fn fault_state(text: &str) -> FaultState {
+    if text == "cleared" {
+        FaultState::Cleared
+    } else {
+        FaultState::Raised
+    }
 }

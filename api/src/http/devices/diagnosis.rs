@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use domain::{DeviceId, Timestamp};
+use domain::{DeviceId, FaultState, Timestamp};
 use serde::Serialize;
 use store::hot::DeviceRecord;
 
@@ -235,7 +235,7 @@ fn likely_parts(
             e.1.push(format!("risk {:.2} (threshold {:.2})", r.risk, r.threshold));
         }
     }
-    for f in faults.iter().filter(|f| f.state == "raised") {
+    for f in faults.iter().filter(|f| f.state == FaultState::Raised) {
         let Some(def) = profile.fault(&f.code) else {
             continue;
         };

@@ -142,7 +142,7 @@ fn active_tickets(state: &AppState, id: &DeviceId) -> Result<Vec<domain::Ticket>
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 struct FaultView {
     code: String,
-    state: String,
+    state: domain::FaultState,
     #[schema(value_type = String)]
     ts: Timestamp,
     seq: u64,

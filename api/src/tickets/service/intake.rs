@@ -1,6 +1,6 @@
 //! Signals in: model flags and critical fault codes, recorded in one transaction per
 //! batch, each opening the one active ticket of its (device, component) or updating
-//! it (invariant: one risk, one ticket).
+//! it (invariant 7 "one risk, one ticket").
 
 use std::sync::atomic::Ordering;
 
