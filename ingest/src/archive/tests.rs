@@ -154,17 +154,22 @@ async fn run_until(
     let metrics = archiver.metrics.clone();
     let stop = CancellationToken::new();
     let task = tokio::spawn(archiver.run(stop.clone()));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !done(&sink.state.lock().unwrap(), &metrics) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "archiver made no progress"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for("archiver made no progress", || {
+        done(&sink.state.lock().unwrap(), &metrics)
+    })
+    .await;
     stop.cancel();
     task.await.unwrap();
     (sink, metrics)
+}
+
+/// Polls `done` every 5 ms until it holds; fails with `what` after 30 s.
+async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 fn seqs(lines: &[String]) -> Vec<u64> {
@@ -271,29 +276,25 @@ async fn the_backlog_grows_while_the_server_is_down() {
     let metrics = archiver.metrics.clone();
     let stop = CancellationToken::new();
     let task = tokio::spawn(archiver.run(stop.clone()));
-    let wait = |want: u64| {
+    let backlog = |want: u64| {
         let metrics = metrics.clone();
         async move {
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while metrics.backlog.load(Relaxed) != want {
-                assert!(std::time::Instant::now() < deadline, "backlog never {want}");
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
+            let what = format!("backlog never {want}");
+            wait_for(&what, || metrics.backlog.load(Relaxed) == want).await;
         }
     };
-    wait(3).await;
+    backlog(3).await;
     fx.commit(4);
-    wait(7).await;
+    backlog(7).await;
     assert!(metrics.write_failures.load(Relaxed) >= 2);
     assert_eq!(metrics.position.load(Relaxed), 0);
     // Up again: everything goes, and the cursor follows.
     sink.state.lock().unwrap().down_for = 0;
-    wait(0).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while sink.state.lock().unwrap().accepted.len() < 7 {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    backlog(0).await;
+    wait_for("the 7 points never all written", || {
+        sink.state.lock().unwrap().accepted.len() >= 7
+    })
+    .await;
     stop.cancel();
     task.await.unwrap();
     assert_eq!(
@@ -333,11 +334,10 @@ async fn a_stop_does_not_wait_for_a_server_that_never_answers() {
     let archiver = fx.archiver(sink.clone(), 10);
     let stop = CancellationToken::new();
     let task = tokio::spawn(archiver.run(stop.clone()));
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while sink.state.lock().unwrap().requests == 0 {
-        assert!(std::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_for("no write request", || {
+        sink.state.lock().unwrap().requests > 0
+    })
+    .await;
     stop.cancel();
     // The write never returns; the bound is a liveness check only.
     tokio::time::timeout(Duration::from_secs(30), task)
