@@ -35,5 +35,5 @@ pub enum Error {
     Archive(String),
 }
 
-/// Result with [`Error`].
+/// Result with [`Error`](enum@Error).
 pub type Result<T, E = Error> = std::result::Result<T, E>;

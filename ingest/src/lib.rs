@@ -9,6 +9,8 @@
 //!   ([`store::hot::HotStore`]) and rejected ones to its dead-letter table in one
 //!   transaction, and only then acknowledges them to the broker.
 //! * [`metrics`] counts what happened, for `/metrics`.
+//! * [`publisher`] publishes fixahead's own commands to devices (QoS 1, its own
+//!   connection).
 //! * [`archive`] tails the hot store into InfluxDB 2 (optional, `[archive.influxdb]`).
 
 pub mod archive;

@@ -96,66 +96,30 @@ async fn run_writer(
     stop: CancellationToken,
 ) -> Result<HotStore> {
     let Writer {
-        store,
+        mut store,
         acker,
         profiles,
         downstream,
         metrics,
         settings,
     } = writer;
-    let mut store = Some(store);
     let mut downstream = Some(downstream);
     while let Some(first) = rx.recv().await {
         let mut batch = Vec::with_capacity(settings.batch_max);
         batch.push(first);
         fill_batch(&mut rx, &mut batch, &settings).await;
 
-        let mut decoded: Vec<Result<Message, Rejection>> = batch
-            .iter()
-            .map(|r| {
-                decode(&r.topic, &r.payload, &profiles)
-                    .and_then(|m| check_clock(m, r.received_at, settings.max_future_ms))
-                    .map(|mut m| {
-                        if let Message::CommandResult(c) = &mut m {
-                            c.received_at = Some(r.received_at);
-                        }
-                        m
-                    })
-            })
-            .collect();
+        let decoded = decode_batch(&batch, &profiles, settings.max_future_ms);
 
-        let mut backoff = Duration::from_millis(50);
-        let (outcomes, batch, decoded) = loop {
-            let s = store
-                .take()
-                .ok_or_else(|| Error::Task("store lost".into()))?;
-            let (s, batch_back, decoded_back, res) = commit_blocking(s, batch, decoded).await?;
-            store = Some(s);
-            match res {
-                Ok(outcomes) => break (outcomes, batch_back, decoded_back),
-                Err(e) => {
-                    metrics.commit_errors.fetch_add(1, Relaxed);
-                    tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64,
-                        "Hot-store commit failed; batch not acknowledged, retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = stop.cancelled() => {
-                            tracing::warn!("Stopping with an uncommitted batch; the broker still holds it");
-                            return store.take().ok_or_else(|| Error::Task("store lost".into()));
-                        }
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    batch = batch_back;
-                    decoded = decoded_back;
-                }
-            }
+        let (s, committed) = commit_retrying(store, batch, decoded, &metrics, &stop).await?;
+        store = s;
+        let Some((outcomes, batch, decoded)) = committed else {
+            return Ok(store);
         };
         metrics.batches.fetch_add(1, Relaxed);
-        if let Some(s) = store.as_mut() {
-            metrics
-                .dead_letters_pruned
-                .fetch_add(s.take_pruned(), Relaxed);
-        }
+        metrics
+            .dead_letters_pruned
+            .fetch_add(store.take_pruned(), Relaxed);
 
         for r in &batch {
             if !acker.ack(r.ack) {
@@ -164,40 +128,113 @@ async fn run_writer(
             }
         }
 
-        for (outcome, result) in outcomes.into_iter().zip(decoded) {
-            match (outcome, result) {
-                (Outcome::Stored, Ok(message)) => {
-                    match &message {
-                        Message::Telemetry(_) => metrics.stored_telemetry.fetch_add(1, Relaxed),
-                        Message::Fault(_) => metrics.stored_faults.fetch_add(1, Relaxed),
-                        Message::Status(_) => metrics.stored_status.fetch_add(1, Relaxed),
-                        Message::Command(_) => metrics.own_commands.fetch_add(1, Relaxed),
-                        Message::CommandResult(_) => metrics.command_results.fetch_add(1, Relaxed),
-                    };
-                    if matches!(message, Message::Status(_) | Message::Command(_)) {
-                        continue;
+        forward(outcomes, decoded, &metrics, &mut downstream).await;
+    }
+    Ok(store)
+}
+
+/// Decodes and validates each received message, in order: the message, or why it is
+/// rejected.
+fn decode_batch(
+    batch: &[Received],
+    profiles: &ProfileSet,
+    max_future_ms: Option<i64>,
+) -> Vec<Result<Message, Rejection>> {
+    batch
+        .iter()
+        .map(|r| {
+            decode(&r.topic, &r.payload, profiles)
+                .and_then(|m| check_clock(m, r.received_at, max_future_ms))
+                .map(|mut m| {
+                    if let Message::CommandResult(c) = &mut m {
+                        c.received_at = Some(r.received_at);
                     }
-                    if let Some(tx) = &downstream {
-                        if tx.send(message).await.is_err() {
-                            tracing::warn!("Downstream stage is gone; storing without scoring");
-                            downstream = None;
-                        }
+                    m
+                })
+        })
+        .collect()
+}
+
+/// A committed batch: the store's outcome for each message, the messages as received
+/// and as decoded.
+type Committed = (Vec<Outcome>, Vec<Received>, Vec<Result<Message, Rejection>>);
+
+/// Commits the batch, retrying with backoff while the commit fails. Hands the store
+/// back with the committed batch, or with `None` when `stop` came during a retry (the
+/// batch is then neither committed nor acknowledged).
+async fn commit_retrying(
+    mut store: HotStore,
+    mut batch: Vec<Received>,
+    mut decoded: Vec<Result<Message, Rejection>>,
+    metrics: &IngestMetrics,
+    stop: &CancellationToken,
+) -> Result<(HotStore, Option<Committed>)> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let (s, batch_back, decoded_back, res) = commit_blocking(store, batch, decoded).await?;
+        store = s;
+        match res {
+            Ok(outcomes) => return Ok((store, Some((outcomes, batch_back, decoded_back)))),
+            Err(e) => {
+                metrics.commit_errors.fetch_add(1, Relaxed);
+                tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64,
+                    "Hot-store commit failed; batch not acknowledged, retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.cancelled() => {
+                        tracing::warn!("Stopping with an uncommitted batch; the broker still holds it");
+                        return Ok((store, None));
                     }
                 }
-                (Outcome::Duplicate, _) => {
-                    metrics.duplicates.fetch_add(1, Relaxed);
-                }
-                (Outcome::DeadLettered, Err(rejection)) => {
-                    metrics.count_rejected(rejection.reason);
-                    tracing::debug!(reason = %rejection.reason, detail = %rejection.detail, "Message dead-lettered");
-                }
-                (outcome, _) => {
-                    tracing::error!(?outcome, "Store outcome does not match the decode result");
-                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                batch = batch_back;
+                decoded = decoded_back;
             }
         }
     }
-    store.ok_or_else(|| Error::Task("store lost".into()))
+}
+
+/// Counts each committed message by its outcome and passes the newly stored telemetry
+/// and faults and the valid command results downstream, in order. A downstream that is
+/// gone is dropped (`None`): storing goes on without scoring.
+async fn forward(
+    outcomes: Vec<Outcome>,
+    decoded: Vec<Result<Message, Rejection>>,
+    metrics: &IngestMetrics,
+    downstream: &mut Option<mpsc::Sender<Message>>,
+) {
+    for (outcome, result) in outcomes.into_iter().zip(decoded) {
+        match (outcome, result) {
+            (Outcome::Stored, Ok(message)) => {
+                match &message {
+                    Message::Telemetry(_) => metrics.stored_telemetry.fetch_add(1, Relaxed),
+                    Message::Fault(_) => metrics.stored_faults.fetch_add(1, Relaxed),
+                    Message::Status(_) => metrics.stored_status.fetch_add(1, Relaxed),
+                    Message::Command(_) => metrics.own_commands.fetch_add(1, Relaxed),
+                    Message::CommandResult(_) => metrics.command_results.fetch_add(1, Relaxed),
+                };
+                if matches!(message, Message::Status(_) | Message::Command(_)) {
+                    continue;
+                }
+                if let Some(tx) = downstream {
+                    if tx.send(message).await.is_err() {
+                        tracing::warn!("Downstream stage is gone; storing without scoring");
+                        *downstream = None;
+                    }
+                }
+            }
+            (Outcome::Duplicate, _) => {
+                metrics.duplicates.fetch_add(1, Relaxed);
+            }
+            (Outcome::DeadLettered, Err(rejection)) => {
+                metrics.count_rejected(rejection.reason);
+                tracing::debug!(reason = %rejection.reason, detail = %rejection.detail, "Message dead-lettered");
+            }
+            (outcome, _) => {
+                tracing::error!(?outcome, "Store outcome does not match the decode result");
+            }
+        }
+    }
 }
 
 /// Adds to `batch` what waits in the queue, up to `batch_max`. With a zero

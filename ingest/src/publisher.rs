@@ -31,10 +31,7 @@ impl Publisher {
         let mut opts = MqttOptions::new(&settings.client_id, &settings.host, settings.port);
         opts.set_keep_alive(settings.keep_alive)
             .set_clean_session(true)
-            .set_transport(match &settings.tls {
-                Some(tls) => tls.transport(),
-                None => rumqttc::Transport::Tcp,
-            });
+            .set_transport(settings.transport());
         if let Some(u) = &settings.username {
             opts.set_credentials(u, settings.password.as_deref().unwrap_or_default());
         }
