@@ -191,12 +191,9 @@ pub(crate) async fn run(args: InsightBenchArgs) -> anyhow::Result<()> {
         store::hot::StoreReader::open(&dir.join("hot.db"))?,
         ProfileSet::builtin(),
         {
-            let drift = drift.clone();
-            Arc::new(move || {
-                let mut out = String::new();
-                drift.render_prometheus(&mut out);
-                out
-            })
+            let registry = prometheus::Registry::new();
+            registry.register(Box::new(drift.metrics()))?;
+            registry
         },
         Arc::new(|| serde_json::Value::Null),
     )

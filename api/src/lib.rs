@@ -28,8 +28,8 @@ pub use domain::Role;
 pub use error::{ApiError, Error, Result};
 pub use fleet::FleetSummary;
 pub use http::{
-    router, serve, AppState, DriftReport, DriftReporter, FeatureDrift, HealthReporter,
-    MetricsRenderer, ModelDrift, Principal, RegionLookup,
+    router, serve, AppState, DriftReport, DriftReporter, FeatureDrift, HealthReporter, ModelDrift,
+    Principal, RegionLookup,
 };
 pub use store::access::{self, AccessStore};
 pub use tickets::{

@@ -40,7 +40,7 @@ fn app_with_limit(limit: Option<usize>) -> App {
         tickets,
         StoreReader::open(&hot).unwrap(),
         ProfileSet::builtin(),
-        Arc::new(String::new),
+        prometheus::Registry::new(),
         Arc::new(|| Value::Null),
     )
     .with_access(access);
@@ -394,7 +394,7 @@ async fn keys_are_created_shown_once_revoked_and_every_change_is_audited() {
     );
     assert!(
         text.contains(
-            "fixahead_http_request_duration_seconds_count{route=\"/api/v1/keys\",class=\"2xx\"} 2"
+            "fixahead_http_request_duration_seconds_count{class=\"2xx\",route=\"/api/v1/keys\"} 2"
         ),
         "{text}"
     );

@@ -128,11 +128,16 @@ fn app() -> App {
         )
         .unwrap();
 
+    // The process's own metrics, registered in the one registry the API serves.
+    let registry = prometheus::Registry::new();
+    let lead = prometheus::IntCounter::new("lead_metric_total", "x").unwrap();
+    lead.inc_by(3);
+    registry.register(Box::new(lead)).unwrap();
     let state = AppState::new(
         tickets.clone(),
         store,
         profiles,
-        Arc::new(|| "# HELP lead_metric_total x\nlead_metric_total 3".to_owned()),
+        registry,
         Arc::new(|| serde_json::json!({"ingest": {"messages": 4}, "status": "ignored"})),
     );
     let access = api::AccessStore::open_in(dir.path()).unwrap();
@@ -210,7 +215,9 @@ async fn metrics_append_the_api_counters() {
     let (status, text) = app.request(Method::GET, "/metrics").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        text.starts_with("# HELP lead_metric_total x\nlead_metric_total 3\n"),
+        text.contains(
+            "# HELP lead_metric_total x\n# TYPE lead_metric_total counter\nlead_metric_total 3\n"
+        ),
         "{text}"
     );
     assert!(text.contains("fixahead_tickets_opened_total 3\n"), "{text}");

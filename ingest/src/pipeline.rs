@@ -5,20 +5,19 @@
 //!                                            -> ack each message -> (bounded Message) --> downstream
 //! ```
 //!
-//! * Acknowledge after commit (invariant 1): a message is acknowledged only after its
+//! * Acknowledge after commit (invariant 1 "nothing accepted is lost"): a message is acknowledged only after its
 //!   row (or its dead letter) is committed. A failed commit is retried with backoff and
 //!   nothing of the batch is acknowledged meanwhile.
-//! * Store once (invariant 2): a redelivered `(device_id, seq)` is acknowledged but not
+//! * Store once (invariant 2 "nothing is stored twice"): a redelivered `(device_id, seq)` is acknowledged but not
 //!   stored or forwarded again.
-//! * One order (invariant 3): a single writer handles messages in arrival order and
+//! * One order (invariant 3 "one device, one order"): a single writer handles messages in arrival order and
 //!   forwards them in that order.
-//! * Bounded (invariant 8): both channels are bounded; a slow store or a slow
+//! * Bounded (invariant 4 "bounded everywhere"): both channels are bounded; a slow store or a slow
 //!   downstream makes the writer wait, the source's channel fills, and the source stops
 //!   polling the broker.
 //! * Acknowledging never waits: the writer hands tokens back to the source, which
 //!   writes them on the connection before it polls again ([`Acker`] says why).
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -116,10 +115,8 @@ async fn run_writer(
         let Some((outcomes, batch, decoded)) = committed else {
             return Ok(store);
         };
-        metrics.batches.fetch_add(1, Relaxed);
-        metrics
-            .dead_letters_pruned
-            .fetch_add(store.take_pruned(), Relaxed);
+        metrics.batches.inc();
+        metrics.dead_letters_pruned.inc_by(store.take_pruned());
 
         for r in &batch {
             if !acker.ack(r.ack) {
@@ -176,7 +173,7 @@ async fn commit_retrying(
         match res {
             Ok(outcomes) => return Ok((store, Some((outcomes, batch_back, decoded_back)))),
             Err(e) => {
-                metrics.commit_errors.fetch_add(1, Relaxed);
+                metrics.commit_errors.inc();
                 tracing::error!(error = %e, retry_in_ms = backoff.as_millis() as u64,
                     "Hot-store commit failed; batch not acknowledged, retrying");
                 tokio::select! {
@@ -207,11 +204,11 @@ async fn forward(
         match (outcome, result) {
             (Outcome::Stored, Ok(message)) => {
                 match &message {
-                    Message::Telemetry(_) => metrics.stored_telemetry.fetch_add(1, Relaxed),
-                    Message::Fault(_) => metrics.stored_faults.fetch_add(1, Relaxed),
-                    Message::Status(_) => metrics.stored_status.fetch_add(1, Relaxed),
-                    Message::Command(_) => metrics.own_commands.fetch_add(1, Relaxed),
-                    Message::CommandResult(_) => metrics.command_results.fetch_add(1, Relaxed),
+                    Message::Telemetry(_) => metrics.stored_telemetry.inc(),
+                    Message::Fault(_) => metrics.stored_faults.inc(),
+                    Message::Status(_) => metrics.stored_status.inc(),
+                    Message::Command(_) => metrics.own_commands.inc(),
+                    Message::CommandResult(_) => metrics.command_results.inc(),
                 };
                 if matches!(message, Message::Status(_) | Message::Command(_)) {
                     continue;
@@ -224,7 +221,7 @@ async fn forward(
                 }
             }
             (Outcome::Duplicate, _) => {
-                metrics.duplicates.fetch_add(1, Relaxed);
+                metrics.duplicates.inc();
             }
             (Outcome::DeadLettered, Err(rejection)) => {
                 metrics.count_rejected(rejection.reason);

@@ -74,20 +74,13 @@ async fn per_reason_counters_count_every_rejection_while_rows_are_pruned() {
 
     assert_eq!(metrics.rejected(RejectReason::MalformedJson), 6);
     assert_eq!(metrics.rejected(RejectReason::WrongType), 4);
-    assert_eq!(
-        metrics
-            .stored_telemetry
-            .load(std::sync::atomic::Ordering::Relaxed),
-        1
-    );
-    assert_eq!(
-        metrics
-            .dead_letters_pruned
-            .load(std::sync::atomic::Ordering::Relaxed),
-        8
-    );
-    let mut text = String::new();
-    metrics.render_prometheus(&mut text);
+    assert_eq!(metrics.stored_telemetry.get(), 1);
+    assert_eq!(metrics.dead_letters_pruned.get(), 8);
+    let registry = prometheus::Registry::new();
+    metrics.register(&registry).unwrap();
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .unwrap();
     for line in [
         "fixahead_ingest_dead_letters_total{reason=\"malformed_json\"} 6",
         "fixahead_ingest_dead_letters_total{reason=\"wrong_type\"} 4",

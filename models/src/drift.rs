@@ -24,10 +24,10 @@
 //! and restart with the feature state).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use domain::Timestamp;
+use prometheus::{GaugeVec, Opts};
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::ModelArtifact;
@@ -445,11 +445,81 @@ impl DriftMonitor {
             .collect()
     }
 
-    /// Appends the Prometheus gauges: `fixahead_model_drift_psi{device_type,feature}`
+    /// The drift gauges, read from the report at every scrape (register them into
+    /// the process's metrics registry): `fixahead_model_drift_psi{device_type,feature}`
     /// for the features judged, `fixahead_model_drift_samples{device_type}` and
     /// `fixahead_model_drift_status{device_type,status}` (1 for the model's status).
-    pub fn render_prometheus(&self, out: &mut String) {
-        render_prometheus(&self.report(), out);
+    pub fn metrics(&self) -> DriftMetrics {
+        let gauges = |name: &str, help: &str, labels: &[&str]| {
+            // The names, helps and labels are constants, so they are valid.
+            GaugeVec::new(Opts::new(name, help), labels).expect("a valid metric name")
+        };
+        DriftMetrics {
+            monitor: self.clone(),
+            psi: gauges(
+                "fixahead_model_drift_psi",
+                "Population stability index of a feature's recent window against the model's training data (0.1 watch, 0.25 drift).",
+                &["device_type", "feature"],
+            ),
+            samples: gauges(
+                "fixahead_model_drift_samples",
+                "Feature vectors in the drift window per device type.",
+                &["device_type"],
+            ),
+            status: gauges(
+                "fixahead_model_drift_status",
+                "The model's drift status per device type (1 for the current one).",
+                &["device_type", "status"],
+            ),
+            scrape: Arc::default(),
+        }
+    }
+}
+
+/// The drift watch's gauges ([`DriftMonitor::metrics`]): a collector that reads the
+/// monitor's report when scraped.
+#[derive(Clone)]
+pub struct DriftMetrics {
+    monitor: DriftMonitor,
+    psi: GaugeVec,
+    samples: GaugeVec,
+    status: GaugeVec,
+    /// One scrape at a time: each clears the gauges and sets them from a report.
+    scrape: Arc<Mutex<()>>,
+}
+
+impl prometheus::core::Collector for DriftMetrics {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        [&self.psi, &self.samples, &self.status]
+            .into_iter()
+            .flat_map(|g| g.desc())
+            .collect()
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        let _one = self.scrape.lock().unwrap_or_else(PoisonError::into_inner);
+        for g in [&self.psi, &self.samples, &self.status] {
+            g.reset();
+        }
+        for t in self.monitor.report() {
+            for f in &t.features {
+                if f.status != DriftStatus::InsufficientData {
+                    self.psi
+                        .with_label_values(&[t.device_type.as_str(), f.feature.as_str()])
+                        .set(f.psi);
+                }
+            }
+            self.samples
+                .with_label_values(&[t.device_type.as_str()])
+                .set(t.samples as f64);
+            self.status
+                .with_label_values(&[t.device_type.as_str(), t.status.as_str()])
+                .set(1.0);
+        }
+        [&self.psi, &self.samples, &self.status]
+            .into_iter()
+            .flat_map(|g| g.collect())
+            .collect()
     }
 }
 
@@ -517,48 +587,6 @@ fn type_report(device_type: &str, t: &TypeWindow, min_samples: u64) -> TypeDrift
             .unwrap_or(DriftStatus::Ok)
     };
     report
-}
-
-/// Renders a report as Prometheus gauges (see [`DriftMonitor::render_prometheus`]).
-pub fn render_prometheus(report: &[TypeDrift], out: &mut String) {
-    let _ = writeln!(
-        out,
-        "# HELP fixahead_model_drift_psi Population stability index of a feature's recent window against the model's training data (0.1 watch, 0.25 drift).\n# TYPE fixahead_model_drift_psi gauge"
-    );
-    for t in report {
-        for f in &t.features {
-            if f.status != DriftStatus::InsufficientData {
-                let _ = writeln!(
-                    out,
-                    "fixahead_model_drift_psi{{device_type=\"{}\",feature=\"{}\"}} {}",
-                    t.device_type, f.feature, f.psi
-                );
-            }
-        }
-    }
-    let _ = writeln!(
-        out,
-        "# HELP fixahead_model_drift_samples Feature vectors in the drift window per device type.\n# TYPE fixahead_model_drift_samples gauge"
-    );
-    for t in report {
-        let _ = writeln!(
-            out,
-            "fixahead_model_drift_samples{{device_type=\"{}\"}} {}",
-            t.device_type, t.samples
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP fixahead_model_drift_status The model's drift status per device type (1 for the current one).\n# TYPE fixahead_model_drift_status gauge"
-    );
-    for t in report {
-        let _ = writeln!(
-            out,
-            "fixahead_model_drift_status{{device_type=\"{}\",status=\"{}\"}} 1",
-            t.device_type,
-            t.status.as_str()
-        );
-    }
 }
 
 #[cfg(test)]
@@ -660,8 +688,7 @@ mod tests {
         let steady = r.features.iter().find(|f| f.feature == last).unwrap();
         assert_eq!(steady.status, DriftStatus::Ok, "{steady:?}");
 
-        let mut text = String::new();
-        shifted.render_prometheus(&mut text);
+        let text = scrape(&shifted);
         assert!(
             text.contains(&format!(
                 "fixahead_model_drift_psi{{device_type=\"washer\",feature=\"{}\"}} {}",
@@ -672,6 +699,15 @@ mod tests {
         assert!(
             text.contains("fixahead_model_drift_status{device_type=\"washer\",status=\"drift\"} 1")
         );
+    }
+
+    /// The monitor's metrics as a scrape of a registry holding them shows them.
+    fn scrape(monitor: &DriftMonitor) -> String {
+        let registry = prometheus::Registry::new();
+        registry.register(Box::new(monitor.metrics())).unwrap();
+        prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .unwrap()
     }
 
     fn m_last(model: &ModelArtifact) -> String {
@@ -692,8 +728,7 @@ mod tests {
             .features
             .iter()
             .all(|f| f.status == DriftStatus::InsufficientData));
-        let mut text = String::new();
-        monitor.render_prometheus(&mut text);
+        let text = scrape(&monitor);
         assert!(!text.contains("fixahead_model_drift_psi{"), "{text}");
 
         let old = Arc::new(crate::tests::handmade("old", 1.0));

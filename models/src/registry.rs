@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use prometheus::IntCounter;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::artifact::{self, ModelArtifact, ACTIVE_FILE};
@@ -15,9 +17,9 @@ struct Inner {
     active: RwLock<HashMap<String, Arc<ModelArtifact>>>,
     generation: AtomicU64,
     /// Reloads that swapped in at least one changed model.
-    reloads: AtomicU64,
+    reloads: IntCounter,
     /// Reloads that failed and left the active models as they were.
-    reload_failures: AtomicU64,
+    reload_failures: IntCounter,
     /// Serialises reloads, so a slow reload cannot swap back what a later one loaded.
     reloading: Mutex<()>,
 }
@@ -66,8 +68,17 @@ impl ModelRegistry {
                 dir,
                 active: RwLock::new(map),
                 generation: AtomicU64::new(0),
-                reloads: AtomicU64::new(0),
-                reload_failures: AtomicU64::new(0),
+                // The names and helps are constants, so they are valid.
+                reloads: IntCounter::new(
+                    "fixahead_model_reloads_total",
+                    "Model reloads that switched to a newly activated version.",
+                )
+                .expect("a valid metric name"),
+                reload_failures: IntCounter::new(
+                    "fixahead_model_reload_failures_total",
+                    "Model reloads refused (unreadable or half-written artefact); the models in use stayed.",
+                )
+                .expect("a valid metric name"),
                 reloading: Mutex::new(()),
             }),
         }
@@ -103,14 +114,21 @@ impl ModelRegistry {
         self.inner.generation.load(Ordering::Acquire)
     }
 
+    /// Adds the reload counters (`fixahead_model_reloads_total`,
+    /// `fixahead_model_reload_failures_total`) to `registry`.
+    pub fn register_metrics(&self, registry: &prometheus::Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.inner.reloads.clone()))?;
+        registry.register(Box::new(self.inner.reload_failures.clone()))
+    }
+
     /// Reloads that swapped in at least one changed model since the registry was made.
     pub fn reloads(&self) -> u64 {
-        self.inner.reloads.load(Ordering::Relaxed)
+        self.inner.reloads.get()
     }
 
     /// Reloads that failed (and so changed nothing) since the registry was made.
     pub fn reload_failures(&self) -> u64 {
-        self.inner.reload_failures.load(Ordering::Relaxed)
+        self.inner.reload_failures.get()
     }
 
     /// Re-reads the directory and swaps in what changed. Returns the device types whose
@@ -133,7 +151,7 @@ impl ModelRegistry {
         let new = match read_dir_reusing(dir, &current) {
             Ok(new) => new,
             Err(e) => {
-                self.inner.reload_failures.fetch_add(1, Ordering::Relaxed);
+                self.inner.reload_failures.inc();
                 return Err(e);
             }
         };
@@ -157,7 +175,7 @@ impl ModelRegistry {
         if !changed.is_empty() {
             *guard = new;
             self.inner.generation.fetch_add(1, Ordering::AcqRel);
-            self.inner.reloads.fetch_add(1, Ordering::Relaxed);
+            self.inner.reloads.inc();
             tracing::info!(changed = ?changed, "Model registry reloaded");
         }
         Ok(changed)

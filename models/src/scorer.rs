@@ -54,8 +54,8 @@ impl DeviceEntry {
 
 /// Keeps every device's feature state and scores it with the active model of its type.
 ///
-/// Feed it each device's messages in order (one worker per device partition, invariant
-/// 3). A new model version activated in the [`ModelRegistry`] is used from the next
+/// Feed it each device's messages in order (one worker per device partition,
+/// invariant 3 "one device, one order"). A new model version activated in the [`ModelRegistry`] is used from the next
 /// message on; the persistence counters of that type start over.
 pub struct Scorer {
     registry: ModelRegistry,

@@ -119,9 +119,7 @@ fn record_results(
                 tracing::info!(command_id = r.id, device_id = %r.device_id, "Command answered after its deadline; kept as late");
             }
             Ok(api::ResultOutcome::Unmatched) => {
-                metrics
-                    .command_results_unmatched
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                metrics.command_results_unmatched.inc();
                 tracing::warn!(command_id = r.id, device_id = %r.device_id, "Command result matches no open command of its device; dropped");
             }
             Err(e) => {

@@ -1,18 +1,22 @@
-//! The API's own counters.
+//! The API's metrics, registered into the process's one metrics registry: its own
+//! request counters and latency histogram ([`ApiMetrics`]), and the ticket and webhook
+//! metrics whose values live in their services ([`ServiceMetrics`], read when
+//! scraped). `GET /metrics` encodes the whole registry.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
-use domain::TicketStatus;
-
-use crate::tickets::TicketStats;
+use crate::tickets::TicketService;
+use crate::webhooks::WebhookService;
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -22,26 +26,7 @@ const BUCKETS: [f64; 12] = [
 /// Reasons of `fixahead_api_auth_refused_total`.
 const REFUSALS: [&str; 4] = ["missing", "malformed", "invalid", "forbidden"];
 
-/// One latency histogram (cumulative counts are computed when rendering).
-#[derive(Debug, Default, Clone)]
-struct Histogram {
-    counts: [u64; BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
-/// Requests answered, by status class (1xx is counted with 2xx); latency per route
-/// template and status class; refused keys by reason.
-#[derive(Debug, Default)]
-pub(crate) struct ApiMetrics {
-    by_class: [AtomicU64; 4],
-    /// Keyed by (route template, status class). Bounded: templates come from the route
-    /// table (anything else is `unmatched`), classes are four.
-    latency: Mutex<BTreeMap<(String, &'static str), Histogram>>,
-    refused: [AtomicU64; REFUSALS.len()],
-    audit_failures: AtomicU64,
-}
-
+/// Status classes (1xx is counted with 2xx).
 const CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
 
 fn class_index(status: u16) -> usize {
@@ -53,138 +38,262 @@ fn class_index(status: u16) -> usize {
     }
 }
 
+/// A metric made from constants of this module (so its name and labels are valid).
+fn valid<T>(made: prometheus::Result<T>) -> T {
+    made.expect("a valid metric name")
+}
+
+/// Requests answered, by status class; latency per route template and status class;
+/// refused keys by reason; audit records that could not be written.
+#[derive(Debug, Clone)]
+pub(crate) struct ApiMetrics {
+    requests: IntCounterVec,
+    /// Children of `requests`, in [`CLASSES`] order.
+    by_class: Vec<IntCounter>,
+    /// Keyed by (route template, status class). Bounded: templates come from the route
+    /// table (anything else is `unmatched`), classes are four.
+    latency: HistogramVec,
+    refused: IntCounterVec,
+    audit_failures: IntCounter,
+}
+
+impl Default for ApiMetrics {
+    fn default() -> Self {
+        let requests = valid(IntCounterVec::new(
+            Opts::new(
+                "fixahead_api_requests_total",
+                "HTTP requests answered, by status class.",
+            ),
+            &["class"],
+        ));
+        let refused = valid(IntCounterVec::new(
+            Opts::new(
+                "fixahead_api_auth_refused_total",
+                "Requests refused: no key (missing), not Bearer (malformed), unknown or revoked key (invalid), role without the permission (forbidden).",
+            ),
+            &["reason"],
+        ));
+        for reason in REFUSALS {
+            refused.with_label_values(&[reason]);
+        }
+        Self {
+            by_class: CLASSES
+                .iter()
+                .map(|c| requests.with_label_values(&[*c]))
+                .collect(),
+            requests,
+            latency: valid(HistogramVec::new(
+                HistogramOpts::new(
+                    "fixahead_http_request_duration_seconds",
+                    "HTTP request latency, by route template and status class.",
+                )
+                .buckets(BUCKETS.to_vec()),
+                &["route", "class"],
+            )),
+            refused,
+            audit_failures: valid(IntCounter::new(
+                "fixahead_api_audit_failures_total",
+                "Audit records that could not be written (logged as errors).",
+            )),
+        }
+    }
+}
+
 impl ApiMetrics {
+    /// Adds the API's own metrics to `registry`.
+    pub(crate) fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.requests.clone()))?;
+        registry.register(Box::new(self.latency.clone()))?;
+        registry.register(Box::new(self.refused.clone()))?;
+        registry.register(Box::new(self.audit_failures.clone()))
+    }
+
     fn record(&self, route: &str, status: u16, seconds: f64) {
         let i = class_index(status);
-        self.by_class[i].fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut map) = self.latency.lock() {
-            let h = map.entry((route.to_owned(), CLASSES[i])).or_default();
-            if let Some(b) = BUCKETS.iter().position(|b| seconds <= *b) {
-                h.counts[b] += 1;
-            }
-            h.count += 1;
-            h.sum += seconds;
-        }
+        self.by_class[i].inc();
+        self.latency
+            .with_label_values(&[route, CLASSES[i]])
+            .observe(seconds);
     }
 
     /// Counts a request refused for want of a valid key or permission.
     pub(crate) fn auth_refused(&self, reason: &str) {
-        if let Some(i) = REFUSALS.iter().position(|r| *r == reason) {
-            self.refused[i].fetch_add(1, Ordering::Relaxed);
+        if REFUSALS.contains(&reason) {
+            self.refused.with_label_values(&[reason]).inc();
         }
     }
 
     /// Counts an audit record that could not be written.
     pub(crate) fn audit_failed(&self) {
-        self.audit_failures.fetch_add(1, Ordering::Relaxed);
+        self.audit_failures.inc();
+    }
+}
+
+/// The metrics of a service whose values it keeps itself (counts since it opened,
+/// rows in its store), copied into prometheus metrics when scraped: the ticket
+/// service's counters and tickets by status, the webhook deliveries.
+pub(crate) struct ServiceMetrics {
+    /// The metrics this collector reports.
+    metrics: Vec<Box<dyn Collector>>,
+    /// Sets them from the service.
+    refresh: Box<dyn Fn() + Send + Sync>,
+    /// One scrape at a time: a refresh and its collection belong together.
+    scrape: Mutex<()>,
+}
+
+impl Collector for ServiceMetrics {
+    fn desc(&self) -> Vec<&Desc> {
+        self.metrics.iter().flat_map(|m| m.desc()).collect()
     }
 
-    fn render_http(&self, out: &mut String) {
-        out.push_str("# HELP fixahead_http_request_duration_seconds HTTP request latency, by route template and status class.\n");
-        out.push_str("# TYPE fixahead_http_request_duration_seconds histogram\n");
-        if let Ok(map) = self.latency.lock() {
-            for ((route, class), h) in map.iter() {
-                let labels = format!("route=\"{route}\",class=\"{class}\"");
-                let mut cumulative = 0;
-                for (bound, n) in BUCKETS.iter().zip(h.counts) {
-                    cumulative += n;
-                    let _ = writeln!(
-                        out,
-                        "fixahead_http_request_duration_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
-                    );
-                }
-                let _ = writeln!(
-                    out,
-                    "fixahead_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}\n\
-                     fixahead_http_request_duration_seconds_sum{{{labels}}} {}\n\
-                     fixahead_http_request_duration_seconds_count{{{labels}}} {}",
-                    h.count, h.sum, h.count
-                );
-            }
-        }
-        out.push_str("# HELP fixahead_api_auth_refused_total Requests refused: no key (missing), not Bearer (malformed), unknown or revoked key (invalid), role without the permission (forbidden).\n");
-        out.push_str("# TYPE fixahead_api_auth_refused_total counter\n");
-        for (reason, n) in REFUSALS.iter().zip(&self.refused) {
-            let _ = writeln!(
-                out,
-                "fixahead_api_auth_refused_total{{reason=\"{reason}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP fixahead_api_audit_failures_total Audit records that could not be written (logged as errors).\n# TYPE fixahead_api_audit_failures_total counter\nfixahead_api_audit_failures_total {}",
-            self.audit_failures.load(Ordering::Relaxed)
-        );
+    fn collect(&self) -> Vec<MetricFamily> {
+        let _one = self.scrape.lock().unwrap_or_else(PoisonError::into_inner);
+        (self.refresh)();
+        self.metrics.iter().flat_map(|m| m.collect()).collect()
     }
+}
 
-    /// Appends the API's metrics in the Prometheus text format.
-    pub(crate) fn render(
-        &self,
-        out: &mut String,
-        stats: TicketStats,
-        by_status: Option<&[(TicketStatus, u64)]>,
-    ) {
-        out.push_str(
-            "# HELP fixahead_api_requests_total HTTP requests answered, by status class.\n",
+/// Brings a counter up to `value`, a count its service keeps (counts only grow).
+fn mirror(counter: &IntCounter, value: u64) {
+    let shown = counter.get();
+    if value > shown {
+        counter.inc_by(value - shown);
+    }
+}
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    valid(IntCounter::new(name, help))
+}
+
+impl ServiceMetrics {
+    /// The ticket service's counters since it opened and the tickets in the store by
+    /// status (read from the store at every scrape; left out when it cannot be read).
+    pub(crate) fn tickets(tickets: TicketService) -> Self {
+        let opened = counter(
+            "fixahead_tickets_opened_total",
+            "Tickets opened since start.",
         );
-        out.push_str("# TYPE fixahead_api_requests_total counter\n");
-        for (class, n) in CLASSES.iter().zip(&self.by_class) {
-            let _ = writeln!(
-                out,
-                "fixahead_api_requests_total{{class=\"{class}\"}} {}",
-                n.load(Ordering::Relaxed)
-            );
-        }
-        self.render_http(out);
-        let counters = [
-            (
-                "fixahead_tickets_opened_total",
-                "Tickets opened since start.",
-                stats.opened,
+        let updated = counter(
+            "fixahead_tickets_updated_total",
+            "Model flags folded into an active ticket since start.",
+        );
+        let predictions = counter(
+            "fixahead_ticket_predictions_total",
+            "Predictions recorded by the ticket service since start.",
+        );
+        let flags = counter(
+            "fixahead_prediction_flags_total",
+            "Flag episodes started (prediction.flagged events) since start.",
+        );
+        let breaches = valid(IntCounterVec::new(
+            Opts::new(
+                "fixahead_tickets_sla_breaches_total",
+                "SLA clocks that ran out since start, by clock.",
             ),
-            (
-                "fixahead_tickets_updated_total",
-                "Model flags folded into an active ticket since start.",
-                stats.updated,
-            ),
-            (
-                "fixahead_ticket_predictions_total",
-                "Predictions recorded by the ticket service since start.",
-                stats.predictions,
-            ),
-            (
-                "fixahead_prediction_flags_total",
-                "Flag episodes started (prediction.flagged events) since start.",
-                stats.flags,
-            ),
+            &["kind"],
+        ));
+        let active = valid(IntGauge::new(
+            "fixahead_tickets_active",
+            "Tickets open, acknowledged, scheduled or in progress.",
+        ));
+        let by_status = valid(IntGaugeVec::new(
+            Opts::new("fixahead_tickets", "Tickets in the store, by status."),
+            &["status"],
+        ));
+        let metrics: Vec<Box<dyn Collector>> = vec![
+            Box::new(opened.clone()),
+            Box::new(updated.clone()),
+            Box::new(predictions.clone()),
+            Box::new(flags.clone()),
+            Box::new(breaches.clone()),
+            Box::new(active.clone()),
+            Box::new(by_status.clone()),
         ];
-        for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        let refresh = move || {
+            let s = tickets.stats();
+            mirror(&opened, s.opened);
+            mirror(&updated, s.updated);
+            mirror(&predictions, s.predictions);
+            mirror(&flags, s.flags);
+            mirror(
+                &breaches.with_label_values(&["respond"]),
+                s.sla_respond_breaches,
             );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP fixahead_tickets_sla_breaches_total SLA clocks that ran out since start, by clock.\n# TYPE fixahead_tickets_sla_breaches_total counter\nfixahead_tickets_sla_breaches_total{{kind=\"respond\"}} {}\nfixahead_tickets_sla_breaches_total{{kind=\"resolve\"}} {}",
-            stats.sla_respond_breaches, stats.sla_resolve_breaches
-        );
-        if let Some(by_status) = by_status {
-            let active: u64 = by_status
-                .iter()
-                .filter(|(s, _)| s.is_active())
-                .map(|(_, n)| n)
-                .sum();
-            let _ = writeln!(
-                out,
-                "# HELP fixahead_tickets_active Tickets open, acknowledged, scheduled or in progress.\n# TYPE fixahead_tickets_active gauge\nfixahead_tickets_active {active}"
+            mirror(
+                &breaches.with_label_values(&["resolve"]),
+                s.sla_resolve_breaches,
             );
-            out.push_str("# HELP fixahead_tickets Tickets in the store, by status.\n# TYPE fixahead_tickets gauge\n");
-            for (status, n) in by_status {
-                let _ = writeln!(out, "fixahead_tickets{{status=\"{status}\"}} {n}");
+            active.set(0);
+            by_status.reset();
+            match tickets.count_by_status() {
+                Ok(counts) => {
+                    let total: u64 = counts
+                        .iter()
+                        .filter(|(s, _)| s.is_active())
+                        .map(|(_, n)| n)
+                        .sum();
+                    active.set(total as i64);
+                    for (status, n) in counts {
+                        by_status
+                            .with_label_values(&[status.as_str()])
+                            .set(n as i64);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "Could not count tickets"),
             }
+        };
+        Self {
+            metrics,
+            refresh: Box::new(refresh),
+            scrape: Mutex::new(()),
         }
+    }
+
+    /// The webhook deliveries: accepted, failed attempts, given up, and pending now
+    /// (read from the outbox at every scrape).
+    pub(crate) fn webhooks(webhooks: WebhookService) -> Self {
+        let delivered = counter(
+            "fixahead_webhook_deliveries_total",
+            "Webhook deliveries a receiver accepted (2xx).",
+        );
+        let failures = counter(
+            "fixahead_webhook_failures_total",
+            "Failed webhook delivery attempts (every retry counts).",
+        );
+        let failed = counter(
+            "fixahead_webhook_deliveries_failed_total",
+            "Webhook deliveries given up after max_attempts.",
+        );
+        let pending = valid(IntGauge::new(
+            "fixahead_webhook_deliveries_pending",
+            "Webhook deliveries waiting for an attempt.",
+        ));
+        let metrics: Vec<Box<dyn Collector>> = vec![
+            Box::new(delivered.clone()),
+            Box::new(failures.clone()),
+            Box::new(failed.clone()),
+            Box::new(pending.clone()),
+        ];
+        let refresh = move || {
+            let s = webhooks.stats();
+            mirror(&delivered, s.delivered);
+            mirror(&failures, s.attempt_failures);
+            mirror(&failed, s.failed);
+            pending.set(webhooks.pending().unwrap_or(0) as i64);
+        };
+        Self {
+            metrics,
+            refresh: Box::new(refresh),
+            scrape: Mutex::new(()),
+        }
+    }
+}
+
+/// Registers `collector`, logging (not failing) when it cannot: a metric missing from
+/// `/metrics` must not stop the API.
+pub(crate) fn register(registry: &Registry, collector: impl Collector + 'static) {
+    if let Err(e) = registry.register(Box::new(collector)) {
+        tracing::error!(error = %e, "Could not register metrics");
     }
 }
 

@@ -306,7 +306,7 @@ mod error;
 mod extract;
 mod fleet;
 mod keys;
-mod metrics;
+pub(crate) mod metrics;
 mod models;
 mod routes;
 mod state;
@@ -319,7 +319,7 @@ use crate::{Error, Result};
 pub use auth::{AuditNote, Principal};
 pub use models::{DriftReport, DriftReporter, FeatureDrift, ModelDrift, RegionLookup};
 pub use routes::{openapi, route_list, router, serve, RouteInfo};
-pub use state::{AppState, HealthReporter, MetricsRenderer};
+pub use state::{AppState, HealthReporter};
 
 /// Default limit of a request body, in bytes (`[http] max_body_bytes`).
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;

@@ -5,15 +5,12 @@ use std::sync::Arc;
 use domain::ProfileSet;
 use store::hot::StoreReader;
 
-use super::metrics::ApiMetrics;
+use super::metrics::{self, ApiMetrics, ServiceMetrics};
 use super::DEFAULT_BODY_LIMIT;
 use super::{DriftReporter, RegionLookup};
 use crate::access::AccessStore;
 use crate::fleet::{Fleet, FleetSettings};
 use crate::tickets::TicketService;
-
-/// Renders the process's metrics in the Prometheus text format.
-pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
 
 /// Returns extra health information (ingest counters, active model versions) as a
 /// JSON object whose fields are merged into the `/health` response.
@@ -31,7 +28,7 @@ pub type HealthReporter = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
 ///     tickets,
 ///     store,
 ///     domain::ProfileSet::builtin(),
-///     Arc::new(|| "# the process's own metrics\n".to_owned()),
+///     prometheus::Registry::new(),
 ///     Arc::new(|| serde_json::json!({"ingest": {"messages_total": 0}})),
 /// );
 /// let app: axum::Router = api::router(state);
@@ -42,7 +39,8 @@ pub struct AppState {
     pub(super) tickets: TicketService,
     pub(super) store: StoreReader,
     pub(super) profiles: Arc<ProfileSet>,
-    pub(super) metrics: MetricsRenderer,
+    /// The process's one metrics registry, which `/metrics` encodes.
+    pub(super) registry: prometheus::Registry,
     pub(super) health: HealthReporter,
     pub(super) api_metrics: Arc<ApiMetrics>,
     pub(super) credentials: Option<store::credentials::CredentialStore>,
@@ -65,18 +63,19 @@ impl AppState {
     /// * `tickets`: the ticket service;
     /// * `store`: a reader of the ingest hot store;
     /// * `profiles`: device profiles (a `ProfileSet` or an `Arc` of one);
-    /// * `metrics`: renders the process's metrics in the Prometheus text format;
-    ///   `/metrics` serves it followed by the API's own metrics;
+    /// * `registry`: the process's one metrics registry; `/metrics` serves it, and the
+    ///   API registers its own metrics and the ticket service's into it (the webhook
+    ///   service's with [`AppState::with_webhooks`]);
     /// * `health`: extra health information; the fields of the JSON object it returns
     ///   are merged into `/health` (`status` excepted; a non-object value appears under
     ///   `details`, `null` adds nothing).
     ///
-    /// Both functions are called on the blocking pool, so they may read SQLite.
+    /// Scrapes and `health` run on the blocking pool, so they may read SQLite.
     pub fn new(
         tickets: TicketService,
         store: StoreReader,
         profiles: impl Into<Arc<ProfileSet>>,
-        metrics: MetricsRenderer,
+        registry: prometheus::Registry,
         health: HealthReporter,
     ) -> Self {
         let profiles: Arc<ProfileSet> = profiles.into();
@@ -86,13 +85,18 @@ impl AppState {
             Arc::clone(&profiles),
             FleetSettings::default(),
         );
+        let api_metrics = ApiMetrics::default();
+        if let Err(e) = api_metrics.register(&registry) {
+            tracing::error!(error = %e, "Could not register the API's metrics");
+        }
+        metrics::register(&registry, ServiceMetrics::tickets(tickets.clone()));
         Self {
             tickets,
             store,
             profiles,
-            metrics,
+            registry,
             health,
-            api_metrics: Arc::default(),
+            api_metrics: Arc::new(api_metrics),
             credentials: None,
             streams_closed: Arc::new(tokio::sync::watch::Sender::new(false)),
             access: None,
@@ -164,6 +168,7 @@ impl AppState {
     /// Serves `/api/v1/webhooks` from `service` (the `run` process also runs its
     /// dispatcher, [`crate::webhooks::run`]). Without it those endpoints answer 404.
     pub fn with_webhooks(mut self, service: crate::webhooks::WebhookService) -> Self {
+        metrics::register(&self.registry, ServiceMetrics::webhooks(service.clone()));
         self.webhooks = Some(service);
         self
     }

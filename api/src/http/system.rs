@@ -75,20 +75,11 @@ fn merge(body: &mut Value, extra: Value) {
     responses((status = 200, description = "Metrics in the Prometheus text format 0.0.4", content_type = "text/plain", body = String))
 )]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response> {
+    let registry = state.registry.clone();
     let text = blocking(move || {
-        let mut out = (state.metrics)();
-        if !out.is_empty() && !out.ends_with('\n') {
-            out.push('\n');
-        }
-        let by_status = state
-            .tickets
-            .count_by_status()
-            .map_err(|e| tracing::warn!(error = %e, "Could not count tickets"))
-            .ok();
-        state
-            .api_metrics
-            .render(&mut out, state.tickets.stats(), by_status.as_deref());
-        Ok(out)
+        prometheus::TextEncoder::new()
+            .encode_to_string(&registry.gather())
+            .map_err(|e| crate::Error::Task(format!("encoding metrics: {e}")))
     })
     .await?;
     Ok((

@@ -482,21 +482,9 @@ impl WebhookService {
         }
     }
 
-    /// The webhook metrics in the Prometheus text format.
-    pub fn render_prometheus(&self, out: &mut String) {
-        let s = self.stats();
-        let pending = self.inner.db.read(|t| t.count_pending()).unwrap_or(0);
-        out.push_str(&format!(
-            "# HELP fixahead_webhook_deliveries_total Webhook deliveries a receiver accepted (2xx).\n\
-             # TYPE fixahead_webhook_deliveries_total counter\nfixahead_webhook_deliveries_total {}\n\
-             # HELP fixahead_webhook_failures_total Failed webhook delivery attempts (every retry counts).\n\
-             # TYPE fixahead_webhook_failures_total counter\nfixahead_webhook_failures_total {}\n\
-             # HELP fixahead_webhook_deliveries_failed_total Webhook deliveries given up after max_attempts.\n\
-             # TYPE fixahead_webhook_deliveries_failed_total counter\nfixahead_webhook_deliveries_failed_total {}\n\
-             # HELP fixahead_webhook_deliveries_pending Webhook deliveries waiting for an attempt.\n\
-             # TYPE fixahead_webhook_deliveries_pending gauge\nfixahead_webhook_deliveries_pending {pending}\n",
-            s.delivered, s.attempt_failures, s.failed
-        ));
+    /// Deliveries waiting for an attempt.
+    pub fn pending(&self) -> Result<u64> {
+        Ok(self.inner.db.read(|t| t.count_pending())?)
     }
 }
 

@@ -318,8 +318,14 @@ fn failed_attempts_back_off_then_give_up_and_success_ends_the_delivery() {
             .len(),
         1
     );
-    let mut metrics = String::new();
-    f.svc.render_prometheus(&mut metrics);
+    let registry = prometheus::Registry::new();
+    crate::http::metrics::register(
+        &registry,
+        crate::http::metrics::ServiceMetrics::webhooks(f.svc.clone()),
+    );
+    let metrics = prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .unwrap();
     assert!(
         metrics.contains("fixahead_webhook_failures_total 3\n"),
         "{metrics}"

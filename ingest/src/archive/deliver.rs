@@ -2,7 +2,6 @@
 //! network fails; halves, down to single points, while the server refuses the content;
 //! and the counting of what the server took.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use domain::{Message, ProfileSet};
@@ -70,18 +69,20 @@ impl<S: LineSink> Archiver<S> {
                     backoff = self.first_backoff();
                 }
                 Err(WriteError::Partial { detail, dropped }) => {
-                    self.metrics.write_failures.fetch_add(1, Relaxed);
+                    self.metrics.write_failures.inc();
                     let dropped = dropped.unwrap_or(0).min((to - from) as u64);
                     self.written(&lines[from..to], dropped);
-                    let refused = self.metrics.points_refused.fetch_add(dropped, Relaxed) + dropped;
+                    self.metrics.points_refused.inc_by(dropped);
+                    let refused = self.metrics.points_refused.get();
                     tracing::warn!(points = to - from, dropped, refused_so_far = refused, server = %detail,
                         "The archive's server wrote a batch in part (the dropped points stay in hot.db)");
                     backoff = self.first_backoff();
                 }
                 Err(WriteError::Refused(detail)) => {
-                    self.metrics.write_failures.fetch_add(1, Relaxed);
+                    self.metrics.write_failures.inc();
                     if to - from == 1 {
-                        let refused = self.metrics.points_refused.fetch_add(1, Relaxed) + 1;
+                        self.metrics.points_refused.inc();
+                        let refused = self.metrics.points_refused.get();
                         // Bounded logging: a bucket that refuses every point (a field
                         // type another writer chose) would otherwise log each one.
                         if refused <= 10 || refused.is_power_of_two() {
@@ -97,9 +98,7 @@ impl<S: LineSink> Archiver<S> {
                     }
                 }
                 Err(WriteError::Unknown(detail)) => {
-                    self.metrics
-                        .points_uncertain
-                        .fetch_add((to - from) as u64, Relaxed);
+                    self.metrics.points_uncertain.inc_by((to - from) as u64);
                     tracing::warn!(error = %detail, points = to - from, retry_in_ms = backoff.as_millis() as u64,
                         "Archive write got no clear answer; the points are sent again, and a server that took them holds them twice unless it overwrites");
                     todo.push((from, to));
@@ -123,7 +122,7 @@ impl<S: LineSink> Archiver<S> {
     /// After a failed write: counts it, refreshes the backlog and waits `backoff`,
     /// which then grows. False if stopped while waiting.
     async fn retry_later(&self, stop: &CancellationToken, backoff: &mut Duration) -> bool {
-        self.metrics.write_failures.fetch_add(1, Relaxed);
+        self.metrics.write_failures.inc();
         self.refresh_backlog().await;
         if !self.pause(stop, *backoff).await {
             return false;
@@ -140,13 +139,12 @@ impl<S: LineSink> Archiver<S> {
         let dropped_telemetry = dropped.min(telemetry);
         self.metrics
             .points_telemetry
-            .fetch_add(telemetry - dropped_telemetry, Relaxed);
+            .inc_by(telemetry - dropped_telemetry);
         self.metrics
             .points_faults
-            .fetch_add(faults - (dropped - dropped_telemetry).min(faults), Relaxed);
-        self.metrics.batches.fetch_add(1, Relaxed);
+            .inc_by(faults - (dropped - dropped_telemetry).min(faults));
+        self.metrics.batches.inc();
         self.metrics
-            .last_success_ms
-            .store(chrono::Utc::now().timestamp_millis(), Relaxed);
+            .succeeded_at(chrono::Utc::now().timestamp_millis());
     }
 }

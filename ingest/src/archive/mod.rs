@@ -55,7 +55,6 @@ mod sink;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,7 +93,7 @@ impl<S: LineSink> Archiver<S> {
         let Some(mut position) = self.start_position(&cursor).await else {
             return;
         };
-        self.metrics.position.store(position, Relaxed);
+        self.metrics.position.set(position);
         tracing::info!(
             position,
             cursor = %cursor.path().display(),
@@ -139,7 +138,7 @@ impl<S: LineSink> Archiver<S> {
                 Delivery::Done => {}
             }
             position = page.through;
-            self.metrics.position.store(position, Relaxed);
+            self.metrics.position.set(position);
             // Rows committed while the batch was on its way count too.
             self.refresh_backlog().await;
             save_cursor(&cursor, position).await;
@@ -194,7 +193,7 @@ impl<S: LineSink> Archiver<S> {
     fn set_backlog(&self, newest: i64, position: i64) {
         self.metrics
             .backlog
-            .store(newest.saturating_sub(position).max(0) as u64, Relaxed);
+            .set(newest.saturating_sub(position).max(0));
     }
 
     /// Refreshes the backlog while a batch waits for the server, so `/metrics` shows
@@ -202,7 +201,7 @@ impl<S: LineSink> Archiver<S> {
     async fn refresh_backlog(&self) {
         let reader = self.reader.clone();
         if let Ok(Ok(newest)) = tokio::task::spawn_blocking(move || reader.newest_arrival()).await {
-            let position = self.metrics.position.load(Relaxed);
+            let position = self.metrics.position.get();
             self.set_backlog(newest, position);
         }
     }

@@ -187,7 +187,7 @@ async fn sends_every_row_once_in_commit_order_and_resumes_at_the_cursor() {
     let mut fx = Fixture::new();
     fx.commit(23);
     let (sink, metrics) = run_until(fx.archiver(Arc::default(), 10), |s, m| {
-        s.accepted.len() == 23 && m.backlog.load(Relaxed) == 0
+        s.accepted.len() == 23 && m.backlog.get() == 0
     })
     .await;
     let first = sink.state.lock().unwrap().accepted.clone();
@@ -241,7 +241,7 @@ async fn a_lost_answer_resends_the_batch_and_counts_its_points_as_uncertain() {
     let sink = Arc::new(FakeSink::default());
     sink.state.lock().unwrap().lose_answers = 1;
     let (sink, metrics) = run_until(fx.archiver(sink, 5), |s, m| {
-        s.accepted.len() == 17 && m.backlog.load(Relaxed) == 0
+        s.accepted.len() == 17 && m.backlog.get() == 0
     })
     .await;
     let s = sink.state.lock().unwrap();
@@ -280,14 +280,14 @@ async fn the_backlog_grows_while_the_server_is_down() {
         let metrics = metrics.clone();
         async move {
             let what = format!("backlog never {want}");
-            wait_for(&what, || metrics.backlog.load(Relaxed) == want).await;
+            wait_for(&what, || metrics.backlog.get() == want as i64).await;
         }
     };
     backlog(3).await;
     fx.commit(4);
     backlog(7).await;
-    assert!(metrics.write_failures.load(Relaxed) >= 2);
-    assert_eq!(metrics.position.load(Relaxed), 0);
+    assert!(metrics.write_failures.get() >= 2);
+    assert_eq!(metrics.position.get(), 0);
     // Up again: everything goes, and the cursor follows.
     sink.state.lock().unwrap().down_for = 0;
     backlog(0).await;
@@ -309,8 +309,7 @@ async fn a_refused_point_is_isolated_and_skipped_and_the_rest_is_written() {
     fx.commit(16);
     let sink = Arc::new(FakeSink::default());
     sink.state.lock().unwrap().poison = Some("seq=11u".into());
-    let (sink, metrics) =
-        run_until(fx.archiver(sink, 16), |_, m| m.position.load(Relaxed) == 16).await;
+    let (sink, metrics) = run_until(fx.archiver(sink, 16), |_, m| m.position.get() == 16).await;
     let want: Vec<u64> = (1..=16).filter(|s| *s != 11).collect();
     assert_eq!(seqs(&sink.state.lock().unwrap().accepted), want);
     let m = metrics.snapshot();
@@ -353,8 +352,7 @@ async fn a_partial_write_is_done_and_counts_the_dropped_points() {
     fx.commit(9);
     let sink = Arc::new(FakeSink::default());
     sink.state.lock().unwrap().drop = Some("vibration_g=0.3,".into());
-    let (sink, metrics) =
-        run_until(fx.archiver(sink, 100), |_, m| m.position.load(Relaxed) == 9).await;
+    let (sink, metrics) = run_until(fx.archiver(sink, 100), |_, m| m.position.get() == 9).await;
     let s = sink.state.lock().unwrap();
     assert_eq!(seqs(&s.accepted), vec![1, 2, 4, 5, 6, 7, 8, 9]);
     assert_eq!(s.requests, 1, "nothing sent again, nothing split");

@@ -3,7 +3,7 @@
 //!
 //! The source hands every publish to the pipeline through a bounded channel; when that
 //! channel is full it stops polling the broker, which is how backpressure reaches the
-//! devices (invariant 8). The pipeline decides when a message may be acknowledged
+//! devices (invariant 4 "bounded everywhere"). The pipeline decides when a message may be acknowledged
 //! (after its commit) and hands the token back through an [`Acker`]; the source writes
 //! the acknowledgements on the connection itself, before every poll and while it waits
 //! for room in the pipeline. See [`Acker`] for why they do not go through rumqttc's
@@ -20,7 +20,6 @@ mod endpoint;
 mod settings;
 mod tls;
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,11 +125,11 @@ impl MqttSource {
             if failed {
                 dropped += written;
             } else {
-                metrics.acked.fetch_add(written, Relaxed);
+                metrics.acked.inc_by(written);
             }
         }
         if dropped > 0 {
-            metrics.acks_dropped.fetch_add(dropped, Relaxed);
+            metrics.acks_dropped.inc_by(dropped);
             tracing::debug!(
                 dropped,
                 "Acknowledgements not sent (connection lost); the broker will redeliver"
@@ -175,7 +174,7 @@ impl MqttSource {
             match event {
                 Ok(SourceEvent::ConnAck { session_present }) => {
                     self.connection += 1;
-                    metrics.connects.fetch_add(1, Relaxed);
+                    metrics.connects.inc();
                     backoff = Duration::from_millis(100);
                     tracing::info!(session_present, "Connected to MQTT broker");
                     for f in &self.filters {
@@ -188,7 +187,7 @@ impl MqttSource {
                     tracing::error!(%ack, "Broker refused a subscription");
                 }
                 Ok(SourceEvent::Publish(item)) => {
-                    metrics.received.fetch_add(1, Relaxed);
+                    metrics.received.inc();
                     if tx.is_none() {
                         // Stopping: leave it unacknowledged; a persistent broker
                         // redelivers it to the next session.
@@ -204,7 +203,7 @@ impl MqttSource {
                 }
                 Ok(SourceEvent::Disconnected | SourceEvent::Other) => {}
                 Err(e) => {
-                    metrics.connection_errors.fetch_add(1, Relaxed);
+                    metrics.connection_errors.inc();
                     if stop.is_cancelled() {
                         tracing::warn!(error = %e, "MQTT connection lost during shutdown");
                         break;

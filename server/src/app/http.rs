@@ -49,7 +49,7 @@ pub(super) async fn serve(
         stores.tickets.clone(),
         stores.reader.clone(),
         (**profiles).clone(),
-        metrics_renderer(stores, &reporters),
+        metrics_registry(stores, &reporters)?,
         health_reporter(stores, &reporters),
     )
     .with_drift(insight::drift_reporter(reporters.drift))
@@ -76,30 +76,21 @@ pub(super) async fn serve(
     Ok(Served { addr, task, fleet })
 }
 
-fn metrics_renderer(stores: &Stores, r: &Reporters) -> api::MetricsRenderer {
-    let metrics = r.metrics.clone();
-    let registry = stores.registry.clone();
-    let archive = r.archive.clone();
-    let webhooks = stores.webhooks.clone();
-    let drift = r.drift.clone();
-    Arc::new(move || {
-        let mut out = String::new();
-        metrics.render_prometheus(&mut out);
-        webhooks.render_prometheus(&mut out);
-        drift.render_prometheus(&mut out);
-        if let Some(archive) = &archive {
-            archive.render_prometheus(&mut out);
+/// The process's one metrics registry: ingest, the archive, the drift watch and the
+/// model reloads register here; the API adds its own and the ticket and webhook
+/// services' when its state is built.
+fn metrics_registry(stores: &Stores, r: &Reporters) -> Result<prometheus::Registry> {
+    let registry = prometheus::Registry::new();
+    let registered = || -> prometheus::Result<()> {
+        r.metrics.register(&registry)?;
+        if let Some(archive) = &r.archive {
+            archive.register(&registry)?;
         }
-        out.push_str(&format!(
-            "# HELP fixahead_model_reloads_total Model reloads that switched to a newly activated version.\n\
-             # TYPE fixahead_model_reloads_total counter\nfixahead_model_reloads_total {}\n\
-             # HELP fixahead_model_reload_failures_total Model reloads refused (unreadable or half-written artefact); the models in use stayed.\n\
-             # TYPE fixahead_model_reload_failures_total counter\nfixahead_model_reload_failures_total {}\n",
-            registry.reloads(),
-            registry.reload_failures()
-        ));
-        out
-    })
+        registry.register(Box::new(r.drift.metrics()))?;
+        stores.registry.register_metrics(&registry)
+    };
+    registered().map_err(|e| crate::Error::Failed(format!("registering metrics: {e}")))?;
+    Ok(registry)
 }
 
 fn health_reporter(stores: &Stores, r: &Reporters) -> api::HealthReporter {
