@@ -6,10 +6,6 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-mod bench;
-mod bench_fleet;
-mod bench_ingest;
-mod bench_insight;
 mod cli;
 
 use std::process::ExitCode;

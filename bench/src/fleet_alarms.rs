@@ -16,11 +16,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use anyhow::Context;
 use api::fleet::alarms::{test_cells, Cell, Dimension, Statistic};
 use api::fleet::{FleetSettings, MONTH_MS};
+use clap::Args;
 use domain::{ProfileSet, Timestamp};
 use simulators::{DefectiveBatch, Fleet, FleetConfig, GroundTruthKind, SimEvent};
+
+use crate::error::Context as _;
+use crate::Result;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -39,32 +42,40 @@ struct Run {
     batch_devices: usize,
 }
 
+/// The fleet's devices and what the detector needs of them.
+struct Devices {
+    list: Vec<simulators::DeviceInfo>,
+    /// Per model: its components (from its device type's profile).
+    components: HashMap<String, Vec<String>>,
+}
+
 /// Simulates one fleet for `days` and runs the detector after each day.
-fn simulate(config: FleetConfig, days: u32, settings: &FleetSettings) -> anyhow::Result<Run> {
+fn simulate(config: FleetConfig, days: u32, settings: &FleetSettings) -> Result<Run> {
     let profiles = ProfileSet::builtin();
     let defective = config.defective_batch.as_ref().map(|d| d.batch.clone());
     let mut fleet = Fleet::new(config, &profiles).context("simulated fleet")?;
     let start = fleet.now().millis();
-    let devices = fleet.devices();
-    let info: HashMap<String, usize> = devices
+    let list = fleet.devices();
+    let info: HashMap<String, usize> = list
         .iter()
         .enumerate()
         .map(|(i, d)| (d.device_id.to_string(), i))
         .collect();
-    let batch_devices = devices
+    let batch_devices = list
         .iter()
         .filter(|d| Some(&d.batch) == defective.as_ref())
         .count();
-    let components: HashMap<&str, Vec<String>> = devices
+    let components = list
         .iter()
         .map(|d| {
             let comps = profiles
                 .get(&d.device_type)
                 .map(|p| p.components().iter().map(|c| c.name.clone()).collect())
                 .unwrap_or_default();
-            (d.model.as_str(), comps)
+            (d.model.clone(), comps)
         })
         .collect();
+    let devices = Devices { list, components };
     // (device index, component, day) of every failure so far.
     let mut failures: Vec<(usize, String, i64)> = Vec::new();
     let mut failed_devices: HashSet<usize> = HashSet::new();
@@ -84,7 +95,7 @@ fn simulate(config: FleetConfig, days: u32, settings: &FleetSettings) -> anyhow:
                 let Some(&i) = info.get(g.device_id.as_str()) else {
                     continue;
                 };
-                if Some(&devices[i].batch) == defective.as_ref() {
+                if Some(&devices.list[i].batch) == defective.as_ref() {
                     run.batch_failures[day as usize] += 1;
                     if failed_devices.insert(i) {
                         run.batch_first_failures[day as usize] += 1;
@@ -93,53 +104,8 @@ fn simulate(config: FleetConfig, days: u32, settings: &FleetSettings) -> anyhow:
                 failures.push((i, g.component, g.ts.millis()));
             }
         }
-        // The cells, as `api::fleet::alarms::cells` builds them from a snapshot.
         let from = start.max(now - settings.alarm_window.millis());
-        let months = (now - from) as f64 / MONTH_MS;
-        let mut model_months: HashMap<&str, f64> = HashMap::new();
-        let mut group_months: BTreeMap<(&str, Dimension, &str), f64> = BTreeMap::new();
-        for d in &devices {
-            *model_months.entry(&d.model).or_default() += months;
-            *group_months
-                .entry((&d.model, Dimension::Batch, &d.batch))
-                .or_default() += months;
-            *group_months
-                .entry((&d.model, Dimension::Fw, &d.fw))
-                .or_default() += months;
-        }
-        let mut model_failures: HashMap<(&str, &str), u64> = HashMap::new();
-        let mut group_failures: HashMap<((&str, Dimension, &str), &str), u64> = HashMap::new();
-        for (i, component, at) in &failures {
-            if *at < from {
-                continue;
-            }
-            let d = &devices[*i];
-            *model_failures.entry((&d.model, component)).or_default() += 1;
-            *group_failures
-                .entry(((&d.model, Dimension::Batch, &d.batch), component))
-                .or_default() += 1;
-            *group_failures
-                .entry(((&d.model, Dimension::Fw, &d.fw), component))
-                .or_default() += 1;
-        }
-        let mut cells = Vec::new();
-        for (&g, &exposure) in &group_months {
-            for c in components.get(g.0).into_iter().flatten() {
-                let observed = group_failures.get(&(g, c.as_str())).copied().unwrap_or(0);
-                let all = model_failures.get(&(g.0, c.as_str())).copied().unwrap_or(0);
-                cells.push(Cell {
-                    model: g.0.to_owned(),
-                    dimension: g.1,
-                    value: g.2.to_owned(),
-                    component: c.clone(),
-                    statistic: Statistic::ConfirmedFailures,
-                    observed,
-                    exposure,
-                    rest_observed: all - observed,
-                    rest_exposure: model_months[g.0] - exposure,
-                });
-            }
-        }
+        let cells = day_cells(&devices, &failures, from, now);
         let alarmed: Vec<Group> = test_cells(cells, settings)
             .into_iter()
             .filter(|f| f.significant)
@@ -152,8 +118,64 @@ fn simulate(config: FleetConfig, days: u32, settings: &FleetSettings) -> anyhow:
     Ok(run)
 }
 
+/// The cells of the window `from..now`, as `api::fleet::alarms::cells` builds them from
+/// a snapshot: every device exposed for the whole window, the failures in it.
+fn day_cells(
+    devices: &Devices,
+    failures: &[(usize, String, i64)],
+    from: i64,
+    now: i64,
+) -> Vec<Cell> {
+    let months = (now - from) as f64 / MONTH_MS;
+    let mut model_months: HashMap<&str, f64> = HashMap::new();
+    let mut group_months: BTreeMap<(&str, Dimension, &str), f64> = BTreeMap::new();
+    for d in &devices.list {
+        *model_months.entry(&d.model).or_default() += months;
+        *group_months
+            .entry((&d.model, Dimension::Batch, &d.batch))
+            .or_default() += months;
+        *group_months
+            .entry((&d.model, Dimension::Fw, &d.fw))
+            .or_default() += months;
+    }
+    let mut model_failures: HashMap<(&str, &str), u64> = HashMap::new();
+    let mut group_failures: HashMap<((&str, Dimension, &str), &str), u64> = HashMap::new();
+    for (i, component, at) in failures {
+        if *at < from {
+            continue;
+        }
+        let d = &devices.list[*i];
+        *model_failures.entry((&d.model, component)).or_default() += 1;
+        *group_failures
+            .entry(((&d.model, Dimension::Batch, &d.batch), component))
+            .or_default() += 1;
+        *group_failures
+            .entry(((&d.model, Dimension::Fw, &d.fw), component))
+            .or_default() += 1;
+    }
+    let mut cells = Vec::new();
+    for (&g, &exposure) in &group_months {
+        for c in devices.components.get(g.0).into_iter().flatten() {
+            let observed = group_failures.get(&(g, c.as_str())).copied().unwrap_or(0);
+            let all = model_failures.get(&(g.0, c.as_str())).copied().unwrap_or(0);
+            cells.push(Cell {
+                model: g.0.to_owned(),
+                dimension: g.1,
+                value: g.2.to_owned(),
+                component: c.clone(),
+                statistic: Statistic::ConfirmedFailures,
+                observed,
+                exposure,
+                rest_observed: all - observed,
+                rest_exposure: model_months[g.0] - exposure,
+            });
+        }
+    }
+    cells
+}
+
 /// The largest batch of the fleet a seed gives.
-fn largest_batch(config: &FleetConfig) -> anyhow::Result<String> {
+fn largest_batch(config: &FleetConfig) -> Result<String> {
     let fleet = Fleet::new(config.clone(), &ProfileSet::builtin())?;
     let mut sizes: BTreeMap<String, usize> = BTreeMap::new();
     for d in fleet.devices() {
@@ -166,13 +188,35 @@ fn largest_batch(config: &FleetConfig) -> anyhow::Result<String> {
         .context("an empty fleet")
 }
 
-pub(crate) fn run(
-    seeds: u64,
-    devices: usize,
-    days: u32,
-    multiplier: f64,
-    component: Option<String>,
-) -> anyhow::Result<()> {
+// The flags of `fixahead bench fleet-alarms`.
+#[derive(Debug, Args)]
+pub struct FleetAlarmsArgs {
+    /// Seeds, each one fleet with a defective batch and one without.
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+    /// Devices per fleet (washers and dishwashers).
+    #[arg(long, default_value_t = 3000)]
+    pub devices: usize,
+    /// Simulated days, with a detector run at the end of each.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// The defective batch's failure-rate multiplier (the simulator's default: 5).
+    #[arg(long, default_value_t = simulators::DefectiveBatch::DEFAULT_MULTIPLIER)]
+    pub multiplier: f64,
+    /// Only this component of the defective batch is defective (default: all).
+    #[arg(long)]
+    pub component: Option<String>,
+}
+
+/// `fixahead bench fleet-alarms` (blocking: it simulates on the calling thread).
+pub(crate) fn run(args: FleetAlarmsArgs) -> Result<()> {
+    let FleetAlarmsArgs {
+        seeds,
+        devices,
+        days,
+        multiplier,
+        component,
+    } = args;
     let settings = FleetSettings::default();
     println!(
         "batch alarms against ground truth: {devices} washers and dishwashers, {days} days, \
@@ -203,55 +247,12 @@ pub(crate) fn run(
         };
         let bad = simulate(defective, days, &settings)?;
         let healthy = simulate(base, days, &settings)?;
-        let total: u64 = bad.batch_failures.iter().sum();
-        let mut cumulative = 0;
-        let mut day_half = None;
-        for (day, n) in bad.batch_failures.iter().enumerate() {
-            cumulative += n;
-            if day_half.is_none() && total > 0 && 2 * cumulative >= total {
-                day_half = Some(day);
-            }
-        }
-        let first = bad
-            .alarms
-            .iter()
-            .find(|(_, cells)| {
-                cells
-                    .iter()
-                    .any(|(_, dim, v)| *dim == "batch" && *v == batch)
-            })
-            .map(|(day, _)| *day);
-        let failed_by = |day: u32| bad.batch_failures[..=day as usize].iter().sum::<u64>();
-        let devices_failed_by = |day: u32| {
-            bad.batch_first_failures[..=day as usize]
-                .iter()
-                .sum::<u64>()
-        };
-        let others: HashSet<&Group> = bad
-            .alarms
-            .iter()
-            .flat_map(|(_, cells)| cells.iter())
-            .filter(|(_, dim, v)| !(*dim == "batch" && *v == batch))
-            .collect();
         if !healthy.alarms.is_empty() {
             healthy_with_alarm += 1;
         }
-        if let (Some(a), Some(h)) = (first, day_half) {
-            lead.push(h as f64 - f64::from(a));
+        if let Some(days_ahead) = print_seed(seed, &batch, &bad, &healthy) {
+            lead.push(days_ahead);
         }
-        println!(
-            "{seed:>4}  {batch:<8}  {:>7}  {total:>8}  {:>9}  {:>7}  {:>15}  {:>23}  {:>12}  {:>18}",
-            bad.batch_devices,
-            first.map_or("none".into(), |d| d.to_string()),
-            day_half.map_or("-".into(), |d| d.to_string()),
-            first.map_or("-".into(), |d| format!("{:.0}%", 100.0 * failed_by(d) as f64 / total.max(1) as f64)),
-            first.map_or("-".into(), |d| format!(
-                "{:.1}%",
-                100.0 * devices_failed_by(d) as f64 / bad.batch_devices.max(1) as f64
-            )),
-            others.len(),
-            healthy.alarms.len(),
-        );
     }
     let mean_lead = if lead.is_empty() {
         f64::NAN
@@ -264,6 +265,55 @@ pub(crate) fn run(
         lead.len()
     );
     Ok(())
+}
+
+/// Prints a seed's row; returns how many days before half of the defective batch's
+/// failures it alarmed, when it did.
+fn print_seed(seed: u64, batch: &str, bad: &Run, healthy: &Run) -> Option<f64> {
+    let total: u64 = bad.batch_failures.iter().sum();
+    let mut cumulative = 0;
+    let mut day_half = None;
+    for (day, n) in bad.batch_failures.iter().enumerate() {
+        cumulative += n;
+        if day_half.is_none() && total > 0 && 2 * cumulative >= total {
+            day_half = Some(day);
+        }
+    }
+    let is_batch = |dim: &str, v: &str| dim == "batch" && v == batch;
+    let first = bad
+        .alarms
+        .iter()
+        .find(|(_, cells)| cells.iter().any(|(_, dim, v)| is_batch(dim, v)))
+        .map(|(day, _)| *day);
+    let failed_by = |day: u32| bad.batch_failures[..=day as usize].iter().sum::<u64>();
+    let devices_failed_by = |day: u32| {
+        bad.batch_first_failures[..=day as usize]
+            .iter()
+            .sum::<u64>()
+    };
+    let others: HashSet<&Group> = bad
+        .alarms
+        .iter()
+        .flat_map(|(_, cells)| cells.iter())
+        .filter(|(_, dim, v)| !is_batch(dim, v))
+        .collect();
+    println!(
+        "{seed:>4}  {batch:<8}  {:>7}  {total:>8}  {:>9}  {:>7}  {:>15}  {:>23}  {:>12}  {:>18}",
+        bad.batch_devices,
+        first.map_or("none".into(), |d| d.to_string()),
+        day_half.map_or("-".into(), |d| d.to_string()),
+        first.map_or("-".into(), |d| format!(
+            "{:.0}%",
+            100.0 * failed_by(d) as f64 / total.max(1) as f64
+        )),
+        first.map_or("-".into(), |d| format!(
+            "{:.1}%",
+            100.0 * devices_failed_by(d) as f64 / bad.batch_devices.max(1) as f64
+        )),
+        others.len(),
+        healthy.alarms.len(),
+    );
+    Some(day_half? as f64 - f64::from(first?))
 }
 
 #[cfg(test)]
