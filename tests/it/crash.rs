@@ -1,6 +1,7 @@
 //! Crash safety against Mosquitto with persistence: `kill -9` of fixahead and restarts
 //! of the broker lose no message the broker acknowledged to a device and store none
-//! twice (ARCHITECTURE.md, invariants 1 and 2; docs/operations.md, "Crash safety").
+//! twice (ARCHITECTURE.md, invariant 1 "nothing accepted is lost" and invariant 2
+//! "nothing is stored twice"; docs/operations.md, "Crash safety").
 //! Extended suite: runs with FIXAHEAD_IT=1, skipped otherwise.
 //!
 //! Counts are read from the hot store through the API (`messages` per device in the

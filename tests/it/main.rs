@@ -4,9 +4,11 @@
 //!
 //! One test binary (matklad, "Delete Cargo Integration Tests"). Set `TEST_LOG=1` to
 //! see the server's logs. Tests that need Debian services run only with
-//! `FIXAHEAD_IT=1` (see DEVELOPERS.md).
+//! `FIXAHEAD_IT=1` (see DEVELOPERS.md). `architecture` checks ARCHITECTURE.md against
+//! the tree.
 
 mod api_security;
+mod architecture;
 mod archive;
 mod bench_ingest;
 mod crash;
