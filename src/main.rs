@@ -20,7 +20,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", report(&e));
             ExitCode::FAILURE
         }
     }
@@ -45,6 +45,26 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Keys(args) => commands::keys(args)?,
     }
     Ok(())
+}
+
+/// The error and its causes joined by `: `, each said once.
+///
+/// Most of the crates' errors say their cause in their own message and also hand it
+/// out as `source` (thiserror does both for a field named `source`), so `{e:#}` would
+/// print a cause twice or three times; a cause whose text is already said is skipped.
+fn report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default level.

@@ -108,3 +108,26 @@ fn eval_writes_metrics_report_and_charts_and_predict_prints_json_lines() {
         );
     }
 }
+
+/// A command that fails prints `error:` and each cause once (the crates' errors both
+/// say their cause and hand it out as `source`; the binary must not repeat it).
+#[test]
+fn a_failed_command_says_its_cause_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("no-history");
+    let out = std::process::Command::new(crate::harness::bin())
+        .args(["train", "--history", missing.to_str().unwrap(), "--out"])
+        .arg(tmp.path().join("models"))
+        .output()
+        .expect("spawn fixahead");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line in {stderr}"));
+    assert!(line.contains("events.jsonl"), "{line}");
+    // ENOENT as the standard library says it: "No such file or directory (os error 2)".
+    let said = line.matches("(os error 2)").count();
+    assert_eq!(said, 1, "the cause is said {said} times: {line}");
+}
