@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use domain::{ProfileSet, Timestamp};
-use indicatif::{ProgressBar, ProgressStyle};
 use server::commands::simulate::write_history_with_bar;
+use server::commands::train::spinner;
 
 use crate::error::{bail, Context as _};
 use crate::stats::verdict;
@@ -92,13 +92,7 @@ pub(crate) fn timed_train(
     history: &Path,
     params: &models::ValidTrainParams,
 ) -> Result<TrainTiming> {
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar.set_message(format!("training on {}", history.display()));
+    let bar = spinner(format!("training on {}", history.display()));
     let mut loaded = None;
     let mut by_type: Vec<(String, Duration, usize, usize)> = Vec::new();
     let started = Instant::now();

@@ -127,6 +127,19 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     Ok(())
 }
 
+/// A spinner on stderr with the elapsed time and `message`, as training shows it
+/// (`fixahead train`, and `fixahead bench train`).
+pub fn spinner(message: String) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar.set_message(message);
+    bar
+}
+
 /// Trains from a history directory into a model directory, printing a summary.
 pub(crate) fn train_into(
     data: models::TrainingData<'_>,
@@ -135,13 +148,7 @@ pub(crate) fn train_into(
     verbose: bool,
 ) -> Result<Vec<String>> {
     let history = data.origin.clone();
-    let bar = ProgressBar::new_spinner();
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-    );
-    bar.enable_steady_tick(Duration::from_millis(120));
-    bar.set_message(format!("reading {}", history.display()));
+    let bar = spinner(format!("reading {}", history.display()));
     let mut on_progress = |p: models::TrainProgress| match p {
         models::TrainProgress::Reading { messages } => {
             bar.set_message(format!("reading history: {messages} messages"))
