@@ -2,13 +2,10 @@ use thiserror::Error;
 
 /// Errors of the bench crate: what stops a benchmark.
 ///
-/// The crates' errors are wrapped as they are; [`Context`] adds what was being done
-/// (`training from DIR: ...`), as the binary prints it; [`Error::Failed`] is the
-/// benchmark itself failing (a stall, a fleet that stopped sending, a bad flag).
-///
-/// Unlike `server::Error`, a [`Error::Context`] displays its context alone and hands
-/// out the cause as its `source`: the binary prints the whole chain (`{e:#}`), so the
-/// text is the same as before the benchmarks became a crate, with each cause once.
+/// The crates' errors are wrapped as they are; what was being done when one happened
+/// (`training from DIR: ...`) is added with `server::Context`, the one context wrapper
+/// of the process's commands, so it arrives as [`Error::Server`]; [`Error::Failed`] is
+/// the benchmark itself failing (a stall, a fleet that stopped sending, a bad flag).
 #[derive(Debug, Error)]
 pub enum Error {
     /// The process's commands or wiring (settings, `app::start`, writing a history).
@@ -54,15 +51,6 @@ pub enum Error {
     /// message says why.
     #[error("{0}")]
     Failed(String),
-    /// What was being done when `source` happened.
-    #[error("{context}")]
-    Context {
-        /// What was being done.
-        context: String,
-        /// What went wrong.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
 }
 
 impl From<rumqttc::ConnectionError> for Error {
@@ -73,40 +61,6 @@ impl From<rumqttc::ConnectionError> for Error {
 
 /// Result with [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// Says what was being done when an error happened.
-pub trait Context<T> {
-    /// Wraps the error with `context`.
-    fn context(self, context: impl Into<String>) -> Result<T>;
-    /// Wraps the error with the context `f` computes (only on error).
-    fn with_context<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T>;
-}
-
-impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for std::result::Result<T, E> {
-    fn context(self, context: impl Into<String>) -> Result<T> {
-        self.map_err(|e| Error::Context {
-            context: context.into(),
-            source: Box::new(e),
-        })
-    }
-
-    fn with_context<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
-        self.map_err(|e| Error::Context {
-            context: f().into(),
-            source: Box::new(e),
-        })
-    }
-}
-
-impl<T> Context<T> for Option<T> {
-    fn context(self, context: impl Into<String>) -> Result<T> {
-        self.ok_or_else(|| Error::Failed(context.into()))
-    }
-
-    fn with_context<S: Into<String>>(self, f: impl FnOnce() -> S) -> Result<T> {
-        self.ok_or_else(|| Error::Failed(f().into()))
-    }
-}
 
 /// Returns [`Error::Failed`] with a formatted message.
 macro_rules! bail {

@@ -22,8 +22,8 @@ use clap::Args;
 use domain::{ProfileSet, Timestamp};
 use simulators::{DefectiveBatch, Fleet, FleetConfig, GroundTruthKind, SimEvent};
 
-use crate::error::Context as _;
 use crate::Result;
+use server::Context as _;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -181,11 +181,12 @@ fn largest_batch(config: &FleetConfig) -> Result<String> {
     for d in fleet.devices() {
         *sizes.entry(d.batch).or_default() += 1;
     }
-    sizes
+    let largest = sizes
         .into_iter()
         .max_by_key(|(b, n)| (*n, std::cmp::Reverse(b.clone())))
         .map(|(b, _)| b)
-        .context("an empty fleet")
+        .context("an empty fleet")?;
+    Ok(largest)
 }
 
 // The flags of `fixahead bench fleet-alarms`.

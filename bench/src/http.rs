@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::error::{bail, Context as _};
+use server::Context as _;
+
+use crate::error::bail;
 use crate::Result;
 
 /// How long one request may take, from sending it to the end of its body.

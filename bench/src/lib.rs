@@ -39,7 +39,7 @@ mod train;
 
 use clap::Subcommand;
 
-pub use error::{Context, Error, Result};
+pub use error::{Error, Result};
 pub use fleet_alarms::FleetAlarmsArgs;
 pub use ingest::IngestArgs;
 pub use insight::InsightArgs;

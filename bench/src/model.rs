@@ -6,10 +6,10 @@ use std::path::Path;
 use domain::{ProfileSet, Timestamp};
 use server::commands::simulate::write_history_with_bar;
 
-use crate::error::Context as _;
 use crate::system::TempDir;
 use crate::train::train_in_background;
 use crate::Result;
+use server::Context as _;
 
 /// Where the model came from, as the reports print it, when none was given.
 pub(crate) const TRAINED_IN_PROCESS: &str =
@@ -17,8 +17,9 @@ pub(crate) const TRAINED_IN_PROCESS: &str =
 
 /// The models in `dir`.
 pub(crate) fn load(dir: &Path) -> Result<models::ModelRegistry> {
-    models::ModelRegistry::load_dir(dir)
-        .with_context(|| format!("loading models from {}", dir.display()))
+    let registry = models::ModelRegistry::load_dir(dir)
+        .with_context(|| format!("loading models from {}", dir.display()))?;
+    Ok(registry)
 }
 
 /// Trains a model on the demo's training recipe (300 devices, a year, one failure per

@@ -9,7 +9,9 @@ use domain::{ProfileSet, Timestamp};
 use server::commands::simulate::write_history_with_bar;
 use server::commands::train::spinner;
 
-use crate::error::{bail, Context as _};
+use server::Context as _;
+
+use crate::error::bail;
 use crate::stats::verdict;
 use crate::system::{peak_rss_bytes, TempDir};
 use crate::Result;

@@ -28,6 +28,7 @@ pub use ticket::{
 };
 pub use time::Timestamp;
 pub use wire::{
-    decode, CommandOutcome, CommandRequest, CommandResult, FaultMessage, FaultState, Message,
-    MessageKind, RejectReason, Rejection, StatusMessage, Telemetry, COMMANDS, MAX_PAYLOAD_BYTES,
+    decode, CommandOutcome, CommandRequest, CommandResult, DeviceInfo, FaultMessage, FaultState,
+    Message, MessageKind, RejectReason, Rejection, StatusMessage, Telemetry, COMMANDS,
+    MAX_PAYLOAD_BYTES,
 };

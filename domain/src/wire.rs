@@ -106,16 +106,13 @@ pub struct CommandResult {
     pub received_at: Option<Timestamp>,
 }
 
-/// A validated telemetry message.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Telemetry {
-    /// The device, from the topic.
-    pub device_id: DeviceId,
-    /// Event time, from the device.
-    pub ts: Timestamp,
-    /// The device's sequence number; `(device_id, seq)` is unique.
-    pub seq: u64,
+/// What a device says about itself in every telemetry and fault message: its type,
+/// model, firmware, production batch and region (the payload's `type`, `model`, `fw`,
+/// `batch`, `region`). The hot store keeps the latest one per device.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DeviceInfo {
     /// Device type, a key of the profile set.
+    #[serde(rename = "type")]
     pub device_type: String,
     /// Product model.
     pub model: String,
@@ -125,6 +122,20 @@ pub struct Telemetry {
     pub batch: Option<String>,
     /// Sales or installation region, if reported (`north`).
     pub region: Option<String>,
+}
+
+/// A validated telemetry message.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Telemetry {
+    /// The device, from the topic.
+    pub device_id: DeviceId,
+    /// Event time, from the device.
+    pub ts: Timestamp,
+    /// The device's sequence number; `(device_id, seq)` is unique.
+    pub seq: u64,
+    /// The device's type, model, firmware, batch and region.
+    #[serde(flatten)]
+    pub device: DeviceInfo,
     /// Readings in payload order. Channels the profile knows are range-checked; others
     /// are kept (new firmware may add channels) but not used for features.
     pub readings: Vec<(String, f64)>,
@@ -160,16 +171,9 @@ pub struct FaultMessage {
     pub ts: Timestamp,
     /// The device's sequence number.
     pub seq: u64,
-    /// Device type.
-    pub device_type: String,
-    /// Product model.
-    pub model: String,
-    /// Firmware version, if reported.
-    pub fw: Option<String>,
-    /// Production batch, if reported (`B2025-07`).
-    pub batch: Option<String>,
-    /// Sales or installation region, if reported (`north`).
-    pub region: Option<String>,
+    /// The device's type, model, firmware, batch and region.
+    #[serde(flatten)]
+    pub device: DeviceInfo,
     /// The fault code. Codes missing from the catalogue are stored, not rejected.
     pub code: String,
     /// Raised or cleared.
@@ -458,11 +462,7 @@ struct Fields<'a> {
 struct Header {
     ts: Timestamp,
     seq: u64,
-    device_type: String,
-    model: String,
-    fw: Option<String>,
-    batch: Option<String>,
-    region: Option<String>,
+    device: DeviceInfo,
 }
 
 impl Fields<'_> {
@@ -597,11 +597,13 @@ impl Fields<'_> {
         Ok(Header {
             ts: self.ts()?,
             seq: self.seq()?,
-            device_type: self.device_type(profiles)?,
-            model: self.string("model", 64)?,
-            fw: self.optional_string("fw", 64)?,
-            batch: self.optional_string("batch", 64)?,
-            region: self.optional_string("region", 64)?,
+            device: DeviceInfo {
+                device_type: self.device_type(profiles)?,
+                model: self.string("model", 64)?,
+                fw: self.optional_string("fw", 64)?,
+                batch: self.optional_string("batch", 64)?,
+                region: self.optional_string("region", 64)?,
+            },
         })
     }
 
@@ -633,7 +635,7 @@ impl Fields<'_> {
             ));
         }
         let profile = profiles
-            .get(&h.device_type)
+            .get(&h.device.device_type)
             .expect("device_type() checked the profile exists");
         let mut readings = Vec::with_capacity(readings_obj.len());
         for (name, value) in readings_obj {
@@ -693,11 +695,7 @@ impl Fields<'_> {
             device_id: device_id.clone(),
             ts: h.ts,
             seq: h.seq,
-            device_type: h.device_type,
-            model: h.model,
-            fw: h.fw,
-            batch: h.batch,
-            region: h.region,
+            device: h.device,
             readings,
         })
     }
@@ -717,11 +715,7 @@ impl Fields<'_> {
             device_id: device_id.clone(),
             ts: h.ts,
             seq: h.seq,
-            device_type: h.device_type,
-            model: h.model,
-            fw: h.fw,
-            batch: h.batch,
-            region: h.region,
+            device: h.device,
             code,
             state,
         })
@@ -900,7 +894,7 @@ mod tests {
         assert_eq!(t.seq, 18342);
         assert_eq!(t.ts, Timestamp::parse("2026-11-24T06:00:00Z").unwrap());
         assert_eq!(t.readings.len(), 5, "unknown channels are kept");
-        assert_eq!(t.fw.as_deref(), Some("2.4.1"));
+        assert_eq!(t.device.fw.as_deref(), Some("2.4.1"));
     }
 
     #[test]
@@ -910,15 +904,18 @@ mod tests {
         let Ok(Message::Telemetry(t)) = decode(TOPIC, t.as_bytes(), &profiles()) else {
             panic!("not telemetry")
         };
-        assert_eq!(t.batch.as_deref(), Some("B2025-07"));
-        assert_eq!(t.region.as_deref(), Some("north"));
+        assert_eq!(t.device.batch.as_deref(), Some("B2025-07"));
+        assert_eq!(t.device.region.as_deref(), Some("north"));
         let f = r#"{"ts": 1795500000000, "seq": 2, "type": "washer", "model": "WM-500",
             "region": "south", "code": "E21", "state": "raised"}"#;
         let Ok(Message::Fault(f)) = decode("fixahead/v1/wm-1/fault", f.as_bytes(), &profiles())
         else {
             panic!("not a fault")
         };
-        assert_eq!((f.batch, f.region.as_deref()), (None, Some("south")));
+        assert_eq!(
+            (f.device.batch, f.device.region.as_deref()),
+            (None, Some("south"))
+        );
         let long = "x".repeat(65);
         for field in ["batch", "region"] {
             let wrong = format!(

@@ -241,13 +241,13 @@ fn check_accepted(
             }
         }
         Message::Telemetry(t) => {
-            check_common(obj, t.ts, t.seq, &t.device_type, &t.model)?;
-            check_optional_strings(obj, [&t.fw, &t.batch, &t.region])?;
+            check_common(obj, t.ts, t.seq, &t.device.device_type, &t.device.model)?;
+            check_optional_strings(obj, [&t.device.fw, &t.device.batch, &t.device.region])?;
             check_readings(obj, t)?;
         }
         Message::Fault(f) => {
-            check_common(obj, f.ts, f.seq, &f.device_type, &f.model)?;
-            check_optional_strings(obj, [&f.fw, &f.batch, &f.region])?;
+            check_common(obj, f.ts, f.seq, &f.device.device_type, &f.device.model)?;
+            check_optional_strings(obj, [&f.device.fw, &f.device.batch, &f.device.region])?;
             prop_assert_eq!(
                 Some(f.code.as_str()),
                 obj.get("code").and_then(Value::as_str)
@@ -337,7 +337,7 @@ fn check_readings(
     prop_assert!((1..=MAX_READINGS).contains(&t.readings.len()));
     prop_assert_eq!(t.readings.len(), readings.len());
     let profile = profiles()
-        .get(&t.device_type)
+        .get(&t.device.device_type)
         .expect("checked by check_common");
     for ((name, x), (key, v)) in t.readings.iter().zip(readings) {
         prop_assert_eq!(name, key);
@@ -769,6 +769,17 @@ fn common() -> impl Strategy<Value = Common> {
 }
 
 impl Common {
+    /// The device info the decoder should read from [`Common::fields`].
+    fn device(&self, device_type: String) -> domain::DeviceInfo {
+        domain::DeviceInfo {
+            device_type,
+            model: self.model.clone(),
+            fw: self.optional[0].clone().flatten(),
+            batch: self.optional[1].clone().flatten(),
+            region: self.optional[2].clone().flatten(),
+        }
+    }
+
     fn fields(&self, device_type: &str) -> Vec<(String, Raw)> {
         let mut fields = vec![
             ("ts".into(), text(self.ts.0.clone())),
@@ -810,11 +821,7 @@ fn valid_telemetry() -> impl Strategy<Value = Case> {
             device_id: c.device_id(),
             ts: c.ts.1,
             seq: c.seq,
-            device_type: ty,
-            model: c.model.clone(),
-            fw: c.optional[0].clone().flatten(),
-            batch: c.optional[1].clone().flatten(),
-            region: c.optional[2].clone().flatten(),
+            device: c.device(ty),
             readings,
         });
         let topic = format!("fixahead/v1/{}/telemetry", c.id);
@@ -847,11 +854,7 @@ fn valid_fault() -> impl Strategy<Value = Case> {
                 device_id: c.device_id(),
                 ts: c.ts.1,
                 seq: c.seq,
-                device_type: ty,
-                model: c.model.clone(),
-                fw: c.optional[0].clone().flatten(),
-                batch: c.optional[1].clone().flatten(),
-                region: c.optional[2].clone().flatten(),
+                device: c.device(ty),
                 code,
                 state,
             });

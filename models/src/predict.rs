@@ -151,8 +151,8 @@ pub fn predict_with(
     let mut types_seen: BTreeSet<String> = BTreeSet::new();
     let stats = history::for_each_message(history_dir, &profiles, |msg| {
         let device_type = match &msg {
-            Message::Telemetry(t) => Some(&t.device_type),
-            Message::Fault(f) => Some(&f.device_type),
+            Message::Telemetry(t) => Some(&t.device.device_type),
+            Message::Fault(f) => Some(&f.device.device_type),
             Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => None,
         };
         if let Some(t) = device_type {

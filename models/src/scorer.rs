@@ -166,8 +166,8 @@ impl Scorer {
     /// older than the device's latest (see [`DeviceState`]'s event-time rule).
     pub fn observe(&mut self, msg: &Message) -> Vec<Prediction> {
         let (device_type, ts) = match msg {
-            Message::Telemetry(t) => (t.device_type.as_str(), t.ts),
-            Message::Fault(f) => (f.device_type.as_str(), f.ts),
+            Message::Telemetry(t) => (t.device.device_type.as_str(), t.ts),
+            Message::Fault(f) => (f.device.device_type.as_str(), f.ts),
             Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => {
                 return Vec::new()
             }

@@ -35,11 +35,13 @@ pub(crate) fn telemetry(
         device_id: DeviceId::parse(id).unwrap(),
         ts: Timestamp(ts_ms),
         seq: 1,
-        device_type: device_type.into(),
-        model: "TEST-1".into(),
-        fw: None,
-        batch: None,
-        region: None,
+        device: domain::DeviceInfo {
+            device_type: device_type.into(),
+            model: "TEST-1".into(),
+            fw: None,
+            batch: None,
+            region: None,
+        },
         readings: readings
             .iter()
             .map(|(name, value)| ((*name).to_owned(), *value))
@@ -63,11 +65,7 @@ pub(crate) fn fault(
         device_id: t.device_id,
         ts: t.ts,
         seq: t.seq,
-        device_type: t.device_type,
-        model: t.model,
-        fw: t.fw,
-        batch: t.batch,
-        region: t.region,
+        device: t.device,
         code: code.into(),
         state,
     })

@@ -73,7 +73,7 @@ pub async fn run(mut stage: ScoringStage, mut rx: mpsc::Receiver<Message>) {
                         .faults
                         .push(api::FaultSignal {
                             device_id: f.device_id.clone(),
-                            device_type: f.device_type.clone(),
+                            device_type: f.device.device_type.clone(),
                             code: f.code.clone(),
                             ts: f.ts,
                         });

@@ -638,8 +638,8 @@ mod tests {
         let mut received: HashMap<String, Vec<String>> = HashMap::new();
         for (topic, payload) in got {
             let (batch, region) = match domain::decode(&topic, &payload, &profiles) {
-                Ok(domain::Message::Telemetry(t)) => (t.batch, t.region),
-                Ok(domain::Message::Fault(f)) => (f.batch, f.region),
+                Ok(domain::Message::Telemetry(t)) => (t.device.batch, t.device.region),
+                Ok(domain::Message::Fault(f)) => (f.device.batch, f.device.region),
                 other => panic!("{topic}: {other:?}"),
             };
             let id = topic.split('/').nth(2).unwrap();

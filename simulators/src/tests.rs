@@ -158,7 +158,7 @@ fn every_message_decodes_in_order_with_consecutive_seq() {
         assert_eq!(decoded.ts(), Some(m.ts));
         let (seq, dev_type) = match &decoded {
             Message::Telemetry(t) => {
-                let profile = profiles.get(&t.device_type).unwrap();
+                let profile = profiles.get(&t.device.device_type).unwrap();
                 // A sensor dropout or a firmware quirk may leave out a channel or two.
                 assert!(
                     t.readings.len() + 2 >= profile.channels().len(),
@@ -169,7 +169,7 @@ fn every_message_decodes_in_order_with_consecutive_seq() {
                     let ch = &profile.channels()[profile.channel_index(name).unwrap()];
                     assert!(*x >= ch.min && *x <= ch.max, "{name}={x}");
                 }
-                (t.seq, t.device_type.clone())
+                (t.seq, t.device.device_type.clone())
             }
             Message::Fault(f) => {
                 let key = (f.device_id.to_string(), f.code.clone());
@@ -187,7 +187,7 @@ fn every_message_decodes_in_order_with_consecutive_seq() {
                     f.device_id,
                     f.code
                 );
-                (f.seq, f.device_type.clone())
+                (f.seq, f.device.device_type.clone())
             }
             Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => {
                 panic!("the fleet emits telemetry and faults only")

@@ -141,11 +141,11 @@ impl FleetSnapshot {
         for d in store.list_devices(None, None, i64::MAX as usize)? {
             index.insert(d.device_id.clone(), devices.len() as u32);
             devices.push(DeviceRow {
-                device_type: names.id(&d.device_type),
-                model: names.id(&d.model),
-                fw: d.fw.as_deref().map(|s| names.id(s)),
-                batch: d.batch.as_deref().map(|s| names.id(s)),
-                region: d.region.as_deref().map(|s| names.id(s)),
+                device_type: names.id(&d.device.device_type),
+                model: names.id(&d.device.model),
+                fw: d.device.fw.as_deref().map(|s| names.id(s)),
+                batch: d.device.batch.as_deref().map(|s| names.id(s)),
+                region: d.device.region.as_deref().map(|s| names.id(s)),
                 first_seen: d.first_seen.millis(),
                 last_seen: d.last_seen.millis(),
             });

@@ -75,16 +75,20 @@ impl FleetSummary {
             for d in &page {
                 for (channel, (value, _)) in store.latest_readings(&d.device_id, RECENT_MESSAGES)? {
                     values
-                        .entry((d.device_type.clone(), d.model.clone(), channel))
+                        .entry((
+                            d.device.device_type.clone(),
+                            d.device.model.clone(),
+                            channel,
+                        ))
                         .or_default()
                         .push(value);
                 }
                 cohort_of.insert(
                     d.device_id.clone(),
                     (
-                        d.device_type.clone(),
-                        d.model.clone(),
-                        batch_key(d.batch.as_deref()).to_owned(),
+                        d.device.device_type.clone(),
+                        d.device.model.clone(),
+                        batch_key(d.device.batch.as_deref()).to_owned(),
                     ),
                 );
             }

@@ -18,8 +18,8 @@ use super::mqtt::{publish, Pool, Target};
 use super::pipeline_api::PipelineApi;
 use super::IngestArgs;
 use super::STALL;
-use crate::error::Context as _;
 use crate::Result;
+use server::Context as _;
 
 /// Store probes per second during the latency phase.
 const PROBES_PER_S: u64 = 100;

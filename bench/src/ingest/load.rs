@@ -195,7 +195,7 @@ pub(super) fn find_ticket_samples(
             // would not measure the model's ticket latency, so it is not a sample.
             if let domain::Message::Fault(f) = &message {
                 let critical = profiles
-                    .get(&f.device_type)
+                    .get(&f.device.device_type)
                     .and_then(|p| p.fault(&f.code))
                     .is_some_and(|def| def.severity == domain::Severity::Critical);
                 if critical && f.state == domain::FaultState::Raised {

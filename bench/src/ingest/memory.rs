@@ -8,7 +8,9 @@ use std::path::Path;
 use domain::{DeviceId, Message, ProfileSet, Timestamp};
 
 use super::load::STEP_MS;
-use crate::error::{bail, Context as _};
+use server::Context as _;
+
+use crate::error::bail;
 use crate::model;
 use crate::system::proc_status_bytes;
 use crate::Result;
@@ -39,8 +41,9 @@ pub(super) fn state_in_child(model_dir: &Path, devices: usize) -> Result<StateRe
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text.lines().last().unwrap_or_default();
-    serde_json::from_str(line)
-        .with_context(|| format!("reading the memory measurement's output {line:?}"))
+    let measured = serde_json::from_str(line)
+        .with_context(|| format!("reading the memory measurement's output {line:?}"))?;
+    Ok(measured)
 }
 
 /// Two messages per device, seven days apart, so its state is warm and scored.

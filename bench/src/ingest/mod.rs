@@ -37,7 +37,9 @@ use clap::Args;
 use domain::ProfileSet;
 
 use crate::broker::Broker;
-use crate::error::{bail, Context as _};
+use server::Context as _;
+
+use crate::error::bail;
 use crate::model;
 use crate::system::{load_average, TempDir};
 use crate::Result;

@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 use super::gate::Gate;
 use super::load::Out;
 use super::STALL;
-use crate::error::{bail, Context as _};
+use server::Context as _;
+
+use crate::error::bail;
 use crate::Result;
 
 /// QoS 1 publishes awaiting their PUBACK, per publisher connection.
@@ -198,5 +200,6 @@ pub(super) async fn publish(client: &AsyncClient, p: &Publish) -> Result<()> {
     client
         .publish_bytes(p.topic.clone(), QoS::AtLeastOnce, false, p.payload.clone())
         .await
-        .context("publishing")
+        .context("publishing")?;
+    Ok(())
 }

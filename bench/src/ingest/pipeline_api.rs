@@ -8,9 +8,9 @@ use domain::Timestamp;
 use serde_json::Value;
 
 use super::STALL;
-use crate::error::Context as _;
 use crate::http::ApiClient;
 use crate::Result;
+use server::Context as _;
 
 /// The pipeline's ingest counters, from `/health`.
 pub(super) struct Counters {
@@ -92,10 +92,12 @@ impl PipelineApi {
     /// A counter from `/metrics`.
     async fn metric(&self, name: &str) -> Result<u64> {
         let (_, text) = self.api.get("/metrics").await?;
-        text.lines()
+        let value = text
+            .lines()
             .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|v| v.trim().parse().ok())
-            .with_context(|| format!("no {name} in /metrics"))
+            .with_context(|| format!("no {name} in /metrics"))?;
+        Ok(value)
     }
 
     /// Predictions the ticket service recorded.

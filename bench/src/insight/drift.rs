@@ -9,8 +9,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::fleet::Fleet;
-use crate::error::Context as _;
 use crate::Result;
+use server::Context as _;
 
 /// A synthetic model per device type whose training summary is a normal distribution
 /// per feature, and one feature vector per device observed into the monitor (a third

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use domain::{DeviceId, Message, Profile, ProfileSet, Telemetry, Timestamp};
 
 use super::REGIONS;
-use crate::error::Context as _;
 use crate::Result;
+use server::Context as _;
 
 /// Devices (the first few, one of each kind) given two weeks of telemetry every 15
 /// minutes, for the diagnosis endpoint.
@@ -40,7 +40,7 @@ impl Fleet {
         let ids = (0..devices)
             .map(|i| {
                 let kind = profiles[i % profiles.len()].device_type();
-                DeviceId::parse(&format!("{kind}-{i:06}")).context("device id")
+                Ok(DeviceId::parse(&format!("{kind}-{i:06}")).context("device id")?)
             })
             .collect::<Result<_>>()?;
         Ok(Fleet {
@@ -74,11 +74,13 @@ impl Fleet {
             device_id: self.ids[i].clone(),
             ts: Timestamp(ts),
             seq,
-            device_type: p.device_type().to_owned(),
-            model: "BENCH-1".into(),
-            fw: Some("1.0.0".into()),
-            batch: Some(format!("B{:02}", i % 20)),
-            region: Some(format!("region-{}", i as u32 % REGIONS)),
+            device: domain::DeviceInfo {
+                device_type: p.device_type().to_owned(),
+                model: "BENCH-1".into(),
+                fw: Some("1.0.0".into()),
+                batch: Some(format!("B{:02}", i % 20)),
+                region: Some(format!("region-{}", i as u32 % REGIONS)),
+            },
             readings: p
                 .channels()
                 .iter()

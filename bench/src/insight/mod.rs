@@ -24,7 +24,9 @@ use crate::error::ensure;
 use crate::http::ApiClient;
 use crate::stats::{percentile, verdict};
 use crate::system::TempDir;
-use crate::{Context, Result};
+use server::Context as _;
+
+use crate::Result;
 use fleet::Fleet;
 
 /// The paths timed, one line each: add an endpoint here to time it. `{from}` and `{to}`

@@ -70,8 +70,8 @@ pub fn write_point(out: &mut String, message: &Message, profiles: &ProfileSet) -
 fn write_telemetry(out: &mut String, t: &Telemetry) {
     out.push_str(TELEMETRY_MEASUREMENT);
     push_tag(out, "device_id", t.device_id.as_str());
-    push_tag(out, "device_type", &t.device_type);
-    push_tag(out, "model", &t.model);
+    push_tag(out, "device_type", &t.device.device_type);
+    push_tag(out, "model", &t.device.model);
     out.push(' ');
     for (name, value) in &t.readings {
         if !value.is_finite() {
@@ -90,14 +90,14 @@ fn write_telemetry(out: &mut String, t: &Telemetry) {
 
 fn write_fault(out: &mut String, f: &FaultMessage, profiles: &ProfileSet) {
     let severity = profiles
-        .get(&f.device_type)
+        .get(&f.device.device_type)
         .and_then(|p| p.fault(&f.code))
         .map_or("unknown", |d| d.severity.as_str());
     out.push_str(FAULT_MEASUREMENT);
     push_tag(out, "code", &f.code);
     push_tag(out, "device_id", f.device_id.as_str());
-    push_tag(out, "device_type", &f.device_type);
-    push_tag(out, "model", &f.model);
+    push_tag(out, "device_type", &f.device.device_type);
+    push_tag(out, "model", &f.device.model);
     push_tag(out, "severity", severity);
     let active = match f.state {
         FaultState::Raised => 1,
@@ -116,11 +116,13 @@ mod tests {
             device_id: domain::DeviceId::parse("wm-1").unwrap(),
             ts: Timestamp(1_795_500_000_123),
             seq: 42,
-            device_type: "washer".into(),
-            model: "WM-500".into(),
-            fw: Some("1.0".into()),
-            batch: None,
-            region: None,
+            device: domain::DeviceInfo {
+                device_type: "washer".into(),
+                model: "WM-500".into(),
+                fw: Some("1.0".into()),
+                batch: None,
+                region: None,
+            },
             readings: readings
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v))
@@ -147,8 +149,8 @@ mod tests {
     fn tags_and_keys_escape_spaces_commas_equals_and_backslashes() {
         let mut m = telemetry(vec![("a b,c=d\\e", 0.5)]);
         if let Message::Telemetry(t) = &mut m {
-            t.model = "WM 500,rev=2\\x".into();
-            t.device_type = "wash\ner".into();
+            t.device.model = "WM 500,rev=2\\x".into();
+            t.device.device_type = "wash\ner".into();
         }
         assert_eq!(
             line(&m),

@@ -114,8 +114,8 @@ impl<'a> Replay<'a> {
     /// Scores one message with the model and the baseline.
     pub(super) fn observe(&mut self, msg: &Message) {
         let (device_type, ts) = match msg {
-            Message::Telemetry(t) => (t.device_type.as_str(), t.ts.millis()),
-            Message::Fault(f) => (f.device_type.as_str(), f.ts.millis()),
+            Message::Telemetry(t) => (t.device.device_type.as_str(), t.ts.millis()),
+            Message::Fault(f) => (f.device.device_type.as_str(), f.ts.millis()),
             Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => return,
         };
         let device_id = msg.device_id().as_str();

@@ -177,8 +177,8 @@ impl Sampler<'_> {
     /// Applies one message to its device and samples a row when one is due.
     fn observe(&mut self, msg: &Message) {
         let (device_type, ts) = match msg {
-            Message::Telemetry(t) => (t.device_type.as_str(), t.ts),
-            Message::Fault(f) => (f.device_type.as_str(), f.ts),
+            Message::Telemetry(t) => (t.device.device_type.as_str(), t.ts),
+            Message::Fault(f) => (f.device.device_type.as_str(), f.ts),
             Message::Status(_) | Message::Command(_) | Message::CommandResult(_) => return,
         };
         if ts.0 >= self.test_from {

@@ -20,17 +20,10 @@ use crate::Result;
 pub struct DeviceRecord {
     /// Device id.
     pub device_id: String,
-    /// Device type (profile).
-    #[serde(rename = "type")]
-    pub device_type: String,
-    /// Product model.
-    pub model: String,
-    /// Latest firmware reported.
-    pub fw: Option<String>,
-    /// Latest production batch reported.
-    pub batch: Option<String>,
-    /// Latest region reported.
-    pub region: Option<String>,
+    /// The latest type, model, firmware, batch and region the device reported (JSON:
+    /// `type`, `model`, `fw`, `batch`, `region` beside `device_id`).
+    #[serde(flatten)]
+    pub device: domain::DeviceInfo,
     /// Wall-clock time of the first stored message.
     pub first_seen: Timestamp,
     /// Wall-clock time of the latest stored message.

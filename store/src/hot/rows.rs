@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use domain::{DeviceId, FaultMessage, FaultState, Message, Telemetry, Timestamp};
+use domain::{DeviceId, DeviceInfo, FaultMessage, FaultState, Message, Telemetry, Timestamp};
 
 use super::reader::{DeviceRecord, FaultRecord, TelemetryRecord};
 
@@ -18,20 +18,14 @@ pub(super) fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Mess
     };
     let seq = r.get::<_, i64>(2)? as u64;
     let ts = Timestamp(r.get(3)?);
-    let (device_type, model, fw): (String, String, Option<String>) =
-        (r.get(7)?, r.get(8)?, r.get(9)?);
-    let (batch, region): (Option<String>, Option<String>) = (r.get(11)?, r.get(12)?);
+    let device = device_info(r, 7, 11)?;
     Ok(Some(if r.get::<_, i64>(0)? == 0 {
         let text: String = r.get(4)?;
         Message::Telemetry(Telemetry {
             device_id,
             ts,
             seq,
-            device_type,
-            model,
-            fw,
-            batch,
-            region,
+            device,
             readings: parse_readings(&text)?.into_iter().collect(),
         })
     } else {
@@ -40,11 +34,7 @@ pub(super) fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Mess
             device_id,
             ts,
             seq,
-            device_type,
-            model,
-            fw,
-            batch,
-            region,
+            device,
             code: r.get(5)?,
             state: fault_state(&state),
         })
@@ -59,17 +49,30 @@ pub(super) const DEVICE_SELECT: &str =
 pub(super) fn device_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRecord> {
     Ok(DeviceRecord {
         device_id: r.get(0)?,
-        device_type: r.get(1)?,
-        model: r.get(2)?,
-        fw: r.get(3)?,
-        batch: r.get(10)?,
-        region: r.get(11)?,
+        device: device_info(r, 1, 10)?,
         first_seen: Timestamp(r.get(4)?),
         last_seen: Timestamp(r.get(5)?),
         last_event_ts: Timestamp(r.get(6)?),
         messages: r.get::<_, i64>(7)?.max(0) as u64,
         online: r.get(8)?,
         status_at: r.get::<_, Option<i64>>(9)?.map(Timestamp),
+    })
+}
+
+/// The device's type, model and firmware from the columns `type_at..type_at + 3`, its
+/// batch and region from `batch_at..batch_at + 2` (they were added to the tables later,
+/// so they sit at the end of a row).
+fn device_info(
+    r: &rusqlite::Row<'_>,
+    type_at: usize,
+    batch_at: usize,
+) -> rusqlite::Result<DeviceInfo> {
+    Ok(DeviceInfo {
+        device_type: r.get(type_at)?,
+        model: r.get(type_at + 1)?,
+        fw: r.get(type_at + 2)?,
+        batch: r.get(batch_at)?,
+        region: r.get(batch_at + 1)?,
     })
 }
 

@@ -50,7 +50,7 @@ fn stores_once_and_registers_the_device() {
     let reader = StoreReader::open(&path).unwrap();
     let dev = reader.device("wm-1").unwrap().unwrap();
     assert_eq!(dev.messages, 2);
-    assert_eq!(dev.fw.as_deref(), Some("1.0"));
+    assert_eq!(dev.device.fw.as_deref(), Some("1.0"));
     let tel = reader.telemetry("wm-1", None, None, 10).unwrap();
     assert_eq!(tel.len(), 2);
     assert_eq!(tel[1].readings["vibration_g"], 0.2);
@@ -77,7 +77,7 @@ fn batch_and_region_are_registered_and_kept_when_left_out() {
     let reader = StoreReader::open(&path).unwrap();
     let registered = |reader: &StoreReader| {
         let d = reader.device("wm-1").unwrap().unwrap();
-        (d.batch, d.region)
+        (d.device.batch, d.device.region)
     };
     let first = telemetry(1, r#", "batch": "B2025-07", "region": "north""#);
     store.commit(&[item(&first)]).unwrap();
@@ -102,7 +102,7 @@ fn batch_and_region_are_registered_and_kept_when_left_out() {
     reader
         .replay_since(Timestamp(0), |m| {
             if let Message::Telemetry(t) = m {
-                replayed.push((t.batch, t.region));
+                replayed.push((t.device.batch, t.device.region));
             }
         })
         .unwrap();
@@ -170,7 +170,7 @@ fn replay_gives_back_the_stored_messages_in_arrival_order() {
             .map(|(_, v)| *v),
         Some(0.3)
     );
-    assert_eq!(t.fw.as_deref(), Some("1.0"));
+    assert_eq!(t.device.fw.as_deref(), Some("1.0"));
 }
 
 fn fault(seq: u64) -> Message {
@@ -233,7 +233,7 @@ fn arrivals_number_stored_rows_in_commit_order_without_gaps() {
     let Message::Fault(mut want) = f4.clone() else {
         unreachable!()
     };
-    want.fw = Some("1.0".into()); // the registry's, as in replay_since
+    want.device.fw = Some("1.0".into()); // the registry's, as in replay_since
     assert_eq!(page.messages[2].1, Message::Fault(want));
 
     // Pages: the first `limit` rows of both tables together.
@@ -301,7 +301,7 @@ fn a_store_from_before_arrivals_is_numbered_in_arrival_order_once() {
     assert_eq!(reader.newest_arrival().unwrap(), 5);
     // The registry gained the batch and region columns, empty for the old row.
     let dev = reader.device("wm-1").unwrap().unwrap();
-    assert_eq!((dev.batch, dev.region), (None, None));
+    assert_eq!((dev.device.batch, dev.device.region), (None, None));
 }
 
 #[test]

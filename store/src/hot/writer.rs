@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use domain::{FaultMessage, Message, Rejection, StatusMessage, Telemetry, Timestamp};
+use domain::{
+    DeviceId, DeviceInfo, FaultMessage, Message, Rejection, StatusMessage, Telemetry, Timestamp,
+};
 use rusqlite::{params, CachedStatement, Connection, Transaction};
 
 use super::retention::{DeadLetterRetention, Pruner};
@@ -139,43 +141,6 @@ struct Batch<'t> {
     dead_letters: u64,
 }
 
-/// The registry columns every stored telemetry or fault message updates.
-struct DeviceHeader<'a> {
-    device_id: &'a str,
-    device_type: &'a str,
-    model: &'a str,
-    fw: Option<&'a str>,
-    batch: Option<&'a str>,
-    region: Option<&'a str>,
-    ts: Timestamp,
-}
-
-impl<'a> DeviceHeader<'a> {
-    fn of_telemetry(t: &'a Telemetry) -> Self {
-        Self {
-            device_id: t.device_id.as_str(),
-            device_type: &t.device_type,
-            model: &t.model,
-            fw: t.fw.as_deref(),
-            batch: t.batch.as_deref(),
-            region: t.region.as_deref(),
-            ts: t.ts,
-        }
-    }
-
-    fn of_fault(f: &'a FaultMessage) -> Self {
-        Self {
-            device_id: f.device_id.as_str(),
-            device_type: &f.device_type,
-            model: &f.model,
-            fw: f.fw.as_deref(),
-            batch: f.batch.as_deref(),
-            region: f.region.as_deref(),
-            ts: f.ts,
-        }
-    }
-}
-
 impl<'t> Batch<'t> {
     fn prepare(tx: &'t Transaction<'_>, last_arrival: i64) -> Result<Self> {
         Ok(Self {
@@ -276,7 +241,7 @@ impl<'t> Batch<'t> {
             self.readings,
             self.arrival + 1
         ])?;
-        self.stored(n, DeviceHeader::of_telemetry(t), received_at)
+        self.stored(n, &t.device_id, t.ts, &t.device, received_at)
     }
 
     fn fault(&mut self, f: &FaultMessage, received_at: Timestamp) -> Result<Outcome> {
@@ -289,7 +254,7 @@ impl<'t> Batch<'t> {
             f.state.as_str(),
             self.arrival + 1
         ])?;
-        self.stored(n, DeviceHeader::of_fault(f), received_at)
+        self.stored(n, &f.device_id, f.ts, &f.device, received_at)
     }
 
     /// After inserting a telemetry or fault row (`inserted` rows: 1, or 0 for a
@@ -297,7 +262,9 @@ impl<'t> Batch<'t> {
     fn stored(
         &mut self,
         inserted: usize,
-        d: DeviceHeader<'_>,
+        device_id: &DeviceId,
+        ts: Timestamp,
+        d: &DeviceInfo,
         received_at: Timestamp,
     ) -> Result<Outcome> {
         if inserted == 0 {
@@ -305,12 +272,12 @@ impl<'t> Batch<'t> {
         }
         self.arrival += 1;
         self.device.execute(params![
-            d.device_id,
+            device_id.as_str(),
             d.device_type,
             d.model,
             d.fw,
             received_at.millis(),
-            d.ts.millis(),
+            ts.millis(),
             d.batch,
             d.region
         ])?;

@@ -303,14 +303,14 @@ fn diagnose(state: &AppState, who: &Principal, id: &DeviceId) -> Result<DeviceDi
         .ok_or_else(|| Error::NotFound(format!("device {id} not found")))?;
     let tickets = active_tickets(state, id)?;
     crate::http::tickets::check_may_diagnose(who, id.as_str(), &tickets)?;
-    let profile = state.profiles.get(&device.device_type).cloned();
+    let profile = state.profiles.get(&device.device.device_type).cloned();
     let newest = device.last_event_ts;
     let latest = state
         .store
         .latest_readings(id.as_str(), READINGS_LOOKBACK)?;
     let mut series = trend_series(state, id.as_str(), newest)?;
     let ranges = match &state.summary {
-        Some(f) => f.ranges(&device.device_type, &device.model)?,
+        Some(f) => f.ranges(&device.device.device_type, &device.device.model)?,
         None => BTreeMap::new(),
     };
     let mut names: Vec<String> = profile
@@ -374,7 +374,11 @@ fn diagnose(state: &AppState, who: &Principal, id: &DeviceId) -> Result<DeviceDi
         })
         .collect();
     let comparable = match &state.summary {
-        Some(f) => f.cohort(&device.device_type, &device.model, device.batch.as_deref())?,
+        Some(f) => f.cohort(
+            &device.device.device_type,
+            &device.device.model,
+            device.device.batch.as_deref(),
+        )?,
         None => None,
     };
     let recent_commands = match &state.commands {

@@ -184,7 +184,7 @@ pub(crate) async fn get(
         let Some(device) = state.store.device(id.as_str())? else {
             return Ok(None);
         };
-        let profile = state.profiles.get(&device.device_type).cloned();
+        let profile = state.profiles.get(&device.device.device_type).cloned();
         let latest_readings = state
             .store
             .latest_readings(id.as_str(), READINGS_LOOKBACK)?
