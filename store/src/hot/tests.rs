@@ -51,6 +51,10 @@ fn stores_once_and_registers_the_device() {
     let dev = reader.device("wm-1").unwrap().unwrap();
     assert_eq!(dev.messages, 2);
     assert_eq!(dev.device.fw.as_deref(), Some("1.0"));
+    // The API's device JSON (a contract): the device info sits flat beside the id.
+    let text = serde_json::to_string(&dev).unwrap();
+    let head = r#"{"device_id":"wm-1","type":"washer","model":"WM-500","fw":"1.0","batch":null,"region":null,"first_seen":"#;
+    assert!(text.starts_with(head), "{text}");
     let tel = reader.telemetry("wm-1", None, None, 10).unwrap();
     assert_eq!(tel.len(), 2);
     assert_eq!(tel[1].readings["vibration_g"], 0.2);
