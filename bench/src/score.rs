@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::error::bail;
 use crate::model;
-use crate::stats::verdict;
+use crate::stats::{percentile, verdict};
 use crate::system::peak_rss_bytes;
 use crate::Result;
 
@@ -83,17 +83,7 @@ pub(crate) async fn run(args: ScoreArgs) -> Result<()> {
 fn print_report(result: &ScoreResult) {
     let ns = |d: Duration| d.as_secs_f64() * 1e9;
     let mean_ns = ns(result.timed) / result.updates.max(1) as f64;
-    let mut batch_ns: Vec<f64> = result.batches.clone();
-    batch_ns.sort_by(f64::total_cmp);
-    // The batch at the rounded rank (not `stats::percentile`'s nearest rank above):
-    // what this report has always printed.
-    let pct = |q: f64| -> f64 {
-        if batch_ns.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((batch_ns.len() - 1) as f64 * q).round() as usize;
-        batch_ns[i]
-    };
+    let pct = |q: f64| percentile(&result.batches, q);
     println!(
         "  devices            {} (default simulator settings)",
         result.devices
@@ -119,7 +109,7 @@ fn print_report(result: &ScoreResult) {
         "  time per update    {mean_ns:.0} ns mean; per batch of {SCORE_BATCH}: p50 {:.0} ns, p99 {:.0} ns, max {:.0} ns",
         pct(0.5),
         pct(0.99),
-        batch_ns.last().copied().unwrap_or(f64::NAN)
+        pct(1.0)
     );
     let features_ns = ns(result.features_only) / result.updates.max(1) as f64;
     println!(
