@@ -115,13 +115,38 @@ pub struct AuditEntry {
     pub record: AuditRecord,
 }
 
+/// Who made a request: an API key or a person signed in to the console.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// An API key ([`KeyInfo`]).
+    #[default]
+    Key,
+    /// A person's account ([`crate::users::UserInfo`]).
+    User,
+}
+
+impl PrincipalKind {
+    /// The stored and serialised name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Key => "key",
+            Self::User => "user",
+        }
+    }
+}
+
 /// What an audit record says (its id and time are assigned on insert).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {
-    /// The key that made the request.
+    /// Whether a key or a person made the request (`key` for every record written
+    /// before people could sign in).
+    pub principal: PrincipalKind,
+    /// The key's id, or the account's id when `principal` is `user`.
     pub key_id: i64,
-    /// Its name.
+    /// The key's name, or the person's display name and login (`李伟 (li.wei)`).
     pub key_name: String,
     /// Its role.
     pub role: Role,
@@ -150,12 +175,19 @@ impl fmt::Debug for AccessStore {
     }
 }
 
-/// `keys.db`, version 1 (files from before versions have the same tables).
-const KEYS: Schema = Schema {
+/// `keys.db`: version 1 the keys and the audit log (files from before versions have
+/// the same tables); version 2 adds people, sessions and failed sign-ins
+/// ([`crate::users`]) and the audit log's `principal`.
+pub(crate) const KEYS: Schema = Schema {
     file: KEYS_DB,
-    version: 1,
-    create: &[SCHEMA],
-    upgrade: |_, _| Ok(()),
+    version: 2,
+    create: &[SCHEMA, crate::users::SCHEMA],
+    upgrade: |c, _| {
+        if !sqlite::has_column(c, "audit", "principal")? {
+            c.execute_batch("ALTER TABLE audit ADD COLUMN principal TEXT NOT NULL DEFAULT 'key'")?;
+        }
+        Ok(())
+    },
 };
 
 const SCHEMA: &str = "
@@ -170,6 +202,7 @@ CREATE TABLE IF NOT EXISTS api_keys (
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
     at INTEGER NOT NULL,
+    principal TEXT NOT NULL DEFAULT 'key',
     key_id INTEGER NOT NULL,
     key_name TEXT NOT NULL,
     role TEXT NOT NULL,
@@ -350,8 +383,8 @@ impl AccessStore {
     pub fn audit(&self, record: &AuditRecord) -> Result<()> {
         self.with_conn(|c| {
             c.execute(
-                "INSERT INTO audit (at, key_id, key_name, role, method, path, status, summary)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO audit (at, key_id, key_name, role, method, path, status, summary, principal)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     crate::now().millis(),
                     record.key_id,
@@ -360,7 +393,8 @@ impl AccessStore {
                     record.method,
                     record.path,
                     record.status,
-                    record.summary
+                    record.summary,
+                    record.principal.as_str()
                 ],
             )?;
             Ok(())
@@ -378,7 +412,7 @@ impl AccessStore {
     pub fn audit_log(&self, before: Option<i64>, limit: usize) -> Result<Vec<AuditEntry>> {
         self.with_conn(|c| {
             let mut stmt = c.prepare(
-                "SELECT id, at, key_id, key_name, role, method, path, status, summary FROM audit
+                "SELECT id, at, key_id, key_name, role, method, path, status, summary, principal FROM audit
                  WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
             )?;
             let rows = stmt.query_map(
@@ -391,6 +425,11 @@ impl AccessStore {
                         id: row.get(0)?,
                         at: Timestamp(row.get(1)?),
                         record: AuditRecord {
+                            principal: if row.get::<_, String>(9)? == "user" {
+                                PrincipalKind::User
+                            } else {
+                                PrincipalKind::Key
+                            },
                             key_id: row.get(2)?,
                             key_name: row.get(3)?,
                             role: parse_role(row.get(4)?)?,
@@ -441,6 +480,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = AccessStore::open_in(dir.path()).unwrap();
         let record = |summary: &str| AuditRecord {
+            principal: PrincipalKind::Key,
             key_id: 1,
             key_name: "k".into(),
             role: Role::Admin,
@@ -493,6 +533,7 @@ mod tests {
         for i in 0..5 {
             store
                 .audit(&AuditRecord {
+                    principal: PrincipalKind::Key,
                     key_id: 1,
                     key_name: "a".into(),
                     role: Role::Admin,

@@ -6,6 +6,8 @@
 //!   readers ([`hot::StoreReader`]).
 //! * [`access`]: `keys.db`, the HTTP API's keys (SHA-256 hashes with their
 //!   [`domain::Role`]) and its audit log.
+//! * [`users`]: also in `keys.db`, the people who sign in to the console (argon2id
+//!   password hashes), their sessions and failed sign-ins.
 //! * [`credentials`]: `devices.db`, device credentials (Mosquitto's `$7$` hashes),
 //!   and their export as Mosquitto password and ACL files.
 //! * [`tickets`]: `tickets.db`, the after-sales record: tickets and their logs, the
@@ -29,6 +31,7 @@ mod error;
 pub mod hot;
 mod sqlite;
 pub mod tickets;
+pub mod users;
 
 pub use error::{EngineError, Error, Result};
 pub use sqlite::Synchronous;

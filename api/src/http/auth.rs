@@ -21,9 +21,10 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::metrics::ApiMetrics;
-use crate::access::{AccessStore, AuditRecord, KeyInfo};
+use crate::access::{AccessStore, AuditRecord, KeyInfo, PrincipalKind};
 use crate::Error;
 use domain::Role;
+use store::users::UserInfo;
 
 /// Something a route needs. Each route requires exactly one (or is public).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -175,14 +176,21 @@ pub enum Access {
     Requires(Permission),
 }
 
-/// The caller of a request with a valid key, in the request's extensions.
+/// The caller of a request: an API key, or a person signed in to the console. In the
+/// request's extensions; handlers take it with `Extension<Principal>`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    /// Key id.
+    /// A key or a person.
+    pub kind: PrincipalKind,
+    /// The key's or the account's id.
     pub key_id: i64,
-    /// Key name.
+    /// The key's name, or the person's login. Tickets are assigned to an engineer by
+    /// this name, so an engineer's key and account carry the same one.
     pub name: String,
-    /// Key role.
+    /// How ticket logs and the audit log name a person (their display name); the
+    /// key's name for a key.
+    pub display_name: String,
+    /// The role.
     pub role: Role,
 }
 
@@ -194,23 +202,64 @@ impl Principal {
 
     /// Engineers act only on the tickets assigned to them (transitions to
     /// `in_progress` or `resolved`, diagnoses, outcomes); handlers of those routes
-    /// check the ticket's assignee against [`Principal::actor`] when this is true.
+    /// check the ticket's assignee against [`Principal::name`] when this is true.
     pub fn restricted_to_assigned(&self) -> bool {
         self.role == Role::Engineer
     }
 
-    /// How the principal appears in ticket logs and the audit log: `name (key 7)`.
+    /// How the principal appears in ticket logs and the audit log: `name (key 7)` for
+    /// a key, `李伟 (li.wei)` (display name and login) for a person.
     pub fn actor(&self) -> String {
-        format!("{} (key {})", self.name, self.key_id)
+        match self.kind {
+            PrincipalKind::Key => format!("{} (key {})", self.name, self.key_id),
+            PrincipalKind::User => format!("{} ({})", self.display_name, self.name),
+        }
+    }
+
+    /// The audit record of a request this principal made.
+    pub fn audit_record(
+        &self,
+        method: &str,
+        path: &str,
+        status: u16,
+        summary: String,
+    ) -> AuditRecord {
+        AuditRecord {
+            principal: self.kind,
+            key_id: self.key_id,
+            key_name: match self.kind {
+                PrincipalKind::Key => self.name.clone(),
+                PrincipalKind::User => self.actor(),
+            },
+            role: self.role,
+            method: method.to_owned(),
+            path: path.to_owned(),
+            status,
+            summary,
+        }
     }
 }
 
 impl From<KeyInfo> for Principal {
     fn from(k: KeyInfo) -> Self {
         Self {
+            kind: PrincipalKind::Key,
             key_id: k.id,
+            display_name: k.name.clone(),
             name: k.name,
             role: k.role,
+        }
+    }
+}
+
+impl From<UserInfo> for Principal {
+    fn from(u: UserInfo) -> Self {
+        Self {
+            kind: PrincipalKind::User,
+            key_id: u.id,
+            name: u.login,
+            display_name: u.display_name,
+            role: u.role,
         }
     }
 }
@@ -316,15 +365,7 @@ pub(crate) async fn authenticate(
                 (None, Some(AuditNote(note))) => note.clone(),
                 (None, None) => format!("{method} {path}: {}", status.as_u16()),
             };
-            let record = AuditRecord {
-                key_id: p.key_id,
-                key_name: p.name,
-                role: p.role,
-                method: method.to_string(),
-                path,
-                status: status.as_u16(),
-                summary,
-            };
+            let record = p.audit_record(method.as_str(), &path, status.as_u16(), summary);
             let store = store.clone();
             if let Err(e) = super::blocking(move || Ok(store.audit(&record)?)).await {
                 auth.metrics.audit_failed();
