@@ -5,7 +5,7 @@
 use clap::{Parser, Subcommand};
 use server::cli::{
     DemoArgs, DevicesArgs, EvalArgs, KeysArgs, PredictArgs, ReplayArgs, RunArgs, SimulateArgs,
-    TrainArgs,
+    TrainArgs, UsersArgs,
 };
 
 /// fixahead: fix appliances before they break.
@@ -44,4 +44,6 @@ pub(crate) enum Command {
     Devices(DevicesArgs),
     /// API keys for the HTTP API: create, list, revoke.
     Keys(KeysArgs),
+    /// People who sign in to the console: add, list, reset a password, disable, enable.
+    Users(UsersArgs),
 }

@@ -43,6 +43,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Predict(args) => commands::predict(args)?,
         Command::Devices(args) => commands::devices(args)?,
         Command::Keys(args) => commands::keys(args)?,
+        Command::Users(args) => commands::users(args)?,
     }
     Ok(())
 }

@@ -40,6 +40,60 @@ pub enum KeysCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct UsersArgs {
+    #[command(subcommand)]
+    pub command: UsersCommand,
+    /// TOML configuration file (for its data_dir); --data-dir overrides it.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// Data directory holding keys.db [default: ./data].
+    #[arg(long, value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Add a person who signs in to the console. Prints a generated password once,
+    /// alone on stdout; fixahead keeps only its argon2id hash.
+    Add {
+        /// The login: 1-64 of a-z, 0-9, '.', '_', '-'. An engineer's login is the name
+        /// tickets are assigned to.
+        login: String,
+        /// admin, planner or engineer.
+        #[arg(long, value_name = "ROLE")]
+        role: String,
+        /// How pages and ticket logs name the person [default: the login].
+        #[arg(long, value_name = "NAME")]
+        display_name: Option<String>,
+        /// Language of the console: en or zh (Simplified Chinese).
+        #[arg(long, value_name = "LANG", default_value = "en")]
+        lang: String,
+        /// IANA time zone the console shows times in (Asia/Shanghai, Europe/Berlin).
+        #[arg(long, value_name = "TZ", default_value = "UTC")]
+        time_zone: String,
+    },
+    /// List the accounts (id, login, role, language, time zone, enabled or disabled,
+    /// display name).
+    List,
+    /// Give an account a new generated password (printed once, alone on stdout) and end
+    /// its sessions.
+    ResetPassword {
+        /// The login.
+        login: String,
+    },
+    /// Disable an account: its sessions end at once and it cannot sign in.
+    Disable {
+        /// The login.
+        login: String,
+    },
+    /// Enable a disabled account again.
+    Enable {
+        /// The login.
+        login: String,
+    },
+}
+
+#[derive(Debug, Args)]
 pub struct DevicesArgs {
     #[command(subcommand)]
     pub command: DevicesCommand,

@@ -30,4 +30,5 @@ mod simulator;
 mod swap;
 mod tickets;
 mod tls;
+mod users;
 mod webhooks;

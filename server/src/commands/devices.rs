@@ -5,24 +5,15 @@
 //! device counts from its next connection, without a restart.
 
 use std::io::Read as _;
-use std::path::PathBuf;
 
 use domain::DeviceId;
 use store::credentials::{export_mosquitto, CredentialStore};
 
 use crate::cli::{DevicesArgs, DevicesCommand};
 use crate::error::bail;
-use crate::settings::ConfigFile;
 use crate::{Context, Result};
 
 /// The data directory: `--data-dir`, else the config file's, else the default.
-fn data_dir(args: &DevicesArgs) -> Result<PathBuf> {
-    if let Some(d) = &args.data_dir {
-        return Ok(d.clone());
-    }
-    Ok(ConfigFile::load_or_default(args.config.as_deref())?.data_dir)
-}
-
 fn parse_id(raw: &str) -> Result<DeviceId> {
     Ok(DeviceId::parse(raw)?)
 }
@@ -43,7 +34,7 @@ fn password_from_stdin() -> Result<String> {
 
 /// `fixahead devices ...`
 pub fn devices(args: DevicesArgs) -> Result<()> {
-    let dir = data_dir(&args)?;
+    let dir = super::data_dir(args.config.as_deref(), args.data_dir.as_deref())?;
     let open = || -> Result<CredentialStore> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating data directory {}", dir.display()))?;

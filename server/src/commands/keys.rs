@@ -4,26 +4,16 @@
 //! request's key up in the store, so a created or revoked key counts from the next
 //! request, without a restart.
 
-use std::path::PathBuf;
-
 use domain::Role;
 use store::access::{AccessStore, KEYS_DB};
 
 use crate::cli::{KeysArgs, KeysCommand};
 use crate::error::bail;
-use crate::settings::ConfigFile;
 use crate::{Context, Result};
-
-fn data_dir(args: &KeysArgs) -> Result<PathBuf> {
-    if let Some(d) = &args.data_dir {
-        return Ok(d.clone());
-    }
-    Ok(ConfigFile::load_or_default(args.config.as_deref())?.data_dir)
-}
 
 /// `fixahead keys ...`
 pub fn keys(args: KeysArgs) -> Result<()> {
-    let dir = data_dir(&args)?;
+    let dir = super::data_dir(args.config.as_deref(), args.data_dir.as_deref())?;
     let open = || -> Result<AccessStore> {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("creating data directory {}", dir.display()))?;
