@@ -23,6 +23,14 @@ pub enum DomainError {
     /// A role name that is not `admin`, `planner`, `engineer` or `integration`.
     #[error("unknown role {0:?}: expected admin, planner, engineer or integration")]
     UnknownRole(String),
+    /// A language tag that is not English or Simplified Chinese ([`crate::Lang`]).
+    #[error("unsupported language {tag:?}: {reason}")]
+    UnsupportedLanguage {
+        /// The tag given.
+        tag: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
     /// A value that is not one of a closed set (priority, status, ...).
     #[error("invalid {what} {value:?}: expected one of {expected}")]
     InvalidValue {

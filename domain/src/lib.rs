@@ -7,6 +7,7 @@
 
 mod error;
 mod id;
+mod lang;
 pub mod prediction;
 pub mod profile;
 mod role;
@@ -16,6 +17,7 @@ pub mod wire;
 
 pub use error::{DomainError, Result};
 pub use id::DeviceId;
+pub use lang::Lang;
 pub use prediction::{Contribution, Prediction};
 pub use profile::{
     Channel, Component, Condition, DerivedChannel, DifferenceChannel, FaultDef, Part, Profile,
