@@ -28,7 +28,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use domain::{Role, Timestamp};
+use domain::{Lang, Role, Timestamp};
 use rand::{Rng as _, RngCore as _};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -46,8 +46,6 @@ pub const MAX_DISPLAY_NAME_LEN: usize = 100;
 pub const MIN_PASSWORD_LEN: usize = 12;
 /// Longest password accepted (argon2 hashes any length; this bounds the work).
 pub const MAX_PASSWORD_LEN: usize = 256;
-/// The languages a person may choose.
-pub const LANGUAGES: [&str; 2] = ["en", "zh"];
 
 /// The letters of generated passwords: no 0/O, 1/l/I.
 const PASSWORD_ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
@@ -96,7 +94,7 @@ pub struct UserInfo {
     /// What they may do: admin, planner or engineer.
     pub role: Role,
     /// Their language: `en` or `zh` (Simplified Chinese).
-    pub lang: String,
+    pub lang: Lang,
     /// Their IANA time zone (`Asia/Shanghai`), for the times pages show.
     pub time_zone: String,
     /// When the account was created.
@@ -116,8 +114,8 @@ pub struct NewUser<'a> {
     pub display_name: &'a str,
     /// Admin, planner or engineer.
     pub role: Role,
-    /// `en` or `zh`.
-    pub lang: &'a str,
+    /// Their language.
+    pub lang: Lang,
     /// IANA time zone.
     pub time_zone: &'a str,
 }
@@ -246,18 +244,6 @@ pub fn check_role(role: Role) -> Result<()> {
     Ok(())
 }
 
-/// Checks a language: one of [`LANGUAGES`].
-pub fn check_lang(lang: &str) -> Result<()> {
-    if LANGUAGES.contains(&lang) {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
-            "unknown language {lang:?}: use one of {}",
-            LANGUAGES.join(", ")
-        )))
-    }
-}
-
 /// Checks a time zone: an IANA name (`Asia/Shanghai`, `UTC`).
 pub fn check_time_zone(tz: &str) -> Result<()> {
     tz.parse::<chrono_tz::Tz>().map(|_| ()).map_err(|_| {
@@ -332,6 +318,7 @@ const USER_COLUMNS: &str =
 
 fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserInfo> {
     let role: String = row.get(3)?;
+    let lang: String = row.get(4)?;
     Ok(UserInfo {
         id: row.get(0)?,
         login: row.get(1)?,
@@ -343,7 +330,9 @@ fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserInfo> {
                 format!("unknown role {role:?}").into(),
             )
         })?,
-        lang: row.get(4)?,
+        // A language this binary does not offer (a file edited by hand, or written by a
+        // newer fixahead) falls back to the default rather than locking the person out.
+        lang: lang.parse().unwrap_or_default(),
         time_zone: row.get(5)?,
         created_at: Timestamp(row.get(6)?),
         disabled_at: row.get::<_, Option<i64>>(7)?.map(Timestamp),
@@ -413,7 +402,6 @@ impl UserStore {
         };
         check_display_name(display_name)?;
         check_role(new.role)?;
-        check_lang(new.lang)?;
         check_time_zone(new.time_zone)?;
         let password = generate_password();
         let hash = hash_password(&password)?;
@@ -426,7 +414,7 @@ impl UserStore {
                     new.login,
                     display_name,
                     new.role.as_str(),
-                    new.lang,
+                    new.lang.as_str(),
                     new.time_zone,
                     hash,
                     created_at.millis()
@@ -476,19 +464,18 @@ impl UserStore {
         id: i64,
         display_name: &str,
         role: Role,
-        lang: &str,
+        lang: Lang,
         time_zone: &str,
     ) -> Result<UserInfo> {
         check_display_name(display_name)?;
         check_role(role)?;
-        check_lang(lang)?;
         check_time_zone(time_zone)?;
         self.with_conn(|c| {
             let tx = c.transaction()?;
             let before = get(&tx, id)?.ok_or_else(|| not_found(id))?;
             tx.execute(
                 "UPDATE users SET display_name = ?2, role = ?3, lang = ?4, time_zone = ?5 WHERE id = ?1",
-                params![id, display_name, role.as_str(), lang, time_zone],
+                params![id, display_name, role.as_str(), lang.as_str(), time_zone],
             )?;
             if before.role != role {
                 tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
@@ -500,13 +487,12 @@ impl UserStore {
     }
 
     /// Changes only a person's language and time zone (their own choice).
-    pub fn set_preferences(&self, id: i64, lang: &str, time_zone: &str) -> Result<UserInfo> {
-        check_lang(lang)?;
+    pub fn set_preferences(&self, id: i64, lang: Lang, time_zone: &str) -> Result<UserInfo> {
         check_time_zone(time_zone)?;
         self.with_conn(|c| {
             let n = c.execute(
                 "UPDATE users SET lang = ?2, time_zone = ?3 WHERE id = ?1",
-                params![id, lang, time_zone],
+                params![id, lang.as_str(), time_zone],
             )?;
             if n == 0 {
                 return Err(not_found(id));

@@ -4,7 +4,7 @@
 //! console looks every session and sign-in up in the store, so an added, disabled or
 //! reset account counts from the next request.
 
-use domain::Role;
+use domain::{Lang, Role};
 use store::access::KEYS_DB;
 use store::users::{NewUser, UserInfo, UserStore};
 
@@ -44,6 +44,7 @@ pub fn users(args: UsersArgs) -> Result<()> {
             time_zone,
         } => {
             let role: Role = role.parse()?;
+            let lang: Lang = lang.parse()?;
             let store = open(true)?;
             let (password, user) = store.add(&NewUser {
                 login,
