@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{DomainError, Result};
+use crate::{DomainError, Lang, Result};
 
 /// One measured quantity of a device type.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -200,6 +200,14 @@ impl DerivedChannel {
     }
 }
 
+/// The Chinese text if `lang` is Chinese and there is one, else the English.
+fn pick<'a>(lang: Lang, en: &'a str, zh: &'a str) -> &'a str {
+    match lang {
+        Lang::Zh if !zh.is_empty() => zh,
+        _ => en,
+    }
+}
+
 /// A replaceable part of a device type that can fail.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -209,6 +217,9 @@ pub struct Component {
     /// Human title.
     #[serde(default)]
     pub title: String,
+    /// [`Component::title`] in Simplified Chinese; empty if there is none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub title_zh: String,
     /// Engineer skills a repair needs.
     #[serde(default)]
     pub skills: Vec<String>,
@@ -217,14 +228,37 @@ pub struct Component {
     pub parts: Vec<Part>,
 }
 
+impl Component {
+    /// The title in `lang`: the Chinese one if asked for and given, else the English.
+    pub fn title_in(&self, lang: Lang) -> &str {
+        pick(lang, &self.title, &self.title_zh)
+    }
+
+    /// A spare part of the component by its (English) name.
+    pub fn part(&self, name: &str) -> Option<&Part> {
+        self.parts.iter().find(|p| p.name == name)
+    }
+}
+
 /// A spare part in the parts catalogue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Part {
-    /// Part name, as the fault catalogue's `likely_parts` names it.
+    /// Part name, as the fault catalogue's `likely_parts` names it. It stays the key
+    /// in every language: `likely_parts` and the API name parts in English.
     pub name: String,
+    /// [`Part::name`] in Simplified Chinese; empty if there is none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name_zh: String,
     /// Catalogue reference (order number).
     pub reference: String,
+}
+
+impl Part {
+    /// The name in `lang`: the Chinese one if asked for and given, else the English.
+    pub fn name_in(&self, lang: Lang) -> &str {
+        pick(lang, &self.name, &self.name_zh)
+    }
 }
 
 /// How serious a fault code is.
@@ -267,9 +301,15 @@ pub struct FaultDef {
     pub code: String,
     /// Short title.
     pub title: String,
+    /// [`FaultDef::title`] in Simplified Chinese; empty if there is none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub title_zh: String,
     /// What it means, for a technician.
     #[serde(default)]
     pub description: String,
+    /// [`FaultDef::description`] in Simplified Chinese; empty if there is none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description_zh: String,
     /// The component it points at, if any (nuisance codes point at none).
     #[serde(default)]
     pub component: Option<String>,
@@ -281,6 +321,32 @@ pub struct FaultDef {
     /// Checks an engineer can do remotely before a visit.
     #[serde(default)]
     pub remote_checks: Vec<String>,
+    /// [`FaultDef::remote_checks`] in Simplified Chinese, one for one in the same
+    /// order, or empty if there are none (a profile with any other count is refused).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remote_checks_zh: Vec<String>,
+}
+
+impl FaultDef {
+    /// The title in `lang`: the Chinese one if asked for and given, else the English.
+    pub fn title_in(&self, lang: Lang) -> &str {
+        pick(lang, &self.title, &self.title_zh)
+    }
+
+    /// The description in `lang`: the Chinese one if asked for and given, else the
+    /// English.
+    pub fn description_in(&self, lang: Lang) -> &str {
+        pick(lang, &self.description, &self.description_zh)
+    }
+
+    /// The remote checks in `lang`: the Chinese ones if asked for and given, else the
+    /// English. A loaded profile's Chinese checks are as many as its English ones.
+    pub fn remote_checks_in(&self, lang: Lang) -> &[String] {
+        match lang {
+            Lang::Zh if !self.remote_checks_zh.is_empty() => &self.remote_checks_zh,
+            _ => &self.remote_checks,
+        }
+    }
 }
 
 /// The on-disk form of a profile.
@@ -291,6 +357,8 @@ struct ProfileFile {
     device_type: String,
     #[serde(default)]
     title: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    title_zh: String,
     #[serde(default)]
     channels: Vec<Channel>,
     #[serde(default)]
@@ -308,6 +376,7 @@ struct ProfileFile {
 pub struct Profile {
     device_type: String,
     title: String,
+    title_zh: String,
     channels: Vec<Channel>,
     /// Ratios, then differences.
     derived: Vec<DerivedChannel>,
@@ -434,6 +503,22 @@ impl Profile {
                     )));
                 }
             }
+            if !f.remote_checks_zh.is_empty() && f.remote_checks_zh.len() != f.remote_checks.len() {
+                return Err(bad(format!(
+                    "fault {}: remote_checks_zh has {} entries but remote_checks has {}; \
+                     give one Chinese check per English check, in the same order, or none",
+                    f.code,
+                    f.remote_checks_zh.len(),
+                    f.remote_checks.len()
+                )));
+            }
+            if let Some(n) = f.remote_checks_zh.iter().position(|c| c.trim().is_empty()) {
+                return Err(bad(format!(
+                    "fault {}: remote_checks_zh entry {} is empty",
+                    f.code,
+                    n + 1
+                )));
+            }
             if fault_index.insert(f.code.clone(), i).is_some() {
                 return Err(bad(format!("fault {} declared twice", f.code)));
             }
@@ -441,6 +526,7 @@ impl Profile {
         Ok(Self {
             device_type: file.device_type,
             title: file.title,
+            title_zh: file.title_zh,
             channels: file.channels,
             derived,
             components: file.components,
@@ -458,6 +544,11 @@ impl Profile {
     /// Human title.
     pub fn title(&self) -> &str {
         &self.title
+    }
+
+    /// The title in `lang`: the Chinese one if asked for and given, else the English.
+    pub fn title_in(&self, lang: Lang) -> &str {
+        pick(lang, &self.title, &self.title_zh)
     }
 
     /// Channels in declaration order (the order features use).
@@ -494,6 +585,16 @@ impl Profile {
     /// A component by name.
     pub fn component(&self, name: &str) -> Option<&Component> {
         self.components.iter().find(|c| c.name == name)
+    }
+
+    /// A part name (as `likely_parts` and [`Part::name`] give it) in `lang`: the
+    /// Chinese name of the first component's part of that name, if asked for and
+    /// given, else `name` itself (also for a part no component declares).
+    pub fn part_name_in<'a>(&'a self, name: &'a str, lang: Lang) -> &'a str {
+        self.components
+            .iter()
+            .find_map(|c| c.part(name))
+            .map_or(name, |p| p.name_in(lang))
     }
 }
 
@@ -619,6 +720,188 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Whether `s` has a CJK ideograph: a `_zh` text that is English by mistake has none.
+    fn has_hanzi(s: &str) -> bool {
+        s.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+    }
+
+    #[test]
+    fn builtin_profiles_speak_chinese() {
+        for profile in ProfileSet::builtin().iter() {
+            let t = profile.device_type();
+            assert!(has_hanzi(profile.title_in(Lang::Zh)), "{t}: title_zh");
+            assert_eq!(profile.title_in(Lang::En), profile.title());
+            for c in profile.components() {
+                assert!(has_hanzi(&c.title_zh), "{t} {}: title_zh", c.name);
+                assert_eq!(c.title_in(Lang::Zh), c.title_zh);
+                assert_eq!(c.title_in(Lang::En), c.title);
+                for p in &c.parts {
+                    assert!(has_hanzi(&p.name_zh), "{t} {}: name_zh", p.name);
+                    assert_eq!(profile.part_name_in(&p.name, Lang::Zh), p.name_zh);
+                    assert_eq!(profile.part_name_in(&p.name, Lang::En), p.name);
+                }
+            }
+            for f in profile.faults() {
+                let code = &f.code;
+                assert!(has_hanzi(&f.title_zh), "{t} {code}: title_zh");
+                assert!(has_hanzi(&f.description_zh), "{t} {code}: description_zh");
+                assert_eq!(
+                    f.remote_checks_zh.len(),
+                    f.remote_checks.len(),
+                    "{t} {code}: remote_checks_zh"
+                );
+                for check in &f.remote_checks_zh {
+                    assert!(has_hanzi(check), "{t} {code}: remote check {check:?}");
+                }
+                assert_eq!(f.title_in(Lang::Zh), f.title_zh);
+                assert_eq!(f.description_in(Lang::Zh), f.description_zh);
+                assert_eq!(f.remote_checks_in(Lang::Zh), f.remote_checks_zh);
+                assert_eq!(f.title_in(Lang::En), f.title);
+                assert_eq!(f.description_in(Lang::En), f.description);
+                assert_eq!(f.remote_checks_in(Lang::En), f.remote_checks);
+                // A component's likely parts are parts it declares, so they have a
+                // Chinese name (a nuisance code's parts, with no component, may not).
+                if let Some(component) = &f.component {
+                    let c = profile.component(component).unwrap();
+                    for part in &f.likely_parts {
+                        assert!(
+                            c.part(part).is_some(),
+                            "{t} {code}: likely part {part:?} is not a part of {component}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    const MINIMAL: &str = "type = \"x\"\n[[channels]]\nname=\"a\"\nunit=\"V\"\nmin=0.0\nmax=1.0\n\
+                           [[components]]\nname=\"c\"\ntitle=\"Pump\"\n\
+                           parts=[{name=\"impeller\", reference=\"R1\"}]\n";
+
+    #[test]
+    fn chinese_remote_checks_match_the_english_ones() {
+        let fault = |zh: &str| {
+            format!(
+                "{MINIMAL}[[faults]]\ncode=\"E7\"\ntitle=\"t\"\nseverity=\"minor\"\n\
+                 remote_checks=[\"Check one\", \"Check two\"]\n{zh}"
+            )
+        };
+        let ok = Profile::from_toml("t", &fault("remote_checks_zh=[\"一\", \"二\"]\n")).unwrap();
+        assert_eq!(
+            ok.fault("E7").unwrap().remote_checks_in(Lang::Zh),
+            ["一", "二"]
+        );
+        for zh in [
+            "remote_checks_zh=[\"一\"]\n",
+            "remote_checks_zh=[\"一\", \"二\", \"三\"]\n",
+        ] {
+            let err = Profile::from_toml("t.toml", &fault(zh))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("profile t.toml: fault E7: remote_checks_zh has")
+                    && err.contains("but remote_checks has 2"),
+                "{zh}: {err}"
+            );
+        }
+        let err = Profile::from_toml("t", &fault("remote_checks_zh=[\"一\", \" \"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("fault E7: remote_checks_zh entry 2 is empty"),
+            "{err}"
+        );
+        // Chinese checks without English ones are a count mismatch too.
+        let no_english = format!(
+            "{MINIMAL}[[faults]]\ncode=\"E8\"\ntitle=\"t\"\nseverity=\"info\"\n\
+             remote_checks_zh=[\"一\"]\n"
+        );
+        let err = Profile::from_toml("t", &no_english)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("fault E8: remote_checks_zh has 1 entries but remote_checks has 0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn text_without_chinese_falls_back_to_english() {
+        let text = format!(
+            "{MINIMAL}[[faults]]\ncode=\"E7\"\ntitle=\"Pump slow\"\n\
+             description=\"It is slow.\"\nseverity=\"minor\"\nremote_checks=[\"Look\"]\n"
+        );
+        let profile = Profile::from_toml(
+            "t",
+            &text.replace("type = \"x\"", "type = \"x\"\ntitle = \"X\""),
+        )
+        .unwrap();
+        assert_eq!(profile.title_in(Lang::Zh), "X");
+        let c = profile.component("c").unwrap();
+        assert_eq!(c.title_in(Lang::Zh), "Pump");
+        assert_eq!(c.parts[0].name_in(Lang::Zh), "impeller");
+        assert_eq!(profile.part_name_in("impeller", Lang::Zh), "impeller");
+        assert_eq!(
+            profile.part_name_in("not declared", Lang::Zh),
+            "not declared"
+        );
+        let f = profile.fault("E7").unwrap();
+        assert_eq!(f.title_in(Lang::Zh), "Pump slow");
+        assert_eq!(f.description_in(Lang::Zh), "It is slow.");
+        assert_eq!(f.remote_checks_in(Lang::Zh), ["Look"]);
+        // No Chinese: the JSON the API serves is what it was before the `_zh` keys.
+        assert_eq!(
+            serde_json::to_value(f).unwrap(),
+            serde_json::json!({
+                "code": "E7", "title": "Pump slow", "description": "It is slow.",
+                "component": null, "severity": "minor", "likely_parts": [],
+                "remote_checks": ["Look"]
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(c).unwrap(),
+            serde_json::json!({
+                "name": "c", "title": "Pump", "skills": [],
+                "parts": [{"name": "impeller", "reference": "R1"}]
+            })
+        );
+
+        // Chinese given: English still for English, Chinese for Chinese, and the JSON
+        // carries both.
+        let zh = text
+            .replace("title=\"Pump\"\n", "title=\"Pump\"\ntitle_zh=\"泵\"\n")
+            .replace("name=\"impeller\",", "name=\"impeller\", name_zh=\"叶轮\",")
+            .replace(
+                "title=\"Pump slow\"\n",
+                "title=\"Pump slow\"\ntitle_zh=\"泵慢\"\ndescription_zh=\"慢。\"\n",
+            )
+            .replace(
+                "remote_checks=[\"Look\"]",
+                "remote_checks=[\"Look\"]\nremote_checks_zh=[\"看\"]",
+            );
+        let profile = Profile::from_toml("t", &zh).unwrap();
+        let c = profile.component("c").unwrap();
+        assert_eq!((c.title_in(Lang::En), c.title_in(Lang::Zh)), ("Pump", "泵"));
+        assert_eq!(profile.part_name_in("impeller", Lang::Zh), "叶轮");
+        assert_eq!(profile.part_name_in("impeller", Lang::En), "impeller");
+        let f = profile.fault("E7").unwrap();
+        assert_eq!(
+            (f.title_in(Lang::En), f.title_in(Lang::Zh)),
+            ("Pump slow", "泵慢")
+        );
+        assert_eq!(f.description_in(Lang::Zh), "慢。");
+        assert_eq!(f.remote_checks_in(Lang::En), ["Look"]);
+        assert_eq!(f.remote_checks_in(Lang::Zh), ["看"]);
+        let json = serde_json::to_value(f).unwrap();
+        assert_eq!(json["title_zh"], "泵慢");
+        assert_eq!(json["description_zh"], "慢。");
+        assert_eq!(json["remote_checks_zh"], serde_json::json!(["看"]));
+        assert_eq!(
+            serde_json::to_value(c).unwrap()["parts"][0]["name_zh"],
+            "叶轮"
+        );
     }
 
     #[test]
