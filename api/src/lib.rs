@@ -4,6 +4,8 @@
 //!   (device, component), enforced by a unique index in its own SQLite file, priority
 //!   tiers with SLA response clocks, a diagnosis snapshot and a progress log. It also
 //!   keeps the current risk per (device, component).
+//! * [`desk`] is what a person or integration may do to a ticket, and doing it: the
+//!   JSON API's handlers and the console's pages both call it.
 //! * [`commands`] keeps remote commands (`self_test`) in `tickets.db`, sends them over
 //!   MQTT through an injected publisher and records the devices' answers.
 //! * [`access`] keeps API keys (hashed) and the audit log in `keys.db`.
@@ -17,6 +19,7 @@
 //! `tokio::task::spawn_blocking` (the HTTP handlers do).
 
 pub mod commands;
+pub mod desk;
 mod error;
 pub mod fleet;
 pub mod http;

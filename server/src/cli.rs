@@ -256,6 +256,14 @@ pub struct ServeArgs {
     /// Where the HTTP API listens [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
+    /// Serve HTTPS with this PEM certificate chain (with --http-tls-key), so that
+    /// console passwords never cross the network in clear text; the console's
+    /// cookies are then marked Secure.
+    #[arg(long, value_name = "FILE", requires = "http_tls_key")]
+    pub http_tls_cert: Option<PathBuf>,
+    /// The PEM private key for --http-tls-cert.
+    #[arg(long, value_name = "FILE", requires = "http_tls_cert")]
+    pub http_tls_key: Option<PathBuf>,
     /// Model directory [default: DATA_DIR/models].
     #[arg(long, value_name = "DIR")]
     pub model_dir: Option<PathBuf>,
@@ -284,6 +292,8 @@ impl ServeArgs {
             mqtt_tls: self.mqtt_tls.files(),
             shared_group: self.shared_group.clone(),
             http_listen: self.http_listen,
+            http_tls_cert: self.http_tls_cert.clone(),
+            http_tls_key: self.http_tls_key.clone(),
             model_dir: self.model_dir.clone(),
             profiles: self.profiles.clone(),
             max_future_skew: self.max_future_skew.clone(),

@@ -68,6 +68,24 @@ pub(crate) fn prune_audit(
     )
 }
 
+/// Deletes the console's ended sessions and old failed sign-ins every hour.
+pub(crate) fn prune_sessions(
+    users: store::users::UserStore,
+    stop: CancellationToken,
+) -> impl Future<Output = ()> {
+    every(
+        "session pruning",
+        Duration::from_secs(3600),
+        stop,
+        move || users.prune_sessions().map_err(|e| e.to_string()),
+        |n| {
+            if n > 0 {
+                tracing::debug!(deleted = n, "Deleted ended console sessions");
+            }
+        },
+    )
+}
+
 /// Checks the tickets' SLA clocks every `period`.
 pub(crate) fn check_sla(
     tickets: api::TicketService,

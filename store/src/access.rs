@@ -148,8 +148,8 @@ pub struct AuditRecord {
     pub key_id: i64,
     /// The key's name, or the person's display name and login (`李伟 (li.wei)`).
     pub key_name: String,
-    /// Its role.
-    pub role: Role,
+    /// Its role; `null` for a failed sign-in with a login no account has.
+    pub role: Option<Role>,
     /// HTTP method.
     pub method: String,
     /// Request path (without the query).
@@ -389,7 +389,7 @@ impl AccessStore {
                     crate::now().millis(),
                     record.key_id,
                     record.key_name,
-                    record.role.as_str(),
+                    record.role.map_or("", Role::as_str),
                     record.method,
                     record.path,
                     record.status,
@@ -432,7 +432,10 @@ impl AccessStore {
                             },
                             key_id: row.get(2)?,
                             key_name: row.get(3)?,
-                            role: parse_role(row.get(4)?)?,
+                            role: match row.get::<_, String>(4)? {
+                                r if r.is_empty() => None,
+                                r => Some(parse_role(r)?),
+                            },
                             method: row.get(5)?,
                             path: row.get(6)?,
                             status: row.get(7)?,
@@ -483,7 +486,7 @@ mod tests {
             principal: PrincipalKind::Key,
             key_id: 1,
             key_name: "k".into(),
-            role: Role::Admin,
+            role: Some(Role::Admin),
             method: "POST".into(),
             path: "/api/v1/keys".into(),
             status: 201,
@@ -536,7 +539,7 @@ mod tests {
                     principal: PrincipalKind::Key,
                     key_id: 1,
                     key_name: "a".into(),
-                    role: Role::Admin,
+                    role: Some(Role::Admin),
                     method: "POST".into(),
                     path: format!("/p/{i}"),
                     status: 201,

@@ -231,7 +231,7 @@ impl Principal {
                 PrincipalKind::Key => self.name.clone(),
                 PrincipalKind::User => self.actor(),
             },
-            role: self.role,
+            role: Some(self.role),
             method: method.to_owned(),
             path: path.to_owned(),
             status,

@@ -44,6 +44,10 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
             Access::Requires(P::RecordOutcome),
             routes!(tickets::outcome),
         ),
+        (
+            Access::Requires(P::TransitionTickets),
+            routes!(tickets::note),
+        ),
         (Access::Requires(P::ReadEvents), routes!(tickets::events)),
         (Access::Requires(P::ReadDevices), routes!(devices::list)),
         (Access::Requires(P::ReadDevices), routes!(devices::get)),
@@ -207,12 +211,14 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets in-flight
-/// requests finish.
+/// requests finish. Handlers can read the peer's address (`ConnectInfo<SocketAddr>`):
+/// the console counts failed sign-ins per address.
 pub async fn serve<F>(listener: tokio::net::TcpListener, router: Router, shutdown: F) -> Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    axum::serve(listener, router)
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(|source| Error::Io {

@@ -192,6 +192,52 @@ impl AppState {
         &self.tickets
     }
 
+    /// The reader of the hot store (devices, telemetry, faults, dead letters).
+    pub fn store(&self) -> &StoreReader {
+        &self.store
+    }
+
+    /// The device profiles.
+    pub fn profiles(&self) -> &Arc<ProfileSet> {
+        &self.profiles
+    }
+
+    /// The key store and audit log, when the API authenticates.
+    pub fn access(&self) -> Option<&AccessStore> {
+        self.access.as_ref()
+    }
+
+    /// The webhook service, when webhooks are on.
+    pub fn webhooks(&self) -> Option<&crate::webhooks::WebhookService> {
+        self.webhooks.as_ref()
+    }
+
+    /// The remote-command service, when devices can be commanded.
+    pub fn commands(&self) -> Option<&crate::commands::CommandService> {
+        self.commands.as_ref()
+    }
+
+    /// The fleet summary (normal ranges, comparable devices), when it is computed.
+    pub fn fleet_summary(&self) -> Option<&crate::fleet::FleetSummary> {
+        self.summary.as_ref()
+    }
+
+    /// The drift of the active models, when the process scores.
+    pub fn drift(&self) -> Option<&DriftReporter> {
+        self.drift.as_ref()
+    }
+
+    /// The device-region lookup of the performance report.
+    pub fn regions(&self) -> &RegionLookup {
+        &self.regions
+    }
+
+    /// A receiver that turns `true` when [`AppState::close_streams`] is called: a
+    /// long-lived response (an event stream) ends then.
+    pub fn streams_closed(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.streams_closed.subscribe()
+    }
+
     /// Ends every open `GET /api/v1/events` stream (and those opened later). Call it
     /// when shutting down: graceful shutdown waits for open responses, and an event
     /// stream never ends by itself.

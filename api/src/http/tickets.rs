@@ -15,62 +15,13 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::auth::{Permission, Principal};
+use super::auth::Principal;
 use super::error::ErrorBody;
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::{blocking, next_cursor, page_limit, AppState};
+use crate::desk;
 use crate::tickets::{AssignmentInput, EventRecord, OutcomeInput, TicketQuery, TicketService};
 use crate::{Error, Result};
-
-/// Engineers act only on tickets assigned to them (the ticket's engineer is their
-/// key's name), and may move them only to `in_progress` or `resolved`; dismissing takes
-/// the `dismiss_tickets` permission (planners, admins). Checked here, beside the route
-/// permission the router enforces (docs/api.md, "Roles").
-fn check_may_act(who: &Principal, t: &Ticket, to: Option<TicketStatus>) -> Result<()> {
-    if to == Some(TicketStatus::Dismissed) && !who.may(Permission::DismissTickets) {
-        return Err(Error::Forbidden(format!(
-            "role {} may not dismiss tickets",
-            who.role.as_str()
-        )));
-    }
-    if who.restricted_to_assigned() {
-        if !assigned_to(who, t) {
-            return Err(Error::Forbidden(format!(
-                "ticket {} is not assigned to {}; engineers act on their own tickets",
-                t.id, who.name
-            )));
-        }
-        if let Some(to) = to {
-            if !matches!(to, TicketStatus::InProgress | TicketStatus::Resolved) {
-                return Err(Error::Forbidden(format!(
-                    "engineers may move a ticket to in_progress or resolved, not {to}"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Whether `t` is assigned to `who`: the ticket's engineer is their key's name.
-fn assigned_to(who: &Principal, t: &Ticket) -> bool {
-    t.assignment.engineer.as_deref() == Some(who.name.as_str())
-}
-
-/// The same own-ticket rule for a device (remote diagnosis, commands): engineers only
-/// while one of the device's active tickets (`active`) is assigned to them.
-pub(super) fn check_may_diagnose(
-    who: &Principal,
-    device_id: &str,
-    active: &[Ticket],
-) -> Result<()> {
-    if who.restricted_to_assigned() && !active.iter().any(|t| assigned_to(who, t)) {
-        return Err(Error::Forbidden(format!(
-            "no active ticket of device {device_id} is assigned to {}; engineers diagnose the devices of their own tickets",
-            who.name
-        )));
-    }
-    Ok(())
-}
 
 /// Query of `GET /api/v1/tickets`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -253,26 +204,6 @@ impl From<OutcomeBody> for OutcomeInput {
     }
 }
 
-/// Checks a confirmed failure's component against the device's profile, when known.
-fn check_component(state: &AppState, t: &Ticket, o: &OutcomeInput) -> Result<()> {
-    let (Some(c), Some(profile)) = (&o.component, state.profiles.get(&t.device_type)) else {
-        return Ok(());
-    };
-    if profile.component(c).is_none() {
-        let known: Vec<&str> = profile
-            .components()
-            .iter()
-            .map(|c| c.name.as_str())
-            .collect();
-        return Err(Error::invalid(format!(
-            "outcome.component: {c:?} is not a component of {}; expected one of {}",
-            t.device_type,
-            known.join(", ")
-        )));
-    }
-    Ok(())
-}
-
 /// Body of `POST /api/v1/tickets/{id}/transitions`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -284,21 +215,6 @@ pub(crate) struct TransitionBody {
     note: Option<String>,
     /// The outcome, with `resolved` or `closed`.
     outcome: Option<OutcomeBody>,
-}
-
-/// The ticket, or 404; then whether `who` may act on it.
-fn ticket_for(
-    state: &AppState,
-    who: &Principal,
-    id: i64,
-    to: Option<TicketStatus>,
-) -> Result<Ticket> {
-    let t = state
-        .tickets
-        .get(id)?
-        .ok_or_else(|| Error::NotFound(format!("ticket {id} not found")))?;
-    check_may_act(who, &t, to)?;
-    Ok(t)
 }
 
 /// `POST /api/v1/tickets/{id}/transitions`: moves a ticket along its lifecycle.
@@ -324,18 +240,10 @@ pub(crate) async fn transition(
     ApiJson(body): ApiJson<TransitionBody>,
 ) -> Result<Json<TicketView>> {
     let id = ticket_id(&id)?;
-    let actor = who.actor();
     blocking(move || {
-        let t = ticket_for(&state, &who, id, Some(body.to))?;
         let outcome = body.outcome.map(OutcomeInput::from);
-        if let Some(o) = &outcome {
-            check_component(&state, &t, o)?;
-        }
         let note = body.note.unwrap_or_default();
-        let t = state
-            .tickets
-            .transition(id, body.to, &actor, &note, outcome)?;
-        tracing::info!(%actor, to = %body.to, "Ticket transition");
+        let t = desk::transition(&state, &who, id, body.to, &note, outcome)?;
         with_allowed(&state.tickets, t)
     })
     .await
@@ -382,7 +290,6 @@ pub(crate) async fn assign(
     ApiJson(body): ApiJson<AssignmentBody>,
 ) -> Result<Json<TicketView>> {
     let id = ticket_id(&id)?;
-    let actor = who.actor();
     blocking(move || {
         let input = AssignmentInput {
             engineer: body.engineer,
@@ -390,7 +297,7 @@ pub(crate) async fn assign(
             window_end: body.window_end,
             region: body.region,
         };
-        let t = state.tickets.assign(id, input, &actor)?;
+        let t = desk::assign(&state, &who, id, input)?;
         with_allowed(&state.tickets, t)
     })
     .await
@@ -421,12 +328,48 @@ pub(crate) async fn outcome(
     ApiJson(body): ApiJson<OutcomeBody>,
 ) -> Result<Json<TicketView>> {
     let id = ticket_id(&id)?;
-    let actor = who.actor();
     blocking(move || {
-        let input = OutcomeInput::from(body);
-        let t = ticket_for(&state, &who, id, None)?;
-        check_component(&state, &t, &input)?;
-        let t = state.tickets.record_outcome(id, input, &actor)?;
+        let t = desk::record_outcome(&state, &who, id, OutcomeInput::from(body))?;
+        with_allowed(&state.tickets, t)
+    })
+    .await
+    .map(Json)
+}
+
+/// Body of `POST /api/v1/tickets/{id}/notes`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NoteBody {
+    /// The note (up to the ticket text limit; not blank).
+    note: String,
+}
+
+/// `POST /api/v1/tickets/{id}/notes`: adds a note to the ticket's log (action `note`),
+/// in any status. Engineers: on tickets assigned to them.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tickets/{id}/notes",
+    tag = "tickets",
+    params(("id" = i64, Path, description = "Ticket id")),
+    request_body = NoteBody,
+    responses(
+        (status = 200, description = "The ticket with the note in its log", body = TicketView),
+        (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 403, description = "An engineer's note on a ticket not assigned to them", body = ErrorBody),
+        (status = 404, description = "No such ticket", body = ErrorBody),
+        (status = 422, description = "The note is blank or too long", body = ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(ticket_id = %id))]
+pub(crate) async fn note(
+    State(state): State<AppState>,
+    Extension(who): Extension<Principal>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<NoteBody>,
+) -> Result<Json<TicketView>> {
+    let id = ticket_id(&id)?;
+    blocking(move || {
+        let t = desk::add_note(&state, &who, id, &body.note)?;
         with_allowed(&state.tickets, t)
     })
     .await

@@ -8,6 +8,7 @@ use domain::ProfileSet;
 use ingest::archive::ArchiveMetrics;
 use ingest::metrics::IngestMetrics;
 use store::hot::StoreReader;
+use store::users::UserStore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +30,10 @@ pub(super) struct Served {
     pub(super) task: JoinHandle<Result<()>>,
     /// Fleet analytics, whose snapshot and detector the fleet task runs.
     pub(super) fleet: api::fleet::Fleet,
+    /// The console's accounts, whose expired sessions a task prunes.
+    pub(super) users: UserStore,
+    /// `http` or `https`.
+    pub(super) scheme: &'static str,
 }
 
 /// Binds the listener and serves the API until `stop`.
@@ -62,18 +67,69 @@ pub(super) async fn serve(
     .with_body_limit(settings.http.max_body_bytes)
     .with_fleet(settings.fleet.clone(), StoreReader::open(&stores.hot_path)?);
     let fleet = state.fleet().clone();
-    let streams = state.clone();
-    let task = tokio::spawn(async move {
-        api::serve(listener, api::router(state), async move {
-            stop.cancelled().await;
-            // Event streams never end by themselves; graceful shutdown waits for them.
-            streams.close_streams();
-        })
-        .await
-        .context("HTTP server")
+    let users = UserStore::open_in(&settings.data_dir)
+        .context("opening the console's accounts")?
+        .with_policies(settings.console.sessions, settings.console.sign_in);
+    let console = console::ConsoleState::new(
+        state.clone(),
+        users.clone(),
+        console::ConsoleSettings {
+            secure_cookies: settings.console.secure_cookies,
+        },
+    );
+    let app = api::router(state.clone()).merge(console::router(console));
+    let streams = state;
+    let shutdown = async move {
+        stop.cancelled().await;
+        // Event streams never end by themselves; graceful shutdown waits for them.
+        streams.close_streams();
+    };
+    let task = match &settings.http.tls {
+        None => tokio::spawn(async move {
+            api::serve(listener, app, shutdown)
+                .await
+                .context("HTTP server")
+        }),
+        Some(tls) => {
+            let config = super::tls::server_config(tls)?;
+            let listener = listener.into_std()?;
+            tokio::spawn(serve_tls(listener, config, app, shutdown))
+        }
+    };
+    let scheme = if settings.http.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(http_addr = %addr, scheme, "HTTP API and console listening");
+    Ok(Served {
+        addr,
+        task,
+        fleet,
+        users,
+        scheme,
+    })
+}
+
+/// Serves `app` over HTTPS until `shutdown`, then lets in-flight requests finish.
+async fn serve_tls(
+    listener: std::net::TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(None);
     });
-    tracing::info!(http_addr = %addr, "HTTP API listening");
-    Ok(Served { addr, task, fleet })
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(config);
+    axum_server::from_tcp_rustls(listener, config)
+        .handle(handle)
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await
+        .context("HTTPS server")
 }
 
 /// The process's one metrics registry: ingest, the archive, the drift watch and the

@@ -9,6 +9,7 @@
 mod broker;
 mod http;
 mod stores;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,6 +45,10 @@ pub struct Running {
     pub mqtt_tls: Option<ingest::source::TlsConfig>,
     /// Where the HTTP API listens.
     pub http_addr: SocketAddr,
+    /// The console's address (`http://ADDR/console/`, or `https://` with TLS).
+    pub console_url: String,
+    /// The console's accounts.
+    pub users: store::users::UserStore,
     /// How the first admin key came about (a generated one is for the caller to show).
     pub admin_key: Bootstrap,
     /// API keys and the audit log.
@@ -178,6 +183,10 @@ pub async fn start_with_clients(
     let scoring_task = tokio::spawn(scoring::run(stage, scoring_rx));
 
     spawn_tasks(settings, &stores, served.fleet, commands, &stop, &mut tasks)?;
+    tasks.push((
+        "session pruning task",
+        tokio::spawn(tasks::prune_sessions(served.users.clone(), stop.clone())),
+    ));
     // The archive tails hot.db on its own connection; ingest never waits for it.
     if let Some(a) = archiver {
         tasks.push(("archive", tokio::spawn(a.run(stop.clone()))));
@@ -193,6 +202,8 @@ pub async fn start_with_clients(
         mqtt_port: link.port,
         mqtt_tls: link.tls,
         http_addr: served.addr,
+        console_url: format!("{}://{}{}/", served.scheme, served.addr, console::PREFIX),
+        users: served.users,
         admin_key: stores.admin_key,
         access: stores.access,
         stop,

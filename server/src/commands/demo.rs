@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use domain::{ProfileSet, Role, Timestamp};
+use domain::{Lang, ProfileSet, Role, Timestamp};
 use ingest::broker::InternalAccount;
 use tokio_util::sync::CancellationToken;
 
@@ -192,6 +192,47 @@ async fn ensure_model(settings: &Settings, profiles: &ProfileSet, seed: u64) -> 
     Ok(())
 }
 
+/// The console's demo accounts: one per role, with a new password at every start
+/// (the demo resets keys.db). The planner works in English, the engineer in Chinese,
+/// both in Shanghai time; the language switch in every page's header changes it.
+fn demo_people(running: &Running) -> Result<Vec<(String, Role, String)>> {
+    let people = [
+        ("admin", "Admin", Role::Admin, Lang::En, "UTC"),
+        (
+            "planner",
+            "Li Wei 李伟",
+            Role::Planner,
+            Lang::En,
+            "Asia/Shanghai",
+        ),
+        (
+            "engineer",
+            "王芳 Wang Fang",
+            Role::Engineer,
+            Lang::Zh,
+            "Asia/Shanghai",
+        ),
+    ];
+    let mut out = Vec::new();
+    for (login, display_name, role, lang, time_zone) in people {
+        let users = running.users.clone();
+        let password = tokio::task::block_in_place(|| match users.by_login(login)? {
+            Some(u) => users.reset_password(u.id).map(|(password, _)| password),
+            None => users
+                .add(&store::users::NewUser {
+                    login,
+                    display_name,
+                    role,
+                    lang,
+                    time_zone,
+                })
+                .map(|(password, _)| password),
+        })?;
+        out.push((login.to_owned(), role, password));
+    }
+    Ok(out)
+}
+
 /// Creates a key per role (new at every start: the demo resets keys.db with its
 /// store) and prints them with the URLs to try; returns the planner's key.
 fn announce(running: &Running, args: &DemoArgs) -> Result<String> {
@@ -216,6 +257,13 @@ fn announce(running: &Running, args: &DemoArgs) -> Result<String> {
     for (role, key) in &role_keys {
         println!("  {:<13} {key}", role.as_str());
     }
+    println!();
+    println!("Service console: {}", running.console_url);
+    println!("  sign in as (new at every demo start):");
+    for (login, role, password) in demo_people(running)? {
+        println!("  {:<13} {login:<10} {password}", role.as_str());
+    }
+    println!();
     println!("  MQTT broker   {}", running.mqtt_addr);
     println!("  devices       curl -s -H \"Authorization: Bearer $PLANNER_KEY\" http://{http}/api/v1/devices");
     println!("  tickets       curl -s -H \"Authorization: Bearer $PLANNER_KEY\" http://{http}/api/v1/tickets");

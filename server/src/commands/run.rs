@@ -30,6 +30,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
         "  HTTP     http://{}/health; every other route needs an API key (docs at /docs)",
         running.http_addr
     );
+    println!(
+        "  console  {}   (accounts: `fixahead users add LOGIN --role planner`)",
+        running.console_url
+    );
     println!("  data     {}", settings.data_dir.display());
     let stop = running.stop_token();
     tokio::spawn(async move {

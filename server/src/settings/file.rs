@@ -42,6 +42,8 @@ pub struct ConfigFile {
     pub diagnosis: DiagnosisConfig,
     /// Fleet analytics and batch alarms.
     pub fleet: api::fleet::FleetSettings,
+    /// The service console: sessions and sign-in limits.
+    pub console: ConsoleConfig,
 }
 
 impl Default for ConfigFile {
@@ -58,6 +60,7 @@ impl Default for ConfigFile {
             webhooks: api::WebhookConfig::default(),
             archive: ArchiveConfig::default(),
             commands: CommandsConfig::default(),
+            console: ConsoleConfig::default(),
             diagnosis: DiagnosisConfig::default(),
             fleet: api::fleet::FleetSettings::default(),
         }
@@ -171,6 +174,10 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// How long audit records are kept (`keys.db`), e.g. `"365d"`.
     pub audit_retention: api::tickets::ConfigDuration,
+    /// PEM certificate chain: with `tls_key`, the listener speaks HTTPS itself.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -179,6 +186,42 @@ impl Default for HttpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: api::http::DEFAULT_BODY_LIMIT,
             audit_retention: api::tickets::ConfigDuration::from_hours(365 * 24),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// `[console]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Mark the console's cookies `Secure`. Default: on when the listener serves TLS
+    /// (`[http] tls_cert`); set it when a TLS-terminating proxy stands in front.
+    pub secure_cookies: Option<bool>,
+    /// A session without a request for this long has ended (default `8h`).
+    pub session_idle: api::tickets::ConfigDuration,
+    /// A session this old has ended, however active (default `7d`).
+    pub session_max_age: api::tickets::ConfigDuration,
+    /// Failed sign-ins per login within `sign_in_window` before refusing (default 5).
+    pub sign_in_failures_per_login: u32,
+    /// Failed sign-ins per client address within `sign_in_window` (default 20).
+    pub sign_in_failures_per_address: u32,
+    /// The window the failures are counted in (default `15m`).
+    pub sign_in_window: api::tickets::ConfigDuration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        let sessions = store::users::SessionPolicy::default();
+        let sign_in = store::users::SignInPolicy::default();
+        Self {
+            secure_cookies: None,
+            session_idle: api::tickets::ConfigDuration::from_millis(sessions.idle_ms),
+            session_max_age: api::tickets::ConfigDuration::from_millis(sessions.max_age_ms),
+            sign_in_failures_per_login: sign_in.per_login,
+            sign_in_failures_per_address: sign_in.per_address,
+            sign_in_window: api::tickets::ConfigDuration::from_millis(sign_in.window_ms),
         }
     }
 }

@@ -19,8 +19,9 @@ use store::hot::DeadLetterRetention;
 use store::Synchronous;
 
 pub use file::{
-    ArchiveConfig, CommandsConfig, ConfigFile, DeadLettersConfig, DiagnosisConfig, HttpConfig,
-    InfluxDbConfig, IngestConfig, ModelsConfig, MqttConfig, ProfilesConfig, INFLUXDB_TOKEN_ENV,
+    ArchiveConfig, CommandsConfig, ConfigFile, ConsoleConfig, DeadLettersConfig, DiagnosisConfig,
+    HttpConfig, InfluxDbConfig, IngestConfig, ModelsConfig, MqttConfig, ProfilesConfig,
+    INFLUXDB_TOKEN_ENV,
 };
 
 use crate::{Context, Error, Result};
@@ -51,6 +52,10 @@ pub struct Overrides {
     pub shared_group: Option<String>,
     /// `--http-listen`.
     pub http_listen: Option<SocketAddr>,
+    /// `--http-tls-cert`.
+    pub http_tls_cert: Option<PathBuf>,
+    /// `--http-tls-key`.
+    pub http_tls_key: Option<PathBuf>,
     /// `--model-dir`.
     pub model_dir: Option<PathBuf>,
     /// `--profiles`.
@@ -92,6 +97,12 @@ impl Overrides {
         }
         if let Some(a) = self.http_listen {
             file.http.listen = a;
+        }
+        if let Some(c) = &self.http_tls_cert {
+            file.http.tls_cert = Some(c.clone());
+        }
+        if let Some(k) = &self.http_tls_key {
+            file.http.tls_key = Some(k.clone());
         }
         if let Some(d) = &self.model_dir {
             file.models.dir = Some(d.clone());
@@ -138,6 +149,19 @@ pub struct Settings {
     pub diagnosis_refresh: Duration,
     /// Fleet analytics and batch alarms.
     pub fleet: api::fleet::FleetSettings,
+    /// The service console.
+    pub console: ConsoleSettings,
+}
+
+/// `[console]`, with the cookie setting resolved against the listener's TLS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsoleSettings {
+    /// Mark cookies `Secure`.
+    pub secure_cookies: bool,
+    /// Session expiry.
+    pub sessions: store::users::SessionPolicy,
+    /// Sign-in limits.
+    pub sign_in: store::users::SignInPolicy,
 }
 
 /// Which broker, and how fixahead's client talks to it.
@@ -187,6 +211,17 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// How long audit records are kept, in milliseconds.
     pub audit_retention_ms: i64,
+    /// The certificate chain and key when the listener serves HTTPS itself.
+    pub tls: Option<HttpTls>,
+}
+
+/// `[http] tls_cert` and `tls_key`: PEM files, read when the listener starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpTls {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
 }
 
 /// `[ingest]`.
@@ -236,9 +271,11 @@ impl Settings {
     /// [`Settings::build`] without overrides, with the token passed in.
     pub(crate) fn from_file(file: ConfigFile, env_token: Option<String>) -> Result<Self> {
         let f = &file;
+        let http = http(&f.http)?;
         Ok(Settings {
             mqtt: mqtt(&f.mqtt)?,
-            http: http(&f.http)?,
+            console: console(&f.console, &http)?,
+            http,
             ingest: ingest(&f.ingest)?,
             dead_letters: dead_letters(&f.dead_letters)?,
             models: models(f)?,
@@ -348,10 +385,52 @@ fn http(h: &HttpConfig) -> Result<HttpSettings> {
             h.audit_retention
         );
     }
+    let tls = match (&h.tls_cert, &h.tls_key) {
+        (Some(cert), Some(key)) => Some(HttpTls {
+            cert: cert.clone(),
+            key: key.clone(),
+        }),
+        (None, None) => None,
+        _ => {
+            invalid!("http.tls_cert and http.tls_key (--http-tls-cert, --http-tls-key) go together")
+        }
+    };
     Ok(HttpSettings {
         listen: h.listen,
         max_body_bytes: h.max_body_bytes,
         audit_retention_ms: h.audit_retention.millis(),
+        tls,
+    })
+}
+
+fn console(c: &ConsoleConfig, http: &HttpSettings) -> Result<ConsoleSettings> {
+    let minute = 60_000;
+    if c.session_idle.millis() < minute || c.session_idle > c.session_max_age {
+        invalid!(
+            "console.session_idle must be at least 1m and at most console.session_max_age, got {}",
+            c.session_idle
+        );
+    }
+    if c.sign_in_failures_per_login == 0 || c.sign_in_failures_per_address == 0 {
+        invalid!("console.sign_in_failures_per_login and _per_address must be at least 1");
+    }
+    if c.sign_in_window.millis() < minute {
+        invalid!(
+            "console.sign_in_window must be at least 1m, got {}",
+            c.sign_in_window
+        );
+    }
+    Ok(ConsoleSettings {
+        secure_cookies: c.secure_cookies.unwrap_or(http.tls.is_some()),
+        sessions: store::users::SessionPolicy {
+            idle_ms: c.session_idle.millis(),
+            max_age_ms: c.session_max_age.millis(),
+        },
+        sign_in: store::users::SignInPolicy {
+            per_login: c.sign_in_failures_per_login,
+            per_address: c.sign_in_failures_per_address,
+            window_ms: c.sign_in_window.millis(),
+        },
     })
 }
 

@@ -34,7 +34,7 @@ fn check_device(state: &AppState, who: &Principal, id: &DeviceId) -> Result<()> 
         return Err(Error::NotFound(format!("device {id} not found")));
     }
     let tickets = active_tickets(state, id)?;
-    crate::http::tickets::check_may_diagnose(who, id.as_str(), &tickets)
+    crate::desk::check_may_diagnose(who, id.as_str(), &tickets)
 }
 
 /// `POST /api/v1/devices/{device_id}/commands`: publishes a command to the device on

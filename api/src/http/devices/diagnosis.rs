@@ -302,7 +302,7 @@ fn diagnose(state: &AppState, who: &Principal, id: &DeviceId) -> Result<DeviceDi
         .device(id.as_str())?
         .ok_or_else(|| Error::NotFound(format!("device {id} not found")))?;
     let tickets = active_tickets(state, id)?;
-    crate::http::tickets::check_may_diagnose(who, id.as_str(), &tickets)?;
+    crate::desk::check_may_diagnose(who, id.as_str(), &tickets)?;
     let profile = state.profiles.get(&device.device.device_type).cloned();
     let newest = device.last_event_ts;
     let latest = state

@@ -139,6 +139,18 @@ impl TicketService {
         })
     }
 
+    /// Adds a note to a ticket's log (action `note`), in any status. A note must not
+    /// be blank ([`Error::Invalid`]).
+    pub fn add_note(&self, id: i64, note: &str, actor: &str) -> Result<Ticket> {
+        check_text("note", note)?;
+        if note.trim().is_empty() {
+            return Err(Error::invalid("note: must not be empty"));
+        }
+        self.change_ticket(id, |tx, _, now| {
+            log_change(tx, id, now, actor, "note", note.trim())
+        })
+    }
+
     /// Sets a ticket's engineer, scheduled window and region (replacing all three;
     /// the skills come from the component and are kept), logged as `assigned`. Only
     /// active tickets can be assigned ([`Error::Conflict`] otherwise); a window must

@@ -1,0 +1,192 @@
+//! The service desk: what a person or an integration may do to a ticket, and doing
+//! it. The JSON API's ticket handlers and the console's pages both call these, so the
+//! two answer the same request with the same permission checks, the same errors and
+//! the same log entries.
+//!
+//! The rules beside the role's permissions (docs/api.md, "Roles"): engineers see and
+//! act on only the tickets assigned to them (the ticket's engineer is their key's
+//! name or their login), may move them only to `in_progress` or `resolved`, and
+//! diagnose only the devices of their own active tickets; dismissing takes
+//! `dismiss_tickets` (planners, admins).
+//!
+//! Everything here is blocking (SQLite); async callers use `spawn_blocking`.
+
+use domain::{Ticket, TicketStatus};
+
+use crate::http::auth::{Permission, Principal};
+use crate::http::AppState;
+use crate::tickets::{AssignmentInput, OutcomeInput};
+use crate::{Error, Result};
+
+/// Refuses unless `who`'s role holds `permission`.
+pub fn require(who: &Principal, permission: Permission) -> Result<()> {
+    if who.may(permission) {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(format!(
+            "role {} may not do this (it needs permission {})",
+            who.role.as_str(),
+            permission.as_str()
+        )))
+    }
+}
+
+/// Whether `t` is assigned to `who`: the ticket's engineer is their key's name or
+/// their login.
+pub fn assigned_to(who: &Principal, t: &Ticket) -> bool {
+    t.assignment.engineer.as_deref() == Some(who.name.as_str())
+}
+
+/// Ticket `id`, or [`Error::NotFound`].
+fn find(state: &AppState, id: i64) -> Result<Ticket> {
+    state
+        .tickets()
+        .get(id)?
+        .ok_or_else(|| Error::NotFound(format!("ticket {id} not found")))
+}
+
+/// Ticket `id` for `who` to read: [`Error::Forbidden`] for an engineer when it is not
+/// theirs (the console's rule; the JSON API lets any role with `read_tickets` read
+/// every ticket, which integrations rely on).
+pub fn ticket_for_person(state: &AppState, who: &Principal, id: i64) -> Result<Ticket> {
+    require(who, Permission::ReadTickets)?;
+    let t = find(state, id)?;
+    if who.restricted_to_assigned() && !assigned_to(who, &t) {
+        return Err(Error::Forbidden(format!(
+            "ticket {} is not assigned to {}; engineers open their own tickets",
+            t.number, who.name
+        )));
+    }
+    Ok(t)
+}
+
+/// Whether `who` may act on `t` (moving it to `to`, when given).
+pub fn check_may_act(who: &Principal, t: &Ticket, to: Option<TicketStatus>) -> Result<()> {
+    if to == Some(TicketStatus::Dismissed) && !who.may(Permission::DismissTickets) {
+        return Err(Error::Forbidden(format!(
+            "role {} may not dismiss tickets",
+            who.role.as_str()
+        )));
+    }
+    if who.restricted_to_assigned() {
+        if !assigned_to(who, t) {
+            return Err(Error::Forbidden(format!(
+                "ticket {} is not assigned to {}; engineers act on their own tickets",
+                t.id, who.name
+            )));
+        }
+        if let Some(to) = to {
+            if !matches!(to, TicketStatus::InProgress | TicketStatus::Resolved) {
+                return Err(Error::Forbidden(format!(
+                    "engineers may move a ticket to in_progress or resolved, not {to}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The statuses `who` may move `t` to now: the lifecycle's (with the reopen window),
+/// less what their role may not do.
+pub fn allowed_transitions(state: &AppState, who: &Principal, t: &Ticket) -> Vec<TicketStatus> {
+    if !who.may(Permission::TransitionTickets) {
+        return Vec::new();
+    }
+    state
+        .tickets()
+        .allowed_transitions(t)
+        .into_iter()
+        .filter(|to| check_may_act(who, t, Some(*to)).is_ok())
+        .collect()
+}
+
+/// The same own-ticket rule for a device (remote diagnosis, commands): engineers only
+/// while one of the device's active tickets (`active`) is assigned to them.
+pub fn check_may_diagnose(who: &Principal, device_id: &str, active: &[Ticket]) -> Result<()> {
+    if who.restricted_to_assigned() && !active.iter().any(|t| assigned_to(who, t)) {
+        return Err(Error::Forbidden(format!(
+            "no active ticket of device {device_id} is assigned to {}; engineers diagnose the devices of their own tickets",
+            who.name
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a confirmed failure's component against the device's profile, when known.
+fn check_component(state: &AppState, t: &Ticket, o: &OutcomeInput) -> Result<()> {
+    let (Some(c), Some(profile)) = (&o.component, state.profiles().get(&t.device_type)) else {
+        return Ok(());
+    };
+    if profile.component(c).is_none() {
+        let known: Vec<&str> = profile
+            .components()
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        return Err(Error::invalid(format!(
+            "outcome.component: {c:?} is not a component of {}; expected one of {}",
+            t.device_type,
+            known.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Moves ticket `id` to `to` for `who`, with a note and (to `resolved` or `closed`)
+/// an outcome.
+#[tracing::instrument(skip_all, fields(ticket_id = id, to = %to))]
+pub fn transition(
+    state: &AppState,
+    who: &Principal,
+    id: i64,
+    to: TicketStatus,
+    note: &str,
+    outcome: Option<OutcomeInput>,
+) -> Result<Ticket> {
+    require(who, Permission::TransitionTickets)?;
+    let t = find(state, id)?;
+    check_may_act(who, &t, Some(to))?;
+    if let Some(o) = &outcome {
+        check_component(state, &t, o)?;
+    }
+    let actor = who.actor();
+    let t = state.tickets().transition(id, to, &actor, note, outcome)?;
+    tracing::info!(%actor, "Ticket transition");
+    Ok(t)
+}
+
+/// Sets ticket `id`'s engineer, window and region for `who`.
+#[tracing::instrument(skip_all, fields(ticket_id = id))]
+pub fn assign(
+    state: &AppState,
+    who: &Principal,
+    id: i64,
+    input: AssignmentInput,
+) -> Result<Ticket> {
+    require(who, Permission::AssignTickets)?;
+    state.tickets().assign(id, input, &who.actor())
+}
+
+/// Records what the visit to ticket `id` found, for `who`.
+#[tracing::instrument(skip_all, fields(ticket_id = id))]
+pub fn record_outcome(
+    state: &AppState,
+    who: &Principal,
+    id: i64,
+    input: OutcomeInput,
+) -> Result<Ticket> {
+    require(who, Permission::RecordOutcome)?;
+    let t = find(state, id)?;
+    check_may_act(who, &t, None)?;
+    check_component(state, &t, &input)?;
+    state.tickets().record_outcome(id, input, &who.actor())
+}
+
+/// Adds `note` to ticket `id`'s log, for `who` (anyone who may move the ticket).
+#[tracing::instrument(skip_all, fields(ticket_id = id))]
+pub fn add_note(state: &AppState, who: &Principal, id: i64, note: &str) -> Result<Ticket> {
+    require(who, Permission::TransitionTickets)?;
+    let t = find(state, id)?;
+    check_may_act(who, &t, None)?;
+    state.tickets().add_note(id, note, &who.actor())
+}

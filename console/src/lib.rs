@@ -1,0 +1,80 @@
+//! The service console: the pages planners, engineers and admins work in, served by
+//! the same process and port as the JSON API, in English and Simplified Chinese.
+//!
+//! * Server-rendered HTML from askama templates (`console/templates/`), which are
+//!   checked against their structs at compile time and escape every value by default:
+//!   text from devices, profiles and people is never markup. Askama because it is the
+//!   kanidm way (templates as files a designer can read, compiled into the binary; no
+//!   Node step), and a type error in a template is a build error.
+//! * Every page works without JavaScript; `assets/console.js` only enhances (live
+//!   updates, actions without a full reload). Assets are compiled into the binary and
+//!   served under content-hashed names with a year's cache ([`assets`]); nothing comes
+//!   from another host.
+//! * People sign in with an account of [`store::users`]; the session cookie is
+//!   HttpOnly and SameSite=Strict (Secure over TLS), every state-changing form carries
+//!   the session's CSRF token ([`csrf::CsrfForm`]).
+//! * The pages call the same services as the JSON API with the same permission table
+//!   (`api::http::auth::grants`) through an [`api::Principal`] of kind `user`; every
+//!   action lands in the ticket log and the audit log under the person's name.
+//!
+//! Routes live under `/console/` ([`router`]); `/` redirects there.
+
+// The frame (clock, common words, testing fixture) is used in full by the pages landing
+// next (issue 19); this goes when they have.
+#![allow(dead_code)]
+
+mod account;
+mod assets;
+mod clock;
+mod csrf;
+mod error;
+mod i18n;
+mod page;
+mod session;
+mod sign_in;
+mod state;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
+
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use error::{Error, Result};
+pub use state::{ConsoleSettings, ConsoleState};
+
+/// Where the console lives.
+pub const PREFIX: &str = "/console";
+
+/// The console's routes (under [`PREFIX`], plus `/` redirecting to it), with the
+/// session and security-header layers. Merge it into the API's router.
+pub fn router(state: ConsoleState) -> Router {
+    let pages = Router::new()
+        .route("/", get(home))
+        .route("/sign-in", get(sign_in::form).post(sign_in::submit))
+        .route("/sign-out", post(sign_in::sign_out))
+        .route("/account", get(account::page))
+        .route("/account/preferences", post(account::preferences))
+        .route("/account/language", post(account::language))
+        .route("/account/password", post(account::password))
+        .route("/assets/{name}", get(assets::serve))
+        .fallback(page::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session::load,
+        ))
+        .layer(axum::middleware::map_response(page::security_headers))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state);
+    Router::new()
+        .route("/", get(|| async { Redirect::to(&format!("{PREFIX}/")) }))
+        .nest(PREFIX, pages)
+}
+
+/// The home page. Until the queue exists, a signed-in person lands on their account.
+async fn home(viewer: session::Viewer) -> Redirect {
+    let _ = viewer;
+    Redirect::to(&format!("{PREFIX}/account"))
+}

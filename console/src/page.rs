@@ -1,0 +1,191 @@
+//! What every page has: the frame around it ([`Chrome`]: navigation by role, the
+//! person, the language switch), rendering with the right headers, and error pages.
+
+use askama::Template;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use domain::Lang;
+
+use crate::i18n::{self, Common};
+use crate::session::{Viewer, Visitor};
+use crate::{assets, Error, PREFIX};
+
+/// One entry of the navigation.
+#[derive(Debug)]
+pub(crate) struct NavItem {
+    pub(crate) href: String,
+    pub(crate) label: &'static str,
+    pub(crate) current: bool,
+}
+
+/// The frame of a page: what `base.html` needs.
+#[derive(Debug)]
+pub(crate) struct Chrome {
+    pub(crate) lang: Lang,
+    pub(crate) t: &'static Common,
+    pub(crate) title: String,
+    /// The signed-in person's display name, or none on the sign-in page.
+    pub(crate) person: Option<String>,
+    pub(crate) role: &'static str,
+    pub(crate) nav: Vec<NavItem>,
+    pub(crate) csrf: String,
+    /// Where the language switch comes back to.
+    pub(crate) here: String,
+    pub(crate) css: String,
+    pub(crate) js: String,
+    pub(crate) prefix: &'static str,
+}
+
+impl Chrome {
+    /// The frame of a signed-in person's page titled `title`, with the navigation
+    /// entry `current` (a path under [`PREFIX`], e.g. `/`) marked.
+    pub(crate) fn new(viewer: &Viewer, title: impl Into<String>, current: &str) -> Self {
+        use api::http::auth::Permission as P;
+        let lang = viewer.lang();
+        let t = i18n::common(lang);
+        let p = &viewer.principal;
+        let mut nav = Vec::new();
+        let mut add = |path: &str, label: &'static str| {
+            nav.push(NavItem {
+                href: format!("{PREFIX}{path}"),
+                label,
+                current: path == current,
+            })
+        };
+        if p.may(P::ReadTickets) {
+            add("/", t.nav_queue);
+        }
+        if p.restricted_to_assigned() {
+            add("/my-day", t.nav_my_day);
+        }
+        if p.may(P::ReadFleet) {
+            add("/fleet", t.nav_fleet);
+        }
+        if p.may(P::ReadModels) {
+            add("/models", t.nav_models);
+        }
+        if p.may(P::ManageKeys) {
+            add("/admin", t.nav_admin);
+        }
+        add("/account", t.nav_account);
+        Self {
+            lang,
+            t,
+            title: title.into(),
+            person: Some(p.display_name.clone()),
+            role: t.role(p.role),
+            nav,
+            csrf: viewer.csrf.clone(),
+            here: format!("{PREFIX}{current}"),
+            css: assets::css_url(),
+            js: assets::js_url(),
+            prefix: PREFIX,
+        }
+    }
+
+    /// The frame of a page for anyone (sign-in, errors without a session).
+    pub(crate) fn anonymous(lang: Lang, title: impl Into<String>) -> Self {
+        Self {
+            lang,
+            t: i18n::common(lang),
+            title: title.into(),
+            person: None,
+            role: "",
+            nav: Vec::new(),
+            csrf: String::new(),
+            here: format!("{PREFIX}/sign-in"),
+            css: assets::css_url(),
+            js: assets::js_url(),
+            prefix: PREFIX,
+        }
+    }
+}
+
+/// Renders `page` as an HTML response with `status`.
+pub(crate) fn render_with(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "Could not render a console page");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+/// Renders `page` as a 200 HTML response.
+pub(crate) fn render(page: &impl Template) -> Response {
+    render_with(StatusCode::OK, page)
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    chrome: Chrome,
+    heading: &'static str,
+    message: Option<String>,
+}
+
+/// An error as a page in `lang`: the status, a heading, and the message when it is
+/// the person's to read (a server error's detail goes to the log only).
+pub(crate) fn error_page(e: Error, lang: Lang) -> Response {
+    let t = i18n::common(lang);
+    let status = e.status();
+    if status.is_server_error() {
+        tracing::error!(error = %e, "Console request failed");
+    }
+    let heading = match status {
+        StatusCode::FORBIDDEN => t.error_forbidden,
+        StatusCode::NOT_FOUND => t.error_not_found,
+        StatusCode::CONFLICT => t.error_conflict,
+        s if s.is_client_error() => t.error_bad_request,
+        _ => t.error_title,
+    };
+    let message = e
+        .public_message()
+        .or_else(|| Some(t.error_server.to_owned()));
+    render_with(
+        status,
+        &ErrorPage {
+            chrome: Chrome::anonymous(lang, heading),
+            heading,
+            message,
+        },
+    )
+}
+
+/// A handler's result: a response, or an error page in the person's language.
+pub(crate) type PageResult = std::result::Result<Response, Response>;
+
+/// Turns a console error into its page, in `lang`.
+pub(crate) fn fail(lang: Lang) -> impl Fn(Error) -> Response {
+    move |e| error_page(e, lang)
+}
+
+/// Unknown console paths: a 404 page.
+pub(crate) async fn not_found(visitor: Visitor) -> Response {
+    error_page(
+        Error::NotFound("there is no such page".into()),
+        visitor.lang,
+    )
+}
+
+/// Headers on every console response: no caching of pages (they show live data and
+/// carry CSRF tokens), no framing, no sniffing, scripts and styles only from this
+/// origin.
+pub(crate) async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, name, value: &'static str| {
+        h.entry(name).or_insert(HeaderValue::from_static(value));
+    };
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+         connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    );
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::REFERRER_POLICY, "same-origin");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::CACHE_CONTROL, "no-store");
+    response
+}

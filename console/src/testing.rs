@@ -1,0 +1,311 @@
+//! A console over real stores in a temporary directory, for the crate's tests: a few
+//! washers with readings and faults (one with hostile text), tickets raised from
+//! predictions, and an account per role. Requests go through the whole router (session
+//! layer, CSRF, security headers) without a socket.
+
+use std::sync::Arc;
+
+use api::{AppState, DiagnosisContext, TicketConfig, TicketService};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use domain::{decode, Contribution, DeviceId, Lang, Prediction, ProfileSet, Role, Timestamp};
+use store::hot::{HotStore, StoreItem, StoreReader};
+use store::users::{NewUser, UserStore};
+use store::Synchronous;
+use tower::ServiceExt;
+
+use crate::session::SESSION_COOKIE;
+use crate::{ConsoleSettings, ConsoleState};
+
+/// 2026-11-24T06:00:00Z
+pub(crate) const T0: i64 = 1_795_500_000_000;
+
+/// A note with markup in it: pages must show it as text.
+pub(crate) const HOSTILE: &str = "<script>alert(\"x\")</script> 'quoted' & more";
+
+/// A console with data.
+pub(crate) struct Fixture {
+    _dir: tempfile::TempDir,
+    pub(crate) router: Router,
+    pub(crate) api: AppState,
+    pub(crate) tickets: TicketService,
+    pub(crate) users: UserStore,
+    /// Each account's generated password, by login.
+    pub(crate) passwords: std::collections::HashMap<String, String>,
+}
+
+/// A signed-in person: their session cookie and CSRF token.
+#[derive(Clone, Debug)]
+pub(crate) struct Person {
+    pub(crate) login: String,
+    pub(crate) user_id: i64,
+    pub(crate) token: String,
+    pub(crate) csrf: String,
+}
+
+/// A response: status, headers and body text.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: String,
+}
+
+impl Answer {
+    /// The `Location` header of a redirect.
+    pub(crate) fn location(&self) -> &str {
+        self.headers
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+fn telemetry(
+    profiles: &ProfileSet,
+    device: &str,
+    seq: u64,
+    ts: i64,
+    readings: &str,
+) -> domain::Message {
+    let payload = format!(
+        r#"{{"ts": {ts}, "seq": {seq}, "type": "washer", "model": "WM-500", "fw": "2.4.1", "batch": "B2025-07", "region": "north", "readings": {readings}}}"#
+    );
+    decode(
+        &format!("fixahead/v1/{device}/telemetry"),
+        payload.as_bytes(),
+        profiles,
+    )
+    .expect("test telemetry decodes")
+}
+
+fn fault(profiles: &ProfileSet, device: &str, seq: u64, ts: i64, code: &str) -> domain::Message {
+    let payload = format!(
+        r#"{{"ts": {ts}, "seq": {seq}, "type": "washer", "model": "WM-500", "batch": "B2025-07", "region": "north", "code": "{code}", "state": "raised"}}"#
+    );
+    decode(
+        &format!("fixahead/v1/{device}/fault"),
+        payload.as_bytes(),
+        profiles,
+    )
+    .expect("test fault decodes")
+}
+
+/// A flagged (or not) prediction for a washer component.
+pub(crate) fn prediction(device: &str, component: &str, risk: f64, flagged: bool) -> Prediction {
+    Prediction {
+        device_id: DeviceId::parse(device).expect("test device id"),
+        device_type: "washer".into(),
+        component: component.into(),
+        ts: Timestamp(T0 + 3_600_000),
+        risk,
+        threshold: 0.6,
+        flagged,
+        model_version: "washer-v1".into(),
+        top_features: vec![Contribution {
+            feature: "drain_time_s.ewma_fast".into(),
+            value: 31.0,
+            contribution: 1.4,
+            normal_range: Some((10.0, 20.0)),
+        }],
+        lead_time_days: Some(9.0),
+        warming_up: false,
+    }
+}
+
+impl Fixture {
+    /// Washers `wm-1` (drain pump and heater flagged, an E21 fault) and `wm-2` (drain
+    /// pump flagged); accounts `admin`, `planner`, `engineer` and `engineer2`.
+    pub(crate) fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let profiles = ProfileSet::builtin();
+        let hot = dir.path().join("hot.db");
+        {
+            let mut store = HotStore::open(&hot, Synchronous::Normal).expect("hot store");
+            let mut messages = Vec::new();
+            for seq in 1..=48u64 {
+                let ts = T0 - 48 * 3_600_000 + seq as i64 * 3_600_000;
+                let drain = 12.0 + seq as f64 * 0.4;
+                messages.push(telemetry(
+                    &profiles,
+                    "wm-1",
+                    seq,
+                    ts,
+                    &format!(r#"{{"drain_time_s": {drain}, "vibration_g": 0.11}}"#),
+                ));
+                messages.push(telemetry(
+                    &profiles,
+                    "wm-2",
+                    seq,
+                    ts,
+                    r#"{"drain_time_s": 11.0}"#,
+                ));
+            }
+            messages.push(fault(&profiles, "wm-1", 100, T0 - 1_800_000, "E21"));
+            let items: Vec<StoreItem<'_>> = messages
+                .iter()
+                .map(|m| StoreItem::Message {
+                    message: m,
+                    received_at: Timestamp(T0),
+                })
+                .collect();
+            store.commit(&items).expect("commit test messages");
+        }
+        let reader = StoreReader::open(&hot).expect("hot reader");
+        let tickets = TicketService::open(&dir.path().join("tickets.db"), TicketConfig::default())
+            .expect("ticket store");
+        let faults = reader.recent_faults("wm-1", 20).expect("faults");
+        let ctx = DiagnosisContext::from_records(profiles.get("washer").cloned(), &faults);
+        tickets
+            .record_predictions(
+                &[
+                    prediction("wm-1", "drain_pump", 0.95, true),
+                    prediction("wm-1", "heater", 0.72, true),
+                ],
+                &ctx,
+            )
+            .expect("tickets for wm-1");
+        tickets
+            .record_predictions(
+                &[prediction("wm-2", "drain_pump", 0.65, true)],
+                &DiagnosisContext::default(),
+            )
+            .expect("ticket for wm-2");
+        let access = api::AccessStore::open_in(dir.path()).expect("keys.db");
+        let api = AppState::new(
+            tickets.clone(),
+            reader,
+            profiles,
+            prometheus_registry(),
+            Arc::new(|| serde_json::json!({})),
+        )
+        .with_access(access);
+        let users = UserStore::open_in(dir.path()).expect("accounts");
+        let mut passwords = std::collections::HashMap::new();
+        for (login, role, lang) in [
+            ("admin", Role::Admin, Lang::En),
+            ("planner", Role::Planner, Lang::En),
+            ("engineer", Role::Engineer, Lang::En),
+            ("engineer2", Role::Engineer, Lang::Zh),
+        ] {
+            let (password, _) = users
+                .add(&NewUser {
+                    login,
+                    display_name: "",
+                    role,
+                    lang,
+                    time_zone: "Asia/Shanghai",
+                })
+                .expect("test account");
+            passwords.insert(login.to_owned(), password);
+        }
+        let state = ConsoleState::new(api.clone(), users.clone(), ConsoleSettings::default());
+        Self {
+            _dir: dir,
+            router: crate::router(state),
+            api,
+            tickets,
+            users,
+            passwords,
+        }
+    }
+
+    /// Signs `login` in (through the store, not the form) and returns their session.
+    pub(crate) fn sign_in(&self, login: &str) -> Person {
+        let user = self
+            .users
+            .by_login(login)
+            .expect("store")
+            .expect("test account exists");
+        let s = self
+            .users
+            .start_session(&user, "127.0.0.1")
+            .expect("session");
+        Person {
+            login: login.to_owned(),
+            user_id: user.id,
+            token: s.token,
+            csrf: s.session.csrf,
+        }
+    }
+
+    /// Sends a request as `who` (with their session cookie) or as nobody.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        who: Option<&Person>,
+        form: Option<String>,
+    ) -> Answer {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(p) = who {
+            request = request.header(header::COOKIE, format!("{SESSION_COOKIE}={}", p.token));
+        }
+        let body = match form {
+            Some(f) => {
+                request = request.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+                Body::from(f)
+            }
+            None => Body::empty(),
+        };
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).expect("request"))
+            .await
+            .expect("router answers");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        Answer {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// GET `path` as `who`.
+    pub(crate) async fn get(&self, path: &str, who: Option<&Person>) -> Answer {
+        self.send(Method::GET, path, who, None).await
+    }
+
+    /// POSTs a form as `who` with their CSRF token added.
+    pub(crate) async fn post(&self, path: &str, who: &Person, fields: &[(&str, &str)]) -> Answer {
+        let mut all: Vec<(&str, &str)> = vec![("csrf", who.csrf.as_str())];
+        all.extend_from_slice(fields);
+        let form = serde_urlencoded::to_string(&all).expect("form encodes");
+        self.send(Method::POST, path, Some(who), Some(form)).await
+    }
+
+    /// POSTs a form as `who` exactly as given (no CSRF token added).
+    pub(crate) async fn post_raw(
+        &self,
+        path: &str,
+        who: &Person,
+        fields: &[(&str, &str)],
+    ) -> Answer {
+        let form = serde_urlencoded::to_string(fields).expect("form encodes");
+        self.send(Method::POST, path, Some(who), Some(form)).await
+    }
+
+    /// The id of the active ticket for `device` / `component`.
+    pub(crate) fn ticket_id(&self, device: &str, component: &str) -> i64 {
+        self.tickets
+            .list(&api::TicketQuery {
+                device_id: Some(DeviceId::parse(device).expect("test device id")),
+                ..api::TicketQuery::default()
+            })
+            .expect("tickets")
+            .into_iter()
+            .find(|t| t.component == component)
+            .map(|t| t.id)
+            .expect("the fixture's ticket")
+    }
+}
+
+fn prometheus_registry() -> prometheus::Registry {
+    prometheus::Registry::new()
+}

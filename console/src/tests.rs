@@ -1,0 +1,234 @@
+//! What holds for the whole console: sign-in, sessions, CSRF on every form, headers.
+//! Each page's own behaviour is tested in its module.
+
+use axum::http::{header, Method, StatusCode};
+
+use crate::session::{SESSION_COOKIE, SIGN_IN_COOKIE};
+use crate::testing::{Answer, Fixture};
+
+/// Every state-changing route, with fields that would be accepted with a token. A
+/// page module that adds a form adds its route here.
+const FORMS: &[(&str, &[(&str, &str)])] = &[
+    ("/console/sign-out", &[]),
+    (
+        "/console/account/preferences",
+        &[("lang", "zh"), ("time_zone", "UTC")],
+    ),
+    (
+        "/console/account/language",
+        &[("lang", "zh"), ("back", "/console/account")],
+    ),
+    (
+        "/console/account/password",
+        &[
+            ("current", "x"),
+            ("new", "abcdefghijkl"),
+            ("repeat", "abcdefghijkl"),
+        ],
+    ),
+];
+
+fn set_cookie_value(a: &Answer, name: &str) -> Option<String> {
+    a.headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn a_page_without_a_session_goes_to_sign_in_and_comes_back() {
+    let f = Fixture::new();
+    let a = f.get("/console/account?x=1", None).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.body);
+    assert_eq!(
+        a.location(),
+        "/console/sign-in?next=%2Fconsole%2Faccount%3Fx%3D1"
+    );
+    let root = f.get("/", None).await;
+    assert!(root.status.is_redirection());
+    assert_eq!(root.location(), "/console/");
+}
+
+#[tokio::test]
+async fn signing_in_through_the_form_sets_a_strict_http_only_session_cookie() {
+    let f = Fixture::new();
+    let form = f.get("/console/sign-in?next=/console/account", None).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let cookie = set_cookie_value(&form, SIGN_IN_COOKIE).expect("the form sets its token cookie");
+    let token = cookie
+        .split(';')
+        .next()
+        .and_then(|c| c.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .expect("cookie value");
+    assert!(form.body.contains(&token), "the form carries the token");
+    let password = f.passwords["planner"].clone();
+    let send = |csrf: String, password: String| {
+        let f = &f;
+        let token = token.clone();
+        async move {
+            let body = serde_urlencoded::to_string([
+                ("login", "planner"),
+                ("password", password.as_str()),
+                ("csrf", csrf.as_str()),
+                ("next", "/console/account"),
+            ])
+            .unwrap();
+            let request = axum::http::Request::builder()
+                .method(Method::POST)
+                .uri("/console/sign-in")
+                .header(header::COOKIE, format!("{SIGN_IN_COOKIE}={token}"))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(axum::body::Body::from(body))
+                .unwrap();
+            let r = tower::ServiceExt::oneshot(f.router.clone(), request)
+                .await
+                .unwrap();
+            let status = r.status();
+            let headers = r.headers().clone();
+            let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            Answer {
+                status,
+                headers,
+                body: String::from_utf8_lossy(&body).into_owned(),
+            }
+        }
+    };
+    // A forged form (another site cannot read the cookie) is refused.
+    let forged = send("not-the-token".into(), password.clone()).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    assert!(set_cookie_value(&forged, SESSION_COOKIE).is_none());
+    // A wrong password is refused and audited.
+    let wrong = send(token.clone(), "wrong-password".into()).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(set_cookie_value(&wrong, SESSION_COOKIE).is_none());
+    let ok = send(token.clone(), password).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    assert_eq!(ok.location(), "/console/account");
+    let session = set_cookie_value(&ok, SESSION_COOKIE).expect("a session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(session.contains(attribute), "{session}");
+    }
+    assert!(
+        !session.contains("Secure"),
+        "plain HTTP: not Secure ({session})"
+    );
+    let audit = f.api.access().unwrap().audit_log(None, 100).unwrap();
+    let summaries: Vec<&str> = audit.iter().map(|r| r.record.summary.as_str()).collect();
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s.contains("sign-in refused (wrong login or password)")),
+        "{summaries:?}"
+    );
+    assert!(
+        summaries.iter().any(|s| s.starts_with("signed in")),
+        "{summaries:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_form_refuses_a_missing_or_wrong_csrf_token() {
+    let f = Fixture::new();
+    let admin = f.sign_in("admin");
+    for (path, fields) in FORMS {
+        let missing = f.post_raw(path, &admin, fields).await;
+        assert_eq!(
+            missing.status,
+            StatusCode::FORBIDDEN,
+            "{path} without a token: {}",
+            missing.body
+        );
+        let mut wrong: Vec<(&str, &str)> = vec![("csrf", "0123456789abcdef")];
+        wrong.extend_from_slice(fields);
+        let wrong = f.post_raw(path, &admin, &wrong).await;
+        assert_eq!(
+            wrong.status,
+            StatusCode::FORBIDDEN,
+            "{path} with a wrong token: {}",
+            wrong.body
+        );
+    }
+    // The session still works: nothing was changed by the refused forms.
+    let page = f.get("/console/account", Some(&admin)).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("lang=\"en\""), "language unchanged");
+}
+
+#[tokio::test]
+async fn a_session_ends_with_sign_out_and_with_a_disabled_account() {
+    let f = Fixture::new();
+    let planner = f.sign_in("planner");
+    assert_eq!(
+        f.get("/console/account", Some(&planner)).await.status,
+        StatusCode::OK
+    );
+    let out = f.post("/console/sign-out", &planner, &[]).await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    let after = f.get("/console/account", Some(&planner)).await;
+    assert_eq!(
+        after.status,
+        StatusCode::SEE_OTHER,
+        "the old cookie no longer signs in"
+    );
+    assert!(after.location().starts_with("/console/sign-in"));
+
+    let engineer = f.sign_in("engineer");
+    assert_eq!(
+        f.get("/console/account", Some(&engineer)).await.status,
+        StatusCode::OK
+    );
+    f.users.set_disabled(engineer.user_id, true).unwrap();
+    let after = f.get("/console/account", Some(&engineer)).await;
+    assert_eq!(
+        after.status,
+        StatusCode::SEE_OTHER,
+        "a disabled account's session ends"
+    );
+}
+
+#[tokio::test]
+async fn pages_carry_security_headers_and_unknown_paths_are_a_404_page() {
+    let f = Fixture::new();
+    let planner = f.sign_in("planner");
+    let a = f.get("/console/no-such-page", Some(&planner)).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.body.contains("<html"), "an HTML page");
+    for name in [
+        header::CONTENT_SECURITY_POLICY,
+        header::X_FRAME_OPTIONS,
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::CACHE_CONTROL,
+    ] {
+        assert!(a.headers.contains_key(&name), "{name} missing");
+    }
+}
+
+#[tokio::test]
+async fn the_language_follows_the_person_and_the_browser_before_sign_in() {
+    let f = Fixture::new();
+    let zh = f.sign_in("engineer2");
+    let page = f.get("/console/account", Some(&zh)).await;
+    assert!(
+        page.body.contains("lang=\"zh-Hans\""),
+        "{}",
+        &page.body[..200.min(page.body.len())]
+    );
+    assert!(page.body.contains("我的账户"));
+    let request = axum::http::Request::builder()
+        .uri("/console/sign-in")
+        .header(header::ACCEPT_LANGUAGE, "zh-CN,zh;q=0.9,en;q=0.8")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let r = tower::ServiceExt::oneshot(f.router.clone(), request)
+        .await
+        .unwrap();
+    let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("登录"));
+}
