@@ -11,6 +11,7 @@ mod api_security;
 mod architecture;
 mod archive;
 mod bench_ingest;
+mod console;
 mod crash;
 mod dead_letters;
 mod device_auth;
