@@ -37,6 +37,7 @@ mod state;
 mod testing;
 #[cfg(test)]
 mod tests;
+mod ticket;
 
 use axum::response::Redirect;
 use axum::routing::{get, post};
@@ -59,6 +60,8 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/account/preferences", post(account::preferences))
         .route("/account/language", post(account::language))
         .route("/account/password", post(account::password))
+        .route("/tickets/{id}", get(ticket::page))
+        .route("/tickets/{id}/{action}", post(ticket::act))
         .route("/assets/{name}", get(assets::serve))
         .fallback(page::not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -306,6 +306,67 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Gives `login` the display name `name` (same role, language and zone).
+    pub(crate) fn rename(&self, login: &str, name: &str) {
+        let user = self
+            .users
+            .by_login(login)
+            .expect("store")
+            .expect("test account exists");
+        self.users
+            .update(user.id, name, user.role, user.lang, &user.time_zone)
+            .expect("rename");
+    }
+
+    /// Assigns ticket `id` to the engineer `login` (no window), as a planner would.
+    pub(crate) fn assign(&self, id: i64, login: &str) {
+        self.tickets
+            .assign(
+                id,
+                api::AssignmentInput {
+                    engineer: Some(login.to_owned()),
+                    ..api::AssignmentInput::default()
+                },
+                "test",
+            )
+            .expect("assign");
+    }
+
+    /// Stores `count` hourly washer readings of `device` ending at `T0` (sequence
+    /// numbers from 1000, so they do not collide with the fixture's), in batches.
+    pub(crate) fn add_hourly_readings(&self, device: &str, count: u64) {
+        let profiles = ProfileSet::builtin();
+        let mut store = HotStore::open(&self._dir.path().join("hot.db"), Synchronous::Normal)
+            .expect("hot store");
+        let seqs: Vec<u64> = (0..count).collect();
+        for chunk in seqs.chunks(2_000) {
+            let messages: Vec<domain::Message> = chunk
+                .iter()
+                .map(|i| {
+                    let ts = T0 - (count - i) as i64 * 3_600_000;
+                    let drain = 12.0 + (*i % 24) as f64 * 0.2;
+                    telemetry(
+                        &profiles,
+                        device,
+                        1_000 + i,
+                        ts,
+                        &format!(r#"{{"drain_time_s": {drain}, "vibration_g": 0.1}}"#),
+                    )
+                })
+                .collect();
+            let items: Vec<StoreItem<'_>> = messages
+                .iter()
+                .map(|m| StoreItem::Message {
+                    message: m,
+                    received_at: Timestamp(T0),
+                })
+                .collect();
+            store.commit(&items).expect("commit readings");
+        }
+    }
+}
+
 fn prometheus_registry() -> prometheus::Registry {
     prometheus::Registry::new()
 }

@@ -26,6 +26,38 @@ const FORMS: &[(&str, &[(&str, &str)])] = &[
             ("repeat", "abcdefghijkl"),
         ],
     ),
+    // The ticket page (console/src/ticket).
+    ("/console/tickets/1/acknowledge", &[]),
+    (
+        "/console/tickets/1/schedule",
+        &[
+            ("engineer", "engineer"),
+            ("window_start", "2026-12-08T09:00"),
+            ("window_end", "2026-12-08T11:00"),
+            ("region", "north"),
+        ],
+    ),
+    ("/console/tickets/1/start", &[]),
+    (
+        "/console/tickets/1/resolve",
+        &[
+            ("kind", "confirmed_failure"),
+            ("component", "drain_pump"),
+            ("parts", "pump filter"),
+            ("note", "replaced"),
+        ],
+    ),
+    (
+        "/console/tickets/1/outcome",
+        &[("kind", "no_fault_found"), ("note", "fine")],
+    ),
+    ("/console/tickets/1/dismiss", &[("note", "duplicate")]),
+    ("/console/tickets/1/reopen", &[("to", "open")]),
+    ("/console/tickets/1/close", &[]),
+    (
+        "/console/tickets/1/note",
+        &[("note", "called the customer")],
+    ),
 ];
 
 fn set_cookie_value(a: &Answer, name: &str) -> Option<String> {
