@@ -24,11 +24,13 @@
 #![allow(dead_code)]
 
 mod account;
+mod admin;
 mod assets;
 mod clock;
 mod csrf;
 mod error;
 mod i18n;
+mod models;
 mod page;
 mod session;
 mod sign_in;
@@ -62,6 +64,26 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/account/password", post(account::password))
         .route("/tickets/{id}", get(ticket::page))
         .route("/tickets/{id}/{action}", post(ticket::act))
+        .route("/models", get(models::page))
+        .route("/admin", get(admin::overview))
+        .route(
+            "/admin/users",
+            get(admin::users::list).post(admin::users::add),
+        )
+        .route("/admin/users/{id}/disable", post(admin::users::disable))
+        .route("/admin/users/{id}/enable", post(admin::users::enable))
+        .route(
+            "/admin/users/{id}/reset-password",
+            post(admin::users::reset_password),
+        )
+        .route(
+            "/admin/keys",
+            get(admin::keys::list).post(admin::keys::create),
+        )
+        .route("/admin/keys/{id}/revoke", post(admin::keys::revoke))
+        .route("/admin/webhooks", get(admin::webhooks::page))
+        .route("/admin/dead-letters", get(admin::dead_letters::page))
+        .route("/admin/audit", get(admin::audit::page))
         .route("/assets/{name}", get(assets::serve))
         .fallback(page::not_found)
         .layer(axum::middleware::from_fn_with_state(

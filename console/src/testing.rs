@@ -370,3 +370,56 @@ impl Fixture {
 fn prometheus_registry() -> prometheus::Registry {
     prometheus::Registry::new()
 }
+
+/// Extensions for the admin and models pages' tests.
+impl Fixture {
+    /// The console over `api` (the fixture's state with something added).
+    fn rebuilt(mut self, api: AppState) -> Self {
+        let state = ConsoleState::new(api.clone(), self.users.clone(), ConsoleSettings::default());
+        self.router = crate::router(state);
+        self.api = api;
+        self
+    }
+
+    /// With a drift reporter that always reports `report`.
+    pub(crate) fn with_drift(self, report: api::DriftReport) -> Self {
+        let api = self
+            .api
+            .clone()
+            .with_drift(Arc::new(move || report.clone()));
+        self.rebuilt(api)
+    }
+
+    /// With webhooks (in the fixture's `tickets.db`); returns the service too.
+    pub(crate) fn with_webhooks(self) -> (Self, api::WebhookService) {
+        let service = api::WebhookService::open(
+            &self._dir.path().join("tickets.db"),
+            api::WebhookConfig::default(),
+        )
+        .expect("webhook service");
+        let api = self.api.clone().with_webhooks(service.clone());
+        (self.rebuilt(api), service)
+    }
+
+    /// Stores the dead letters of `payloads` (each rejected by the decoder) on `topic`.
+    pub(crate) fn add_dead_letters(&self, topic: &str, payloads: &[&[u8]]) {
+        let profiles = ProfileSet::builtin();
+        let mut store = HotStore::open(&self._dir.path().join("hot.db"), Synchronous::Normal)
+            .expect("hot store");
+        let rejections: Vec<domain::Rejection> = payloads
+            .iter()
+            .map(|p| decode(topic, p, &profiles).expect_err("a payload the decoder refuses"))
+            .collect();
+        let items: Vec<StoreItem<'_>> = payloads
+            .iter()
+            .zip(&rejections)
+            .map(|(payload, rejection)| StoreItem::DeadLetter {
+                topic,
+                payload,
+                rejection,
+                received_at: Timestamp(T0),
+            })
+            .collect();
+        store.commit(&items).expect("commit dead letters");
+    }
+}

@@ -58,6 +58,24 @@ const FORMS: &[(&str, &[(&str, &str)])] = &[
         "/console/tickets/1/note",
         &[("note", "called the customer")],
     ),
+    (
+        "/console/admin/users",
+        &[
+            ("login", "csrf.probe"),
+            ("display_name", "Probe"),
+            ("role", "planner"),
+            ("lang", "en"),
+            ("time_zone", "UTC"),
+        ],
+    ),
+    ("/console/admin/users/3/disable", &[("page", "1")]),
+    ("/console/admin/users/3/enable", &[("page", "1")]),
+    ("/console/admin/users/3/reset-password", &[]),
+    (
+        "/console/admin/keys",
+        &[("name", "csrf probe"), ("role", "integration")],
+    ),
+    ("/console/admin/keys/1/revoke", &[("page", "1")]),
 ];
 
 fn set_cookie_value(a: &Answer, name: &str) -> Option<String> {

@@ -778,5 +778,7 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+mod admin;
+
 #[cfg(test)]
 mod tests;

@@ -298,6 +298,7 @@
 //! ## `GET /openapi.json`, `GET /docs` (any role)
 //! The OpenAPI document and the docs page (above).
 
+mod active_models;
 mod audit;
 pub mod auth;
 mod devices;

@@ -40,6 +40,7 @@ pub use reader::{
     ArrivalPage, DeadLetterRecord, DeviceRecord, FaultRecord, StoreCounts, StoreReader,
     TelemetryRecord,
 };
+pub use reader::{ReasonCounts, ReasonPage};
 pub use retention::DeadLetterRetention;
 pub use writer::{HotStore, Outcome, StoreItem};
 

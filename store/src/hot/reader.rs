@@ -15,6 +15,9 @@ use super::schema::{newest_arrival, HOT};
 use crate::sqlite::{self, Access};
 use crate::Result;
 
+mod by_reason;
+pub use by_reason::{ReasonCounts, ReasonPage};
+
 /// A registered device, as the API shows it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct DeviceRecord {
