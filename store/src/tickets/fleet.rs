@@ -7,6 +7,7 @@ use domain::{Outcome, Timestamp};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
+use super::alarm_acks::AlarmAck;
 use super::ticket::ACTIVE_SQL;
 use super::Tables;
 use crate::{Error, Result};
@@ -34,6 +35,8 @@ pub struct AlarmRecord {
     /// The latest run's numbers.
     #[serde(flatten)]
     pub numbers: AlarmNumbers,
+    /// Who acknowledged it, when and with what note (`null` until someone does).
+    pub acknowledged: Option<AlarmAck>,
 }
 
 /// What an alarm is about: at most one alarm is `active` per cell.
@@ -177,11 +180,14 @@ pub struct FleetTicket<'a> {
     pub outcome: Option<Outcome>,
 }
 
-const ALARM_COLUMNS: &str =
-    "id, status, raised_at, updated_at, cleared_at, model, dimension, value,
-     component, statistic, p_value, q_value, observed, expected, exposure, ratio";
+/// An alarm with its acknowledgement; queries add `WHERE` on `a`.
+pub(super) const ALARM_SELECT: &str =
+    "SELECT a.id, a.status, a.raised_at, a.updated_at, a.cleared_at, a.model, a.dimension,
+            a.value, a.component, a.statistic, a.p_value, a.q_value, a.observed, a.expected,
+            a.exposure, a.ratio, k.at, k.actor, k.note
+       FROM fleet_alarms a LEFT JOIN fleet_alarm_acks k ON k.alarm_id = a.id";
 
-fn alarm_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlarmRecord> {
+pub(super) fn alarm_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlarmRecord> {
     Ok(AlarmRecord {
         id: r.get(0)?,
         status: r.get(1)?,
@@ -203,6 +209,14 @@ fn alarm_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlarmRecord> {
             exposure: r.get(14)?,
             ratio: r.get(15)?,
         },
+        acknowledged: match r.get::<_, Option<i64>>(16)? {
+            Some(at) => Some(AlarmAck {
+                at: Timestamp(at),
+                actor: r.get(17)?,
+                note: r.get(18)?,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -214,9 +228,9 @@ fn batch_key(batch: Option<&str>) -> &str {
 impl Tables<'_> {
     /// Every active alarm.
     pub fn active_alarms(&self) -> Result<Vec<AlarmRecord>> {
-        let mut st = self.conn.prepare(&format!(
-            "SELECT {ALARM_COLUMNS} FROM fleet_alarms WHERE status = 'active'"
-        ))?;
+        let mut st = self
+            .conn
+            .prepare(&format!("{ALARM_SELECT} WHERE a.status = 'active'"))?;
         let rows = st.query_map([], alarm_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
@@ -224,7 +238,7 @@ impl Tables<'_> {
     /// One alarm.
     pub fn alarm(&self, id: i64) -> Result<AlarmRecord> {
         Ok(self.conn.query_row(
-            &format!("SELECT {ALARM_COLUMNS} FROM fleet_alarms WHERE id = ?1"),
+            &format!("{ALARM_SELECT} WHERE a.id = ?1"),
             params![id],
             alarm_row,
         )?)
@@ -324,9 +338,9 @@ impl Tables<'_> {
         limit: usize,
     ) -> Result<Vec<AlarmRecord>> {
         let mut st = self.conn.prepare_cached(&format!(
-            "SELECT {ALARM_COLUMNS} FROM fleet_alarms
-              WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR id < ?2)
-              ORDER BY id DESC LIMIT ?3"
+            "{ALARM_SELECT}
+              WHERE (?1 IS NULL OR a.status = ?1) AND (?2 IS NULL OR a.id < ?2)
+              ORDER BY a.id DESC LIMIT ?3"
         ))?;
         let rows = st.query_map(
             params![status, before, i64::try_from(limit).unwrap_or(i64::MAX)],

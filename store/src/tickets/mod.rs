@@ -24,6 +24,8 @@
 //!   (NULL while not flagged), so that one episode opens at most one ticket.
 //! * `fleet_alarms`: batch alarms (`fleet`), at most one `active` per
 //!   (model, dimension, value, component, statistic) by a unique partial index.
+//! * `fleet_alarm_acks`: the acknowledgement of an alarm (who, when, note), at most
+//!   one per alarm (`alarm_acks`).
 //! * `webhooks`, `webhook_deliveries`, `webhook_attempts`: registrations and the
 //!   delivery outbox (`webhooks`).
 //! * `commands`: remote commands to devices and their answers (`commands`).
@@ -31,8 +33,8 @@
 //!   (`fleet`).
 //!
 //! Tables added without a version (fleet alarms, webhooks, commands, the fleet
-//! summary) are created by any read-write open (`CREATE TABLE IF NOT EXISTS`), so older
-//! files gain them.
+//! summary, alarm acknowledgements) are created by any read-write open (`CREATE TABLE
+//! IF NOT EXISTS`), so older files gain them.
 //!
 //! **Schema versions** (`PRAGMA user_version`): 0/1 is the first schema; 2 adds the
 //! columns above with `ALTER TABLE ... ADD COLUMN` (existing tickets get no resolve
@@ -50,7 +52,9 @@
 //! (what a flag opens, which transitions are allowed) live in the services of the api
 //! crate, which decide where a transaction begins and ends ([`TicketDb::write`]).
 
+mod alarm_acks;
 mod commands;
+mod device_tickets;
 mod events;
 mod fleet;
 mod outcomes;
@@ -65,6 +69,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, TransactionBehavior};
 
+pub use alarm_acks::AlarmAck;
 pub use commands::{CommandRecord, CommandState, CommandStatus};
 pub use events::EventRecord;
 pub use fleet::{

@@ -10,7 +10,13 @@ use crate::Result;
 pub(super) const TICKETS: Schema = Schema {
     file: super::TICKETS_DB,
     version: SCHEMA_VERSION,
-    create: &[SCHEMA, WEBHOOKS, COMMANDS, FLEET_SUMMARY],
+    create: &[
+        SCHEMA,
+        WEBHOOKS,
+        COMMANDS,
+        FLEET_SUMMARY,
+        super::alarm_acks::FLEET_ALARM_ACKS,
+    ],
     upgrade,
 };
 

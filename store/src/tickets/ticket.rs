@@ -126,14 +126,15 @@ pub struct Reopen {
     pub resolve_by: Timestamp,
 }
 
-const TICKET_SELECT: &str = "SELECT id, number, device_id, device_type, component, source,
+pub(super) const TICKET_SELECT: &str =
+    "SELECT id, number, device_id, device_type, component, source,
     status, priority, risk, peak_risk, model_version, opened_at, updated_at, respond_by,
     signals, diagnosis, resolve_by, responded_at, ended_at, respond_breached,
     resolve_breached, escalated_to, engineer, window_start, window_end, skills, region,
     outcome FROM tickets";
 
 /// A ticket row before its text columns are parsed.
-struct RawTicket {
+pub(super) struct RawTicket {
     id: i64,
     number: String,
     device_id: String,
@@ -164,7 +165,7 @@ struct RawTicket {
     outcome: Option<String>,
 }
 
-fn raw_ticket(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawTicket> {
+pub(super) fn raw_ticket(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawTicket> {
     Ok(RawTicket {
         id: r.get(0)?,
         number: r.get(1)?,
@@ -389,7 +390,7 @@ impl Tables<'_> {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    fn ticket_of(&self, raw: RawTicket) -> Result<Ticket> {
+    pub(super) fn ticket_of(&self, raw: RawTicket) -> Result<Ticket> {
         let mut sla_breaches = Vec::new();
         if raw.respond_breached {
             sla_breaches.push("respond".to_owned());
