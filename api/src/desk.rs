@@ -190,3 +190,65 @@ pub fn add_note(state: &AppState, who: &Principal, id: i64, note: &str) -> Resul
     check_may_act(who, &t, None)?;
     state.tickets().add_note(id, note, &who.actor())
 }
+
+// ---------------------------------------------------------------------------------
+// Devices and fleet alarms: the same checks for the JSON API and the console.
+
+/// Active tickets read per device: at most one per component, so this is every one.
+const ACTIVE_PER_DEVICE: usize = 1000;
+
+/// Device `id` for `who` to diagnose (its page, its diagnosis, its commands): the
+/// device ([`Error::NotFound`] if it never reported) and its active tickets, after the
+/// own-ticket rule of [`check_may_diagnose`]. Needs `diagnose`.
+pub fn device_for_diagnosis(
+    state: &AppState,
+    who: &Principal,
+    id: &domain::DeviceId,
+) -> Result<(store::hot::DeviceRecord, Vec<Ticket>)> {
+    require(who, Permission::Diagnose)?;
+    let device = state
+        .store()
+        .device(id.as_str())?
+        .ok_or_else(|| Error::NotFound(format!("device {id} not found")))?;
+    let active = state
+        .tickets()
+        .device_tickets(id.as_str(), true, ACTIVE_PER_DEVICE)?;
+    check_may_diagnose(who, id.as_str(), &active)?;
+    Ok((device, active))
+}
+
+/// Sends `command` (one of [`domain::COMMANDS`]) to device `id` for `who`, after
+/// [`device_for_diagnosis`]; the command is pending (or failed if it could not be
+/// published). [`Error::NotFound`] when this server sends no commands.
+pub fn send_command(
+    state: &AppState,
+    who: &Principal,
+    id: &domain::DeviceId,
+    command: &str,
+) -> Result<crate::commands::CommandRecord> {
+    if !domain::COMMANDS.contains(&command) {
+        return Err(Error::invalid(format!(
+            "command: {:?} is not a command; expected one of {}",
+            command.chars().take(64).collect::<String>(),
+            domain::COMMANDS.join(", ")
+        )));
+    }
+    let commands = state
+        .commands()
+        .cloned()
+        .ok_or_else(|| Error::NotFound("this server does not send device commands".into()))?;
+    device_for_diagnosis(state, who, id)?;
+    commands.send(id, command, &who.name)
+}
+
+/// Acknowledges batch alarm `id` for `who` with `note` (needs
+/// `acknowledge_alarms`); see [`crate::fleet::Fleet::acknowledge`].
+pub fn acknowledge_alarm(
+    state: &AppState,
+    who: &Principal,
+    id: i64,
+    note: &str,
+) -> Result<crate::fleet::AlarmRecord> {
+    require(who, Permission::AcknowledgeAlarms)?;
+    state.fleet().acknowledge(id, &who.actor(), note)
+}

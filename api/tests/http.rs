@@ -977,3 +977,106 @@ async fn ticket_responses_conform_to_the_openapi_document() {
     )
     .is_err());
 }
+
+// Acknowledging a batch alarm: once, with a note, only while active; in the list after.
+#[tokio::test]
+async fn an_alarm_is_acknowledged_once_with_a_note_over_http() {
+    let app = app();
+    let db = store::tickets::TicketDb::open(&app._dir.path().join("tickets.db")).unwrap();
+    let cell = |value: &str| store::tickets::AlarmCell {
+        model: "WM-500".into(),
+        dimension: "batch".into(),
+        value: value.into(),
+        component: "drain_pump".into(),
+        statistic: "confirmed_failures".into(),
+    };
+    let numbers = store::tickets::AlarmNumbers {
+        p_value: 1e-9,
+        q_value: 1e-8,
+        observed: 12,
+        expected: 2.5,
+        exposure: 400.0,
+        ratio: Some(4.8),
+    };
+    let (active, cleared) = db
+        .write(|tx| {
+            let a = tx.insert_alarm(&cell("B1"), &numbers, domain::Timestamp(1))?;
+            let c = tx.insert_alarm(&cell("B2"), &numbers, domain::Timestamp(1))?;
+            tx.clear_alarm(c, domain::Timestamp(2))?;
+            Ok::<_, store::Error>((a, c))
+        })
+        .unwrap();
+    let uri = |id: i64| format!("/api/v1/fleet/alarms/{id}/acknowledge");
+    let e = app
+        .expect(
+            &uri(active),
+            Some("wang"),
+            r#"{"note": "  "}"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    assert_eq!(e["error"]["field"], "note", "{e}");
+    app.expect(
+        &uri(active),
+        Some("eng-li"),
+        r#"{"note": "x"}"#,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    app.expect(
+        &uri(999),
+        Some("wang"),
+        r#"{"note": "x"}"#,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    app.expect(
+        &uri(cleared),
+        Some("wang"),
+        r#"{"note": "x"}"#,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    let a = app
+        .expect(
+            &uri(active),
+            Some("wang"),
+            r#"{"note": "Quality hold on B1"}"#,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(a["status"], "active");
+    assert_eq!(a["acknowledged"]["note"], "Quality hold on B1");
+    assert!(
+        a["acknowledged"]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("wang (key "),
+        "{a}"
+    );
+    let again = app
+        .expect(
+            &uri(active),
+            None,
+            r#"{"note": "me too"}"#,
+            StatusCode::CONFLICT,
+        )
+        .await;
+    assert!(
+        again["error"]["message"].as_str().unwrap().contains("wang"),
+        "{again}"
+    );
+    let (status, list) = app.get("/api/v1/fleet/alarms?status=active").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        list["alarms"][0]["acknowledged"]["note"],
+        "Quality hold on B1"
+    );
+    let audit = app.access.audit_log(None, 20).unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.record.summary == format!("acknowledged alarm {active}")),
+        "{audit:?}"
+    );
+}

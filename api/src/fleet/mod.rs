@@ -22,6 +22,7 @@
 //!   `failed_at` (the recording time when not given), of the outcome's component (the
 //!   ticket's when not given).
 
+mod acknowledge;
 pub mod alarms;
 mod queries;
 mod snapshot;
@@ -38,9 +39,11 @@ use store::tickets::TicketReader;
 use crate::tickets::{ConfigDuration, TicketService};
 use crate::{Error, Result};
 
+pub use acknowledge::{check_ack_note, MAX_ACK_NOTE};
 pub use alarms::{AlarmRecord, DetectionReport};
 pub use queries::{likely_parts, GroupParts, GroupStats, PartDemand};
 pub use snapshot::FleetSnapshot;
+pub use store::tickets::AlarmAck;
 pub use summary::{Cohort, FleetSummary, NormalRange};
 
 /// A month, for device-months: 365.25 / 12 days.

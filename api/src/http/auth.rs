@@ -65,13 +65,15 @@ pub enum Permission {
     ReadFleet,
     /// Run the batch-alarm detector on demand.
     RunFleetDetection,
+    /// Acknowledge a batch alarm with a note.
+    AcknowledgeAlarms,
     /// Read model performance in production and model drift.
     ReadModels,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 18] = [
+    pub const ALL: [Permission; 19] = [
         Permission::ReadTickets,
         Permission::ReadDevices,
         Permission::ReadDeadLetters,
@@ -89,6 +91,7 @@ impl Permission {
         Permission::ReadAudit,
         Permission::ReadFleet,
         Permission::RunFleetDetection,
+        Permission::AcknowledgeAlarms,
         Permission::ReadModels,
     ];
 
@@ -117,6 +120,7 @@ impl Permission {
             Permission::ReadAudit => "read_audit",
             Permission::ReadFleet => "read_fleet",
             Permission::RunFleetDetection => "run_fleet_detection",
+            Permission::AcknowledgeAlarms => "acknowledge_alarms",
             Permission::ReadModels => "read_models",
         }
     }
@@ -141,6 +145,7 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::ReadEvents
                 | P::ReadFleet
                 | P::RunFleetDetection
+                | P::AcknowledgeAlarms
                 | P::ReadModels
         ),
         Role::Engineer => matches!(
@@ -450,6 +455,11 @@ mod tests {
         assert!(!grants(Role::Engineer, Permission::ReadFleet));
         assert!(grants(Role::Planner, Permission::RunFleetDetection));
         assert!(!grants(Role::Integration, Permission::RunFleetDetection));
+        // Acknowledging an alarm takes it on: planners do, integrations only read.
+        assert!(grants(Role::Planner, Permission::AcknowledgeAlarms));
+        for r in [Role::Engineer, Role::Integration] {
+            assert!(!grants(r, Permission::AcknowledgeAlarms));
+        }
         for r in [Role::Planner, Role::Engineer, Role::Integration] {
             assert!(!grants(r, Permission::ReadAudit));
             assert!(!grants(r, Permission::ManageKeys));

@@ -242,3 +242,45 @@ pub(crate) async fn detect(State(state): State<AppState>) -> Result<Json<Detecti
     let fleet = state.fleet.clone();
     blocking(move || fleet.detect().map(Json)).await
 }
+
+/// Body of `POST /api/v1/fleet/alarms/{id}/acknowledge`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AcknowledgeBody {
+    /// What is being done about the alarm (1-2000 characters, not blank).
+    #[schema(example = "Quality hold on batch B2025-07; factory informed")]
+    note: String,
+}
+
+/// `POST /api/v1/fleet/alarms/{id}/acknowledge`: records who took an active alarm on,
+/// with a note. The alarm stays active until the detector clears it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/fleet/alarms/{id}/acknowledge",
+    tag = "fleet",
+    params(("id" = i64, Path, description = "Alarm id")),
+    request_body = AcknowledgeBody,
+    responses(
+        (status = 200, description = "The alarm with its acknowledgement", body = AlarmRecord),
+        (status = 400, description = "Malformed JSON or non-numeric id", body = super::error::ErrorBody),
+        (status = 404, description = "No such alarm", body = super::error::ErrorBody),
+        (status = 409, description = "The alarm is cleared, or already acknowledged", body = super::error::ErrorBody),
+        (status = 422, description = "The note is blank or too long; `error.field` is `note`", body = super::error::ErrorBody),
+    )
+)]
+#[tracing::instrument(skip_all, fields(alarm_id = %raw))]
+pub(crate) async fn acknowledge(
+    State(state): State<AppState>,
+    axum::Extension(who): axum::Extension<super::Principal>,
+    super::extract::ApiPath(raw): super::extract::ApiPath<String>,
+    super::extract::ApiJson(body): super::extract::ApiJson<AcknowledgeBody>,
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    let id = super::path_id("alarm id", &raw)?;
+    let alarm =
+        blocking(move || crate::desk::acknowledge_alarm(&state, &who, id, &body.note)).await?;
+    let note = super::AuditNote(format!("acknowledged alarm {}", alarm.id));
+    let mut response = Json(alarm).into_response();
+    response.extensions_mut().insert(note);
+    Ok(response)
+}

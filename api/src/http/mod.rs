@@ -48,6 +48,7 @@
 //! | `read_audit` | `GET /api/v1/audit` | yes | | | |
 //! | `read_fleet` | `GET /api/v1/fleet/stats`, `/fleet/alarms`, `/fleet/parts-forecast` | yes | yes | | yes |
 //! | `run_fleet_detection` | `POST /api/v1/fleet/alarms/detect` | yes | yes | | |
+//! | `acknowledge_alarms` | `POST /api/v1/fleet/alarms/{id}/acknowledge` | yes | yes | | |
 //! | `read_models` | `GET /api/v1/models/performance`, `GET /api/v1/models/drift` | yes | yes | | yes |
 //! | `transition_tickets` | `POST /api/v1/tickets/{id}/transitions` | yes | yes | assigned tickets only, to `in_progress` or `resolved` | |
 //! | `assign_tickets` | `POST /api/v1/tickets/{id}/assignment` | yes | yes | | |
@@ -266,11 +267,12 @@
 //! 200 `{"audit": [{"id", "at", "key_id", "key_name", "role", "method", "path", "status",
 //! "summary"}...], "next": 17 | null}`.
 //!
-//! ## Fleet: `GET /api/v1/fleet/stats`, `/fleet/alarms`, `/fleet/parts-forecast`, `POST /api/v1/fleet/alarms/detect`
+//! ## Fleet: `GET /api/v1/fleet/stats`, `/fleet/alarms`, `/fleet/parts-forecast`, `POST /api/v1/fleet/alarms/detect`, `POST /api/v1/fleet/alarms/{id}/acknowledge`
 //! Statistics per group (`group_by=model|fw|region|batch|type|none`, `from`, `to`,
 //! default the last 30 days), batch alarms (`status`, `limit`, `before`), the parts
-//! forecast (`days` 1-365, default 30; `group_by=none|region|model|type|batch`) and
-//! an on-demand detector run. They answer from an in-memory snapshot of the registry,
+//! forecast (`days` 1-365, default 30; `group_by=none|region|model|type|batch`), an
+//! on-demand detector run, and acknowledging an active alarm with a note (once;
+//! `acknowledge_alarms`, admins and planners). They answer from an in-memory snapshot of the registry,
 //! risks and tickets (`crate::fleet`), refreshed by `fixahead run` every `[fleet]
 //! refresh_interval`. An unknown `group_by` is a 400 naming the parameter. Engineers
 //! hold no fleet permission: they work from their tickets. A new alarm writes a

@@ -98,6 +98,10 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
             routes!(fleet::detect),
         ),
         (
+            Access::Requires(P::AcknowledgeAlarms),
+            routes!(fleet::acknowledge),
+        ),
+        (
             Access::Requires(P::ReadModels),
             routes!(models::performance),
         ),

@@ -17,6 +17,7 @@
 
 mod config;
 pub mod performance;
+pub mod risk_log;
 mod service;
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use axum::{Extension, Json};
 use domain::DeviceId;
 use serde::Deserialize;
 
-use super::{active_tickets, parse_device_id};
+use super::parse_device_id;
 use crate::http::auth::{AuditNote, Principal};
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::{blocking, AppState};
@@ -30,11 +30,7 @@ fn command_service(state: &AppState) -> Result<crate::commands::CommandService> 
 
 /// The device (or 404), and whether `who` may diagnose it.
 fn check_device(state: &AppState, who: &Principal, id: &DeviceId) -> Result<()> {
-    if state.store.device(id.as_str())?.is_none() {
-        return Err(Error::NotFound(format!("device {id} not found")));
-    }
-    let tickets = active_tickets(state, id)?;
-    crate::desk::check_may_diagnose(who, id.as_str(), &tickets)
+    crate::desk::device_for_diagnosis(state, who, id).map(|_| ())
 }
 
 /// `POST /api/v1/devices/{device_id}/commands`: publishes a command to the device on
@@ -62,19 +58,8 @@ pub(crate) async fn send_command(
 ) -> Result<axum::response::Response> {
     use axum::response::IntoResponse as _;
     let id = parse_device_id(&raw)?;
-    if !domain::COMMANDS.contains(&body.command.as_str()) {
-        return Err(Error::invalid(format!(
-            "command: {:?} is not a command; expected one of {}",
-            body.command.chars().take(64).collect::<String>(),
-            domain::COMMANDS.join(", ")
-        )));
-    }
-    let commands = command_service(&state)?;
-    let record = blocking(move || {
-        check_device(&state, &who, &id)?;
-        commands.send(&id, &body.command, &who.name)
-    })
-    .await?;
+    let record =
+        blocking(move || crate::desk::send_command(&state, &who, &id, &body.command)).await?;
     let location = format!(
         "/api/v1/devices/{}/commands/{}",
         record.device_id, record.id

@@ -23,7 +23,7 @@ use store::hot::{DeviceRecord, FaultRecord, TelemetryRecord};
 
 use super::extract::{ApiPath, ApiQuery};
 use super::{blocking, next_cursor, page_limit, AppState};
-use crate::tickets::{RiskRecord, TicketQuery};
+use crate::tickets::RiskRecord;
 use crate::{Error, Result};
 
 /// Telemetry messages searched back for each channel's latest value.
@@ -131,11 +131,8 @@ fn fault_view(profile: Option<&domain::Profile>, f: FaultRecord) -> FaultView {
 
 /// The device's active tickets.
 fn active_tickets(state: &AppState, id: &DeviceId) -> Result<Vec<domain::Ticket>> {
-    state.tickets.list(&TicketQuery {
-        statuses: TicketQuery::active_statuses(),
-        device_id: Some(id.clone()),
-        ..TicketQuery::default()
-    })
+    // At most one per component: 1000 is every one.
+    state.tickets.device_tickets(id.as_str(), true, 1000)
 }
 
 /// A fault message with its catalogue text.

@@ -207,6 +207,18 @@ impl TicketService {
         self.read(|t| Ok(t.list_tickets(query)?))
     }
 
+    /// The newest `limit` tickets of one device (only the active ones when
+    /// `active_only`), newest first, each with its log: one indexed read, for the
+    /// device page and remote diagnosis (where [`TicketService::list`] would scan).
+    pub fn device_tickets(
+        &self,
+        device_id: &str,
+        active_only: bool,
+        limit: usize,
+    ) -> Result<Vec<Ticket>> {
+        self.read(|t| Ok(t.device_tickets(device_id, active_only, limit)?))
+    }
+
     /// Model performance from ticket outcomes (see [`super::performance`]), with
     /// regions from `regions` first and the tickets' assignments second.
     pub fn performance(
