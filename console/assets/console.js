@@ -45,3 +45,52 @@
     });
   });
 })();
+
+// Device page: while a command waits for the device's answer, the commands block
+// (<div id="commands" data-poll="/console/devices/...">) is re-read from the page
+// every few seconds until no command is pending, or for at most two minutes. Without
+// script a reload shows the answer.
+(function () {
+  var timer = null;
+  var polls = 0;
+  function schedule() {
+    if (timer !== null) {
+      return;
+    }
+    var block = document.getElementById("commands");
+    if (!block || !block.hasAttribute("data-poll") || polls >= 40) {
+      return;
+    }
+    timer = window.setTimeout(function () {
+      timer = null;
+      polls += 1;
+      var current = document.getElementById("commands");
+      if (!current) {
+        return;
+      }
+      fetch(current.getAttribute("data-poll"), {
+        credentials: "same-origin",
+        headers: { "Accept": "text/html" }
+      }).then(function (r) {
+        return r.ok ? r.text() : null;
+      }).then(function (html) {
+        if (html === null) {
+          return;
+        }
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("commands");
+        var now = document.getElementById("commands");
+        if (fresh && now) {
+          now.replaceWith(fresh);
+        }
+        schedule();
+      }).catch(function () {
+        schedule();
+      });
+    }, 3000);
+  }
+  document.addEventListener("DOMContentLoaded", schedule);
+  document.addEventListener("fixahead:replaced", function () {
+    polls = 0;
+    schedule();
+  });
+})();

@@ -26,9 +26,12 @@
 mod account;
 mod admin;
 mod assets;
+mod chart;
 mod clock;
 mod csrf;
+mod device;
 mod error;
+mod fleet;
 mod i18n;
 mod models;
 mod page;
@@ -84,6 +87,11 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/admin/webhooks", get(admin::webhooks::page))
         .route("/admin/dead-letters", get(admin::dead_letters::page))
         .route("/admin/audit", get(admin::audit::page))
+        .route("/devices/{device_id}", get(device::page))
+        .route("/devices/{device_id}/self-test", post(device::self_test))
+        .route("/fleet", get(fleet::page))
+        .route("/fleet/parts.csv", get(fleet::parts_csv))
+        .route("/fleet/alarms/{id}/acknowledge", post(fleet::acknowledge))
         .route("/assets/{name}", get(assets::serve))
         .fallback(page::not_found)
         .layer(axum::middleware::from_fn_with_state(

@@ -423,3 +423,185 @@ impl Fixture {
         store.commit(&items).expect("commit dead letters");
     }
 }
+
+/// Extensions for the device and fleet pages' tests.
+impl Fixture {
+    /// Adds what a full server has for remote diagnosis: the command service (whose
+    /// publishes are kept in memory and never answered) and the fleet summary (normal
+    /// ranges, cohorts), refreshed now.
+    pub(crate) fn with_diagnosis(self) -> Self {
+        let dir = self._dir.path();
+        let publisher: api::CommandPublisher = Arc::new(|_: &str, _: Vec<u8>| Ok(()));
+        let commands = api::CommandService::open(
+            &dir.join("tickets.db"),
+            std::time::Duration::from_secs(30),
+            publisher,
+            {
+                let tickets = self.tickets.clone();
+                Arc::new(move || tickets.now())
+            },
+        )
+        .expect("command service");
+        let summary = api::FleetSummary::open(&dir.join("tickets.db")).expect("fleet summary");
+        summary
+            .refresh(self.api.store(), self.tickets.now())
+            .expect("fleet summary refresh");
+        let api = self
+            .api
+            .clone()
+            .with_commands(commands)
+            .with_fleet_summary(summary);
+        self.rebuilt(api)
+    }
+
+    /// Stores `readings` telemetry messages of washer `device` with the given model,
+    /// batch and region (any text: they come from devices), and a fault `code` if
+    /// given.
+    pub(crate) fn add_washer(
+        &self,
+        device: &str,
+        model: &str,
+        batch: &str,
+        region: &str,
+        fault_code: Option<&str>,
+    ) {
+        let profiles = ProfileSet::builtin();
+        let hot = self._dir.path().join("hot.db");
+        let mut store = HotStore::open(&hot, Synchronous::Normal).expect("hot store");
+        let mut messages = Vec::new();
+        for seq in 1..=3u64 {
+            let payload = serde_json::json!({
+                "ts": T0 + seq as i64 * 3_600_000, "seq": seq, "type": "washer",
+                "model": model, "fw": "2.4.1", "batch": batch, "region": region,
+                "readings": {"drain_time_s": 14.0, "vibration_g": 0.2},
+            });
+            messages.push(
+                decode(
+                    &format!("fixahead/v1/{device}/telemetry"),
+                    payload.to_string().as_bytes(),
+                    &profiles,
+                )
+                .expect("test telemetry decodes"),
+            );
+        }
+        if let Some(code) = fault_code {
+            let payload = serde_json::json!({
+                "ts": T0 + 4 * 3_600_000, "seq": 4, "type": "washer", "model": model,
+                "code": code, "state": "raised",
+            });
+            messages.push(
+                decode(
+                    &format!("fixahead/v1/{device}/fault"),
+                    payload.to_string().as_bytes(),
+                    &profiles,
+                )
+                .expect("test fault decodes"),
+            );
+        }
+        let items: Vec<StoreItem<'_>> = messages
+            .iter()
+            .map(|m| StoreItem::Message {
+                message: m,
+                received_at: Timestamp(T0),
+            })
+            .collect();
+        store.commit(&items).expect("commit test messages");
+    }
+
+    /// A large fleet for timing pages: `devices` washers (`fleet-000000`, ...) of 5
+    /// models, 50 batches and 8 regions with one telemetry message each, `hours` hourly
+    /// messages of `wm-1` before [`T0`] (a year is 8,760), and a flagged drain-pump
+    /// prediction (an open ticket) for every `every`-th device.
+    pub(crate) fn add_large_fleet(&self, devices: usize, hours: usize, every: usize) {
+        let profiles = ProfileSet::builtin();
+        let hot = self._dir.path().join("hot.db");
+        let mut store = HotStore::open(&hot, Synchronous::Normal).expect("hot store");
+        let mut predictions = Vec::new();
+        for chunk in (0..devices).collect::<Vec<_>>().chunks(5_000) {
+            let messages: Vec<domain::Message> = chunk
+                .iter()
+                .map(|i| {
+                    let payload = serde_json::json!({
+                        "ts": T0, "seq": 1, "type": "washer",
+                        "model": format!("WM-{}", 100 * (i % 5 + 1)), "fw": "2.4.1",
+                        "batch": format!("B2025-{:02}", i % 50), "region": format!("r{}", i % 8),
+                        "readings": {"drain_time_s": 10.0 + (i % 17) as f64, "vibration_g": 0.1},
+                    });
+                    decode(
+                        &format!("fixahead/v1/fleet-{i:06}/telemetry"),
+                        payload.to_string().as_bytes(),
+                        &profiles,
+                    )
+                    .expect("test telemetry decodes")
+                })
+                .collect();
+            let items: Vec<StoreItem<'_>> = messages
+                .iter()
+                .map(|m| StoreItem::Message {
+                    message: m,
+                    received_at: Timestamp(T0),
+                })
+                .collect();
+            store.commit(&items).expect("commit");
+            for i in chunk.iter().filter(|i| *i % every == 0) {
+                predictions.push(vec![prediction(
+                    &format!("fleet-{i:06}"),
+                    "drain_pump",
+                    0.8,
+                    true,
+                )]);
+            }
+        }
+        let history: Vec<domain::Message> = (0..hours)
+            .map(|h| {
+                telemetry(
+                    &profiles,
+                    "wm-1",
+                    1_000 + h as u64,
+                    T0 - 49 * 3_600_000 - h as i64 * 3_600_000,
+                    r#"{"drain_time_s": 12.0, "vibration_g": 0.11}"#,
+                )
+            })
+            .collect();
+        for chunk in history.chunks(5_000) {
+            let items: Vec<StoreItem<'_>> = chunk
+                .iter()
+                .map(|m| StoreItem::Message {
+                    message: m,
+                    received_at: Timestamp(T0),
+                })
+                .collect();
+            store.commit(&items).expect("commit");
+        }
+        let ctx = DiagnosisContext::default();
+        for batch in predictions.chunks(1_000) {
+            let signals: Vec<(&[Prediction], &DiagnosisContext)> =
+                batch.iter().map(|p| (p.as_slice(), &ctx)).collect();
+            self.tickets.record_batch(&signals).expect("tickets");
+        }
+    }
+
+    /// Raises an active batch alarm for `value` of `model` (dimension `batch`,
+    /// component `component`); returns its id.
+    pub(crate) fn raise_alarm(&self, model: &str, value: &str, component: &str) -> i64 {
+        let db = store::tickets::TicketDb::open(&self._dir.path().join("tickets.db"))
+            .expect("ticket store");
+        let cell = store::tickets::AlarmCell {
+            model: model.into(),
+            dimension: "batch".into(),
+            value: value.into(),
+            component: component.into(),
+            statistic: "confirmed_failures".into(),
+        };
+        let numbers = store::tickets::AlarmNumbers {
+            p_value: 2e-9,
+            q_value: 3.1e-8,
+            observed: 12,
+            expected: 2.5,
+            exposure: 400.0,
+            ratio: Some(4.8),
+        };
+        db.write(|tx| tx.insert_alarm(&cell, &numbers, Timestamp(T0)))
+            .expect("alarm")
+    }
+}

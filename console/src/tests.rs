@@ -76,6 +76,8 @@ const FORMS: &[(&str, &[(&str, &str)])] = &[
         &[("name", "csrf probe"), ("role", "integration")],
     ),
     ("/console/admin/keys/1/revoke", &[("page", "1")]),
+    ("/console/devices/wm-1/self-test", &[]),
+    ("/console/fleet/alarms/1/acknowledge", &[("note", "on it")]),
 ];
 
 fn set_cookie_value(a: &Answer, name: &str) -> Option<String> {
