@@ -45,3 +45,73 @@
     });
   });
 })();
+
+// Queue and engineer's day (console/src/queue.rs, console/src/my_day.rs).
+(function () {
+  // Filter forms marked data-autosubmit apply a choice at once; the Apply button stays
+  // for keyboards and for pages without this script.
+  document.addEventListener("change", function (e) {
+    var form = e.target.form;
+    if (form && form.matches("form[data-autosubmit]") && e.target.matches("select")) {
+      if (form.requestSubmit) { form.requestSubmit(); } else { form.submit(); }
+    }
+  });
+
+  // Live queue: the results carry data-live (the event stream's URL) when the person may
+  // follow events. A ticket opened or changed re-reads this page's URL (its filters and
+  // page) and swaps the results in, without a reload; new and changed rows flash.
+  var results = document.getElementById("queue-results");
+  var url = results && results.getAttribute("data-live");
+  if (!url || !window.EventSource || !window.fetch || !window.DOMParser) {
+    return;
+  }
+  var indicator = document.querySelector(".live-indicator");
+  function show(on) {
+    if (!indicator) { return; }
+    indicator.hidden = false;
+    indicator.textContent = indicator.getAttribute(on ? "data-on" : "data-off");
+    indicator.classList.toggle("off", !on);
+  }
+  var timer = null, busy = false, again = false;
+  function refresh() {
+    timer = null;
+    if (busy) { again = true; return; }
+    busy = true;
+    fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) {
+        if (!r.ok || r.redirected) { throw new Error("queue " + r.status); }
+        return r.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("queue-results");
+        var current = document.getElementById("queue-results");
+        if (!fresh || !current) { return; }
+        var before = {};
+        current.querySelectorAll("tr[data-id]").forEach(function (tr) {
+          before[tr.getAttribute("data-id")] = tr.getAttribute("data-rev");
+        });
+        current.replaceWith(fresh);
+        fresh.querySelectorAll("tr[data-id]").forEach(function (tr) {
+          if (before[tr.getAttribute("data-id")] !== tr.getAttribute("data-rev")) {
+            tr.classList.add("flash");
+            window.setTimeout(function () { tr.classList.remove("flash"); }, 4000);
+          }
+        });
+      })
+      .catch(function () { /* the next event or a manual refresh tries again */ })
+      .then(function () {
+        busy = false;
+        if (again) { again = false; schedule(); }
+      });
+  }
+  function schedule() {
+    if (!timer) { timer = window.setTimeout(refresh, 500); }
+  }
+  var source = new EventSource(url);
+  source.onopen = function () { show(true); };
+  source.onerror = function () { show(false); };
+  ["ticket.opened", "ticket.updated", "ticket.sla_breached"].forEach(function (type) {
+    source.addEventListener(type, schedule);
+  });
+  window.addEventListener("pagehide", function () { source.close(); });
+})();
