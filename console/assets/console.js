@@ -50,10 +50,27 @@
 (function () {
   // Filter forms marked data-autosubmit apply a choice at once; the Apply button stays
   // for keyboards and for pages without this script.
+  function go(form) {
+    // The same GET as the form's, without the empty ("any") fields: a shorter URL to
+    // bookmark.
+    var params = new URLSearchParams();
+    new FormData(form).forEach(function (value, name) {
+      if (value !== "") { params.append(name, value); }
+    });
+    var query = params.toString();
+    window.location.href = form.action.split("?")[0] + (query ? "?" + query : "");
+  }
   document.addEventListener("change", function (e) {
     var form = e.target.form;
     if (form && form.matches("form[data-autosubmit]") && e.target.matches("select")) {
-      if (form.requestSubmit) { form.requestSubmit(); } else { form.submit(); }
+      go(form);
+    }
+  });
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (form.matches("form[data-autosubmit]") && !e.defaultPrevented) {
+      e.preventDefault();
+      go(form);
     }
   });
 
@@ -72,11 +89,13 @@
     indicator.textContent = indicator.getAttribute(on ? "data-on" : "data-off");
     indicator.classList.toggle("off", !on);
   }
-  var timer = null, busy = false, again = false;
+  var timer = null, busy = false, again = false, touched = {};
   function refresh() {
     timer = null;
     if (busy) { again = true; return; }
     busy = true;
+    var changed = touched;
+    touched = {};
     fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (r) {
         if (!r.ok || r.redirected) { throw new Error("queue " + r.status); }
@@ -92,7 +111,8 @@
         });
         current.replaceWith(fresh);
         fresh.querySelectorAll("tr[data-id]").forEach(function (tr) {
-          if (before[tr.getAttribute("data-id")] !== tr.getAttribute("data-rev")) {
+          var id = tr.getAttribute("data-id");
+          if (before[id] !== tr.getAttribute("data-rev") || changed[id]) {
             tr.classList.add("flash");
             window.setTimeout(function () { tr.classList.remove("flash"); }, 4000);
           }
@@ -107,11 +127,18 @@
   function schedule() {
     if (!timer) { timer = window.setTimeout(refresh, 500); }
   }
+  function onEvent(e) {
+    try {
+      var id = JSON.parse(e.data).ticket_id;
+      if (id) { touched[String(id)] = true; }
+    } catch (ignored) { /* the refresh still happens */ }
+    schedule();
+  }
   var source = new EventSource(url);
   source.onopen = function () { show(true); };
   source.onerror = function () { show(false); };
   ["ticket.opened", "ticket.updated", "ticket.sla_breached"].forEach(function (type) {
-    source.addEventListener(type, schedule);
+    source.addEventListener(type, onEvent);
   });
   window.addEventListener("pagehide", function () { source.close(); });
 })();
