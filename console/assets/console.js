@@ -94,3 +94,100 @@
     schedule();
   });
 })();
+
+// Queue and engineer's day (console/src/queue.rs, console/src/my_day.rs).
+(function () {
+  // Filter forms marked data-autosubmit apply a choice at once; the Apply button stays
+  // for keyboards and for pages without this script.
+  function go(form) {
+    // The same GET as the form's, without the empty ("any") fields: a shorter URL to
+    // bookmark.
+    var params = new URLSearchParams();
+    new FormData(form).forEach(function (value, name) {
+      if (value !== "") { params.append(name, value); }
+    });
+    var query = params.toString();
+    window.location.href = form.action.split("?")[0] + (query ? "?" + query : "");
+  }
+  document.addEventListener("change", function (e) {
+    var form = e.target.form;
+    if (form && form.matches("form[data-autosubmit]") && e.target.matches("select")) {
+      go(form);
+    }
+  });
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (form.matches("form[data-autosubmit]") && !e.defaultPrevented) {
+      e.preventDefault();
+      go(form);
+    }
+  });
+
+  // Live queue: the results carry data-live (the event stream's URL) when the person may
+  // follow events. A ticket opened or changed re-reads this page's URL (its filters and
+  // page) and swaps the results in, without a reload; new and changed rows flash.
+  var results = document.getElementById("queue-results");
+  var url = results && results.getAttribute("data-live");
+  if (!url || !window.EventSource || !window.fetch || !window.DOMParser) {
+    return;
+  }
+  var indicator = document.querySelector(".live-indicator");
+  function show(on) {
+    if (!indicator) { return; }
+    indicator.hidden = false;
+    indicator.textContent = indicator.getAttribute(on ? "data-on" : "data-off");
+    indicator.classList.toggle("off", !on);
+  }
+  var timer = null, busy = false, again = false, touched = {};
+  function refresh() {
+    timer = null;
+    if (busy) { again = true; return; }
+    busy = true;
+    var changed = touched;
+    touched = {};
+    fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+      .then(function (r) {
+        if (!r.ok || r.redirected) { throw new Error("queue " + r.status); }
+        return r.text();
+      })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("queue-results");
+        var current = document.getElementById("queue-results");
+        if (!fresh || !current) { return; }
+        var before = {};
+        current.querySelectorAll("tr[data-id]").forEach(function (tr) {
+          before[tr.getAttribute("data-id")] = tr.getAttribute("data-rev");
+        });
+        current.replaceWith(fresh);
+        fresh.querySelectorAll("tr[data-id]").forEach(function (tr) {
+          var id = tr.getAttribute("data-id");
+          if (before[id] !== tr.getAttribute("data-rev") || changed[id]) {
+            tr.classList.add("flash");
+            window.setTimeout(function () { tr.classList.remove("flash"); }, 4000);
+          }
+        });
+      })
+      .catch(function () { /* the next event or a manual refresh tries again */ })
+      .then(function () {
+        busy = false;
+        if (again) { again = false; schedule(); }
+      });
+  }
+  function schedule() {
+    if (!timer) { timer = window.setTimeout(refresh, 500); }
+  }
+  function onEvent(e) {
+    try {
+      var id = JSON.parse(e.data).ticket_id;
+      if (id) { touched[String(id)] = true; }
+    } catch (ignored) { /* the refresh still happens */ }
+    schedule();
+  }
+  var source = new EventSource(url);
+  source.onopen = function () { show(true); };
+  source.onerror = function () { show(false); };
+  ["ticket.opened", "ticket.updated", "ticket.sla_breached"].forEach(function (type) {
+    source.addEventListener(type, onEvent);
+  });
+  window.addEventListener("pagehide", function () { source.close(); });
+})();

@@ -33,8 +33,11 @@ mod device;
 mod error;
 mod fleet;
 mod i18n;
+mod live;
 mod models;
+mod my_day;
 mod page;
+mod queue;
 mod session;
 mod sign_in;
 mod state;
@@ -58,7 +61,9 @@ pub const PREFIX: &str = "/console";
 /// session and security-header layers. Merge it into the API's router.
 pub fn router(state: ConsoleState) -> Router {
     let pages = Router::new()
-        .route("/", get(home))
+        .route("/", get(queue::page))
+        .route("/events", get(live::events))
+        .route("/my-day", get(my_day::page))
         .route("/sign-in", get(sign_in::form).post(sign_in::submit))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/account", get(account::page))
@@ -101,13 +106,13 @@ pub fn router(state: ConsoleState) -> Router {
         .layer(axum::middleware::map_response(page::security_headers))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state);
+    // Nested at `/console/` (not `/console`) so that the home page is `/console/`:
+    // axum 0.8 maps a nested `/` to the prefix exactly.
     Router::new()
         .route("/", get(|| async { Redirect::to(&format!("{PREFIX}/")) }))
-        .nest(PREFIX, pages)
-}
-
-/// The home page. Until the queue exists, a signed-in person lands on their account.
-async fn home(viewer: session::Viewer) -> Redirect {
-    let _ = viewer;
-    Redirect::to(&format!("{PREFIX}/account"))
+        .route(
+            PREFIX,
+            get(|| async { Redirect::to(&format!("{PREFIX}/")) }),
+        )
+        .nest(&format!("{PREFIX}/"), pages)
 }

@@ -605,3 +605,79 @@ impl Fixture {
             .expect("alarm")
     }
 }
+
+/// Helpers of the queue and my-day tests (issue 19).
+impl Fixture {
+    /// The fixture's `tickets.db`.
+    pub(crate) fn tickets_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("tickets.db")
+    }
+
+    /// Opens a proactive ticket for (`device`, `component`) as if the flag had come
+    /// at `opened_at` (its SLA clocks count from then), with the device's registry
+    /// facts; returns its id.
+    pub(crate) fn open_ticket(
+        &self,
+        device: &str,
+        component: &str,
+        risk: f64,
+        opened_at: Timestamp,
+        facts: Option<domain::DeviceInfo>,
+    ) -> i64 {
+        let at = TicketService::open_with_clock(
+            &self.tickets_path(),
+            TicketConfig::default(),
+            Arc::new(move || opened_at),
+        )
+        .expect("ticket store");
+        let p = Prediction {
+            ts: opened_at,
+            lead_time_days: None,
+            ..prediction(device, component, risk, true)
+        };
+        let ctx = DiagnosisContext::default().with_device(facts);
+        let changes = at.record_predictions(&[p], &ctx).expect("ticket opens");
+        changes
+            .first()
+            .map(|c| c.ticket_id)
+            .expect("a ticket opened or updated")
+    }
+
+    /// A washer's registry facts.
+    pub(crate) fn facts(model: &str, batch: &str, region: &str) -> domain::DeviceInfo {
+        domain::DeviceInfo {
+            device_type: "washer".into(),
+            model: model.into(),
+            fw: None,
+            batch: Some(batch.into()),
+            region: Some(region.into()),
+        }
+    }
+
+    /// Assigns ticket `id` to `engineer`, with a window and region when given.
+    pub(crate) fn assign_with(
+        &self,
+        id: i64,
+        engineer: &str,
+        window: Option<(Timestamp, Timestamp)>,
+        region: Option<&str>,
+    ) {
+        self.tickets
+            .assign(
+                id,
+                api::AssignmentInput {
+                    engineer: Some(engineer.to_owned()),
+                    window_start: window.map(|w| w.0),
+                    window_end: window.map(|w| w.1),
+                    region: region.map(str::to_owned),
+                },
+                "Planner (planner)",
+            )
+            .expect("assignment");
+    }
+
+    /// "Now" by the ticket service's clock.
+    pub(crate) fn now(&self) -> Timestamp {
+        self.tickets.now()
+    }
+}

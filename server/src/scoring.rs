@@ -227,6 +227,14 @@ fn diagnosis_context(
         profile: profiles.get(device_type).cloned(),
         ..Default::default()
     };
+    // The registry's model, batch and region go onto the ticket (the console's queue
+    // filters by them).
+    match reader.device(device_id) {
+        Ok(record) => ctx.device = record.map(|r| r.device),
+        Err(e) => {
+            tracing::warn!(error = %e, %device_id, "Could not read the device registry for a ticket")
+        }
+    }
     match reader.recent_faults(device_id, RECENT_FAULTS) {
         Ok(faults) => {
             ctx.recent_faults = faults

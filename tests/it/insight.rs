@@ -33,6 +33,7 @@ fn washer() -> DiagnosisContext {
     DiagnosisContext {
         profile: ProfileSet::builtin().get("washer").cloned(),
         recent_faults: Vec::new(),
+        device: None,
     }
 }
 

@@ -323,6 +323,7 @@ pub use auth::{AuditNote, Principal};
 pub use models::{DriftReport, DriftReporter, FeatureDrift, ModelDrift, RegionLookup};
 pub use routes::{openapi, route_list, router, serve, RouteInfo};
 pub use state::{AppState, HealthReporter};
+pub use tickets::{event_stream, last_event_id};
 
 /// Default limit of a request body, in bytes (`[http] max_body_bytes`).
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;

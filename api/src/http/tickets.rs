@@ -463,7 +463,14 @@ pub(crate) async fn events(
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<EventParams>,
 ) -> Result<Sse<impl Stream<Item = std::result::Result<Event, Infallible>>>> {
-    let last_event_id = headers
+    let after = last_event_id(&headers)?.or(q.after);
+    Ok(event_stream(&state, after))
+}
+
+/// A request's `Last-Event-ID` header: `None` without one, [`Error::BadRequest`] when
+/// it is not an integer event id.
+pub fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>> {
+    headers
         .get("last-event-id")
         .map(|v| {
             v.to_str()
@@ -473,9 +480,21 @@ pub(crate) async fn events(
                     Error::BadRequest("header Last-Event-ID: expected an integer event id".into())
                 })
         })
-        .transpose()?;
+        .transpose()
+}
+
+/// The ticket events (the `events` table) with an id above `after` as server-sent
+/// events (`id`, `event` = the type, `data` = the event as JSON), then each new one as
+/// it commits, until [`AppState::close_streams`]; `after: None` starts at the newest
+/// event (only what happens from now on). With a keep-alive comment every 15 s.
+/// `GET /api/v1/events` answers with it, and so does the console's live stream (which
+/// checks its own session and permission first).
+pub fn event_stream(
+    state: &AppState,
+    after: Option<i64>,
+) -> Sse<impl Stream<Item = std::result::Result<Event, Infallible>> + Send + 'static> {
     let wake = state.tickets.subscribe_events();
-    let after = match last_event_id.or(q.after) {
+    let after = match after {
         Some(after) => after,
         None => *wake.borrow(),
     };
@@ -488,5 +507,5 @@ pub(crate) async fn events(
     };
     tracing::debug!(after, "Event stream opened");
     let stream = futures_util::stream::unfold(cursor, next_event);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

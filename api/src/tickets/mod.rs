@@ -30,7 +30,10 @@ pub use performance::{
     AssignmentRegions, PerformanceQuery, PerformanceReport, PerformanceRow, Regions,
 };
 pub use service::{Clock, TicketService, SYSTEM_ACTOR};
-pub use store::tickets::{EventRecord, RiskRecord, SlaKind, TicketOutcome, TicketQuery};
+pub use store::tickets::{
+    Assignee, EventRecord, QueueCell, QueueChoices, QueueQuery, QueueTicket, RiskRecord, SlaKind,
+    TicketOutcome, TicketQuery,
+};
 
 /// Event type: a ticket was opened.
 pub const EVENT_OPENED: &str = "ticket.opened";
@@ -54,6 +57,10 @@ pub struct DiagnosisContext {
     /// Fault codes the device raised recently, as (code, event time), any order
     /// (newest first is usual). Only raised faults belong here, not cleared ones.
     pub recent_faults: Vec<(String, Timestamp)>,
+    /// What the device registry says about the device (model, batch, region), when
+    /// known: copied onto a ticket it opens (and onto the active ticket it updates),
+    /// so the console's queue filters by batch and region within `tickets.db`.
+    pub device: Option<domain::DeviceInfo>,
 }
 
 impl DiagnosisContext {
@@ -67,6 +74,23 @@ impl DiagnosisContext {
                 .filter(|f| f.state == domain::FaultState::Raised)
                 .map(|f| (f.code.clone(), f.ts))
                 .collect(),
+            device: None,
+        }
+    }
+
+    /// The same context with the device's registry facts.
+    pub fn with_device(mut self, device: Option<domain::DeviceInfo>) -> Self {
+        self.device = device;
+        self
+    }
+
+    /// The device's facts as the ticket store keeps them.
+    pub(crate) fn facts(&self) -> store::tickets::DeviceFacts<'_> {
+        let d = self.device.as_ref();
+        store::tickets::DeviceFacts {
+            model: d.map(|d| d.model.as_str()).filter(|m| !m.is_empty()),
+            batch: d.and_then(|d| d.batch.as_deref()),
+            region: d.and_then(|d| d.region.as_deref()),
         }
     }
 }

@@ -63,6 +63,11 @@ impl Fleet {
         api::DiagnosisContext {
             profile: Some(Arc::clone(self.profile(device))),
             recent_faults: Vec::new(),
+            // What the scoring stage reads from the registry: the report's facts.
+            device: match self.report(device, 0, 0, 0.0) {
+                Message::Telemetry(t) => Some(t.device),
+                _ => None,
+            },
         }
     }
 

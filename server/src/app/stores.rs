@@ -59,8 +59,16 @@ impl Stores {
             .with_context(|| format!("opening the credential store in {}", dir.display()))?;
         let fleet_summary =
             api::FleetSummary::open(&tickets_path).context("opening the fleet summary")?;
+        let reader = StoreReader::open(&hot_path)?;
+        // Tickets opened before tickets.db schema 6 learn their device's batch and
+        // region (the console's queue filters by them).
+        match tokio::task::block_in_place(|| tickets.fill_device_facts(&reader)) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(tickets = n, "Copied device batch and region onto tickets"),
+            Err(e) => tracing::warn!(error = %e, "Could not copy device facts onto tickets"),
+        }
         let stores = Stores {
-            reader: StoreReader::open(&hot_path)?,
+            reader,
             hot_path,
             tickets_path,
             tickets,

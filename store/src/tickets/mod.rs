@@ -45,7 +45,12 @@
 //! performance report reads the tickets changed since it last looked; 4 adds
 //! `device_risk.flagged_at` (a flagged row of an older file gets its `updated_at`: the
 //! episode is at least that old); 5 adds `device_risk.warming_up` (0 for older rows:
-//! before it, a warming-up device was never scored). Opening a file upgrades it in place; the upgrade is
+//! before it, a warming-up device was never scored); 6 adds, for the console's queue
+//! (`queue`), the device's registry facts `device_model`, `device_batch` and
+//! `device_region` (copied when a ticket opens; NULL on older tickets until a signal or
+//! [`Tables::set_device_facts`] fills them in), the sort keys `queue_due` and
+//! `queue_rank` kept by triggers, the covering index `tickets_queue` and the partial
+//! index `tickets_assigned`. Opening a file upgrades it in place; the upgrade is
 //! idempotent.
 //!
 //! The methods of [`Tables`] are plain SQL over a connection or transaction; the rules
@@ -58,6 +63,7 @@ mod device_tickets;
 mod events;
 mod fleet;
 mod outcomes;
+mod queue;
 mod risk;
 mod schema;
 mod sla;
@@ -77,9 +83,12 @@ pub use fleet::{
     NormalRange, RangeRow,
 };
 pub use outcomes::{read_outcomes, PerformanceFact, TicketOutcome};
+pub use queue::{Assignee, QueueCell, QueueChoices, QueueQuery, QueueTicket};
 pub use risk::RiskRecord;
 pub use sla::{DueClock, SlaKind};
-pub use ticket::{ActiveTicket, NewTicket, Reopen, StatusChange, TicketQuery, TicketUpdate};
+pub use ticket::{
+    ActiveTicket, DeviceFacts, NewTicket, Reopen, StatusChange, TicketQuery, TicketUpdate,
+};
 pub use webhooks::{Attempt, Delivery, DeliveryStatus, DueDelivery, Webhook};
 
 use crate::sqlite::{self, Access, Synchronous};

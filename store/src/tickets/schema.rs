@@ -1,4 +1,4 @@
-//! The ticket store's schema (version 5) and the upgrades of older files; see the
+//! The ticket store's schema (version 6) and the upgrades of older files; see the
 //! module docs of [`super`] for the tables.
 
 use rusqlite::Connection;
@@ -105,7 +105,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS fleet_alarms_one_active
 "#;
 
 /// Schema version written to `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 5;
+pub(super) const SCHEMA_VERSION: i64 = 6;
 
 /// Columns schema version 2 added to `tickets` (name, definition).
 const V2_COLUMNS: [(&str, &str); 12] = [
@@ -186,14 +186,97 @@ const V3_DERIVED: &str = concat!(
          outcome_failed_at);"
 );
 
+/// Columns schema version 6 added to `tickets` for the console's queue
+/// (`super::queue`): the device's model, production batch and region from the device
+/// registry, copied when the ticket opens (and filled in by later signals when they
+/// were unknown), and the queue's sort keys `queue_due` (the SLA deadline that
+/// matters now: `respond_by` while `open`, else `resolve_by`) and `queue_rank` (0
+/// urgent, 1 important, 2 normal), kept by the triggers of [`V6_QUEUE`].
+const V6_COLUMNS: [(&str, &str); 5] = [
+    ("device_model", "TEXT"),
+    ("device_batch", "TEXT"),
+    ("device_region", "TEXT"),
+    ("queue_due", "INTEGER"),
+    ("queue_rank", "INTEGER"),
+];
+
+/// `queue_due` and `queue_rank` of the row `{row}` (SQL expressions).
+macro_rules! queue_due {
+    ($row:literal) => {
+        concat!(
+            "CASE WHEN ",
+            $row,
+            ".status = 'open' THEN ",
+            $row,
+            ".respond_by ELSE COALESCE(",
+            $row,
+            ".resolve_by, ",
+            $row,
+            ".respond_by) END"
+        )
+    };
+}
+macro_rules! queue_rank {
+    ($row:literal) => {
+        concat!(
+            "CASE ",
+            $row,
+            ".priority WHEN 'urgent' THEN 0 WHEN 'important' THEN 1 ELSE 2 END"
+        )
+    };
+}
+
+/// The triggers that keep `queue_due` and `queue_rank`, their backfill, and the
+/// queue's indexes:
+/// * `tickets_queue`, led by status and the sort keys, covering every column the
+///   queue filters and counts on, so a page's ids and the counts are read from the
+///   index alone (a ticket row carries its diagnosis JSON, which a scan would read);
+/// * `tickets_assigned`: an engineer's active tickets by window start (their day).
+///
+/// The update trigger fires only on the columns the keys depend on and writes only
+/// when a key changed; it touches none of the columns the V3 trigger watches.
+const V6_QUEUE: &str = concat!(
+    "CREATE TRIGGER IF NOT EXISTS tickets_queue_insert AFTER INSERT ON tickets
+     BEGIN UPDATE tickets SET queue_due = ",
+    queue_due!("NEW"),
+    ", queue_rank = ",
+    queue_rank!("NEW"),
+    " WHERE id = NEW.id; END;
+     CREATE TRIGGER IF NOT EXISTS tickets_queue_update
+     AFTER UPDATE OF status, priority, respond_by, resolve_by ON tickets
+     WHEN NEW.queue_due IS NOT (",
+    queue_due!("NEW"),
+    ") OR NEW.queue_rank IS NOT (",
+    queue_rank!("NEW"),
+    ") BEGIN UPDATE tickets SET queue_due = ",
+    queue_due!("NEW"),
+    ", queue_rank = ",
+    queue_rank!("NEW"),
+    " WHERE id = NEW.id; END;
+     UPDATE tickets SET queue_due = ",
+    queue_due!("tickets"),
+    ", queue_rank = ",
+    queue_rank!("tickets"),
+    " WHERE queue_due IS NOT (",
+    queue_due!("tickets"),
+    ") OR queue_rank IS NOT (",
+    queue_rank!("tickets"),
+    ");
+     CREATE INDEX IF NOT EXISTS tickets_queue ON tickets (
+         status, queue_due, queue_rank, risk DESC, id, source, device_type, component,
+         engineer, region, device_region, device_batch, opened_at);
+     CREATE INDEX IF NOT EXISTS tickets_assigned ON tickets (engineer, window_start)
+         WHERE status IN ('open', 'acknowledged', 'scheduled', 'in_progress');"
+);
+
 /// Brings a file of an older version to [`SCHEMA_VERSION`]: adds the columns it
-/// lacks, the V3 triggers and index, and backfills.
+/// lacks, the V3 and V6 triggers and indexes, and backfills.
 fn upgrade(conn: &Connection, _from: i64) -> Result<()> {
     let existing: Vec<String> = conn
         .prepare("SELECT name FROM pragma_table_info('tickets')")?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    for (name, definition) in V2_COLUMNS.into_iter().chain(V3_COLUMNS) {
+    for (name, definition) in V2_COLUMNS.into_iter().chain(V3_COLUMNS).chain(V6_COLUMNS) {
         if !existing.iter().any(|c| c == name) {
             conn.execute_batch(&format!(
                 "ALTER TABLE tickets ADD COLUMN {name} {definition}"
@@ -201,6 +284,7 @@ fn upgrade(conn: &Connection, _from: i64) -> Result<()> {
         }
     }
     conn.execute_batch(V3_DERIVED)?;
+    conn.execute_batch(V6_QUEUE)?;
     if !has_column(conn, "device_risk", "flagged_at")? {
         conn.execute_batch(
             "ALTER TABLE device_risk ADD COLUMN flagged_at INTEGER;

@@ -60,6 +60,17 @@ impl TicketQuery {
 /// The SQL list of active statuses; must match [`TicketStatus::is_active`].
 pub(super) const ACTIVE_SQL: &str = "('open', 'acknowledged', 'scheduled', 'in_progress')";
 
+/// What the device registry says about a ticket's device: model, production batch
+/// and region (schema version 6). Copied onto the ticket when it opens, so the queue
+/// filters by batch and region in `tickets.db` alone; a later signal fills in what
+/// was unknown and follows a changed value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceFacts<'a> {
+    pub model: Option<&'a str>,
+    pub batch: Option<&'a str>,
+    pub region: Option<&'a str>,
+}
+
 /// A ticket to insert.
 pub struct NewTicket<'a> {
     pub number: &'a str,
@@ -75,6 +86,8 @@ pub struct NewTicket<'a> {
     pub resolve_by: Timestamp,
     pub diagnosis_json: &'a str,
     pub skills_json: &'a str,
+    /// The device's model, batch and region, when the registry knows them.
+    pub device: DeviceFacts<'a>,
 }
 
 /// The parts of the active ticket the update path needs.
@@ -104,6 +117,9 @@ pub struct TicketUpdate<'a> {
     pub diagnosis_json: &'a str,
     /// `Some((risk, at))` when this update writes a `risk_updated` log entry.
     pub risk_logged: Option<(f64, Timestamp)>,
+    /// The device's model, batch and region; a known value replaces the stored one,
+    /// an unknown one keeps it.
+    pub device: DeviceFacts<'a>,
 }
 
 /// The lifecycle columns a transition writes.
@@ -249,9 +265,10 @@ impl Tables<'_> {
             .prepare_cached(&format!(
                 "INSERT INTO tickets (number, device_id, device_type, component, source, status,
                      priority, risk, peak_risk, model_version, opened_at, updated_at, respond_by,
-                     signals, diagnosis, risk_logged, risk_logged_at, resolve_by, skills)
+                     signals, diagnosis, risk_logged, risk_logged_at, resolve_by, skills,
+                     device_model, device_batch, device_region)
                  VALUES (?1, ?2, ?3, ?4, ?5, 'open', ?6, ?7, ?7, ?8, ?9, ?9, ?10, 1, ?11, ?7, ?9,
-                     ?12, ?13)
+                     ?12, ?13, ?14, ?15, ?16)
                  ON CONFLICT (device_id, component) WHERE status IN {ACTIVE_SQL} DO NOTHING
                  RETURNING id"
             ))?
@@ -270,6 +287,9 @@ impl Tables<'_> {
                     t.diagnosis_json,
                     t.resolve_by.millis(),
                     t.skills_json,
+                    t.device.model,
+                    t.device.batch,
+                    t.device.region,
                 ],
                 |r| r.get(0),
             )
@@ -338,7 +358,10 @@ impl Tables<'_> {
             "UPDATE tickets SET priority = ?2, risk = ?3, peak_risk = ?4, model_version = ?5,
                  updated_at = ?6, respond_by = ?7, diagnosis = ?8, signals = signals + 1,
                  risk_logged = COALESCE(?9, risk_logged),
-                 risk_logged_at = COALESCE(?10, risk_logged_at), resolve_by = ?11
+                 risk_logged_at = COALESCE(?10, risk_logged_at), resolve_by = ?11,
+                 device_model = COALESCE(?12, device_model),
+                 device_batch = COALESCE(?13, device_batch),
+                 device_region = COALESCE(?14, device_region)
              WHERE id = ?1",
         )?
         .execute(params![
@@ -353,6 +376,9 @@ impl Tables<'_> {
             logged,
             logged_at,
             u.resolve_by.map(Timestamp::millis),
+            u.device.model,
+            u.device.batch,
+            u.device.region,
         ])?;
         Ok(())
     }

@@ -35,6 +35,7 @@ struct Opening<'a> {
     priority: Priority,
     diagnosis_json: &'a str,
     skills_json: &'a str,
+    device: store::tickets::DeviceFacts<'a>,
 }
 
 impl TicketService {
@@ -183,6 +184,7 @@ impl TicketService {
             resolve_by: after(now, config.resolve_ms(o.priority)),
             diagnosis_json: o.diagnosis_json,
             skills_json: o.skills_json,
+            device: o.device,
         };
         let Some(id) = tx.insert_ticket(&new)? else {
             return Ok(None);
@@ -280,6 +282,7 @@ impl TicketService {
             priority,
             diagnosis_json: &diagnosis,
             skills_json: &skills,
+            device: ctx.facts(),
         };
         if let Some((id, number)) = self.try_open(b, opening, &flag_note(p, priority, critical))? {
             return Ok(Some(change(id, number, priority, TicketChangeKind::Opened)));
@@ -304,6 +307,7 @@ impl TicketService {
             resolve_by,
             diagnosis_json: &diagnosis,
             risk_logged: log_risk.then_some((p.risk, now)),
+            device: ctx.facts(),
         })?;
         if log_risk {
             let note = format!(
@@ -380,6 +384,7 @@ impl TicketService {
             priority,
             diagnosis_json: &diagnosis,
             skills_json: &skills,
+            device: ctx.facts(),
         };
         let note = format!(
             "Critical fault {} ({}) raised at {} for {component}",
@@ -403,6 +408,7 @@ impl TicketService {
             resolve_by,
             diagnosis_json: &diagnosis,
             risk_logged: None,
+            device: ctx.facts(),
         })?;
         log_change(tx, active.id, now, SYSTEM_ACTOR, "fault_raised", &note)?;
         if priority != active.priority {

@@ -15,6 +15,7 @@ mod diagnosis;
 mod events;
 mod intake;
 mod lifecycle;
+mod queue;
 mod sla;
 
 use std::path::Path;

@@ -82,6 +82,7 @@ fn washer_ctx(faults: &[(&str, i64)]) -> DiagnosisContext {
             .iter()
             .map(|(code, ts)| ((*code).to_owned(), Timestamp(*ts)))
             .collect(),
+        device: None,
     }
 }
 
