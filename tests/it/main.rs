@@ -11,6 +11,7 @@ mod api_security;
 mod architecture;
 mod archive;
 mod bench_ingest;
+mod browser;
 mod console;
 mod crash;
 mod dead_letters;
