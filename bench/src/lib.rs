@@ -19,17 +19,23 @@
 //! - `bench insight` (`insight`): p50/p99 latency of the model insight and fleet
 //!   endpoints on a large generated fleet and a year of tickets, against 200 ms
 //!   (docs/performance.md, "Insight endpoints").
+//! - `bench console` (`console`): p50/p95/p99 server time of every console page on a
+//!   generated fleet of 100,000 devices with 10,000 open tickets and a year of
+//!   telemetry for the devices shown, against 100 ms (docs/benchmarks.md).
 //!
-//! Shared pieces: the model a benchmark scores with (`model`), the broker it
-//! publishes to (`broker`), the HTTP client for the API it starts (`http`),
-//! percentiles and verdicts (`stats`), and what it reads of the machine (`system`).
+//! Shared pieces: the device kinds a generated fleet cycles through (`kinds`), the
+//! model a benchmark scores with (`model`), the broker it publishes to (`broker`), the
+//! HTTP client for the API it starts (`http`), percentiles and verdicts (`stats`), and
+//! what it reads of the machine and where it works (`system`).
 
 mod broker;
+mod console;
 mod error;
 mod fleet_alarms;
 mod http;
 mod ingest;
 mod insight;
+mod kinds;
 mod model;
 mod score;
 mod simulate;
@@ -39,6 +45,7 @@ mod train;
 
 use clap::Subcommand;
 
+pub use console::ConsoleArgs;
 pub use error::{Error, Result};
 pub use fleet_alarms::FleetAlarmsArgs;
 pub use ingest::IngestArgs;
@@ -67,6 +74,9 @@ pub enum BenchCommand {
     /// Insight endpoints (model performance, drift): p50/p99 latency on a large fleet
     /// against the 200 ms target (docs/performance.md); prints a table.
     Insight(InsightArgs),
+    /// Console pages: p50/p95/p99 server time of every page on a generated fleet of
+    /// 100,000 devices and 10,000 open tickets against the 100 ms target; prints a table.
+    Console(ConsoleArgs),
 }
 
 /// Runs `command`. Needs a multi-threaded tokio runtime: the CPU-bound parts run in
@@ -80,5 +90,6 @@ pub async fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Ingest(args) => ingest::run(args).await,
         BenchCommand::FleetAlarms(args) => tokio::task::block_in_place(|| fleet_alarms::run(args)),
         BenchCommand::Insight(args) => insight::run(args).await,
+        BenchCommand::Console(args) => console::run(args).await,
     }
 }

@@ -8,6 +8,21 @@ use std::time::Instant;
 use crate::stats::percentile;
 use crate::Result;
 
+/// Where a benchmark builds its stores: `dir` if given, else /dev/shm when it exists
+/// (tmpfs: generating tickets is a durable commit per change, which a disk turns into
+/// minutes of fsyncs), else the system's temporary directory.
+pub(crate) fn scratch_base(dir: Option<&Path>) -> PathBuf {
+    if let Some(d) = dir {
+        return d.to_owned();
+    }
+    let shm = PathBuf::from("/dev/shm");
+    if shm.is_dir() {
+        shm
+    } else {
+        std::env::temp_dir()
+    }
+}
+
 /// A temporary directory, removed on drop.
 pub(crate) struct TempDir(pub(crate) PathBuf);
 

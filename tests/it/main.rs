@@ -10,6 +10,7 @@
 mod api_security;
 mod architecture;
 mod archive;
+mod bench_console;
 mod bench_ingest;
 mod browser;
 mod console;

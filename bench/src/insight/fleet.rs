@@ -4,11 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use domain::{DeviceId, Message, Profile, ProfileSet, Telemetry, Timestamp};
+use domain::{DeviceId, Message, Telemetry, Timestamp};
 
 use super::REGIONS;
+use crate::kinds::Kinds;
 use crate::Result;
-use server::Context as _;
 
 /// Devices (the first few, one of each kind) given two weeks of telemetry every 15
 /// minutes, for the diagnosis endpoint.
@@ -17,53 +17,34 @@ const DIAGNOSED_DEVICES: usize = 5;
 const DIAGNOSED_INTERVAL_MS: i64 = 15 * 60_000;
 
 pub(super) struct Fleet {
-    pub(super) profiles: Vec<Arc<Profile>>,
-    /// Per profile: its critical fault codes linked to a component, with the component.
-    pub(super) critical: Vec<Vec<(String, String)>>,
+    kinds: Kinds,
     pub(super) ids: Vec<DeviceId>,
+}
+
+/// The kinds' profiles, critical codes and diagnosis contexts, by device index.
+impl std::ops::Deref for Fleet {
+    type Target = Kinds;
+
+    fn deref(&self) -> &Kinds {
+        &self.kinds
+    }
 }
 
 impl Fleet {
     pub(super) fn new(devices: usize) -> Result<Fleet> {
-        let set = ProfileSet::builtin();
-        let profiles: Vec<Arc<Profile>> = set.iter().cloned().collect();
-        let critical = profiles
-            .iter()
-            .map(|p| {
-                p.faults()
-                    .iter()
-                    .filter(|f| f.severity == domain::Severity::Critical)
-                    .filter_map(|f| Some((f.code.clone(), f.component.clone()?)))
-                    .collect()
-            })
-            .collect();
-        let ids = (0..devices)
-            .map(|i| {
-                let kind = profiles[i % profiles.len()].device_type();
-                Ok(DeviceId::parse(&format!("{kind}-{i:06}")).context("device id")?)
-            })
-            .collect::<Result<_>>()?;
+        let kinds = Kinds::builtin();
         Ok(Fleet {
-            profiles,
-            critical,
-            ids,
+            ids: kinds.ids(devices)?,
+            kinds,
         })
     }
 
-    pub(super) fn profile(&self, device: usize) -> &Arc<Profile> {
-        &self.profiles[device % self.profiles.len()]
-    }
-
-    /// The critical fault codes of the device's kind, with their components.
-    pub(super) fn critical(&self, device: usize) -> &[(String, String)] {
-        &self.critical[device % self.profiles.len()]
-    }
-
+    /// What the ticket service is told about device `device`, with the facts the
+    /// scoring stage reads from the registry (its report's).
     pub(super) fn context(&self, device: usize) -> api::DiagnosisContext {
         api::DiagnosisContext {
             profile: Some(Arc::clone(self.profile(device))),
             recent_faults: Vec::new(),
-            // What the scoring stage reads from the registry: the report's facts.
             device: match self.report(device, 0, 0, 0.0) {
                 Message::Telemetry(t) => Some(t.device),
                 _ => None,
@@ -86,16 +67,7 @@ impl Fleet {
                 batch: Some(format!("B{:02}", i % 20)),
                 region: Some(format!("region-{}", i as u32 % REGIONS)),
             },
-            readings: p
-                .channels()
-                .iter()
-                .map(|c| {
-                    (
-                        c.name.clone(),
-                        (c.min + c.max) / 2.0 + swing * (c.max - c.min),
-                    )
-                })
-                .collect(),
+            readings: self.readings(i, swing),
         })
     }
 }

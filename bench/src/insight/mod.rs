@@ -23,7 +23,7 @@ use domain::{ProfileSet, Timestamp};
 use crate::error::ensure;
 use crate::http::ApiClient;
 use crate::stats::{percentile, verdict};
-use crate::system::TempDir;
+use crate::system::{scratch_base, TempDir};
 use server::Context as _;
 
 use crate::Result;
@@ -94,16 +94,7 @@ struct Generated {
 
 /// `fixahead bench insight`.
 pub(crate) async fn run(args: InsightArgs) -> Result<()> {
-    let base = args.dir.clone().unwrap_or_else(|| {
-        // tmpfs when there is one: generating a year of tickets is one durable commit
-        // per ticket change, which a disk turns into minutes of fsyncs.
-        let shm = PathBuf::from("/dev/shm");
-        if shm.is_dir() {
-            shm
-        } else {
-            std::env::temp_dir()
-        }
-    });
+    let base = scratch_base(args.dir.as_deref());
     let tmp = TempDir::under(&base, "insight");
     std::fs::create_dir_all(&tmp.0)?;
     let g = generate(&args, &tmp.0).await?;
