@@ -29,7 +29,8 @@ pub(crate) struct Chrome {
     pub(crate) role: &'static str,
     pub(crate) nav: Vec<NavItem>,
     pub(crate) csrf: String,
-    /// Where the language switch comes back to.
+    /// Where the language switch comes back to: the page itself (path and query) when
+    /// it was asked for with a GET, else its navigation entry.
     pub(crate) here: String,
     pub(crate) css: String,
     pub(crate) js: String,
@@ -76,7 +77,10 @@ impl Chrome {
             role: t.role(p.role),
             nav,
             csrf: viewer.csrf.clone(),
-            here: format!("{PREFIX}{current}"),
+            here: viewer
+                .here
+                .clone()
+                .unwrap_or_else(|| format!("{PREFIX}{current}")),
             css: assets::css_url(),
             js: assets::js_url(),
             prefix: PREFIX,

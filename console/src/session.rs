@@ -33,14 +33,18 @@ pub(crate) struct Viewer {
     pub(crate) csrf: String,
     /// Their time zone and language.
     pub(crate) clock: Clock,
+    /// The page they asked for (path and query) when it is a console page shown by a
+    /// GET: where the header's language switch brings them back to.
+    pub(crate) here: Option<String>,
 }
 
 impl Viewer {
-    fn from_session(s: Session) -> Self {
+    fn from_session(s: Session, here: Option<String>) -> Self {
         Self {
             clock: Clock::new(&s.user.time_zone, s.user.lang),
             csrf: s.csrf,
             principal: api::Principal::from(s.user),
+            here,
         }
     }
 
@@ -79,11 +83,23 @@ pub(crate) async fn load(
     next: Next,
 ) -> Response {
     let token = cookie_value(request.headers(), SESSION_COOKIE);
+    // Inside the nested router the URI has lost its prefix; the original has it.
+    let here = (request.method() == Method::GET)
+        .then(|| {
+            request
+                .extensions()
+                .get::<axum::extract::OriginalUri>()
+                .map_or(request.uri(), |o| &o.0)
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+        })
+        .flatten()
+        .filter(|p| crate::sign_in::safe_next(p));
     let viewer = match token {
         Some(token) => {
             let users = state.users.clone();
             match blocking(move || Ok(users.session(&token)?)).await {
-                Ok(session) => session.map(Viewer::from_session),
+                Ok(session) => session.map(|s| Viewer::from_session(s, here)),
                 Err(e) => return crate::page::error_page(e, Lang::default()),
             }
         }

@@ -284,3 +284,33 @@ async fn the_language_follows_the_person_and_the_browser_before_sign_in() {
         .unwrap();
     assert!(String::from_utf8_lossy(&body).contains("登录"));
 }
+
+/// The header's language switch brings a person back to the page they are on, query
+/// and all (a ticket, a filtered queue), not to its navigation entry.
+#[tokio::test]
+async fn the_language_switch_comes_back_to_the_same_page() {
+    let f = Fixture::new();
+    let planner = f.sign_in("planner");
+    let page = f
+        .get("/console/account?saved=preferences", Some(&planner))
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body
+            .contains(r#"name="back" value="/console/account?saved=preferences""#),
+        "{}",
+        page.body
+    );
+    let back = f
+        .post(
+            "/console/account/language",
+            &planner,
+            &[
+                ("lang", "zh"),
+                ("back", "/console/account?saved=preferences"),
+            ],
+        )
+        .await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER);
+    assert_eq!(back.location(), "/console/account?saved=preferences");
+}
