@@ -44,7 +44,7 @@ pub(crate) fn tools_or_skip(test: &str) -> Option<Tools> {
     }
     let find = |env: &str, names: &[&str]| -> Option<PathBuf> {
         if let Some(p) = std::env::var_os(env) {
-            return Some(PathBuf::from(p));
+            return Some(PathBuf::from(p)).filter(|p| p.is_file());
         }
         let path = std::env::var_os("PATH").unwrap_or_default();
         std::env::split_paths(&path)
@@ -57,12 +57,12 @@ pub(crate) fn tools_or_skip(test: &str) -> Option<Tools> {
     };
     let chromedriver = find("CHROMEDRIVER", &["chromedriver"]).unwrap_or_else(|| {
         panic!(
-            "FIXAHEAD_IT=1 but chromedriver is not installed: apt-get install chromium chromium-driver (or set CHROMEDRIVER)"
+            "FIXAHEAD_IT=1 but chromedriver is not installed: apt-get install chromium chromium-driver (or set CHROMEDRIVER to its path)"
         )
     });
     let chromium = find("CHROMIUM", &["chromium", "chromium-browser"]).unwrap_or_else(|| {
         panic!(
-            "FIXAHEAD_IT=1 but chromium is not installed: apt-get install chromium chromium-driver (or set CHROMIUM)"
+            "FIXAHEAD_IT=1 but chromium is not installed: apt-get install chromium chromium-driver (or set CHROMIUM to its path)"
         )
     });
     let cjk = Command::new("fc-list")

@@ -1,8 +1,8 @@
 //! `fixahead demo` as a new user meets it in Chromium: the printed address opens the
 //! sign-in page in the browser's language (or the one chosen with `?lang=zh`), a wrong
-//! password is refused with a message, a printed sign-in works, the account page, the
-//! header's language switch, signing out, and a phone-sized window with nothing wider
-//! than the screen.
+//! password is refused with a message, a printed sign-in works, the account page and
+//! its preferences form, the header's language switch, signing out, and a phone-sized
+//! window with nothing wider than the screen.
 
 use super::demo::Demo;
 use super::driver::{Browser, ChromeDriver, Window};
@@ -116,7 +116,7 @@ async fn a_planner_signs_in_switches_language_and_signs_out() {
     assert_eq!(b.lang().await, "en");
     assert_eq!(b.text("main h1").await, "Your account");
     let page = b.page_text().await;
-    for shown in ["Li Wei 李伟", "Planner", "planner", "Asia/Shanghai"] {
+    for shown in ["Li Wei 李伟", "Planner", "planner"] {
         assert!(
             page.contains(shown),
             "the account page shows {shown}:\n{page}"
@@ -128,10 +128,30 @@ async fn a_planner_signs_in_switches_language_and_signs_out() {
     );
     b.screenshot("account-en").await;
 
-    // The header's switch: the same page, in Chinese, and it stays so.
+    // The preferences form: another time zone, saved.
+    let form = r#"form[action$="/account/preferences"]"#;
+    b.select(&format!(r#"{form} select[name="lang"]"#), "en")
+        .await;
+    b.fill(
+        &format!(r#"{form} input[name="time_zone"]"#),
+        "Europe/Berlin",
+    )
+    .await;
+    b.click(&format!(r#"{form} button[type="submit"]"#)).await;
+    b.wait_for_path("the saved account page", |p| p == "/console/account")
+        .await;
+    assert_eq!(b.text(r#".notice[role="status"]"#).await, "Saved.");
+    assert_eq!(
+        b.attr(r#"input[name="time_zone"]"#, "value")
+            .await
+            .as_deref(),
+        Some("Europe/Berlin")
+    );
+
+    // The header's switch: the same page (query and all), in Chinese, and it stays so.
     b.switch_language().await;
     b.wait("html[lang=\"zh-Hans\"]").await;
-    assert_eq!(b.path().await, "/console/account");
+    assert_eq!(b.path().await, "/console/account?saved=preferences");
     assert_eq!(b.text("main h1").await, "我的账户");
     assert!(b.text("header nav").await.contains("账户"));
     b.screenshot("account-zh").await;
