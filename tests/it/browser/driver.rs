@@ -323,6 +323,43 @@ impl Browser {
         }
     }
 
+    /// Opens the closed `<details>` around the element matching `css` by clicking their
+    /// summaries, outermost first, as a person unfolds a form.
+    pub(crate) async fn reveal(&self, css: &str) {
+        self.wait(css).await;
+        let closed = self
+            .client
+            .execute(
+                "document.querySelectorAll('details[data-reveal]')
+                   .forEach(d => d.removeAttribute('data-reveal'));
+                 const out = [];
+                 for (let e = document.querySelector(arguments[0]); e; e = e.parentElement) {
+                   if (e.tagName === 'DETAILS' && !e.open) out.unshift(e);
+                 }
+                 out.forEach((d, k) => d.setAttribute('data-reveal', String(k)));
+                 return out.length;",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("reveal {css}: {e}"));
+        for k in 0..closed.as_u64().unwrap_or(0) {
+            self.click(&format!(r#"details[data-reveal="{k}"] > summary"#))
+                .await;
+        }
+    }
+
+    /// Scrolls the element matching `css` to the middle of the window.
+    pub(crate) async fn scroll_to(&self, css: &str) {
+        self.wait(css).await;
+        self.client
+            .execute(
+                "document.querySelector(arguments[0]).scrollIntoView({block: 'center'});",
+                vec![json!(css)],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("scroll to {css}: {e}"));
+    }
+
     /// Types `text` into the field matching `css`, replacing what it held.
     pub(crate) async fn fill(&self, css: &str, text: &str) {
         let e = self.wait(css).await;

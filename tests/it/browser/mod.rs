@@ -10,9 +10,9 @@
 //!   sign-ins, the sign-in page in English and Chinese, a wrong password, the account
 //!   page, the language switch, signing out, a phone-sized window.
 //! - [`workday`]: issue 19's scenario, a planner's morning and an engineer's visit over
-//!   `fixahead run` with a simulated device failing. It needs the queue, ticket,
-//!   device, my-day, fleet and models pages, so it runs only with
-//!   `FIXAHEAD_BROWSER_FULL=1` as well until they are merged.
+//!   `fixahead run` with a simulated device failing, through the queue, ticket,
+//!   device, my-day, models and fleet pages. For now it runs only with
+//!   `FIXAHEAD_BROWSER_FULL=1` as well.
 //!
 //! Screenshots go to `$FIXAHEAD_SCREENSHOTS`, by default `target/browser-screenshots/`;
 //! each test prints where it wrote them.
