@@ -45,7 +45,6 @@ pub(crate) struct Texts {
     window: &'static str,
     device: &'static str,
     region: &'static str,
-    due: &'static str,
     /// `{}`: a number.
     truncated: &'static str,
     weekdays: [&'static str; 7],
@@ -69,7 +68,6 @@ const EN: Texts = Texts {
     window: "Window",
     device: "Device",
     region: "Region",
-    due: "SLA",
     truncated: "Showing the first {} tickets.",
     weekdays: [
         "Monday",
@@ -98,7 +96,6 @@ const ZH: Texts = Texts {
     window: "上门时间窗",
     device: "设备",
     region: "区域",
-    due: "SLA",
     truncated: "仅显示前 {} 张工单。",
     weekdays: [
         "星期一",

@@ -145,7 +145,6 @@ pub(crate) struct View {
     pub(crate) model: String,
     pub(crate) firmware: String,
     pub(crate) batch: String,
-    pub(crate) component: String,
     pub(crate) component_title: String,
     pub(crate) priority: &'static str,
     pub(crate) priority_class: &'static str,
@@ -726,7 +725,6 @@ pub(crate) fn build(
             .as_ref()
             .and_then(|dv| dv.device.batch.clone())
             .unwrap_or_default(),
-        component: tk.component.clone(),
         component_title,
         priority: t.priority(tk.priority),
         priority_class: priority_class(tk.priority),
