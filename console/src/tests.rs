@@ -284,3 +284,5 @@ async fn the_language_follows_the_person_and_the_browser_before_sign_in() {
         .unwrap();
     assert!(String::from_utf8_lossy(&body).contains("登录"));
 }
+
+mod crawl;

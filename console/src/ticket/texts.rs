@@ -29,6 +29,7 @@ pub(crate) struct Texts {
     pub(crate) region: &'static str,
     pub(crate) skills: &'static str,
     pub(crate) unassigned: &'static str,
+    pub(crate) not_yours: &'static str,
     pub(crate) no_window: &'static str,
     pub(crate) window_to: &'static str,
 
@@ -232,6 +233,7 @@ pub(crate) const EN: Texts = Texts {
     region: "Region",
     skills: "Skills needed",
     unassigned: "not assigned",
+    not_yours: "assigned to someone else",
     no_window: "no window set",
     window_to: "to",
 
@@ -435,6 +437,7 @@ pub(crate) const ZH: Texts = Texts {
     region: "区域",
     skills: "所需技能",
     unassigned: "未派工",
+    not_yours: "已派给其他工程师",
     no_window: "未设定时间窗",
     window_to: "至",
 

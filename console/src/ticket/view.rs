@@ -106,7 +106,8 @@ pub(crate) struct PartRow {
 
 #[derive(Debug)]
 pub(crate) struct OtherTicket {
-    pub(crate) href: String,
+    /// Its page, when the person may open it (an engineer: their own tickets only).
+    pub(crate) href: Option<String>,
     pub(crate) number: String,
     pub(crate) component: String,
     pub(crate) status: &'static str,
@@ -644,7 +645,8 @@ pub(crate) fn build(
         .filter(|o| o.id != tk.id)
         .take(DEVICE_TICKETS - 1)
         .map(|o| OtherTicket {
-            href: format!("{PREFIX}/tickets/{}", o.id),
+            href: (!who.restricted_to_assigned() || desk::assigned_to(who, o))
+                .then(|| format!("{PREFIX}/tickets/{}", o.id)),
             number: o.number.clone(),
             component: words::component_title(profile, &o.component, lang),
             status: t.status(o.status),
