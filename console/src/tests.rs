@@ -286,3 +286,27 @@ async fn the_language_follows_the_person_and_the_browser_before_sign_in() {
 }
 
 mod crawl;
+
+#[tokio::test]
+async fn an_error_page_keeps_the_signed_in_persons_navigation() {
+    let f = Fixture::new();
+    let engineer = f.sign_in("engineer");
+    let theirs = f.ticket_id("wm-1", "heater");
+    let path = format!("/console/tickets/{theirs}");
+    let a = f.get(&path, Some(&engineer)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    for link in ["href=\"/console/my-day\"", "href=\"/console/account\""] {
+        assert!(a.body.contains(link), "{link} on the 403 page: {}", a.body);
+    }
+    assert!(
+        a.body.contains(&format!("name=\"back\" value=\"{path}\"")),
+        "the language switch comes back to the page asked for"
+    );
+    let missing = f.get("/console/no-such-page", Some(&engineer)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("href=\"/console/my-day\""));
+    // Without a session there is nobody to frame it for.
+    let anonymous = f.get("/console/no-such-page", None).await;
+    assert_eq!(anonymous.status, StatusCode::NOT_FOUND);
+    assert!(!anonymous.body.contains("href=\"/console/my-day\""));
+}
