@@ -288,6 +288,36 @@ async fn the_language_follows_the_person_and_the_browser_before_sign_in() {
 mod crawl;
 
 #[tokio::test]
+async fn a_tickets_status_and_priority_read_the_same_on_every_page() {
+    let f = Fixture::new();
+    let id = f.ticket_id("wm-2", "drain_pump");
+    f.assign(id, "engineer2");
+    let ticket = f.tickets.get(id).unwrap().expect("the fixture's ticket");
+    let zh = f.sign_in("engineer2");
+    let words = crate::i18n::common(domain::Lang::Zh);
+    let status = format!(
+        "class=\"badge {}\">{}<",
+        crate::i18n::status_class(ticket.status),
+        words.status(ticket.status)
+    );
+    let priority = words.priority(ticket.priority);
+    for path in [
+        "/console/".to_owned(),
+        "/console/my-day".to_owned(),
+        format!("/console/tickets/{id}"),
+        "/console/devices/wm-2".to_owned(),
+    ] {
+        let a = f.get(&path, Some(&zh)).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}");
+        assert!(
+            a.body.contains(&status),
+            "{path}: the status badge {status}"
+        );
+        assert!(a.body.contains(priority), "{path}: {priority}");
+    }
+}
+
+#[tokio::test]
 async fn an_error_page_keeps_the_signed_in_persons_navigation() {
     let f = Fixture::new();
     let engineer = f.sign_in("engineer");

@@ -19,7 +19,7 @@ mod chart;
 mod forms;
 mod texts;
 mod view;
-mod words;
+pub(crate) mod words;
 
 #[cfg(test)]
 mod tests;

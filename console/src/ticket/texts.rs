@@ -1,6 +1,6 @@
 //! The ticket page's words. `{}` in a text is filled in by [`fill`].
 
-use domain::{OutcomeKind, Priority, Severity, TicketSource, TicketStatus};
+use domain::TicketSource;
 
 /// `text` with its first `{}` replaced by `value`.
 pub(crate) fn fill(text: &str, value: &str) -> String {
@@ -33,16 +33,6 @@ pub(crate) struct Texts {
     pub(crate) no_window: &'static str,
     pub(crate) window_to: &'static str,
 
-    pub(crate) st_open: &'static str,
-    pub(crate) st_acknowledged: &'static str,
-    pub(crate) st_scheduled: &'static str,
-    pub(crate) st_in_progress: &'static str,
-    pub(crate) st_resolved: &'static str,
-    pub(crate) st_closed: &'static str,
-    pub(crate) st_dismissed: &'static str,
-    pub(crate) pr_urgent: &'static str,
-    pub(crate) pr_important: &'static str,
-    pub(crate) pr_normal: &'static str,
     pub(crate) src_proactive: &'static str,
     pub(crate) src_reactive: &'static str,
 
@@ -110,10 +100,6 @@ pub(crate) struct Texts {
     pub(crate) cleared: &'static str,
     pub(crate) no_faults: &'static str,
     pub(crate) not_in_catalogue: &'static str,
-    pub(crate) sev_info: &'static str,
-    pub(crate) sev_minor: &'static str,
-    pub(crate) sev_major: &'static str,
-    pub(crate) sev_critical: &'static str,
     pub(crate) parts: &'static str,
     pub(crate) part: &'static str,
     pub(crate) reference: &'static str,
@@ -124,10 +110,6 @@ pub(crate) struct Texts {
     pub(crate) no_earlier: &'static str,
 
     pub(crate) outcome: &'static str,
-    pub(crate) oc_confirmed: &'static str,
-    pub(crate) oc_nff: &'static str,
-    pub(crate) oc_declined: &'static str,
-    pub(crate) oc_not_reached: &'static str,
     pub(crate) recorded: &'static str,
     pub(crate) parts_replaced: &'static str,
     pub(crate) failed_at: &'static str,
@@ -218,7 +200,7 @@ pub(crate) const EN: Texts = Texts {
     device_type: "Type",
     model: "Model",
     firmware: "Firmware",
-    batch: "Batch",
+    batch: "Production batch",
     component: "Component",
     priority: "Priority",
     status: "Status",
@@ -237,16 +219,6 @@ pub(crate) const EN: Texts = Texts {
     no_window: "no window set",
     window_to: "to",
 
-    st_open: "Open",
-    st_acknowledged: "Acknowledged",
-    st_scheduled: "Scheduled",
-    st_in_progress: "In progress",
-    st_resolved: "Resolved",
-    st_closed: "Closed",
-    st_dismissed: "Dismissed",
-    pr_urgent: "Urgent",
-    pr_important: "Important",
-    pr_normal: "Normal",
     src_proactive: "Proactive (predicted by the model)",
     src_reactive: "Reactive (raised by a fault code)",
 
@@ -314,13 +286,9 @@ pub(crate) const EN: Texts = Texts {
     cleared: "cleared",
     no_faults: "The device has reported no fault codes.",
     not_in_catalogue: "not in the fault catalogue",
-    sev_info: "info",
-    sev_minor: "minor",
-    sev_major: "major",
-    sev_critical: "critical",
     parts: "Likely parts",
     part: "Part",
-    reference: "Reference",
+    reference: "Order no.",
     no_parts: "The catalogue names no parts for this component's fault codes.",
     checks: "Remote checks before a visit",
     no_checks: "The catalogue names no remote checks for this component.",
@@ -328,10 +296,6 @@ pub(crate) const EN: Texts = Texts {
     no_earlier: "None.",
 
     outcome: "Outcome",
-    oc_confirmed: "Confirmed failure",
-    oc_nff: "No fault found",
-    oc_declined: "Customer declined",
-    oc_not_reached: "Customer not reached",
     recorded: "Recorded",
     parts_replaced: "Parts replaced",
     failed_at: "Failed at",
@@ -421,8 +385,8 @@ pub(crate) const ZH: Texts = Texts {
     device: "设备",
     device_type: "类型",
     model: "型号",
-    firmware: "固件",
-    batch: "批次",
+    firmware: "固件版本",
+    batch: "生产批次",
     component: "部件",
     priority: "优先级",
     status: "状态",
@@ -430,7 +394,7 @@ pub(crate) const ZH: Texts = Texts {
     opened: "创建时间",
     updated: "最近变更",
     signals: "合并的信号数",
-    not_registered: "设备未登记",
+    not_registered: "不在设备档案中",
     assignment: "派工",
     engineer: "工程师",
     window: "上门时间窗",
@@ -441,18 +405,8 @@ pub(crate) const ZH: Texts = Texts {
     no_window: "未设定时间窗",
     window_to: "至",
 
-    st_open: "待处理",
-    st_acknowledged: "已确认",
-    st_scheduled: "已派工",
-    st_in_progress: "处理中",
-    st_resolved: "已解决",
-    st_closed: "已关闭",
-    st_dismissed: "已驳回",
-    pr_urgent: "紧急",
-    pr_important: "重要",
-    pr_normal: "一般",
-    src_proactive: "预测性（模型预警）",
-    src_reactive: "被动（故障码触发）",
+    src_proactive: "主动工单（模型预测）",
+    src_reactive: "被动工单（故障码报警）",
 
     sla: "SLA 时限",
     respond: "响应",
@@ -475,9 +429,9 @@ pub(crate) const ZH: Texts = Texts {
     risk_now: "当前风险",
     peak: "处理期间最高风险",
     threshold: "模型阈值",
-    lead_time: "预计提前量",
+    lead_time: "预计提前预警时间",
     lead_days: "预计约{}天后发生故障",
-    no_lead: "无预测（被动工单，或模型未提供提前量）",
+    no_lead: "无（被动工单，或模型未提供提前预警时间）",
     model_version: "模型版本",
     no_model: "无",
     trend: "该部件风险变化",
@@ -518,13 +472,9 @@ pub(crate) const ZH: Texts = Texts {
     cleared: "已清除",
     no_faults: "设备未上报故障码。",
     not_in_catalogue: "不在故障码目录中",
-    sev_info: "提示",
-    sev_minor: "轻微",
-    sev_major: "严重",
-    sev_critical: "致命",
     parts: "可能需要的备件",
     part: "备件",
-    reference: "备件编号",
+    reference: "订货号",
     no_parts: "故障码目录中没有该部件故障对应的备件。",
     checks: "上门前的远程检查",
     no_checks: "故障码目录中没有该部件的远程检查项。",
@@ -532,10 +482,6 @@ pub(crate) const ZH: Texts = Texts {
     no_earlier: "无。",
 
     outcome: "处理结果",
-    oc_confirmed: "确认故障",
-    oc_nff: "未发现故障",
-    oc_declined: "客户拒绝服务",
-    oc_not_reached: "未能联系到客户",
     recorded: "记录",
     parts_replaced: "更换的备件",
     failed_at: "故障时间",
@@ -621,48 +567,10 @@ pub(crate) const ZH: Texts = Texts {
 };
 
 impl Texts {
-    pub(crate) fn status(&self, s: TicketStatus) -> &'static str {
-        match s {
-            TicketStatus::Open => self.st_open,
-            TicketStatus::Acknowledged => self.st_acknowledged,
-            TicketStatus::Scheduled => self.st_scheduled,
-            TicketStatus::InProgress => self.st_in_progress,
-            TicketStatus::Resolved => self.st_resolved,
-            TicketStatus::Closed => self.st_closed,
-            TicketStatus::Dismissed => self.st_dismissed,
-        }
-    }
-
-    pub(crate) fn priority(&self, p: Priority) -> &'static str {
-        match p {
-            Priority::Urgent => self.pr_urgent,
-            Priority::Important => self.pr_important,
-            Priority::Normal => self.pr_normal,
-        }
-    }
-
     pub(crate) fn source(&self, s: TicketSource) -> &'static str {
         match s {
             TicketSource::Proactive => self.src_proactive,
             TicketSource::Reactive => self.src_reactive,
-        }
-    }
-
-    pub(crate) fn outcome_kind(&self, k: OutcomeKind) -> &'static str {
-        match k {
-            OutcomeKind::ConfirmedFailure => self.oc_confirmed,
-            OutcomeKind::NoFaultFound => self.oc_nff,
-            OutcomeKind::CustomerDeclined => self.oc_declined,
-            OutcomeKind::NotReached => self.oc_not_reached,
-        }
-    }
-
-    pub(crate) fn severity(&self, s: Severity) -> &'static str {
-        match s {
-            Severity::Info => self.sev_info,
-            Severity::Minor => self.sev_minor,
-            Severity::Major => self.sev_major,
-            Severity::Critical => self.sev_critical,
         }
     }
 
