@@ -340,3 +340,97 @@ async fn an_error_page_keeps_the_signed_in_persons_navigation() {
     assert_eq!(anonymous.status, StatusCode::NOT_FOUND);
     assert!(!anonymous.body.contains("href=\"/console/my-day\""));
 }
+
+#[tokio::test]
+async fn hostile_form_input_is_refused_or_kept_as_text_never_a_server_error() {
+    let f = Fixture::new().with_diagnosis();
+    let admin = f.sign_in("admin");
+    let long = "界".repeat(20_000);
+    let values = [
+        crate::testing::HOSTILE,
+        long.as_str(),
+        "\u{0}\u{7}\r\n",
+        "../../etc/passwd",
+        "'; DROP TABLE tickets; --",
+        "\u{202e}reversed",
+        "",
+    ];
+    let mut problems = Vec::new();
+    for (path, fields) in FORMS {
+        if *path == "/console/sign-out" {
+            continue;
+        }
+        for value in values {
+            let hostile: Vec<(&str, &str)> = fields.iter().map(|(k, _)| (*k, value)).collect();
+            let a = f.post(path, &admin, &hostile).await;
+            if a.status.is_server_error() || a.body.contains("<script>alert") {
+                problems.push(format!(
+                    "{path} with {:?}: {}",
+                    &value[..value.len().min(20)],
+                    a.status
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The session survived whatever the forms were sent.
+    assert_eq!(
+        f.get("/console/account", Some(&admin)).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn hostile_query_strings_are_a_page_with_a_reason_never_a_server_error() {
+    let f = Fixture::new().with_diagnosis();
+    let admin = f.sign_in("admin");
+    let id = f.ticket_id("wm-1", "drain_pump");
+    let pages = [
+        "/console/".to_owned(),
+        "/console/my-day".to_owned(),
+        format!("/console/tickets/{id}"),
+        "/console/devices/wm-1".to_owned(),
+        "/console/fleet".to_owned(),
+        "/console/fleet/parts.csv".to_owned(),
+        "/console/models".to_owned(),
+        "/console/admin/users".to_owned(),
+        "/console/admin/keys".to_owned(),
+        "/console/admin/webhooks".to_owned(),
+        "/console/admin/dead-letters".to_owned(),
+        "/console/admin/audit".to_owned(),
+        "/console/account".to_owned(),
+    ];
+    let queries = [
+        "page=0",
+        "page=99999999999999999999",
+        "page=-1&page=2",
+        "status=%3Cscript%3E&priority=%22&since=2026-02-30",
+        "engineer=%00&region=%E2%80%AE",
+        "by=%27&period=NaN&horizon=1e309&before=x",
+        "done=%3Cscript%3Ealert(1)%3C/script%3E",
+        "%FF%FE=%FF",
+    ];
+    let mut problems = Vec::new();
+    for page in &pages {
+        for q in queries {
+            let path = format!("{page}?{q}");
+            let a = f.get(&path, Some(&admin)).await;
+            if a.status.is_server_error() || a.body.contains("<script>alert") {
+                problems.push(format!("{path}: {}", a.status));
+            }
+        }
+    }
+    for path in [
+        "/console/tickets/%3Cscript%3E",
+        "/console/tickets/99999999999999999999",
+        "/console/devices/%3Cscript%3E",
+        "/console/devices/..%2F..%2Fetc",
+        "/console/admin/users/abc/disable",
+    ] {
+        let a = f.get(path, Some(&admin)).await;
+        if a.status.is_server_error() || a.body.contains("<script>") {
+            problems.push(format!("{path}: {}", a.status));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
