@@ -26,7 +26,12 @@
       credentials: "same-origin",
       headers: { "Accept": "text/html" }
     }).then(function (r) {
-      return r.text().then(function (html) { return { url: r.url, html: html }; });
+      // Only a redirect's target is a page to stay on: an answer to the POST itself
+      // (a refused form, a password shown once) has the POST's URL, which a reload
+      // or a bookmark could not GET.
+      return r.text().then(function (html) {
+        return { url: r.redirected ? r.url : null, html: html };
+      });
     }).then(function (r) {
       var doc = new DOMParser().parseFromString(r.html, "text/html");
       var main = doc.querySelector("main");

@@ -21,14 +21,14 @@ use std::collections::BTreeMap;
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Redirect};
-use domain::{DeviceId, FaultState, Lang, OutcomeKind, Priority, TicketSource, TicketStatus};
+use domain::{DeviceId, FaultState, Lang, OutcomeKind};
 use serde::Deserialize;
 
 use crate::chart::{LineChart, RangeBar};
 use crate::clock::Clock;
 use crate::csrf::CsrfForm;
 use crate::error::blocking;
-use crate::i18n::pick;
+use crate::i18n::{self, pick};
 use crate::page::{fail, render, Chrome, PageResult};
 use crate::session::Viewer;
 use crate::sign_in::audit;
@@ -102,11 +102,7 @@ pub(crate) struct Texts {
     not_yours: &'static str,
     faults: &'static str,
     faults_help: &'static str,
-    time: &'static str,
-    code: &'static str,
-    fault: &'static str,
     severity: &'static str,
-    state: &'static str,
     raised: &'static str,
     cleared: &'static str,
     not_in_catalogue: &'static str,
@@ -145,26 +141,6 @@ pub(crate) struct Texts {
     part_degraded: &'static str,
     part_failed: &'static str,
     waiting: &'static str,
-    status_open: &'static str,
-    status_acknowledged: &'static str,
-    status_scheduled: &'static str,
-    status_in_progress: &'static str,
-    status_resolved: &'static str,
-    status_closed: &'static str,
-    status_dismissed: &'static str,
-    priority_urgent: &'static str,
-    priority_important: &'static str,
-    priority_normal: &'static str,
-    proactive: &'static str,
-    reactive: &'static str,
-    outcome_confirmed: &'static str,
-    outcome_no_fault: &'static str,
-    outcome_declined: &'static str,
-    outcome_not_reached: &'static str,
-    severity_info: &'static str,
-    severity_minor: &'static str,
-    severity_major: &'static str,
-    severity_critical: &'static str,
 }
 
 const EN: Texts = Texts {
@@ -207,7 +183,7 @@ const EN: Texts = Texts {
     current_risk: "Latest risk",
     flagged: "flagged",
     not_flagged: "below threshold",
-    model_version: "Model",
+    model_version: "Model version",
     scored_at: "Scored at",
     warming_up: "warming up: the risk is not reliable yet",
     no_scores: "No component of this device has been scored.",
@@ -225,14 +201,10 @@ const EN: Texts = Texts {
     not_yours: "assigned to someone else",
     faults: "Fault codes",
     faults_help: "The device's newest fault messages, with the catalogue's text.",
-    time: "Time",
-    code: "Code",
-    fault: "Meaning",
     severity: "Severity",
-    state: "State",
     raised: "raised",
     cleared: "cleared",
-    not_in_catalogue: "not in the catalogue",
+    not_in_catalogue: "not in the fault catalogue",
     no_faults: "No fault codes stored for this device.",
     comparable: "Comparable devices",
     comparable_help: "Devices of the same type, model and production batch, and what their tickets came to.",
@@ -268,26 +240,6 @@ const EN: Texts = Texts {
     part_degraded: "degraded",
     part_failed: "failed",
     waiting: "Waiting for the answer; this part of the page refreshes by itself (or reload the page).",
-    status_open: "open",
-    status_acknowledged: "acknowledged",
-    status_scheduled: "scheduled",
-    status_in_progress: "in progress",
-    status_resolved: "resolved",
-    status_closed: "closed",
-    status_dismissed: "dismissed",
-    priority_urgent: "urgent",
-    priority_important: "important",
-    priority_normal: "normal",
-    proactive: "predicted",
-    reactive: "fault code",
-    outcome_confirmed: "confirmed failure",
-    outcome_no_fault: "no fault found",
-    outcome_declined: "customer declined",
-    outcome_not_reached: "customer not reached",
-    severity_info: "info",
-    severity_minor: "minor",
-    severity_major: "major",
-    severity_critical: "critical",
 };
 
 const ZH: Texts = Texts {
@@ -330,7 +282,7 @@ const ZH: Texts = Texts {
     current_risk: "最新风险",
     flagged: "已预警",
     not_flagged: "低于阈值",
-    model_version: "模型",
+    model_version: "模型版本",
     scored_at: "评分时间",
     warming_up: "预热期：风险值尚不可靠",
     no_scores: "该设备的部件尚未评分。",
@@ -348,14 +300,10 @@ const ZH: Texts = Texts {
     not_yours: "已派给其他工程师",
     faults: "故障码",
     faults_help: "该设备最新的故障消息及故障码说明。",
-    time: "时间",
-    code: "故障码",
-    fault: "含义",
     severity: "严重程度",
-    state: "状态",
-    raised: "发生",
+    raised: "触发",
     cleared: "已清除",
-    not_in_catalogue: "故障码库中无此代码",
+    not_in_catalogue: "不在故障码目录中",
     no_faults: "该设备没有故障码记录。",
     comparable: "同类设备",
     comparable_help: "同类型、同型号、同生产批次的设备及其工单结果。",
@@ -391,67 +339,9 @@ const ZH: Texts = Texts {
     part_degraded: "性能下降",
     part_failed: "故障",
     waiting: "正在等待回复；此部分会自动刷新（也可刷新页面）。",
-    status_open: "待处理",
-    status_acknowledged: "已确认",
-    status_scheduled: "已派工",
-    status_in_progress: "处理中",
-    status_resolved: "已解决",
-    status_closed: "已关闭",
-    status_dismissed: "已驳回",
-    priority_urgent: "紧急",
-    priority_important: "重要",
-    priority_normal: "一般",
-    proactive: "预测",
-    reactive: "故障码",
-    outcome_confirmed: "确认故障",
-    outcome_no_fault: "未发现故障",
-    outcome_declined: "客户拒绝",
-    outcome_not_reached: "未联系上客户",
-    severity_info: "提示",
-    severity_minor: "轻微",
-    severity_major: "严重",
-    severity_critical: "致命",
 };
 
 impl Texts {
-    fn status(&self, s: TicketStatus) -> &'static str {
-        match s {
-            TicketStatus::Open => self.status_open,
-            TicketStatus::Acknowledged => self.status_acknowledged,
-            TicketStatus::Scheduled => self.status_scheduled,
-            TicketStatus::InProgress => self.status_in_progress,
-            TicketStatus::Resolved => self.status_resolved,
-            TicketStatus::Closed => self.status_closed,
-            TicketStatus::Dismissed => self.status_dismissed,
-        }
-    }
-
-    fn priority(&self, p: Priority) -> &'static str {
-        match p {
-            Priority::Urgent => self.priority_urgent,
-            Priority::Important => self.priority_important,
-            Priority::Normal => self.priority_normal,
-        }
-    }
-
-    fn outcome(&self, k: OutcomeKind) -> &'static str {
-        match k {
-            OutcomeKind::ConfirmedFailure => self.outcome_confirmed,
-            OutcomeKind::NoFaultFound => self.outcome_no_fault,
-            OutcomeKind::CustomerDeclined => self.outcome_declined,
-            OutcomeKind::NotReached => self.outcome_not_reached,
-        }
-    }
-
-    fn severity(&self, s: domain::Severity) -> &'static str {
-        match s {
-            domain::Severity::Info => self.severity_info,
-            domain::Severity::Minor => self.severity_minor,
-            domain::Severity::Major => self.severity_major,
-            domain::Severity::Critical => self.severity_critical,
-        }
-    }
-
     fn command_status(&self, s: api::CommandStatus) -> &'static str {
         match s {
             api::CommandStatus::Pending => self.cmd_pending,
@@ -486,6 +376,8 @@ struct Fact {
 /// One channel's latest reading.
 struct Reading {
     channel: String,
+    /// The channel in words, in the person's language.
+    title: String,
     unit: String,
     value: String,
     at: String,
@@ -676,22 +568,6 @@ fn component_title(profile: Option<&domain::Profile>, name: &str, lang: Lang) ->
         .to_owned()
 }
 
-fn status_class(s: TicketStatus) -> &'static str {
-    match s {
-        TicketStatus::Resolved | TicketStatus::Closed => "ok",
-        TicketStatus::Dismissed => "normal",
-        _ => "important",
-    }
-}
-
-fn priority_class(p: Priority) -> &'static str {
-    match p {
-        Priority::Urgent => "urgent",
-        Priority::Important => "important",
-        Priority::Normal => "normal",
-    }
-}
-
 /// Everything the page shows, read in one blocking task.
 fn build(
     state: &ConsoleState,
@@ -703,6 +579,7 @@ fn build(
     let who = &viewer.principal;
     let (lang, clock) = (viewer.lang(), &viewer.clock);
     let t = texts(lang);
+    let c = i18n::common(lang);
     let (device, _active) = api::desk::device_for_diagnosis(api, who, id)?;
     let info = &device.device;
     let profile = api.profiles().get(&info.device_type).cloned();
@@ -783,7 +660,7 @@ fn build(
         .collect();
     let ticket_rows = tickets
         .iter()
-        .map(|tk| ticket_row(tk, who, profile, clock, t))
+        .map(|tk| ticket_row(tk, who, profile, clock))
         .collect();
 
     let faults = api
@@ -796,12 +673,8 @@ fn build(
                 at: clock.at(f.ts),
                 iso: clock.iso(f.ts),
                 title: def.map(|d| d.title_in(lang).to_owned()),
-                severity: def.map(|d| t.severity(d.severity)),
-                severity_class: match def.map(|d| d.severity) {
-                    Some(domain::Severity::Critical) => "urgent",
-                    Some(domain::Severity::Major) => "important",
-                    _ => "normal",
-                },
+                severity: def.map(|d| c.severity(d.severity)),
+                severity_class: def.map_or("normal", |d| i18n::severity_class(d.severity)),
                 component: def
                     .and_then(|d| d.component.as_deref())
                     .map(|c| component_title(profile, c, lang)),
@@ -918,8 +791,13 @@ fn readings(
         .filter(|n| latest.contains_key(n) || ranges.contains_key(n))
         .map(|name| {
             let unit = profile
-                .and_then(|p| p.channel_index(&name).map(|i| p.channels()[i].unit.clone()))
+                .and_then(|p| {
+                    p.channel_index(&name)
+                        .map(|i| p.channels()[i].unit.as_str())
+                })
+                .map(crate::ticket::words::unit)
                 .unwrap_or_default();
+            let title = crate::ticket::words::channel_name(&name, clock.lang);
             let (value, at) = latest
                 .get(&name)
                 .map_or((None, None), |(v, ts)| (Some(*v), Some(*ts)));
@@ -941,7 +819,7 @@ fn readings(
             });
             Reading {
                 summary: format!(
-                    "{name}: {value_text} {unit}; {}{}",
+                    "{title}: {value_text} {unit}; {}{}",
                     t.position(position),
                     range_text
                         .as_deref()
@@ -949,6 +827,7 @@ fn readings(
                         .unwrap_or_default()
                 ),
                 channel: name,
+                title,
                 unit,
                 value: value_text,
                 at: at.map(|ts| clock.at(ts)).unwrap_or_default(),
@@ -1038,13 +917,13 @@ fn ticket_row(
     who: &api::Principal,
     profile: Option<&domain::Profile>,
     clock: &Clock,
-    t: &Texts,
 ) -> TicketRow {
     let lang = clock.lang;
+    let c = i18n::common(lang);
     let link = !who.restricted_to_assigned() || api::desk::assigned_to(who, tk);
     let (outcome, outcome_class, parts) = match &tk.outcome {
         Some(o) => (
-            Some(t.outcome(o.kind).to_owned()),
+            Some(c.outcome(o.kind).to_owned()),
             match o.kind {
                 OutcomeKind::ConfirmedFailure => "bad",
                 OutcomeKind::NoFaultFound => "ok",
@@ -1067,14 +946,11 @@ fn ticket_row(
         number: tk.number.clone(),
         link,
         component: component_title(profile, &tk.component, lang),
-        source: match tk.source {
-            TicketSource::Proactive => t.proactive,
-            TicketSource::Reactive => t.reactive,
-        },
-        status: t.status(tk.status),
-        status_class: status_class(tk.status),
-        priority: t.priority(tk.priority),
-        priority_class: priority_class(tk.priority),
+        source: c.source(tk.source),
+        status: c.status(tk.status),
+        status_class: i18n::status_class(tk.status),
+        priority: c.priority(tk.priority),
+        priority_class: i18n::priority_class(tk.priority),
         opened: clock.at(tk.opened_at),
         opened_iso: clock.iso(tk.opened_at),
         engineer: tk.assignment.engineer.clone().unwrap_or_default(),

@@ -7,7 +7,7 @@
 //! titles, remote checks, part names) comes from the profiles
 //! (`domain::Profile::*_in(lang)`).
 
-use domain::Lang;
+use domain::{Lang, OutcomeKind, Priority, Severity, TicketSource, TicketStatus};
 
 /// Picks the constant of `lang` from a page's two.
 pub(crate) fn pick<T>(lang: Lang, en: &'static T, zh: &'static T) -> &'static T {
@@ -48,6 +48,28 @@ pub(crate) struct Common {
     pub(crate) previous_page: &'static str,
     pub(crate) next_page: &'static str,
     pub(crate) none: &'static str,
+    // A ticket's status, priority, source and outcome, and a fault's severity: the
+    // same word on every page.
+    pub(crate) status_open: &'static str,
+    pub(crate) status_acknowledged: &'static str,
+    pub(crate) status_scheduled: &'static str,
+    pub(crate) status_in_progress: &'static str,
+    pub(crate) status_resolved: &'static str,
+    pub(crate) status_closed: &'static str,
+    pub(crate) status_dismissed: &'static str,
+    pub(crate) priority_urgent: &'static str,
+    pub(crate) priority_important: &'static str,
+    pub(crate) priority_normal: &'static str,
+    pub(crate) source_proactive: &'static str,
+    pub(crate) source_reactive: &'static str,
+    pub(crate) outcome_confirmed: &'static str,
+    pub(crate) outcome_no_fault: &'static str,
+    pub(crate) outcome_declined: &'static str,
+    pub(crate) outcome_not_reached: &'static str,
+    pub(crate) severity_info: &'static str,
+    pub(crate) severity_minor: &'static str,
+    pub(crate) severity_major: &'static str,
+    pub(crate) severity_critical: &'static str,
 }
 
 pub(crate) const COMMON_EN: Common = Common {
@@ -79,6 +101,26 @@ pub(crate) const COMMON_EN: Common = Common {
     previous_page: "Previous",
     next_page: "Next",
     none: "none",
+    status_open: "Open",
+    status_acknowledged: "Acknowledged",
+    status_scheduled: "Scheduled",
+    status_in_progress: "In progress",
+    status_resolved: "Resolved",
+    status_closed: "Closed",
+    status_dismissed: "Dismissed",
+    priority_urgent: "Urgent",
+    priority_important: "Important",
+    priority_normal: "Normal",
+    source_proactive: "Predicted",
+    source_reactive: "Fault code",
+    outcome_confirmed: "Confirmed failure",
+    outcome_no_fault: "No fault found",
+    outcome_declined: "Customer declined",
+    outcome_not_reached: "Customer not reached",
+    severity_info: "Info",
+    severity_minor: "Minor",
+    severity_major: "Major",
+    severity_critical: "Critical",
 };
 
 pub(crate) const COMMON_ZH: Common = Common {
@@ -110,7 +152,54 @@ pub(crate) const COMMON_ZH: Common = Common {
     previous_page: "上一页",
     next_page: "下一页",
     none: "无",
+    status_open: "待响应",
+    status_acknowledged: "已确认",
+    status_scheduled: "已派工",
+    status_in_progress: "处理中",
+    status_resolved: "已解决",
+    status_closed: "已关闭",
+    status_dismissed: "已驳回",
+    priority_urgent: "紧急",
+    priority_important: "重要",
+    priority_normal: "一般",
+    source_proactive: "模型预测",
+    source_reactive: "故障码报警",
+    outcome_confirmed: "确认故障",
+    outcome_no_fault: "未发现故障",
+    outcome_declined: "客户拒绝服务",
+    outcome_not_reached: "未联系上客户",
+    severity_info: "提示",
+    severity_minor: "轻微",
+    severity_major: "严重",
+    severity_critical: "致命",
 };
+
+/// The badge classes of a ticket's status (console.css: `.badge.status-*`).
+pub(crate) fn status_class(s: TicketStatus) -> &'static str {
+    match s {
+        TicketStatus::Open => "status status-open",
+        TicketStatus::Acknowledged => "status status-acknowledged",
+        TicketStatus::Scheduled => "status status-scheduled",
+        TicketStatus::InProgress => "status status-in_progress",
+        TicketStatus::Resolved => "status status-resolved",
+        TicketStatus::Closed => "status status-closed",
+        TicketStatus::Dismissed => "status status-dismissed",
+    }
+}
+
+/// The badge class of a priority (console.css: `.badge.urgent` ...).
+pub(crate) fn priority_class(p: Priority) -> &'static str {
+    p.as_str()
+}
+
+/// The badge class of a fault severity.
+pub(crate) fn severity_class(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "urgent",
+        Severity::Major => "important",
+        Severity::Minor | Severity::Info => "normal",
+    }
+}
 
 /// The common words of `lang`.
 pub(crate) fn common(lang: Lang) -> &'static Common {
@@ -118,6 +207,56 @@ pub(crate) fn common(lang: Lang) -> &'static Common {
 }
 
 impl Common {
+    /// A ticket status's name.
+    pub(crate) fn status(&self, s: TicketStatus) -> &'static str {
+        match s {
+            TicketStatus::Open => self.status_open,
+            TicketStatus::Acknowledged => self.status_acknowledged,
+            TicketStatus::Scheduled => self.status_scheduled,
+            TicketStatus::InProgress => self.status_in_progress,
+            TicketStatus::Resolved => self.status_resolved,
+            TicketStatus::Closed => self.status_closed,
+            TicketStatus::Dismissed => self.status_dismissed,
+        }
+    }
+
+    /// A priority's name.
+    pub(crate) fn priority(&self, p: Priority) -> &'static str {
+        match p {
+            Priority::Urgent => self.priority_urgent,
+            Priority::Important => self.priority_important,
+            Priority::Normal => self.priority_normal,
+        }
+    }
+
+    /// Where a ticket came from, in a word or two.
+    pub(crate) fn source(&self, s: TicketSource) -> &'static str {
+        match s {
+            TicketSource::Proactive => self.source_proactive,
+            TicketSource::Reactive => self.source_reactive,
+        }
+    }
+
+    /// What a visit found.
+    pub(crate) fn outcome(&self, k: OutcomeKind) -> &'static str {
+        match k {
+            OutcomeKind::ConfirmedFailure => self.outcome_confirmed,
+            OutcomeKind::NoFaultFound => self.outcome_no_fault,
+            OutcomeKind::CustomerDeclined => self.outcome_declined,
+            OutcomeKind::NotReached => self.outcome_not_reached,
+        }
+    }
+
+    /// A fault's severity.
+    pub(crate) fn severity(&self, s: Severity) -> &'static str {
+        match s {
+            Severity::Info => self.severity_info,
+            Severity::Minor => self.severity_minor,
+            Severity::Major => self.severity_major,
+            Severity::Critical => self.severity_critical,
+        }
+    }
+
     /// A role's name.
     pub(crate) fn role(&self, role: domain::Role) -> &'static str {
         match role {

@@ -19,10 +19,6 @@
 //!
 //! Routes live under `/console/` ([`router`]); `/` redirects there.
 
-// The frame (clock, common words, testing fixture) is used in full by the pages landing
-// next (issue 19); this goes when they have.
-#![allow(dead_code)]
-
 mod account;
 mod admin;
 mod assets;

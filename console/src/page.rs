@@ -129,6 +129,24 @@ struct ErrorPage {
     message: Option<String>,
 }
 
+/// What an error page says, kept on its response: the session layer frames the page
+/// for a signed-in person ([`framed_error`]), with their navigation.
+#[derive(Clone, Debug)]
+pub(crate) struct ErrorShown {
+    status: StatusCode,
+    message: Option<String>,
+}
+
+fn error_heading(t: &Common, status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::FORBIDDEN => t.error_forbidden,
+        StatusCode::NOT_FOUND => t.error_not_found,
+        StatusCode::CONFLICT => t.error_conflict,
+        s if s.is_client_error() => t.error_bad_request,
+        _ => t.error_title,
+    }
+}
+
 /// An error as a page in `lang`: the status, a heading, and the message when it is
 /// the person's to read (a server error's detail goes to the log only).
 pub(crate) fn error_page(e: Error, lang: Lang) -> Response {
@@ -137,22 +155,37 @@ pub(crate) fn error_page(e: Error, lang: Lang) -> Response {
     if status.is_server_error() {
         tracing::error!(error = %e, "Console request failed");
     }
-    let heading = match status {
-        StatusCode::FORBIDDEN => t.error_forbidden,
-        StatusCode::NOT_FOUND => t.error_not_found,
-        StatusCode::CONFLICT => t.error_conflict,
-        s if s.is_client_error() => t.error_bad_request,
-        _ => t.error_title,
-    };
+    let heading = error_heading(t, status);
     let message = e
         .public_message()
         .or_else(|| Some(t.error_server.to_owned()));
-    render_with(
+    let mut response = render_with(
         status,
         &ErrorPage {
             chrome: Chrome::anonymous(lang, heading),
             heading,
-            message,
+            message: message.clone(),
+        },
+    );
+    response
+        .extensions_mut()
+        .insert(ErrorShown { status, message });
+    response
+}
+
+/// The error page `shown` again in the frame of `viewer`'s pages (navigation, their
+/// name, the language switch coming back to `here`), so that a person who meets a
+/// refusal or a missing page can go on with the mouse.
+pub(crate) fn framed_error(viewer: &Viewer, shown: &ErrorShown, here: Option<String>) -> Response {
+    let heading = error_heading(i18n::common(viewer.lang()), shown.status);
+    let mut chrome = Chrome::new(viewer, heading, "");
+    chrome.here = here.unwrap_or_else(|| format!("{PREFIX}/"));
+    render_with(
+        shown.status,
+        &ErrorPage {
+            chrome,
+            heading,
+            message: shown.message.clone(),
         },
     )
 }

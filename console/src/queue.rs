@@ -191,7 +191,7 @@ const ZH: Texts = Texts {
     f_engineer: "工程师",
     f_since: "创建日期起",
     any: "全部",
-    active: "未完结（尚未解决）",
+    active: "未结（尚未解决）",
     all_statuses: "全部状态",
     unassigned: "未派工",
     apply: "应用",
@@ -222,7 +222,7 @@ const ZH: Texts = Texts {
     near_rule:
         "即将超时：已进入 SLA 时限的最后四分之一，且剩余不超过 2 小时。已超时：已过截止时间。",
     no_tickets: "没有符合筛选条件的工单。",
-    no_tickets_engineer: "目前没有派给您的未完结工单。",
+    no_tickets_engineer: "目前没有派给您的未结工单。",
     page_empty: "此页已超出最后一张工单。",
     first_page: "回到第一页",
     their_day: "查看{}的日程",
@@ -241,49 +241,6 @@ const ZH: Texts = Texts {
 /// The queue's words in `lang`.
 pub(crate) fn texts(lang: Lang) -> &'static Texts {
     pick(lang, &EN, &ZH)
-}
-
-/// A status's name.
-pub(crate) fn status_label(lang: Lang, s: TicketStatus) -> &'static str {
-    use TicketStatus::*;
-    match (lang, s) {
-        (Lang::En, Open) => "Open",
-        (Lang::En, Acknowledged) => "Acknowledged",
-        (Lang::En, Scheduled) => "Scheduled",
-        (Lang::En, InProgress) => "In progress",
-        (Lang::En, Resolved) => "Resolved",
-        (Lang::En, Closed) => "Closed",
-        (Lang::En, Dismissed) => "Dismissed",
-        (Lang::Zh, Open) => "待响应",
-        (Lang::Zh, Acknowledged) => "已确认",
-        (Lang::Zh, Scheduled) => "已派工",
-        (Lang::Zh, InProgress) => "处理中",
-        (Lang::Zh, Resolved) => "已解决",
-        (Lang::Zh, Closed) => "已关闭",
-        (Lang::Zh, Dismissed) => "已驳回",
-    }
-}
-
-/// A priority's name.
-pub(crate) fn priority_label(lang: Lang, p: Priority) -> &'static str {
-    match (lang, p) {
-        (Lang::En, Priority::Urgent) => "Urgent",
-        (Lang::En, Priority::Important) => "Important",
-        (Lang::En, Priority::Normal) => "Normal",
-        (Lang::Zh, Priority::Urgent) => "紧急",
-        (Lang::Zh, Priority::Important) => "重要",
-        (Lang::Zh, Priority::Normal) => "一般",
-    }
-}
-
-/// A source's name.
-pub(crate) fn source_label(lang: Lang, s: TicketSource) -> &'static str {
-    match (lang, s) {
-        (Lang::En, TicketSource::Proactive) => "Predicted",
-        (Lang::En, TicketSource::Reactive) => "Fault code",
-        (Lang::Zh, TicketSource::Proactive) => "预测性维护",
-        (Lang::Zh, TicketSource::Reactive) => "故障码报警",
-    }
 }
 
 /// A component's title in `lang` from the profiles (its name when there is none).
@@ -753,6 +710,7 @@ struct Row {
     device_href: String,
     device_what: String,
     status: &'static str,
+    status_class: &'static str,
     component: String,
     priority: &'static str,
     priority_class: &'static str,
@@ -850,9 +808,15 @@ pub(crate) async fn page(
         .filter(|c| filters.priority.is_none_or(|p| p == c.priority))
         .map(|c| c.count)
         .sum();
+    // Engineers by their display name, as the ticket page names them.
+    let names: std::collections::HashMap<&str, &str> = accounts
+        .iter()
+        .filter(|u| !u.display_name.is_empty())
+        .map(|u| (u.login.as_str(), u.display_name.as_str()))
+        .collect();
     let rows: Vec<Row> = page
         .iter()
-        .map(|q| row(q, &profiles, clock, t, now))
+        .map(|q| row(q, &profiles, clock, t, now, &names))
         .collect();
     let pages = (total as usize).div_ceil(PAGE_SIZE).max(1);
     let from = offset + 1;
@@ -941,7 +905,7 @@ pub(crate) async fn page(
                 .map(|p| {
                     choice(
                         p.as_str(),
-                        priority_label(lang, p),
+                        crate::i18n::common(lang).priority(p),
                         filters.priority.map(Priority::as_str),
                     )
                 }),
@@ -955,12 +919,12 @@ pub(crate) async fn page(
             ),
             choice(
                 "proactive",
-                source_label(lang, TicketSource::Proactive),
+                crate::i18n::common(lang).source(TicketSource::Proactive),
                 filters.source.map(TicketSource::as_str),
             ),
             choice(
                 "reactive",
-                source_label(lang, TicketSource::Reactive),
+                crate::i18n::common(lang).source(TicketSource::Reactive),
                 filters.source.map(TicketSource::as_str),
             ),
         ],
@@ -1016,7 +980,7 @@ fn status_options(f: &Filters, lang: Lang, t: &Texts) -> Vec<Choice> {
     out.extend(
         TicketStatus::ALL
             .into_iter()
-            .map(|s| choice(s.as_str(), status_label(lang, s), current)),
+            .map(|s| choice(s.as_str(), crate::i18n::common(lang).status(s), current)),
     );
     out
 }
@@ -1060,7 +1024,7 @@ fn status_chips(f: &Filters, cells: &[QueueCell], lang: Lang, clock: &Clock) -> 
                 .map(|c| c.count)
                 .sum();
             Chip {
-                label: status_label(lang, s),
+                label: crate::i18n::common(lang).status(s),
                 count: clock.number(count as f64, 0),
                 href: Filters {
                     status: StatusFilter::One(s),
@@ -1085,7 +1049,7 @@ fn priority_chips(f: &Filters, cells: &[QueueCell], lang: Lang, clock: &Clock) -
                 .map(|c| c.count)
                 .sum();
             Chip {
-                label: priority_label(lang, p),
+                label: crate::i18n::common(lang).priority(p),
                 count: clock.number(count as f64, 0),
                 href: Filters {
                     priority: Some(p),
@@ -1110,7 +1074,14 @@ pub(crate) fn window_text(clock: &Clock, start: Timestamp, end: Timestamp) -> St
     }
 }
 
-fn row(q: &QueueTicket, profiles: &ProfileSet, clock: &Clock, t: &Texts, now: Timestamp) -> Row {
+fn row(
+    q: &QueueTicket,
+    profiles: &ProfileSet,
+    clock: &Clock,
+    t: &Texts,
+    now: Timestamp,
+    names: &std::collections::HashMap<&str, &str>,
+) -> Row {
     let lang = clock.lang;
     let (mark, left) = sla_mark(q, now);
     let model = q.device_model.clone().unwrap_or_default();
@@ -1127,15 +1098,19 @@ fn row(q: &QueueTicket, profiles: &ProfileSet, clock: &Clock, t: &Texts, now: Ti
         } else {
             format!("{model} · {kind}")
         },
-        status: status_label(lang, q.status),
+        status: crate::i18n::common(lang).status(q.status),
+        status_class: crate::i18n::status_class(q.status),
         component: component_title(profiles, &q.device_type, &q.component, lang),
-        priority: priority_label(lang, q.priority),
+        priority: crate::i18n::common(lang).priority(q.priority),
         priority_class: q.priority.as_str(),
         risk: clock.percent(q.risk, 0),
-        source: source_label(lang, q.source),
+        source: crate::i18n::common(lang).source(q.source),
         region: q.shown_region().map(str::to_owned),
         batch: q.device_batch.clone(),
-        engineer: q.engineer.clone(),
+        engineer: q
+            .engineer
+            .as_deref()
+            .map(|e| names.get(e).copied().unwrap_or(e).to_owned()),
         window: match (q.window_start, q.window_end) {
             (Some(s), Some(e)) => Some(window_text(clock, s, e)),
             _ => None,

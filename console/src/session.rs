@@ -112,8 +112,28 @@ pub(crate) async fn load(
     if let Some(v) = &viewer {
         request.extensions_mut().insert(v.clone());
     }
+    // Where the language switch of an error page comes back to: the page asked for.
+    let here = (request.method() == Method::GET)
+        .then(|| {
+            request
+                .extensions()
+                .get::<axum::extract::OriginalUri>()
+                .map_or(request.uri(), |o| &o.0)
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+        })
+        .flatten()
+        .filter(|p| crate::sign_in::safe_next(p));
+    let framed = viewer.clone();
     request.extensions_mut().insert(Visitor { viewer, lang });
-    next.run(request).await
+    let response = next.run(request).await;
+    match (
+        framed,
+        response.extensions().get::<crate::page::ErrorShown>(),
+    ) {
+        (Some(v), Some(shown)) => crate::page::framed_error(&v, shown, here),
+        _ => response,
+    }
 }
 
 /// A visitor's language: their earlier choice (the language cookie), else the

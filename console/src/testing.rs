@@ -38,7 +38,6 @@ pub(crate) struct Fixture {
 /// A signed-in person: their session cookie and CSRF token.
 #[derive(Clone, Debug)]
 pub(crate) struct Person {
-    pub(crate) login: String,
     pub(crate) user_id: i64,
     pub(crate) token: String,
     pub(crate) csrf: String,
@@ -223,7 +222,6 @@ impl Fixture {
             .start_session(&user, "127.0.0.1")
             .expect("session");
         Person {
-            login: login.to_owned(),
             user_id: user.id,
             token: s.token,
             csrf: s.session.csrf,

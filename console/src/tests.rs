@@ -314,3 +314,153 @@ async fn the_language_switch_comes_back_to_the_same_page() {
     assert_eq!(back.status, StatusCode::SEE_OTHER);
     assert_eq!(back.location(), "/console/account?saved=preferences");
 }
+
+mod crawl;
+
+#[tokio::test]
+async fn a_tickets_status_and_priority_read_the_same_on_every_page() {
+    let f = Fixture::new();
+    let id = f.ticket_id("wm-2", "drain_pump");
+    f.assign(id, "engineer2");
+    let ticket = f.tickets.get(id).unwrap().expect("the fixture's ticket");
+    let zh = f.sign_in("engineer2");
+    let words = crate::i18n::common(domain::Lang::Zh);
+    let status = format!(
+        "class=\"badge {}\">{}<",
+        crate::i18n::status_class(ticket.status),
+        words.status(ticket.status)
+    );
+    let priority = words.priority(ticket.priority);
+    for path in [
+        "/console/".to_owned(),
+        "/console/my-day".to_owned(),
+        format!("/console/tickets/{id}"),
+        "/console/devices/wm-2".to_owned(),
+    ] {
+        let a = f.get(&path, Some(&zh)).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}");
+        assert!(
+            a.body.contains(&status),
+            "{path}: the status badge {status}"
+        );
+        assert!(a.body.contains(priority), "{path}: {priority}");
+    }
+}
+
+#[tokio::test]
+async fn an_error_page_keeps_the_signed_in_persons_navigation() {
+    let f = Fixture::new();
+    let engineer = f.sign_in("engineer");
+    let theirs = f.ticket_id("wm-1", "heater");
+    let path = format!("/console/tickets/{theirs}");
+    let a = f.get(&path, Some(&engineer)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    for link in ["href=\"/console/my-day\"", "href=\"/console/account\""] {
+        assert!(a.body.contains(link), "{link} on the 403 page: {}", a.body);
+    }
+    assert!(
+        a.body.contains(&format!("name=\"back\" value=\"{path}\"")),
+        "the language switch comes back to the page asked for"
+    );
+    let missing = f.get("/console/no-such-page", Some(&engineer)).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.body.contains("href=\"/console/my-day\""));
+    // Without a session there is nobody to frame it for.
+    let anonymous = f.get("/console/no-such-page", None).await;
+    assert_eq!(anonymous.status, StatusCode::NOT_FOUND);
+    assert!(!anonymous.body.contains("href=\"/console/my-day\""));
+}
+
+#[tokio::test]
+async fn hostile_form_input_is_refused_or_kept_as_text_never_a_server_error() {
+    let f = Fixture::new().with_diagnosis();
+    let admin = f.sign_in("admin");
+    let long = "界".repeat(20_000);
+    let values = [
+        crate::testing::HOSTILE,
+        long.as_str(),
+        "\u{0}\u{7}\r\n",
+        "../../etc/passwd",
+        "'; DROP TABLE tickets; --",
+        "\u{202e}reversed",
+        "",
+    ];
+    let mut problems = Vec::new();
+    for (path, fields) in FORMS {
+        if *path == "/console/sign-out" {
+            continue;
+        }
+        for value in values {
+            let hostile: Vec<(&str, &str)> = fields.iter().map(|(k, _)| (*k, value)).collect();
+            let a = f.post(path, &admin, &hostile).await;
+            if a.status.is_server_error() || a.body.contains("<script>alert") {
+                problems.push(format!(
+                    "{path} with {:?}: {}",
+                    &value[..value.len().min(20)],
+                    a.status
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    // The session survived whatever the forms were sent.
+    assert_eq!(
+        f.get("/console/account", Some(&admin)).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn hostile_query_strings_are_a_page_with_a_reason_never_a_server_error() {
+    let f = Fixture::new().with_diagnosis();
+    let admin = f.sign_in("admin");
+    let id = f.ticket_id("wm-1", "drain_pump");
+    let pages = [
+        "/console/".to_owned(),
+        "/console/my-day".to_owned(),
+        format!("/console/tickets/{id}"),
+        "/console/devices/wm-1".to_owned(),
+        "/console/fleet".to_owned(),
+        "/console/fleet/parts.csv".to_owned(),
+        "/console/models".to_owned(),
+        "/console/admin/users".to_owned(),
+        "/console/admin/keys".to_owned(),
+        "/console/admin/webhooks".to_owned(),
+        "/console/admin/dead-letters".to_owned(),
+        "/console/admin/audit".to_owned(),
+        "/console/account".to_owned(),
+    ];
+    let queries = [
+        "page=0",
+        "page=99999999999999999999",
+        "page=-1&page=2",
+        "status=%3Cscript%3E&priority=%22&since=2026-02-30",
+        "engineer=%00&region=%E2%80%AE",
+        "by=%27&period=NaN&horizon=1e309&before=x",
+        "done=%3Cscript%3Ealert(1)%3C/script%3E",
+        "%FF%FE=%FF",
+    ];
+    let mut problems = Vec::new();
+    for page in &pages {
+        for q in queries {
+            let path = format!("{page}?{q}");
+            let a = f.get(&path, Some(&admin)).await;
+            if a.status.is_server_error() || a.body.contains("<script>alert") {
+                problems.push(format!("{path}: {}", a.status));
+            }
+        }
+    }
+    for path in [
+        "/console/tickets/%3Cscript%3E",
+        "/console/tickets/99999999999999999999",
+        "/console/devices/%3Cscript%3E",
+        "/console/devices/..%2F..%2Fetc",
+        "/console/admin/users/abc/disable",
+    ] {
+        let a = f.get(path, Some(&admin)).await;
+        if a.status.is_server_error() || a.body.contains("<script>") {
+            problems.push(format!("{path}: {}", a.status));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

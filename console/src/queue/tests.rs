@@ -329,7 +329,7 @@ async fn a_chinese_speaker_reads_the_queue_in_chinese() {
         "重要",
         "剩余",
         "响应截止",
-        "预测性维护",
+        "模型预测",
         "筛选",
     ] {
         assert!(a.body.contains(word), "{word} missing");

@@ -163,6 +163,10 @@ pub(crate) fn local_input(ts: Timestamp, tz: Tz) -> String {
         .unwrap_or_default()
 }
 
+/// The longest region the schedule form takes: the queue's region filter takes no
+/// longer value, so a longer region could not be filtered on.
+pub(crate) const MAX_REGION_CHARS: usize = 100;
+
 /// A schedule as the form gives it.
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Schedule {
@@ -195,6 +199,9 @@ pub(crate) fn schedule(
         _ => return Err(t.err_window_half.into()),
     };
     let region = f.get("region").trim();
+    if region.chars().count() > MAX_REGION_CHARS {
+        return Err(fill(t.err_too_long, t.region));
+    }
     Ok(Schedule {
         engineer: engineer.to_owned(),
         window,
@@ -315,6 +322,7 @@ mod tests {
         assert!(ok.window.is_some());
         let no_window = schedule(&fields(&[("engineer", "engineer")]), &engineers, tz, &EN);
         assert_eq!(no_window.unwrap().window, None);
+        let long = "n".repeat(MAX_REGION_CHARS + 1);
         for (pairs, message) in [
             (vec![], EN.err_engineer_missing.to_owned()),
             (
@@ -332,6 +340,10 @@ mod tests {
             (
                 vec![("engineer", "engineer"), ("window_end", "2026-12-08T09:00")],
                 EN.err_window_half.to_owned(),
+            ),
+            (
+                vec![("engineer", "engineer"), ("region", long.as_str())],
+                fill(EN.err_too_long, EN.region),
             ),
         ] {
             assert_eq!(schedule(&fields(&pairs), &engineers, tz, &EN), Err(message));

@@ -19,7 +19,7 @@ mod chart;
 mod forms;
 mod texts;
 mod view;
-mod words;
+pub(crate) mod words;
 
 #[cfg(test)]
 mod tests;
@@ -114,11 +114,10 @@ fn load(state: &ConsoleState, who: &api::Principal, id: i64) -> crate::Result<Lo
     let device = store.device(device_id)?;
     let risks = api.tickets().device_risk(device_id)?;
     let faults = store.recent_faults(device_id, view::FAULTS_READ)?;
-    let device_tickets = api.tickets().list(&api::TicketQuery {
-        device_id: Some(ticket.device_id.clone()),
-        limit: view::DEVICE_TICKETS,
-        ..api::TicketQuery::default()
-    })?;
+    // Through the `tickets_by_device` index: the general list cannot use it.
+    let device_tickets = api
+        .tickets()
+        .device_tickets(device_id, false, view::DEVICE_TICKETS)?;
     let window = device.as_ref().map(|d| {
         let to = d.last_event_ts;
         (

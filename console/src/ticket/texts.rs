@@ -1,6 +1,6 @@
 //! The ticket page's words. `{}` in a text is filled in by [`fill`].
 
-use domain::{OutcomeKind, Priority, Severity, TicketSource, TicketStatus};
+use domain::TicketSource;
 
 /// `text` with its first `{}` replaced by `value`.
 pub(crate) fn fill(text: &str, value: &str) -> String {
@@ -29,19 +29,10 @@ pub(crate) struct Texts {
     pub(crate) region: &'static str,
     pub(crate) skills: &'static str,
     pub(crate) unassigned: &'static str,
+    pub(crate) not_yours: &'static str,
     pub(crate) no_window: &'static str,
     pub(crate) window_to: &'static str,
 
-    pub(crate) st_open: &'static str,
-    pub(crate) st_acknowledged: &'static str,
-    pub(crate) st_scheduled: &'static str,
-    pub(crate) st_in_progress: &'static str,
-    pub(crate) st_resolved: &'static str,
-    pub(crate) st_closed: &'static str,
-    pub(crate) st_dismissed: &'static str,
-    pub(crate) pr_urgent: &'static str,
-    pub(crate) pr_important: &'static str,
-    pub(crate) pr_normal: &'static str,
     pub(crate) src_proactive: &'static str,
     pub(crate) src_reactive: &'static str,
 
@@ -75,7 +66,6 @@ pub(crate) struct Texts {
     pub(crate) trend_note: &'static str,
     pub(crate) trend_short: &'static str,
     pub(crate) features: &'static str,
-    pub(crate) feature_value: &'static str,
     pub(crate) normal_range: &'static str,
     pub(crate) above_normal: &'static str,
     pub(crate) below_normal: &'static str,
@@ -110,10 +100,6 @@ pub(crate) struct Texts {
     pub(crate) cleared: &'static str,
     pub(crate) no_faults: &'static str,
     pub(crate) not_in_catalogue: &'static str,
-    pub(crate) sev_info: &'static str,
-    pub(crate) sev_minor: &'static str,
-    pub(crate) sev_major: &'static str,
-    pub(crate) sev_critical: &'static str,
     pub(crate) parts: &'static str,
     pub(crate) part: &'static str,
     pub(crate) reference: &'static str,
@@ -124,10 +110,6 @@ pub(crate) struct Texts {
     pub(crate) no_earlier: &'static str,
 
     pub(crate) outcome: &'static str,
-    pub(crate) oc_confirmed: &'static str,
-    pub(crate) oc_nff: &'static str,
-    pub(crate) oc_declined: &'static str,
-    pub(crate) oc_not_reached: &'static str,
     pub(crate) recorded: &'static str,
     pub(crate) parts_replaced: &'static str,
     pub(crate) failed_at: &'static str,
@@ -151,7 +133,6 @@ pub(crate) struct Texts {
     pub(crate) failed_component: &'static str,
     pub(crate) choose_component: &'static str,
     pub(crate) parts_help: &'static str,
-    pub(crate) other_parts: &'static str,
     pub(crate) failed_at_help: &'static str,
     pub(crate) note: &'static str,
     pub(crate) note_optional: &'static str,
@@ -219,7 +200,7 @@ pub(crate) const EN: Texts = Texts {
     device_type: "Type",
     model: "Model",
     firmware: "Firmware",
-    batch: "Batch",
+    batch: "Production batch",
     component: "Component",
     priority: "Priority",
     status: "Status",
@@ -234,19 +215,10 @@ pub(crate) const EN: Texts = Texts {
     region: "Region",
     skills: "Skills needed",
     unassigned: "not assigned",
+    not_yours: "assigned to someone else",
     no_window: "no window set",
     window_to: "to",
 
-    st_open: "Open",
-    st_acknowledged: "Acknowledged",
-    st_scheduled: "Scheduled",
-    st_in_progress: "In progress",
-    st_resolved: "Resolved",
-    st_closed: "Closed",
-    st_dismissed: "Dismissed",
-    pr_urgent: "Urgent",
-    pr_important: "Important",
-    pr_normal: "Normal",
     src_proactive: "Proactive (predicted by the model)",
     src_reactive: "Reactive (raised by a fault code)",
 
@@ -280,7 +252,6 @@ pub(crate) const EN: Texts = Texts {
     trend_note: "From this ticket's log, which records the risk when it moves by at least {}. fixahead stores only the current risk per component, so there is no trend from before the ticket opened.",
     trend_short: "Only the current risk is known: the risk has not moved enough since the ticket opened to be logged. fixahead stores only the current risk per component.",
     features: "What the model saw",
-    feature_value: "Value",
     normal_range: "normal {}",
     above_normal: "above normal",
     below_normal: "below normal",
@@ -315,13 +286,9 @@ pub(crate) const EN: Texts = Texts {
     cleared: "cleared",
     no_faults: "The device has reported no fault codes.",
     not_in_catalogue: "not in the fault catalogue",
-    sev_info: "info",
-    sev_minor: "minor",
-    sev_major: "major",
-    sev_critical: "critical",
     parts: "Likely parts",
     part: "Part",
-    reference: "Reference",
+    reference: "Order no.",
     no_parts: "The catalogue names no parts for this component's fault codes.",
     checks: "Remote checks before a visit",
     no_checks: "The catalogue names no remote checks for this component.",
@@ -329,10 +296,6 @@ pub(crate) const EN: Texts = Texts {
     no_earlier: "None.",
 
     outcome: "Outcome",
-    oc_confirmed: "Confirmed failure",
-    oc_nff: "No fault found",
-    oc_declined: "Customer declined",
-    oc_not_reached: "Customer not reached",
     recorded: "Recorded",
     parts_replaced: "Parts replaced",
     failed_at: "Failed at",
@@ -356,7 +319,6 @@ pub(crate) const EN: Texts = Texts {
     failed_component: "Failed component",
     choose_component: "Choose the component",
     parts_help: "Parts replaced (confirmed failure only)",
-    other_parts: "Parts of other components",
     failed_at_help: "When it failed (confirmed failure only; empty: now)",
     note: "Note",
     note_optional: "Note (optional)",
@@ -413,7 +375,7 @@ pub(crate) const EN: Texts = Texts {
     err_only_confirmed: "Parts replaced and a failure time go only with a confirmed failure.",
     err_note_empty: "Write the note first.",
     err_reopen_to: "Choose how to reopen the ticket.",
-    err_too_long: "{} is too long.",
+    err_too_long: "{} is too long: at most 100 characters.",
     err_id: "There is no such ticket (the number in the address is not a ticket id).",
     err_action: "There is no such action on a ticket.",
 };
@@ -423,8 +385,8 @@ pub(crate) const ZH: Texts = Texts {
     device: "设备",
     device_type: "类型",
     model: "型号",
-    firmware: "固件",
-    batch: "批次",
+    firmware: "固件版本",
+    batch: "生产批次",
     component: "部件",
     priority: "优先级",
     status: "状态",
@@ -432,28 +394,19 @@ pub(crate) const ZH: Texts = Texts {
     opened: "创建时间",
     updated: "最近变更",
     signals: "合并的信号数",
-    not_registered: "设备未登记",
+    not_registered: "不在设备档案中",
     assignment: "派工",
     engineer: "工程师",
     window: "上门时间窗",
     region: "区域",
     skills: "所需技能",
     unassigned: "未派工",
+    not_yours: "已派给其他工程师",
     no_window: "未设定时间窗",
     window_to: "至",
 
-    st_open: "待处理",
-    st_acknowledged: "已确认",
-    st_scheduled: "已派工",
-    st_in_progress: "处理中",
-    st_resolved: "已解决",
-    st_closed: "已关闭",
-    st_dismissed: "已驳回",
-    pr_urgent: "紧急",
-    pr_important: "重要",
-    pr_normal: "一般",
-    src_proactive: "预测性（模型预警）",
-    src_reactive: "被动（故障码触发）",
+    src_proactive: "主动工单（模型预测）",
+    src_reactive: "被动工单（故障码报警）",
 
     sla: "SLA 时限",
     respond: "响应",
@@ -476,16 +429,15 @@ pub(crate) const ZH: Texts = Texts {
     risk_now: "当前风险",
     peak: "处理期间最高风险",
     threshold: "模型阈值",
-    lead_time: "预计提前量",
+    lead_time: "预计提前预警时间",
     lead_days: "预计约{}天后发生故障",
-    no_lead: "无预测（被动工单，或模型未提供提前量）",
+    no_lead: "无（被动工单，或模型未提供提前预警时间）",
     model_version: "模型版本",
     no_model: "无",
     trend: "该部件风险变化",
     trend_note: "根据本工单日志绘制：风险变化达到 {} 时记录一次。系统只保存各部件的当前风险，因此工单创建前没有趋势数据。",
     trend_short: "目前只有当前风险：工单创建以来风险变化尚未达到记录标准。系统只保存各部件的当前风险。",
     features: "模型依据",
-    feature_value: "数值",
     normal_range: "正常范围 {}",
     above_normal: "高于正常",
     below_normal: "低于正常",
@@ -520,13 +472,9 @@ pub(crate) const ZH: Texts = Texts {
     cleared: "已清除",
     no_faults: "设备未上报故障码。",
     not_in_catalogue: "不在故障码目录中",
-    sev_info: "提示",
-    sev_minor: "轻微",
-    sev_major: "严重",
-    sev_critical: "致命",
     parts: "可能需要的备件",
     part: "备件",
-    reference: "备件编号",
+    reference: "订货号",
     no_parts: "故障码目录中没有该部件故障对应的备件。",
     checks: "上门前的远程检查",
     no_checks: "故障码目录中没有该部件的远程检查项。",
@@ -534,10 +482,6 @@ pub(crate) const ZH: Texts = Texts {
     no_earlier: "无。",
 
     outcome: "处理结果",
-    oc_confirmed: "确认故障",
-    oc_nff: "未发现故障",
-    oc_declined: "客户拒绝服务",
-    oc_not_reached: "未能联系到客户",
     recorded: "记录",
     parts_replaced: "更换的备件",
     failed_at: "故障时间",
@@ -561,7 +505,6 @@ pub(crate) const ZH: Texts = Texts {
     failed_component: "故障部件",
     choose_component: "选择部件",
     parts_help: "更换的备件（仅限确认故障）",
-    other_parts: "其他部件的备件",
     failed_at_help: "故障时间（仅限确认故障；留空表示现在）",
     note: "备注",
     note_optional: "备注（选填）",
@@ -618,54 +561,16 @@ pub(crate) const ZH: Texts = Texts {
     err_only_confirmed: "只有确认故障时才能填写更换的备件和故障时间。",
     err_note_empty: "请先填写备注内容。",
     err_reopen_to: "请选择重新打开后的状态。",
-    err_too_long: "{}过长。",
+    err_too_long: "{}过长：最多 100 个字符。",
     err_id: "没有该工单（地址中的编号不是工单编号）。",
     err_action: "工单没有此操作。",
 };
 
 impl Texts {
-    pub(crate) fn status(&self, s: TicketStatus) -> &'static str {
-        match s {
-            TicketStatus::Open => self.st_open,
-            TicketStatus::Acknowledged => self.st_acknowledged,
-            TicketStatus::Scheduled => self.st_scheduled,
-            TicketStatus::InProgress => self.st_in_progress,
-            TicketStatus::Resolved => self.st_resolved,
-            TicketStatus::Closed => self.st_closed,
-            TicketStatus::Dismissed => self.st_dismissed,
-        }
-    }
-
-    pub(crate) fn priority(&self, p: Priority) -> &'static str {
-        match p {
-            Priority::Urgent => self.pr_urgent,
-            Priority::Important => self.pr_important,
-            Priority::Normal => self.pr_normal,
-        }
-    }
-
     pub(crate) fn source(&self, s: TicketSource) -> &'static str {
         match s {
             TicketSource::Proactive => self.src_proactive,
             TicketSource::Reactive => self.src_reactive,
-        }
-    }
-
-    pub(crate) fn outcome_kind(&self, k: OutcomeKind) -> &'static str {
-        match k {
-            OutcomeKind::ConfirmedFailure => self.oc_confirmed,
-            OutcomeKind::NoFaultFound => self.oc_nff,
-            OutcomeKind::CustomerDeclined => self.oc_declined,
-            OutcomeKind::NotReached => self.oc_not_reached,
-        }
-    }
-
-    pub(crate) fn severity(&self, s: Severity) -> &'static str {
-        match s {
-            Severity::Info => self.sev_info,
-            Severity::Minor => self.sev_minor,
-            Severity::Major => self.sev_major,
-            Severity::Critical => self.sev_critical,
         }
     }
 

@@ -106,10 +106,12 @@ pub(crate) struct PartRow {
 
 #[derive(Debug)]
 pub(crate) struct OtherTicket {
-    pub(crate) href: String,
+    /// Its page, when the person may open it (an engineer: their own tickets only).
+    pub(crate) href: Option<String>,
     pub(crate) number: String,
     pub(crate) component: String,
     pub(crate) status: &'static str,
+    pub(crate) status_class: &'static str,
     pub(crate) opened: String,
     pub(crate) outcome: &'static str,
 }
@@ -145,7 +147,6 @@ pub(crate) struct View {
     pub(crate) model: String,
     pub(crate) firmware: String,
     pub(crate) batch: String,
-    pub(crate) component: String,
     pub(crate) component_title: String,
     pub(crate) priority: &'static str,
     pub(crate) priority_class: &'static str,
@@ -405,6 +406,7 @@ pub(crate) fn build(
     draft: &Draft,
 ) -> (View, Actions) {
     let lang = clock.lang;
+    let c = crate::i18n::common(lang);
     let tk = &l.ticket;
     let now = l.now;
     let d = &tk.diagnosis;
@@ -551,7 +553,7 @@ pub(crate) fn build(
                             t.ticket,
                             o.number,
                             words::component_title(profile, &o.component, lang),
-                            t.status(o.status)
+                            c.status(o.status)
                         ),
                         o.id == tk.id,
                     ))
@@ -608,12 +610,8 @@ pub(crate) fn build(
                 description: def
                     .map(|d| d.description_in(lang).to_owned())
                     .unwrap_or_default(),
-                severity: def.map_or("", |d| t.severity(d.severity)),
-                severity_class: def.map_or("", |d| match d.severity {
-                    domain::Severity::Critical => "urgent",
-                    domain::Severity::Major => "important",
-                    _ => "normal",
-                }),
+                severity: def.map_or("", |d| c.severity(d.severity)),
+                severity_class: def.map_or("", |d| crate::i18n::severity_class(d.severity)),
                 state: match f.state {
                     domain::FaultState::Raised => t.raised,
                     domain::FaultState::Cleared => t.cleared,
@@ -645,16 +643,18 @@ pub(crate) fn build(
         .filter(|o| o.id != tk.id)
         .take(DEVICE_TICKETS - 1)
         .map(|o| OtherTicket {
-            href: format!("{PREFIX}/tickets/{}", o.id),
+            href: (!who.restricted_to_assigned() || desk::assigned_to(who, o))
+                .then(|| format!("{PREFIX}/tickets/{}", o.id)),
             number: o.number.clone(),
             component: words::component_title(profile, &o.component, lang),
-            status: t.status(o.status),
+            status: c.status(o.status),
+            status_class: crate::i18n::status_class(o.status),
             opened: clock.date(o.opened_at),
-            outcome: o.outcome.as_ref().map_or("", |x| t.outcome_kind(x.kind)),
+            outcome: o.outcome.as_ref().map_or("", |x| c.outcome(x.kind)),
         })
         .collect();
     let outcome = tk.outcome.as_ref().map(|o| OutcomeView {
-        kind: t.outcome_kind(o.kind),
+        kind: c.outcome(o.kind),
         component: o
             .component
             .as_deref()
@@ -726,11 +726,10 @@ pub(crate) fn build(
             .as_ref()
             .and_then(|dv| dv.device.batch.clone())
             .unwrap_or_default(),
-        component: tk.component.clone(),
         component_title,
-        priority: t.priority(tk.priority),
+        priority: c.priority(tk.priority),
         priority_class: priority_class(tk.priority),
-        status: t.status(tk.status),
+        status: c.status(tk.status),
         status_class: status_class(tk.status),
         source: t.source(tk.source),
         reactive: tk.source == TicketSource::Reactive,
@@ -861,6 +860,7 @@ fn actions(
     t: &Texts,
     draft: &Draft,
 ) -> Actions {
+    let c = crate::i18n::common(clock.lang);
     let tk = &l.ticket;
     let allowed = |s: TicketStatus| l.allowed.contains(&s);
     let may_act =
@@ -960,7 +960,6 @@ fn actions(
             tk,
             profile,
             clock,
-            t,
             draft,
         ));
     }
@@ -975,7 +974,6 @@ fn actions(
             tk,
             profile,
             clock,
-            t,
             draft,
         ));
     }
@@ -987,7 +985,7 @@ fn actions(
         .filter(|to| !(engineer_view && **to == TicketStatus::InProgress))
         .map(|to| Choice {
             value: to.as_str().to_owned(),
-            label: t.status(*to).to_owned(),
+            label: c.status(*to).to_owned(),
             selected: draft.is(Action::Reopen) && draft.to == to.as_str(),
         })
         .collect();
@@ -996,7 +994,6 @@ fn actions(
     a
 }
 
-#[allow(clippy::too_many_arguments)]
 fn outcome_form(
     action: Action,
     title: &'static str,
@@ -1004,10 +1001,10 @@ fn outcome_form(
     tk: &Ticket,
     profile: Option<&Profile>,
     clock: &Clock,
-    t: &Texts,
     draft: &Draft,
 ) -> OutcomeForm {
     let lang = clock.lang;
+    let c = crate::i18n::common(lang);
     let from_draft = draft.is(action);
     let recorded = tk.outcome.as_ref();
     let kind = if from_draft {
@@ -1040,7 +1037,7 @@ fn outcome_form(
     .into_iter()
     .map(|k| Choice {
         value: k.as_str().to_owned(),
-        label: t.outcome_kind(k).to_owned(),
+        label: c.outcome(k).to_owned(),
         selected: k.as_str() == kind,
     })
     .collect();
