@@ -11,8 +11,7 @@
 //!   page, the language switch, signing out, a phone-sized window.
 //! - [`workday`]: issue 19's scenario, a planner's morning and an engineer's visit over
 //!   `fixahead run` with a simulated device failing, through the queue, ticket,
-//!   device, my-day, models and fleet pages. For now it runs only with
-//!   `FIXAHEAD_BROWSER_FULL=1` as well.
+//!   device, my-day, models and fleet pages.
 //!
 //! Screenshots go to `$FIXAHEAD_SCREENSHOTS`, by default `target/browser-screenshots/`;
 //! each test prints where it wrote them.

@@ -33,9 +33,6 @@ use crate::harness::{
 use super::driver::{Browser, ChromeDriver, Window, STEP};
 use super::{screenshot_dir, tools_or_skip};
 
-/// Set to `1` (with `FIXAHEAD_IT=1`) to run this scenario; off by default for now.
-const FULL: &str = "FIXAHEAD_BROWSER_FULL";
-
 /// The washer the simulator wears out (its first device).
 const FAILING: &str = "wm-0001";
 /// A washer with a critical fault whose ticket goes to the other engineer.
@@ -204,12 +201,6 @@ async fn a_planners_morning_and_an_engineers_visit() {
     let Some(tools) = tools_or_skip(name) else {
         return;
     };
-    if !std::env::var(FULL).is_ok_and(|v| v == "1") {
-        eprintln!(
-            "skipped: {name}: {FULL} not set (the full planner and engineer scenario runs with FIXAHEAD_IT=1 and {FULL}=1)"
-        );
-        return;
-    }
     let shots = screenshot_dir();
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
