@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use domain::{DeviceId, FaultState, Lang, OutcomeKind};
 use serde::Deserialize;
@@ -47,6 +48,8 @@ const COMMANDS_SHOWN: usize = 5;
 pub(crate) struct Texts {
     title: &'static str,
     bad_device_id: &'static str,
+    no_device: &'static str,
+    not_your_device: &'static str,
     bad_query: &'static str,
     registry: &'static str,
     device_type: &'static str,
@@ -146,6 +149,8 @@ pub(crate) struct Texts {
 const EN: Texts = Texts {
     title: "Device",
     bad_device_id: "This is not a device id (1-64 letters, digits, - or _)",
+    no_device: "There is no such device: it has never sent a message.",
+    not_your_device: "Engineers open only the devices of tickets assigned to them.",
     bad_query: "The page's parameters could not be used",
     registry: "Registry",
     device_type: "Type",
@@ -245,6 +250,8 @@ const EN: Texts = Texts {
 const ZH: Texts = Texts {
     title: "设备",
     bad_device_id: "设备编号无效（1-64 个字母、数字、- 或 _）",
+    no_device: "没有该设备：它从未上报过消息。",
+    not_your_device: "工程师只能打开派给自己的工单所涉及的设备。",
     bad_query: "页面参数无法识别",
     registry: "设备档案",
     device_type: "类型",
@@ -553,8 +560,15 @@ pub(crate) async fn page(
             ))))
         }
     };
+    // The desk words its refusals for the API, in English; the two a person meets here
+    // are said in their language.
     let page = blocking(move || build(&state, &viewer, &id, notice))
         .await
+        .map_err(|e| match e.status() {
+            StatusCode::FORBIDDEN => Error::Forbidden(t.not_your_device.into()),
+            StatusCode::NOT_FOUND => Error::NotFound(t.no_device.into()),
+            _ => e,
+        })
         .map_err(fail(lang))?;
     Ok(render(&page))
 }

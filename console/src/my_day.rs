@@ -242,7 +242,10 @@ pub(crate) async fn page(
         .map(|u| u.display_name.clone())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| whose.clone());
-    let empty = days.is_empty().then(|| {
+    // A planner's own day is empty by design: the hint above the engineer choice says
+    // so, and 'a planner assigns them' would be said to the planner.
+    let planner_hint = !restricted && own;
+    let empty = (days.is_empty() && !planner_hint).then(|| {
         if own {
             t.none_mine.to_owned()
         } else {
@@ -281,7 +284,7 @@ pub(crate) async fn page(
         heading,
         days,
         empty,
-        planner_hint: !restricted && own,
+        planner_hint,
         engineers,
         truncated,
     }))

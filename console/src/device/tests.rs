@@ -36,11 +36,15 @@ async fn the_page_answers_each_role_as_the_diagnosis_rule_says() {
     let engineer = f.sign_in("engineer");
     let refused = f.get("/console/devices/wm-2", Some(&engineer)).await;
     assert!(
-        refused
-            .body
-            .contains("engineers diagnose the devices of their own tickets"),
+        refused.body.contains(super::EN.not_your_device),
         "{}",
         refused.body
+    );
+    let zh = f.sign_in("engineer2");
+    let refused = f.get("/console/devices/wm-2", Some(&zh)).await;
+    assert!(
+        refused.body.contains(super::ZH.not_your_device),
+        "in Chinese"
     );
     assert!(f
         .get("/console/devices/wm-1", None)

@@ -91,7 +91,10 @@ async fn every_role_gets_a_day_and_engineers_only_their_own() {
         assert!(own
             .body
             .contains("Planners and admins have no tickets of their own."));
-        assert!(own.body.contains("No active tickets are assigned to you."));
+        assert!(
+            !own.body.contains("No active tickets are assigned to you."),
+            "the hint says it; no second, contradicting card"
+        );
         assert!(own.body.contains("<option value=\"engineer\">"));
         let theirs = f.get("/console/my-day?engineer=engineer", Some(&p)).await;
         assert_eq!(theirs.status, StatusCode::OK, "{login}");

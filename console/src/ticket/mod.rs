@@ -165,7 +165,17 @@ async fn ticket_page(
         let who = viewer.principal.clone();
         blocking(move || load(&state, &who, id)).await
     };
-    let loaded = loaded.map_err(|e| error_page(e, lang))?;
+    // The desk's refusals are worded for the API, in English; the two a person meets
+    // here (an engineer opening another's ticket, a ticket that is gone) are said in
+    // their language.
+    let loaded = loaded.map_err(|e| {
+        let e = match e.status() {
+            StatusCode::FORBIDDEN => Error::Forbidden(t.err_not_yours.into()),
+            StatusCode::NOT_FOUND => Error::NotFound(t.err_id.into()),
+            _ => e,
+        };
+        error_page(e, lang)
+    })?;
     let profile = state
         .api
         .profiles()

@@ -65,6 +65,10 @@ async fn the_page_opens_for_planners_admins_and_the_assigned_engineer_only() {
     let refused = f.get(&page, Some(&other)).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.body.contains("<html"), "a page, not a bare status");
+    assert!(
+        refused.body.contains(super::texts::ZH.err_not_yours),
+        "said in the engineer's language"
+    );
     // Not theirs: the other ticket of the device is nobody's.
     let engineer = f.sign_in("engineer");
     let heater = f.ticket_id("wm-1", "heater");

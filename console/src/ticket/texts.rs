@@ -191,6 +191,7 @@ pub(crate) struct Texts {
     pub(crate) err_reopen_to: &'static str,
     pub(crate) err_too_long: &'static str,
     pub(crate) err_id: &'static str,
+    pub(crate) err_not_yours: &'static str,
     pub(crate) err_action: &'static str,
 }
 
@@ -377,6 +378,7 @@ pub(crate) const EN: Texts = Texts {
     err_reopen_to: "Choose how to reopen the ticket.",
     err_too_long: "{} is too long: at most 100 characters.",
     err_id: "There is no such ticket (the number in the address is not a ticket id).",
+    err_not_yours: "Engineers open only the tickets assigned to them, and this one is not assigned to you.",
     err_action: "There is no such action on a ticket.",
 };
 
@@ -563,6 +565,7 @@ pub(crate) const ZH: Texts = Texts {
     err_reopen_to: "请选择重新打开后的状态。",
     err_too_long: "{}过长：最多 100 个字符。",
     err_id: "没有该工单（地址中的编号不是工单编号）。",
+    err_not_yours: "工程师只能打开派给自己的工单，此工单未派给您。",
     err_action: "工单没有此操作。",
 };
 
