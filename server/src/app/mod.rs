@@ -49,6 +49,9 @@ pub struct Running {
     pub console_url: String,
     /// The console's accounts.
     pub users: store::users::UserStore,
+    /// Fleet analytics (its snapshot is refreshed by a task every `[fleet]
+    /// refresh_interval`; `demo` refreshes it once more after its replay).
+    pub fleet: api::fleet::Fleet,
     /// How the first admin key came about (a generated one is for the caller to show).
     pub admin_key: Bootstrap,
     /// API keys and the audit log.
@@ -182,6 +185,7 @@ pub async fn start_with_clients(
     };
     let scoring_task = tokio::spawn(scoring::run(stage, scoring_rx));
 
+    let fleet = served.fleet.clone();
     spawn_tasks(settings, &stores, served.fleet, commands, &stop, &mut tasks)?;
     tasks.push((
         "session pruning task",
@@ -204,6 +208,7 @@ pub async fn start_with_clients(
         http_addr: served.addr,
         console_url: format!("{}://{}{}/", served.scheme, served.addr, console::PREFIX),
         users: served.users,
+        fleet,
         admin_key: stores.admin_key,
         access: stores.access,
         stop,

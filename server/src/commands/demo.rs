@@ -59,6 +59,13 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     .await?;
     let planner_key = announce(&running, &args)?;
     let fleet = replay_warm_up(&running, &settings, &profiles, &simulator, &args).await?;
+    // The fleet page and statistics read a snapshot the fleet task took at start-up,
+    // before the replay: take one now, so they show the replayed week at once rather
+    // than after the first refresh interval.
+    let analytics = running.fleet.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || analytics.refresh()).await? {
+        tracing::warn!(error = %e, "Could not refresh the fleet snapshot after the replay");
+    }
     let live = simulators::LiveConfig {
         broker: broker_target(&running, &simulator, "fixahead-demo-fleet"),
         speed: args.speed,
