@@ -11,6 +11,7 @@ mod lang;
 pub mod prediction;
 pub mod profile;
 mod role;
+pub mod service;
 pub mod ticket;
 pub mod time;
 pub mod wire;
@@ -24,6 +25,10 @@ pub use profile::{
     ProfileSet, RatioChannel, Severity,
 };
 pub use role::Role;
+pub use service::{
+    Callback, ComponentScore, CustomerReport, Evidence, PreJudgement, ProblemCategory,
+    ReportChannel, Satisfaction, StepClock,
+};
 pub use ticket::{
     Assignment, ComponentRisk, Diagnosis, FaultNote, LogEntry, Outcome, OutcomeKind, Priority,
     Ticket, TicketSource, TicketStatus,

@@ -5,7 +5,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Contribution, DeviceId, DomainError, Timestamp};
+use crate::{
+    Callback, Contribution, CustomerReport, DeviceId, DomainError, PreJudgement, ReportChannel,
+    Satisfaction, StepClock, Timestamp,
+};
 
 /// Priority tier; each has its own SLA clocks.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -378,4 +381,29 @@ pub struct Ticket {
     pub diagnosis: Diagnosis,
     /// Progress log, oldest first.
     pub log: Vec<LogEntry>,
+    /// How it came in: `device` (a model flag or a fault code) or the channel of the
+    /// customer report that opened it.
+    #[serde(default)]
+    pub channel: ReportChannel,
+    /// Customer reports, oldest first: the one that opened it and those that joined.
+    #[serde(default)]
+    pub reports: Vec<CustomerReport>,
+    /// The pre-judgement of the latest customer report.
+    #[serde(default)]
+    pub prejudgement: Option<PreJudgement>,
+    /// The procedure's steps with their clocks, in order.
+    #[serde(default)]
+    pub steps: Vec<StepClock>,
+    /// The customer's satisfaction, once recorded.
+    #[serde(default)]
+    pub satisfaction: Option<Satisfaction>,
+    /// The call-back a dissatisfied customer gets, once opened.
+    #[serde(default)]
+    pub callback: Option<Callback>,
+    /// Number of visits: times work started (the ticket entered `in_progress`).
+    #[serde(default)]
+    pub visits: u32,
+    /// The planner responsible: the last person who acknowledged or assigned it.
+    #[serde(default)]
+    pub planner: Option<String>,
 }

@@ -884,6 +884,53 @@ mod tests {
     }
 
     #[test]
+    fn a_version_6_file_gains_the_after_sales_columns_with_their_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tickets.db");
+        let db = TicketDb::open(&path).unwrap();
+        let id = db
+            .write(|t| Ok::<_, crate::Error>(insert(t, 1, &spec(2))))
+            .unwrap();
+        drop(db);
+        let mut drop_v7 = String::from(
+            "DROP INDEX tickets_step_due; DROP INDEX tickets_callback_due;
+             DROP TABLE device_directory;",
+        );
+        for column in [
+            "channel",
+            "reports",
+            "prejudgement",
+            "steps",
+            "step_due",
+            "satisfaction",
+            "callback",
+            "callback_due",
+            "visits",
+            "planner",
+        ] {
+            drop_v7.push_str(&format!("ALTER TABLE tickets DROP COLUMN {column};"));
+        }
+        drop_v7.push_str("PRAGMA user_version = 6;");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(&drop_v7)
+            .unwrap();
+        let db = TicketDb::open(&path).unwrap();
+        let conn = Connection::open(&path).unwrap();
+        assert_eq!(crate::sqlite::user_version(&conn).unwrap(), 7);
+        drop(db);
+        let row: (String, String, String, i64, Option<String>) = conn
+            .query_row(
+                "SELECT channel, reports, steps, visits, planner FROM tickets WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("device".into(), "[]".into(), "[]".into(), 0, None));
+        assert!(crate::sqlite::has_column(&conn, "device_directory", "serial").unwrap());
+    }
+
+    #[test]
     fn a_version_5_file_is_upgraded_with_sort_keys_and_without_device_facts() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tickets.db");
@@ -914,7 +961,7 @@ mod tests {
             .unwrap();
         let db = TicketDb::open(&path).unwrap();
         let conn = Connection::open(&path).unwrap();
-        assert_eq!(crate::sqlite::user_version(&conn).unwrap(), 6);
+        assert_eq!(crate::sqlite::user_version(&conn).unwrap(), 7);
         let all = db
             .read(|t| t.queue_page(&QueueQuery::default(), 0, 10))
             .unwrap();

@@ -1,4 +1,4 @@
-//! The ticket store's schema (version 6) and the upgrades of older files; see the
+//! The ticket store's schema (version 7) and the upgrades of older files; see the
 //! module docs of [`super`] for the tables.
 
 use rusqlite::Connection;
@@ -16,6 +16,7 @@ pub(super) const TICKETS: Schema = Schema {
         COMMANDS,
         FLEET_SUMMARY,
         super::alarm_acks::FLEET_ALARM_ACKS,
+        DEVICE_DIRECTORY,
     ],
     upgrade,
 };
@@ -105,7 +106,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS fleet_alarms_one_active
 "#;
 
 /// Schema version written to `PRAGMA user_version`.
-pub(super) const SCHEMA_VERSION: i64 = 6;
+pub(super) const SCHEMA_VERSION: i64 = 7;
 
 /// Columns schema version 2 added to `tickets` (name, definition).
 const V2_COLUMNS: [(&str, &str); 12] = [
@@ -269,6 +270,51 @@ const V6_QUEUE: &str = concat!(
          WHERE status IN ('open', 'acknowledged', 'scheduled', 'in_progress');"
 );
 
+/// Columns schema version 7 added to `tickets` for the after-sales workflow
+/// (docs/service.md): how the ticket came in (`channel`), the customer reports it
+/// holds and the latest pre-judgement (JSON), the procedure's step clocks (JSON) with
+/// `step_due`, the earliest limit of a step neither done nor overdue (the sweep's
+/// key), the customer's satisfaction and the call-back (JSON) with `callback_due`
+/// (set while the call-back is pending and not yet overdue), the number of visits and
+/// the ticket's planner.
+const V7_COLUMNS: [(&str, &str); 10] = [
+    ("channel", "TEXT NOT NULL DEFAULT 'device'"),
+    ("reports", "TEXT NOT NULL DEFAULT '[]'"),
+    ("prejudgement", "TEXT"),
+    ("steps", "TEXT NOT NULL DEFAULT '[]'"),
+    ("step_due", "INTEGER"),
+    ("satisfaction", "TEXT"),
+    ("callback", "TEXT"),
+    ("callback_due", "INTEGER"),
+    ("visits", "INTEGER NOT NULL DEFAULT 0"),
+    ("planner", "TEXT"),
+];
+
+/// The sweeps' indexes over the V7 clocks.
+const V7_INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS tickets_step_due ON tickets (step_due) WHERE step_due IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tickets_callback_due ON tickets (callback_due)
+    WHERE callback_due IS NOT NULL;";
+
+/// The device directory (schema 7): what the service side knows of a device that the
+/// device does not report: its serial number, the customer it belongs to and where
+/// it stands. Customer reports find their device by serial or customer reference
+/// here; dispatch measures distances from `lat`/`lon`.
+const DEVICE_DIRECTORY: &str = r#"
+CREATE TABLE IF NOT EXISTS device_directory (
+    device_id     TEXT PRIMARY KEY,
+    serial        TEXT UNIQUE,
+    customer_ref  TEXT,
+    customer_name TEXT,
+    address       TEXT,
+    lat           REAL,
+    lon           REAL,
+    region        TEXT,
+    updated_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS device_directory_by_customer ON device_directory (customer_ref);
+"#;
+
 /// Brings a file of an older version to [`SCHEMA_VERSION`]: adds the columns it
 /// lacks, the V3 and V6 triggers and indexes, and backfills.
 fn upgrade(conn: &Connection, _from: i64) -> Result<()> {
@@ -276,7 +322,12 @@ fn upgrade(conn: &Connection, _from: i64) -> Result<()> {
         .prepare("SELECT name FROM pragma_table_info('tickets')")?
         .query_map([], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
-    for (name, definition) in V2_COLUMNS.into_iter().chain(V3_COLUMNS).chain(V6_COLUMNS) {
+    for (name, definition) in V2_COLUMNS
+        .into_iter()
+        .chain(V3_COLUMNS)
+        .chain(V6_COLUMNS)
+        .chain(V7_COLUMNS)
+    {
         if !existing.iter().any(|c| c == name) {
             conn.execute_batch(&format!(
                 "ALTER TABLE tickets ADD COLUMN {name} {definition}"
@@ -285,6 +336,7 @@ fn upgrade(conn: &Connection, _from: i64) -> Result<()> {
     }
     conn.execute_batch(V3_DERIVED)?;
     conn.execute_batch(V6_QUEUE)?;
+    conn.execute_batch(V7_INDEXES)?;
     if !has_column(conn, "device_risk", "flagged_at")? {
         conn.execute_batch(
             "ALTER TABLE device_risk ADD COLUMN flagged_at INTEGER;

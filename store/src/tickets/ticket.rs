@@ -2,8 +2,8 @@
 //! log and their numbers.
 
 use domain::{
-    Assignment, DeviceId, Diagnosis, LogEntry, Outcome, Priority, Ticket, TicketSource,
-    TicketStatus, Timestamp,
+    Assignment, DeviceId, Diagnosis, LogEntry, Outcome, Priority, ReportChannel, Ticket,
+    TicketSource, TicketStatus, Timestamp,
 };
 use rusqlite::{params, OptionalExtension};
 
@@ -147,7 +147,8 @@ pub(super) const TICKET_SELECT: &str =
     status, priority, risk, peak_risk, model_version, opened_at, updated_at, respond_by,
     signals, diagnosis, resolve_by, responded_at, ended_at, respond_breached,
     resolve_breached, escalated_to, engineer, window_start, window_end, skills, region,
-    outcome FROM tickets";
+    outcome, channel, reports, prejudgement, steps, satisfaction, callback, visits, planner
+    FROM tickets";
 
 /// A ticket row before its text columns are parsed.
 pub(super) struct RawTicket {
@@ -179,6 +180,14 @@ pub(super) struct RawTicket {
     skills: String,
     region: Option<String>,
     outcome: Option<String>,
+    channel: String,
+    reports: String,
+    prejudgement: Option<String>,
+    steps: String,
+    satisfaction: Option<String>,
+    callback: Option<String>,
+    visits: i64,
+    planner: Option<String>,
 }
 
 pub(super) fn raw_ticket(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawTicket> {
@@ -211,11 +220,24 @@ pub(super) fn raw_ticket(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawTicket> {
         skills: r.get(25)?,
         region: r.get(26)?,
         outcome: r.get(27)?,
+        channel: r.get(28)?,
+        reports: r.get(29)?,
+        prejudgement: r.get(30)?,
+        steps: r.get(31)?,
+        satisfaction: r.get(32)?,
+        callback: r.get(33)?,
+        visits: r.get(34)?,
+        planner: r.get(35)?,
     })
 }
 
 pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> Error {
     Error::Corrupt(format!("tickets.{what}: {e}"))
+}
+
+/// A JSON column of the ticket row, parsed.
+pub(super) fn json_column<T: serde::de::DeserializeOwned>(what: &str, json: &str) -> Result<T> {
+    serde_json::from_str(json).map_err(|e| corrupt(what, e))
 }
 
 pub(super) fn parse_priority(s: &str) -> Result<Priority> {
@@ -461,6 +483,29 @@ impl Tables<'_> {
             signals: raw.signals.max(0) as u64,
             diagnosis: serde_json::from_str::<Diagnosis>(&raw.diagnosis)
                 .map_err(|e| corrupt("diagnosis", e))?,
+            channel: raw
+                .channel
+                .parse::<ReportChannel>()
+                .map_err(|e| corrupt("channel", e))?,
+            reports: json_column("reports", &raw.reports)?,
+            prejudgement: raw
+                .prejudgement
+                .as_deref()
+                .map(|j| json_column("prejudgement", j))
+                .transpose()?,
+            steps: json_column("steps", &raw.steps)?,
+            satisfaction: raw
+                .satisfaction
+                .as_deref()
+                .map(|j| json_column("satisfaction", j))
+                .transpose()?,
+            callback: raw
+                .callback
+                .as_deref()
+                .map(|j| json_column("callback", j))
+                .transpose()?,
+            visits: u32::try_from(raw.visits.max(0)).unwrap_or(u32::MAX),
+            planner: raw.planner,
         })
     }
 
@@ -574,6 +619,22 @@ impl Tables<'_> {
             Err(e) if sqlite::is_constraint(&e) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Counts one more visit (the ticket entered `in_progress`).
+    pub fn add_visit(&self, id: i64) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE tickets SET visits = visits + 1 WHERE id = ?1")?
+            .execute(params![id])?;
+        Ok(())
+    }
+
+    /// Makes `planner` the ticket's planner.
+    pub fn set_planner(&self, id: i64, planner: &str) -> Result<()> {
+        self.conn
+            .prepare_cached("UPDATE tickets SET planner = ?2 WHERE id = ?1")?
+            .execute(params![id, planner])?;
+        Ok(())
     }
 
     /// Writes a ticket's assignment (skills are not changed).

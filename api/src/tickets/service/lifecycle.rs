@@ -4,7 +4,7 @@
 use domain::{Assignment, Outcome, OutcomeKind, Ticket, TicketStatus, Timestamp};
 use store::tickets::{Reopen, StatusChange};
 
-use super::{after, log_change, TicketService};
+use super::{after, log_change, TicketService, SYSTEM_ACTOR};
 use crate::tickets::{AssignmentInput, OutcomeInput};
 use crate::{Error, Result};
 
@@ -115,6 +115,12 @@ impl TicketService {
         } else {
             format!("{from} -> {to}: {note}")
         };
+        if to == TicketStatus::InProgress {
+            tx.add_visit(id)?;
+        }
+        if to == TicketStatus::Acknowledged && actor != SYSTEM_ACTOR {
+            tx.set_planner(id, actor)?;
+        }
         let action = if reopen { "reopened" } else { "status_changed" };
         log_change(tx, id, now, actor, action, &text)?;
             Ok(())
@@ -190,6 +196,9 @@ impl TicketService {
                 region: input.region,
             };
             tx.set_assignment(id, &a, now)?;
+            if actor != SYSTEM_ACTOR {
+                tx.set_planner(id, actor)?;
+            }
             let window = match (a.window_start, a.window_end) {
                 (Some(s), Some(e)) => format!("{s} to {e}"),
                 _ => "none".to_owned(),
