@@ -44,6 +44,14 @@ pub const EVENT_SLA_BREACHED: &str = "ticket.sla_breached";
 /// Event type: the model flagged a (device, component), once per flag episode.
 pub const EVENT_FLAGGED: &str = "prediction.flagged";
 
+/// Who supervises whom: the step clocks' alerts go to the supervisor of a ticket's
+/// engineer (the engineers' directory implements it; docs/procedures.md).
+pub trait Supervisors: Send + Sync {
+    /// The supervisor (a login or a role name such as `after-sales-manager`) of the
+    /// engineer `login`, if one is recorded.
+    fn supervisor_of(&self, login: &str) -> Option<String>;
+}
+
 /// What the caller knows about a device beyond its predictions, used to fill a
 /// ticket's [`domain::Diagnosis`] and to apply the critical-fault priority rule.
 ///

@@ -276,8 +276,10 @@ const V6_QUEUE: &str = concat!(
 /// `step_due`, the earliest limit of a step neither done nor overdue (the sweep's
 /// key), the customer's satisfaction and the call-back (JSON) with `callback_due`
 /// (set while the call-back is pending and not yet overdue), the number of visits and
-/// the ticket's planner.
-const V7_COLUMNS: [(&str, &str); 10] = [
+/// the ticket's planner, and where automatic dispatch stands with it (`dispatch`:
+/// `NULL` not yet considered, else the dispatcher's word, e.g. `assigned`, `proposed`,
+/// `escalated`; `dispatch_at` when it was last considered).
+const V7_COLUMNS: [(&str, &str); 12] = [
     ("channel", "TEXT NOT NULL DEFAULT 'device'"),
     ("reports", "TEXT NOT NULL DEFAULT '[]'"),
     ("prejudgement", "TEXT"),
@@ -288,13 +290,17 @@ const V7_COLUMNS: [(&str, &str); 10] = [
     ("callback_due", "INTEGER"),
     ("visits", "INTEGER NOT NULL DEFAULT 0"),
     ("planner", "TEXT"),
+    ("dispatch", "TEXT"),
+    ("dispatch_at", "INTEGER"),
 ];
 
 /// The sweeps' indexes over the V7 clocks.
 const V7_INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS tickets_step_due ON tickets (step_due) WHERE step_due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tickets_callback_due ON tickets (callback_due)
-    WHERE callback_due IS NOT NULL;";
+    WHERE callback_due IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tickets_undispatched ON tickets (id)
+    WHERE dispatch IS NULL AND status IN ('open', 'acknowledged', 'scheduled', 'in_progress');";
 
 /// The device directory (schema 7): what the service side knows of a device that the
 /// device does not report: its serial number, the customer it belongs to and where
