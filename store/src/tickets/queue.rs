@@ -894,7 +894,7 @@ mod tests {
         drop(db);
         let mut drop_v7 = String::from(
             "DROP INDEX tickets_step_due; DROP INDEX tickets_callback_due;
-             DROP INDEX tickets_undispatched;
+             DROP INDEX tickets_undispatched; DROP INDEX tickets_opened;
              DROP TABLE device_directory;",
         );
         for column in [

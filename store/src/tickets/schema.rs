@@ -294,11 +294,13 @@ const V7_COLUMNS: [(&str, &str); 12] = [
     ("dispatch_at", "INTEGER"),
 ];
 
-/// The sweeps' indexes over the V7 clocks.
+/// The sweeps' indexes over the V7 clocks, the dispatcher's, and the service KPIs'
+/// period scan (`tickets_opened`).
 const V7_INDEXES: &str = "
 CREATE INDEX IF NOT EXISTS tickets_step_due ON tickets (step_due) WHERE step_due IS NOT NULL;
 CREATE INDEX IF NOT EXISTS tickets_callback_due ON tickets (callback_due)
     WHERE callback_due IS NOT NULL;
+CREATE INDEX IF NOT EXISTS tickets_opened ON tickets (opened_at);
 CREATE INDEX IF NOT EXISTS tickets_undispatched ON tickets (id)
     WHERE dispatch IS NULL AND status IN ('open', 'acknowledged', 'scheduled', 'in_progress');";
 
