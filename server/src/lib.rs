@@ -11,6 +11,8 @@
 //! * [`tasks`]: the periodic tasks (SLA clocks, audit retention, fleet analytics, the
 //!   fleet summary, command deadlines, model reloads).
 //! * [`insight`]: the drift watch and the device regions as the API takes them.
+//! * [`clock`]: the service clock (wall, scaled for `demo`, manual for
+//!   `simulate-service`).
 //! * [`admin_key`]: the first admin API key.
 //! * [`cli`] and [`commands`]: the product's commands (`run`, `demo`, `train`, `eval`,
 //!   `predict`, `simulate`, `replay`, `keys`, `devices`) and their arguments; the
@@ -19,6 +21,7 @@
 pub mod admin_key;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 mod error;
 pub mod feedback;
