@@ -29,7 +29,7 @@ pub enum ServiceClock {
 
 impl ServiceClock {
     /// The clock as the ticket service takes it.
-    pub fn clock(&self) -> api::Clock {
+    pub fn clock(&self) -> api::tickets::Clock {
         match self {
             Self::System => Arc::new(crate::now),
             Self::Scaled(c) => {

@@ -10,6 +10,8 @@
 //! * [`feedback`]: `train --from-store`, the ticket outcomes turned into labels.
 //! * [`tasks`]: the periodic tasks (SLA clocks, audit retention, fleet analytics, the
 //!   fleet summary, command deadlines, model reloads).
+//! * [`service_sim`]: the driver of `simulate-service` (and of `demo`'s service
+//!   world): the service world playing against the public API.
 //! * [`insight`]: the drift watch and the device regions as the API takes them.
 //! * [`clock`]: the service clock (wall, scaled for `demo`, manual for
 //!   `simulate-service`).
@@ -27,6 +29,7 @@ mod error;
 pub mod feedback;
 pub mod insight;
 pub mod scoring;
+pub mod service_sim;
 pub mod settings;
 pub mod tasks;
 

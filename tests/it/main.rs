@@ -28,6 +28,7 @@ mod mqtt5;
 mod parity;
 mod pipeline;
 mod restart;
+mod service_simulation;
 mod shared;
 mod simulator;
 mod swap;

@@ -109,6 +109,21 @@ pub fn rng_for(seed: u64, topic: &str, key: &str) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(h ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
+/// A uniform draw from `lo..hi` (empty: `lo`) for one decision (see [`rng_for`]).
+pub fn uniform(seed: u64, topic: &str, key: &str, lo: i64, hi: i64) -> i64 {
+    use rand::Rng;
+    if hi <= lo {
+        return lo;
+    }
+    rng_for(seed, topic, key).gen_range(lo..hi)
+}
+
+/// Whether an event of probability `p` happens, for one decision.
+pub fn chance(seed: u64, topic: &str, key: &str, p: f64) -> bool {
+    use rand::Rng;
+    rng_for(seed, topic, key).gen_bool(p.clamp(0.0, 1.0))
+}
+
 /// Great-circle distance, km.
 pub fn distance_km(a: (f64, f64), b: (f64, f64)) -> f64 {
     let (lat1, lon1) = (a.0.to_radians(), a.1.to_radians());
