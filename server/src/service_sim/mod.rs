@@ -141,8 +141,10 @@ pub async fn run_rule(
     prepare_dir(&data_dir)?;
     let start = Timestamp(h.span.0.millis().div_euclid(options.step_ms) * options.step_ms);
     let clock = ManualClock::new(start);
-    let mut file = ConfigFile::default();
-    file.data_dir = data_dir.clone();
+    let mut file = ConfigFile {
+        data_dir: data_dir.clone(),
+        ..ConfigFile::default()
+    };
     file.mqtt.allow_anonymous = Some(true);
     configure(&mut file, rule);
     let overrides = crate::settings::Overrides {

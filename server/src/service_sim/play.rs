@@ -70,7 +70,7 @@ pub struct Counts {
     /// Assignments fixahead made itself (automatic dispatch).
     pub assigned_by_fixahead: u64,
     /// Assignments by the simulated planner from fixahead's candidates.
-    pub assigned_from_candidates: u64,
+    pub assigned_top_candidate: u64,
     /// Assignments by the first-come-first-served rule (or its fallback).
     pub assigned_fcfs: u64,
     /// Assignments over capacity, with the planner's override.
@@ -505,9 +505,9 @@ impl Play {
                     self.counts.assigned_by_fixahead += 1;
                     Some(e)
                 }
-                (None, Rule::Fixahead) => match self.from_candidates(id).await? {
+                (None, Rule::Fixahead) => match self.top_candidate(id).await? {
                     Some(e) => {
-                        self.counts.assigned_from_candidates += 1;
+                        self.counts.assigned_top_candidate += 1;
                         Some(e)
                     }
                     None => self.fcfs(&region),
@@ -578,7 +578,7 @@ impl Play {
 
     /// The top candidate fixahead ranks (`GET /api/v1/tickets/{id}/candidates`): the
     /// first that fits, else the first.
-    async fn from_candidates(&mut self, id: i64) -> Result<Option<usize>> {
+    async fn top_candidate(&mut self, id: i64) -> Result<Option<usize>> {
         if !self.has_route("get /api/v1/tickets/{id}/candidates") {
             return Ok(None);
         }

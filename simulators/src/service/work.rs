@@ -57,7 +57,7 @@ impl Visit {
         }
         let fixed = visit > 1 || fixed_draw < odds;
         let part_wait_ms = (!fixed && stock_draw < config.part_out_of_stock)
-            .then(|| (wait_days * 86_400_000.0) as i64);
+            .then_some((wait_days * 86_400_000.0) as i64);
         Visit {
             travel_ms,
             diagnosis_ms,
