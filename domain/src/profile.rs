@@ -226,6 +226,16 @@ pub struct Component {
     /// Spare parts of the component with their catalogue references.
     #[serde(default)]
     pub parts: Vec<Part>,
+    /// The problem categories a customer reports when this component fails
+    /// (`["leak", "down"]`): the pre-judgement's category hint (docs/intake.md).
+    /// Optional; empty means no hint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symptoms: Vec<crate::service::ProblemCategory>,
+    /// The measured channels whose latest reading outside the fleet's normal
+    /// range points at this component: the pre-judgement's reading evidence
+    /// (docs/intake.md). Optional; each must be a channel of the profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
 }
 
 impl Component {
@@ -485,6 +495,14 @@ impl Profile {
             }
             if !component_names.insert(c.name.as_str()) {
                 return Err(bad(format!("component {} declared twice", c.name)));
+            }
+            for ch in &c.channels {
+                if !file.channels.iter().any(|m| &m.name == ch) {
+                    return Err(bad(format!(
+                        "component {}: channel {ch} is not a measured channel of the profile",
+                        c.name
+                    )));
+                }
             }
         }
         let mut fault_index = HashMap::new();
