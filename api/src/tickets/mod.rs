@@ -32,8 +32,9 @@ pub use performance::{
 };
 pub use service::{
     check_words, Clock, Planned, ReportInput, ReportResult, ReportResultKind, TicketService,
-    MAX_WORDS, SYSTEM_ACTOR, UNKNOWN_COMPONENT,
+    MAX_CUSTOMER_DEVICES, MAX_WORDS, SYSTEM_ACTOR, UNKNOWN_COMPONENT,
 };
+pub use store::tickets::DirectoryEntry;
 pub use store::tickets::{
     Assignee, EventRecord, QueueCell, QueueChoices, QueueQuery, QueueTicket, RiskRecord, SlaKind,
     TicketOutcome, TicketQuery,

@@ -13,6 +13,7 @@
 //! through, and the queries.
 
 mod diagnosis;
+mod directory;
 mod events;
 mod intake;
 mod lifecycle;
@@ -29,6 +30,7 @@ use serde_json::{json, Value};
 use store::tickets::{Tables, TicketDb, TicketReader};
 use tokio::sync::watch;
 
+pub use directory::MAX_CUSTOMER_DEVICES;
 pub use reports::{
     check_words, Planned, ReportInput, ReportResult, ReportResultKind, MAX_WORDS, UNKNOWN_COMPONENT,
 };
@@ -266,5 +268,7 @@ impl TicketService {
     }
 }
 
+#[cfg(test)]
+mod reports_tests;
 #[cfg(test)]
 mod tests;
