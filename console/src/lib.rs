@@ -34,6 +34,7 @@ mod models;
 mod my_day;
 mod page;
 mod queue;
+mod report;
 mod session;
 mod sign_in;
 mod state;
@@ -69,6 +70,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/tickets/{id}", get(ticket::page))
         .route("/tickets/{id}/{action}", post(ticket::act))
         .route("/models", get(models::page))
+        .route("/report", get(report::form).post(report::submit))
         .route("/admin", get(admin::overview))
         .route(
             "/admin/users",

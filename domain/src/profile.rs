@@ -923,6 +923,47 @@ mod tests {
     }
 
     #[test]
+    fn components_may_name_symptoms_and_channels() {
+        let base = "type = \"x\"\n[[channels]]\nname=\"a\"\nunit=\"V\"\nmin=0.0\nmax=1.0\n[[components]]\nname=\"c\"\n";
+        let ok = Profile::from_toml(
+            "t",
+            &format!("{base}symptoms=[\"leak\", \"down\"]\nchannels=[\"a\"]\n"),
+        )
+        .unwrap();
+        let c = ok.component("c").unwrap();
+        assert_eq!(
+            c.symptoms,
+            [
+                crate::service::ProblemCategory::Leak,
+                crate::service::ProblemCategory::Down
+            ]
+        );
+        assert_eq!(c.channels, ["a"]);
+        let err = Profile::from_toml("t", &format!("{base}channels=[\"b\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("channel b"), "{err}");
+        assert!(Profile::from_toml("t", &format!("{base}symptoms=[\"sad\"]\n")).is_err());
+        // Every shipped profile gives each component a hint.
+        for t in [
+            "washer",
+            "dishwasher",
+            "refrigerator",
+            "air_conditioner",
+            "water_heater",
+        ] {
+            let set = ProfileSet::builtin();
+            for c in set.get(t).unwrap().components() {
+                assert!(
+                    !c.symptoms.is_empty() && !c.channels.is_empty(),
+                    "{t}/{}",
+                    c.name
+                );
+            }
+        }
+    }
+
+    #[test]
     fn rejects_unknown_keys_and_dangling_components() {
         let unknown_key = "type = \"x\"\ncolour = 1\n[[channels]]\nname=\"a\"\nunit=\"V\"\nmin=0.0\nmax=1.0\n[[components]]\nname=\"c\"\n";
         assert!(Profile::from_toml("t", unknown_key).is_err());
