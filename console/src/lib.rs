@@ -92,6 +92,10 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/admin/audit", get(admin::audit::page))
         .route("/devices/{device_id}", get(device::page))
         .route("/devices/{device_id}/self-test", post(device::self_test))
+        .route(
+            "/devices/{device_id}/directory",
+            post(device::directory::save),
+        )
         .route("/fleet", get(fleet::page))
         .route("/fleet/parts.csv", get(fleet::parts_csv))
         .route("/fleet/alarms/{id}/acknowledge", post(fleet::acknowledge))

@@ -77,6 +77,18 @@ const FORMS: &[(&str, &[(&str, &str)])] = &[
     ),
     ("/console/admin/keys/1/revoke", &[("page", "1")]),
     ("/console/devices/wm-1/self-test", &[]),
+    (
+        "/console/devices/wm-1/directory",
+        &[
+            ("serial", "SN-PROBE"),
+            ("customer_ref", "C-1"),
+            ("customer_name", "Probe"),
+            ("address", "1 Road"),
+            ("lat", "31.2"),
+            ("lon", "121.5"),
+            ("region", "north"),
+        ],
+    ),
     ("/console/fleet/alarms/1/acknowledge", &[("note", "on it")]),
     (
         "/console/report",
