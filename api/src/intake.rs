@@ -187,6 +187,15 @@ fn resolve(state: &AppState, req: &ReportRequest) -> Result<Resolved> {
     check_text("serial", &req.serial, MAX_REF)?;
     check_text("customer_ref", &req.customer_ref, MAX_REF)?;
     check_text("device_type", &req.device_type, MAX_REF)?;
+    if let Some(t) = &req.device_type {
+        if state.profiles().get(t).is_none() {
+            let known: Vec<&str> = state.profiles().types().collect();
+            return Err(Error::invalid(format!(
+                "device_type: unknown device type {t:?} (known: {})",
+                known.join(", ")
+            )));
+        }
+    }
     let tickets = state.tickets();
     let lookup = |id: DeviceId, directory: Option<DirectoryEntry>| -> Result<Resolved> {
         let record = state.store().device(id.as_str())?;
