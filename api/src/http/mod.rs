@@ -137,6 +137,13 @@
 //! One ticket (as above) with its diagnosis and full log. 400 if `id` is not an
 //! integer, 404 if there is no such ticket.
 //!
+//! ## Intake: `POST /api/v1/tickets` (report_problems), `PUT`, `GET /api/v1/devices/{device_id}/directory`
+//!
+//! A customer report joins the device's active ticket for the problem (200) or opens a
+//! reactive ticket (201), pre-judged from the device's data; the directory maps serials
+//! and customer references to devices. docs/intake.md; the rules are in
+//! [`crate::intake`], shared with the console.
+//!
 //! ## Ticket lifecycle, `POST /api/v1/tickets/{id}/transitions`, `.../assignment`, `.../outcome`, `GET /api/v1/events`
 //! See docs/api.md: the lifecycle table (`domain::TicketStatus::transitions`), bodies,
 //! the 409 body with `allowed`, 422 for bodies that do not fit, and the SSE format.
