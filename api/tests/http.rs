@@ -338,7 +338,7 @@ async fn unknown_things_are_404_json() {
     ] {
         app.error(uri, StatusCode::NOT_FOUND, "not_found").await;
     }
-    let (status, text) = app.request(Method::POST, "/api/v1/tickets").await;
+    let (status, text) = app.request(Method::DELETE, "/api/v1/tickets").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["error"]["code"], "method_not_allowed");

@@ -34,6 +34,7 @@ mod models;
 mod my_day;
 mod page;
 mod queue;
+mod report;
 mod session;
 mod sign_in;
 mod state;
@@ -69,6 +70,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/tickets/{id}", get(ticket::page))
         .route("/tickets/{id}/{action}", post(ticket::act))
         .route("/models", get(models::page))
+        .route("/report", get(report::form).post(report::submit))
         .route("/admin", get(admin::overview))
         .route(
             "/admin/users",
@@ -90,6 +92,10 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/admin/audit", get(admin::audit::page))
         .route("/devices/{device_id}", get(device::page))
         .route("/devices/{device_id}/self-test", post(device::self_test))
+        .route(
+            "/devices/{device_id}/directory",
+            post(device::directory::save),
+        )
         .route("/fleet", get(fleet::page))
         .route("/fleet/parts.csv", get(fleet::parts_csv))
         .route("/fleet/alarms/{id}/acknowledge", post(fleet::acknowledge))

@@ -239,7 +239,7 @@ pub struct ComponentScore {
 }
 
 /// fixahead's first judgement of a customer report from the device's own data, before
-/// a person looks (docs/service.md, "Pre-judgement").
+/// a person looks (docs/intake.md, "Pre-judgement").
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PreJudgement {

@@ -69,11 +69,16 @@ pub enum Permission {
     AcknowledgeAlarms,
     /// Read model performance in production and model drift.
     ReadModels,
+    /// Write devices' directory entries: serial, customer, address, location, region
+    /// (docs/intake.md).
+    ManageDirectory,
+    /// Report a customer's problem: open or join a ticket (`POST /api/v1/tickets`).
+    ReportProblems,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 21] = [
         Permission::ReadTickets,
         Permission::ReadDevices,
         Permission::ReadDeadLetters,
@@ -93,6 +98,8 @@ impl Permission {
         Permission::RunFleetDetection,
         Permission::AcknowledgeAlarms,
         Permission::ReadModels,
+        Permission::ManageDirectory,
+        Permission::ReportProblems,
     ];
 
     /// The roles that hold this permission.
@@ -122,6 +129,8 @@ impl Permission {
             Permission::RunFleetDetection => "run_fleet_detection",
             Permission::AcknowledgeAlarms => "acknowledge_alarms",
             Permission::ReadModels => "read_models",
+            Permission::ManageDirectory => "manage_directory",
+            Permission::ReportProblems => "report_problems",
         }
     }
 }
@@ -147,6 +156,8 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::RunFleetDetection
                 | P::AcknowledgeAlarms
                 | P::ReadModels
+                | P::ManageDirectory
+                | P::ReportProblems
         ),
         Role::Engineer => matches!(
             permission,
@@ -168,6 +179,8 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::ManageWebhooks
                 | P::ReadFleet
                 | P::ReadModels
+                | P::ManageDirectory
+                | P::ReportProblems
         ),
     }
 }

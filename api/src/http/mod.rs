@@ -39,7 +39,7 @@
 //! | permission | routes | admin | planner | engineer | integration |
 //! |---|---|---|---|---|---|
 //! | `read_tickets` | `GET /api/v1/tickets`, `GET /api/v1/tickets/{id}` | yes | yes | yes | yes |
-//! | `read_devices` | `GET /api/v1/devices`, `.../{device_id}`, `.../{device_id}/telemetry` | yes | yes | yes | yes |
+//! | `read_devices` | `GET /api/v1/devices`, `.../{device_id}`, `.../{device_id}/telemetry`, `.../{device_id}/directory` | yes | yes | yes | yes |
 //! | `read_dead_letters` | `GET /api/v1/dead-letters` | yes | yes | | yes |
 //! | `read_metrics` | `GET /metrics` | yes | | | yes |
 //! | `read_docs` | `GET /openapi.json`, `GET /docs` | yes | yes | yes | yes |
@@ -57,6 +57,8 @@
 //! | `diagnose` | `GET /api/v1/devices/{device_id}/diagnosis`, `POST .../{device_id}/commands`, `GET .../{device_id}/commands/{id}` | yes | yes | devices of assigned tickets only | |
 //! | `read_events` | `GET /api/v1/events` | yes | yes | | yes |
 //! | `manage_webhooks` | `POST`, `GET /api/v1/webhooks`, `GET`, `DELETE /api/v1/webhooks/{id}`, `GET /api/v1/webhooks/{id}/deliveries` | yes | | | yes |
+//! | `manage_directory` | `PUT /api/v1/devices/{device_id}/directory` | yes | yes | | yes |
+//! | `report_problems` | `POST /api/v1/tickets` (a customer report; docs/intake.md) | yes | yes | | yes |
 //!
 //! The table is `api::http::auth::grants`; each route declares its permission where it is
 //! registered, and the OpenAPI document names it on every operation. "Assigned tickets
@@ -134,6 +136,13 @@
 //! ## `GET /api/v1/tickets/{id}`
 //! One ticket (as above) with its diagnosis and full log. 400 if `id` is not an
 //! integer, 404 if there is no such ticket.
+//!
+//! ## Intake: `POST /api/v1/tickets` (report_problems), `PUT`, `GET /api/v1/devices/{device_id}/directory`
+//!
+//! A customer report joins the device's active ticket for the problem (200) or opens a
+//! reactive ticket (201), pre-judged from the device's data; the directory maps serials
+//! and customer references to devices. docs/intake.md; the rules are in
+//! [`crate::intake`], shared with the console.
 //!
 //! ## Ticket lifecycle, `POST /api/v1/tickets/{id}/transitions`, `.../assignment`, `.../outcome`, `GET /api/v1/events`
 //! See docs/api.md: the lifecycle table (`domain::TicketStatus::transitions`), bodies,
@@ -308,6 +317,7 @@ mod docs;
 mod error;
 mod extract;
 mod fleet;
+mod intake;
 mod keys;
 pub(crate) mod metrics;
 mod models;

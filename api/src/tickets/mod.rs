@@ -17,6 +17,7 @@
 
 mod config;
 pub mod performance;
+pub mod prejudge;
 pub mod risk_log;
 mod service;
 
@@ -29,7 +30,11 @@ pub use config::{ConfigDuration, TicketConfig};
 pub use performance::{
     AssignmentRegions, PerformanceQuery, PerformanceReport, PerformanceRow, Regions,
 };
-pub use service::{Clock, TicketService, SYSTEM_ACTOR};
+pub use service::{
+    check_words, Clock, Planned, ReportInput, ReportResult, ReportResultKind, TicketService,
+    MAX_CUSTOMER_DEVICES, MAX_WORDS, SYSTEM_ACTOR, UNKNOWN_COMPONENT,
+};
+pub use store::tickets::DirectoryEntry;
 pub use store::tickets::{
     Assignee, EventRecord, QueueCell, QueueChoices, QueueQuery, QueueTicket, RiskRecord, SlaKind,
     TicketOutcome, TicketQuery,

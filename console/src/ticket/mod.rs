@@ -17,6 +17,7 @@
 
 mod chart;
 mod forms;
+pub(crate) mod reports;
 mod texts;
 mod view;
 pub(crate) mod words;
@@ -68,6 +69,8 @@ struct TicketPage {
     trend_h: f64,
     panel_w: f64,
     panel_h: f64,
+    /// The customer reports panel (templates/ticket/reports.html), when it has any.
+    reports: Option<reports::ReportsPanel>,
 }
 
 impl TicketPage {
@@ -181,6 +184,7 @@ async fn ticket_page(
         .profiles()
         .get(&loaded.ticket.device_type)
         .cloned();
+    let reports = reports::ReportsPanel::new(&loaded.ticket, profile.as_deref(), &viewer.clock);
     let (v, a) = view::build(
         &loaded,
         &viewer.principal,
@@ -215,6 +219,7 @@ async fn ticket_page(
             trend_h: chart::TREND_H,
             panel_w: chart::PANEL_W,
             panel_h: chart::PANEL_H,
+            reports,
         },
     ))
 }

@@ -31,6 +31,8 @@
 //! * `commands`: remote commands to devices and their answers (`commands`).
 //! * `fleet_ranges`, `fleet_cohorts`: the fleet summary behind remote diagnosis
 //!   (`fleet`).
+//! * `device_directory` (schema 7): serial, customer, address, location and region of
+//!   a device, by which customer reports find it (`directory`).
 //!
 //! Tables added without a version (fleet alarms, webhooks, commands, the fleet
 //! summary, alarm acknowledgements) are created by any read-write open (`CREATE TABLE
@@ -60,10 +62,12 @@
 mod alarm_acks;
 mod commands;
 mod device_tickets;
+mod directory;
 mod events;
 mod fleet;
 mod outcomes;
 mod queue;
+mod reports;
 mod risk;
 mod schema;
 mod sla;
@@ -77,6 +81,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub use alarm_acks::AlarmAck;
 pub use commands::{CommandRecord, CommandState, CommandStatus};
+pub use directory::DirectoryEntry;
 pub use events::EventRecord;
 pub use fleet::{
     AlarmCell, AlarmNumbers, AlarmRecord, Cohort, CohortRow, ComponentHistory, FleetTicket,

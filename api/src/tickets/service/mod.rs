@@ -6,16 +6,19 @@
 //! * `diagnosis`: what a ticket's diagnosis snapshot says;
 //! * `lifecycle`: transitions, outcomes and assignments by people;
 //! * `sla`: the SLA clocks' sweep and escalation;
+//! * `reports`: customer reports in, joined or opening a reactive ticket;
 //! * `events`: the event log's readers and their wake-up.
 //!
 //! This module holds the handle itself, the transaction helpers every change goes
 //! through, and the queries.
 
 mod diagnosis;
+mod directory;
 mod events;
 mod intake;
 mod lifecycle;
 mod queue;
+mod reports;
 mod sla;
 
 use std::path::Path;
@@ -26,6 +29,11 @@ use domain::{Ticket, TicketStatus, Timestamp};
 use serde_json::{json, Value};
 use store::tickets::{Tables, TicketDb, TicketReader};
 use tokio::sync::watch;
+
+pub use directory::MAX_CUSTOMER_DEVICES;
+pub use reports::{
+    check_words, Planned, ReportInput, ReportResult, ReportResultKind, MAX_WORDS, UNKNOWN_COMPONENT,
+};
 
 use super::{
     PerformanceQuery, PerformanceReport, Regions, RiskRecord, TicketConfig, TicketQuery,
@@ -260,5 +268,7 @@ impl TicketService {
     }
 }
 
+#[cfg(test)]
+mod reports_tests;
 #[cfg(test)]
 mod tests;
