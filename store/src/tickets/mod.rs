@@ -60,6 +60,7 @@
 mod alarm_acks;
 mod commands;
 mod device_tickets;
+mod dispatch;
 mod events;
 mod fleet;
 mod outcomes;
@@ -77,6 +78,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub use alarm_acks::AlarmAck;
 pub use commands::{CommandRecord, CommandState, CommandStatus};
+pub use dispatch::{Booking, DeviceLocation, DispatchState};
 pub use events::EventRecord;
 pub use fleet::{
     AlarmCell, AlarmNumbers, AlarmRecord, Cohort, CohortRow, ComponentHistory, FleetTicket,
