@@ -12,6 +12,7 @@
 //! through, and the queries.
 
 mod diagnosis;
+mod dispatch;
 mod events;
 mod intake;
 mod lifecycle;
