@@ -69,11 +69,14 @@ pub enum Permission {
     AcknowledgeAlarms,
     /// Read model performance in production and model drift.
     ReadModels,
+    /// Register engineers and edit their dispatch profiles (skills, location, hours,
+    /// capacity, supervisor).
+    ManageEngineers,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 20] = [
         Permission::ReadTickets,
         Permission::ReadDevices,
         Permission::ReadDeadLetters,
@@ -93,6 +96,7 @@ impl Permission {
         Permission::RunFleetDetection,
         Permission::AcknowledgeAlarms,
         Permission::ReadModels,
+        Permission::ManageEngineers,
     ];
 
     /// The roles that hold this permission.
@@ -122,6 +126,7 @@ impl Permission {
             Permission::RunFleetDetection => "run_fleet_detection",
             Permission::AcknowledgeAlarms => "acknowledge_alarms",
             Permission::ReadModels => "read_models",
+            Permission::ManageEngineers => "manage_engineers",
         }
     }
 }
@@ -147,6 +152,7 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::RunFleetDetection
                 | P::AcknowledgeAlarms
                 | P::ReadModels
+                | P::ManageEngineers
         ),
         Role::Engineer => matches!(
             permission,

@@ -14,7 +14,8 @@ use utoipa_axum::routes;
 
 use super::auth::{self, Access, Permission};
 use super::{
-    audit, devices, docs, error, fleet, keys, metrics, models, system, tickets, webhooks, AppState,
+    audit, devices, docs, engineers, error, fleet, keys, metrics, models, system, tickets,
+    webhooks, AppState,
 };
 use crate::{Error, Result};
 
@@ -106,6 +107,16 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
             routes!(models::performance),
         ),
         (Access::Requires(P::ReadModels), routes!(models::drift)),
+        (Access::Requires(P::AssignTickets), routes!(engineers::list)),
+        (
+            Access::Requires(P::ManageEngineers),
+            routes!(engineers::put),
+        ),
+        (Access::Requires(P::AssignTickets), routes!(engineers::get)),
+        (
+            Access::Requires(P::AssignTickets),
+            routes!(engineers::candidates),
+        ),
     ]
 }
 
