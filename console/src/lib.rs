@@ -26,6 +26,7 @@ mod chart;
 mod clock;
 mod csrf;
 mod device;
+mod engineers;
 mod error;
 mod fleet;
 mod i18n;
@@ -69,6 +70,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/tickets/{id}", get(ticket::page))
         .route("/tickets/{id}/{action}", post(ticket::act))
         .route("/models", get(models::page))
+        .route("/engineers", get(engineers::page).post(engineers::save))
         .route("/admin", get(admin::overview))
         .route(
             "/admin/users",
