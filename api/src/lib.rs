@@ -20,6 +20,7 @@
 
 pub mod commands;
 pub mod desk;
+pub mod dispatch;
 mod error;
 pub mod fleet;
 pub mod http;

@@ -26,6 +26,7 @@ mod chart;
 mod clock;
 mod csrf;
 mod device;
+mod engineers;
 mod error;
 mod fleet;
 mod i18n;
@@ -71,6 +72,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/tickets/{id}/{action}", post(ticket::act))
         .route("/models", get(models::page))
         .route("/report", get(report::form).post(report::submit))
+        .route("/engineers", get(engineers::page).post(engineers::save))
         .route("/admin", get(admin::overview))
         .route(
             "/admin/users",

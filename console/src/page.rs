@@ -68,6 +68,9 @@ impl Chrome {
         if p.may(P::ReadModels) {
             add("/models", t.nav_models);
         }
+        if p.may(P::ManageEngineers) {
+            add("/engineers", t.nav_engineers);
+        }
         if p.may(P::ManageKeys) {
             add("/admin", t.nav_admin);
         }

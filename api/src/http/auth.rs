@@ -74,11 +74,14 @@ pub enum Permission {
     ManageDirectory,
     /// Report a customer's problem: open or join a ticket (`POST /api/v1/tickets`).
     ReportProblems,
+    /// Register engineers and edit their dispatch profiles (skills, location, hours,
+    /// capacity, supervisor).
+    ManageEngineers,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 21] = [
+    pub const ALL: [Permission; 22] = [
         Permission::ReadTickets,
         Permission::ReadDevices,
         Permission::ReadDeadLetters,
@@ -100,6 +103,7 @@ impl Permission {
         Permission::ReadModels,
         Permission::ManageDirectory,
         Permission::ReportProblems,
+        Permission::ManageEngineers,
     ];
 
     /// The roles that hold this permission.
@@ -131,6 +135,7 @@ impl Permission {
             Permission::ReadModels => "read_models",
             Permission::ManageDirectory => "manage_directory",
             Permission::ReportProblems => "report_problems",
+            Permission::ManageEngineers => "manage_engineers",
         }
     }
 }
@@ -158,6 +163,7 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::ReadModels
                 | P::ManageDirectory
                 | P::ReportProblems
+                | P::ManageEngineers
         ),
         Role::Engineer => matches!(
             permission,

@@ -314,6 +314,7 @@ mod audit;
 pub mod auth;
 mod devices;
 mod docs;
+mod engineers;
 mod error;
 mod extract;
 mod fleet;

@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 
 use super::auth::{self, Access, Permission};
 use super::{
-    audit, devices, docs, error, fleet, intake, keys, metrics, models, system, tickets, webhooks,
-    AppState,
+    audit, devices, docs, engineers, error, fleet, intake, keys, metrics, models, system, tickets,
+    webhooks, AppState,
 };
 use crate::{Error, Result};
 
@@ -115,6 +115,16 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
         (
             Access::Requires(P::ReadDevices),
             routes!(intake::get_directory),
+        ),
+        (Access::Requires(P::AssignTickets), routes!(engineers::list)),
+        (
+            Access::Requires(P::ManageEngineers),
+            routes!(engineers::put),
+        ),
+        (Access::Requires(P::AssignTickets), routes!(engineers::get)),
+        (
+            Access::Requires(P::AssignTickets),
+            routes!(engineers::candidates),
         ),
     ]
 }

@@ -48,6 +48,9 @@ pub const EVENT_UPDATED: &str = "ticket.updated";
 pub const EVENT_SLA_BREACHED: &str = "ticket.sla_breached";
 /// Event type: the model flagged a (device, component), once per flag episode.
 pub const EVENT_FLAGGED: &str = "prediction.flagged";
+/// Event type: automatic dispatch found no engineer who fits and escalated the ticket
+/// to the configured manager (docs/dispatch.md).
+pub const EVENT_ESCALATED: &str = "ticket.escalated";
 
 /// Who supervises whom: the step clocks' alerts go to the supervisor of a ticket's
 /// engineer (the engineers' directory implements it; docs/procedures.md).

@@ -42,18 +42,20 @@ use store::tickets::TicketDb;
 pub use store::tickets::{Attempt, Delivery, DeliveryStatus, DueDelivery, Webhook};
 
 use crate::tickets::{
-    self, ConfigDuration, EVENT_FLAGGED, EVENT_OPENED, EVENT_SLA_BREACHED, EVENT_UPDATED,
+    self, ConfigDuration, EVENT_ESCALATED, EVENT_FLAGGED, EVENT_OPENED, EVENT_SLA_BREACHED,
+    EVENT_UPDATED,
 };
 use crate::{Error, Result};
 
 pub use dispatch::run;
 
 /// Event types a webhook may subscribe to.
-pub const EVENT_TYPES: [&str; 4] = [
+pub const EVENT_TYPES: [&str; 5] = [
     EVENT_OPENED,
     EVENT_UPDATED,
     EVENT_SLA_BREACHED,
     EVENT_FLAGGED,
+    EVENT_ESCALATED,
 ];
 
 /// Shortest secret accepted, in characters.

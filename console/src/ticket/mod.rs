@@ -15,6 +15,7 @@
 //!   the person's name; the desk writes the ticket log.
 //! * Engineers open only the tickets assigned to them (`desk::ticket_for_person`).
 
+mod candidates;
 mod chart;
 mod forms;
 pub(crate) mod reports;
@@ -63,6 +64,7 @@ struct TicketPage {
     a: Actions,
     done: Option<&'static str>,
     refusal: Option<Refusal>,
+    candidates: Option<candidates::Panel>,
     bar_w: f64,
     meter_w: f64,
     trend_w: f64,
@@ -179,6 +181,15 @@ async fn ticket_page(
         };
         error_page(e, lang)
     })?;
+    let candidates = {
+        let state = state.clone();
+        let who = viewer.principal.clone();
+        let ticket = loaded.ticket.clone();
+        let clock = viewer.clock;
+        blocking(move || candidates_panel(&state, &who, &ticket, &clock, lang))
+            .await
+            .map_err(|e| error_page(e, lang))?
+    };
     let profile = state
         .api
         .profiles()
@@ -213,6 +224,7 @@ async fn ticket_page(
             a,
             done,
             refusal,
+            candidates,
             bar_w: chart::BAR_W,
             meter_w: chart::METER_W,
             trend_w: chart::TREND_W,
@@ -222,6 +234,39 @@ async fn ticket_page(
             reports,
         },
     ))
+}
+
+/// The candidates panel of `ticket` for `who` (blocking): only for viewers who may
+/// assign, on active tickets, when the server keeps an engineers' directory.
+fn candidates_panel(
+    state: &ConsoleState,
+    who: &api::Principal,
+    ticket: &Ticket,
+    clock: &crate::clock::Clock,
+    lang: domain::Lang,
+) -> crate::Result<Option<candidates::Panel>> {
+    let api = &state.api;
+    let Some(d) = api.dispatcher() else {
+        return Ok(None);
+    };
+    if !who.may(api::http::auth::Permission::AssignTickets) || !ticket.status.is_active() {
+        return Ok(None);
+    }
+    let ranking = api::desk::candidates(api, who, ticket.id)?;
+    let regions: Vec<(String, Option<String>)> = d
+        .users()
+        .engineers()?
+        .into_iter()
+        .map(|e| (e.login, e.region))
+        .collect();
+    Ok(Some(candidates::build(
+        ticket,
+        &ranking,
+        &regions,
+        d.config().visit.millis(),
+        clock,
+        lang,
+    )))
 }
 
 /// A ticket id from the path; anything else is no ticket.
@@ -384,7 +429,8 @@ fn apply(
                 window_end: s.window.map(|w| w.1),
                 region: s.region.clone(),
             };
-            let after = desk::assign(api, who, id, input)?;
+            let override_capacity = fields.get("override_capacity") == "on";
+            let (after, overridden) = desk::assign_checked(api, who, id, input, override_capacity)?;
             // A ticket not yet scheduled becomes scheduled; one in progress stays so.
             let scheduled = matches!(
                 after.status,
@@ -398,10 +444,11 @@ fn apply(
                 .window
                 .map_or_else(|| "none".to_owned(), |(a, b)| format!("{a} to {b}"));
             format!(
-                "ticket {n}: assigned to {}, window {window}, region {}{}",
+                "ticket {n}: assigned to {}, window {window}, region {}{}{}",
                 s.engineer,
                 s.region.as_deref().unwrap_or("none"),
-                if scheduled { "; -> scheduled" } else { "" }
+                if scheduled { "; -> scheduled" } else { "" },
+                overridden.map(|o| format!("; {o}")).unwrap_or_default()
             )
         }
         Action::Resolve | Action::Outcome => {

@@ -49,6 +49,10 @@ pub struct Running {
     pub console_url: String,
     /// The console's accounts.
     pub users: store::users::UserStore,
+    /// Engineers and dispatch: the engineers' directory, rankings and the sweep
+    /// (`dispatch_pending`), which a task runs every `[dispatch] interval` and after
+    /// ticket events.
+    pub dispatcher: api::dispatch::Dispatcher,
     /// Fleet analytics (its snapshot is refreshed by a task every `[fleet]
     /// refresh_interval`; `demo` refreshes it once more after its replay).
     pub fleet: api::fleet::Fleet,
@@ -201,6 +205,14 @@ pub async fn start_with_clients(
         "session pruning task",
         tokio::spawn(tasks::prune_sessions(served.users.clone(), stop.clone())),
     ));
+    tasks.push((
+        "dispatch task",
+        tokio::spawn(tasks::dispatch(
+            served.dispatcher.clone(),
+            stores.tickets.subscribe_events(),
+            stop.clone(),
+        )),
+    ));
     // The archive tails hot.db on its own connection; ingest never waits for it.
     if let Some(a) = archiver {
         tasks.push(("archive", tokio::spawn(a.run(stop.clone()))));
@@ -218,6 +230,7 @@ pub async fn start_with_clients(
         http_addr: served.addr,
         console_url: format!("{}://{}{}/", served.scheme, served.addr, console::PREFIX),
         users: served.users,
+        dispatcher: served.dispatcher,
         fleet,
         admin_key: stores.admin_key,
         access: stores.access,

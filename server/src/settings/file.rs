@@ -44,6 +44,10 @@ pub struct ConfigFile {
     pub fleet: api::fleet::FleetSettings,
     /// The service console: sessions and sign-in limits.
     pub console: ConsoleConfig,
+    /// Automatic dispatch: per priority and device type auto or propose, the
+    /// escalation manager, the sweep interval, visit length and travel assumptions
+    /// (docs/dispatch.md).
+    pub dispatch: api::dispatch::DispatchConfig,
 }
 
 impl Default for ConfigFile {
@@ -63,6 +67,7 @@ impl Default for ConfigFile {
             console: ConsoleConfig::default(),
             diagnosis: DiagnosisConfig::default(),
             fleet: api::fleet::FleetSettings::default(),
+            dispatch: api::dispatch::DispatchConfig::default(),
         }
     }
 }

@@ -139,6 +139,8 @@ pub struct Settings {
     pub profiles_dir: Option<PathBuf>,
     /// Ticket priority rules and SLA clocks.
     pub tickets: api::TicketConfig,
+    /// Automatic dispatch (`[dispatch]`).
+    pub dispatch: api::dispatch::DispatchConfig,
     /// Webhook delivery.
     pub webhooks: api::WebhookConfig,
     /// The InfluxDB archive, when configured.
@@ -297,6 +299,10 @@ impl Settings {
             tickets: {
                 f.tickets.validate()?;
                 f.tickets.clone()
+            },
+            dispatch: {
+                f.dispatch.validate()?;
+                f.dispatch.clone()
             },
             webhooks: {
                 f.webhooks.validate()?;

@@ -50,6 +50,29 @@ fn the_documented_example_is_valid() {
     assert_eq!(default, DeadLetterRetention::default());
     assert_eq!(default.max_rows, 100_000);
     assert_eq!(default.max_age_ms, 30 * domain::Timestamp::DAY_MS);
+    assert_eq!(
+        settings.dispatch,
+        api::dispatch::DispatchConfig::default(),
+        "[dispatch] shows the defaults"
+    );
+}
+
+#[test]
+fn dispatch_rules_are_typed_and_checked() {
+    let s = build(
+        "[dispatch]\nenabled = false\nvisit = \"90m\"\n[dispatch.device_types.washer]\nnormal = \"auto\"\n",
+        None,
+    )
+    .unwrap();
+    assert!(!s.dispatch.enabled);
+    assert_eq!(s.dispatch.visit.millis(), 90 * 60_000);
+    assert_eq!(
+        s.dispatch.mode(domain::Priority::Normal, "washer"),
+        api::dispatch::DispatchMode::Auto
+    );
+    assert!(build("[dispatch]\nspeed_kmh = 0.0\n", None).is_err());
+    assert!(build("[dispatch]\nurgent = \"sometimes\"\n", None).is_err());
+    assert!(build("[dispatch]\nmanagr = \"x\"\n", None).is_err());
 }
 
 #[test]

@@ -63,6 +63,7 @@ mod alarm_acks;
 mod commands;
 mod device_tickets;
 mod directory;
+mod dispatch;
 mod events;
 mod fleet;
 mod outcomes;
@@ -82,6 +83,7 @@ use rusqlite::{Connection, TransactionBehavior};
 pub use alarm_acks::AlarmAck;
 pub use commands::{CommandRecord, CommandState, CommandStatus};
 pub use directory::DirectoryEntry;
+pub use dispatch::{Booking, DeviceLocation, DispatchState};
 pub use events::EventRecord;
 pub use fleet::{
     AlarmCell, AlarmNumbers, AlarmRecord, Cohort, CohortRow, ComponentHistory, FleetTicket,

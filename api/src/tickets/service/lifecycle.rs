@@ -162,6 +162,20 @@ impl TicketService {
     /// active tickets can be assigned ([`Error::Conflict`] otherwise); a window must
     /// have both ends with the end after the start ([`Error::Invalid`]).
     pub fn assign(&self, id: i64, input: AssignmentInput, actor: &str) -> Result<Ticket> {
+        self.assign_with(id, input, actor, "", |_, _, _| Ok(()))
+    }
+
+    /// [`TicketService::assign`] with `extra` appended to the `assigned` log note (a
+    /// capacity override, dispatch's reasons) and `also` run in the same transaction
+    /// before the log entry (dispatch records its word there).
+    pub(crate) fn assign_with(
+        &self,
+        id: i64,
+        input: AssignmentInput,
+        actor: &str,
+        extra: &str,
+        also: impl FnOnce(&store::tickets::Tables<'_>, &Ticket, Timestamp) -> Result<()>,
+    ) -> Result<Ticket> {
         for (name, value) in [("engineer", &input.engineer), ("region", &input.region)] {
             if let Some(v) = value {
                 check_text(name, v)?;
@@ -199,15 +213,20 @@ impl TicketService {
             if actor != SYSTEM_ACTOR {
                 tx.set_planner(id, actor)?;
             }
+            also(tx, t, now)?;
             let window = match (a.window_start, a.window_end) {
                 (Some(s), Some(e)) => format!("{s} to {e}"),
                 _ => "none".to_owned(),
             };
-            let note = format!(
+            let mut note = format!(
                 "Engineer {}, window {window}, region {}",
                 a.engineer.as_deref().unwrap_or("none"),
                 a.region.as_deref().unwrap_or("none"),
             );
+            if !extra.is_empty() {
+                note.push_str("; ");
+                note.push_str(extra);
+            }
             log_change(tx, id, now, actor, "assigned", &note)?;
             Ok(())
         })

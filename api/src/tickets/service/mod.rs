@@ -14,6 +14,7 @@
 
 mod diagnosis;
 mod directory;
+mod dispatch;
 mod events;
 mod intake;
 mod lifecycle;
