@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::harness::{run_cli, trained_models, Server};
+use crate::harness::{bin, run_cli, trained_models, Server, ADMIN_KEY};
 
 fn count(tickets: &[Value], f: impl Fn(&Value) -> bool) -> u64 {
     tickets.iter().filter(|t| f(t)).count() as u64
@@ -34,7 +34,10 @@ async fn simulate_service_works_through_the_api_and_its_kpis_agree_with_the_reco
         "washer,refrigerator",
     ]);
     let data = dir.path().join("sim");
-    let out = run_cli(&[
+    // With the suite's admin key, which the server started on the data later accepts.
+    let output = std::process::Command::new(bin())
+        .env("FIXAHEAD_ADMIN_KEY", ADMIN_KEY)
+        .args([
         "simulate-service",
         "--history",
         history.to_str().unwrap(),
@@ -51,7 +54,15 @@ async fn simulate_service_works_through_the_api_and_its_kpis_agree_with_the_reco
         "--rule",
         "fcfs",
         "--json",
-    ]);
+    ])
+        .output()
+        .expect("run simulate-service");
+    assert!(
+        output.status.success(),
+        "simulate-service failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
     let doc: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     let run = &doc["rules"][0];
     assert_eq!(run["rule"], "fcfs");
