@@ -69,11 +69,13 @@ pub enum Permission {
     AcknowledgeAlarms,
     /// Read model performance in production and model drift.
     ReadModels,
+    /// Record a customer's satisfaction with a ticket and mark its call-back done.
+    RecordSatisfaction,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 20] = [
         Permission::ReadTickets,
         Permission::ReadDevices,
         Permission::ReadDeadLetters,
@@ -93,6 +95,7 @@ impl Permission {
         Permission::RunFleetDetection,
         Permission::AcknowledgeAlarms,
         Permission::ReadModels,
+        Permission::RecordSatisfaction,
     ];
 
     /// The roles that hold this permission.
@@ -122,6 +125,7 @@ impl Permission {
             Permission::RunFleetDetection => "run_fleet_detection",
             Permission::AcknowledgeAlarms => "acknowledge_alarms",
             Permission::ReadModels => "read_models",
+            Permission::RecordSatisfaction => "record_satisfaction",
         }
     }
 }
@@ -147,6 +151,7 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::RunFleetDetection
                 | P::AcknowledgeAlarms
                 | P::ReadModels
+                | P::RecordSatisfaction
         ),
         Role::Engineer => matches!(
             permission,
@@ -168,6 +173,7 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::ManageWebhooks
                 | P::ReadFleet
                 | P::ReadModels
+                | P::RecordSatisfaction
         ),
     }
 }
@@ -460,6 +466,11 @@ mod tests {
         for r in [Role::Engineer, Role::Integration] {
             assert!(!grants(r, Permission::AcknowledgeAlarms));
         }
+        // Satisfaction: planners and integrations (a CRM or survey tool), not engineers.
+        for r in [Role::Planner, Role::Integration] {
+            assert!(grants(r, Permission::RecordSatisfaction));
+        }
+        assert!(!grants(Role::Engineer, Permission::RecordSatisfaction));
         for r in [Role::Planner, Role::Engineer, Role::Integration] {
             assert!(!grants(r, Permission::ReadAudit));
             assert!(!grants(r, Permission::ManageKeys));

@@ -65,8 +65,10 @@ mod fleet;
 mod outcomes;
 mod queue;
 mod risk;
+mod satisfaction;
 mod schema;
 mod sla;
+mod steps;
 mod ticket;
 mod webhooks;
 
@@ -86,6 +88,7 @@ pub use outcomes::{read_outcomes, PerformanceFact, TicketOutcome};
 pub use queue::{Assignee, QueueCell, QueueChoices, QueueQuery, QueueTicket};
 pub use risk::RiskRecord;
 pub use sla::{DueClock, SlaKind};
+pub use steps::next_step_due;
 pub use ticket::{
     ActiveTicket, DeviceFacts, NewTicket, Reopen, StatusChange, TicketQuery, TicketUpdate,
 };
