@@ -62,6 +62,17 @@ pub trait Supervisors: Send + Sync {
     fn supervisor_of(&self, login: &str) -> Option<String>;
 }
 
+/// No supervisors recorded: every step alert goes to the priority's escalation
+/// contact (`[tickets] <tier>_escalation`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoSupervisors;
+
+impl Supervisors for NoSupervisors {
+    fn supervisor_of(&self, _login: &str) -> Option<String> {
+        None
+    }
+}
+
 /// What the caller knows about a device beyond its predictions, used to fill a
 /// ticket's [`domain::Diagnosis`] and to apply the critical-fault priority rule.
 ///

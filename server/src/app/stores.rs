@@ -43,7 +43,9 @@ impl Stores {
             .with_dead_letter_retention(settings.dead_letters);
         let tickets_path = dir.join(TICKETS_DB);
         let tickets = api::TicketService::open(&tickets_path, settings.tickets.clone())
-            .context("opening ticket store")?;
+            .context("opening ticket store")?
+            .with_procedures(settings.procedures.clone(), settings.satisfaction.clone())
+            .context("configuring procedures")?;
         // Webhooks: registrations and the delivery outbox live in tickets.db, beside the
         // events they deliver.
         let webhooks = api::WebhookService::open(&tickets_path, settings.webhooks.clone())

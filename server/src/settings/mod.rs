@@ -139,6 +139,10 @@ pub struct Settings {
     pub profiles_dir: Option<PathBuf>,
     /// Ticket priority rules and SLA clocks.
     pub tickets: api::TicketConfig,
+    /// Procedures and their step limits (validated).
+    pub procedures: api::tickets::ProcedureConfig,
+    /// Satisfaction and call-backs (validated).
+    pub satisfaction: api::tickets::SatisfactionConfig,
     /// Webhook delivery.
     pub webhooks: api::WebhookConfig,
     /// The InfluxDB archive, when configured.
@@ -283,6 +287,14 @@ impl Settings {
             tickets: {
                 f.tickets.validate()?;
                 f.tickets.clone()
+            },
+            procedures: {
+                f.procedures.validate()?;
+                f.procedures.clone()
+            },
+            satisfaction: {
+                f.satisfaction.validate()?;
+                f.satisfaction.clone()
             },
             webhooks: {
                 f.webhooks.validate()?;
