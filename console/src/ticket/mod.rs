@@ -17,6 +17,7 @@
 
 mod chart;
 mod forms;
+mod procedure;
 mod texts;
 mod view;
 pub(crate) mod words;
@@ -60,6 +61,7 @@ struct TicketPage {
     t: &'static Texts,
     v: View,
     a: Actions,
+    procedure: procedure::Panel,
     done: Option<&'static str>,
     refusal: Option<Refusal>,
     bar_w: f64,
@@ -181,6 +183,14 @@ async fn ticket_page(
         .profiles()
         .get(&loaded.ticket.device_type)
         .cloned();
+    let procedure = procedure::build(
+        &loaded.ticket,
+        &viewer.principal,
+        loaded.now,
+        &viewer.clock,
+        lang,
+        &draft,
+    );
     let (v, a) = view::build(
         &loaded,
         &viewer.principal,
@@ -207,6 +217,7 @@ async fn ticket_page(
             t,
             v,
             a,
+            procedure,
             done,
             refusal,
             bar_w: chart::BAR_W,
@@ -306,6 +317,7 @@ fn apply(
     let permission = match action {
         Action::Schedule => Permission::AssignTickets,
         Action::Resolve | Action::Outcome => Permission::RecordOutcome,
+        Action::Satisfaction | Action::Callback => Permission::RecordSatisfaction,
         _ => Permission::TransitionTickets,
     };
     desk::require(who, permission)?;
@@ -317,7 +329,10 @@ fn apply(
         Action::Close => Some(TicketStatus::Closed),
         _ => None,
     };
-    if action != Action::Schedule {
+    if !matches!(
+        action,
+        Action::Schedule | Action::Satisfaction | Action::Callback
+    ) {
         desk::check_may_act(who, t, to)?;
     }
     let note = fields.get("note").trim();
@@ -359,6 +374,34 @@ fn apply(
             }
             desk::add_note(api, who, id, note)?;
             format!("ticket {n}: note added")
+        }
+        Action::Satisfaction => {
+            let Some(score) = fields
+                .get("score")
+                .parse::<u8>()
+                .ok()
+                .filter(|s| (1..=5).contains(s))
+            else {
+                return Ok(Done::Invalid(texts.err_score.into()));
+            };
+            let input = api::tickets::SatisfactionInput {
+                score,
+                comment: fields.get("comment").trim().to_owned(),
+                channel: None,
+            };
+            let after = desk::record_satisfaction(api, who, id, input)?;
+            let opened = t.callback.is_none() && after.callback.is_some();
+            format!(
+                "ticket {n}: satisfaction {score}/5{}",
+                if opened { "; call-back opened" } else { "" }
+            )
+        }
+        Action::Callback => {
+            if note.is_empty() {
+                return Ok(Done::Invalid(texts.err_note_empty.into()));
+            }
+            desk::complete_callback(api, who, id, note)?;
+            format!("ticket {n}: call-back done ({})", short(note))
         }
         Action::Schedule => {
             // Who may be chosen: enabled engineer accounts.
