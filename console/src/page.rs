@@ -59,6 +59,9 @@ impl Chrome {
         if p.restricted_to_assigned() {
             add("/my-day", t.nav_my_day);
         }
+        if p.may(P::ReadTickets) {
+            add("/alerts", t.nav_alerts);
+        }
         if p.may(P::ReadFleet) {
             add("/fleet", t.nav_fleet);
         }

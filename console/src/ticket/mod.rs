@@ -17,7 +17,7 @@
 
 mod chart;
 mod forms;
-mod procedure;
+pub(crate) mod procedure;
 mod texts;
 mod view;
 pub(crate) mod words;

@@ -40,12 +40,17 @@ impl Tables<'_> {
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
-    /// Ids of tickets with a step found overdue or a call-back, for the alerts view:
-    /// the newest `limit` by last update.
+    /// Ids of the tickets that need someone's attention, newest change first, at most
+    /// `limit`: a call-back not yet done, or a step found overdue and not yet done
+    /// (on a ticket that is active or resolved: a closed or dismissed one has none).
     pub fn alert_tickets(&self, limit: usize) -> Result<Vec<i64>> {
         let mut st = self.conn.prepare_cached(
             "SELECT id FROM tickets
-             WHERE callback IS NOT NULL OR steps LIKE '%\"overdue_at\":\"%'
+             WHERE (callback IS NOT NULL AND json_extract(callback, '$.done_at') IS NULL)
+                OR (status IN ('open', 'acknowledged', 'scheduled', 'in_progress', 'resolved')
+                    AND EXISTS (SELECT 1 FROM json_each(tickets.steps) AS s
+                                WHERE json_extract(s.value, '$.overdue_at') IS NOT NULL
+                                  AND json_extract(s.value, '$.done_at') IS NULL))
              ORDER BY updated_at DESC, id DESC LIMIT ?1",
         )?;
         let rows = st.query_map(params![limit as i64], |r| r.get::<_, i64>(0))?;

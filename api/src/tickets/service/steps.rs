@@ -90,6 +90,19 @@ impl TicketService {
         }
     }
 
+    /// The tickets that need someone's attention, newest change first, at most
+    /// `limit`, each with its log: a call-back not yet done, or a step found overdue
+    /// and not yet done (the console's alerts view).
+    pub fn alert_tickets(&self, limit: usize) -> Result<Vec<Ticket>> {
+        self.read(|t| {
+            let mut out = Vec::new();
+            for id in t.alert_tickets(limit)? {
+                out.extend(t.get_ticket(id)?);
+            }
+            Ok(out)
+        })
+    }
+
     /// The sweep of step clocks and call-backs, in one transaction (the server runs
     /// it with the SLA check; a simulation calls it after advancing the clock):
     ///
