@@ -15,7 +15,7 @@ use domain::{Ticket, TicketStatus};
 
 use crate::http::auth::{Permission, Principal};
 use crate::http::AppState;
-use crate::tickets::{AssignmentInput, OutcomeInput};
+use crate::tickets::{AssignmentInput, OutcomeInput, SatisfactionInput};
 use crate::{Error, Result};
 
 /// Refuses unless `who`'s role holds `permission`.
@@ -332,6 +332,27 @@ pub fn add_note(state: &AppState, who: &Principal, id: i64, note: &str) -> Resul
     let t = find(state, id)?;
     check_may_act(who, &t, None)?;
     state.tickets().add_note(id, note, &who.actor())
+}
+
+/// Records the customer's satisfaction with ticket `id`, for `who` (needs
+/// `record_satisfaction`: planners, admins, integrations).
+#[tracing::instrument(skip_all, fields(ticket_id = id))]
+pub fn record_satisfaction(
+    state: &AppState,
+    who: &Principal,
+    id: i64,
+    input: SatisfactionInput,
+) -> Result<Ticket> {
+    require(who, Permission::RecordSatisfaction)?;
+    state.tickets().record_satisfaction(id, input, &who.actor())
+}
+
+/// Marks ticket `id`'s call-back done with `note`, for `who` (needs
+/// `record_satisfaction`).
+#[tracing::instrument(skip_all, fields(ticket_id = id))]
+pub fn complete_callback(state: &AppState, who: &Principal, id: i64, note: &str) -> Result<Ticket> {
+    require(who, Permission::RecordSatisfaction)?;
+    state.tickets().complete_callback(id, note, &who.actor())
 }
 
 // ---------------------------------------------------------------------------------

@@ -21,6 +21,7 @@
 
 mod account;
 mod admin;
+mod alerts;
 mod assets;
 mod chart;
 mod clock;
@@ -62,6 +63,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/", get(queue::page))
         .route("/events", get(live::events))
         .route("/my-day", get(my_day::page))
+        .route("/alerts", get(alerts::page))
         .route("/sign-in", get(sign_in::form).post(sign_in::submit))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/account", get(account::page))

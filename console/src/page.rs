@@ -62,6 +62,9 @@ impl Chrome {
         if p.may(P::ReportProblems) {
             add("/report", t.nav_report);
         }
+        if p.may(P::ReadTickets) {
+            add("/alerts", t.nav_alerts);
+        }
         if p.may(P::ReadFleet) {
             add("/fleet", t.nav_fleet);
         }

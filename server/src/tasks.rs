@@ -86,9 +86,11 @@ pub(crate) fn prune_sessions(
     )
 }
 
-/// Checks the tickets' SLA clocks every `period`.
+/// Checks the tickets' SLA clocks, then their procedure steps and call-backs
+/// ([`api::TicketService::check_steps`], alerts to `supervisors`), every `period`.
 pub(crate) fn check_sla(
     tickets: api::TicketService,
+    supervisors: std::sync::Arc<dyn api::tickets::Supervisors>,
     period: Duration,
     stop: CancellationToken,
 ) -> impl Future<Output = ()> {
@@ -96,10 +98,22 @@ pub(crate) fn check_sla(
         "SLA check",
         period,
         stop,
-        move || tickets.check_sla().map_err(|e| e.to_string()),
-        |breaches| {
+        move || {
+            let breaches = tickets.check_sla().map_err(|e| e.to_string())?;
+            let sweep = tickets
+                .check_steps(supervisors.as_ref())
+                .map_err(|e| e.to_string())?;
+            Ok((breaches, sweep))
+        },
+        |(breaches, sweep)| {
             for b in breaches {
                 tracing::warn!(ticket_id = b.ticket_id, kind = b.kind.as_str(), escalated_to = %b.escalated_to, "SLA breached");
+            }
+            for s in sweep.steps {
+                tracing::warn!(ticket_id = s.ticket_id, step = %s.step, owner = ?s.owner, supervisor = %s.supervisor, "Procedure step overdue");
+            }
+            for c in sweep.callbacks {
+                tracing::warn!(ticket_id = c.ticket_id, owner = ?c.owner, "Call-back overdue");
             }
         },
     )

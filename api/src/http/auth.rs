@@ -77,11 +77,13 @@ pub enum Permission {
     /// Register engineers and edit their dispatch profiles (skills, location, hours,
     /// capacity, supervisor).
     ManageEngineers,
+    /// Record a customer's satisfaction with a ticket and mark its call-back done.
+    RecordSatisfaction,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 22] = [
+    pub const ALL: [Permission; 23] = [
         Permission::ReadTickets,
         Permission::ReadDevices,
         Permission::ReadDeadLetters,
@@ -104,6 +106,7 @@ impl Permission {
         Permission::ManageDirectory,
         Permission::ReportProblems,
         Permission::ManageEngineers,
+        Permission::RecordSatisfaction,
     ];
 
     /// The roles that hold this permission.
@@ -136,6 +139,7 @@ impl Permission {
             Permission::ManageDirectory => "manage_directory",
             Permission::ReportProblems => "report_problems",
             Permission::ManageEngineers => "manage_engineers",
+            Permission::RecordSatisfaction => "record_satisfaction",
         }
     }
 }
@@ -164,6 +168,7 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::ManageDirectory
                 | P::ReportProblems
                 | P::ManageEngineers
+                | P::RecordSatisfaction
         ),
         Role::Engineer => matches!(
             permission,
@@ -187,6 +192,7 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::ReadModels
                 | P::ManageDirectory
                 | P::ReportProblems
+                | P::RecordSatisfaction
         ),
     }
 }
@@ -479,6 +485,11 @@ mod tests {
         for r in [Role::Engineer, Role::Integration] {
             assert!(!grants(r, Permission::AcknowledgeAlarms));
         }
+        // Satisfaction: planners and integrations (a CRM or survey tool), not engineers.
+        for r in [Role::Planner, Role::Integration] {
+            assert!(grants(r, Permission::RecordSatisfaction));
+        }
+        assert!(!grants(Role::Engineer, Permission::RecordSatisfaction));
         for r in [Role::Planner, Role::Engineer, Role::Integration] {
             assert!(!grants(r, Permission::ReadAudit));
             assert!(!grants(r, Permission::ManageKeys));

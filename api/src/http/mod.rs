@@ -323,6 +323,7 @@ mod keys;
 pub(crate) mod metrics;
 mod models;
 mod routes;
+mod satisfaction;
 mod state;
 mod system;
 mod tickets;

@@ -14,7 +14,8 @@ use utoipa_axum::routes;
 
 use super::auth::{self, Access, Permission};
 use super::{
-    audit, devices, docs, engineers, error, fleet, intake, keys, metrics, models, system, tickets,
+    audit, devices, docs, engineers, error, fleet, intake, keys, metrics, models, satisfaction,
+    system, tickets,
     webhooks, AppState,
 };
 use crate::{Error, Result};
@@ -50,6 +51,14 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
             routes!(tickets::note),
         ),
         (Access::Requires(P::ReadEvents), routes!(tickets::events)),
+        (
+            Access::Requires(P::RecordSatisfaction),
+            routes!(satisfaction::record),
+        ),
+        (
+            Access::Requires(P::RecordSatisfaction),
+            routes!(satisfaction::callback),
+        ),
         (Access::Requires(P::ReadDevices), routes!(devices::list)),
         (Access::Requires(P::ReadDevices), routes!(devices::get)),
         (

@@ -113,12 +113,12 @@ pub(crate) async fn list(
     Ok(Json(TicketPage { tickets, next }))
 }
 
-fn ticket_id(id: &str) -> Result<i64> {
+pub(super) fn ticket_id(id: &str) -> Result<i64> {
     super::path_id("ticket id", id)
 }
 
 /// A ticket with the statuses it may move to now.
-fn with_allowed(tickets: &TicketService, ticket: Ticket) -> Result<TicketView> {
+pub(super) fn with_allowed(tickets: &TicketService, ticket: Ticket) -> Result<TicketView> {
     let allowed_transitions = tickets.allowed_transitions(&ticket);
     Ok(TicketView {
         ticket,

@@ -19,6 +19,7 @@ mod candidates;
 mod chart;
 mod forms;
 pub(crate) mod reports;
+pub(crate) mod procedure;
 mod texts;
 mod view;
 pub(crate) mod words;
@@ -62,6 +63,7 @@ struct TicketPage {
     t: &'static Texts,
     v: View,
     a: Actions,
+    procedure: procedure::Panel,
     done: Option<&'static str>,
     refusal: Option<Refusal>,
     candidates: Option<candidates::Panel>,
@@ -196,6 +198,14 @@ async fn ticket_page(
         .get(&loaded.ticket.device_type)
         .cloned();
     let reports = reports::ReportsPanel::new(&loaded.ticket, profile.as_deref(), &viewer.clock);
+    let procedure = procedure::build(
+        &loaded.ticket,
+        &viewer.principal,
+        loaded.now,
+        &viewer.clock,
+        lang,
+        &draft,
+    );
     let (v, a) = view::build(
         &loaded,
         &viewer.principal,
@@ -222,6 +232,7 @@ async fn ticket_page(
             t,
             v,
             a,
+            procedure,
             done,
             refusal,
             candidates,
@@ -356,6 +367,7 @@ fn apply(
     let permission = match action {
         Action::Schedule => Permission::AssignTickets,
         Action::Resolve | Action::Outcome => Permission::RecordOutcome,
+        Action::Satisfaction | Action::Callback => Permission::RecordSatisfaction,
         _ => Permission::TransitionTickets,
     };
     desk::require(who, permission)?;
@@ -367,7 +379,10 @@ fn apply(
         Action::Close => Some(TicketStatus::Closed),
         _ => None,
     };
-    if action != Action::Schedule {
+    if !matches!(
+        action,
+        Action::Schedule | Action::Satisfaction | Action::Callback
+    ) {
         desk::check_may_act(who, t, to)?;
     }
     let note = fields.get("note").trim();
@@ -409,6 +424,34 @@ fn apply(
             }
             desk::add_note(api, who, id, note)?;
             format!("ticket {n}: note added")
+        }
+        Action::Satisfaction => {
+            let Some(score) = fields
+                .get("score")
+                .parse::<u8>()
+                .ok()
+                .filter(|s| (1..=5).contains(s))
+            else {
+                return Ok(Done::Invalid(texts.err_score.into()));
+            };
+            let input = api::tickets::SatisfactionInput {
+                score,
+                comment: fields.get("comment").trim().to_owned(),
+                channel: None,
+            };
+            let after = desk::record_satisfaction(api, who, id, input)?;
+            let opened = t.callback.is_none() && after.callback.is_some();
+            format!(
+                "ticket {n}: satisfaction {score}/5{}",
+                if opened { "; call-back opened" } else { "" }
+            )
+        }
+        Action::Callback => {
+            if note.is_empty() {
+                return Ok(Done::Invalid(texts.err_note_empty.into()));
+            }
+            desk::complete_callback(api, who, id, note)?;
+            format!("ticket {n}: call-back done ({})", short(note))
         }
         Action::Schedule => {
             // Who may be chosen: enabled engineer accounts.

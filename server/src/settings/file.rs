@@ -32,6 +32,11 @@ pub struct ConfigFile {
     pub profiles: ProfilesConfig,
     /// Ticket priority rules and SLA clocks.
     pub tickets: api::TicketConfig,
+    /// Procedures: the steps of each problem type with their time limits
+    /// (docs/procedures.md).
+    pub procedures: api::tickets::ProcedureConfig,
+    /// Satisfaction answers and the call-backs of dissatisfied customers.
+    pub satisfaction: api::tickets::SatisfactionConfig,
     /// Webhook delivery: timeout, retries and backoff.
     pub webhooks: api::WebhookConfig,
     /// Optional archives of every stored reading and fault.
@@ -61,6 +66,8 @@ impl Default for ConfigFile {
             models: ModelsConfig::default(),
             profiles: ProfilesConfig::default(),
             tickets: api::TicketConfig::default(),
+            procedures: api::tickets::ProcedureConfig::default(),
+            satisfaction: api::tickets::SatisfactionConfig::default(),
             webhooks: api::WebhookConfig::default(),
             archive: ArchiveConfig::default(),
             commands: CommandsConfig::default(),

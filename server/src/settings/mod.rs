@@ -141,6 +141,10 @@ pub struct Settings {
     pub tickets: api::TicketConfig,
     /// Automatic dispatch (`[dispatch]`).
     pub dispatch: api::dispatch::DispatchConfig,
+    /// Procedures and their step limits (validated).
+    pub procedures: api::tickets::ProcedureConfig,
+    /// Satisfaction and call-backs (validated).
+    pub satisfaction: api::tickets::SatisfactionConfig,
     /// Webhook delivery.
     pub webhooks: api::WebhookConfig,
     /// The InfluxDB archive, when configured.
@@ -303,6 +307,14 @@ impl Settings {
             dispatch: {
                 f.dispatch.validate()?;
                 f.dispatch.clone()
+            },
+            procedures: {
+                f.procedures.validate()?;
+                f.procedures.clone()
+            },
+            satisfaction: {
+                f.satisfaction.validate()?;
+                f.satisfaction.clone()
             },
             webhooks: {
                 f.webhooks.validate()?;

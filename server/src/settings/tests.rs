@@ -42,6 +42,16 @@ fn the_documented_example_is_valid() {
         api::fleet::FleetSettings::default(),
         "[fleet] shows the defaults"
     );
+    assert_eq!(
+        file.procedures,
+        api::tickets::ProcedureConfig::default(),
+        "[procedures] shows the default (the seeds' example)"
+    );
+    assert_eq!(
+        file.satisfaction,
+        api::tickets::SatisfactionConfig::default(),
+        "[satisfaction] shows the defaults"
+    );
     let settings = build(&text, None).unwrap();
     assert_eq!(settings.data_dir, PathBuf::from("/var/lib/fixahead"));
     let documented = settings.dead_letters;
@@ -98,6 +108,9 @@ fn rejects_values_serde_cannot() {
         "[fleet]\nalarm_fdr = 0\n",
         "[fleet]\nalarm_min_ratio = 0.5\n",
         "[fleet]\nalarm_min_count = 0\n",
+        "[satisfaction]\ndissatisfied_at_most = 5\n",
+        "[[procedures.procedure]]\nname = \"a\"\nmatch = { source = [\"reactive\"] }\nsteps = []\n",
+        "[[procedures.procedure]]\nname = \"a\"\nsteps = [{ step = \"act\", within = \"4h\" }, { step = \"respond\", within = \"8h\" }]\n",
     ] {
         toml::from_str::<ConfigFile>(bad).unwrap();
         assert!(build(bad, None).is_err(), "{bad}");

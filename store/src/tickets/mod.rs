@@ -70,8 +70,10 @@ mod outcomes;
 mod queue;
 mod reports;
 mod risk;
+mod satisfaction;
 mod schema;
 mod sla;
+mod steps;
 mod ticket;
 mod webhooks;
 
@@ -93,6 +95,7 @@ pub use outcomes::{read_outcomes, PerformanceFact, TicketOutcome};
 pub use queue::{Assignee, QueueCell, QueueChoices, QueueQuery, QueueTicket};
 pub use risk::RiskRecord;
 pub use sla::{DueClock, SlaKind};
+pub use steps::next_step_due;
 pub use ticket::{
     ActiveTicket, DeviceFacts, NewTicket, Reopen, StatusChange, TicketQuery, TicketUpdate,
 };

@@ -190,6 +190,7 @@ impl TicketService {
             return Ok(None);
         };
         tx.issue_number(&b.day, seq)?;
+        self.start_steps(tx, id, now)?;
         tx.append_log(id, now, SYSTEM_ACTOR, "opened", note)?;
         let data = json!({"ticket": summary(tx, id)?, "action": "opened", "actor": SYSTEM_ACTOR, "note": note});
         let device = data["ticket"]["device_id"].as_str().unwrap_or_default();

@@ -5,7 +5,7 @@ use domain::{Assignment, Outcome, OutcomeKind, Ticket, TicketStatus, Timestamp};
 use store::tickets::{Reopen, StatusChange};
 
 use super::{after, log_change, TicketService, SYSTEM_ACTOR};
-use crate::tickets::{AssignmentInput, OutcomeInput};
+use crate::tickets::{AssignmentInput, OutcomeInput, StepName};
 use crate::{Error, Result};
 
 /// Longest engineer, region or note accepted.
@@ -115,6 +115,7 @@ impl TicketService {
         } else {
             format!("{from} -> {to}: {note}")
         };
+        self.steps_on_transition(tx, t, to, now)?;
         if to == TicketStatus::InProgress {
             tx.add_visit(id)?;
         }
@@ -152,7 +153,10 @@ impl TicketService {
         if note.trim().is_empty() {
             return Err(Error::invalid("note: must not be empty"));
         }
-        self.change_ticket(id, |tx, _, now| {
+        self.change_ticket(id, |tx, t, now| {
+            if t.status == TicketStatus::Acknowledged {
+                self.complete_steps(tx, t, StepName::RemoteCheck, now)?;
+            }
             log_change(tx, id, now, actor, "note", note.trim())
         })
     }
@@ -210,6 +214,9 @@ impl TicketService {
                 region: input.region,
             };
             tx.set_assignment(id, &a, now)?;
+            if a.engineer.is_some() && a.window_start.is_some() {
+                self.complete_steps(tx, t, StepName::Schedule, now)?;
+            }
             if actor != SYSTEM_ACTOR {
                 tx.set_planner(id, actor)?;
             }
@@ -234,7 +241,7 @@ impl TicketService {
 }
 
 /// Rejects text longer than [`MAX_TEXT`].
-fn check_text(name: &str, s: &str) -> Result<()> {
+pub(super) fn check_text(name: &str, s: &str) -> Result<()> {
     if s.chars().count() > MAX_TEXT {
         return Err(Error::invalid(format!(
             "{name}: longer than {MAX_TEXT} characters"
