@@ -62,6 +62,7 @@ mod commands;
 mod device_tickets;
 mod events;
 mod fleet;
+mod kpis;
 mod outcomes;
 mod queue;
 mod risk;
@@ -82,6 +83,7 @@ pub use fleet::{
     AlarmCell, AlarmNumbers, AlarmRecord, Cohort, CohortRow, ComponentHistory, FleetTicket,
     NormalRange, RangeRow,
 };
+pub use kpis::{KpiCallback, KpiFact, KpiStep};
 pub use outcomes::{read_outcomes, PerformanceFact, TicketOutcome};
 pub use queue::{Assignee, QueueCell, QueueChoices, QueueQuery, QueueTicket};
 pub use risk::RiskRecord;
