@@ -23,6 +23,7 @@ pub mod desk;
 mod error;
 pub mod fleet;
 pub mod http;
+pub mod kpis;
 pub mod tickets;
 pub mod webhooks;
 
