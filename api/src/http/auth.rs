@@ -69,11 +69,13 @@ pub enum Permission {
     AcknowledgeAlarms,
     /// Read model performance in production and model drift.
     ReadModels,
+    /// Read the service KPIs (`GET /api/v1/kpis`).
+    ReadKpis,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 20] = [
         Permission::ReadTickets,
         Permission::ReadDevices,
         Permission::ReadDeadLetters,
@@ -93,6 +95,7 @@ impl Permission {
         Permission::RunFleetDetection,
         Permission::AcknowledgeAlarms,
         Permission::ReadModels,
+        Permission::ReadKpis,
     ];
 
     /// The roles that hold this permission.
@@ -122,6 +125,7 @@ impl Permission {
             Permission::RunFleetDetection => "run_fleet_detection",
             Permission::AcknowledgeAlarms => "acknowledge_alarms",
             Permission::ReadModels => "read_models",
+            Permission::ReadKpis => "read_kpis",
         }
     }
 }
@@ -147,6 +151,7 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::RunFleetDetection
                 | P::AcknowledgeAlarms
                 | P::ReadModels
+                | P::ReadKpis
         ),
         Role::Engineer => matches!(
             permission,

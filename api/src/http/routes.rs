@@ -14,7 +14,8 @@ use utoipa_axum::routes;
 
 use super::auth::{self, Access, Permission};
 use super::{
-    audit, devices, docs, error, fleet, keys, metrics, models, system, tickets, webhooks, AppState,
+    audit, devices, docs, error, fleet, keys, kpis, metrics, models, system, tickets, webhooks,
+    AppState,
 };
 use crate::{Error, Result};
 
@@ -106,6 +107,7 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
             routes!(models::performance),
         ),
         (Access::Requires(P::ReadModels), routes!(models::drift)),
+        (Access::Requires(P::ReadKpis), routes!(kpis::get)),
     ]
 }
 
