@@ -29,6 +29,7 @@ mod device;
 mod error;
 mod fleet;
 mod i18n;
+mod kpis;
 mod live;
 mod models;
 mod my_day;
@@ -69,6 +70,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/tickets/{id}", get(ticket::page))
         .route("/tickets/{id}/{action}", post(ticket::act))
         .route("/models", get(models::page))
+        .route("/kpis", get(kpis::page))
         .route("/admin", get(admin::overview))
         .route(
             "/admin/users",

@@ -65,6 +65,9 @@ impl Chrome {
         if p.may(P::ReadModels) {
             add("/models", t.nav_models);
         }
+        if p.may(P::ReadKpis) {
+            add("/kpis", t.nav_kpis);
+        }
         if p.may(P::ManageKeys) {
             add("/admin", t.nav_admin);
         }
