@@ -22,6 +22,7 @@ mod feedback;
 mod fleet;
 mod harness;
 mod insight;
+mod kpis;
 mod models;
 mod mosquitto;
 mod mqtt5;
