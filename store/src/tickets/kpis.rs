@@ -12,6 +12,7 @@ use domain::{OutcomeKind, Priority, TicketSource, TicketStatus, Timestamp};
 use rusqlite::params;
 use serde::Deserialize;
 
+use super::outcomes::outcome_kind;
 use super::ticket::corrupt;
 use super::Tables;
 use crate::Result;
@@ -94,17 +95,6 @@ pub struct KpiStep {
 #[derive(Deserialize)]
 struct Score {
     score: u8,
-}
-
-/// An outcome kind from its wire name (`None` for one this version does not know).
-fn outcome_kind(name: &str) -> Option<OutcomeKind> {
-    Some(match name {
-        "confirmed_failure" => OutcomeKind::ConfirmedFailure,
-        "no_fault_found" => OutcomeKind::NoFaultFound,
-        "customer_declined" => OutcomeKind::CustomerDeclined,
-        "not_reached" => OutcomeKind::NotReached,
-        _ => return None,
-    })
 }
 
 fn json<T: for<'de> Deserialize<'de>>(what: &str, raw: Option<&str>) -> Result<Option<T>> {
