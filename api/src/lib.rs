@@ -25,6 +25,7 @@ mod error;
 pub mod fleet;
 pub mod http;
 pub mod intake;
+pub mod kpis;
 pub mod tickets;
 pub mod webhooks;
 

@@ -31,6 +31,7 @@ mod engineers;
 mod error;
 mod fleet;
 mod i18n;
+mod kpis;
 mod live;
 mod models;
 mod my_day;
@@ -75,6 +76,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/models", get(models::page))
         .route("/report", get(report::form).post(report::submit))
         .route("/engineers", get(engineers::page).post(engineers::save))
+        .route("/kpis", get(kpis::page))
         .route("/admin", get(admin::overview))
         .route(
             "/admin/users",

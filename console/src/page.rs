@@ -74,6 +74,9 @@ impl Chrome {
         if p.may(P::ManageEngineers) {
             add("/engineers", t.nav_engineers);
         }
+        if p.may(P::ReadKpis) {
+            add("/kpis", t.nav_kpis);
+        }
         if p.may(P::ManageKeys) {
             add("/admin", t.nav_admin);
         }

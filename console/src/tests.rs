@@ -448,6 +448,7 @@ async fn hostile_query_strings_are_a_page_with_a_reason_never_a_server_error() {
         "/console/fleet/parts.csv".to_owned(),
         "/console/models".to_owned(),
         "/console/report".to_owned(),
+        "/console/kpis".to_owned(),
         "/console/admin/users".to_owned(),
         "/console/admin/keys".to_owned(),
         "/console/admin/webhooks".to_owned(),

@@ -23,6 +23,7 @@ mod fleet;
 mod harness;
 mod insight;
 mod intake;
+mod kpis;
 mod models;
 mod mosquitto;
 mod mqtt5;

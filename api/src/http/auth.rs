@@ -79,11 +79,13 @@ pub enum Permission {
     ManageEngineers,
     /// Record a customer's satisfaction with a ticket and mark its call-back done.
     RecordSatisfaction,
+    /// Read the service KPIs (`GET /api/v1/kpis`).
+    ReadKpis,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 23] = [
+    pub const ALL: [Permission; 24] = [
         Permission::ReadTickets,
         Permission::ReadDevices,
         Permission::ReadDeadLetters,
@@ -107,6 +109,7 @@ impl Permission {
         Permission::ReportProblems,
         Permission::ManageEngineers,
         Permission::RecordSatisfaction,
+        Permission::ReadKpis,
     ];
 
     /// The roles that hold this permission.
@@ -140,6 +143,7 @@ impl Permission {
             Permission::ReportProblems => "report_problems",
             Permission::ManageEngineers => "manage_engineers",
             Permission::RecordSatisfaction => "record_satisfaction",
+            Permission::ReadKpis => "read_kpis",
         }
     }
 }
@@ -169,6 +173,7 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::ReportProblems
                 | P::ManageEngineers
                 | P::RecordSatisfaction
+                | P::ReadKpis
         ),
         Role::Engineer => matches!(
             permission,

@@ -50,6 +50,7 @@
 //! | `run_fleet_detection` | `POST /api/v1/fleet/alarms/detect` | yes | yes | | |
 //! | `acknowledge_alarms` | `POST /api/v1/fleet/alarms/{id}/acknowledge` | yes | yes | | |
 //! | `read_models` | `GET /api/v1/models/performance`, `GET /api/v1/models/drift` | yes | yes | | yes |
+//! | `read_kpis` | `GET /api/v1/kpis` | yes | yes | | |
 //! | `transition_tickets` | `POST /api/v1/tickets/{id}/transitions` | yes | yes | assigned tickets only, to `in_progress` or `resolved` | |
 //! | `assign_tickets` | `POST /api/v1/tickets/{id}/assignment` | yes | yes | | |
 //! | `dismiss_tickets` | a transition to `dismissed` (checked by the transitions handler) | yes | yes | | |
@@ -306,6 +307,13 @@
 //! `status`. The process supplies it ([`AppState::with_drift`]); without one the
 //! report has no models.
 //!
+//! ## `GET /api/v1/kpis` (admin, planner)
+//! The service KPIs of the tickets opened in a period (`from`, `to`: default the 30
+//! days up to now, at most 366 days), overall, per `group_by` (`region`, `engineer`,
+//! `device_type`, `priority`, `source`) and per `bucket` (`day`, `week`). Definitions:
+//! [`crate::kpis`] and docs/kpis.md. 400 on a bad parameter, `from > to` or a longer
+//! period.
+//!
 //! ## `GET /openapi.json`, `GET /docs` (any role)
 //! The OpenAPI document and the docs page (above).
 
@@ -320,6 +328,7 @@ mod extract;
 mod fleet;
 mod intake;
 mod keys;
+mod kpis;
 pub(crate) mod metrics;
 mod models;
 mod routes;

@@ -14,9 +14,8 @@ use utoipa_axum::routes;
 
 use super::auth::{self, Access, Permission};
 use super::{
-    audit, devices, docs, engineers, error, fleet, intake, keys, metrics, models, satisfaction,
-    system, tickets,
-    webhooks, AppState,
+    audit, devices, docs, engineers, error, fleet, intake, keys, kpis, metrics, models,
+    satisfaction, system, tickets, webhooks, AppState,
 };
 use crate::{Error, Result};
 
@@ -135,6 +134,7 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
             Access::Requires(P::AssignTickets),
             routes!(engineers::candidates),
         ),
+        (Access::Requires(P::ReadKpis), routes!(kpis::get)),
     ]
 }
 

@@ -66,6 +66,7 @@ mod directory;
 mod dispatch;
 mod events;
 mod fleet;
+mod kpis;
 mod outcomes;
 mod queue;
 mod reports;
@@ -91,6 +92,7 @@ pub use fleet::{
     AlarmCell, AlarmNumbers, AlarmRecord, Cohort, CohortRow, ComponentHistory, FleetTicket,
     NormalRange, RangeRow,
 };
+pub use kpis::{KpiCallback, KpiFact, KpiStep};
 pub use outcomes::{read_outcomes, PerformanceFact, TicketOutcome};
 pub use queue::{Assignee, QueueCell, QueueChoices, QueueQuery, QueueTicket};
 pub use risk::RiskRecord;
