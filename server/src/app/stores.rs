@@ -49,7 +49,7 @@ impl Stores {
         )
         .context("opening ticket store")?
         .with_procedures(settings.procedures.clone(), settings.satisfaction.clone())
-            .context("configuring procedures")?;
+        .context("configuring procedures")?;
         // Webhooks: registrations and the delivery outbox live in tickets.db, beside the
         // events they deliver.
         let webhooks = api::WebhookService::open(&tickets_path, settings.webhooks.clone())

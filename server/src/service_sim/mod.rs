@@ -102,7 +102,7 @@ pub struct RuleReport {
 const WORLD_ROUTES: [&str; 7] = [
     "post /api/v1/tickets",
     "put /api/v1/engineers/{login}",
-    "put /api/v1/devices/{id}/directory",
+    "put /api/v1/devices/{device_id}/directory",
     "get /api/v1/tickets/{id}/candidates",
     "post /api/v1/tickets/{id}/satisfaction",
     "post /api/v1/tickets/{id}/callback",
@@ -112,15 +112,21 @@ const WORLD_ROUTES: [&str; 7] = [
 /// Sets the configuration a rule needs: `fcfs` turns fixahead's automatic dispatch
 /// off (`[dispatch] enabled = false`), `fixahead` leaves it on.
 fn configure(file: &mut ConfigFile, rule: Rule) {
-    // Seam for the dispatch part's `[dispatch]` section: `file.dispatch.enabled =
-    // rule == Rule::Fixahead` once it exists.
-    let _ = (file, rule);
+    file.dispatch.enabled = rule == Rule::Fixahead;
 }
 
-/// The service sweeps, on the service clock: SLA clocks, then (when this fixahead
-/// has them) dispatch, step limits and call-backs.
-pub fn sweep(tickets: &::api::TicketService) -> Result<()> {
+/// The service sweeps, on the service clock, in the order `run`'s tasks run them: SLA
+/// clocks, automatic dispatch (when `[dispatch] enabled`), procedure steps and
+/// call-backs (alerts to the owners' supervisors from the engineers' directory).
+pub fn sweep(
+    tickets: &::api::TicketService,
+    dispatcher: &::api::dispatch::Dispatcher,
+) -> Result<()> {
     tickets.check_sla()?;
+    if dispatcher.config().enabled {
+        dispatcher.dispatch_pending()?;
+    }
+    tickets.check_steps(dispatcher)?;
     Ok(())
 }
 
@@ -222,8 +228,8 @@ pub async fn run_rule(
             let seen: BTreeSet<String> = lines.iter().map(|l| l.device_id.clone()).collect();
             world.put_directory(&seen).await?;
         }
-        let tickets = running.tickets.clone();
-        tokio::task::spawn_blocking(move || sweep(&tickets)).await??;
+        let (tickets, dispatcher) = (running.tickets.clone(), running.dispatcher.clone());
+        tokio::task::spawn_blocking(move || sweep(&tickets, &dispatcher)).await??;
         world.tick(t).await?;
         if t > h.span.1 && !world.busy() {
             break;

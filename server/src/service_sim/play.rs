@@ -292,7 +292,7 @@ impl Play {
     /// Puts the directory entries of `devices` not put yet (a device is in the
     /// registry once it has published).
     pub(crate) async fn put_directory(&mut self, devices: &BTreeSet<String>) -> Result<()> {
-        if !self.has_route("put /api/v1/devices/{id}/directory") {
+        if !self.has_route("put /api/v1/devices/{device_id}/directory") {
             return Ok(());
         }
         for d in devices {
@@ -586,7 +586,7 @@ impl Play {
             .api
             .get(
                 &self.keys.planner,
-                &format!("get /api/v1/tickets/{id}/candidates"),
+                &format!("/api/v1/tickets/{id}/candidates"),
             )
             .await?;
         if !r.ok() {
