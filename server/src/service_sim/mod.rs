@@ -213,7 +213,9 @@ pub async fn run_rule(
     let mut next_line = 0;
     let mut t = start;
     let mut last_progress = Instant::now();
-    while t <= end {
+    // Past the drain, open work may take up to another drain to finish.
+    let hard_end = Timestamp(end.millis() + options.drain_days * Timestamp::DAY_MS);
+    while t <= end || (world.busy() && t <= hard_end) {
         t = Timestamp(t.millis() + options.step_ms);
         clock.set(t);
         let from = next_line;
