@@ -38,23 +38,23 @@ async fn simulate_service_works_through_the_api_and_its_kpis_agree_with_the_reco
     let output = std::process::Command::new(bin())
         .env("FIXAHEAD_ADMIN_KEY", ADMIN_KEY)
         .args([
-        "simulate-service",
-        "--history",
-        history.to_str().unwrap(),
-        "--models",
-        trained_models().to_str().unwrap(),
-        "--data-dir",
-        data.to_str().unwrap(),
-        "--engineers",
-        "3",
-        "--step-minutes",
-        "60",
-        "--drain-days",
-        "4",
-        "--rule",
-        "fcfs",
-        "--json",
-    ])
+            "simulate-service",
+            "--history",
+            history.to_str().unwrap(),
+            "--models",
+            trained_models().to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--engineers",
+            "3",
+            "--step-minutes",
+            "60",
+            "--drain-days",
+            "4",
+            "--rule",
+            "fcfs",
+            "--json",
+        ])
         .output()
         .expect("run simulate-service");
     assert!(

@@ -32,13 +32,13 @@ pub use config::{ConfigDuration, TicketConfig};
 pub use performance::{
     AssignmentRegions, PerformanceQuery, PerformanceReport, PerformanceRow, Regions,
 };
+pub use procedures::{Procedure, ProcedureConfig, ProcedureMatch, StepLimit, StepName};
+pub use satisfaction::SatisfactionConfig;
 pub use service::{
     check_words, Clock, Planned, ReportInput, ReportResult, ReportResultKind, TicketService,
     MAX_CUSTOMER_DEVICES, MAX_WORDS, SYSTEM_ACTOR, UNKNOWN_COMPONENT,
 };
 pub use store::tickets::DirectoryEntry;
-pub use procedures::{Procedure, ProcedureConfig, ProcedureMatch, StepLimit, StepName};
-pub use satisfaction::SatisfactionConfig;
 pub use store::tickets::{
     Assignee, EventRecord, QueueCell, QueueChoices, QueueQuery, QueueTicket, RiskRecord, SlaKind,
     TicketOutcome, TicketQuery,

@@ -18,8 +18,8 @@
 mod candidates;
 mod chart;
 mod forms;
-pub(crate) mod reports;
 pub(crate) mod procedure;
+pub(crate) mod reports;
 mod texts;
 mod view;
 pub(crate) mod words;
