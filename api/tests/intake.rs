@@ -323,6 +323,8 @@ async fn reports_join_or_open_and_find_devices_by_id_serial_or_customer() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["ticket"]["component"], "unknown");
+    assert_eq!(body["prejudgement"]["evidence"][0]["kind"], "nuisance");
+    assert_eq!(body["prejudgement"]["evidence"][0]["code"], "E41");
     assert_eq!(body["ticket"]["priority"], "important");
     assert_eq!(body["prejudgement"]["component"], Value::Null);
 

@@ -2,7 +2,8 @@
 //! points at, with a confidence and the evidence, before a person looks
 //! (docs/intake.md, "Pre-judgement").
 //!
-//! Pure: it reads only what it is given. Every component of the profile gets a score,
+//! Pure: it reads only what it is given. Nuisance codes (linked to no component) are
+//! listed last in the evidence and weigh nothing. Every component of the profile gets a score,
 //! the sum of the weights of its evidence (the `W_*` constants below, one table in
 //! docs/intake.md); a component's confidence is its score over the sum of
 //! all scores plus [`UNEXPLAINED`], the mass of "something the data does not show"
@@ -173,11 +174,18 @@ pub fn prejudge(input: &PrejudgeInput<'_>) -> PreJudgement {
         let e = codes.entry(code.as_str()).or_insert(*ts);
         *e = (*e).max(*ts);
     }
+    let mut nuisance = Vec::new();
     for (code, ts) in codes {
         let Some(def) = profile.fault(code) else {
             continue;
         };
         let Some(component) = def.component.as_deref() else {
+            nuisance.push(Evidence::Nuisance {
+                code: code.to_owned(),
+                ts,
+                title: Some(def.title.clone()),
+                severity: Some(def.severity.as_str().to_owned()),
+            });
             continue;
         };
         let mut weight = fault_weight(def.severity);
@@ -223,7 +231,11 @@ pub fn prejudge(input: &PrejudgeInput<'_>) -> PreJudgement {
         component: best.as_ref().map(|c| c.component.clone()),
         confidence: best.map_or(0.0, |c| c.confidence),
         candidates,
-        evidence: evidence.into_iter().map(|(_, e)| e).collect(),
+        evidence: evidence
+            .into_iter()
+            .map(|(_, e)| e)
+            .chain(nuisance)
+            .collect(),
     }
 }
 
@@ -361,6 +373,15 @@ mod tests {
         case.faults.push(("E31".into(), NOW));
         let j = case.judge();
         assert_eq!(j.component, None, "{j:?}");
+        let shown: Vec<&str> = j
+            .evidence
+            .iter()
+            .filter_map(|e| match e {
+                Evidence::Nuisance { code, .. } => Some(code.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(shown, ["E31", "E41"], "listed, weighing nothing");
         // Non-critical codes of a healthy component, even with the category hint.
         let mut case = Case::new(ProblemCategory::ErrorCode);
         case.faults.push(("E52".into(), NOW));

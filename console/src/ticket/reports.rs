@@ -34,6 +34,9 @@ pub(crate) struct Words {
     pub(crate) reading: &'static str,
     pub(crate) normal_range: &'static str,
     pub(crate) symptom: &'static str,
+    pub(crate) nuisance: &'static str,
+    pub(crate) no_component: &'static str,
+    pub(crate) remote_checks: &'static str,
     pub(crate) channel_phone: &'static str,
     pub(crate) channel_app: &'static str,
     pub(crate) channel_web: &'static str,
@@ -71,6 +74,9 @@ pub(crate) const EN: Words = Words {
     reading: "Reading",
     normal_range: "fleet normal",
     symptom: "The customer's problem is a symptom of",
+    nuisance: "Nuisance code",
+    no_component: "no component",
+    remote_checks: "remote checks",
     channel_phone: "Phone",
     channel_app: "App",
     channel_web: "Web",
@@ -108,6 +114,9 @@ pub(crate) const ZH: Words = Words {
     reading: "读数",
     normal_range: "同型号正常范围",
     symptom: "客户描述的问题是以下部件的症状",
+    nuisance: "提示性故障码",
+    no_component: "不指向部件",
+    remote_checks: "远程检查",
     channel_phone: "电话",
     channel_app: "App",
     channel_web: "网页",
@@ -261,6 +270,32 @@ impl PrejudgementView {
                     badge: "",
                     badge_text: String::new(),
                 },
+                Evidence::Nuisance {
+                    code,
+                    ts,
+                    title: catalogue,
+                    ..
+                } => {
+                    let def = profile.and_then(|p| p.fault(code));
+                    let text = def.map_or_else(
+                        || catalogue.clone().unwrap_or_default(),
+                        |d| d.title_in(lang).to_owned(),
+                    );
+                    let checks = def
+                        .map(|d| d.remote_checks_in(lang).join("; "))
+                        .unwrap_or_default();
+                    let mut detail = format!("{code} {text} · {}", clock.at(*ts));
+                    if !checks.is_empty() {
+                        detail.push_str(&format!(" · {}: {checks}", w.remote_checks));
+                    }
+                    EvidenceLine {
+                        kind: w.nuisance,
+                        component: w.no_component.to_owned(),
+                        detail,
+                        badge: "",
+                        badge_text: String::new(),
+                    }
+                }
                 Evidence::Category {
                     component,
                     category,
