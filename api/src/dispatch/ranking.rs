@@ -140,7 +140,7 @@ pub fn time_zone(e: &Engineer) -> Tz {
 fn local_date(tz: Tz, t: Timestamp) -> NaiveDate {
     tz.timestamp_millis_opt(t.millis())
         .single()
-        .map_or_else(|| NaiveDate::default(), |d| d.date_naive())
+        .map_or_else(NaiveDate::default, |d| d.date_naive())
 }
 
 fn at_local(tz: Tz, date: NaiveDate, minutes: u32) -> Timestamp {
