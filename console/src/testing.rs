@@ -219,7 +219,7 @@ impl Fixture {
                     lat: Some(31.2),
                     lon: Some(121.5),
                     working_hours: store::engineers::WorkingHours::default(),
-                    daily_capacity: 1,
+                    daily_capacity: 6,
                     supervisor: Some("after-sales-manager".into()),
                 },
                 &store::engineers::NewEngineer {

@@ -18,6 +18,7 @@ mod crash;
 mod dead_letters;
 mod device_auth;
 mod diagnosis;
+mod dispatch;
 mod feedback;
 mod fleet;
 mod harness;

@@ -61,8 +61,9 @@ pub struct DispatchConfig {
     pub speed_kmh: f64,
     /// Travel time when a distance is unknown and the regions match (default `1h`).
     pub region_travel: ConfigDuration,
-    /// Travel time when a distance is unknown and the regions differ or are unknown
-    /// (default `4h`).
+    /// Travel time when a distance is unknown and the engineer's region is unknown or
+    /// not the device's (default `4h`; a device of unknown region counts as
+    /// `region_travel`).
     pub other_region_travel: ConfigDuration,
     /// How soon after opening an urgent ticket an engineer must be there (default
     /// `4h`, the seeds' "urgent tickets are handled within 4 hours").

@@ -57,8 +57,8 @@ pub struct RankSettings {
     pub speed_kmh: f64,
     /// Travel time when the distance is unknown and the regions match.
     pub region_travel_ms: i64,
-    /// Travel time when the distance is unknown and the regions differ (or are
-    /// unknown).
+    /// Travel time when the distance is unknown and the engineer's region is unknown
+    /// or not the device's (a device of unknown region counts as `region_travel_ms`).
     pub other_travel_ms: i64,
     /// Length of a visit: it must fit in the working day.
     pub visit_ms: i64,
@@ -140,7 +140,7 @@ pub fn time_zone(e: &Engineer) -> Tz {
 fn local_date(tz: Tz, t: Timestamp) -> NaiveDate {
     tz.timestamp_millis_opt(t.millis())
         .single()
-        .map_or_else(|| NaiveDate::default(), |d| d.date_naive())
+        .map_or_else(NaiveDate::default, |d| d.date_naive())
 }
 
 fn at_local(tz: Tz, date: NaiveDate, minutes: u32) -> Timestamp {
@@ -253,7 +253,9 @@ fn candidate(need: &Need, x: &Situation<'_>, s: &RankSettings) -> Candidate {
     };
     let travel_ms = match distance_km {
         Some(km) if s.speed_kmh > 0.0 => (km / s.speed_kmh * 3_600_000.0).round() as i64,
-        _ if same_region => s.region_travel_ms,
+        // Without a distance: the region's travel time when the regions match or the
+        // device's is unknown (nothing says it is far), the longer one otherwise.
+        _ if same_region || need.region.is_none() => s.region_travel_ms,
         _ => s.other_travel_ms,
     };
 
@@ -452,6 +454,15 @@ mod tests {
             Some(Timestamp(monday_9().millis() + 4 * H))
         );
         assert!(!ranked[0].reasons.same_region);
+        // Nothing known of the device's whereabouts: the region's travel time.
+        let mut nowhere = need(&["electrical"], 8);
+        nowhere.location = None;
+        nowhere.region = None;
+        let ranked = rank(&nowhere, &[situation(&unknown)], &settings());
+        assert_eq!(
+            ranked[0].available_at,
+            Some(Timestamp(monday_9().millis() + H))
+        );
     }
 
     #[test]

@@ -246,6 +246,31 @@ mod tests {
         assert!(a.body.contains("name=\"engineer\" value=\"engineer\""));
 
         // `engineer` takes one visit a day: book tomorrow for another ticket ...
+        let mut profile = {
+            let e = f.users.engineer("engineer").unwrap().unwrap();
+            store::engineers::EngineerProfile {
+                skills: e.skills,
+                region: e.region,
+                lat: e.lat,
+                lon: e.lon,
+                working_hours: e.working_hours,
+                daily_capacity: e.daily_capacity,
+                supervisor: e.supervisor,
+            }
+        };
+        profile.daily_capacity = 1;
+        f.users
+            .put_engineer(
+                "engineer",
+                &profile,
+                &store::engineers::NewEngineer {
+                    display_name: "",
+                    lang: domain::Lang::En,
+                    time_zone: "UTC",
+                },
+                None,
+            )
+            .unwrap();
         let day = 86_400_000;
         let start = Timestamp(f.now().0 + day);
         let other = f.ticket_id("wm-1", "heater");

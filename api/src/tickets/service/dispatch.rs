@@ -46,6 +46,7 @@ impl TicketService {
 
     /// Visits booked from `from` on and the active tickets per engineer, both without
     /// ticket `except`, read in one snapshot.
+    #[allow(clippy::type_complexity)]
     pub fn engineer_bookings(
         &self,
         from: domain::Timestamp,
