@@ -27,6 +27,7 @@ mod mosquitto;
 mod mqtt5;
 mod parity;
 mod pipeline;
+mod procedures;
 mod restart;
 mod shared;
 mod simulator;
