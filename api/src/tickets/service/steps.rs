@@ -135,9 +135,9 @@ impl TicketService {
         })?;
         let mut known: HashMap<String, Option<String>> = HashMap::new();
         for o in owners {
-            if !known.contains_key(&o) {
-                let s = supervisors.supervisor_of(&o);
-                known.insert(o, s);
+            if let std::collections::hash_map::Entry::Vacant(e) = known.entry(o) {
+                let s = supervisors.supervisor_of(e.key());
+                e.insert(s);
             }
         }
         let supervisor_of = |o: &str| match known.get(o) {
