@@ -30,6 +30,7 @@ mod mosquitto;
 mod mqtt5;
 mod parity;
 mod pipeline;
+mod procedures;
 mod restart;
 mod service_simulation;
 mod shared;

@@ -3,6 +3,7 @@
 //! limit is marked overdue once and alerts the owner's supervisor; a call-back past
 //! its limit is marked overdue once.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use domain::{Ticket, TicketStatus, Timestamp};
@@ -117,9 +118,33 @@ impl TicketService {
     ///   (`callback_overdue`) and announced (`ticket.callback_overdue` `{ticket, due,
     ///   owner}`).
     ///
-    /// A step done before the sweep never fires. Returns what it marked.
+    /// A step done before the sweep never fires. The owners' supervisors are looked
+    /// up before the write transaction opens (the directory may be slow or read
+    /// another store). Returns what it marked.
     pub fn check_steps(&self, supervisors: &dyn Supervisors) -> Result<StepSweep> {
         let config = &self.inner.config;
+        let due_at = self.now();
+        let owners = self.read(|t| {
+            let mut owners = Vec::new();
+            for id in t.due_steps(due_at)? {
+                if let Some(tk) = t.get_ticket(id)? {
+                    owners.extend(tk.assignment.engineer.or(tk.planner));
+                }
+            }
+            Ok(owners)
+        })?;
+        let mut known: HashMap<String, Option<String>> = HashMap::new();
+        for o in owners {
+            if let std::collections::hash_map::Entry::Vacant(e) = known.entry(o) {
+                let s = supervisors.supervisor_of(e.key());
+                e.insert(s);
+            }
+        }
+        let supervisor_of = |o: &str| match known.get(o) {
+            Some(s) => s.clone(),
+            // Assigned since the lookup: ask now.
+            None => supervisors.supervisor_of(o),
+        };
         let sweep = self.write(|tx, now| {
             let mut sweep = StepSweep::default();
             for id in tx.due_steps(now)? {
@@ -129,7 +154,7 @@ impl TicketService {
                 let owner = t.assignment.engineer.clone().or_else(|| t.planner.clone());
                 let supervisor = owner
                     .as_deref()
-                    .and_then(|o| supervisors.supervisor_of(o))
+                    .and_then(supervisor_of)
                     .unwrap_or_else(|| config.escalation(t.priority).to_owned());
                 let mut steps = t.steps.clone();
                 for s in steps.iter_mut() {
