@@ -700,19 +700,22 @@ pub fn report(
     });
     let len = query.bucket.len_ms();
     let first = query.bucket.start(query.from.millis());
-    let mut series = Vec::new();
-    let mut start = first;
-    while start < query.to.millis() {
-        let end = start + len;
-        series.push(KpiPoint {
-            start: Timestamp(start),
-            kpis: aggregate(
-                all().filter(|(f, _)| (start..end).contains(&f.opened_at.millis())),
-                rules,
-            ),
-        });
-        start = end;
+    let buckets = (query.to.millis() - first + len - 1).div_euclid(len).max(0) as usize;
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); buckets];
+    for (i, f) in period.iter().enumerate() {
+        let b = (f.opened_at.millis() - first).div_euclid(len);
+        if let Some(m) = usize::try_from(b).ok().and_then(|b| members.get_mut(b)) {
+            m.push(i);
+        }
     }
+    let series = members
+        .into_iter()
+        .enumerate()
+        .map(|(b, idx)| KpiPoint {
+            start: Timestamp(first + b as i64 * len),
+            kpis: aggregate(idx.into_iter().map(|i| (&period[i], &verdicts[i])), rules),
+        })
+        .collect();
     KpiReport {
         from: query.from,
         to: query.to,
