@@ -36,6 +36,9 @@ pub const WARNING_WINDOW_MS: i64 = 30 * Timestamp::DAY_MS;
 /// The longest period one report covers (a year and a day, so a leap year fits).
 pub const MAX_PERIOD_DAYS: i64 = 366;
 
+/// The latest time a period may name: 9999-12-31T23:59:59.999Z.
+const LATEST_MS: i64 = 253_402_300_799_999;
+
 /// The period when the caller names none: the 30 days up to now.
 pub const DEFAULT_PERIOD_DAYS: i64 = 30;
 
@@ -190,6 +193,13 @@ impl KpiQuery {
         bucket: Bucket,
         now: Timestamp,
     ) -> Result<Self> {
+        for (name, t) in [("from", from), ("to", to)] {
+            if t.is_some_and(|t| !(0..=LATEST_MS).contains(&t.millis())) {
+                return Err(Error::BadRequest(format!(
+                    "parameter {name}: must lie between 1970 and the end of 9999"
+                )));
+            }
+        }
         let to = to.unwrap_or(now);
         let from = from.unwrap_or(Timestamp(
             to.millis() - DEFAULT_PERIOD_DAYS * Timestamp::DAY_MS,
@@ -690,19 +700,22 @@ pub fn report(
     });
     let len = query.bucket.len_ms();
     let first = query.bucket.start(query.from.millis());
-    let mut series = Vec::new();
-    let mut start = first;
-    while start < query.to.millis() {
-        let end = start + len;
-        series.push(KpiPoint {
-            start: Timestamp(start),
-            kpis: aggregate(
-                all().filter(|(f, _)| (start..end).contains(&f.opened_at.millis())),
-                rules,
-            ),
-        });
-        start = end;
+    let buckets = (query.to.millis() - first + len - 1).div_euclid(len).max(0) as usize;
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); buckets];
+    for (i, f) in period.iter().enumerate() {
+        let b = (f.opened_at.millis() - first).div_euclid(len);
+        if let Some(m) = usize::try_from(b).ok().and_then(|b| members.get_mut(b)) {
+            m.push(i);
+        }
     }
+    let series = members
+        .into_iter()
+        .enumerate()
+        .map(|(b, idx)| KpiPoint {
+            start: Timestamp(first + b as i64 * len),
+            kpis: aggregate(idx.into_iter().map(|i| (&period[i], &verdicts[i])), rules),
+        })
+        .collect();
     KpiReport {
         from: query.from,
         to: query.to,

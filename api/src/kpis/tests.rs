@@ -398,6 +398,10 @@ fn queries_refuse_a_backwards_or_overlong_period_and_default_to_30_days() {
     ));
     let long = KpiQuery::new(Some(ts(T0 - 367 * D)), Some(ts(T0)), None, Bucket::Day, now);
     assert!(matches!(long, Err(Error::BadRequest(m)) if m.contains("366 days")));
+    for (from, to) in [(Some(ts(i64::MIN)), None), (None, Some(ts(i64::MAX)))] {
+        let e = KpiQuery::new(from, to, None, Bucket::Day, now);
+        assert!(matches!(e, Err(Error::BadRequest(m)) if m.contains("9999")));
+    }
     let q = KpiQuery::new(None, None, None, Bucket::Week, now).unwrap();
     assert_eq!((q.from, q.to), (ts(T0 - 30 * D), now));
     assert!(GroupBy::parse("team").is_err());
