@@ -5,7 +5,7 @@
 use clap::{Parser, Subcommand};
 use server::cli::{
     DemoArgs, DevicesArgs, EvalArgs, KeysArgs, PredictArgs, ReplayArgs, RunArgs, SimulateArgs,
-    TrainArgs, UsersArgs,
+    SimulateServiceArgs, TrainArgs, UsersArgs,
 };
 
 /// fixahead: fix appliances before they break.
@@ -28,6 +28,9 @@ pub(crate) enum Command {
     Demo(DemoArgs),
     /// Simulate a fleet: publish live over MQTT, or write a history directory with --out.
     Simulate(SimulateArgs),
+    /// Play a simulated service organisation (customers, planner, engineers) against an
+    /// in-process fixahead through its API, and print the service KPIs per dispatch rule.
+    SimulateService(SimulateServiceArgs),
     /// Train one model per device type from a history directory, or from the stores and
     /// ticket outcomes of a data directory (--from-store).
     Train(TrainArgs),

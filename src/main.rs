@@ -36,6 +36,7 @@ fn run(cli: cli::Cli) -> anyhow::Result<()> {
         Command::Run(args) => runtime.block_on(commands::run(args))?,
         Command::Demo(args) => runtime.block_on(commands::demo(args))?,
         Command::Simulate(args) => runtime.block_on(commands::simulate(args))?,
+        Command::SimulateService(args) => runtime.block_on(commands::simulate_service(args))?,
         Command::Replay(args) => runtime.block_on(commands::replay(args))?,
         Command::Bench(command) => runtime.block_on(bench::run(command))?,
         Command::Train(args) => commands::train(args)?,

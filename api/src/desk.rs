@@ -15,7 +15,7 @@ use domain::{Ticket, TicketStatus};
 
 use crate::http::auth::{Permission, Principal};
 use crate::http::AppState;
-use crate::tickets::{AssignmentInput, OutcomeInput};
+use crate::tickets::{AssignmentInput, OutcomeInput, SatisfactionInput};
 use crate::{Error, Result};
 
 /// Refuses unless `who`'s role holds `permission`.
@@ -155,7 +155,8 @@ pub fn transition(
     Ok(t)
 }
 
-/// Sets ticket `id`'s engineer, window and region for `who`.
+/// Sets ticket `id`'s engineer, window and region for `who`, within the engineer's
+/// daily capacity ([`assign_checked`] without an override).
 #[tracing::instrument(skip_all, fields(ticket_id = id))]
 pub fn assign(
     state: &AppState,
@@ -163,8 +164,150 @@ pub fn assign(
     id: i64,
     input: AssignmentInput,
 ) -> Result<Ticket> {
+    assign_checked(state, who, id, input, false).map(|(t, _)| t)
+}
+
+/// Sets ticket `id`'s engineer, window and region for `who` (docs/dispatch.md,
+/// "Capacity"). When the server keeps an engineers' directory, an assignment that
+/// would book the engineer over their daily capacity on the visit's day (today
+/// without a window) is [`Error::Conflict`] naming the load, unless
+/// `override_capacity`, which the `assigned` log note records; a login that is not a
+/// registered engineer is allowed, noted "not a registered engineer". Returns the
+/// ticket and the override's description, for the audit log.
+#[tracing::instrument(skip_all, fields(ticket_id = id))]
+pub fn assign_checked(
+    state: &AppState,
+    who: &Principal,
+    id: i64,
+    input: AssignmentInput,
+    override_capacity: bool,
+) -> Result<(Ticket, Option<String>)> {
     require(who, Permission::AssignTickets)?;
-    state.tickets().assign(id, input, &who.actor())
+    let mut extra = String::new();
+    let mut overridden = None;
+    if let (Some(d), Some(engineer)) = (state.dispatcher(), input.engineer.as_deref()) {
+        match d.check_capacity(id, engineer.trim(), input.window_start)? {
+            crate::dispatch::CapacityCheck::NotAnEngineer => {
+                extra = "not a registered engineer".to_owned();
+            }
+            crate::dispatch::CapacityCheck::Booked {
+                day,
+                load,
+                capacity,
+            } if load >= capacity => {
+                if !override_capacity {
+                    return Err(Error::Conflict(format!(
+                        "{engineer} already has {load} visits booked on {day}, their daily capacity is {capacity}; send \"override_capacity\": true to assign anyway"
+                    )));
+                }
+                let text = format!(
+                    "capacity override: {engineer} had {load} of {capacity} visits booked on {day}"
+                );
+                extra.clone_from(&text);
+                overridden = Some(text);
+            }
+            crate::dispatch::CapacityCheck::Booked { .. } => {}
+        }
+    }
+    let actor = who.actor();
+    let t = state
+        .tickets()
+        .assign_with(id, input, &actor, &extra, |_, _, _| Ok(()))?;
+    if let Some(o) = &overridden {
+        tracing::warn!(%actor, override = %o, "Assignment over capacity");
+    }
+    Ok((t, overridden))
+}
+
+// ---------------------------------------------------------------------------------
+// Engineers and dispatch: the same checks for the JSON API and the console.
+
+fn dispatcher(state: &AppState) -> Result<&crate::dispatch::Dispatcher> {
+    state
+        .dispatcher()
+        .ok_or_else(|| Error::NotFound("this server keeps no engineers' directory".into()))
+}
+
+/// Every engineer with their load, for `who` (needs `assign_tickets`).
+pub fn engineers(state: &AppState, who: &Principal) -> Result<Vec<crate::dispatch::EngineerView>> {
+    require(who, Permission::AssignTickets)?;
+    dispatcher(state)?.engineers()
+}
+
+/// Engineer `login` with their load, for `who` (needs `assign_tickets`).
+pub fn engineer(
+    state: &AppState,
+    who: &Principal,
+    login: &str,
+) -> Result<crate::dispatch::EngineerView> {
+    require(who, Permission::AssignTickets)?;
+    dispatcher(state)?
+        .engineer(login)?
+        .ok_or_else(|| Error::NotFound(format!("no engineer {login:?}")))
+}
+
+/// Every skill the device profiles' components name, sorted.
+pub fn known_skills(state: &AppState) -> Vec<String> {
+    let mut skills: Vec<String> = state
+        .profiles()
+        .iter()
+        .flat_map(|p| p.components().iter().flat_map(|c| c.skills.iter().cloned()))
+        .collect();
+    skills.sort();
+    skills.dedup();
+    skills
+}
+
+/// An engineer's profile and account details as a planner writes them.
+#[derive(Clone, Debug)]
+pub struct EngineerInput {
+    /// Display name (kept when absent; the login for a new account).
+    pub display_name: Option<String>,
+    /// IANA time zone of the account (kept when absent; UTC for a new account).
+    pub time_zone: Option<String>,
+    /// The profile.
+    pub profile: store::engineers::EngineerProfile,
+}
+
+/// Registers engineer `login` (creating the engineer account, whose generated
+/// password is returned once) or updates their profile, for `who` (needs
+/// `manage_engineers`). Skill names must be the profiles' ([`known_skills`]).
+#[tracing::instrument(skip_all, fields(login))]
+pub fn put_engineer(
+    state: &AppState,
+    who: &Principal,
+    login: &str,
+    input: EngineerInput,
+) -> Result<store::engineers::PutEngineer> {
+    require(who, Permission::ManageEngineers)?;
+    let known = known_skills(state);
+    if let Some(bad) = input.profile.skills.keys().find(|k| !known.contains(k)) {
+        return Err(Error::invalid(format!(
+            "skills: {:?} is not a skill of any component; expected one of {}",
+            bad.chars().take(64).collect::<String>(),
+            known.join(", ")
+        )));
+    }
+    let d = dispatcher(state)?;
+    let new = store::engineers::NewEngineer {
+        display_name: input.display_name.as_deref().unwrap_or(""),
+        lang: domain::Lang::default(),
+        time_zone: "UTC",
+    };
+    d.users()
+        .put_engineer(login, &input.profile, &new, input.time_zone.as_deref())
+        .map_err(|e| match e {
+            store::Error::Invalid(m) => Error::invalid(m),
+            e => e.into(),
+        })
+}
+
+/// The ranking of engineers for ticket `id`, for `who` (needs `assign_tickets`).
+pub fn candidates(state: &AppState, who: &Principal, id: i64) -> Result<crate::dispatch::Ranking> {
+    require(who, Permission::AssignTickets)?;
+    let d = dispatcher(state)?;
+    let t = find(state, id)?;
+    d.rank(&t)
 }
 
 /// Records what the visit to ticket `id` found, for `who`.
@@ -189,6 +332,27 @@ pub fn add_note(state: &AppState, who: &Principal, id: i64, note: &str) -> Resul
     let t = find(state, id)?;
     check_may_act(who, &t, None)?;
     state.tickets().add_note(id, note, &who.actor())
+}
+
+/// Records the customer's satisfaction with ticket `id`, for `who` (needs
+/// `record_satisfaction`: planners, admins, integrations).
+#[tracing::instrument(skip_all, fields(ticket_id = id))]
+pub fn record_satisfaction(
+    state: &AppState,
+    who: &Principal,
+    id: i64,
+    input: SatisfactionInput,
+) -> Result<Ticket> {
+    require(who, Permission::RecordSatisfaction)?;
+    state.tickets().record_satisfaction(id, input, &who.actor())
+}
+
+/// Marks ticket `id`'s call-back done with `note`, for `who` (needs
+/// `record_satisfaction`).
+#[tracing::instrument(skip_all, fields(ticket_id = id))]
+pub fn complete_callback(state: &AppState, who: &Principal, id: i64, note: &str) -> Result<Ticket> {
+    require(who, Permission::RecordSatisfaction)?;
+    state.tickets().complete_callback(id, note, &who.actor())
 }
 
 // ---------------------------------------------------------------------------------

@@ -20,9 +20,12 @@
 
 pub mod commands;
 pub mod desk;
+pub mod dispatch;
 mod error;
 pub mod fleet;
 pub mod http;
+pub mod intake;
+pub mod kpis;
 pub mod tickets;
 pub mod webhooks;
 

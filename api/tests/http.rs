@@ -338,7 +338,7 @@ async fn unknown_things_are_404_json() {
     ] {
         app.error(uri, StatusCode::NOT_FOUND, "not_found").await;
     }
-    let (status, text) = app.request(Method::POST, "/api/v1/tickets").await;
+    let (status, text) = app.request(Method::DELETE, "/api/v1/tickets").await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(body["error"]["code"], "method_not_allowed");
@@ -1079,4 +1079,104 @@ async fn an_alarm_is_acknowledged_once_with_a_note_over_http() {
             .any(|r| r.record.summary == format!("acknowledged alarm {active}")),
         "{audit:?}"
     );
+}
+
+#[tokio::test]
+async fn satisfaction_and_the_callback_over_http() {
+    let app = app();
+    let answer = r#"{"score": 2, "comment": "The engineer came late", "channel": "web"}"#;
+    // Engineers may not record satisfaction; an active ticket has none to record.
+    app.expect(
+        "/api/v1/tickets/3/satisfaction",
+        Some("eng-li"),
+        answer,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    app.expect(
+        "/api/v1/tickets/3/satisfaction",
+        Some("wang"),
+        answer,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    app.expect(
+        "/api/v1/tickets/3/transitions",
+        Some("wang"),
+        r#"{"to": "resolved", "outcome": {"kind": "no_fault_found"}}"#,
+        StatusCode::OK,
+    )
+    .await;
+    for bad in [
+        r#"{"score": 6}"#,
+        r#"{"score": 0}"#,
+        r#"{"score": 3, "channel": "fax"}"#,
+        r#"{"score": 3, "mood": "bad"}"#,
+    ] {
+        app.expect(
+            "/api/v1/tickets/3/satisfaction",
+            Some("wang"),
+            bad,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    app.expect(
+        "/api/v1/tickets/999/satisfaction",
+        Some("wang"),
+        answer,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    let t = app
+        .expect(
+            "/api/v1/tickets/3/satisfaction",
+            Some("wang"),
+            answer,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(t["satisfaction"]["score"], 2, "{t}");
+    assert_eq!(t["satisfaction"]["channel"], "web");
+    assert!(t["callback"]["due"].is_string(), "{t}");
+    assert!(t["callback"]["done_at"].is_null());
+    assert!(t["steps"].as_array().is_some_and(|s| !s.is_empty()), "{t}");
+    app.expect(
+        "/api/v1/tickets/3/callback",
+        Some("wang"),
+        r#"{"note": " "}"#,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    app.expect(
+        "/api/v1/tickets/3/callback",
+        Some("eng-li"),
+        r#"{"note": "called"}"#,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    let t = app
+        .expect(
+            "/api/v1/tickets/3/callback",
+            Some("wang"),
+            r#"{"note": "Apologised; visit rebooked"}"#,
+            StatusCode::OK,
+        )
+        .await;
+    assert_eq!(t["callback"]["note"], "Apologised; visit rebooked");
+    assert!(t["callback"]["done_at"].is_string());
+    app.expect(
+        "/api/v1/tickets/3/callback",
+        Some("wang"),
+        r#"{"note": "again"}"#,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    app.expect(
+        "/api/v1/tickets/2/callback",
+        Some("wang"),
+        r#"{"note": "none"}"#,
+        StatusCode::CONFLICT,
+    )
+    .await;
 }

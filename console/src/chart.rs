@@ -186,9 +186,30 @@ impl LineChart {
         threshold: Option<f64>,
         label: impl Fn(i64) -> String,
     ) -> Self {
+        Self::scaled(
+            series,
+            (t0, t1),
+            &[0.0, 0.25, 0.5, 0.75, 1.0],
+            |v| format!("{v:.2}"),
+            threshold,
+            label,
+        )
+    }
+
+    /// Like [`LineChart::new`] for values from 0 to the last of `y_values` (the y
+    /// ticks, ascending, labelled by `y_label`), e.g. hours from [`ticks`].
+    pub(crate) fn scaled(
+        series: Vec<(String, Points)>,
+        (t0, t1): (i64, i64),
+        y_values: &[f64],
+        y_label: impl Fn(f64) -> String,
+        threshold: Option<f64>,
+        label: impl Fn(i64) -> String,
+    ) -> Self {
         let (left, right, top, bottom) = (44.0, Self::WIDTH - 16.0, 12.0, Self::HEIGHT - 28.0);
         let x = Scale::new(t0 as f64, t1 as f64, left, right);
-        let y = Scale::new(0.0, 1.0, bottom, top);
+        let y_max = y_values.last().copied().unwrap_or(1.0);
+        let y = Scale::new(0.0, y_max, bottom, top);
         let lines = series
             .into_iter()
             .enumerate()
@@ -214,11 +235,11 @@ impl LineChart {
                 }
             })
             .collect();
-        let y_ticks = [0.0, 0.25, 0.5, 0.75, 1.0]
-            .into_iter()
-            .map(|v| Tick {
+        let y_ticks = y_values
+            .iter()
+            .map(|&v| Tick {
                 at: y.at(v),
-                label: format!("{v:.2}"),
+                label: y_label(v),
                 anchor: "end",
             })
             .collect();

@@ -508,6 +508,8 @@ struct DevicePage {
     polling: bool,
     notice: Option<&'static str>,
     self_url: String,
+    /// The customer and location panel (templates/device/directory.html).
+    directory: directory::DirectoryPanel,
 }
 
 /// The page's query: `sent` (a command id) after a self-test was sent.
@@ -770,6 +772,13 @@ fn build(
         polling,
         notice,
         self_url: format!("{PREFIX}{path}"),
+        directory: directory::DirectoryPanel::new(
+            id.as_str(),
+            api.tickets().directory_entry(id.as_str())?,
+            lang,
+            clock,
+            who.may(api::http::auth::Permission::ManageDirectory),
+        ),
     })
 }
 
@@ -1097,6 +1106,8 @@ pub(crate) async fn self_test(
     ))
     .into_response())
 }
+
+pub(crate) mod directory;
 
 #[cfg(test)]
 mod tests;

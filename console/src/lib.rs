@@ -21,19 +21,23 @@
 
 mod account;
 mod admin;
+mod alerts;
 mod assets;
 mod chart;
 mod clock;
 mod csrf;
 mod device;
+mod engineers;
 mod error;
 mod fleet;
 mod i18n;
+mod kpis;
 mod live;
 mod models;
 mod my_day;
 mod page;
 mod queue;
+mod report;
 mod session;
 mod sign_in;
 mod state;
@@ -60,6 +64,7 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/", get(queue::page))
         .route("/events", get(live::events))
         .route("/my-day", get(my_day::page))
+        .route("/alerts", get(alerts::page))
         .route("/sign-in", get(sign_in::form).post(sign_in::submit))
         .route("/sign-out", post(sign_in::sign_out))
         .route("/account", get(account::page))
@@ -69,6 +74,9 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/tickets/{id}", get(ticket::page))
         .route("/tickets/{id}/{action}", post(ticket::act))
         .route("/models", get(models::page))
+        .route("/report", get(report::form).post(report::submit))
+        .route("/engineers", get(engineers::page).post(engineers::save))
+        .route("/kpis", get(kpis::page))
         .route("/admin", get(admin::overview))
         .route(
             "/admin/users",
@@ -90,6 +98,10 @@ pub fn router(state: ConsoleState) -> Router {
         .route("/admin/audit", get(admin::audit::page))
         .route("/devices/{device_id}", get(device::page))
         .route("/devices/{device_id}/self-test", post(device::self_test))
+        .route(
+            "/devices/{device_id}/directory",
+            post(device::directory::save),
+        )
         .route("/fleet", get(fleet::page))
         .route("/fleet/parts.csv", get(fleet::parts_csv))
         .route("/fleet/alarms/{id}/acknowledge", post(fleet::acknowledge))

@@ -59,11 +59,23 @@ impl Chrome {
         if p.restricted_to_assigned() {
             add("/my-day", t.nav_my_day);
         }
+        if p.may(P::ReportProblems) {
+            add("/report", t.nav_report);
+        }
+        if p.may(P::ReadTickets) {
+            add("/alerts", t.nav_alerts);
+        }
         if p.may(P::ReadFleet) {
             add("/fleet", t.nav_fleet);
         }
         if p.may(P::ReadModels) {
             add("/models", t.nav_models);
+        }
+        if p.may(P::ManageEngineers) {
+            add("/engineers", t.nav_engineers);
+        }
+        if p.may(P::ReadKpis) {
+            add("/kpis", t.nav_kpis);
         }
         if p.may(P::ManageKeys) {
             add("/admin", t.nav_admin);

@@ -759,6 +759,7 @@ struct QueuePage {
     next: Option<String>,
     past_the_end: Option<String>,
     their_day: Option<(String, String)>,
+    escalated: Option<escalated::Banner>,
 }
 
 /// `GET /console/`: the queue.
@@ -783,6 +784,13 @@ pub(crate) async fn page(
     let query = filters.query(&viewer.clock, restricted.then_some(me.as_str()));
     let offset = (filters.page - 1) * PAGE_SIZE;
     let (tickets, users) = (state.api.tickets().clone(), state.users.clone());
+    let escalated = {
+        let api = state.api.clone();
+        let who = viewer.principal.clone();
+        blocking(move || escalated::load(&api, &who, lang))
+            .await
+            .map_err(fail(lang))?
+    };
     let (page, cells, choices, accounts, now) = blocking(move || {
         let page = tickets.queue_page(&query, offset, PAGE_SIZE)?;
         let cells = tickets.queue_counts(&query)?;
@@ -889,6 +897,7 @@ pub(crate) async fn page(
     Ok(render(&QueuePage {
         chrome,
         t,
+        escalated,
         engineer_view: restricted,
         live,
         clear_href: format!("{PREFIX}/"),
@@ -1131,5 +1140,6 @@ fn row(
     }
 }
 
+mod escalated;
 #[cfg(test)]
 mod tests;

@@ -172,6 +172,13 @@ impl Fixture {
             )
             .expect("ticket for wm-2");
         let access = api::AccessStore::open_in(dir.path()).expect("keys.db");
+        let users = UserStore::open_in(dir.path()).expect("accounts");
+        let dispatcher = api::dispatch::Dispatcher::new(
+            tickets.clone(),
+            users.clone(),
+            api::dispatch::DispatchConfig::default(),
+        )
+        .expect("dispatcher");
         let api = AppState::new(
             tickets.clone(),
             reader,
@@ -179,8 +186,8 @@ impl Fixture {
             prometheus_registry(),
             Arc::new(|| serde_json::json!({})),
         )
-        .with_access(access);
-        let users = UserStore::open_in(dir.path()).expect("accounts");
+        .with_access(access)
+        .with_dispatcher(dispatcher);
         let mut passwords = std::collections::HashMap::new();
         for (login, role, lang) in [
             ("admin", Role::Admin, Lang::En),
@@ -199,6 +206,30 @@ impl Fixture {
                 .expect("test account");
             passwords.insert(login.to_owned(), password);
         }
+        // `engineer` is in the engineers' directory (dispatch ranks them); `engineer2`
+        // is an engineer account without a profile.
+        users
+            .put_engineer(
+                "engineer",
+                &store::engineers::EngineerProfile {
+                    skills: [("plumbing".to_owned(), 3), ("electrical".to_owned(), 2)]
+                        .into_iter()
+                        .collect(),
+                    region: Some("north".into()),
+                    lat: Some(31.2),
+                    lon: Some(121.5),
+                    working_hours: store::engineers::WorkingHours::default(),
+                    daily_capacity: 6,
+                    supervisor: Some("after-sales-manager".into()),
+                },
+                &store::engineers::NewEngineer {
+                    display_name: "",
+                    lang: Lang::En,
+                    time_zone: "Asia/Shanghai",
+                },
+                None,
+            )
+            .expect("engineer profile");
         let state = ConsoleState::new(api.clone(), users.clone(), ConsoleSettings::default());
         Self {
             _dir: dir,

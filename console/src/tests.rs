@@ -77,7 +77,31 @@ const FORMS: &[(&str, &[(&str, &str)])] = &[
     ),
     ("/console/admin/keys/1/revoke", &[("page", "1")]),
     ("/console/devices/wm-1/self-test", &[]),
+    (
+        "/console/devices/wm-1/directory",
+        &[
+            ("serial", "SN-PROBE"),
+            ("customer_ref", "C-1"),
+            ("customer_name", "Probe"),
+            ("address", "1 Road"),
+            ("lat", "31.2"),
+            ("lon", "121.5"),
+            ("region", "north"),
+        ],
+    ),
     ("/console/fleet/alarms/1/acknowledge", &[("note", "on it")]),
+    (
+        "/console/report",
+        &[
+            ("find", "device_id"),
+            ("reference", "wm-1"),
+            ("device_type", ""),
+            ("channel", "phone"),
+            ("category", "down"),
+            ("words", "It stopped"),
+            ("component", ""),
+        ],
+    ),
 ];
 
 fn set_cookie_value(a: &Answer, name: &str) -> Option<String> {
@@ -423,6 +447,8 @@ async fn hostile_query_strings_are_a_page_with_a_reason_never_a_server_error() {
         "/console/fleet".to_owned(),
         "/console/fleet/parts.csv".to_owned(),
         "/console/models".to_owned(),
+        "/console/report".to_owned(),
+        "/console/kpis".to_owned(),
         "/console/admin/users".to_owned(),
         "/console/admin/keys".to_owned(),
         "/console/admin/webhooks".to_owned(),

@@ -226,6 +226,16 @@ pub struct Component {
     /// Spare parts of the component with their catalogue references.
     #[serde(default)]
     pub parts: Vec<Part>,
+    /// The problem categories a customer reports when this component fails
+    /// (`["leak", "down"]`): the pre-judgement's category hint (docs/intake.md).
+    /// Optional; empty means no hint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symptoms: Vec<crate::service::ProblemCategory>,
+    /// The measured channels whose latest reading outside the fleet's normal
+    /// range points at this component: the pre-judgement's reading evidence
+    /// (docs/intake.md). Optional; each must be a channel of the profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub channels: Vec<String>,
 }
 
 impl Component {
@@ -485,6 +495,14 @@ impl Profile {
             }
             if !component_names.insert(c.name.as_str()) {
                 return Err(bad(format!("component {} declared twice", c.name)));
+            }
+            for ch in &c.channels {
+                if !file.channels.iter().any(|m| &m.name == ch) {
+                    return Err(bad(format!(
+                        "component {}: channel {ch} is not a measured channel of the profile",
+                        c.name
+                    )));
+                }
             }
         }
         let mut fault_index = HashMap::new();
@@ -902,6 +920,47 @@ mod tests {
             serde_json::to_value(c).unwrap()["parts"][0]["name_zh"],
             "叶轮"
         );
+    }
+
+    #[test]
+    fn components_may_name_symptoms_and_channels() {
+        let base = "type = \"x\"\n[[channels]]\nname=\"a\"\nunit=\"V\"\nmin=0.0\nmax=1.0\n[[components]]\nname=\"c\"\n";
+        let ok = Profile::from_toml(
+            "t",
+            &format!("{base}symptoms=[\"leak\", \"down\"]\nchannels=[\"a\"]\n"),
+        )
+        .unwrap();
+        let c = ok.component("c").unwrap();
+        assert_eq!(
+            c.symptoms,
+            [
+                crate::service::ProblemCategory::Leak,
+                crate::service::ProblemCategory::Down
+            ]
+        );
+        assert_eq!(c.channels, ["a"]);
+        let err = Profile::from_toml("t", &format!("{base}channels=[\"b\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("channel b"), "{err}");
+        assert!(Profile::from_toml("t", &format!("{base}symptoms=[\"sad\"]\n")).is_err());
+        // Every shipped profile gives each component a hint.
+        for t in [
+            "washer",
+            "dishwasher",
+            "refrigerator",
+            "air_conditioner",
+            "water_heater",
+        ] {
+            let set = ProfileSet::builtin();
+            for c in set.get(t).unwrap().components() {
+                assert!(
+                    !c.symptoms.is_empty() && !c.channels.is_empty(),
+                    "{t}/{}",
+                    c.name
+                );
+            }
+        }
     }
 
     #[test]

@@ -219,6 +219,19 @@ pub enum Evidence {
         /// The normal range's high end (fleet p95).
         high: f64,
     },
+    /// A recent fault code the catalogue links to no component (a nuisance code: a
+    /// door not shut, an unbalanced load). It points nowhere and weighs nothing, but
+    /// the call centre can often settle the call with its remote checks.
+    Nuisance {
+        /// The code.
+        code: String,
+        /// When it was raised.
+        ts: Timestamp,
+        /// Catalogue title.
+        title: Option<String>,
+        /// Catalogue severity.
+        severity: Option<String>,
+    },
     /// What the customer's category says about `component`.
     Category {
         /// The component.
@@ -239,7 +252,7 @@ pub struct ComponentScore {
 }
 
 /// fixahead's first judgement of a customer report from the device's own data, before
-/// a person looks (docs/service.md, "Pre-judgement").
+/// a person looks (docs/intake.md, "Pre-judgement").
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PreJudgement {

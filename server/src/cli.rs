@@ -326,6 +326,62 @@ pub struct DemoArgs {
     pub duration: Option<u64>,
 }
 
+/// `fixahead simulate-service`: a simulated service organisation (engineers,
+/// customers, a planner) playing a fleet's history against an in-process fixahead
+/// through its HTTP API, under one or more dispatch rules (docs/service-simulation.md).
+#[derive(Debug, Args)]
+pub struct SimulateServiceArgs {
+    /// A history directory from `fixahead simulate --out` (default: generate one with
+    /// --devices, --days and --seed).
+    #[arg(long, value_name = "DIR")]
+    pub history: Option<PathBuf>,
+    /// Devices of the generated history.
+    #[arg(long, default_value_t = 60)]
+    pub devices: usize,
+    /// Simulated days of the generated history.
+    #[arg(long, default_value_t = 14)]
+    pub days: u32,
+    /// Seed of the generated fleet and of the service world.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Dispatch rule: fcfs (first come, first served by region) or fixahead (its
+    /// ranking and automatic dispatch). Repeatable; default fixahead.
+    #[arg(long = "rule", value_name = "RULE")]
+    pub rules: Vec<String>,
+    /// Run both rules on the same fleet and print them side by side.
+    #[arg(long)]
+    pub compare: bool,
+    /// Engineers, spread over the fleet's regions (at least one each).
+    #[arg(long, default_value_t = 10)]
+    pub engineers: usize,
+    /// Model directory (default: DATA_DIR/models, trained on a simulated year if it
+    /// holds no usable model).
+    #[arg(long, value_name = "DIR")]
+    pub models: Option<PathBuf>,
+    /// Where each rule's fixahead keeps its data (DIR/fcfs, DIR/fixahead), the
+    /// generated history and the models [default: data/simulate-service].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Directory of extra device profiles.
+    #[arg(long, value_name = "DIR")]
+    pub profiles: Option<PathBuf>,
+    /// Simulated minutes per step of the service clock.
+    #[arg(long, default_value_t = 30)]
+    pub step_minutes: u32,
+    /// Simulated days after the history for open tickets to finish.
+    #[arg(long, default_value_t = 5)]
+    pub drain_days: u32,
+    /// Leave the (last rule's) fixahead running for inspection until Ctrl-C.
+    #[arg(long)]
+    pub keep: bool,
+    /// HTTP listen address of the in-process fixahead (port 0: any free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    pub http_listen: SocketAddr,
+    /// Print the result as one JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// Number of devices; kinds are assigned round-robin (see --kinds).

@@ -10,7 +10,11 @@
 //! * [`feedback`]: `train --from-store`, the ticket outcomes turned into labels.
 //! * [`tasks`]: the periodic tasks (SLA clocks, audit retention, fleet analytics, the
 //!   fleet summary, command deadlines, model reloads).
+//! * [`service_sim`]: the driver of `simulate-service` (and of `demo`'s service
+//!   world): the service world playing against the public API.
 //! * [`insight`]: the drift watch and the device regions as the API takes them.
+//! * [`clock`]: the service clock (wall, scaled for `demo`, manual for
+//!   `simulate-service`).
 //! * [`admin_key`]: the first admin API key.
 //! * [`cli`] and [`commands`]: the product's commands (`run`, `demo`, `train`, `eval`,
 //!   `predict`, `simulate`, `replay`, `keys`, `devices`) and their arguments; the
@@ -19,11 +23,13 @@
 pub mod admin_key;
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod commands;
 mod error;
 pub mod feedback;
 pub mod insight;
 pub mod scoring;
+pub mod service_sim;
 pub mod settings;
 pub mod tasks;
 

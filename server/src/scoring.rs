@@ -32,6 +32,9 @@ pub struct ScoringStage {
     pub commands: api::CommandService,
     /// Counts answers that matched no open command.
     pub metrics: Arc<ingest::metrics::IngestMetrics>,
+    /// Messages the stage has finished (scored, and their tickets recorded): what
+    /// `simulate-service` waits for before it moves the service clock.
+    pub scored: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Runs until the writer closes the channel.
@@ -87,7 +90,11 @@ pub async fn run(mut stage: ScoringStage, mut rx: mpsc::Receiver<Message>) {
                     .push(p);
             }
         }
+        let done = batch.len() as u64;
         if by_device.is_empty() {
+            stage
+                .scored
+                .fetch_add(done, std::sync::atomic::Ordering::SeqCst);
             continue;
         }
         let tickets = stage.tickets.clone();
@@ -99,6 +106,9 @@ pub async fn run(mut stage: ScoringStage, mut rx: mpsc::Receiver<Message>) {
         if let Err(e) = recorded {
             tracing::error!(error = %e, "Recording predictions panicked");
         }
+        stage
+            .scored
+            .fetch_add(done, std::sync::atomic::Ordering::SeqCst);
     }
     tracing::info!("Scoring stage stopped");
 }

@@ -86,9 +86,11 @@ pub(crate) fn prune_sessions(
     )
 }
 
-/// Checks the tickets' SLA clocks every `period`.
+/// Checks the tickets' SLA clocks, then their procedure steps and call-backs
+/// ([`api::TicketService::check_steps`], alerts to `supervisors`), every `period`.
 pub(crate) fn check_sla(
     tickets: api::TicketService,
+    supervisors: std::sync::Arc<dyn api::tickets::Supervisors>,
     period: Duration,
     stop: CancellationToken,
 ) -> impl Future<Output = ()> {
@@ -96,13 +98,66 @@ pub(crate) fn check_sla(
         "SLA check",
         period,
         stop,
-        move || tickets.check_sla().map_err(|e| e.to_string()),
-        |breaches| {
+        move || {
+            let breaches = tickets.check_sla().map_err(|e| e.to_string())?;
+            let sweep = tickets
+                .check_steps(supervisors.as_ref())
+                .map_err(|e| e.to_string())?;
+            Ok((breaches, sweep))
+        },
+        |(breaches, sweep)| {
             for b in breaches {
                 tracing::warn!(ticket_id = b.ticket_id, kind = b.kind.as_str(), escalated_to = %b.escalated_to, "SLA breached");
             }
+            for s in sweep.steps {
+                tracing::warn!(ticket_id = s.ticket_id, step = %s.step, owner = ?s.owner, supervisor = %s.supervisor, "Procedure step overdue");
+            }
+            for c in sweep.callbacks {
+                tracing::warn!(ticket_id = c.ticket_id, owner = ?c.owner, "Call-back overdue");
+            }
         },
     )
+}
+
+/// Runs the dispatcher's sweep (`api::dispatch::Dispatcher::dispatch_pending`) every
+/// `[dispatch] interval`, and promptly after a ticket event is committed (a new
+/// ticket), at most once per `DISPATCH_DEBOUNCE`. Does nothing while `[dispatch]
+/// enabled = false`.
+pub(crate) async fn dispatch(
+    dispatcher: api::dispatch::Dispatcher,
+    mut events: tokio::sync::watch::Receiver<i64>,
+    stop: CancellationToken,
+) {
+    const DISPATCH_DEBOUNCE: Duration = Duration::from_millis(200);
+    if !dispatcher.config().enabled {
+        tracing::info!("Automatic dispatch is off ([dispatch] enabled = false)");
+        return;
+    }
+    let period = Duration::from_millis(dispatcher.config().interval.millis().max(1) as u64);
+    let mut tick = ticker(period);
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => {}
+            changed = events.changed(), if watching => {
+                // Without a ticket service to watch, keep to the interval.
+                watching = changed.is_ok();
+                tokio::time::sleep(DISPATCH_DEBOUNCE).await;
+                events.mark_unchanged();
+            }
+        }
+        let d = dispatcher.clone();
+        match tokio::task::spawn_blocking(move || d.dispatch_pending()).await {
+            Ok(Ok(done)) => {
+                for x in done.iter().filter(|x| x.decision == "escalated") {
+                    tracing::warn!(ticket_id = x.ticket_id, manager = %dispatcher.config().manager, "No engineer fits; ticket escalated");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "Dispatch failed; retrying later"),
+            Err(e) => tracing::error!(error = %e, "Dispatch panicked"),
+        }
+    }
 }
 
 /// Refreshes the fleet snapshot every `[fleet] refresh_interval` and runs the

@@ -20,6 +20,8 @@
 //!   [`InjectConfig`] adds fault injection (bad, duplicate, reordered, skewed,
 //!   delayed and burst messages; see [`inject`]); [`bench_live`] measures its throughput.
 //! - [`replay::replay`] publishes any history directory to a broker in per-device order.
+//! - [`service`]: the people around the fleet (engineers, customers, visits,
+//!   satisfaction) that `fixahead simulate-service` plays against fixahead's API.
 //! - Both name the broker, and how to log in, with one [`BrokerTarget`].
 //!
 //! Each appliance kind is a module (`washer`, `dishwasher`, `refrigerator`,
@@ -41,6 +43,7 @@ pub mod inject;
 mod live;
 mod refrigerator;
 pub mod replay;
+pub mod service;
 mod washer;
 mod water_heater;
 

@@ -177,11 +177,13 @@ impl fmt::Debug for AccessStore {
 
 /// `keys.db`: version 1 the keys and the audit log (files from before versions have
 /// the same tables); version 2 adds people, sessions and failed sign-ins
-/// ([`crate::users`]) and the audit log's `principal`.
+/// ([`crate::users`]) and the audit log's `principal`; version 3 adds the engineers'
+/// directory (`engineers`, [`crate::engineers`]: a new table, created by `create`, so
+/// the upgrade from 2 has nothing else to do).
 pub(crate) const KEYS: Schema = Schema {
     file: KEYS_DB,
-    version: 2,
-    create: &[SCHEMA, crate::users::SCHEMA],
+    version: 3,
+    create: &[SCHEMA, crate::users::SCHEMA, crate::engineers::SCHEMA],
     upgrade: |c, _| {
         if !sqlite::has_column(c, "audit", "principal")? {
             c.execute_batch("ALTER TABLE audit ADD COLUMN principal TEXT NOT NULL DEFAULT 'key'")?;

@@ -8,6 +8,8 @@
 //!   [`domain::Role`]) and its audit log.
 //! * [`users`]: also in `keys.db`, the people who sign in to the console (argon2id
 //!   password hashes), their sessions and failed sign-ins.
+//! * [`engineers`]: also in `keys.db`, the engineers' directory dispatch ranks by
+//!   (skills, location, working hours, capacity, supervisor).
 //! * [`credentials`]: `devices.db`, device credentials (Mosquitto's `$7$` hashes),
 //!   and their export as Mosquitto password and ACL files.
 //! * [`tickets`]: `tickets.db`, the after-sales record: tickets and their logs, the
@@ -27,6 +29,7 @@
 
 pub mod access;
 pub mod credentials;
+pub mod engineers;
 mod error;
 pub mod hot;
 mod sqlite;

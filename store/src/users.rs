@@ -280,7 +280,7 @@ pub fn generate_password() -> String {
     out
 }
 
-fn hash_password(password: &str) -> Result<String> {
+pub(crate) fn hash_password(password: &str) -> Result<String> {
     let salt = SaltString::generate(&mut rand::rngs::OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
@@ -313,10 +313,10 @@ fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-const USER_COLUMNS: &str =
+pub(crate) const USER_COLUMNS: &str =
     "id, login, display_name, role, lang, time_zone, created_at, disabled_at";
 
-fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserInfo> {
+pub(crate) fn user_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserInfo> {
     let role: String = row.get(3)?;
     let lang: String = row.get(4)?;
     Ok(UserInfo {
@@ -387,7 +387,7 @@ impl UserStore {
         self.sessions
     }
 
-    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+    pub(crate) fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         f(&mut sqlite::lock(&self.conn))
     }
 

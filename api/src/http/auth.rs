@@ -69,11 +69,23 @@ pub enum Permission {
     AcknowledgeAlarms,
     /// Read model performance in production and model drift.
     ReadModels,
+    /// Write devices' directory entries: serial, customer, address, location, region
+    /// (docs/intake.md).
+    ManageDirectory,
+    /// Report a customer's problem: open or join a ticket (`POST /api/v1/tickets`).
+    ReportProblems,
+    /// Register engineers and edit their dispatch profiles (skills, location, hours,
+    /// capacity, supervisor).
+    ManageEngineers,
+    /// Record a customer's satisfaction with a ticket and mark its call-back done.
+    RecordSatisfaction,
+    /// Read the service KPIs (`GET /api/v1/kpis`).
+    ReadKpis,
 }
 
 impl Permission {
     /// Every permission.
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 24] = [
         Permission::ReadTickets,
         Permission::ReadDevices,
         Permission::ReadDeadLetters,
@@ -93,6 +105,11 @@ impl Permission {
         Permission::RunFleetDetection,
         Permission::AcknowledgeAlarms,
         Permission::ReadModels,
+        Permission::ManageDirectory,
+        Permission::ReportProblems,
+        Permission::ManageEngineers,
+        Permission::RecordSatisfaction,
+        Permission::ReadKpis,
     ];
 
     /// The roles that hold this permission.
@@ -122,6 +139,11 @@ impl Permission {
             Permission::RunFleetDetection => "run_fleet_detection",
             Permission::AcknowledgeAlarms => "acknowledge_alarms",
             Permission::ReadModels => "read_models",
+            Permission::ManageDirectory => "manage_directory",
+            Permission::ReportProblems => "report_problems",
+            Permission::ManageEngineers => "manage_engineers",
+            Permission::RecordSatisfaction => "record_satisfaction",
+            Permission::ReadKpis => "read_kpis",
         }
     }
 }
@@ -147,6 +169,11 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::RunFleetDetection
                 | P::AcknowledgeAlarms
                 | P::ReadModels
+                | P::ManageDirectory
+                | P::ReportProblems
+                | P::ManageEngineers
+                | P::RecordSatisfaction
+                | P::ReadKpis
         ),
         Role::Engineer => matches!(
             permission,
@@ -168,6 +195,9 @@ pub fn grants(role: Role, permission: Permission) -> bool {
                 | P::ManageWebhooks
                 | P::ReadFleet
                 | P::ReadModels
+                | P::ManageDirectory
+                | P::ReportProblems
+                | P::RecordSatisfaction
         ),
     }
 }
@@ -460,6 +490,11 @@ mod tests {
         for r in [Role::Engineer, Role::Integration] {
             assert!(!grants(r, Permission::AcknowledgeAlarms));
         }
+        // Satisfaction: planners and integrations (a CRM or survey tool), not engineers.
+        for r in [Role::Planner, Role::Integration] {
+            assert!(grants(r, Permission::RecordSatisfaction));
+        }
+        assert!(!grants(Role::Engineer, Permission::RecordSatisfaction));
         for r in [Role::Planner, Role::Engineer, Role::Integration] {
             assert!(!grants(r, Permission::ReadAudit));
             assert!(!grants(r, Permission::ManageKeys));

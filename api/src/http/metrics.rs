@@ -192,6 +192,21 @@ impl ServiceMetrics {
             ),
             &["kind"],
         ));
+        let steps_overdue = counter(
+            "fixahead_ticket_steps_overdue_total",
+            "Procedure steps that ran past their limit since start (docs/procedures.md).",
+        );
+        let satisfaction = counter(
+            "fixahead_satisfaction_answers_total",
+            "Satisfaction answers recorded since start (replacements included).",
+        );
+        let callbacks = valid(IntCounterVec::new(
+            Opts::new(
+                "fixahead_callbacks_total",
+                "Call-backs since start, by what happened: opened, done, overdue.",
+            ),
+            &["event"],
+        ));
         let active = valid(IntGauge::new(
             "fixahead_tickets_active",
             "Tickets open, acknowledged, scheduled or in progress.",
@@ -206,6 +221,9 @@ impl ServiceMetrics {
             Box::new(predictions.clone()),
             Box::new(flags.clone()),
             Box::new(breaches.clone()),
+            Box::new(steps_overdue.clone()),
+            Box::new(satisfaction.clone()),
+            Box::new(callbacks.clone()),
             Box::new(active.clone()),
             Box::new(by_status.clone()),
         ];
@@ -223,6 +241,15 @@ impl ServiceMetrics {
                 &breaches.with_label_values(&["resolve"]),
                 s.sla_resolve_breaches,
             );
+            mirror(&steps_overdue, s.steps_overdue);
+            mirror(&satisfaction, s.satisfaction_answers);
+            for (event, n) in [
+                ("opened", s.callbacks_opened),
+                ("done", s.callbacks_done),
+                ("overdue", s.callbacks_overdue),
+            ] {
+                mirror(&callbacks.with_label_values(&[event]), n);
+            }
             active.set(0);
             by_status.reset();
             match tickets.count_by_status() {

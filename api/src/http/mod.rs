@@ -39,7 +39,7 @@
 //! | permission | routes | admin | planner | engineer | integration |
 //! |---|---|---|---|---|---|
 //! | `read_tickets` | `GET /api/v1/tickets`, `GET /api/v1/tickets/{id}` | yes | yes | yes | yes |
-//! | `read_devices` | `GET /api/v1/devices`, `.../{device_id}`, `.../{device_id}/telemetry` | yes | yes | yes | yes |
+//! | `read_devices` | `GET /api/v1/devices`, `.../{device_id}`, `.../{device_id}/telemetry`, `.../{device_id}/directory` | yes | yes | yes | yes |
 //! | `read_dead_letters` | `GET /api/v1/dead-letters` | yes | yes | | yes |
 //! | `read_metrics` | `GET /metrics` | yes | | | yes |
 //! | `read_docs` | `GET /openapi.json`, `GET /docs` | yes | yes | yes | yes |
@@ -50,6 +50,7 @@
 //! | `run_fleet_detection` | `POST /api/v1/fleet/alarms/detect` | yes | yes | | |
 //! | `acknowledge_alarms` | `POST /api/v1/fleet/alarms/{id}/acknowledge` | yes | yes | | |
 //! | `read_models` | `GET /api/v1/models/performance`, `GET /api/v1/models/drift` | yes | yes | | yes |
+//! | `read_kpis` | `GET /api/v1/kpis` | yes | yes | | |
 //! | `transition_tickets` | `POST /api/v1/tickets/{id}/transitions` | yes | yes | assigned tickets only, to `in_progress` or `resolved` | |
 //! | `assign_tickets` | `POST /api/v1/tickets/{id}/assignment` | yes | yes | | |
 //! | `dismiss_tickets` | a transition to `dismissed` (checked by the transitions handler) | yes | yes | | |
@@ -57,6 +58,8 @@
 //! | `diagnose` | `GET /api/v1/devices/{device_id}/diagnosis`, `POST .../{device_id}/commands`, `GET .../{device_id}/commands/{id}` | yes | yes | devices of assigned tickets only | |
 //! | `read_events` | `GET /api/v1/events` | yes | yes | | yes |
 //! | `manage_webhooks` | `POST`, `GET /api/v1/webhooks`, `GET`, `DELETE /api/v1/webhooks/{id}`, `GET /api/v1/webhooks/{id}/deliveries` | yes | | | yes |
+//! | `manage_directory` | `PUT /api/v1/devices/{device_id}/directory` | yes | yes | | yes |
+//! | `report_problems` | `POST /api/v1/tickets` (a customer report; docs/intake.md) | yes | yes | | yes |
 //!
 //! The table is `api::http::auth::grants`; each route declares its permission where it is
 //! registered, and the OpenAPI document names it on every operation. "Assigned tickets
@@ -134,6 +137,13 @@
 //! ## `GET /api/v1/tickets/{id}`
 //! One ticket (as above) with its diagnosis and full log. 400 if `id` is not an
 //! integer, 404 if there is no such ticket.
+//!
+//! ## Intake: `POST /api/v1/tickets` (report_problems), `PUT`, `GET /api/v1/devices/{device_id}/directory`
+//!
+//! A customer report joins the device's active ticket for the problem (200) or opens a
+//! reactive ticket (201), pre-judged from the device's data; the directory maps serials
+//! and customer references to devices. docs/intake.md; the rules are in
+//! [`crate::intake`], shared with the console.
 //!
 //! ## Ticket lifecycle, `POST /api/v1/tickets/{id}/transitions`, `.../assignment`, `.../outcome`, `GET /api/v1/events`
 //! See docs/api.md: the lifecycle table (`domain::TicketStatus::transitions`), bodies,
@@ -297,6 +307,13 @@
 //! `status`. The process supplies it ([`AppState::with_drift`]); without one the
 //! report has no models.
 //!
+//! ## `GET /api/v1/kpis` (admin, planner)
+//! The service KPIs of the tickets opened in a period (`from`, `to`: default the 30
+//! days up to now, at most 366 days), overall, per `group_by` (`region`, `engineer`,
+//! `device_type`, `priority`, `source`) and per `bucket` (`day`, `week`). Definitions:
+//! [`crate::kpis`] and docs/kpis.md. 400 on a bad parameter, `from > to` or a longer
+//! period.
+//!
 //! ## `GET /openapi.json`, `GET /docs` (any role)
 //! The OpenAPI document and the docs page (above).
 
@@ -305,13 +322,17 @@ mod audit;
 pub mod auth;
 mod devices;
 mod docs;
+mod engineers;
 mod error;
 mod extract;
 mod fleet;
+mod intake;
 mod keys;
+mod kpis;
 pub(crate) mod metrics;
 mod models;
 mod routes;
+mod satisfaction;
 mod state;
 mod system;
 mod tickets;

@@ -14,7 +14,8 @@ use utoipa_axum::routes;
 
 use super::auth::{self, Access, Permission};
 use super::{
-    audit, devices, docs, error, fleet, keys, metrics, models, system, tickets, webhooks, AppState,
+    audit, devices, docs, engineers, error, fleet, intake, keys, kpis, metrics, models,
+    satisfaction, system, tickets, webhooks, AppState,
 };
 use crate::{Error, Result};
 
@@ -49,6 +50,14 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
             routes!(tickets::note),
         ),
         (Access::Requires(P::ReadEvents), routes!(tickets::events)),
+        (
+            Access::Requires(P::RecordSatisfaction),
+            routes!(satisfaction::record),
+        ),
+        (
+            Access::Requires(P::RecordSatisfaction),
+            routes!(satisfaction::callback),
+        ),
         (Access::Requires(P::ReadDevices), routes!(devices::list)),
         (Access::Requires(P::ReadDevices), routes!(devices::get)),
         (
@@ -106,6 +115,26 @@ fn route_table() -> Vec<(Access, UtoipaMethodRouter<AppState>)> {
             routes!(models::performance),
         ),
         (Access::Requires(P::ReadModels), routes!(models::drift)),
+        (Access::Requires(P::ReportProblems), routes!(intake::report)),
+        (
+            Access::Requires(P::ManageDirectory),
+            routes!(intake::put_directory),
+        ),
+        (
+            Access::Requires(P::ReadDevices),
+            routes!(intake::get_directory),
+        ),
+        (Access::Requires(P::AssignTickets), routes!(engineers::list)),
+        (
+            Access::Requires(P::ManageEngineers),
+            routes!(engineers::put),
+        ),
+        (Access::Requires(P::AssignTickets), routes!(engineers::get)),
+        (
+            Access::Requires(P::AssignTickets),
+            routes!(engineers::candidates),
+        ),
+        (Access::Requires(P::ReadKpis), routes!(kpis::get)),
     ]
 }
 

@@ -56,6 +56,8 @@ pub struct AppState {
     pub(super) regions: RegionLookup,
     /// The drift of the active models, when the process scores.
     pub(super) drift: Option<DriftReporter>,
+    /// Engineers and dispatch, when the server keeps an engineers' directory.
+    pub(super) dispatcher: Option<crate::dispatch::Dispatcher>,
 }
 
 impl AppState {
@@ -107,6 +109,7 @@ impl AppState {
             fleet,
             regions: Arc::new(crate::tickets::AssignmentRegions),
             drift: None,
+            dispatcher: None,
         }
     }
 
@@ -185,6 +188,19 @@ impl AppState {
     pub fn with_fleet_summary(mut self, summary: crate::fleet::FleetSummary) -> Self {
         self.summary = Some(summary);
         self
+    }
+
+    /// Serves the engineers' directory and the ticket rankings from `dispatcher`,
+    /// and checks planners' assignments against engineers' capacity. Without it the
+    /// engineer and candidate endpoints answer 404 and assignments are not checked.
+    pub fn with_dispatcher(mut self, dispatcher: crate::dispatch::Dispatcher) -> Self {
+        self.dispatcher = Some(dispatcher);
+        self
+    }
+
+    /// Engineers and dispatch, when the server keeps an engineers' directory.
+    pub fn dispatcher(&self) -> Option<&crate::dispatch::Dispatcher> {
+        self.dispatcher.as_ref()
     }
 
     /// The ticket service.

@@ -113,12 +113,12 @@ pub(crate) async fn list(
     Ok(Json(TicketPage { tickets, next }))
 }
 
-fn ticket_id(id: &str) -> Result<i64> {
+pub(super) fn ticket_id(id: &str) -> Result<i64> {
     super::path_id("ticket id", id)
 }
 
 /// A ticket with the statuses it may move to now.
-fn with_allowed(tickets: &TicketService, ticket: Ticket) -> Result<TicketView> {
+pub(super) fn with_allowed(tickets: &TicketService, ticket: Ticket) -> Result<TicketView> {
     let allowed_transitions = tickets.allowed_transitions(&ticket);
     Ok(TicketView {
         ticket,
@@ -265,6 +265,10 @@ pub(crate) struct AssignmentBody {
     window_end: Option<Timestamp>,
     /// Service region.
     region: Option<String>,
+    /// Assign even when the engineer's daily capacity is full on the visit's day
+    /// (planners and admins; logged and audited as an override; docs/dispatch.md).
+    #[serde(default)]
+    override_capacity: bool,
 }
 
 /// `POST /api/v1/tickets/{id}/assignment`: engineer, visit window, region.
@@ -278,7 +282,7 @@ pub(crate) struct AssignmentBody {
         (status = 200, description = "The ticket after the assignment", body = TicketView),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 404, description = "No such ticket", body = ErrorBody),
-        (status = 409, description = "The ticket is no longer active", body = ErrorBody),
+        (status = 409, description = "The ticket is no longer active, or the engineer's daily capacity is full on the visit's day (the message names the load; send `override_capacity`)", body = ErrorBody),
         (status = 422, description = "A field does not fit; `error.field` names it", body = ErrorBody),
     )
 )]
@@ -288,20 +292,28 @@ pub(crate) async fn assign(
     Extension(who): Extension<Principal>,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<AssignmentBody>,
-) -> Result<Json<TicketView>> {
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse;
     let id = ticket_id(&id)?;
-    blocking(move || {
+    let (view, overridden) = blocking(move || {
         let input = AssignmentInput {
             engineer: body.engineer,
             window_start: body.window_start,
             window_end: body.window_end,
             region: body.region,
         };
-        let t = desk::assign(&state, &who, id, input)?;
-        with_allowed(&state.tickets, t)
+        let (t, overridden) =
+            desk::assign_checked(&state, &who, id, input, body.override_capacity)?;
+        Ok((with_allowed(&state.tickets, t)?, overridden))
     })
-    .await
-    .map(Json)
+    .await?;
+    let mut response = Json(view).into_response();
+    if let Some(o) = overridden {
+        response
+            .extensions_mut()
+            .insert(super::auth::AuditNote(format!("assigned ticket {id}; {o}")));
+    }
+    Ok(response)
 }
 
 /// `POST /api/v1/tickets/{id}/outcome`: what the visit found (the feedback loop's

@@ -31,7 +31,8 @@ pub(crate) struct CreateWebhook {
     #[schema(min_length = 16, max_length = 256)]
     secret: String,
     /// The event types to receive: `ticket.opened`, `ticket.updated`,
-    /// `ticket.sla_breached`, `prediction.flagged`, `fleet.batch_alarm`.
+    /// `ticket.sla_breached`, `ticket.step_overdue`, `ticket.callback_opened`,
+    /// `ticket.callback_overdue`, `prediction.flagged`, `fleet.batch_alarm`.
     #[schema(min_items = 1, example = json!(["ticket.opened", "ticket.sla_breached"]))]
     event_types: Vec<String>,
     /// Free text, at most 200 characters.

@@ -17,7 +17,10 @@
 
 mod config;
 pub mod performance;
+pub mod prejudge;
+pub mod procedures;
 pub mod risk_log;
+mod satisfaction;
 mod service;
 
 use std::sync::Arc;
@@ -29,7 +32,13 @@ pub use config::{ConfigDuration, TicketConfig};
 pub use performance::{
     AssignmentRegions, PerformanceQuery, PerformanceReport, PerformanceRow, Regions,
 };
-pub use service::{Clock, TicketService, SYSTEM_ACTOR};
+pub use procedures::{Procedure, ProcedureConfig, ProcedureMatch, StepLimit, StepName};
+pub use satisfaction::SatisfactionConfig;
+pub use service::{
+    check_words, Clock, Planned, ReportInput, ReportResult, ReportResultKind, TicketService,
+    MAX_CUSTOMER_DEVICES, MAX_WORDS, SYSTEM_ACTOR, UNKNOWN_COMPONENT,
+};
+pub use store::tickets::DirectoryEntry;
 pub use store::tickets::{
     Assignee, EventRecord, QueueCell, QueueChoices, QueueQuery, QueueTicket, RiskRecord, SlaKind,
     TicketOutcome, TicketQuery,
@@ -43,6 +52,15 @@ pub const EVENT_UPDATED: &str = "ticket.updated";
 pub const EVENT_SLA_BREACHED: &str = "ticket.sla_breached";
 /// Event type: the model flagged a (device, component), once per flag episode.
 pub const EVENT_FLAGGED: &str = "prediction.flagged";
+/// Event type: automatic dispatch found no engineer who fits and escalated the ticket
+/// to the configured manager (docs/dispatch.md).
+pub const EVENT_ESCALATED: &str = "ticket.escalated";
+/// Event type: a step of a ticket's procedure ran past its limit (once per step).
+pub const EVENT_STEP_OVERDUE: &str = "ticket.step_overdue";
+/// Event type: a dissatisfied answer opened a call-back.
+pub const EVENT_CALLBACK_OPENED: &str = "ticket.callback_opened";
+/// Event type: a call-back ran past its limit (once).
+pub const EVENT_CALLBACK_OVERDUE: &str = "ticket.callback_overdue";
 
 /// Who supervises whom: the step clocks' alerts go to the supervisor of a ticket's
 /// engineer (the engineers' directory implements it; docs/procedures.md).
@@ -50,6 +68,17 @@ pub trait Supervisors: Send + Sync {
     /// The supervisor (a login or a role name such as `after-sales-manager`) of the
     /// engineer `login`, if one is recorded.
     fn supervisor_of(&self, login: &str) -> Option<String>;
+}
+
+/// No supervisors recorded: every step alert goes to the priority's escalation
+/// contact (`[tickets] <tier>_escalation`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoSupervisors;
+
+impl Supervisors for NoSupervisors {
+    fn supervisor_of(&self, _login: &str) -> Option<String> {
+        None
+    }
 }
 
 /// What the caller knows about a device beyond its predictions, used to fill a
@@ -149,6 +178,16 @@ pub struct TicketStats {
     pub sla_respond_breaches: u64,
     /// Resolve clocks that ran out.
     pub sla_resolve_breaches: u64,
+    /// Procedure steps that ran past their limit.
+    pub steps_overdue: u64,
+    /// Satisfaction answers recorded (replacements included).
+    pub satisfaction_answers: u64,
+    /// Call-backs opened by dissatisfied answers.
+    pub callbacks_opened: u64,
+    /// Call-backs done.
+    pub callbacks_done: u64,
+    /// Call-backs that ran past their limit.
+    pub callbacks_overdue: u64,
 }
 
 /// A raised fault code of a device, as the scoring stage saw it stored.
@@ -216,4 +255,50 @@ pub struct SlaBreach {
     pub deadline: Timestamp,
     /// Who it escalated to.
     pub escalated_to: String,
+}
+
+/// A step that ran past its limit, as [`TicketService::check_steps`] recorded it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StepOverdue {
+    /// The ticket.
+    pub ticket_id: i64,
+    /// The step.
+    pub step: String,
+    /// Its limit.
+    pub due: Timestamp,
+    /// Who owns the ticket: its engineer, else its planner.
+    pub owner: Option<String>,
+    /// Whom the alert went to: the owner's supervisor, else the priority's escalation.
+    pub supervisor: String,
+}
+
+/// A call-back that ran past its limit, as [`TicketService::check_steps`] recorded it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CallbackOverdue {
+    /// The ticket.
+    pub ticket_id: i64,
+    /// Its limit.
+    pub due: Timestamp,
+    /// Who should have called.
+    pub owner: Option<String>,
+}
+
+/// What one sweep of [`TicketService::check_steps`] found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StepSweep {
+    /// Steps newly past their limit.
+    pub steps: Vec<StepOverdue>,
+    /// Call-backs newly past their limit.
+    pub callbacks: Vec<CallbackOverdue>,
+}
+
+/// A satisfaction answer as the caller gives it (the service adds time and actor).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SatisfactionInput {
+    /// 1 (very dissatisfied) to 5 (very satisfied).
+    pub score: u8,
+    /// The customer's comment.
+    pub comment: String,
+    /// How the answer came in (default `phone`).
+    pub channel: Option<domain::ReportChannel>,
 }

@@ -1,7 +1,8 @@
 //! Webhooks: events pushed to other systems over HTTP, at least once.
 //!
 //! A webhook is a URL, a secret and the event types it wants (`ticket.opened`,
-//! `ticket.updated`, `ticket.sla_breached`, `prediction.flagged`,
+//! `ticket.updated`, `ticket.sla_breached`, `ticket.step_overdue`,
+//! `ticket.callback_opened`, `ticket.callback_overdue`, `prediction.flagged`,
 //! `fleet.batch_alarm`). [`WebhookService`]
 //! keeps registrations and the delivery outbox in the ticket store's file
 //! (`tickets.db`, tables in `store::tickets`); [`run`] is the dispatcher task that fills the
@@ -42,18 +43,23 @@ use store::tickets::TicketDb;
 pub use store::tickets::{Attempt, Delivery, DeliveryStatus, DueDelivery, Webhook};
 
 use crate::tickets::{
-    self, ConfigDuration, EVENT_FLAGGED, EVENT_OPENED, EVENT_SLA_BREACHED, EVENT_UPDATED,
+    self, ConfigDuration, EVENT_CALLBACK_OPENED, EVENT_CALLBACK_OVERDUE, EVENT_ESCALATED,
+    EVENT_FLAGGED, EVENT_OPENED, EVENT_SLA_BREACHED, EVENT_STEP_OVERDUE, EVENT_UPDATED,
 };
 use crate::{Error, Result};
 
 pub use dispatch::run;
 
 /// Event types a webhook may subscribe to.
-pub const EVENT_TYPES: [&str; 4] = [
+pub const EVENT_TYPES: [&str; 8] = [
     EVENT_OPENED,
     EVENT_UPDATED,
     EVENT_SLA_BREACHED,
     EVENT_FLAGGED,
+    EVENT_ESCALATED,
+    EVENT_STEP_OVERDUE,
+    EVENT_CALLBACK_OPENED,
+    EVENT_CALLBACK_OVERDUE,
 ];
 
 /// Shortest secret accepted, in characters.

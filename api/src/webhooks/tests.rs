@@ -370,3 +370,25 @@ fn finished_deliveries_are_pruned_after_the_retention_and_pending_ones_never() {
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].status, DeliveryStatus::Pending);
 }
+
+#[test]
+fn the_procedure_events_can_be_subscribed_to() {
+    let f = Fixture::new(WebhookConfig::default());
+    let w = f
+        .svc
+        .create(
+            NewWebhook {
+                url: "https://crm.example.com/hooks/fixahead".into(),
+                secret: "0123456789abcdef".into(),
+                event_types: vec![
+                    tickets::EVENT_STEP_OVERDUE.into(),
+                    tickets::EVENT_CALLBACK_OPENED.into(),
+                    tickets::EVENT_CALLBACK_OVERDUE.into(),
+                ],
+                description: "after-sales".into(),
+            },
+            "t",
+        )
+        .expect("known event types");
+    assert_eq!(w.event_types.len(), 3);
+}

@@ -76,6 +76,8 @@ const PAGES: &[(Who, &str)] = &[
     (Who::Planner, "/console/fleet"),
     (Who::Planner, "/console/fleet/parts.csv"),
     (Who::Planner, "/console/models"),
+    (Who::Planner, "/console/report"),
+    (Who::Planner, "/console/kpis"),
     (Who::Admin, "/console/admin"),
     (Who::Admin, "/console/admin/users"),
     (Who::Admin, "/console/admin/keys"),

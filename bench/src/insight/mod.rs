@@ -1,4 +1,5 @@
-//! `fixahead bench insight`: latency of the model insight endpoints on a large fleet
+//! `fixahead bench insight`: latency of the model insight endpoints (and the service
+//! KPIs) on a large fleet
 //! (docs/performance.md, "Insight endpoints").
 //!
 //! Builds an embedded store through the store APIs (hot.db: one report per device, with
@@ -43,6 +44,8 @@ const ENDPOINTS: &[&str] = &[
     "/api/v1/fleet/stats?group_by=region&from={year}&to={to}",
     "/api/v1/fleet/alarms",
     "/api/v1/fleet/parts-forecast?days=30&group_by=region",
+    "/api/v1/kpis?from={from}&to={to}&group_by=region",
+    "/api/v1/kpis?from={year}&to={to}&group_by=engineer&bucket=week",
 ];
 
 /// Paths also timed with one ticket changed before each request (its assignment, through

@@ -139,6 +139,38 @@ async fn every_link_and_form_leads_to_a_page_the_person_may_open() {
     );
     f.assign_with(hostile, "engineer", None, Some(HOSTILE));
     f.assign(f.ticket_id("wm-2", "drain_pump"), "engineer2");
+    // The procedure panel's forms and the alerts view's rows: a step past its limit,
+    // and a resolved ticket whose dissatisfied customer waits for a call-back.
+    let late = f.open_ticket("wm-x", "heater", 0.9, Timestamp(T0 - 10 * day), None);
+    f.assign(late, "engineer");
+    f.tickets
+        .check_steps(&api::tickets::NoSupervisors)
+        .expect("step sweep");
+    let answered = f.open_ticket("wm-2", "heater", 0.9, Timestamp(T0), None);
+    f.assign(answered, "engineer2");
+    f.tickets
+        .transition(
+            answered,
+            domain::TicketStatus::Resolved,
+            "planner",
+            "",
+            Some(api::OutcomeInput {
+                kind: Some(domain::OutcomeKind::NoFaultFound),
+                ..api::OutcomeInput::default()
+            }),
+        )
+        .expect("resolved");
+    f.tickets
+        .record_satisfaction(
+            answered,
+            api::tickets::SatisfactionInput {
+                score: 1,
+                comment: HOSTILE.into(),
+                channel: None,
+            },
+            HOSTILE,
+        )
+        .expect("answer");
 
     let mut problems = Vec::new();
     for login in ["admin", "planner", "engineer", "engineer2"] {

@@ -20,10 +20,12 @@ pub(crate) enum Action {
     Reopen,
     Close,
     Note,
+    Satisfaction,
+    Callback,
 }
 
 impl Action {
-    pub(crate) const ALL: [Action; 9] = [
+    pub(crate) const ALL: [Action; 11] = [
         Action::Acknowledge,
         Action::Schedule,
         Action::Start,
@@ -33,6 +35,8 @@ impl Action {
         Action::Reopen,
         Action::Close,
         Action::Note,
+        Action::Satisfaction,
+        Action::Callback,
     ];
 
     pub(crate) const fn as_str(self) -> &'static str {
@@ -46,6 +50,8 @@ impl Action {
             Action::Reopen => "reopen",
             Action::Close => "close",
             Action::Note => "note",
+            Action::Satisfaction => "satisfaction",
+            Action::Callback => "callback",
         }
     }
 
@@ -65,6 +71,8 @@ impl Action {
             Action::Reopen => t.done_reopen,
             Action::Close => t.done_close,
             Action::Note => t.done_note,
+            Action::Satisfaction => t.done_satisfaction,
+            Action::Callback => t.done_callback,
         }
     }
 }
@@ -106,6 +114,8 @@ pub(crate) struct Draft {
     pub(crate) parts: Vec<String>,
     pub(crate) failed_at: String,
     pub(crate) to: String,
+    pub(crate) score: String,
+    pub(crate) comment: String,
 }
 
 impl Draft {
@@ -122,6 +132,8 @@ impl Draft {
             parts: f.all("parts").into_iter().map(str::to_owned).collect(),
             failed_at: f.get("failed_at").to_owned(),
             to: f.get("to").to_owned(),
+            score: f.get("score").to_owned(),
+            comment: f.get("comment").to_owned(),
         }
     }
 

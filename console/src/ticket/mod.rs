@@ -15,8 +15,11 @@
 //!   the person's name; the desk writes the ticket log.
 //! * Engineers open only the tickets assigned to them (`desk::ticket_for_person`).
 
+mod candidates;
 mod chart;
 mod forms;
+pub(crate) mod procedure;
+pub(crate) mod reports;
 mod texts;
 mod view;
 pub(crate) mod words;
@@ -60,14 +63,18 @@ struct TicketPage {
     t: &'static Texts,
     v: View,
     a: Actions,
+    procedure: procedure::Panel,
     done: Option<&'static str>,
     refusal: Option<Refusal>,
+    candidates: Option<candidates::Panel>,
     bar_w: f64,
     meter_w: f64,
     trend_w: f64,
     trend_h: f64,
     panel_w: f64,
     panel_h: f64,
+    /// The customer reports panel (templates/ticket/reports.html), when it has any.
+    reports: Option<reports::ReportsPanel>,
 }
 
 impl TicketPage {
@@ -176,11 +183,29 @@ async fn ticket_page(
         };
         error_page(e, lang)
     })?;
+    let candidates = {
+        let state = state.clone();
+        let who = viewer.principal.clone();
+        let ticket = loaded.ticket.clone();
+        let clock = viewer.clock;
+        blocking(move || candidates_panel(&state, &who, &ticket, &clock, lang))
+            .await
+            .map_err(|e| error_page(e, lang))?
+    };
     let profile = state
         .api
         .profiles()
         .get(&loaded.ticket.device_type)
         .cloned();
+    let reports = reports::ReportsPanel::new(&loaded.ticket, profile.as_deref(), &viewer.clock);
+    let procedure = procedure::build(
+        &loaded.ticket,
+        &viewer.principal,
+        loaded.now,
+        &viewer.clock,
+        lang,
+        &draft,
+    );
     let (v, a) = view::build(
         &loaded,
         &viewer.principal,
@@ -207,16 +232,52 @@ async fn ticket_page(
             t,
             v,
             a,
+            procedure,
             done,
             refusal,
+            candidates,
             bar_w: chart::BAR_W,
             meter_w: chart::METER_W,
             trend_w: chart::TREND_W,
             trend_h: chart::TREND_H,
             panel_w: chart::PANEL_W,
             panel_h: chart::PANEL_H,
+            reports,
         },
     ))
+}
+
+/// The candidates panel of `ticket` for `who` (blocking): only for viewers who may
+/// assign, on active tickets, when the server keeps an engineers' directory.
+fn candidates_panel(
+    state: &ConsoleState,
+    who: &api::Principal,
+    ticket: &Ticket,
+    clock: &crate::clock::Clock,
+    lang: domain::Lang,
+) -> crate::Result<Option<candidates::Panel>> {
+    let api = &state.api;
+    let Some(d) = api.dispatcher() else {
+        return Ok(None);
+    };
+    if !who.may(api::http::auth::Permission::AssignTickets) || !ticket.status.is_active() {
+        return Ok(None);
+    }
+    let ranking = api::desk::candidates(api, who, ticket.id)?;
+    let regions: Vec<(String, Option<String>)> = d
+        .users()
+        .engineers()?
+        .into_iter()
+        .map(|e| (e.login, e.region))
+        .collect();
+    Ok(Some(candidates::build(
+        ticket,
+        &ranking,
+        &regions,
+        d.config().visit.millis(),
+        clock,
+        lang,
+    )))
 }
 
 /// A ticket id from the path; anything else is no ticket.
@@ -306,6 +367,7 @@ fn apply(
     let permission = match action {
         Action::Schedule => Permission::AssignTickets,
         Action::Resolve | Action::Outcome => Permission::RecordOutcome,
+        Action::Satisfaction | Action::Callback => Permission::RecordSatisfaction,
         _ => Permission::TransitionTickets,
     };
     desk::require(who, permission)?;
@@ -317,7 +379,10 @@ fn apply(
         Action::Close => Some(TicketStatus::Closed),
         _ => None,
     };
-    if action != Action::Schedule {
+    if !matches!(
+        action,
+        Action::Schedule | Action::Satisfaction | Action::Callback
+    ) {
         desk::check_may_act(who, t, to)?;
     }
     let note = fields.get("note").trim();
@@ -360,6 +425,34 @@ fn apply(
             desk::add_note(api, who, id, note)?;
             format!("ticket {n}: note added")
         }
+        Action::Satisfaction => {
+            let Some(score) = fields
+                .get("score")
+                .parse::<u8>()
+                .ok()
+                .filter(|s| (1..=5).contains(s))
+            else {
+                return Ok(Done::Invalid(texts.err_score.into()));
+            };
+            let input = api::tickets::SatisfactionInput {
+                score,
+                comment: fields.get("comment").trim().to_owned(),
+                channel: None,
+            };
+            let after = desk::record_satisfaction(api, who, id, input)?;
+            let opened = t.callback.is_none() && after.callback.is_some();
+            format!(
+                "ticket {n}: satisfaction {score}/5{}",
+                if opened { "; call-back opened" } else { "" }
+            )
+        }
+        Action::Callback => {
+            if note.is_empty() {
+                return Ok(Done::Invalid(texts.err_note_empty.into()));
+            }
+            desk::complete_callback(api, who, id, note)?;
+            format!("ticket {n}: call-back done ({})", short(note))
+        }
         Action::Schedule => {
             // Who may be chosen: enabled engineer accounts.
             let engineers: Vec<String> = state
@@ -379,7 +472,8 @@ fn apply(
                 window_end: s.window.map(|w| w.1),
                 region: s.region.clone(),
             };
-            let after = desk::assign(api, who, id, input)?;
+            let override_capacity = fields.get("override_capacity") == "on";
+            let (after, overridden) = desk::assign_checked(api, who, id, input, override_capacity)?;
             // A ticket not yet scheduled becomes scheduled; one in progress stays so.
             let scheduled = matches!(
                 after.status,
@@ -393,10 +487,11 @@ fn apply(
                 .window
                 .map_or_else(|| "none".to_owned(), |(a, b)| format!("{a} to {b}"));
             format!(
-                "ticket {n}: assigned to {}, window {window}, region {}{}",
+                "ticket {n}: assigned to {}, window {window}, region {}{}{}",
                 s.engineer,
                 s.region.as_deref().unwrap_or("none"),
-                if scheduled { "; -> scheduled" } else { "" }
+                if scheduled { "; -> scheduled" } else { "" },
+                overridden.map(|o| format!("; {o}")).unwrap_or_default()
             )
         }
         Action::Resolve | Action::Outcome => {

@@ -32,6 +32,8 @@ pub(super) struct Served {
     pub(super) fleet: api::fleet::Fleet,
     /// The console's accounts, whose expired sessions a task prunes.
     pub(super) users: UserStore,
+    /// Engineers and dispatch, whose sweep a task runs.
+    pub(super) dispatcher: api::dispatch::Dispatcher,
     /// `http` or `https`.
     pub(super) scheme: &'static str,
 }
@@ -50,6 +52,14 @@ pub(super) async fn serve(
         .await
         .with_context(|| format!("binding HTTP listener on {listen}"))?;
     let addr = listener.local_addr()?;
+    let users = UserStore::open_in(&settings.data_dir)
+        .context("opening the console's accounts")?
+        .with_policies(settings.console.sessions, settings.console.sign_in);
+    let dispatcher = api::dispatch::Dispatcher::new(
+        stores.tickets.clone(),
+        users.clone(),
+        settings.dispatch.clone(),
+    )?;
     let state = api::AppState::new(
         stores.tickets.clone(),
         stores.reader.clone(),
@@ -65,11 +75,9 @@ pub(super) async fn serve(
     .with_fleet_summary(stores.fleet_summary.clone())
     .with_access(stores.access.clone())
     .with_body_limit(settings.http.max_body_bytes)
-    .with_fleet(settings.fleet.clone(), StoreReader::open(&stores.hot_path)?);
+    .with_fleet(settings.fleet.clone(), StoreReader::open(&stores.hot_path)?)
+    .with_dispatcher(dispatcher.clone());
     let fleet = state.fleet().clone();
-    let users = UserStore::open_in(&settings.data_dir)
-        .context("opening the console's accounts")?
-        .with_policies(settings.console.sessions, settings.console.sign_in);
     let console = console::ConsoleState::new(
         state.clone(),
         users.clone(),
@@ -107,6 +115,7 @@ pub(super) async fn serve(
         task,
         fleet,
         users,
+        dispatcher,
         scheme,
     })
 }

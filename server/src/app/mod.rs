@@ -49,6 +49,10 @@ pub struct Running {
     pub console_url: String,
     /// The console's accounts.
     pub users: store::users::UserStore,
+    /// Engineers and dispatch: the engineers' directory, rankings and the sweep
+    /// (`dispatch_pending`), which a task runs every `[dispatch] interval` and after
+    /// ticket events.
+    pub dispatcher: api::dispatch::Dispatcher,
     /// Fleet analytics (its snapshot is refreshed by a task every `[fleet]
     /// refresh_interval`; `demo` refreshes it once more after its replay).
     pub fleet: api::fleet::Fleet,
@@ -56,6 +60,13 @@ pub struct Running {
     pub admin_key: Bootstrap,
     /// API keys and the audit log.
     pub access: api::AccessStore,
+    /// The ticket service (its sweeps are plain blocking functions: `simulate-service`
+    /// calls them itself after moving the service clock).
+    pub tickets: api::TicketService,
+    /// The ingest counters.
+    pub metrics: Arc<IngestMetrics>,
+    /// Messages the scoring stage has finished.
+    pub scored: Arc<std::sync::atomic::AtomicU64>,
     stop: CancellationToken,
     /// The writer, which owns the source: ends when stopped, after acknowledging
     /// what it committed.
@@ -171,6 +182,7 @@ pub async fn start_with_clients(
     mqtt.shared_group = settings.mqtt.shared_group.clone();
     mqtt.protocol = settings.mqtt.protocol;
     let (scoring_tx, scoring_rx) = mpsc::channel::<Message>(SCORING_QUEUE);
+    let scored = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let ingest_task = spawn_ingest(
         settings, hot_writer, &mqtt, &profiles, &metrics, scoring_tx, &stop,
     );
@@ -182,14 +194,24 @@ pub async fn start_with_clients(
         profiles: profiles.clone(),
         commands: commands.clone(),
         metrics: metrics.clone(),
+        scored: scored.clone(),
     };
     let scoring_task = tokio::spawn(scoring::run(stage, scoring_rx));
 
     let fleet = served.fleet.clone();
+    let tickets_handle = stores.tickets.clone();
     spawn_tasks(settings, &stores, served.fleet, commands, &stop, &mut tasks)?;
     tasks.push((
         "session pruning task",
         tokio::spawn(tasks::prune_sessions(served.users.clone(), stop.clone())),
+    ));
+    tasks.push((
+        "dispatch task",
+        tokio::spawn(tasks::dispatch(
+            served.dispatcher.clone(),
+            stores.tickets.subscribe_events(),
+            stop.clone(),
+        )),
     ));
     // The archive tails hot.db on its own connection; ingest never waits for it.
     if let Some(a) = archiver {
@@ -208,9 +230,13 @@ pub async fn start_with_clients(
         http_addr: served.addr,
         console_url: format!("{}://{}{}/", served.scheme, served.addr, console::PREFIX),
         users: served.users,
+        dispatcher: served.dispatcher,
         fleet,
         admin_key: stores.admin_key,
         access: stores.access,
+        tickets: tickets_handle,
+        metrics,
+        scored,
         stop,
         ingest_task,
         scoring_task,
@@ -281,13 +307,16 @@ fn spawn_tasks(
     stop: &CancellationToken,
     out: &mut Vec<(&'static str, JoinHandle<()>)>,
 ) -> Result<()> {
-    let sla_every =
-        Duration::from_millis(settings.tickets.sla_check_interval.millis().max(1) as u64);
+    let sla_every = settings.sweep_interval(Duration::from_millis(
+        settings.tickets.sla_check_interval.millis().max(1) as u64,
+    ));
     out.extend([
         (
             "SLA task",
             tokio::spawn(tasks::check_sla(
                 stores.tickets.clone(),
+                // The engineers' directory replaces this when it lands (issue 20, part B).
+                std::sync::Arc::new(api::tickets::NoSupervisors),
                 sla_every,
                 stop.clone(),
             )),

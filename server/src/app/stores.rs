@@ -42,8 +42,14 @@ impl Stores {
             .with_context(|| format!("opening hot store {}", hot_path.display()))?
             .with_dead_letter_retention(settings.dead_letters);
         let tickets_path = dir.join(TICKETS_DB);
-        let tickets = api::TicketService::open(&tickets_path, settings.tickets.clone())
-            .context("opening ticket store")?;
+        let tickets = api::TicketService::open_with_clock(
+            &tickets_path,
+            settings.tickets.clone(),
+            settings.clock.clock(),
+        )
+        .context("opening ticket store")?
+        .with_procedures(settings.procedures.clone(), settings.satisfaction.clone())
+        .context("configuring procedures")?;
         // Webhooks: registrations and the delivery outbox live in tickets.db, beside the
         // events they deliver.
         let webhooks = api::WebhookService::open(&tickets_path, settings.webhooks.clone())

@@ -15,6 +15,7 @@ use super::train::train_into;
 use crate::admin_key::{self, Bootstrap};
 use crate::app::{self, Running};
 use crate::cli::DemoArgs;
+use crate::clock::{ScaledClock, ServiceClock};
 use crate::error::bail;
 use crate::settings::{load_profiles, ConfigFile, Settings};
 use crate::{Context, Result};
@@ -66,6 +67,20 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     if let Err(e) = tokio::task::spawn_blocking(move || analytics.refresh()).await? {
         tracing::warn!(error = %e, "Could not refresh the fleet snapshot after the replay");
     }
+    // Service time runs at the fleet's speed from here on: failures, tickets, step
+    // limits and customers share one time line (docs/service-simulation.md).
+    if let ServiceClock::Scaled(clock) = &settings.clock {
+        clock.start(fleet.now(), args.speed);
+    }
+    let world = crate::service_sim::live::LiveWorld {
+        devices: fleet.devices(),
+        ground_truth: settings.data_dir.join(GROUND_TRUTH),
+        clock: settings.clock.clone(),
+        seed: args.seed,
+        engineers: 8,
+        engineer_login: "engineer".into(),
+        engineer_name: "王芳 Wang Fang".into(),
+    };
     let live = simulators::LiveConfig {
         broker: broker_target(&running, &simulator, "fixahead-demo-fleet"),
         speed: args.speed,
@@ -76,6 +91,13 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     let sim_cancel = running.stop_token().child_token();
     let sim = tokio::spawn(simulators::publish_live(live, fleet, sim_cancel.clone()));
     let stop = running.stop_token();
+    let mut service_world = Box::pin(crate::service_sim::live::run(
+        &running,
+        profiles.clone(),
+        world,
+        Duration::from_millis(500),
+        stop.child_token(),
+    ));
     let reporter = tokio::spawn(report_progress(
         running.http_addr,
         planner_key,
@@ -84,6 +106,11 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     tokio::select! {
         _ = shutdown_signal() => {}
         _ = stop.cancelled() => {}
+        res = &mut service_world => {
+            if let Err(e) = res {
+                tracing::error!(error = %e, "The demo's service world stopped");
+            }
+        }
         res = sim => {
             match res {
                 Ok(Ok(summary)) => println!(
@@ -97,6 +124,7 @@ pub async fn demo(args: DemoArgs) -> Result<()> {
     }
     sim_cancel.cancel();
     reporter.abort();
+    drop(service_world);
     running.shutdown().await
 }
 
@@ -132,11 +160,16 @@ fn settings(args: &DemoArgs) -> Result<Settings> {
     // config file says otherwise.
     file.mqtt.allow_anonymous.get_or_insert(true);
     let mut overrides = args.serve.overrides();
+    // Service time: the wall clock until the live fleet continues, then the fleet's
+    // speed; the sweeps run often enough for it.
     // The simulated fleet runs at --speed, so its clocks run ahead of the wall clock.
     overrides
         .max_future_skew
         .get_or_insert_with(|| "off".into());
-    Settings::build(file, &overrides)
+    let mut settings = Settings::build(file, &overrides)?;
+    settings.clock = ServiceClock::Scaled(ScaledClock::new());
+    settings.sweep_every = Some(Duration::from_millis(200));
+    Ok(settings)
 }
 
 /// Whether the model directory holds a model of every type trained on today's
@@ -165,12 +198,23 @@ fn usable_models(dir: &Path, profiles: &ProfileSet) -> bool {
 
 /// Simulates a year of history and trains on it, unless usable models exist.
 async fn ensure_model(settings: &Settings, profiles: &ProfileSet, seed: u64) -> Result<()> {
-    let model_dir = settings.models.dir.clone();
+    ensure_models_in(&settings.models.dir, &settings.data_dir, profiles, seed).await
+}
+
+/// Trains models into `model_dir` on a simulated year (written under `work_dir`),
+/// unless it holds usable ones (`demo` and `simulate-service`).
+pub(crate) async fn ensure_models_in(
+    model_dir: &Path,
+    work_dir: &Path,
+    profiles: &ProfileSet,
+    seed: u64,
+) -> Result<()> {
+    let model_dir = model_dir.to_owned();
     if usable_models(&model_dir, profiles) {
         return Ok(());
     }
     println!("No usable model in {}: simulating a year of fleet history and training on it (under a minute)...", model_dir.display());
-    let history = settings.data_dir.join("training-history");
+    let history = work_dir.join("training-history");
     // A full year: the fleet has seasons, and a model that never saw one raises
     // false alarms in it.
     let start = Timestamp(crate::now().millis() - 365 * Timestamp::DAY_MS);

@@ -6,6 +6,7 @@ pub mod devices;
 pub mod keys;
 pub mod run;
 pub mod simulate;
+pub mod simulate_service;
 pub mod train;
 pub mod users;
 
@@ -14,6 +15,7 @@ pub use devices::devices;
 pub use keys::keys;
 pub use run::{run, shutdown_signal};
 pub use simulate::{replay, simulate};
+pub use simulate_service::simulate_service;
 pub use train::{eval, predict, train};
 pub use users::users;
 

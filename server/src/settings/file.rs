@@ -32,6 +32,11 @@ pub struct ConfigFile {
     pub profiles: ProfilesConfig,
     /// Ticket priority rules and SLA clocks.
     pub tickets: api::TicketConfig,
+    /// Procedures: the steps of each problem type with their time limits
+    /// (docs/procedures.md).
+    pub procedures: api::tickets::ProcedureConfig,
+    /// Satisfaction answers and the call-backs of dissatisfied customers.
+    pub satisfaction: api::tickets::SatisfactionConfig,
     /// Webhook delivery: timeout, retries and backoff.
     pub webhooks: api::WebhookConfig,
     /// Optional archives of every stored reading and fault.
@@ -44,6 +49,10 @@ pub struct ConfigFile {
     pub fleet: api::fleet::FleetSettings,
     /// The service console: sessions and sign-in limits.
     pub console: ConsoleConfig,
+    /// Automatic dispatch: per priority and device type auto or propose, the
+    /// escalation manager, the sweep interval, visit length and travel assumptions
+    /// (docs/dispatch.md).
+    pub dispatch: api::dispatch::DispatchConfig,
 }
 
 impl Default for ConfigFile {
@@ -57,12 +66,15 @@ impl Default for ConfigFile {
             models: ModelsConfig::default(),
             profiles: ProfilesConfig::default(),
             tickets: api::TicketConfig::default(),
+            procedures: api::tickets::ProcedureConfig::default(),
+            satisfaction: api::tickets::SatisfactionConfig::default(),
             webhooks: api::WebhookConfig::default(),
             archive: ArchiveConfig::default(),
             commands: CommandsConfig::default(),
             console: ConsoleConfig::default(),
             diagnosis: DiagnosisConfig::default(),
             fleet: api::fleet::FleetSettings::default(),
+            dispatch: api::dispatch::DispatchConfig::default(),
         }
     }
 }

@@ -139,6 +139,12 @@ pub struct Settings {
     pub profiles_dir: Option<PathBuf>,
     /// Ticket priority rules and SLA clocks.
     pub tickets: api::TicketConfig,
+    /// Automatic dispatch (`[dispatch]`).
+    pub dispatch: api::dispatch::DispatchConfig,
+    /// Procedures and their step limits (validated).
+    pub procedures: api::tickets::ProcedureConfig,
+    /// Satisfaction and call-backs (validated).
+    pub satisfaction: api::tickets::SatisfactionConfig,
     /// Webhook delivery.
     pub webhooks: api::WebhookConfig,
     /// The InfluxDB archive, when configured.
@@ -151,6 +157,20 @@ pub struct Settings {
     pub fleet: api::fleet::FleetSettings,
     /// The service console.
     pub console: ConsoleSettings,
+    /// The ticket service's clock (not in the file: `run` uses the wall clock, `demo`
+    /// a scaled one, `simulate-service` a manual one; docs/service-simulation.md).
+    pub clock: crate::clock::ServiceClock,
+    /// When set, the real interval of the service sweeps (SLA clocks, steps,
+    /// call-backs, dispatch) instead of their configured ones: `demo` runs service
+    /// time faster than the wall clock and sweeps every 200 ms.
+    pub sweep_every: Option<Duration>,
+}
+
+impl Settings {
+    /// The real interval of a service sweep whose own interval is `configured`.
+    pub fn sweep_interval(&self, configured: Duration) -> Duration {
+        self.sweep_every.unwrap_or(configured)
+    }
 }
 
 /// `[console]`, with the cookie setting resolved against the listener's TLS.
@@ -284,6 +304,18 @@ impl Settings {
                 f.tickets.validate()?;
                 f.tickets.clone()
             },
+            dispatch: {
+                f.dispatch.validate()?;
+                f.dispatch.clone()
+            },
+            procedures: {
+                f.procedures.validate()?;
+                f.procedures.clone()
+            },
+            satisfaction: {
+                f.satisfaction.validate()?;
+                f.satisfaction.clone()
+            },
             webhooks: {
                 f.webhooks.validate()?;
                 f.webhooks.clone()
@@ -312,6 +344,8 @@ impl Settings {
                 f.fleet.clone()
             },
             data_dir: file.data_dir,
+            clock: crate::clock::ServiceClock::System,
+            sweep_every: None,
         })
     }
 

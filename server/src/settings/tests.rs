@@ -42,6 +42,16 @@ fn the_documented_example_is_valid() {
         api::fleet::FleetSettings::default(),
         "[fleet] shows the defaults"
     );
+    assert_eq!(
+        file.procedures,
+        api::tickets::ProcedureConfig::default(),
+        "[procedures] shows the default (the seeds' example)"
+    );
+    assert_eq!(
+        file.satisfaction,
+        api::tickets::SatisfactionConfig::default(),
+        "[satisfaction] shows the defaults"
+    );
     let settings = build(&text, None).unwrap();
     assert_eq!(settings.data_dir, PathBuf::from("/var/lib/fixahead"));
     let documented = settings.dead_letters;
@@ -50,6 +60,29 @@ fn the_documented_example_is_valid() {
     assert_eq!(default, DeadLetterRetention::default());
     assert_eq!(default.max_rows, 100_000);
     assert_eq!(default.max_age_ms, 30 * domain::Timestamp::DAY_MS);
+    assert_eq!(
+        settings.dispatch,
+        api::dispatch::DispatchConfig::default(),
+        "[dispatch] shows the defaults"
+    );
+}
+
+#[test]
+fn dispatch_rules_are_typed_and_checked() {
+    let s = build(
+        "[dispatch]\nenabled = false\nvisit = \"90m\"\n[dispatch.device_types.washer]\nnormal = \"auto\"\n",
+        None,
+    )
+    .unwrap();
+    assert!(!s.dispatch.enabled);
+    assert_eq!(s.dispatch.visit.millis(), 90 * 60_000);
+    assert_eq!(
+        s.dispatch.mode(domain::Priority::Normal, "washer"),
+        api::dispatch::DispatchMode::Auto
+    );
+    assert!(build("[dispatch]\nspeed_kmh = 0.0\n", None).is_err());
+    assert!(build("[dispatch]\nurgent = \"sometimes\"\n", None).is_err());
+    assert!(build("[dispatch]\nmanagr = \"x\"\n", None).is_err());
 }
 
 #[test]
@@ -75,6 +108,9 @@ fn rejects_values_serde_cannot() {
         "[fleet]\nalarm_fdr = 0\n",
         "[fleet]\nalarm_min_ratio = 0.5\n",
         "[fleet]\nalarm_min_count = 0\n",
+        "[satisfaction]\ndissatisfied_at_most = 5\n",
+        "[[procedures.procedure]]\nname = \"a\"\nmatch = { source = [\"reactive\"] }\nsteps = []\n",
+        "[[procedures.procedure]]\nname = \"a\"\nsteps = [{ step = \"act\", within = \"4h\" }, { step = \"respond\", within = \"8h\" }]\n",
     ] {
         toml::from_str::<ConfigFile>(bad).unwrap();
         assert!(build(bad, None).is_err(), "{bad}");

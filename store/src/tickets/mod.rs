@@ -31,6 +31,8 @@
 //! * `commands`: remote commands to devices and their answers (`commands`).
 //! * `fleet_ranges`, `fleet_cohorts`: the fleet summary behind remote diagnosis
 //!   (`fleet`).
+//! * `device_directory` (schema 7): serial, customer, address, location and region of
+//!   a device, by which customer reports find it (`directory`).
 //!
 //! Tables added without a version (fleet alarms, webhooks, commands, the fleet
 //! summary, alarm acknowledgements) are created by any read-write open (`CREATE TABLE
@@ -60,13 +62,19 @@
 mod alarm_acks;
 mod commands;
 mod device_tickets;
+mod directory;
+mod dispatch;
 mod events;
 mod fleet;
+mod kpis;
 mod outcomes;
 mod queue;
+mod reports;
 mod risk;
+mod satisfaction;
 mod schema;
 mod sla;
+mod steps;
 mod ticket;
 mod webhooks;
 
@@ -77,15 +85,19 @@ use rusqlite::{Connection, TransactionBehavior};
 
 pub use alarm_acks::AlarmAck;
 pub use commands::{CommandRecord, CommandState, CommandStatus};
+pub use directory::DirectoryEntry;
+pub use dispatch::{Booking, DeviceLocation, DispatchState};
 pub use events::EventRecord;
 pub use fleet::{
     AlarmCell, AlarmNumbers, AlarmRecord, Cohort, CohortRow, ComponentHistory, FleetTicket,
     NormalRange, RangeRow,
 };
+pub use kpis::{KpiCallback, KpiFact, KpiStep};
 pub use outcomes::{read_outcomes, PerformanceFact, TicketOutcome};
 pub use queue::{Assignee, QueueCell, QueueChoices, QueueQuery, QueueTicket};
 pub use risk::RiskRecord;
 pub use sla::{DueClock, SlaKind};
+pub use steps::next_step_due;
 pub use ticket::{
     ActiveTicket, DeviceFacts, NewTicket, Reopen, StatusChange, TicketQuery, TicketUpdate,
 };

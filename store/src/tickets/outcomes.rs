@@ -42,7 +42,7 @@ pub struct PerformanceFact {
 }
 
 /// An outcome kind from its wire name (`None` for one this version does not know).
-fn outcome_kind(name: &str) -> Option<OutcomeKind> {
+pub(super) fn outcome_kind(name: &str) -> Option<OutcomeKind> {
     Some(match name {
         "confirmed_failure" => OutcomeKind::ConfirmedFailure,
         "no_fault_found" => OutcomeKind::NoFaultFound,

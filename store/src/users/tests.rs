@@ -286,7 +286,7 @@ fn a_version_1_key_file_is_upgraded_and_its_audit_records_are_keys() {
     let users = UserStore::open(&path).unwrap();
     users.add(&planner("p1")).unwrap();
     let c = Connection::open(&path).unwrap();
-    assert_eq!(sqlite::user_version(&c).unwrap(), 2);
+    assert_eq!(sqlite::user_version(&c).unwrap(), 3);
 }
 
 #[test]

@@ -18,24 +18,24 @@ use crate::{Error, Result};
 
 /// One batch's write transaction, its time and its day (the prefix of the ticket
 /// numbers it issues).
-struct Batch<'t, 'c> {
-    tx: &'t Tables<'c>,
-    now: Timestamp,
-    day: String,
+pub(super) struct Batch<'t, 'c> {
+    pub(super) tx: &'t Tables<'c>,
+    pub(super) now: Timestamp,
+    pub(super) day: String,
 }
 
 /// A ticket to open, before it has a number and SLA clocks.
-struct Opening<'a> {
-    device_id: &'a str,
-    device_type: &'a str,
-    component: &'a str,
-    source: TicketSource,
-    risk: f64,
-    model_version: &'a str,
-    priority: Priority,
-    diagnosis_json: &'a str,
-    skills_json: &'a str,
-    device: store::tickets::DeviceFacts<'a>,
+pub(super) struct Opening<'a> {
+    pub(super) device_id: &'a str,
+    pub(super) device_type: &'a str,
+    pub(super) component: &'a str,
+    pub(super) source: TicketSource,
+    pub(super) risk: f64,
+    pub(super) model_version: &'a str,
+    pub(super) priority: Priority,
+    pub(super) diagnosis_json: &'a str,
+    pub(super) skills_json: &'a str,
+    pub(super) device: store::tickets::DeviceFacts<'a>,
 }
 
 impl TicketService {
@@ -161,7 +161,7 @@ impl TicketService {
     /// Opens a ticket (the next number of the day, the SLA clocks of its priority, log
     /// entry `opened` with `note`, the `ticket.opened` event) unless the pair has an
     /// active one; `Some((id, number))` if it opened one.
-    fn try_open(
+    pub(super) fn try_open(
         &self,
         b: &Batch<'_, '_>,
         o: Opening<'_>,
@@ -190,6 +190,7 @@ impl TicketService {
             return Ok(None);
         };
         tx.issue_number(&b.day, seq)?;
+        self.start_steps(tx, id, now)?;
         tx.append_log(id, now, SYSTEM_ACTOR, "opened", note)?;
         let data = json!({"ticket": summary(tx, id)?, "action": "opened", "actor": SYSTEM_ACTOR, "note": note});
         let device = data["ticket"]["device_id"].as_str().unwrap_or_default();
@@ -199,7 +200,11 @@ impl TicketService {
 
     /// The active ticket of a pair, which must exist after an insert conflicted (the
     /// write transaction holds the database lock).
-    fn conflicting(tx: &Tables<'_>, device_id: &str, component: &str) -> Result<ActiveTicket> {
+    pub(super) fn conflicting(
+        tx: &Tables<'_>,
+        device_id: &str,
+        component: &str,
+    ) -> Result<ActiveTicket> {
         tx.active_ticket(device_id, component)?.ok_or_else(|| {
             Error::Corrupt(format!(
                 "insert conflicted but no active ticket for {device_id}/{component}"
@@ -208,7 +213,7 @@ impl TicketService {
     }
 
     /// Deadlines after a priority change: each moves to `min(deadline, now + new tier)`.
-    fn raised_deadlines(
+    pub(super) fn raised_deadlines(
         &self,
         active: &ActiveTicket,
         priority: Priority,

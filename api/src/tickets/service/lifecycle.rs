@@ -5,7 +5,7 @@ use domain::{Assignment, Outcome, OutcomeKind, Ticket, TicketStatus, Timestamp};
 use store::tickets::{Reopen, StatusChange};
 
 use super::{after, log_change, TicketService, SYSTEM_ACTOR};
-use crate::tickets::{AssignmentInput, OutcomeInput};
+use crate::tickets::{AssignmentInput, OutcomeInput, StepName};
 use crate::{Error, Result};
 
 /// Longest engineer, region or note accepted.
@@ -115,6 +115,7 @@ impl TicketService {
         } else {
             format!("{from} -> {to}: {note}")
         };
+        self.steps_on_transition(tx, t, to, now)?;
         if to == TicketStatus::InProgress {
             tx.add_visit(id)?;
         }
@@ -152,7 +153,10 @@ impl TicketService {
         if note.trim().is_empty() {
             return Err(Error::invalid("note: must not be empty"));
         }
-        self.change_ticket(id, |tx, _, now| {
+        self.change_ticket(id, |tx, t, now| {
+            if t.status == TicketStatus::Acknowledged {
+                self.complete_steps(tx, t, StepName::RemoteCheck, now)?;
+            }
             log_change(tx, id, now, actor, "note", note.trim())
         })
     }
@@ -162,6 +166,20 @@ impl TicketService {
     /// active tickets can be assigned ([`Error::Conflict`] otherwise); a window must
     /// have both ends with the end after the start ([`Error::Invalid`]).
     pub fn assign(&self, id: i64, input: AssignmentInput, actor: &str) -> Result<Ticket> {
+        self.assign_with(id, input, actor, "", |_, _, _| Ok(()))
+    }
+
+    /// [`TicketService::assign`] with `extra` appended to the `assigned` log note (a
+    /// capacity override, dispatch's reasons) and `also` run in the same transaction
+    /// before the log entry (dispatch records its word there).
+    pub(crate) fn assign_with(
+        &self,
+        id: i64,
+        input: AssignmentInput,
+        actor: &str,
+        extra: &str,
+        also: impl FnOnce(&store::tickets::Tables<'_>, &Ticket, Timestamp) -> Result<()>,
+    ) -> Result<Ticket> {
         for (name, value) in [("engineer", &input.engineer), ("region", &input.region)] {
             if let Some(v) = value {
                 check_text(name, v)?;
@@ -196,18 +214,26 @@ impl TicketService {
                 region: input.region,
             };
             tx.set_assignment(id, &a, now)?;
+            if a.engineer.is_some() && a.window_start.is_some() {
+                self.complete_steps(tx, t, StepName::Schedule, now)?;
+            }
             if actor != SYSTEM_ACTOR {
                 tx.set_planner(id, actor)?;
             }
+            also(tx, t, now)?;
             let window = match (a.window_start, a.window_end) {
                 (Some(s), Some(e)) => format!("{s} to {e}"),
                 _ => "none".to_owned(),
             };
-            let note = format!(
+            let mut note = format!(
                 "Engineer {}, window {window}, region {}",
                 a.engineer.as_deref().unwrap_or("none"),
                 a.region.as_deref().unwrap_or("none"),
             );
+            if !extra.is_empty() {
+                note.push_str("; ");
+                note.push_str(extra);
+            }
             log_change(tx, id, now, actor, "assigned", &note)?;
             Ok(())
         })
@@ -215,7 +241,7 @@ impl TicketService {
 }
 
 /// Rejects text longer than [`MAX_TEXT`].
-fn check_text(name: &str, s: &str) -> Result<()> {
+pub(super) fn check_text(name: &str, s: &str) -> Result<()> {
     if s.chars().count() > MAX_TEXT {
         return Err(Error::invalid(format!(
             "{name}: longer than {MAX_TEXT} characters"

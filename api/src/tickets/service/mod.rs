@@ -6,17 +6,25 @@
 //! * `diagnosis`: what a ticket's diagnosis snapshot says;
 //! * `lifecycle`: transitions, outcomes and assignments by people;
 //! * `sla`: the SLA clocks' sweep and escalation;
+//! * `reports`: customer reports in, joined or opening a reactive ticket;
+//! * `steps`: the procedure's step clocks, their sweep and the call-backs' sweep;
+//! * `satisfaction`: satisfaction answers and call-backs;
 //! * `events`: the event log's readers and their wake-up.
 //!
 //! This module holds the handle itself, the transaction helpers every change goes
 //! through, and the queries.
 
 mod diagnosis;
+mod directory;
+mod dispatch;
 mod events;
 mod intake;
 mod lifecycle;
 mod queue;
+mod reports;
+mod satisfaction;
 mod sla;
+mod steps;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,9 +35,14 @@ use serde_json::{json, Value};
 use store::tickets::{Tables, TicketDb, TicketReader};
 use tokio::sync::watch;
 
+pub use directory::MAX_CUSTOMER_DEVICES;
+pub use reports::{
+    check_words, Planned, ReportInput, ReportResult, ReportResultKind, MAX_WORDS, UNKNOWN_COMPONENT,
+};
+
 use super::{
-    PerformanceQuery, PerformanceReport, Regions, RiskRecord, TicketConfig, TicketQuery,
-    TicketStats, EVENT_UPDATED,
+    PerformanceQuery, PerformanceReport, ProcedureConfig, Regions, RiskRecord, SatisfactionConfig,
+    TicketConfig, TicketQuery, TicketStats, EVENT_UPDATED,
 };
 use crate::{Error, Result};
 
@@ -54,6 +67,10 @@ pub struct TicketService {
 struct Inner {
     db: TicketDb,
     config: TicketConfig,
+    /// `[procedures]`: the step clocks a ticket gets.
+    procedures: ProcedureConfig,
+    /// `[satisfaction]`: when an answer opens a call-back.
+    satisfaction: SatisfactionConfig,
     clock: Clock,
     opened: AtomicU64,
     updated: AtomicU64,
@@ -61,6 +78,11 @@ struct Inner {
     flags: AtomicU64,
     sla_respond: AtomicU64,
     sla_resolve: AtomicU64,
+    steps_overdue: AtomicU64,
+    satisfaction_answers: AtomicU64,
+    callbacks_opened: AtomicU64,
+    callbacks_done: AtomicU64,
+    callbacks_overdue: AtomicU64,
     /// The id of the newest committed event; SSE streams wait on it.
     events: watch::Sender<i64>,
     /// Every ticket as the performance report reads it, refreshed by change revision.
@@ -121,6 +143,8 @@ impl TicketService {
             inner: Arc::new(Inner {
                 db,
                 config,
+                procedures: ProcedureConfig::default(),
+                satisfaction: SatisfactionConfig::default(),
                 clock,
                 opened: AtomicU64::new(0),
                 updated: AtomicU64::new(0),
@@ -128,15 +152,48 @@ impl TicketService {
                 flags: AtomicU64::new(0),
                 sla_respond: AtomicU64::new(0),
                 sla_resolve: AtomicU64::new(0),
+                steps_overdue: AtomicU64::new(0),
+                satisfaction_answers: AtomicU64::new(0),
+                callbacks_opened: AtomicU64::new(0),
+                callbacks_done: AtomicU64::new(0),
+                callbacks_overdue: AtomicU64::new(0),
                 events: watch::Sender::new(last_event),
                 performance: Mutex::default(),
             }),
         })
     }
 
+    /// The same service with `[procedures]` and `[satisfaction]` in force instead of
+    /// their defaults (validated). Call it right after opening, before the handle is
+    /// cloned: [`Error::Config`] otherwise.
+    pub fn with_procedures(
+        mut self,
+        procedures: ProcedureConfig,
+        satisfaction: SatisfactionConfig,
+    ) -> Result<Self> {
+        procedures.validate()?;
+        satisfaction.validate()?;
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
+            Error::Config("procedures must be set before the ticket service is shared".into())
+        })?;
+        inner.procedures = procedures;
+        inner.satisfaction = satisfaction;
+        Ok(self)
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &TicketConfig {
         &self.inner.config
+    }
+
+    /// The procedures in force.
+    pub fn procedures(&self) -> &ProcedureConfig {
+        &self.inner.procedures
+    }
+
+    /// The satisfaction rules in force.
+    pub fn satisfaction_config(&self) -> &SatisfactionConfig {
+        &self.inner.satisfaction
     }
 
     /// "Now" by the service's clock.
@@ -153,6 +210,11 @@ impl TicketService {
             flags: self.inner.flags.load(Ordering::Relaxed),
             sla_respond_breaches: self.inner.sla_respond.load(Ordering::Relaxed),
             sla_resolve_breaches: self.inner.sla_resolve.load(Ordering::Relaxed),
+            steps_overdue: self.inner.steps_overdue.load(Ordering::Relaxed),
+            satisfaction_answers: self.inner.satisfaction_answers.load(Ordering::Relaxed),
+            callbacks_opened: self.inner.callbacks_opened.load(Ordering::Relaxed),
+            callbacks_done: self.inner.callbacks_done.load(Ordering::Relaxed),
+            callbacks_overdue: self.inner.callbacks_overdue.load(Ordering::Relaxed),
         }
     }
 
@@ -260,5 +322,9 @@ impl TicketService {
     }
 }
 
+#[cfg(test)]
+mod procedure_tests;
+#[cfg(test)]
+mod reports_tests;
 #[cfg(test)]
 mod tests;
