@@ -273,13 +273,14 @@ fn candidate(need: &Need, x: &Situation<'_>, s: &RankSettings) -> Candidate {
         next_slot(e, &x.bookings, arrival, s)
     };
     let in_window = available_at.is_some_and(|t| t <= need.needed_by);
-    let time_score = match available_at {
-        Some(t) if in_window => {
-            let span = (need.needed_by.millis() - need.now.millis()).max(1) as f64;
-            (1.0 - (t.millis() - need.now.millis()).max(0) as f64 / span).clamp(0.0, 1.0)
-        }
-        _ => 0.0,
-    };
+    // Earlier is better inside the window and outside it: when nobody fits, the
+    // planner still wants the engineer who gets there first, not one who is as "out of
+    // time" as any other (a cross-region engineer hours away scored like a local one).
+    let time_score = available_at.map_or(0.0, |t| {
+        let span = (need.needed_by.millis() - need.now.millis()).max(Timestamp::HOUR_MS) as f64;
+        let delay = (t.millis() - need.now.millis()).max(0) as f64;
+        span / (span + delay)
+    });
 
     let why_not = if e.disabled {
         Some("the account is disabled".to_owned())
