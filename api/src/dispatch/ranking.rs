@@ -25,13 +25,13 @@ use serde::Serialize;
 use store::engineers::Engineer;
 
 /// Score weights (they add up to 100).
-pub const WEIGHT_SKILLS: f64 = 40.0;
+pub const WEIGHT_SKILLS: f64 = 30.0;
 /// Weight of closeness.
-pub const WEIGHT_DISTANCE: f64 = 25.0;
+pub const WEIGHT_DISTANCE: f64 = 20.0;
 /// Weight of free capacity today.
-pub const WEIGHT_LOAD: f64 = 20.0;
+pub const WEIGHT_LOAD: f64 = 15.0;
 /// Weight of arriving early within the ticket's time.
-pub const WEIGHT_TIME: f64 = 15.0;
+pub const WEIGHT_TIME: f64 = 35.0;
 /// The distance at which closeness scores half: `1 / (1 + km / HALF_SCORE_KM)`.
 pub const HALF_SCORE_KM: f64 = 25.0;
 
@@ -164,8 +164,9 @@ pub fn load_on(e: &Engineer, bookings: &[Timestamp], t: Timestamp) -> u32 {
 }
 
 /// The earliest time `e` can start a visit at or after `arrival`: within working
-/// hours on a working day (their time zone), on a day with capacity left, with a
-/// whole visit before the day's end; `None` within `horizon_days`.
+/// hours on a working day (their time zone), on a day with capacity left, not
+/// overlapping a visit already booked (each booking holds `visit_ms` from its window
+/// start), with a whole visit before the day's end; `None` within `horizon_days`.
 pub fn next_slot(
     e: &Engineer,
     bookings: &[Timestamp],
@@ -181,18 +182,28 @@ pub fn next_slot(
         if !days.contains(&date.weekday().num_days_from_monday()) {
             continue;
         }
-        let booked = bookings
+        let mut booked: Vec<i64> = bookings
             .iter()
             .filter(|b| local_date(tz, **b) == date)
-            .count() as u32;
-        if booked >= e.daily_capacity {
+            .map(|b| b.millis())
+            .collect();
+        if booked.len() as u32 >= e.daily_capacity {
             continue;
         }
+        booked.sort_unstable();
         let day_start = at_local(tz, date, start);
         let day_end = at_local(tz, date, end);
-        let t = arrival.max(day_start);
-        if t.millis().saturating_add(s.visit_ms) <= day_end.millis() {
-            return Some(t);
+        // The first gap of a whole visit between the visits already booked that day:
+        // an engineer works one visit after another.
+        let mut t = arrival.max(day_start).millis();
+        for b in booked {
+            let b_end = b.saturating_add(s.visit_ms);
+            if t < b_end && b < t.saturating_add(s.visit_ms) {
+                t = b_end;
+            }
+        }
+        if t.saturating_add(s.visit_ms) <= day_end.millis() {
+            return Some(Timestamp(t));
         }
     }
     None
@@ -388,6 +399,34 @@ mod tests {
             active: 0,
             bookings: Vec::new(),
         }
+    }
+
+    #[test]
+    fn visits_already_booked_push_the_slot_and_a_free_engineer_wins_when_nobody_fits() {
+        // Default hours 08:00-18:00, visits of 2 h; booked at 09:00 and 11:00 today.
+        let e = engineer("busy", &[("electrical", 3)], Some((31.2, 121.5)));
+        let at = |h: i64| Timestamp(monday_9().millis() + h * H);
+        let booked = [at(0), at(2)];
+        assert_eq!(next_slot(&e, &booked, at(0), &settings()), Some(at(4)));
+        // A gap of a whole visit between bookings is used.
+        assert_eq!(
+            next_slot(&e, &[at(0), at(4)], at(0), &settings()),
+            Some(at(2))
+        );
+        // Nobody can be there at once: the one who can start first ranks first.
+        let busy = Situation {
+            engineer: &e,
+            active: 2,
+            bookings: booked.to_vec(),
+        };
+        let free = engineer("free", &[("electrical", 3)], Some((31.4, 121.7)));
+        let ranked = rank(
+            &need(&["electrical"], 0),
+            &[busy, situation(&free)],
+            &settings(),
+        );
+        assert!(ranked.iter().all(|c| !c.fits));
+        assert_eq!(ranked[0].engineer, "free", "{ranked:?}");
     }
 
     #[test]
