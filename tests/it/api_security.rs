@@ -231,6 +231,14 @@ async fn schemathesis_finds_no_server_error() {
             .args(["--checks", "not_a_server_error"])
             .args(["--max-examples", "25"])
             .args(["--seed", "1"])
+            // Without the stateful phase: schemathesis 4.32 infers links of its own from
+            // the Location headers it saw (no link is declared in our document), and
+            // with the `{login}` paths of the engineers' routes it inferred one from
+            // GET /api/v1/audit to GET /api/v1/webhooks/{id} with a parameter `login`,
+            // then refused its own link ("Invalid OpenAPI Links Definition") and ran
+            // no scenario. Every operation still gets the examples, coverage and
+            // fuzzing phases, which are what look for server errors.
+            .args(["--phases", "examples,coverage,fuzzing"])
             .env("NO_COLOR", "1")
             .output()
             .expect("run schemathesis")
