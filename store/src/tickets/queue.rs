@@ -895,6 +895,7 @@ mod tests {
         let mut drop_v7 = String::from(
             "DROP INDEX tickets_step_due; DROP INDEX tickets_callback_due;
              DROP INDEX tickets_undispatched; DROP INDEX tickets_opened;
+             DROP INDEX ticket_log_reopened;
              DROP TABLE device_directory;",
         );
         for column in [
