@@ -14,7 +14,7 @@ use api::kpis::{Bucket, Durations, GroupBy, KpiQuery, KpiReport, Kpis};
 use askama::Template;
 use axum::extract::{RawQuery, State};
 use chrono::NaiveDate;
-use domain::Timestamp;
+use domain::{Lang, ReportChannel, Timestamp};
 use serde::Deserialize;
 
 use crate::chart::{ticks, LineChart, Points};
@@ -397,15 +397,36 @@ fn times(clock: &Clock, d: &Durations, t: &Texts) -> (Option<String>, String) {
 }
 
 /// The headline figures.
-fn figures(k: &Kpis, clock: &Clock, t: &'static Texts) -> Vec<Figure> {
+fn figures(k: &Kpis, clock: &Clock, t: &'static Texts, lang: Lang) -> Vec<Figure> {
     let n = |x: u64| clock.number(x as f64, 0);
     let of = |a: u64, b: u64, what: &str| format!("{} {} {} {}", n(a), t.of, n(b), what);
     let (response, response_detail) = times(clock, &k.response, t);
     let (resolution, resolution_detail) = times(clock, &k.resolution, t);
     let c = &k.counts;
     let mut opened_detail = vec![format!("{} {}", n(c.active), t.active)];
-    opened_detail.extend(c.by_source.iter().map(|(s, x)| format!("{s} {}", n(*x))));
-    opened_detail.extend(c.by_channel.iter().map(|(s, x)| format!("{s} {}", n(*x))));
+    // Sources, channels and steps by their names in the viewer's language (the
+    // ticket page's words), a value this version does not know by its wire name.
+    let common = crate::i18n::common(lang);
+    opened_detail.extend(c.by_source.iter().map(|(s, x)| {
+        let name = match s.as_str() {
+            "proactive" => common.source_proactive,
+            "reactive" => common.source_reactive,
+            other => other,
+        };
+        format!("{name} {}", n(*x))
+    }));
+    let report_words = crate::ticket::reports::words(lang);
+    opened_detail.extend(c.by_channel.iter().map(|(s, x)| {
+        let name = s
+            .parse::<ReportChannel>()
+            .map_or(s.as_str(), |ch| report_words.channel_name(ch));
+        format!("{name} {}", n(*x))
+    }));
+    let step_words = pick(
+        lang,
+        &crate::ticket::procedure::EN,
+        &crate::ticket::procedure::ZH,
+    );
     let s = &k.satisfaction;
     let cb = &s.callbacks;
     let w = &k.warned_in_advance;
@@ -417,7 +438,7 @@ fn figures(k: &Kpis, clock: &Clock, t: &'static Texts) -> Vec<Figure> {
     for st in &k.steps_by_name {
         steps_detail.push_str(&format!(
             " · {} {}/{}",
-            st.step,
+            crate::ticket::procedure::step_title(step_words, &st.step),
             n(st.overdue),
             n(st.with_clock)
         ));
@@ -735,7 +756,7 @@ pub(crate) async fn page(
         },
         groupings,
         has_tickets: report.overall.counts.opened > 0,
-        figures: figures(&report.overall, clock, t),
+        figures: figures(&report.overall, clock, t, lang),
         charts: charts(&report, clock, t),
         rows: rows(&report, clock),
         chart_w: LineChart::WIDTH,

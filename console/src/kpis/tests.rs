@@ -121,6 +121,15 @@ async fn tickets_moved_through_the_service_show_in_both_languages() {
     assert!(a.body.contains(zh.no_answers));
     assert!(a.body.contains(zh.first_time_fix));
     assert!(!a.body.contains(en.no_answers));
+    // Sources and steps by their Chinese names, not their wire names.
+    let common = crate::i18n::common(Lang::Zh);
+    assert!(
+        a.body.contains(&format!("{} 3", common.source_proactive)),
+        "{}",
+        a.body
+    );
+    assert!(!a.body.contains("proactive 3"), "{}", a.body);
+    assert!(a.body.contains(crate::ticket::procedure::ZH.step_respond));
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@
 
 mod demo;
 mod driver;
+mod service;
 mod sign_in;
 mod workday;
 
