@@ -12,6 +12,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DomainError, Priority, Timestamp};
 
+/// `Display` and `FromStr` of a wire enum by its `ALL` and `as_str`, refusing an
+/// unknown name with the list of known ones.
+macro_rules! wire_name {
+    ($ty:ty, $what:literal, $expected:literal) => {
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = DomainError;
+            fn from_str(s: &str) -> Result<Self, DomainError> {
+                Self::ALL
+                    .into_iter()
+                    .find(|c| c.as_str() == s)
+                    .ok_or_else(|| DomainError::InvalidValue {
+                        what: $what,
+                        value: s.to_owned(),
+                        expected: $expected,
+                    })
+            }
+        }
+    };
+}
+
 /// How a ticket or a report reached fixahead.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -55,25 +81,11 @@ impl ReportChannel {
     }
 }
 
-impl fmt::Display for ReportChannel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ReportChannel {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, DomainError> {
-        Self::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| DomainError::InvalidValue {
-                what: "channel",
-                value: s.to_owned(),
-                expected: "device, phone, app, web, installer",
-            })
-    }
-}
+wire_name!(
+    ReportChannel,
+    "channel",
+    "device, phone, app, web, installer"
+);
 
 /// What the customer says is wrong, as the call centre classifies it.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -136,25 +148,11 @@ impl ProblemCategory {
     }
 }
 
-impl fmt::Display for ProblemCategory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ProblemCategory {
-    type Err = DomainError;
-    fn from_str(s: &str) -> Result<Self, DomainError> {
-        Self::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| DomainError::InvalidValue {
-                what: "category",
-                value: s.to_owned(),
-                expected: "down, degraded, error_code, noise, leak, installation, question",
-            })
-    }
-}
+wire_name!(
+    ProblemCategory,
+    "category",
+    "down, degraded, error_code, noise, leak, installation, question"
+);
 
 /// One customer report as it reached a ticket (the first one opened it, or it joined
 /// the device's active ticket for the same component).
